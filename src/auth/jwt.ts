@@ -1,0 +1,218 @@
+import { compactVerify, decodeProtectedHeader, importJWK, SignJWT, base64url, type JWK } from 'jose';
+
+/**
+ * Tenant JWT verification with the upstream rules: signer chosen by `alg`/`kid` (HS* with the tenant secret or an
+ * `oct` JWK, RS/ES/EdDSA through the tenant JWKS), then `exp`/`iat` checks and, for sockets and channels, required
+ * `role` and `exp`. Failures are values, so each caller renders the upstream text for its context.
+ */
+export interface Claims {
+  role?: string;
+  sub?: string;
+  exp?: number;
+  iat?: number;
+  [claim: string]: unknown;
+}
+
+export type JwtFailure =
+  | { kind: 'malformed' }
+  | { kind: 'signature' }
+  | { kind: 'signer' }
+  | { kind: 'signer_kid'; kid: string }
+  | { kind: 'expired'; secondsAgo: number }
+  | { kind: 'exp_invalid' }
+  | { kind: 'claims_missing' }
+  | { kind: 'claim_mismatch'; claim: string };
+
+export type JwtResult = { ok: true; claims: Claims; exp: number | null } | { ok: false; error: JwtFailure };
+
+export interface JwtSigners {
+  secret: string | null;
+  jwks: { keys: Record<string, unknown>[] } | null;
+}
+
+export interface VerifyOptions {
+  /** Sockets and channels require both `role` and `exp`. */
+  requireRoleAndExp: boolean;
+  /** Extra exact-match claims (upstream JWT_CLAIM_VALIDATORS). */
+  claimValidators?: Record<string, unknown>;
+  nowMs?: number;
+}
+
+type KeyLike = Awaited<ReturnType<typeof importJWK>>;
+
+const HS = new Set(['HS256', 'HS384', 'HS512']);
+const KTY_FOR: Record<string, string> = {
+  RS256: 'RSA', RS384: 'RSA', RS512: 'RSA', PS256: 'RSA', PS384: 'RSA', PS512: 'RSA',
+  ES256: 'EC', ES384: 'EC', ES512: 'EC',
+  EdDSA: 'OKP', Ed25519: 'OKP', Ed448: 'OKP',
+};
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Caches imported keys per signer set; a tenant keeps one instance and drops it when its secrets change. */
+export class JwtVerifier {
+  private readonly keyCache = new Map<string, Promise<KeyLike>>();
+  private readonly secretBytes: Uint8Array | null;
+
+  constructor(private readonly signers: JwtSigners) {
+    this.secretBytes = signers.secret === null ? null : encoder.encode(signers.secret);
+  }
+
+  async verify(rawToken: string, opts: VerifyOptions): Promise<JwtResult> {
+    const token = cleanToken(rawToken);
+    let header: ReturnType<typeof decodeProtectedHeader>;
+    try {
+      header = decodeProtectedHeader(token);
+      if (token.split('.').length !== 3) return fail({ kind: 'malformed' });
+    } catch {
+      return fail({ kind: 'malformed' });
+    }
+    const alg = typeof header.alg === 'string' ? header.alg : null;
+    const kid = typeof header.kid === 'string' ? header.kid : null;
+    const key = await this.selectKey(alg, kid);
+    if ('error' in key) return fail(key.error);
+    let payloadBytes: Uint8Array;
+    try {
+      const verified = await compactVerify(token, key.key, { algorithms: [alg as string] });
+      payloadBytes = verified.payload;
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (code === 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED') return fail({ kind: 'signature' });
+      if (code === 'ERR_JOSE_ALG_NOT_ALLOWED' || code === 'ERR_JOSE_NOT_SUPPORTED' || code === 'ERR_JWK_INVALID') {
+        return fail({ kind: 'signer' });
+      }
+      return fail({ kind: 'malformed' });
+    }
+    let claims: unknown;
+    try {
+      claims = JSON.parse(decoder.decode(payloadBytes));
+    } catch {
+      return fail({ kind: 'malformed' });
+    }
+    if (claims === null || typeof claims !== 'object' || Array.isArray(claims)) return fail({ kind: 'malformed' });
+    return checkClaims(claims as Claims, opts);
+  }
+
+  private async selectKey(alg: string | null, kid: string | null): Promise<{ key: KeyLike } | { error: JwtFailure }> {
+    if (alg === null) return { error: { kind: 'signer' } };
+    if (HS.has(alg)) {
+      const jwk = kid === null ? undefined : this.findJwk(kid, 'oct');
+      if (jwk && typeof jwk.k === 'string') {
+        try {
+          return { key: base64url.decode(jwk.k) };
+        } catch {
+          return { error: { kind: 'signer' } };
+        }
+      }
+      if (this.secretBytes === null) return { error: { kind: 'signer' } };
+      return { key: this.secretBytes };
+    }
+    const kty = KTY_FOR[alg];
+    if (!kty || kid === null || this.signers.jwks === null) return { error: { kind: 'signer' } };
+    const jwk = this.findJwk(kid, kty);
+    if (!jwk) return { error: { kind: 'signer_kid', kid } };
+    if (kty === 'OKP' && jwk.crv !== 'Ed25519' && jwk.crv !== 'Ed448') return { error: { kind: 'signer' } };
+    const cacheKey = `${alg}:${kid}`;
+    let imported = this.keyCache.get(cacheKey);
+    if (!imported) {
+      const importAlg = alg === 'Ed25519' || alg === 'Ed448' ? 'EdDSA' : alg;
+      imported = importJWK(jwk as JWK, importAlg) as Promise<KeyLike>;
+      this.keyCache.set(cacheKey, imported);
+    }
+    try {
+      return { key: await imported };
+    } catch {
+      this.keyCache.delete(cacheKey);
+      return { error: { kind: 'signer' } };
+    }
+  }
+
+  private findJwk(kid: string, kty: string): Record<string, unknown> | undefined {
+    return this.signers.jwks?.keys.find((k) => k.kid === kid && k.kty === kty);
+  }
+}
+
+function checkClaims(claims: Claims, opts: VerifyOptions): JwtResult {
+  const nowSec = Math.floor((opts.nowMs ?? Date.now()) / 1000);
+  let exp: number | null = null;
+  if ('exp' in claims && claims.exp !== undefined) {
+    if (typeof claims.exp !== 'number' || !Number.isFinite(claims.exp)) return fail({ kind: 'exp_invalid' });
+    exp = Math.round(claims.exp);
+    if (exp <= nowSec) return fail({ kind: 'expired', secondsAgo: nowSec - exp });
+  }
+  if ('iat' in claims && claims.iat !== undefined && (typeof claims.iat !== 'number' || !Number.isFinite(claims.iat))) {
+    return fail({ kind: 'malformed' });
+  }
+  if (opts.requireRoleAndExp && (exp === null || claims.role === undefined || claims.role === null)) {
+    return fail({ kind: 'claims_missing' });
+  }
+  for (const [claim, expected] of Object.entries(opts.claimValidators ?? {})) {
+    if (claims[claim] !== expected) return fail({ kind: 'claim_mismatch', claim });
+  }
+  return { ok: true, claims, exp };
+}
+
+function fail(error: JwtFailure): JwtResult {
+  return { ok: false, error };
+}
+
+/** Upstream strips URL-encoding and all whitespace from tokens before verifying them. */
+export function cleanToken(raw: string): string {
+  let t = raw;
+  try {
+    t = decodeURIComponent(raw);
+  } catch {
+    // Not URL-encoded: verify it as given.
+  }
+  return t.replace(/\s+/g, '');
+}
+
+const SIGNER_MESSAGE = 'Failed to generate JWT signer, check your JWT secret or JWKS configuration';
+
+/** The message text shared by handshake errors and channel errors. */
+export function jwtFailureMessage(error: JwtFailure): string {
+  switch (error.kind) {
+    case 'malformed':
+      return 'The token provided is not a valid JWT';
+    case 'signature':
+      return 'Failed to validate JWT signature';
+    case 'signer':
+      return SIGNER_MESSAGE;
+    case 'signer_kid':
+      return `Failed to generate JWT signer for key ID (kid) "${error.kid}", check your JWT secret or JWKS configuration`;
+    case 'expired':
+      return `Token has expired ${error.secondsAgo} seconds ago`;
+    case 'exp_invalid':
+      return 'Token expiration time is invalid';
+    case 'claims_missing':
+      return 'Fields `role` and `exp` are required in JWT';
+    case 'claim_mismatch':
+      return 'The token provided is not a valid JWT';
+  }
+}
+
+/** Upstream error codes for join replies (`<Code>: <message>`). */
+export function jwtFailureCode(error: JwtFailure): string {
+  switch (error.kind) {
+    case 'malformed':
+    case 'claim_mismatch':
+      return 'MalformedJWT';
+    case 'signature':
+      return 'JwtSignatureError';
+    case 'signer':
+    case 'signer_kid':
+      return 'JwtSignerError';
+    default:
+      return 'InvalidJWTToken';
+  }
+}
+
+/** The WebSocket handshake says only "Token has expired", without the seconds. */
+export function handshakeJwtMessage(error: JwtFailure): string {
+  return error.kind === 'expired' ? 'Token has expired' : jwtFailureMessage(error);
+}
+
+export async function signHs256(claims: Claims, secret: string): Promise<string> {
+  return new SignJWT(claims).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).sign(encoder.encode(secret));
+}

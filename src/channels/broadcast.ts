@@ -1,0 +1,41 @@
+import type { Envelope } from './fanout.js';
+import type { Channel } from './channel.js';
+import type { PhoenixMessage, UserBroadcast } from './protocol/index.js';
+
+/** Upstream allows the tenant's limit plus 500 bytes of envelope slack. */
+export function payloadLimitBytes(maxPayloadSizeInKb: number): number {
+  return maxPayloadSizeInKb * 1000 + 500;
+}
+
+/** A text `broadcast` push: re-broadcast verbatim to the channel's topic. */
+export function handleTextBroadcast(channel: Channel, msg: PhoenixMessage): void {
+  const payloadJson = JSON.stringify(msg.payload ?? null);
+  const size = Buffer.byteLength(payloadJson);
+  publishBroadcast(channel, msg.joinRef, msg.ref, size, { type: 'json', event: 'broadcast', payloadJson });
+}
+
+/** A kind-3 user broadcast: the payload bytes are forwarded untouched; client metadata is dropped. */
+export function handleUserBroadcast(channel: Channel, msg: UserBroadcast): void {
+  const env: Envelope = { type: 'user', userEvent: msg.userEvent, encoding: msg.encoding, payload: msg.payload, metaJson: null };
+  publishBroadcast(channel, msg.joinRef, msg.ref, msg.payload.length, env);
+}
+
+function publishBroadcast(channel: Channel, joinRef: string | null, ref: string | null, size: number, env: Envelope): void {
+  const { conn } = channel;
+  const tenant = conn.tenant;
+  const metrics = conn.ctx.metrics;
+  metrics.payloadSize.observe({ tenant: tenant.id, message_type: 'broadcast' }, size);
+  if (size > payloadLimitBytes(tenant.settings.limits.maxPayloadSizeInKb)) {
+    metrics.channelErrors.inc({ tenant: tenant.id, code: 'PayloadSizeExceeded' });
+    conn.log.warn({ error_code: 'PayloadSizeExceeded', size, topic: channel.topic }, 'broadcast over the payload limit dropped');
+    if (channel.ack) conn.reply(joinRef ?? channel.joinRef, ref, channel.topic, 'error', 'payload_size_exceeded');
+    return;
+  }
+  tenant.events.add(1);
+  metrics.channelEvents.inc({ tenant: tenant.id });
+  conn.ctx.pubsub.publish(
+    { tenantId: tenant.id, key: channel.key, subTopic: channel.subTopic, env },
+    channel.self ? null : conn.ws,
+  );
+  if (channel.ack) conn.reply(joinRef ?? channel.joinRef, ref, channel.topic, 'ok', {});
+}

@@ -1,0 +1,128 @@
+import { jwtFailureMessage, type Claims } from '../auth/jwt.js';
+import type { ChannelHandle } from '../tenants/tenant.js';
+import { handleTextBroadcast, handleUserBroadcast } from './broadcast.js';
+import { serializerTopic, topicKey } from './fanout.js';
+import type { JoinConfig } from './join-payload.js';
+import type { PhoenixMessage, UserBroadcast } from './protocol/index.js';
+import type { Connection } from './socket.js';
+
+/** The longest a token re-check timer waits; a timer beyond ~24 days would overflow setTimeout anyway. */
+const MAX_TOKEN_CHECK_MS = 60 * 60 * 1000;
+
+export type CloseReason = 'leave' | 'rejoin' | 'socket_closed' | 'shutdown';
+
+/** One joined topic on one socket: its options, token, and the handlers for its events. */
+export class Channel implements ChannelHandle {
+  readonly subTopic: string;
+  readonly key: string;
+  readonly isPrivate: boolean;
+  readonly self: boolean;
+  readonly ack: boolean;
+  closed = false;
+  private tokenTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    readonly conn: Connection,
+    readonly topic: string,
+    readonly joinRef: string | null,
+    readonly config: JoinConfig,
+    public token: string,
+    public claims: Claims,
+    private tokenExp: number | null,
+  ) {
+    this.subTopic = topic.slice('realtime:'.length);
+    this.isPrivate = config.private;
+    this.self = config.broadcastSelf;
+    this.ack = config.broadcastAck;
+    this.key = topicKey(conn.tenant.id, this.subTopic, this.isPrivate);
+  }
+
+  /** Makes the channel live: registered with the socket and tenant, subscribed to its broadcasts. */
+  start(): void {
+    const { conn } = this;
+    conn.channels.set(this.topic, this);
+    conn.tenant.addChannel(this.key, this);
+    conn.tenant.users.add(conn);
+    conn.ws?.subscribe(serializerTopic(conn.vsn, this.key));
+    this.scheduleTokenCheck();
+  }
+
+  handleMessage(msg: PhoenixMessage): void {
+    switch (msg.event) {
+      case 'broadcast':
+        handleTextBroadcast(this, msg);
+        return;
+      case 'access_token':
+        void this.refreshToken(msg.payload);
+        return;
+      default:
+        this.conn.tenant.events.add(1);
+        this.conn.log.info({ event: msg.event, topic: this.topic }, 'ignored unknown channel event');
+    }
+  }
+
+  handleUserBroadcast(msg: UserBroadcast): void {
+    handleUserBroadcast(this, msg);
+  }
+
+  /** A channel push (`system`, `presence_state`, replays) carries the channel's join_ref and no ref. */
+  push(event: string, payloadJson: string): void {
+    this.conn.send(this.conn.encode(this.joinRef, null, this.topic, event, payloadJson));
+  }
+
+  pushSystem(status: 'ok' | 'error', message: string, extension = 'system'): void {
+    this.push('system', JSON.stringify({ extension, status, message, channel: this.subTopic }));
+  }
+
+  /** Upstream "shutdown_response": tell the client why, then close the channel normally (phx_close). */
+  shutdown(message: string): void {
+    if (this.closed) return;
+    this.conn.log.info({ topic: this.topic, error_code: 'ChannelShutdown', reason: message }, 'channel shut down');
+    this.pushSystem('error', message);
+    this.close('shutdown');
+  }
+
+  /** Closes the channel; the client hears phx_close unless it left or its socket is gone. */
+  close(reason: CloseReason): void {
+    if (this.closed) return;
+    this.closed = true;
+    const { conn } = this;
+    if (this.tokenTimer) clearTimeout(this.tokenTimer);
+    if (conn.channels.get(this.topic) === this) conn.channels.delete(this.topic);
+    conn.tenant.removeChannel(this.key, this);
+    if (conn.channels.size === 0) conn.tenant.users.delete(conn);
+    if (reason === 'socket_closed') return;
+    conn.ws?.unsubscribe(serializerTopic(conn.vsn, this.key));
+    conn.send(conn.encode(this.joinRef, this.joinRef, this.topic, 'phx_close', '{}'));
+  }
+
+  /** `access_token`: ignored when absent, an `sb_` key or unchanged; otherwise re-verified, or the channel ends. */
+  async refreshToken(payload: unknown): Promise<void> {
+    const token = (payload as { access_token?: unknown } | null)?.access_token;
+    if (typeof token !== 'string' || token.startsWith('sb_') || token === this.token) return;
+    const result = await this.conn.tenant.verifier.verify(token, { requireRoleAndExp: true });
+    if (this.closed) return;
+    if (!result.ok) return this.shutdown(jwtFailureMessage(result.error));
+    this.token = token;
+    this.claims = result.claims;
+    this.tokenExp = result.exp;
+    this.scheduleTokenCheck();
+  }
+
+  private scheduleTokenCheck(): void {
+    if (this.tokenTimer) clearTimeout(this.tokenTimer);
+    this.tokenTimer = null;
+    if (this.tokenExp === null) return;
+    const untilExpiry = this.tokenExp * 1000 - Date.now();
+    const wait = Math.max(0, Math.min(untilExpiry + 50, MAX_TOKEN_CHECK_MS));
+    this.tokenTimer = setTimeout(() => void this.checkToken(), wait);
+    this.tokenTimer.unref();
+  }
+
+  private async checkToken(): Promise<void> {
+    const result = await this.conn.tenant.verifier.verify(this.token, { requireRoleAndExp: true });
+    if (this.closed) return;
+    if (!result.ok) return this.shutdown(jwtFailureMessage(result.error));
+    this.scheduleTokenCheck();
+  }
+}

@@ -1,0 +1,16 @@
+import type { PubSub } from '../cluster/pubsub.js';
+import type { Config } from '../config/index.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { TenantRegistry } from '../tenants/registry.js';
+
+/** What channel code needs from the server around it; one per server instance. */
+export interface ChannelsContext {
+  config: Config;
+  registry: TenantRegistry;
+  pubsub: PubSub;
+  metrics: Metrics;
+  log: Logger;
+  /** Set when the node is stopping: new joins are refused with RealtimeRestarting. */
+  shuttingDown: boolean;
+}

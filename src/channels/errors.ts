@@ -1,0 +1,32 @@
+/**
+ * Join error reasons exactly as upstream words them (`<Code>: <message>`), built in one place.
+ */
+export const JoinError = {
+  topicNameRequired: 'TopicNameRequired: You must provide a topic name',
+  restarting: 'RealtimeRestarting: Realtime is restarting, please standby',
+  tenantNotFound: 'TenantNotFound: Tenant with the given ID does not exist',
+  privateOnly: 'PrivateOnly: This project only allows private channels',
+  tooManyUsers: 'ConnectionRateLimitReached: Too many connected users',
+  tooManyJoins: 'ClientJoinRateLimitReached: Too many joins per second',
+  tooManyChannels: 'ChannelRateLimitReached: Too many channels',
+  realtimeDisabled: 'RealtimeDisabledForTenant: Realtime disabled for this tenant',
+  initializing: 'InitializingProjectConnection: Realtime is initializing the project connection',
+  unableToConnect: 'UnableToConnectToProject: Realtime was unable to connect to the project database',
+  unauthorized: (subTopic: string) => `Unauthorized: You do not have permissions to read from this Channel topic: ${subTopic}`,
+  replayPublic: 'UnableToReplayMessages: Replay is not allowed for public channels',
+  replayParams: 'UnableToReplayMessages: Replay params are not valid',
+  replayFailed: 'UnableToReplayMessages: Realtime was unable to replay messages',
+  unknown: 'Unknown Error on Channel',
+} as const;
+
+/** The code part of a reason, for the error metric and log lines. */
+export function reasonCode(reason: string): string {
+  const i = reason.indexOf(':');
+  return i > 0 && /^[A-Za-z]+$/.test(reason.slice(0, i)) ? reason.slice(0, i) : 'UnknownErrorOnChannel';
+}
+
+/** `system` message texts for channel shutdowns. */
+export const ShutdownMessage = {
+  tooManyMessages: 'Too many messages per second',
+  serverDisconnect: 'Server requested disconnect',
+} as const;

@@ -1,0 +1,91 @@
+import { encodeUserBroadcast, encodeV1Raw, encodeV2Raw, type Vsn } from './protocol/index.js';
+import type { TemplatedApp, WebSocket } from '../http/uws.js';
+
+/**
+ * What travels between nodes and reaches subscribers of a topic. Payloads stay serialized: a JSON message carries
+ * its payload as JSON text, a user broadcast its raw bytes, so a fan-out never parses and re-serializes.
+ */
+export type Envelope =
+  | { type: 'json'; event: string; payloadJson: string }
+  | { type: 'user'; userEvent: string; encoding: 0 | 1; payload: Uint8Array; metaJson: string | null };
+
+/** Topic key of a tenant's channel namespace; the separator cannot occur in tenant ids. */
+export function topicKey(tenantId: string, subTopic: string, isPrivate: boolean): string {
+  return `${tenantId}|${isPrivate ? 'private' : 'public'}|${subTopic}`;
+}
+
+/** The uWS pub/sub topic of one serializer's subscribers of a topic key. */
+export function serializerTopic(vsn: Vsn, key: string): string {
+  return vsn === '2.0.0' ? `2|${key}` : `1|${key}`;
+}
+
+export interface DeliveryStats {
+  deliveries: number;
+  bytes: number;
+}
+
+const utf8 = new TextDecoder();
+
+/**
+ * Delivers a message to every local subscriber of a topic through uWS native pub/sub: the frame is encoded once per
+ * serializer that has subscribers, and uWS skips sockets over their backpressure limit instead of stalling others.
+ */
+export class Fanout {
+  constructor(private readonly app: TemplatedApp) {}
+
+  /**
+   * @param exclude the sending socket when it must not receive its own message (broadcast `self: false`).
+   */
+  deliver(key: string, channelTopic: string, env: Envelope, exclude: WebSocket<unknown> | null): DeliveryStats {
+    const stats: DeliveryStats = { deliveries: 0, bytes: 0 };
+    this.deliverTo('2.0.0', key, channelTopic, env, exclude, stats);
+    this.deliverTo('1.0.0', key, channelTopic, env, exclude, stats);
+    return stats;
+  }
+
+  private deliverTo(vsn: Vsn, key: string, channelTopic: string, env: Envelope, exclude: WebSocket<unknown> | null, stats: DeliveryStats): void {
+    const topic = serializerTopic(vsn, key);
+    let receivers = this.app.numSubscribers(topic);
+    if (receivers === 0) return;
+    const sender = exclude !== null && exclude.isSubscribed(topic) ? exclude : null;
+    if (sender) receivers -= 1;
+    if (receivers === 0) return;
+    const frame = encodeFor(vsn, channelTopic, env);
+    if (frame === null) return;
+    const isBinary = typeof frame !== 'string';
+    if (sender) sender.publish(topic, frame, isBinary);
+    else this.app.publish(topic, frame, isBinary);
+    stats.deliveries += receivers;
+    stats.bytes += receivers * (isBinary ? frame.length : Buffer.byteLength(frame));
+  }
+}
+
+/** Encodes a fan-out message for one serializer; null when that serializer cannot carry it (binary to V1). */
+export function encodeFor(vsn: Vsn, channelTopic: string, env: Envelope): string | Uint8Array | null {
+  if (env.type === 'json') {
+    return vsn === '2.0.0'
+      ? encodeV2Raw(null, null, channelTopic, env.event, env.payloadJson)
+      : encodeV1Raw(channelTopic, env.event, env.payloadJson, null);
+  }
+  if (vsn === '2.0.0') return encodeUserBroadcast(channelTopic, env.userEvent, env.encoding, env.payload, env.metaJson);
+  if (env.encoding === 0) return null;
+  const text = utf8.decode(env.payload);
+  // Embedded verbatim into a V1 frame, so it must be valid JSON; checked once per message, only for V1 receivers.
+  if (!isJson(text)) return null;
+  return encodeV1Raw(channelTopic, 'broadcast', userBroadcastJson(env.userEvent, text, env.metaJson), null);
+}
+
+/** The JSON form of a user broadcast for V1 sockets; the payload text is embedded as it came. */
+export function userBroadcastJson(userEvent: string, payloadJsonText: string, metaJson: string | null): string {
+  const meta = metaJson ? `,"meta":${metaJson}` : '';
+  return `{"event":${JSON.stringify(userEvent)},"payload":${payloadJsonText},"type":"broadcast"${meta}}`;
+}
+
+function isJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,119 @@
+import { normalizeRef } from './v1.js';
+import { BINARY_KIND, FrameDecodeError, type Inbound, type PhoenixMessage } from './types.js';
+
+/**
+ * vsn 2.0.0: text frames are JSON arrays `[join_ref, ref, topic, event, payload]`;
+ * binary frames start with a kind byte (0 push and 3 user broadcast push in, 4 user broadcast out).
+ */
+export function decodeV2Text(text: string): Inbound {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new FrameDecodeError('invalid JSON');
+  }
+  if (!Array.isArray(parsed) || parsed.length < 5) throw new FrameDecodeError('expected an array of 5 elements');
+  const [joinRef, ref, topic, event, payload] = parsed;
+  if (typeof topic !== 'string' || typeof event !== 'string') throw new FrameDecodeError('topic and event must be strings');
+  if (!isRefLike(joinRef) || !isRefLike(ref)) throw new FrameDecodeError('refs must be strings or null');
+  return { kind: 'message', joinRef: normalizeRef(joinRef), ref: normalizeRef(ref), topic, event, payload };
+}
+
+function isRefLike(v: unknown): boolean {
+  return v === null || typeof v === 'string' || typeof v === 'number';
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: false });
+const encoder = new TextEncoder();
+
+export function decodeV2Binary(bytes: Uint8Array): Inbound {
+  if (bytes.length < 1) throw new FrameDecodeError('empty binary frame');
+  const kind = bytes[0];
+  if (kind === BINARY_KIND.push) {
+    const header = 5;
+    if (bytes.length < header) throw new FrameDecodeError('truncated push header');
+    const [joinRef, ref, topic, event, rest] = readFields(bytes, 1, 4, header);
+    return { kind: 'binary_push', joinRef: emptyToNull(joinRef), ref: emptyToNull(ref), topic, event, payload: bytes.subarray(rest) };
+  }
+  if (kind === BINARY_KIND.userBroadcastPush) {
+    const header = 7;
+    if (bytes.length < header) throw new FrameDecodeError('truncated user broadcast header');
+    const encoding = bytes[6];
+    if (encoding !== 0 && encoding !== 1) throw new FrameDecodeError(`unknown payload encoding ${encoding}`);
+    const joinRefLen = bytes[1], refLen = bytes[2], topicLen = bytes[3], eventLen = bytes[4], metaLen = bytes[5];
+    let off = header;
+    const end = off + joinRefLen + refLen + topicLen + eventLen + metaLen;
+    if (end > bytes.length) throw new FrameDecodeError('user broadcast fields run past the frame');
+    const joinRef = utf8.decode(bytes.subarray(off, (off += joinRefLen)));
+    const ref = utf8.decode(bytes.subarray(off, (off += refLen)));
+    const topic = utf8.decode(bytes.subarray(off, (off += topicLen)));
+    const userEvent = utf8.decode(bytes.subarray(off, (off += eventLen)));
+    const metadata = bytes.subarray(off, (off += metaLen));
+    return {
+      kind: 'user_broadcast',
+      joinRef: emptyToNull(joinRef),
+      ref: emptyToNull(ref),
+      topic,
+      userEvent,
+      encoding,
+      metadata,
+      payload: bytes.subarray(off),
+    };
+  }
+  throw new FrameDecodeError(`unsupported binary kind ${kind}`);
+}
+
+function readFields(bytes: Uint8Array, lenStart: number, count: number, dataStart: number): [string, string, string, string, number] {
+  let off = dataStart;
+  const out: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const len = bytes[lenStart + i];
+    if (off + len > bytes.length) throw new FrameDecodeError('binary fields run past the frame');
+    out.push(utf8.decode(bytes.subarray(off, off + len)));
+    off += len;
+  }
+  return [out[0], out[1], out[2], out[3], off];
+}
+
+function emptyToNull(s: string): string | null {
+  return s.length === 0 ? null : s;
+}
+
+/** Encodes a text frame with an already-serialized JSON payload. */
+export function encodeV2Raw(joinRef: string | null, ref: string | null, topic: string, event: string, payloadJson: string): string {
+  return `[${joinRef === null ? 'null' : JSON.stringify(joinRef)},${ref === null ? 'null' : JSON.stringify(ref)},${JSON.stringify(topic)},${JSON.stringify(event)},${payloadJson}]`;
+}
+
+export function encodeV2(msg: PhoenixMessage): string {
+  return encodeV2Raw(msg.joinRef, msg.ref, msg.topic, msg.event, JSON.stringify(msg.payload ?? null));
+}
+
+/**
+ * Kind 4 (server -> client user broadcast). Field lengths are single bytes, so topic, event and metadata are capped
+ * at 255 UTF-8 bytes each: the caller validates the topic and event at join/send time.
+ */
+export function encodeUserBroadcast(topic: string, userEvent: string, encoding: 0 | 1, payload: Uint8Array, metadataJson: string | null): Uint8Array {
+  const topicBytes = encoder.encode(topic);
+  const eventBytes = encoder.encode(userEvent);
+  const metaBytes = metadataJson ? encoder.encode(metadataJson) : EMPTY;
+  if (topicBytes.length > 255 || eventBytes.length > 255 || metaBytes.length > 255) {
+    throw new RangeError('user broadcast topic, event and metadata must each fit in 255 bytes');
+  }
+  const out = new Uint8Array(5 + topicBytes.length + eventBytes.length + metaBytes.length + payload.length);
+  out[0] = BINARY_KIND.userBroadcast;
+  out[1] = topicBytes.length;
+  out[2] = eventBytes.length;
+  out[3] = metaBytes.length;
+  out[4] = encoding;
+  let off = 5;
+  out.set(topicBytes, off);
+  off += topicBytes.length;
+  out.set(eventBytes, off);
+  off += eventBytes.length;
+  out.set(metaBytes, off);
+  off += metaBytes.length;
+  out.set(payload, off);
+  return out;
+}
+
+const EMPTY = new Uint8Array(0);

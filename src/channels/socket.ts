@@ -1,0 +1,142 @@
+import type { Claims } from '../auth/jwt.js';
+import type { WebSocket } from '../http/uws.js';
+import type { Logger } from '../observability/logger.js';
+import type { SocketHandle, TenantRuntime } from '../tenants/tenant.js';
+import { Channel } from './channel.js';
+import type { ChannelsContext } from './context.js';
+import { handleJoin } from './join.js';
+import { decodeFrame, encodeV1Raw, encodeV2Raw, FrameDecodeError, type Inbound, type Vsn } from './protocol/index.js';
+
+export interface SocketData {
+  conn: Connection;
+}
+
+let nextConnectionId = 1;
+
+/**
+ * One WebSocket connection: its serializer, token, and joined channels by topic. Frames come in through
+ * `onFrame`; everything the connection sends goes through `send`, which knows when the socket is gone.
+ */
+export class Connection implements SocketHandle {
+  readonly id = nextConnectionId++;
+  readonly channels = new Map<string, Channel>();
+  /** Topics whose join is being processed (a join reply has not been sent yet). */
+  readonly pendingJoins = new Set<string>();
+  ws: WebSocket<SocketData> | null = null;
+  closed = false;
+  readonly log: Logger;
+
+  constructor(
+    readonly ctx: ChannelsContext,
+    readonly tenant: TenantRuntime,
+    readonly vsn: Vsn,
+    public token: string,
+    public claims: Claims,
+    /** `x-*` headers of the upgrade request (exposed to RLS policies as request.headers). */
+    readonly headers: Record<string, string>,
+  ) {
+    this.log = tenant.log.child({ conn: this.id });
+  }
+
+  opened(ws: WebSocket<SocketData>): void {
+    this.ws = ws;
+    this.tenant.sockets.add(this);
+    this.ctx.metrics.connectionsConnected.inc({ tenant: this.tenant.id });
+  }
+
+  channelCount(): number {
+    return this.channels.size;
+  }
+
+  send(frame: string | Uint8Array): void {
+    if (this.closed || this.ws === null) return;
+    const isBinary = typeof frame !== 'string';
+    this.ws.send(frame, isBinary);
+    this.ctx.metrics.outputBytes.inc({ tenant: this.tenant.id }, isBinary ? frame.length : Buffer.byteLength(frame));
+  }
+
+  /** Encodes a message for this connection's serializer (V1 output has no join_ref). */
+  encode(joinRef: string | null, ref: string | null, topic: string, event: string, payloadJson: string): string {
+    return this.vsn === '2.0.0'
+      ? encodeV2Raw(joinRef, ref, topic, event, payloadJson)
+      : encodeV1Raw(topic, event, payloadJson, ref);
+  }
+
+  reply(joinRef: string | null, ref: string | null, topic: string, status: 'ok' | 'error', response: unknown): void {
+    this.send(this.encode(joinRef, ref, topic, 'phx_reply', `{"status":"${status}","response":${JSON.stringify(response)}}`));
+  }
+
+  onFrame(data: ArrayBuffer, isBinary: boolean): void {
+    this.ctx.metrics.inputBytes.inc({ tenant: this.tenant.id }, data.byteLength);
+    let msg: Inbound;
+    try {
+      msg = decodeFrame(this.vsn, data, isBinary);
+    } catch (err) {
+      const code = err instanceof FrameDecodeError ? 'MalformedWebSocketMessage' : 'UnknownErrorOnWebSocketMessage';
+      this.log.warn({ error_code: code, reason: (err as Error).message }, 'dropped malformed frame');
+      this.ctx.metrics.channelErrors.inc({ tenant: this.tenant.id, code });
+      return;
+    }
+    try {
+      this.dispatch(msg);
+    } catch (err) {
+      // A bug in one handler must not take the connection (or the process) down with it.
+      this.log.error({ err, error_code: 'UnknownErrorOnWebSocketMessage' }, 'handler failed');
+      this.ctx.metrics.channelErrors.inc({ tenant: this.tenant.id, code: 'UnknownErrorOnWebSocketMessage' });
+    }
+  }
+
+  private dispatch(msg: Inbound): void {
+    if (msg.kind === 'user_broadcast') {
+      const channel = this.channels.get(msg.topic);
+      if (!channel) return this.sendUnjoined(msg.topic, msg.joinRef);
+      return channel.handleUserBroadcast(msg);
+    }
+    if (msg.kind === 'binary_push') {
+      this.log.info({ event: msg.event, topic: msg.topic }, 'ignored binary push (only kind-3 user broadcasts carry binary payloads)');
+      return;
+    }
+    const { topic, event } = msg;
+    if (topic === 'phoenix') {
+      if (event === 'heartbeat') this.reply(null, msg.ref, 'phoenix', 'ok', {});
+      return;
+    }
+    if (event === 'phx_join') {
+      void handleJoin(this, msg);
+      return;
+    }
+    const channel = this.channels.get(topic);
+    if (event === 'phx_leave') {
+      this.reply(msg.joinRef, msg.ref, topic, 'ok', {});
+      channel?.close('leave');
+      return;
+    }
+    if (!channel) return this.sendUnjoined(topic, msg.joinRef);
+    channel.handleMessage(msg);
+  }
+
+  /** A push on a topic this socket has not joined: Phoenix answers with phx_close. */
+  private sendUnjoined(topic: string, joinRef: string | null): void {
+    if (this.pendingJoins.has(topic)) return;
+    this.send(this.encode(joinRef, joinRef, topic, 'phx_close', '{}'));
+  }
+
+  /** Server-requested disconnect: every channel is told why, then the socket closes with `code`. */
+  disconnect(code: number, systemMessage: string | null): void {
+    if (this.closed || this.ws === null) return;
+    if (systemMessage !== null) {
+      for (const channel of this.channels.values()) channel.pushSystem('ok', systemMessage, 'system');
+    }
+    this.ws.end(code);
+  }
+
+  onClosed(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const channel of [...this.channels.values()]) channel.close('socket_closed');
+    this.tenant.sockets.delete(this);
+    this.tenant.users.delete(this);
+    this.ctx.metrics.connectionsConnected.dec({ tenant: this.tenant.id });
+    this.ws = null;
+  }
+}

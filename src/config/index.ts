@@ -1,0 +1,158 @@
+/**
+ * Every environment variable Performer reads, parsed and validated once at start-up.
+ * Nothing else in the code base reads process.env.
+ */
+export interface Config {
+  port: number;
+  host: string;
+  databaseUrl: string | null;
+  dataDir: string;
+  jwtSecret: string;
+  jwtJwks: { keys: Record<string, unknown>[] } | null;
+  tenantId: string;
+  apiJwtSecret: string;
+  apiJwtSecretNext: string | null;
+  metricsJwtSecret: string | null;
+  redisUrl: string | null;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  connectErrorBackoffMs: number;
+  channelErrorBackoffMs: number;
+  idleTimeoutSeconds: number;
+  maxFrameBytes: number;
+  noChannelTimeoutMs: number;
+  shutdownTimeoutMs: number;
+  /** Tenant defaults (upstream TENANT_MAX_*). */
+  tenantDefaults: TenantLimits;
+  dbPoolSize: number;
+}
+
+export interface TenantLimits {
+  maxConcurrentUsers: number;
+  maxEventsPerSecond: number;
+  maxJoinsPerSecond: number;
+  maxChannelsPerClient: number;
+  maxBytesPerSecond: number;
+  maxPayloadSizeInKb: number;
+  maxPresenceEventsPerSecond: number;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly variable: string, message: string) {
+    super(`${variable}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export const DEFAULT_JWT_SECRET = 'super-secret-jwt-token-with-at-least-32-characters-long';
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+type Env = Record<string, string | undefined>;
+
+export function loadConfig(env: Env = process.env): Config {
+  const r = new Reader(env);
+  const jwtSecret = r.string('JWT_SECRET', DEFAULT_JWT_SECRET);
+  const config: Config = {
+    port: r.int('PORT', 4000, 0, 65535),
+    host: r.string('HOST', '0.0.0.0'),
+    databaseUrl: r.optionalUrl('DATABASE_URL', ['postgres:', 'postgresql:']),
+    dataDir: r.string('PERFORMER_DATA_DIR', '.performer'),
+    jwtSecret,
+    jwtJwks: r.jwks('JWT_JWKS'),
+    tenantId: r.tenantId('TENANT_ID', 'realtime-dev'),
+    apiJwtSecret: r.string('API_JWT_SECRET', jwtSecret),
+    apiJwtSecretNext: r.optionalString('API_JWT_SECRET_NEXT'),
+    metricsJwtSecret: r.optionalString('METRICS_JWT_SECRET'),
+    redisUrl: r.optionalUrl('REDIS_URL', ['redis:', 'rediss:']),
+    logLevel: r.oneOf('LOG_LEVEL', LOG_LEVELS, 'info'),
+    connectErrorBackoffMs: r.int('CONNECT_ERROR_BACKOFF_MS', 2000, 0, 60_000),
+    channelErrorBackoffMs: r.int('CHANNEL_ERROR_BACKOFF_MS', 5000, 0, 60_000),
+    idleTimeoutSeconds: r.int('WEBSOCKET_IDLE_TIMEOUT_SECONDS', 60, 8, 960),
+    maxFrameBytes: r.int('WEBSOCKET_MAX_FRAME_BYTES', 5_000_000, 1024, 64 * 1024 * 1024),
+    noChannelTimeoutMs: r.int('NO_CHANNEL_TIMEOUT_IN_MS', 600_000, 1000, 86_400_000),
+    shutdownTimeoutMs: r.int('SHUTDOWN_TIMEOUT_MS', 10_000, 100, 60_000),
+    tenantDefaults: {
+      maxConcurrentUsers: r.int('TENANT_MAX_CONCURRENT_USERS', 200, 0),
+      maxEventsPerSecond: r.int('TENANT_MAX_EVENTS_PER_SECOND', 100, 0),
+      maxJoinsPerSecond: r.int('TENANT_MAX_JOINS_PER_SECOND', 100, 0),
+      maxChannelsPerClient: r.int('TENANT_MAX_CHANNELS_PER_CLIENT', 100, 0),
+      maxBytesPerSecond: r.int('TENANT_MAX_BYTES_PER_SECOND', 100_000, 0),
+      maxPayloadSizeInKb: r.int('TENANT_MAX_PAYLOAD_SIZE_IN_KB', 3000, 1),
+      maxPresenceEventsPerSecond: r.int('TENANT_MAX_PRESENCE_EVENTS_PER_SECOND', 1000, 0),
+    },
+    dbPoolSize: r.int('DB_POOL_SIZE', 10, 1, 1000),
+  };
+  return config;
+}
+
+class Reader {
+  constructor(private readonly env: Env) {}
+
+  private raw(name: string): string | undefined {
+    const v = this.env[name];
+    return v === undefined || v.trim() === '' ? undefined : v.trim();
+  }
+
+  string(name: string, fallback: string): string {
+    return this.raw(name) ?? fallback;
+  }
+
+  optionalString(name: string): string | null {
+    return this.raw(name) ?? null;
+  }
+
+  int(name: string, fallback: number, min = Number.MIN_SAFE_INTEGER, max = Number.MAX_SAFE_INTEGER): number {
+    const v = this.raw(name);
+    if (v === undefined) return fallback;
+    if (!/^-?\d+$/.test(v)) throw new ConfigError(name, `expected an integer, got "${v}"`);
+    const n = Number(v);
+    if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
+    return n;
+  }
+
+  oneOf<T extends string>(name: string, allowed: readonly T[], fallback: T): T {
+    const v = this.raw(name);
+    if (v === undefined) return fallback;
+    const lower = v.toLowerCase();
+    if (!(allowed as readonly string[]).includes(lower)) {
+      throw new ConfigError(name, `expected one of ${allowed.join(', ')}, got "${v}"`);
+    }
+    return lower as T;
+  }
+
+  optionalUrl(name: string, protocols: string[]): string | null {
+    const v = this.raw(name);
+    if (v === undefined) return null;
+    let url: URL;
+    try {
+      url = new URL(v);
+    } catch {
+      throw new ConfigError(name, 'is not a valid URL');
+    }
+    if (!protocols.includes(url.protocol)) {
+      throw new ConfigError(name, `expected a ${protocols.map((p) => p.replace(':', '://')).join(' or ')} URL`);
+    }
+    return v;
+  }
+
+  tenantId(name: string, fallback: string): string {
+    const v = this.string(name, fallback);
+    if (!/^[A-Za-z0-9_-]+$/.test(v)) throw new ConfigError(name, 'may only contain letters, digits, "-" and "_"');
+    return v;
+  }
+
+  jwks(name: string): { keys: Record<string, unknown>[] } | null {
+    const v = this.raw(name);
+    if (v === undefined) return null;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(v);
+    } catch {
+      throw new ConfigError(name, 'is not valid JSON');
+    }
+    const keys = (parsed as { keys?: unknown })?.keys;
+    if (!Array.isArray(keys) || keys.some((k) => k === null || typeof k !== 'object')) {
+      throw new ConfigError(name, 'expected a JSON object {"keys": [JWK, ...]}');
+    }
+    return { keys: keys as Record<string, unknown>[] };
+  }
+}

@@ -1,0 +1,58 @@
+import { JwtVerifier } from '../auth/jwt.js';
+import type { ChannelsContext } from '../channels/context.js';
+import { corsHeaders, readRequest, Reply } from './respond.js';
+import { mountRestBroadcast } from './rest-broadcast.js';
+import { uws, type TemplatedApp } from './uws.js';
+import { mountWebSocket } from './websocket.js';
+
+/** Builds the uWS app: the Phoenix socket, the REST API and the operational endpoints. */
+export function createApp(ctx: ChannelsContext): TemplatedApp {
+  const app = uws.App();
+  mountWebSocket(app, ctx);
+  mountRestBroadcast(app, ctx);
+  const metricsVerifier = ctx.config.metricsJwtSecret ? new JwtVerifier({ secret: ctx.config.metricsJwtSecret, jwks: null }) : null;
+
+  app.get('/healthcheck', (res) => new Reply(res).send(200, 'ok', 'text/plain'));
+
+  for (const prefix of ['', '/realtime/v1']) {
+    app.get(`${prefix}/api/ping`, (res, req) => {
+      const reply = new Reply(res);
+      const tenant = ctx.registry.resolve(readRequest(req).headers.host ?? '');
+      if (!tenant) return reply.json(404, { error: 'Tenant not found' });
+      reply.json(200, { message: 'Success' });
+    });
+  }
+
+  app.get('/metrics', (res, req) => {
+    const reply = new Reply(res);
+    const auth = readRequest(req).headers.authorization ?? '';
+    const authorized = metricsVerifier === null ? Promise.resolve(true) : verifyBearer(metricsVerifier, auth);
+    authorized
+      .then(async (ok) => {
+        if (!ok) return reply.send(403);
+        const body = await ctx.metrics.registry.metrics();
+        reply.send(200, body, ctx.metrics.registry.contentType);
+      })
+      .catch((err: unknown) => {
+        ctx.log.error({ err }, 'metrics collection failed');
+        reply.send(500);
+      });
+  });
+
+  app.options('/*', (res) => corsHeaders(new Reply(res)).send(204));
+  app.any('/*', (res, req) => {
+    const reply = new Reply(res);
+    const info = readRequest(req);
+    // Unknown tenants get the same answer on every path, as clients of a wrong host would expect.
+    if (!ctx.registry.resolve(info.headers.host ?? '')) return reply.json(404, { error: 'Tenant not found' });
+    reply.json(404, { error: 'Not found' });
+  });
+  return app;
+}
+
+async function verifyBearer(verifier: JwtVerifier, header: string): Promise<boolean> {
+  const m = /^bearer\s+(.+)$/i.exec(header.trim());
+  if (!m) return false;
+  const result = await verifier.verify(m[1], { requireRoleAndExp: false });
+  return result.ok;
+}

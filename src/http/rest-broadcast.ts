@@ -1,0 +1,157 @@
+import { payloadLimitBytes } from '../channels/broadcast.js';
+import type { ChannelsContext } from '../channels/context.js';
+import { topicKey } from '../channels/fanout.js';
+import type { TenantRuntime } from '../tenants/tenant.js';
+import { BodyTooLarge, corsHeaders, readBody, readRequest, Reply, type RequestInfo } from './respond.js';
+import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** Bodies are read whole; anything past this cannot be a valid broadcast for any tenant limit we allow. */
+const MAX_BODY_BYTES = 64 * 1024 * 1024;
+
+/** `POST /api/broadcast` and `POST /api/broadcast/:topic/events/:event`, at the root and under `/realtime/v1`. */
+export function mountRestBroadcast(app: TemplatedApp, ctx: ChannelsContext): void {
+  for (const prefix of ['', '/realtime/v1']) {
+    app.post(`${prefix}/api/broadcast`, (res, req) => handle(ctx, res, req, batch));
+    app.post(`${prefix}/api/broadcast/:topic/events/:event`, (res, req) => {
+      const topic = safeDecode(req.getParameter(0) ?? '');
+      const event = safeDecode(req.getParameter(1) ?? '');
+      handle(ctx, res, req, (c, t, r, i, body) => single(c, t, r, i, body, topic, event));
+    });
+  }
+}
+
+type Handler = (ctx: ChannelsContext, tenant: TenantRuntime, reply: Reply, info: RequestInfo, body: Buffer) => void;
+
+/** Shared front half: tenant, rate headers, auth, body. */
+function handle(ctx: ChannelsContext, res: HttpResponse, req: HttpRequest, handler: Handler): void {
+  const reply = corsHeaders(new Reply(res));
+  const info = readRequest(req);
+  const tenant = ctx.registry.resolve(info.headers.host ?? '');
+  const bodyPromise = readBody(res, reply, MAX_BODY_BYTES);
+  bodyPromise.catch(() => undefined);
+  if (!tenant) return reply.json(401, { message: 'Tenant not found in database' });
+  tenant.requests.add(1);
+  const limit = tenant.settings.limits.maxEventsPerSecond;
+  const rolling = Math.round(tenant.requests.avg);
+  reply.header('x-rate-rolling', String(rolling)).header('x-rate-limit', String(limit)).header('x-rate-limit-remaining', String(limit - rolling));
+  if (rolling >= limit) return reply.json(429, { message: 'Too many requests' });
+  const token = bearer(info.headers.authorization) ?? info.headers.apikey;
+  if (!token) return reply.json(401, { message: 'Unauthorized' });
+  tenant.verifier
+    .verify(token, { requireRoleAndExp: true })
+    .then(async (result) => {
+      if (!result.ok) return reply.json(401, { message: 'Unauthorized' });
+      if (tenant.settings.suspend) return reply.json(403, { message: 'Tenant is suspended' });
+      const body = await bodyPromise;
+      handler(ctx, tenant, reply, info, body);
+    })
+    .catch((err: unknown) => {
+      if (err instanceof BodyTooLarge) return reply.json(413, { message: 'Request body too large' });
+      if (reply.aborted) return;
+      tenant.log.error({ err, error_code: 'UnableToBroadcast' }, 'REST broadcast failed');
+      reply.json(500, { message: 'Unable to broadcast' });
+    });
+}
+
+function batch(ctx: ChannelsContext, tenant: TenantRuntime, reply: Reply, _info: RequestInfo, body: Buffer): void {
+  const parsed = parseJson(body);
+  const messages = (parsed as { messages?: unknown } | undefined)?.messages;
+  if (!Array.isArray(messages) || messages.length === 0) {
+    return reply.json(422, { errors: { messages: ["can't be blank"] } });
+  }
+  const limitBytes = payloadLimitBytes(tenant.settings.limits.maxPayloadSizeInKb);
+  const errors = messages.map((m) => validateBatchMessage(m, limitBytes));
+  if (errors.some((e) => Object.keys(e).length > 0)) return reply.json(422, { errors: { messages: errors } });
+  const max = tenant.settings.limits.maxEventsPerSecond;
+  if (tenant.events.rate > max) return reply.json(429, { message: 'You have exceeded your rate limit' });
+  if (tenant.events.rate + messages.length > max) {
+    return reply.json(429, { message: 'Too many messages to broadcast, please reduce the batch size' });
+  }
+  for (const m of messages as BatchMessage[]) {
+    // Private messages need RLS write authorization (private channels issue); without it they are skipped, as
+    // upstream skips topics the caller may not write to.
+    if (m.private === true || m.private === 'true') continue;
+    const meta = m.id === undefined ? '' : `,"meta":{"id":${JSON.stringify(m.id)}}`;
+    const payloadJson = `{"event":${JSON.stringify(m.event)}${meta},"payload":${JSON.stringify(m.payload)},"type":"broadcast"}`;
+    publish(ctx, tenant, m.topic, { type: 'json', event: 'broadcast', payloadJson });
+  }
+  reply.send(202);
+}
+
+interface BatchMessage {
+  topic: string;
+  event: string;
+  payload: Record<string, unknown>;
+  private?: boolean | string;
+  id?: string;
+}
+
+function validateBatchMessage(m: unknown, limitBytes: number): Record<string, string[]> {
+  const errors: Record<string, string[]> = {};
+  if (m === null || typeof m !== 'object' || Array.isArray(m)) return { topic: ["can't be blank"], event: ["can't be blank"], payload: ["can't be blank"] };
+  const o = m as Record<string, unknown>;
+  if (typeof o.topic !== 'string' || o.topic === '') errors.topic = ["can't be blank"];
+  if (typeof o.event !== 'string' || o.event === '') errors.event = ["can't be blank"];
+  if (o.payload === undefined || o.payload === null) errors.payload = ["can't be blank"];
+  else if (typeof o.payload !== 'object' || Array.isArray(o.payload)) errors.payload = ['is invalid'];
+  else if (Buffer.byteLength(JSON.stringify(o.payload)) > limitBytes) errors.payload = ['Payload size exceeds tenant limit'];
+  if (o.id !== undefined && o.id !== null && (typeof o.id !== 'string' || !UUID.test(o.id))) errors.id = ['is invalid'];
+  if (o.private !== undefined && o.private !== null && typeof o.private !== 'boolean' && o.private !== 'true' && o.private !== 'false') {
+    errors.private = ['is invalid'];
+  }
+  return errors;
+}
+
+function single(ctx: ChannelsContext, tenant: TenantRuntime, reply: Reply, info: RequestInfo, body: Buffer, topic: string, event: string): void {
+  const contentType = (info.headers['content-type'] ?? 'application/json').split(';')[0].trim().toLowerCase();
+  const binary = contentType === 'application/octet-stream';
+  if (!binary && contentType !== 'application/json') {
+    return reply.json(415, { error: 'Unsupported Media Type. Use application/json or application/octet-stream' });
+  }
+  let payload: Uint8Array = body;
+  if (!binary) {
+    if (body.length === 0) payload = Buffer.from('{}');
+    else if (parseJson(body) === undefined) return reply.json(400, { error: 'Invalid JSON body' });
+  }
+  if (payload.length > payloadLimitBytes(tenant.settings.limits.maxPayloadSizeInKb)) {
+    return reply.json(422, { errors: { payload: ['Payload size exceeds tenant limit'] } });
+  }
+  if (tenant.events.rate >= tenant.settings.limits.maxEventsPerSecond) {
+    return reply.json(429, { message: 'You have exceeded your rate limit' });
+  }
+  if (info.query.get('private') === 'true') {
+    // Private REST broadcasts need RLS write authorization, which the private channels issue brings.
+    return reply.json(403, { message: 'Unauthorized' });
+  }
+  publish(ctx, tenant, topic, { type: 'user', userEvent: event, encoding: binary ? 0 : 1, payload, metaJson: null });
+  reply.send(202);
+}
+
+function publish(ctx: ChannelsContext, tenant: TenantRuntime, subTopic: string, env: import('../channels/fanout.js').Envelope): void {
+  tenant.events.add(1);
+  ctx.metrics.channelEvents.inc({ tenant: tenant.id });
+  ctx.pubsub.publish({ tenantId: tenant.id, key: topicKey(tenant.id, subTopic, false), subTopic, env }, null);
+}
+
+function bearer(header: string | undefined): string | undefined {
+  if (!header) return undefined;
+  const m = /^bearer\s+(.+)$/i.exec(header.trim());
+  return m ? m[1] : undefined;
+}
+
+function parseJson(body: Buffer): unknown {
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}

@@ -1,0 +1,74 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * Metric families, named as upstream where upstream has a name, labelled by tenant.
+ * One instance per server so tests can run several servers in one process.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly connectionsConnected = new Gauge({
+    name: 'realtime_connections_connected',
+    help: 'Connected WebSocket clients per tenant',
+    labelNames: ['tenant'],
+    registers: [this.registry],
+  });
+  readonly channelEvents = new Counter({
+    name: 'realtime_channel_events',
+    help: 'Broadcast events sent and delivered per tenant',
+    labelNames: ['tenant'],
+    registers: [this.registry],
+  });
+  readonly channelPresenceEvents = new Counter({
+    name: 'realtime_channel_presence_events',
+    help: 'Presence events per tenant',
+    labelNames: ['tenant'],
+    registers: [this.registry],
+  });
+  readonly channelDbEvents = new Counter({
+    name: 'realtime_channel_db_events',
+    help: 'Database change events per tenant',
+    labelNames: ['tenant'],
+    registers: [this.registry],
+  });
+  readonly channelJoins = new Counter({
+    name: 'realtime_channel_joins',
+    help: 'Channel joins per tenant',
+    labelNames: ['tenant'],
+    registers: [this.registry],
+  });
+  readonly inputBytes = new Counter({
+    name: 'realtime_channel_input_bytes',
+    help: 'Bytes received from clients per tenant',
+    labelNames: ['tenant'],
+    registers: [this.registry],
+  });
+  readonly outputBytes = new Counter({
+    name: 'realtime_channel_output_bytes',
+    help: 'Bytes sent to clients per tenant',
+    labelNames: ['tenant'],
+    registers: [this.registry],
+  });
+  readonly payloadSize = new Histogram({
+    name: 'realtime_tenants_payload_size',
+    help: 'Payload sizes in bytes per tenant and message type',
+    labelNames: ['tenant', 'message_type'],
+    buckets: [100, 250, 500, 1000, 2000, 3000, 5000, 10_000, 25_000, 100_000, 1_000_000, 3_000_000],
+    registers: [this.registry],
+  });
+  readonly channelErrors = new Counter({
+    name: 'realtime_channel_error',
+    help: 'Errors returned to clients per tenant and upstream error code',
+    labelNames: ['tenant', 'code'],
+    registers: [this.registry],
+  });
+  readonly tenantsConnected = new Gauge({
+    name: 'realtime_tenants_connected',
+    help: 'Tenants with a running runtime on this node',
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+  }
+}

@@ -1,0 +1,86 @@
+import type pg from 'pg';
+import type { ChannelsContext } from './channels/context.js';
+import { Fanout } from './channels/fanout.js';
+import { LocalPubSub, type PubSubMessage } from './cluster/pubsub.js';
+import type { Config } from './config/index.js';
+import { createApp } from './http/app.js';
+import { uws, type us_listen_socket, type WebSocket } from './http/uws.js';
+import { createLogger, type Logger } from './observability/logger.js';
+import { Metrics } from './observability/metrics.js';
+import { ensureMessagePartitions, migrateTenantDatabase } from './tenants/migrate.js';
+import { TenantRegistry } from './tenants/registry.js';
+
+export interface RunningServer {
+  port: number;
+  url: string;
+  ctx: ChannelsContext;
+  stop(): Promise<void>;
+}
+
+export interface ServerOptions {
+  databaseUrl: string;
+  log?: Logger;
+}
+
+/** Brings a tenant database to the schema Performer needs; runs once per tenant start. */
+async function prepareTenantDatabase(pool: pg.Pool, log: Logger): Promise<void> {
+  const { applied } = await migrateTenantDatabase(pool, (message) => log.info(message));
+  if (applied.length > 0) log.info({ applied }, 'tenant database migrated');
+  await ensureMessagePartitions(pool);
+}
+
+/** Starts the HTTP/WebSocket server on the configured host and port (0 = any free port). */
+export async function startServer(config: Config, opts: ServerOptions): Promise<RunningServer> {
+  const log = opts.log ?? createLogger(config.logLevel);
+  const metrics = new Metrics();
+  const registry = TenantRegistry.fromConfig(config, opts.databaseUrl, log, prepareTenantDatabase);
+  let fanout: Fanout | null = null;
+  const deliverLocal = (msg: PubSubMessage, exclude: WebSocket<unknown> | null) => {
+    if (!fanout) return;
+    const stats = fanout.deliver(msg.key, `realtime:${msg.subTopic}`, msg.env, exclude);
+    if (stats.deliveries === 0) return;
+    const tenant = registry.peek(msg.tenantId);
+    tenant?.events.add(stats.deliveries);
+    metrics.channelEvents.inc({ tenant: msg.tenantId }, stats.deliveries);
+    metrics.outputBytes.inc({ tenant: msg.tenantId }, stats.bytes);
+  };
+  const ctx: ChannelsContext = { config, registry, pubsub: new LocalPubSub(deliverLocal), metrics, log, shuttingDown: false };
+  const app = createApp(ctx);
+  fanout = new Fanout(app);
+
+  const defaultTenant = registry.get(config.tenantId);
+  await defaultTenant?.database().catch((err: unknown) => {
+    log.error({ err, tenant: config.tenantId, error_code: 'UnableToConnectToProject' }, 'default tenant database is not reachable yet');
+  });
+
+  const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
+    app.listen(config.host, config.port, (socket) => {
+      if (socket) resolve(socket);
+      else reject(new Error(`cannot listen on ${config.host}:${config.port}`));
+    });
+  });
+  const port = uws.us_socket_local_port(listenSocket as never);
+  const shownHost = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
+  metrics.tenantsConnected.set(registry.running().length);
+
+  let stopping: Promise<void> | null = null;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      ctx.shuttingDown = true;
+      uws.us_listen_socket_close(listenSocket);
+      for (const tenant of registry.running()) {
+        for (const socket of [...tenant.sockets]) socket.disconnect(1001, null);
+      }
+      await waitFor(() => registry.running().every((t) => t.sockets.size === 0), 2000);
+      await ctx.pubsub.close();
+      await registry.stop();
+    })();
+    return stopping;
+  };
+  return { port, url: `http://${shownHost}:${port}`, ctx, stop };
+}
+
+async function waitFor(condition: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+}

@@ -1,0 +1,133 @@
+import pg from 'pg';
+import { JwtVerifier } from '../auth/jwt.js';
+import type { TenantLimits } from '../config/index.js';
+import type { Logger } from '../observability/logger.js';
+import { RateCounter } from './rate-counter.js';
+
+export interface TenantSettings {
+  externalId: string;
+  databaseUrl: string;
+  jwtSecret: string | null;
+  jwtJwks: { keys: Record<string, unknown>[] } | null;
+  privateOnly: boolean;
+  suspend: boolean;
+  presenceEnabled: boolean;
+  limits: TenantLimits;
+  dbPoolSize: number;
+}
+
+/** What the tenant knows of a joined channel: enough to count it and shut it down. */
+export interface ChannelHandle {
+  readonly subTopic: string;
+  shutdown(message: string): void;
+}
+
+/** What the tenant knows of a connected socket. */
+export interface SocketHandle {
+  readonly id: number;
+  channelCount(): number;
+  disconnect(code: number, systemMessage: string | null): void;
+}
+
+export type DatabasePreparer = (pool: pg.Pool, log: Logger) => Promise<void>;
+
+export type DatabaseState = 'idle' | 'connecting' | 'ready' | 'failed';
+
+/**
+ * One tenant's runtime state on this node: its sockets, channels, counters and database pool. Nothing about a
+ * tenant lives in module globals, so a tenant can be stopped or restarted as one unit.
+ */
+export class TenantRuntime {
+  readonly verifier: JwtVerifier;
+  readonly sockets = new Set<SocketHandle>();
+  /** Sockets with at least one joined channel: what `max_concurrent_users` counts. */
+  readonly users = new Set<SocketHandle>();
+  readonly channelsByKey = new Map<string, Set<ChannelHandle>>();
+  readonly events = new RateCounter().start();
+  readonly joins = new RateCounter().start();
+  readonly bytes = new RateCounter().start();
+  /** REST requests, for the rate-limit headers of the REST API. */
+  readonly requests = new RateCounter().start();
+  readonly log: Logger;
+  dbState: DatabaseState = 'idle';
+  private pool: pg.Pool | null = null;
+  private dbReady: Promise<pg.Pool> | null = null;
+  private lastDbFailure = 0;
+
+  constructor(
+    readonly settings: TenantSettings,
+    parentLog: Logger,
+    private readonly prepareDatabase: DatabasePreparer,
+  ) {
+    this.log = parentLog.child({ tenant: settings.externalId });
+    this.verifier = new JwtVerifier({ secret: settings.jwtSecret, jwks: settings.jwtJwks });
+  }
+
+  get id(): string {
+    return this.settings.externalId;
+  }
+
+  /** The tenant's pool, connected and migrated on first use; a failure is remembered for a short backoff. */
+  database(): Promise<pg.Pool> {
+    if (this.dbReady) return this.dbReady;
+    if (this.dbState === 'failed' && Date.now() - this.lastDbFailure < 1000) {
+      return Promise.reject(new Error('tenant database recently failed to connect'));
+    }
+    this.dbState = 'connecting';
+    const pool = new pg.Pool({
+      connectionString: this.settings.databaseUrl,
+      max: this.settings.dbPoolSize,
+      application_name: 'performer',
+      connectionTimeoutMillis: 5000,
+    });
+    pool.on('error', (err) => this.log.warn({ err, error_code: 'DatabaseConnectionError' }, 'idle tenant database client failed'));
+    this.pool = pool;
+    this.dbReady = this.prepareDatabase(pool, this.log).then(
+      () => {
+        this.dbState = 'ready';
+        return pool;
+      },
+      async (err: unknown) => {
+        this.dbState = 'failed';
+        this.lastDbFailure = Date.now();
+        this.dbReady = null;
+        this.pool = null;
+        this.log.error({ err, error_code: 'UnableToConnectToProject' }, 'tenant database unavailable');
+        await pool.end().catch(() => undefined);
+        throw err;
+      },
+    );
+    return this.dbReady;
+  }
+
+  addChannel(key: string, channel: ChannelHandle): void {
+    let set = this.channelsByKey.get(key);
+    if (!set) this.channelsByKey.set(key, (set = new Set()));
+    set.add(channel);
+  }
+
+  removeChannel(key: string, channel: ChannelHandle): void {
+    const set = this.channelsByKey.get(key);
+    if (!set) return;
+    set.delete(channel);
+    if (set.size === 0) this.channelsByKey.delete(key);
+  }
+
+  channelCount(): number {
+    let n = 0;
+    for (const set of this.channelsByKey.values()) n += set.size;
+    return n;
+  }
+
+  async stop(): Promise<void> {
+    this.events.stop();
+    this.joins.stop();
+    this.bytes.stop();
+    this.requests.stop();
+    const pool = this.pool;
+    this.pool = null;
+    this.dbReady = null;
+    this.dbState = 'idle';
+    if (pool) await pool.end().catch((err: unknown) => this.log.warn({ err }, 'closing tenant pool failed'));
+  }
+}
