@@ -1,0 +1,61 @@
+import type { Socket } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RawClient } from '../support/raw-client.js';
+import { sleep, startTestServer, type TestServer } from '../support/server.js';
+
+let t: TestServer;
+let url: string;
+beforeAll(async () => {
+  t = await startTestServer({ WEBSOCKET_IDLE_TIMEOUT_SECONDS: '8' });
+  url = `ws://127.0.0.1:${t.port}/socket/websocket?apikey=${t.anonKey}&vsn=2.0.0`;
+});
+afterAll(async () => {
+  await t?.stop();
+});
+
+async function joined(topic: string): Promise<RawClient> {
+  const c = await RawClient.connect(url);
+  c.send(['1', '1', topic, 'phx_join', { config: {} }]);
+  expect((await c.reply('1'))[4]).toMatchObject({ status: 'ok' });
+  return c;
+}
+
+describe('socket lifecycle', () => {
+  it('closes a socket that sends nothing, even while it receives, and keeps one that heartbeats', async () => {
+    const silent = await joined('realtime:idle');
+    const beating = await joined('realtime:idle');
+    const sender = await joined('realtime:idle');
+    const started = Date.now();
+    let n = 0;
+    while (silent.closeCode === null && Date.now() - started < 20_000) {
+      beating.send([null, `hb${n}`, 'phoenix', 'heartbeat', {}]);
+      sender.send(['1', `s${n++}`, 'realtime:idle', 'broadcast', { type: 'broadcast', event: 'tick', payload: {} }]);
+      await sleep(1000);
+    }
+    expect(silent.closeCode).not.toBeNull();
+    expect(Date.now() - started).toBeGreaterThanOrEqual(7000);
+    expect(beating.closeCode).toBeNull();
+    beating.close();
+    sender.close();
+  }, 30_000);
+
+  it('skips a subscriber that stops reading instead of stalling the others', async () => {
+    const stuck = await joined('realtime:slow');
+    const healthy = await joined('realtime:slow');
+    const sender = await joined('realtime:slow');
+    (stuck.ws as unknown as { _socket: Socket })._socket.pause();
+    const blob = 'x'.repeat(10_000);
+    const count = 2000;
+    for (let i = 0; i < count; i++) sender.send(['1', null, 'realtime:slow', 'broadcast', { type: 'broadcast', event: 'b', payload: { i, blob } }]);
+    const deadline = Date.now() + 20_000;
+    const received = () => healthy.frames.filter((f) => typeof f === 'string' && f.includes('"broadcast"')).length;
+    while (received() < count && Date.now() < deadline) await sleep(50);
+    expect(received()).toBe(count);
+    (stuck.ws as unknown as { _socket: Socket })._socket.resume();
+    // The stuck socket got far fewer than all: uWS dropped what exceeded its backpressure limit.
+    await sleep(500);
+    const stuckGot = stuck.frames.filter((f) => typeof f === 'string' && f.includes('"broadcast"')).length;
+    expect(stuckGot).toBeLessThan(count);
+    for (const c of [stuck, healthy, sender]) c.close();
+  }, 30_000);
+});
