@@ -7,8 +7,13 @@ import { createApp } from './http/app.js';
 import { uws, type us_listen_socket, type WebSocket } from './http/uws.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
+import { encryptionKey, ensureDefaultTenant } from './tenants/bootstrap.js';
+import { databaseChild } from './tenants/database-child.js';
+import { shutdownTopic, trafficLimitHit } from './tenants/limits.js';
 import { ensureMessagePartitions, migrateTenantDatabase } from './tenants/migrate.js';
 import { TenantRegistry } from './tenants/registry.js';
+import { SecretBox } from './tenants/secrets.js';
+import { TenantStore } from './tenants/store.js';
 
 export interface RunningServer {
   port: number;
@@ -18,6 +23,7 @@ export interface RunningServer {
 }
 
 export interface ServerOptions {
+  /** The default tenant's database (DATABASE_URL or the embedded one). */
   databaseUrl: string;
   log?: Logger;
 }
@@ -33,21 +39,44 @@ async function prepareTenantDatabase(pool: pg.Pool, log: Logger): Promise<void> 
 export async function startServer(config: Config, opts: ServerOptions): Promise<RunningServer> {
   const log = opts.log ?? createLogger(config.logLevel);
   const metrics = new Metrics();
-  const registry = TenantRegistry.fromConfig(config, opts.databaseUrl, log, prepareTenantDatabase);
+  const store = await TenantStore.open(config.controlDatabaseUrl ?? opts.databaseUrl, new SecretBox(await encryptionKey(config)), log);
+  await ensureDefaultTenant(store, config, opts.databaseUrl);
+  const registry = new TenantRegistry(store, log, prepareTenantDatabase, {
+    defaultTenantId: config.tenantId,
+    dbPoolSize: config.dbPoolSize,
+    refreshMs: config.tenantCacheExpirationMs,
+    rates: { tickMs: config.rateCounterTickMs, windowMs: config.rateCounterWindowMs },
+    supervisor: {
+      backoffMinMs: config.tenantBackoffMinMs,
+      backoffMaxMs: config.tenantBackoffMaxMs,
+      idleStopMs: config.tenantIdleStopMs,
+      idleCheckMs: Math.min(60_000, config.tenantIdleStopMs),
+    },
+    children: (runtime) => [databaseChild(runtime, config.tenantDbProbeMs)],
+  });
+  await registry.load();
+
   let fanout: Fanout | null = null;
   const deliverLocal = (msg: PubSubMessage, exclude: WebSocket<unknown> | null) => {
     if (!fanout) return;
+    const tenant = registry.peek(msg.tenantId);
+    if (tenant) {
+      const hit = trafficLimitHit(tenant);
+      if (hit) return shutdownTopic(tenant, msg.key, hit.message, hit.code);
+    }
     const stats = fanout.deliver(msg.key, `realtime:${msg.subTopic}`, msg.env, exclude);
     if (stats.deliveries === 0) return;
-    const tenant = registry.peek(msg.tenantId);
     tenant?.events.add(stats.deliveries);
+    tenant?.bytes.add(stats.bytes);
     metrics.channelEvents.inc({ tenant: msg.tenantId }, stats.deliveries);
     metrics.outputBytes.inc({ tenant: msg.tenantId }, stats.bytes);
   };
   const ctx: ChannelsContext = { config, registry, pubsub: new LocalPubSub(deliverLocal), metrics, log, shuttingDown: false };
   const app = createApp(ctx);
   fanout = new Fanout(app);
+  metrics.tenantsRunning = () => registry.running().length;
 
+  // Start the default tenant now, so its database is migrated before the first client arrives.
   const defaultTenant = registry.get(config.tenantId);
   await defaultTenant?.database().catch((err: unknown) => {
     log.error({ err, tenant: config.tenantId, error_code: 'UnableToConnectToProject' }, 'default tenant database is not reachable yet');
@@ -58,10 +87,12 @@ export async function startServer(config: Config, opts: ServerOptions): Promise<
       if (socket) resolve(socket);
       else reject(new Error(`cannot listen on ${config.host}:${config.port}`));
     });
+  }).catch(async (err: unknown) => {
+    await registry.stop();
+    throw err;
   });
   const port = uws.us_socket_local_port(listenSocket as never);
   const shownHost = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
-  metrics.tenantsConnected.set(registry.running().length);
 
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> => {

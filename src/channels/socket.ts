@@ -80,9 +80,10 @@ export class Connection implements SocketHandle {
     try {
       this.dispatch(msg);
     } catch (err) {
-      // A bug in one handler must not take the connection (or the process) down with it.
-      this.log.error({ err, error_code: 'UnknownErrorOnWebSocketMessage' }, 'handler failed');
+      // A bug in one handler must not take the connection, the process or another tenant down with it: the
+      // tenant's supervisor hears of it and degrades this tenant only.
       this.ctx.metrics.channelErrors.inc({ tenant: this.tenant.id, code: 'UnknownErrorOnWebSocketMessage' });
+      this.tenant.onFault(err, 'websocket message');
     }
   }
 

@@ -1,3 +1,5 @@
+import { hostname } from 'node:os';
+
 /**
  * Every environment variable Performer reads, parsed and validated once at start-up.
  * Nothing else in the code base reads process.env.
@@ -24,6 +26,21 @@ export interface Config {
   /** Tenant defaults (upstream TENANT_MAX_*). */
   tenantDefaults: TenantLimits;
   dbPoolSize: number;
+  /** The control plane (tenants, extensions): schema `_performer` here, or in the default tenant's database. */
+  controlDatabaseUrl: string | null;
+  /** Key material for tenant secrets at rest; null = a random key kept in the data dir. */
+  dbEncKey: string | null;
+  tenantCacheExpirationMs: number;
+  tenantIdleStopMs: number;
+  tenantBackoffMinMs: number;
+  tenantBackoffMaxMs: number;
+  tenantDbProbeMs: number;
+  rateCounterTickMs: number;
+  rateCounterWindowMs: number;
+  apiTokenBlocklist: string[];
+  /** This node's name in health reports and logs. */
+  nodeName: string;
+  metricsTokenBlocklist: string[];
 }
 
 export interface TenantLimits {
@@ -80,6 +97,18 @@ export function loadConfig(env: Env = process.env): Config {
       maxPresenceEventsPerSecond: r.int('TENANT_MAX_PRESENCE_EVENTS_PER_SECOND', 1000, 0),
     },
     dbPoolSize: r.int('DB_POOL_SIZE', 10, 1, 1000),
+    controlDatabaseUrl: r.optionalUrl('CONTROL_DATABASE_URL', ['postgres:', 'postgresql:']),
+    dbEncKey: r.secretKey('DB_ENC_KEY'),
+    tenantCacheExpirationMs: r.int('TENANT_CACHE_EXPIRATION_IN_MS', 30_000, 100, 86_400_000),
+    tenantIdleStopMs: r.int('TENANT_IDLE_STOP_MS', 600_000, 1000, 86_400_000),
+    tenantBackoffMinMs: r.int('TENANT_BACKOFF_MIN_MS', 500, 10, 600_000),
+    tenantBackoffMaxMs: r.int('TENANT_BACKOFF_MAX_MS', 30_000, 10, 3_600_000),
+    tenantDbProbeMs: r.int('TENANT_DB_PROBE_MS', 5000, 100, 600_000),
+    rateCounterTickMs: r.int('RATE_COUNTER_TICK_MS', 1000, 10, 60_000),
+    rateCounterWindowMs: r.int('RATE_COUNTER_WINDOW_MS', 60_000, 10, 3_600_000),
+    apiTokenBlocklist: r.list('API_TOKEN_BLOCKLIST'),
+    nodeName: r.string('NODE_NAME', `${hostname()}-${process.pid}`),
+    metricsTokenBlocklist: r.list('METRICS_TOKEN_BLOCKLIST'),
   };
   return config;
 }
@@ -138,6 +167,17 @@ class Reader {
     const v = this.string(name, fallback);
     if (!/^[A-Za-z0-9_-]+$/.test(v)) throw new ConfigError(name, 'may only contain letters, digits, "-" and "_"');
     return v;
+  }
+
+  list(name: string): string[] {
+    const v = this.raw(name);
+    return v === undefined ? [] : v.split(',').map((x) => x.trim()).filter(Boolean);
+  }
+
+  secretKey(name: string): string | null {
+    const v = this.raw(name);
+    if (v !== undefined && v.length < 16) throw new ConfigError(name, 'must have at least 16 characters');
+    return v ?? null;
   }
 
   jwks(name: string): { keys: Record<string, unknown>[] } | null {

@@ -2,7 +2,8 @@ import { JwtVerifier } from '../auth/jwt.js';
 import type { ChannelsContext } from '../channels/context.js';
 import { corsHeaders, readRequest, Reply } from './respond.js';
 import { mountRestBroadcast } from './rest-broadcast.js';
-import { uws, type TemplatedApp } from './uws.js';
+import { mountTenantsApi } from './tenants-api.js';
+import { uws, type HttpRequest, type HttpResponse, type TemplatedApp } from './uws.js';
 import { mountWebSocket } from './websocket.js';
 
 /** Builds the uWS app: the Phoenix socket, the REST API and the operational endpoints. */
@@ -10,6 +11,7 @@ export function createApp(ctx: ChannelsContext): TemplatedApp {
   const app = uws.App();
   mountWebSocket(app, ctx);
   mountRestBroadcast(app, ctx);
+  mountTenantsApi(app, ctx);
   const metricsVerifier = ctx.config.metricsJwtSecret ? new JwtVerifier({ secret: ctx.config.metricsJwtSecret, jwks: null }) : null;
 
   app.get('/healthcheck', (res) => new Reply(res).send(200, 'ok', 'text/plain'));
@@ -23,10 +25,11 @@ export function createApp(ctx: ChannelsContext): TemplatedApp {
     });
   }
 
-  app.get('/metrics', (res, req) => {
+  const metricsBlocklist = new Set(ctx.config.metricsTokenBlocklist);
+  const serveMetrics = (res: HttpResponse, req: HttpRequest) => {
     const reply = new Reply(res);
     const auth = readRequest(req).headers.authorization ?? '';
-    const authorized = metricsVerifier === null ? Promise.resolve(true) : verifyBearer(metricsVerifier, auth);
+    const authorized = metricsVerifier === null ? Promise.resolve(true) : verifyBearer(metricsVerifier, auth, metricsBlocklist);
     authorized
       .then(async (ok) => {
         if (!ok) return reply.send(403);
@@ -37,7 +40,10 @@ export function createApp(ctx: ChannelsContext): TemplatedApp {
         ctx.log.error({ err }, 'metrics collection failed');
         reply.send(500);
       });
-  });
+  };
+  // One node serves its own figures for every region path (single region until clustering lands).
+  app.get('/metrics', serveMetrics);
+  app.get('/metrics/:region', serveMetrics);
 
   app.options('/*', (res) => corsHeaders(new Reply(res)).send(204));
   app.any('/*', (res, req) => {
@@ -50,9 +56,9 @@ export function createApp(ctx: ChannelsContext): TemplatedApp {
   return app;
 }
 
-async function verifyBearer(verifier: JwtVerifier, header: string): Promise<boolean> {
+async function verifyBearer(verifier: JwtVerifier, header: string, blocklist: Set<string>): Promise<boolean> {
   const m = /^bearer\s+(.+)$/i.exec(header.trim());
-  if (!m) return false;
+  if (!m || blocklist.has(m[1])) return false;
   const result = await verifier.verify(m[1], { requireRoleAndExp: false });
   return result.ok;
 }

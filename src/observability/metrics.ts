@@ -62,10 +62,13 @@ export class Metrics {
     labelNames: ['tenant', 'code'],
     registers: [this.registry],
   });
-  readonly tenantsConnected = new Gauge({
+  /** Set by the server: how many tenants run on this node, read at scrape time. */
+  tenantsRunning: () => number = () => 0;
+  readonly tenantsConnected: Gauge = new Gauge({
     name: 'realtime_tenants_connected',
     help: 'Tenants with a running runtime on this node',
     registers: [this.registry],
+    collect: (): void => this.tenantsConnected.set(this.tenantsRunning()),
   });
 
   constructor() {

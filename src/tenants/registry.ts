@@ -1,45 +1,66 @@
-import type { Config } from '../config/index.js';
 import type { Logger } from '../observability/logger.js';
-import { TenantRuntime, type DatabasePreparer, type TenantSettings } from './tenant.js';
+import { toRuntimeSettings, type TenantRecord } from './record.js';
+import type { TenantStore } from './store.js';
+import { TenantSupervisor, type ChildSpec, type SupervisorOptions } from './supervisor.js';
+import { TenantRuntime, type DatabasePreparer } from './tenant.js';
+
+export interface RegistryOptions {
+  defaultTenantId: string;
+  dbPoolSize: number;
+  supervisor: SupervisorOptions;
+  /** How often tenant records are re-read from the control plane (changes made through other nodes). */
+  refreshMs: number;
+  /** Children every tenant runs under its supervisor (database, replication, janitor...). */
+  children: (runtime: TenantRuntime) => ChildSpec[];
+  rates: { tickMs: number; windowMs: number };
+}
+
+/** Changes that invalidate every connected socket's authorization: upstream disconnects them (close 1012). */
+function needsDisconnect(a: TenantRecord, b: TenantRecord): boolean {
+  return (
+    a.jwtSecret !== b.jwtSecret ||
+    JSON.stringify(a.jwtJwks) !== JSON.stringify(b.jwtJwks) ||
+    a.privateOnly !== b.privateOnly ||
+    a.suspend !== b.suspend
+  );
+}
+
+function needsRestart(a: TenantRecord, b: TenantRecord): boolean {
+  return needsDisconnect(a, b) || JSON.stringify(a.extensions.map((e) => e.settings)) !== JSON.stringify(b.extensions.map((e) => e.settings));
+}
+
+export const SERVER_REQUESTED_DISCONNECT = 'Server requested disconnect';
 
 /**
- * Finds the tenant of a request from its Host header and owns the tenants' runtimes on this node.
- * Until the management API lands, the only tenant is the default one from the environment.
+ * Knows every tenant (records from the control plane, cached in memory so a Host lookup never waits on I/O) and
+ * owns the supervisors of the tenants running on this node.
  */
 export class TenantRegistry {
-  private readonly runtimes = new Map<string, TenantRuntime>();
-  private readonly known = new Map<string, TenantSettings>();
+  private readonly records = new Map<string, TenantRecord>();
+  private readonly supervisors = new Map<string, TenantSupervisor>();
+  private refreshTimer: NodeJS.Timeout | null = null;
 
   constructor(
-    readonly defaultTenantId: string,
+    private readonly store: TenantStore,
     private readonly log: Logger,
     private readonly prepareDatabase: DatabasePreparer,
+    private readonly opts: RegistryOptions,
   ) {}
 
-  static fromConfig(config: Config, databaseUrl: string, log: Logger, prepare: DatabasePreparer): TenantRegistry {
-    const registry = new TenantRegistry(config.tenantId, log, prepare);
-    registry.upsert({
-      externalId: config.tenantId,
-      databaseUrl,
-      jwtSecret: config.jwtSecret,
-      jwtJwks: config.jwtJwks,
-      privateOnly: false,
-      suspend: false,
-      presenceEnabled: false,
-      limits: { ...config.tenantDefaults },
-      dbPoolSize: config.dbPoolSize,
-    });
-    return registry;
+  get defaultTenantId(): string {
+    return this.opts.defaultTenantId;
   }
 
-  upsert(settings: TenantSettings): void {
-    this.known.set(settings.externalId, settings);
+  async load(): Promise<void> {
+    for (const record of await this.store.list()) this.records.set(record.externalId, record);
+    this.refreshTimer = setInterval(() => void this.refresh(), this.opts.refreshMs);
+    this.refreshTimer.unref();
   }
 
   /** The tenant id a Host header names: an IP address or `localhost` means the default tenant. */
   tenantIdForHost(host: string): string {
     const name = stripPort(host).toLowerCase();
-    if (name === '' || name === 'localhost' || isIpAddress(name)) return this.defaultTenantId;
+    if (name === '' || name === 'localhost' || isIpAddress(name)) return this.opts.defaultTenantId;
     const dot = name.indexOf('.');
     return dot === -1 ? name : name.slice(0, dot);
   }
@@ -50,27 +71,102 @@ export class TenantRegistry {
   }
 
   get(tenantId: string): TenantRuntime | null {
-    const running = this.runtimes.get(tenantId);
-    if (running) return running;
-    const settings = this.known.get(tenantId);
-    if (!settings) return null;
-    const runtime = new TenantRuntime(settings, this.log, this.prepareDatabase);
-    this.runtimes.set(tenantId, runtime);
+    const running = this.supervisors.get(tenantId);
+    if (running) return running.runtime;
+    const record = this.records.get(tenantId);
+    if (!record) return null;
+    const runtime = new TenantRuntime(toRuntimeSettings(record, this.opts.dbPoolSize), this.log, this.prepareDatabase, this.opts.rates);
+    const supervisor = new TenantSupervisor(runtime, this.opts.supervisor, (s) => {
+      if (this.supervisors.get(tenantId) === s) this.supervisors.delete(tenantId);
+    });
+    this.supervisors.set(tenantId, supervisor);
+    for (const child of this.opts.children(runtime)) supervisor.supervise(child);
     return runtime;
   }
 
   /** The tenant's runtime if it is running here; never starts one. */
   peek(tenantId: string): TenantRuntime | null {
-    return this.runtimes.get(tenantId) ?? null;
+    return this.supervisors.get(tenantId)?.runtime ?? null;
+  }
+
+  supervisor(tenantId: string): TenantSupervisor | null {
+    return this.supervisors.get(tenantId) ?? null;
+  }
+
+  record(tenantId: string): TenantRecord | null {
+    return this.records.get(tenantId) ?? null;
+  }
+
+  list(): TenantRecord[] {
+    return [...this.records.values()];
   }
 
   running(): TenantRuntime[] {
-    return [...this.runtimes.values()];
+    return [...this.supervisors.values()].map((s) => s.runtime);
+  }
+
+  /** Stores a created or changed tenant and applies the change to its running runtime. */
+  async save(record: TenantRecord): Promise<TenantRecord> {
+    const stored = await this.store.save(record);
+    await this.apply(stored);
+    return stored;
+  }
+
+  async delete(tenantId: string): Promise<void> {
+    await this.store.delete(tenantId);
+    this.records.delete(tenantId);
+    await this.stopTenant(tenantId, SERVER_REQUESTED_DISCONNECT);
+  }
+
+  /** Disconnects the tenant's sockets and stops its runtime; the next request starts it afresh. */
+  async stopTenant(tenantId: string, message: string | null): Promise<void> {
+    const supervisor = this.supervisors.get(tenantId);
+    if (!supervisor) return;
+    this.supervisors.delete(tenantId);
+    for (const socket of [...supervisor.runtime.sockets]) socket.disconnect(1012, message);
+    await supervisor.stop();
+  }
+
+  private async apply(next: TenantRecord): Promise<void> {
+    const previous = this.records.get(next.externalId);
+    this.records.set(next.externalId, next);
+    const supervisor = this.supervisors.get(next.externalId);
+    if (!previous || !supervisor) return;
+    if (needsRestart(previous, next)) {
+      await this.stopTenant(next.externalId, needsDisconnect(previous, next) ? SERVER_REQUESTED_DISCONNECT : null);
+      return;
+    }
+    // Limits and flags apply in place: sockets stay connected.
+    const settings = toRuntimeSettings(next, this.opts.dbPoolSize);
+    Object.assign(supervisor.runtime.settings.limits, settings.limits);
+    Object.assign(supervisor.runtime.settings, { ...settings, limits: supervisor.runtime.settings.limits });
+  }
+
+  /** Picks up changes made through other nodes. */
+  private async refresh(): Promise<void> {
+    try {
+      const records = await this.store.list();
+      const seen = new Set<string>();
+      for (const record of records) {
+        seen.add(record.externalId);
+        const known = this.records.get(record.externalId);
+        if (!known || known.updatedAt !== record.updatedAt || JSON.stringify(known) !== JSON.stringify(record)) await this.apply(record);
+      }
+      for (const id of [...this.records.keys()]) {
+        if (seen.has(id)) continue;
+        this.records.delete(id);
+        await this.stopTenant(id, SERVER_REQUESTED_DISCONNECT);
+      }
+    } catch (err) {
+      this.log.warn({ err, error_code: 'TenantCacheRefreshFailed' }, 'refreshing tenants from the control plane failed');
+    }
   }
 
   async stop(): Promise<void> {
-    await Promise.all(this.running().map((t) => t.stop()));
-    this.runtimes.clear();
+    if (this.refreshTimer) clearInterval(this.refreshTimer);
+    await Promise.all([...this.supervisors.values()].map((s) => s.stop()));
+    this.supervisors.clear();
+    await this.store.close();
   }
 }
 

@@ -14,6 +14,9 @@ export interface TenantSettings {
   presenceEnabled: boolean;
   limits: TenantLimits;
   dbPoolSize: number;
+  /** Per-channel presence limiter overrides (upstream max_client_presence_events_per_window, client_presence_window_ms); null/absent = the CLIENT_PRESENCE_* defaults. */
+  maxClientPresenceEventsPerWindow?: number | null;
+  clientPresenceWindowMs?: number | null;
 }
 
 /** What the tenant knows of a joined channel: enough to count it and shut it down. */
@@ -43,13 +46,16 @@ export class TenantRuntime {
   /** Sockets with at least one joined channel: what `max_concurrent_users` counts. */
   readonly users = new Set<SocketHandle>();
   readonly channelsByKey = new Map<string, Set<ChannelHandle>>();
-  readonly events = new RateCounter().start();
-  readonly joins = new RateCounter().start();
-  readonly bytes = new RateCounter().start();
+  readonly events: RateCounter;
+  readonly joins: RateCounter;
+  /** Payload bytes sent and delivered, for `max_bytes_per_second`. */
+  readonly bytes: RateCounter;
   /** REST requests, for the rate-limit headers of the REST API. */
-  readonly requests = new RateCounter().start();
+  readonly requests: RateCounter;
   readonly log: Logger;
   dbState: DatabaseState = 'idle';
+  /** Set by the tenant's supervisor: where an exception from this tenant's handlers is reported. */
+  onFault: (err: unknown, where: string) => void = () => undefined;
   private pool: pg.Pool | null = null;
   private dbReady: Promise<pg.Pool> | null = null;
   private lastDbFailure = 0;
@@ -58,9 +64,19 @@ export class TenantRuntime {
     readonly settings: TenantSettings,
     parentLog: Logger,
     private readonly prepareDatabase: DatabasePreparer,
+    private readonly rates: { tickMs: number; windowMs: number } = { tickMs: 1000, windowMs: 60_000 },
   ) {
     this.log = parentLog.child({ tenant: settings.externalId });
+    this.events = this.counter();
+    this.joins = this.counter();
+    this.bytes = this.counter();
+    this.requests = this.counter();
     this.verifier = new JwtVerifier({ secret: settings.jwtSecret, jwks: settings.jwtJwks });
+  }
+
+  /** A rolling rate counter ticking as configured for this node (tests use short ticks). */
+  counter(): RateCounter {
+    return new RateCounter(this.rates.tickMs, this.rates.windowMs).start();
   }
 
   get id(): string {
@@ -98,6 +114,16 @@ export class TenantRuntime {
       },
     );
     return this.dbReady;
+  }
+
+  /** Drops the pool after its database failed; the next database() call connects afresh. */
+  async resetDatabase(): Promise<void> {
+    const pool = this.pool;
+    this.pool = null;
+    this.dbReady = null;
+    this.dbState = 'failed';
+    this.lastDbFailure = Date.now();
+    if (pool) await pool.end().catch(() => undefined);
   }
 
   addChannel(key: string, channel: ChannelHandle): void {

@@ -17,7 +17,10 @@ export interface TestServer {
   anonKey: string;
   serviceKey: string;
   sign(claims: Claims, secret?: string): Promise<string>;
-  /** An unmodified supabase-js client on the `ws` transport (Node 20 has no global WebSocket). */
+  /**
+   * An unmodified supabase-js client on the `ws` transport (Node 20 has no global WebSocket). `host` selects a
+   * tenant by Host header (`<tenant>.localhost`), since `*.localhost` does not resolve on this machine.
+   */
   client(opts?: { vsn?: '1.0.0' | '2.0.0'; key?: string; host?: string }): SupabaseClient;
   stop(): Promise<void>;
 }
@@ -30,6 +33,7 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
     HOST: '127.0.0.1',
     DATABASE_URL: db.url,
     JWT_SECRET: TEST_SECRET,
+    DB_ENC_KEY: 'test-encryption-key-0123456789',
     CONNECT_ERROR_BACKOFF_MS: '50',
     CHANNEL_ERROR_BACKOFF_MS: '50',
     LOG_LEVEL: process.env.PERFORMER_TEST_LOG ?? 'silent',
@@ -50,8 +54,8 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
     serviceKey,
     sign: (claims, secret = config.jwtSecret) => signHs256(claims, secret),
     client(opts = {}) {
-      const c = createClient(opts.host ? `http://${opts.host}:${server.port}` : url, opts.key ?? anonKey, {
-        realtime: { transport: WebSocket as never, vsn: opts.vsn ?? '2.0.0', heartbeatIntervalMs: 25_000 } as never,
+      const c = createClient(url, opts.key ?? anonKey, {
+        realtime: { transport: (opts.host ? hostTransport(`${opts.host}:${server.port}`) : WebSocket) as never, vsn: opts.vsn ?? '2.0.0', heartbeatIntervalMs: 25_000 } as never,
         auth: { persistSession: false, autoRefreshToken: false },
       });
       clients.push(c);
@@ -79,4 +83,13 @@ export function waitForEvent<T>(register: (cb: (value: T) => void) => void, ms =
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/** A `ws` transport that connects to 127.0.0.1 but sends the given Host header. */
+export function hostTransport(host: string): typeof WebSocket {
+  return class HostWebSocket extends WebSocket {
+    constructor(address: string | URL, protocols?: string | string[]) {
+      super(address, protocols, { headers: { host } });
+    }
+  } as typeof WebSocket;
 }

@@ -1,0 +1,125 @@
+import { JwtVerifier } from '../auth/jwt.js';
+import type { ChannelsContext } from '../channels/context.js';
+import { applyTenantInput } from '../tenants/record.js';
+import { renderTenant } from '../tenants/store.js';
+import { BodyTooLarge, readBody, readRequest, Reply } from './respond.js';
+import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js';
+
+const MAX_BODY_BYTES = 1024 * 1024;
+
+type Handler = (reply: Reply, id: string | null, body: unknown) => Promise<void>;
+
+/**
+ * The upstream management API: tenants created, changed and stopped at run time, behind a Bearer JWT signed with
+ * API_JWT_SECRET (or API_JWT_SECRET_NEXT during rotation). Any auth failure is a 403 with an empty body.
+ */
+export function mountTenantsApi(app: TemplatedApp, ctx: ChannelsContext): void {
+  const verifiers = [ctx.config.apiJwtSecret, ctx.config.apiJwtSecretNext]
+    .filter((s): s is string => s !== null)
+    .map((secret) => new JwtVerifier({ secret, jwks: null }));
+  const blocklist = new Set(ctx.config.apiTokenBlocklist);
+  const registry = ctx.registry;
+  const defaults = ctx.config.tenantDefaults;
+
+  const route = (withBody: boolean, handler: Handler) => (res: HttpResponse, req: HttpRequest) => {
+    const reply = new Reply(res);
+    const info = readRequest(req);
+    // uWS answers '' for a parameter the route does not have.
+    const id = req.getParameter(0) || null;
+    const body = withBody ? readBody(res, reply, MAX_BODY_BYTES) : Promise.resolve(null);
+    body.catch(() => undefined);
+    authorized(verifiers, blocklist, info.headers.authorization)
+      .then(async (ok) => {
+        if (!ok) return reply.send(403);
+        const raw = await body;
+        let parsed: unknown = null;
+        if (raw !== null && raw.length > 0) {
+          try {
+            parsed = JSON.parse(raw.toString('utf8'));
+          } catch {
+            return reply.json(400, { message: 'invalid JSON body' });
+          }
+        }
+        await handler(reply, id === null ? null : decodeURIComponent(id), parsed);
+      })
+      .catch((err: unknown) => {
+        if (err instanceof BodyTooLarge) return reply.json(413, { message: 'request body too large' });
+        ctx.log.error({ err, error_code: 'TenantsApiError' }, 'management API request failed');
+        reply.json(500, { errors: { detail: 'Internal Server Error' } });
+      });
+  };
+
+  const upsert = async (reply: Reply, id: string | null, body: unknown) => {
+    const wanted = id ?? externalIdOf(body);
+    const existing = wanted ? registry.record(wanted) : null;
+    const result = applyTenantInput(body, existing, defaults, id);
+    if ('errors' in result) return reply.json(422, { errors: result.errors });
+    const stored = await registry.save(result.record);
+    if (!existing) {
+      // A new tenant's database gets its migrations now, as upstream does; a failure is retried on first use.
+      await registry.get(stored.externalId)?.database().catch((err: unknown) =>
+        ctx.log.warn({ err, tenant: stored.externalId, error_code: 'UnableToConnectToProject' }, 'new tenant database not migrated yet'),
+      );
+      reply.header('location', `/api/tenants/${encodeURIComponent(stored.externalId)}`);
+    }
+    reply.json(existing ? 200 : 201, { data: renderTenant(stored) });
+  };
+
+  app.get('/api/tenants', route(false, async (reply) => reply.json(200, { data: registry.list().map(renderTenant) })));
+  app.post('/api/tenants', route(true, upsert));
+  app.get('/api/tenants/:id', route(false, async (reply, id) => {
+    const record = registry.record(id as string);
+    if (!record) return reply.json(404, { message: 'not found' });
+    reply.json(200, { data: renderTenant(record) });
+  }));
+  app.put('/api/tenants/:id', route(true, upsert));
+  app.patch('/api/tenants/:id', route(true, upsert));
+  app.del('/api/tenants/:id', route(false, async (reply, id) => {
+    await registry.delete(id as string);
+    reply.send(204);
+  }));
+  app.post('/api/tenants/:id/reload', route(false, async (reply, id) => {
+    if (!registry.record(id as string)) return reply.json(404, { message: 'not found' });
+    await registry.stopTenant(id as string, null);
+    reply.send(204);
+  }));
+  app.post('/api/tenants/:id/shutdown', route(false, async (reply, id) => {
+    if (!registry.record(id as string)) return reply.json(404, { message: 'not found' });
+    await registry.peek(id as string)?.resetDatabase();
+    reply.send(204);
+  }));
+  app.get('/api/tenants/:id/health', route(false, async (reply, id) => {
+    if (!registry.record(id as string)) return reply.json(404, { message: 'not found' });
+    const runtime = registry.peek(id as string);
+    const supervisor = registry.supervisor(id as string);
+    const dbConnected = runtime?.dbState === 'ready';
+    const connected = runtime?.sockets.size ?? 0;
+    reply.json(200, {
+      data: {
+        healthy: dbConnected || connected === 0,
+        db_connected: dbConnected,
+        replication_connected: supervisor?.childUp('replication') ?? false,
+        connected_cluster: connected,
+        state: supervisor?.state ?? 'stopped',
+        region: 'local',
+        node: ctx.config.nodeName,
+      },
+    });
+  }));
+}
+
+function externalIdOf(body: unknown): string | null {
+  const id = (body as { tenant?: { external_id?: unknown } } | null)?.tenant?.external_id;
+  return typeof id === 'string' ? id : null;
+}
+
+async function authorized(verifiers: JwtVerifier[], blocklist: Set<string>, header: string | undefined): Promise<boolean> {
+  const m = header ? /^bearer\s+(.+)$/i.exec(header.trim()) : null;
+  if (!m) return false;
+  const token = m[1].replace(/\s+/g, '');
+  if (blocklist.has(token)) return false;
+  for (const verifier of verifiers) {
+    if ((await verifier.verify(token, { requireRoleAndExp: false })).ok) return true;
+  }
+  return false;
+}

@@ -1,0 +1,63 @@
+import { randomBytes } from 'node:crypto';
+import { link, mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Config } from '../config/index.js';
+import { settingsFromDatabaseUrl, type TenantRecord } from './record.js';
+import type { TenantStore } from './store.js';
+
+/**
+ * The default tenant from the environment, created or updated at every start so the zero-setup start needs no
+ * step by hand. Its secrets and database follow the environment; its limits are set on creation only, so changes
+ * made through the management API survive a restart.
+ */
+export async function ensureDefaultTenant(store: TenantStore, config: Config, databaseUrl: string): Promise<TenantRecord> {
+  const existing = await store.get(config.tenantId);
+  const now = new Date().toISOString().slice(0, 19);
+  const extension = { type: 'postgres_cdc_rls', settings: settingsFromDatabaseUrl(databaseUrl), insertedAt: now, updatedAt: now };
+  const record: TenantRecord = existing
+    ? { ...existing, jwtSecret: config.jwtSecret, jwtJwks: config.jwtJwks, extensions: [{ ...extension, insertedAt: existing.extensions[0]?.insertedAt ?? now }] }
+    : {
+        id: '',
+        externalId: config.tenantId,
+        name: config.tenantId,
+        jwtSecret: config.jwtSecret,
+        jwtJwks: config.jwtJwks,
+        limits: { ...config.tenantDefaults },
+        maxClientPresenceEventsPerWindow: null,
+        clientPresenceWindowMs: null,
+        presenceEnabled: false,
+        privateOnly: false,
+        suspend: false,
+        insertedAt: now,
+        updatedAt: now,
+        extensions: [extension],
+      };
+  return store.save(record);
+}
+
+/**
+ * DB_ENC_KEY, or else a random key kept in the data dir (created once, never overwritten), so that secrets are
+ * encrypted at rest even in the zero-setup start.
+ */
+export async function encryptionKey(config: Config): Promise<string> {
+  if (config.dbEncKey) return config.dbEncKey;
+  const file = path.resolve(config.dataDir, 'encryption.key');
+  try {
+    return (await readFile(file, 'utf8')).trim();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  await mkdir(path.dirname(file), { recursive: true });
+  // Written aside and linked into place, so a concurrent starter never reads a half-written key.
+  const temp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
+  await writeFile(temp, randomBytes(32).toString('base64url'), { mode: 0o600 });
+  try {
+    await link(temp, file);
+  } catch (err) {
+    // Another process created it first: use theirs.
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  } finally {
+    await unlink(temp);
+  }
+  return (await readFile(file, 'utf8')).trim();
+}

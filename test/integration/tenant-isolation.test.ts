@@ -1,0 +1,121 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RawClient } from '../support/raw-client.js';
+import { startDedicatedPostgres, type DedicatedPostgres } from '../support/postgres.js';
+import { sleep, startTestServer, type TestServer } from '../support/server.js';
+import { api, createTenant, extensionFor, type TestTenant } from '../support/tenants.js';
+
+let t: TestServer;
+let dedicated: DedicatedPostgres;
+const created: TestTenant[] = [];
+
+beforeAll(async () => {
+  t = await startTestServer({
+    TENANT_DB_PROBE_MS: '200',
+    TENANT_BACKOFF_MIN_MS: '100',
+    TENANT_BACKOFF_MAX_MS: '1000',
+    RATE_COUNTER_TICK_MS: '100',
+    RATE_COUNTER_WINDOW_MS: '1000',
+  });
+  dedicated = await startDedicatedPostgres();
+});
+afterAll(async () => {
+  await t?.stop();
+  await Promise.all(created.map((x) => x.db.drop()));
+  await dedicated?.stop();
+});
+
+function connect(tenant: { id: string; anonKey: string }): Promise<RawClient> {
+  return RawClient.connect(`ws://127.0.0.1:${t.port}/socket/websocket?apikey=${tenant.anonKey}&vsn=2.0.0`, { host: `${tenant.id}.localhost:${t.port}` });
+}
+
+async function joined(tenant: { id: string; anonKey: string }, topic: string): Promise<RawClient> {
+  const c = await connect(tenant);
+  c.send(['1', '1', topic, 'phx_join', { config: {} }]);
+  const reply = (await c.reply('1', 10_000))[4];
+  expect(reply).toMatchObject({ status: 'ok' });
+  return c;
+}
+
+async function until(pred: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await pred())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await sleep(50);
+  }
+}
+
+describe('fault isolation between tenants', () => {
+  it('keeps delivering a healthy tenant\'s broadcasts while others lose their database, flood joins and throw', async () => {
+    const healthy = await createTenant(t, 'healthy', { max_events_per_second: 100000 });
+    const flooder = await createTenant(t, 'flooder', { max_joins_per_second: 5 });
+    const thrower = await createTenant(t, 'thrower');
+    created.push(healthy, flooder, thrower);
+    // A tenant whose database lives on a Postgres this test stops and restarts.
+    const brittleSecret = 'brittle-secret-with-at-least-32-characters!';
+    const res = await api(t, 'POST', '/api/tenants', {
+      tenant: { external_id: 'brittle', jwt_secret: brittleSecret, extensions: [extensionFor(dedicated.url)] },
+    });
+    expect(res.status).toBe(201);
+    const brittle = { id: 'brittle', anonKey: await t.sign({ role: 'anon', exp: Math.floor(Date.now() / 1000) + 3600 }, brittleSecret) };
+
+    const receiver = await joined(healthy, 'realtime:steady');
+    const sender = await joined(healthy, 'realtime:steady');
+    const brittleSocket = await joined(brittle, 'realtime:b');
+    const throwerSocket = await joined(thrower, 'realtime:t');
+
+    let sent = 0;
+    let sending = true;
+    const pump = (async () => {
+      while (sending) {
+        sender.send(['1', null, 'realtime:steady', 'broadcast', { type: 'broadcast', event: 'n', payload: { n: sent++ } }]);
+        await sleep(10);
+      }
+    })();
+
+    // 1. The brittle tenant's database goes away: it degrades, its new joins fail, and it recovers afterwards.
+    await dedicated.stopServer();
+    await until(() => t.server.ctx.registry.supervisor('brittle')?.state === 'degraded');
+    const late = await connect(brittle);
+    late.send(['1', '1', 'realtime:late', 'phx_join', { config: {} }]);
+    expect((await late.reply('1', 10_000))[4]).toEqual({
+      status: 'error',
+      response: { reason: 'UnableToConnectToProject: Realtime was unable to connect to the project database' },
+    });
+
+    // 2. The flooder hammers joins until its limiter trips and disconnects it.
+    const flood = await connect(flooder);
+    for (let i = 0; i < 200; i++) flood.send([`${i}`, `${i}`, `realtime:f${i}`, 'phx_join', { config: {} }]);
+    expect(await flood.closed).toBe(1001);
+
+    // 3. The thrower's handler throws: the tenant degrades, its socket survives, and it recovers once fixed.
+    const runtime = t.server.ctx.registry.peek('thrower');
+    if (!runtime) throw new Error('thrower not running');
+    const originalAdd = runtime.events.add.bind(runtime.events);
+    runtime.events.add = () => {
+      throw new Error('injected handler bug');
+    };
+    throwerSocket.send(['1', null, 'realtime:t', 'broadcast', { type: 'broadcast', event: 'x', payload: {} }]);
+    await until(() => t.server.ctx.registry.supervisor('thrower')?.state === 'degraded');
+    runtime.events.add = originalAdd;
+    throwerSocket.send([null, 'hb', 'phoenix', 'heartbeat', {}]);
+    expect((await throwerSocket.reply('hb'))[4]).toEqual({ status: 'ok', response: {} });
+    await until(() => t.server.ctx.registry.supervisor('thrower')?.state === 'ready');
+
+    // The brittle tenant comes back when its database does.
+    await dedicated.startServer();
+    await until(() => t.server.ctx.registry.supervisor('brittle')?.state === 'ready', 20_000);
+    const back = await joined(brittle, 'realtime:back');
+    back.close();
+    // Its already-joined public channel kept its socket throughout.
+    expect(brittleSocket.closeCode).toBeNull();
+
+    sending = false;
+    await pump;
+    const received = () => receiver.frames.filter((f) => typeof f === 'string' && f.includes('"broadcast"')).length;
+    await until(() => received() === sent, 5000);
+    const numbers = receiver.frames.map((f) => (JSON.parse(f as string) as [unknown, unknown, string, string, { payload: { n: number } }])[4].payload.n);
+    expect(numbers).toEqual([...Array(sent).keys()]);
+    expect(sent).toBeGreaterThan(100);
+    for (const c of [receiver, sender, brittleSocket, throwerSocket, late]) c.close();
+  }, 60_000);
+});
