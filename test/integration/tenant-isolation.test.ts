@@ -119,3 +119,33 @@ describe('fault isolation between tenants', () => {
     for (const c of [receiver, sender, brittleSocket, throwerSocket, late]) c.close();
   }, 60_000);
 });
+
+describe('tenant lifecycle on a node', () => {
+  it('starts a tenant on first use and stops it after a period without sockets', async () => {
+    const idle = await startTestServer({ TENANT_IDLE_STOP_MS: '1000' });
+    try {
+      const tenant = await createTenant(idle, 'sleepy');
+      created.push(tenant);
+      const registry = idle.server.ctx.registry;
+      const c = await RawClient.connect(`ws://127.0.0.1:${idle.port}/socket/websocket?apikey=${tenant.anonKey}&vsn=2.0.0`, {
+        host: `sleepy.localhost:${idle.port}`,
+      });
+      c.send(['1', '1', 'realtime:z', 'phx_join', { config: {} }]);
+      await c.reply('1');
+      expect(registry.supervisor('sleepy')?.state).toBe('ready');
+      await sleep(2500);
+      expect(registry.peek('sleepy')).not.toBeNull();
+      c.close();
+      await until(() => registry.peek('sleepy') === null, 10_000);
+      // And it starts again on the next connection.
+      const again = await RawClient.connect(`ws://127.0.0.1:${idle.port}/socket/websocket?apikey=${tenant.anonKey}&vsn=2.0.0`, {
+        host: `sleepy.localhost:${idle.port}`,
+      });
+      again.send(['1', '1', 'realtime:z', 'phx_join', { config: {} }]);
+      expect((await again.reply('1'))[4]).toMatchObject({ status: 'ok' });
+      again.close();
+    } finally {
+      await idle.stop();
+    }
+  }, 30_000);
+});
