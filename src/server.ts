@@ -46,6 +46,7 @@ export async function startServer(config: Config, opts: ServerOptions): Promise<
     dbPoolSize: config.dbPoolSize,
     refreshMs: config.tenantCacheExpirationMs,
     rates: { tickMs: config.rateCounterTickMs, windowMs: config.rateCounterWindowMs },
+    claimValidators: config.jwtClaimValidators,
     supervisor: {
       backoffMinMs: config.tenantBackoffMinMs,
       backoffMaxMs: config.tenantBackoffMaxMs,

@@ -28,6 +28,8 @@ export type JwtResult = { ok: true; claims: Claims; exp: number | null } | { ok:
 export interface JwtSigners {
   secret: string | null;
   jwks: { keys: Record<string, unknown>[] } | null;
+  /** Exact-match claims every token of these signers must carry (upstream JWT_CLAIM_VALIDATORS). */
+  claimValidators?: Record<string, unknown>;
 }
 
 export interface VerifyOptions {
@@ -91,7 +93,7 @@ export class JwtVerifier {
       return fail({ kind: 'malformed' });
     }
     if (claims === null || typeof claims !== 'object' || Array.isArray(claims)) return fail({ kind: 'malformed' });
-    return checkClaims(claims as Claims, opts);
+    return checkClaims(claims as Claims, { ...opts, claimValidators: opts.claimValidators ?? this.signers.claimValidators });
   }
 
   private async selectKey(alg: string | null, kid: string | null): Promise<{ key: KeyLike } | { error: JwtFailure }> {

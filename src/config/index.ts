@@ -11,6 +11,8 @@ export interface Config {
   dataDir: string;
   jwtSecret: string;
   jwtJwks: { keys: Record<string, unknown>[] } | null;
+  /** Exact-match claims required in every tenant JWT (upstream JWT_CLAIM_VALIDATORS), e.g. {"iss":"supabase"}. */
+  jwtClaimValidators: Record<string, unknown>;
   tenantId: string;
   apiJwtSecret: string;
   apiJwtSecretNext: string | null;
@@ -75,6 +77,7 @@ export function loadConfig(env: Env = process.env): Config {
     dataDir: r.string('PERFORMER_DATA_DIR', '.performer'),
     jwtSecret,
     jwtJwks: r.jwks('JWT_JWKS'),
+    jwtClaimValidators: r.jsonObject('JWT_CLAIM_VALIDATORS'),
     tenantId: r.tenantId('TENANT_ID', 'realtime-dev'),
     apiJwtSecret: r.string('API_JWT_SECRET', jwtSecret),
     apiJwtSecretNext: r.optionalString('API_JWT_SECRET_NEXT'),
@@ -167,6 +170,19 @@ class Reader {
     const v = this.string(name, fallback);
     if (!/^[A-Za-z0-9_-]+$/.test(v)) throw new ConfigError(name, 'may only contain letters, digits, "-" and "_"');
     return v;
+  }
+
+  jsonObject(name: string): Record<string, unknown> {
+    const v = this.raw(name);
+    if (v === undefined) return {};
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(v);
+    } catch {
+      throw new ConfigError(name, 'is not valid JSON');
+    }
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new ConfigError(name, 'expected a JSON object');
+    return parsed as Record<string, unknown>;
   }
 
   list(name: string): string[] {

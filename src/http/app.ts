@@ -1,7 +1,7 @@
 import { JwtVerifier } from '../auth/jwt.js';
 import type { ChannelsContext } from '../channels/context.js';
 import { corsHeaders, readRequest, Reply } from './respond.js';
-import { mountRestBroadcast } from './rest-broadcast.js';
+import { mountRestBroadcast, tenantGate } from './rest-broadcast.js';
 import { mountTenantsApi } from './tenants-api.js';
 import { uws, type HttpRequest, type HttpResponse, type TemplatedApp } from './uws.js';
 import { mountWebSocket } from './websocket.js';
@@ -19,9 +19,7 @@ export function createApp(ctx: ChannelsContext): TemplatedApp {
   for (const prefix of ['', '/realtime/v1']) {
     app.get(`${prefix}/api/ping`, (res, req) => {
       const reply = new Reply(res);
-      const tenant = ctx.registry.resolve(readRequest(req).headers.host ?? '');
-      if (!tenant) return reply.json(404, { error: 'Tenant not found' });
-      reply.json(200, { message: 'Success' });
+      if (tenantGate(ctx, reply, readRequest(req))) reply.json(200, { message: 'Success' });
     });
   }
 

@@ -21,21 +21,37 @@ export function mountRestBroadcast(app: TemplatedApp, ctx: ChannelsContext): voi
   }
 }
 
+/**
+ * The front of every tenant REST route, as upstream's AssignTenant and RateLimiter plugs: the tenant from the Host
+ * (401 when unknown), the request counted, the rate headers set, 429 when over. Null when it already answered.
+ */
+export function tenantGate(ctx: ChannelsContext, reply: Reply, info: RequestInfo): TenantRuntime | null {
+  const tenant = ctx.registry.resolve(info.headers.host ?? '');
+  if (!tenant) {
+    reply.json(401, { message: 'Tenant not found in database' });
+    return null;
+  }
+  tenant.requests.add(1);
+  const limit = tenant.settings.limits.maxEventsPerSecond;
+  const rolling = Math.round(tenant.requests.avg);
+  reply.header('x-rate-rolling', String(rolling)).header('x-rate-limit', String(limit)).header('x-rate-limit-remaining', String(limit - rolling));
+  if (rolling >= limit) {
+    reply.json(429, { message: 'Too many requests' });
+    return null;
+  }
+  return tenant;
+}
+
 type Handler = (ctx: ChannelsContext, tenant: TenantRuntime, reply: Reply, info: RequestInfo, body: Buffer) => void;
 
 /** Shared front half: tenant, rate headers, auth, body. */
 function handle(ctx: ChannelsContext, res: HttpResponse, req: HttpRequest, handler: Handler): void {
   const reply = corsHeaders(new Reply(res));
   const info = readRequest(req);
-  const tenant = ctx.registry.resolve(info.headers.host ?? '');
   const bodyPromise = readBody(res, reply, MAX_BODY_BYTES);
   bodyPromise.catch(() => undefined);
-  if (!tenant) return reply.json(401, { message: 'Tenant not found in database' });
-  tenant.requests.add(1);
-  const limit = tenant.settings.limits.maxEventsPerSecond;
-  const rolling = Math.round(tenant.requests.avg);
-  reply.header('x-rate-rolling', String(rolling)).header('x-rate-limit', String(limit)).header('x-rate-limit-remaining', String(limit - rolling));
-  if (rolling >= limit) return reply.json(429, { message: 'Too many requests' });
+  const tenant = tenantGate(ctx, reply, info);
+  if (!tenant) return;
   const token = bearer(info.headers.authorization) ?? info.headers.apikey;
   if (!token) return reply.json(401, { message: 'Unauthorized' });
   tenant.verifier
@@ -57,9 +73,10 @@ function handle(ctx: ChannelsContext, res: HttpResponse, req: HttpRequest, handl
 function batch(ctx: ChannelsContext, tenant: TenantRuntime, reply: Reply, _info: RequestInfo, body: Buffer): void {
   const parsed = parseJson(body);
   const messages = (parsed as { messages?: unknown } | undefined)?.messages;
-  if (!Array.isArray(messages) || messages.length === 0) {
+  if (messages === undefined || messages === null || (Array.isArray(messages) && messages.length === 0)) {
     return reply.json(422, { errors: { messages: ["can't be blank"] } });
   }
+  if (!Array.isArray(messages)) return reply.json(422, { errors: { messages: ['is invalid'] } });
   const limitBytes = payloadLimitBytes(tenant.settings.limits.maxPayloadSizeInKb);
   const errors = messages.map((m) => validateBatchMessage(m, limitBytes));
   if (errors.some((e) => Object.keys(e).length > 0)) return reply.json(422, { errors: { messages: errors } });
@@ -91,8 +108,12 @@ function validateBatchMessage(m: unknown, limitBytes: number): Record<string, st
   const errors: Record<string, string[]> = {};
   if (m === null || typeof m !== 'object' || Array.isArray(m)) return { topic: ["can't be blank"], event: ["can't be blank"], payload: ["can't be blank"] };
   const o = m as Record<string, unknown>;
-  if (typeof o.topic !== 'string' || o.topic === '') errors.topic = ["can't be blank"];
-  if (typeof o.event !== 'string' || o.event === '') errors.event = ["can't be blank"];
+  // As Ecto casts them: a wrong type is "is invalid", a blank (or whitespace-only) string "can't be blank".
+  for (const field of ['topic', 'event'] as const) {
+    const v = o[field];
+    if (v === undefined || v === null || (typeof v === 'string' && v.trim() === '')) errors[field] = ["can't be blank"];
+    else if (typeof v !== 'string') errors[field] = ['is invalid'];
+  }
   if (o.payload === undefined || o.payload === null) errors.payload = ["can't be blank"];
   else if (typeof o.payload !== 'object' || Array.isArray(o.payload)) errors.payload = ['is invalid'];
   else if (Buffer.byteLength(JSON.stringify(o.payload)) > limitBytes) errors.payload = ['Payload size exceeds tenant limit'];

@@ -44,8 +44,9 @@ function upgrade(ctx: ChannelsContext, res: HttpResponse, req: HttpRequest, cont
     aborted = true;
   });
 
+  let log = ctx.log;
   const fail = (e: HandshakeError) => {
-    ctx.log.warn({ error_code: e.code, status: e.status, host: info.headers.host }, 'websocket handshake refused');
+    log.warn({ error_code: e.code, status: e.status, host: info.headers.host }, 'websocket handshake refused');
     const timer = setTimeout(() => {
       if (aborted) return;
       res.cork(() => {
@@ -63,6 +64,7 @@ function upgrade(ctx: ChannelsContext, res: HttpResponse, req: HttpRequest, cont
   }
   const tenant = ctx.registry.resolve(info.headers.host ?? '');
   if (!tenant) return fail({ status: 404, error: 'Tenant not found', code: 'TenantNotFound' });
+  log = tenant.log;
   if (tenant.settings.suspend) {
     return fail({ status: 403, error: 'Realtime was disabled for this tenant', code: 'RealtimeDisabledForTenant' });
   }

@@ -165,7 +165,7 @@ function validateExtensions(list: unknown[], existing: TenantRecord | null, now:
 }
 
 /** The runtime settings of a tenant: its database URL is built from its postgres extension. */
-export function toRuntimeSettings(record: TenantRecord, dbPoolSize: number): TenantSettings {
+export function toRuntimeSettings(record: TenantRecord, dbPoolSize: number, claimValidators: Record<string, unknown> = {}): TenantSettings {
   return {
     externalId: record.externalId,
     databaseUrl: databaseUrlOf(record),
@@ -176,6 +176,7 @@ export function toRuntimeSettings(record: TenantRecord, dbPoolSize: number): Ten
     presenceEnabled: record.presenceEnabled,
     limits: { ...record.limits },
     dbPoolSize,
+    claimValidators,
     maxClientPresenceEventsPerWindow: record.maxClientPresenceEventsPerWindow,
     clientPresenceWindowMs: record.clientPresenceWindowMs,
   };

@@ -13,6 +13,7 @@ export interface RegistryOptions {
   /** Children every tenant runs under its supervisor (database, replication, janitor...). */
   children: (runtime: TenantRuntime) => ChildSpec[];
   rates: { tickMs: number; windowMs: number };
+  claimValidators: Record<string, unknown>;
 }
 
 /** Changes that invalidate every connected socket's authorization: upstream disconnects them (close 1012). */
@@ -75,7 +76,7 @@ export class TenantRegistry {
     if (running) return running.runtime;
     const record = this.records.get(tenantId);
     if (!record) return null;
-    const runtime = new TenantRuntime(toRuntimeSettings(record, this.opts.dbPoolSize), this.log, this.prepareDatabase, this.opts.rates);
+    const runtime = new TenantRuntime(toRuntimeSettings(record, this.opts.dbPoolSize, this.opts.claimValidators), this.log, this.prepareDatabase, this.opts.rates);
     const supervisor = new TenantSupervisor(runtime, this.opts.supervisor, (s) => {
       if (this.supervisors.get(tenantId) === s) this.supervisors.delete(tenantId);
     });
@@ -137,7 +138,7 @@ export class TenantRegistry {
       return;
     }
     // Limits and flags apply in place: sockets stay connected.
-    const settings = toRuntimeSettings(next, this.opts.dbPoolSize);
+    const settings = toRuntimeSettings(next, this.opts.dbPoolSize, this.opts.claimValidators);
     Object.assign(supervisor.runtime.settings.limits, settings.limits);
     Object.assign(supervisor.runtime.settings, { ...settings, limits: supervisor.runtime.settings.limits });
   }

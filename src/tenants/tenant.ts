@@ -14,6 +14,8 @@ export interface TenantSettings {
   presenceEnabled: boolean;
   limits: TenantLimits;
   dbPoolSize: number;
+  /** Exact-match claims every tenant token must carry (JWT_CLAIM_VALIDATORS). */
+  claimValidators?: Record<string, unknown>;
   /** Per-channel presence limiter overrides (upstream max_client_presence_events_per_window, client_presence_window_ms); null/absent = the CLIENT_PRESENCE_* defaults. */
   maxClientPresenceEventsPerWindow?: number | null;
   clientPresenceWindowMs?: number | null;
@@ -71,7 +73,7 @@ export class TenantRuntime {
     this.joins = this.counter();
     this.bytes = this.counter();
     this.requests = this.counter();
-    this.verifier = new JwtVerifier({ secret: settings.jwtSecret, jwks: settings.jwtJwks });
+    this.verifier = new JwtVerifier({ secret: settings.jwtSecret, jwks: settings.jwtJwks, claimValidators: settings.claimValidators });
   }
 
   /** A rolling rate counter ticking as configured for this node (tests use short ticks). */

@@ -1,0 +1,296 @@
+import http from 'node:http';
+import { SignJWT } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RawClient } from '../support/raw-client.js';
+import { startTestServer, type TestServer } from '../support/server.js';
+
+const TENANT = 'realtime-dev';
+const METRICS_SECRET = 'metrics-secret-with-at-least-32-characters!!';
+
+let t: TestServer;
+beforeAll(async () => {
+  t = await startTestServer();
+});
+afterAll(async () => {
+  await t?.stop();
+});
+
+interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** Parses Prometheus text exposition into samples (comments skipped). */
+function parseMetrics(text: string): Sample[] {
+  const samples: Sample[] = [];
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\d+)?$/.exec(line);
+    if (!m) throw new Error(`unparseable metrics line: ${line}`);
+    const labels: Record<string, string> = {};
+    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]] = l[2];
+    samples.push({ name: m[1], labels, value: Number(m[3]) });
+  }
+  return samples;
+}
+
+async function scrape(server = t, headers: Record<string, string> = {}): Promise<{ text: string; samples: Sample[]; contentType: string | null }> {
+  const res = await fetch(`${server.url}/metrics`, { headers });
+  expect(res.status).toBe(200);
+  const text = await res.text();
+  return { text, samples: parseMetrics(text), contentType: res.headers.get('content-type') };
+}
+
+/** The value of one series (labels must match exactly the ones given); undefined when the series is absent. */
+function value(samples: Sample[], name: string, labels: Record<string, string>): number | undefined {
+  const found = samples.find(
+    (s) => s.name === name && Object.keys(labels).length === Object.keys(s.labels).length && Object.entries(labels).every(([k, v]) => s.labels[k] === v),
+  );
+  return found?.value;
+}
+
+async function metricValue(name: string, labels: Record<string, string>, server = t): Promise<number> {
+  return value((await scrape(server)).samples, name, labels) ?? 0;
+}
+
+/** Polls until the series satisfies `pred`; returns the last value. */
+async function eventually(name: string, labels: Record<string, string>, pred: (v: number) => boolean, ms = 12_000): Promise<number> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await metricValue(name, labels);
+    if (pred(v)) return v;
+    if (Date.now() > deadline) throw new Error(`${name}${JSON.stringify(labels)} stayed at ${v}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function connect(server = t): Promise<RawClient> {
+  return RawClient.connect(`ws://127.0.0.1:${server.port}/socket/websocket?apikey=${server.anonKey}&vsn=2.0.0`);
+}
+
+async function joined(c: RawClient, topic: string, ref: string, payload: unknown = { config: {} }): Promise<unknown[]> {
+  c.send([ref, ref, `realtime:${topic}`, 'phx_join', payload]);
+  return c.reply(ref);
+}
+
+function get(path: string, headers: Record<string, string>, port = t.port): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method: 'GET', path, headers }, (res) => {
+      let text = '';
+      res.on('data', (c: Buffer) => (text += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('GET /metrics', () => {
+  it('serves Prometheus text with the realtime families and the Node process metrics', async () => {
+    const { text, samples, contentType } = await scrape();
+    expect(contentType).toMatch(/^text\/plain/);
+    for (const [name, type] of [
+      ['realtime_connections_connected', 'gauge'],
+      ['realtime_channel_joins', 'counter'],
+      ['realtime_channel_events', 'counter'],
+      ['realtime_channel_input_bytes', 'counter'],
+      ['realtime_channel_output_bytes', 'counter'],
+      ['realtime_channel_error', 'counter'],
+      ['realtime_tenants_payload_size', 'histogram'],
+      ['realtime_tenants_connected', 'gauge'],
+      ['process_cpu_seconds_total', 'counter'],
+    ]) {
+      expect(text).toContain(`# TYPE ${name} ${type}\n`);
+    }
+    expect(value(samples, 'process_cpu_seconds_total', {})).toBeGreaterThan(0);
+    expect(samples.some((s) => s.name === 'nodejs_heap_size_used_bytes')).toBe(true);
+    // The default tenant runs from start-up.
+    expect(value(samples, 'realtime_tenants_connected', {})).toBeGreaterThanOrEqual(1);
+  });
+
+  it('counts connected sockets per tenant while they are connected', async () => {
+    const labels = { tenant: TENANT };
+    const before = await metricValue('realtime_connections_connected', labels);
+    const a = await connect();
+    const b = await connect();
+    expect(await eventually('realtime_connections_connected', labels, (v) => v === before + 2)).toBe(before + 2);
+    const { text } = await scrape();
+    expect(text).toContain(`realtime_connections_connected{tenant="${TENANT}"} ${before + 2}\n`);
+    a.close();
+    await a.closed;
+    expect(await eventually('realtime_connections_connected', labels, (v) => v === before + 1)).toBe(before + 1);
+    b.close();
+    await b.closed;
+    expect(await eventually('realtime_connections_connected', labels, (v) => v === before)).toBe(before);
+  });
+
+  it('counts successful joins, and failed joins under realtime_channel_error by code', async () => {
+    const c = await connect();
+    const joinsBefore = await metricValue('realtime_channel_joins', { tenant: TENANT });
+    const topicErrBefore = await metricValue('realtime_channel_error', { tenant: TENANT, code: 'TopicNameRequired' });
+    const jwtErrBefore = await metricValue('realtime_channel_error', { tenant: TENANT, code: 'MalformedJWT' });
+    expect((await joined(c, 'metrics-join-1', '1'))[4]).toMatchObject({ status: 'ok' });
+    expect((await joined(c, 'metrics-join-2', '2'))[4]).toMatchObject({ status: 'ok' });
+    expect((await joined(c, '', '3'))[4]).toMatchObject({ status: 'error' });
+    expect((await joined(c, 'metrics-join-3', '4', { config: {}, access_token: 'potato' }))[4]).toMatchObject({
+      status: 'error',
+      response: { reason: 'MalformedJWT: The token provided is not a valid JWT' },
+    });
+    const { samples } = await scrape();
+    expect(value(samples, 'realtime_channel_joins', { tenant: TENANT })).toBe(joinsBefore + 2);
+    expect(value(samples, 'realtime_channel_error', { tenant: TENANT, code: 'TopicNameRequired' })).toBe(topicErrBefore + 1);
+    expect(value(samples, 'realtime_channel_error', { tenant: TENANT, code: 'MalformedJWT' })).toBe(jwtErrBefore + 1);
+    c.close();
+  });
+
+  it('counts broadcast events, input and output bytes, and observes the payload size', async () => {
+    const sender = await connect();
+    const receiver = await connect();
+    expect((await joined(sender, 'metrics-bc', '1'))[4]).toMatchObject({ status: 'ok' });
+    expect((await joined(receiver, 'metrics-bc', '1'))[4]).toMatchObject({ status: 'ok' });
+    const tenant = { tenant: TENANT };
+    const hist = { tenant: TENANT, message_type: 'broadcast' };
+    const before = (await scrape()).samples;
+    const eventsBefore = value(before, 'realtime_channel_events', tenant) ?? 0;
+    const inBefore = value(before, 'realtime_channel_input_bytes', tenant) ?? 0;
+    const outBefore = value(before, 'realtime_channel_output_bytes', tenant) ?? 0;
+    const countBefore = value(before, 'realtime_tenants_payload_size_count', hist) ?? 0;
+    const sumBefore = value(before, 'realtime_tenants_payload_size_sum', hist) ?? 0;
+    const bucket500Before = value(before, 'realtime_tenants_payload_size_bucket', { ...hist, le: '500' }) ?? 0;
+
+    const payload = { text: 'x'.repeat(300) };
+    const payloadBytes = Buffer.byteLength(JSON.stringify(payload));
+    const frame = JSON.stringify(['1', '2', 'realtime:metrics-bc', 'broadcast', { type: 'broadcast', event: 'm', payload }]);
+    sender.send(frame);
+    const delivered = await receiver.nextText((m) => (m as unknown[])[3] === 'broadcast');
+    const deliveredBytes = Buffer.byteLength(JSON.stringify(delivered));
+
+    // One send and one delivery: two events, as upstream counts them.
+    expect(await eventually('realtime_channel_events', tenant, (v) => v >= eventsBefore + 2)).toBe(eventsBefore + 2);
+    expect(await eventually('realtime_channel_input_bytes', tenant, (v) => v >= inBefore + Buffer.byteLength(frame))).toBeGreaterThanOrEqual(
+      inBefore + Buffer.byteLength(frame),
+    );
+    expect(await eventually('realtime_channel_output_bytes', tenant, (v) => v >= outBefore + deliveredBytes)).toBeGreaterThanOrEqual(
+      outBefore + deliveredBytes,
+    );
+    const after = (await scrape()).samples;
+    expect(value(after, 'realtime_tenants_payload_size_count', hist)).toBe(countBefore + 1);
+    // The JSON payload is about 300 bytes: in the 500 bucket, and the sum grew by its size (give or take framing).
+    expect(value(after, 'realtime_tenants_payload_size_bucket', { ...hist, le: '500' })).toBe(bucket500Before + 1);
+    expect(value(after, 'realtime_tenants_payload_size_bucket', { ...hist, le: '+Inf' })).toBe(countBefore + 1);
+    const grew = (value(after, 'realtime_tenants_payload_size_sum', hist) ?? 0) - sumBefore;
+    expect(grew).toBeGreaterThanOrEqual(payloadBytes);
+    expect(grew).toBeLessThan(500);
+    sender.close();
+    receiver.close();
+  });
+
+  it('counts REST broadcasts as channel events', async () => {
+    const before = await metricValue('realtime_channel_events', { tenant: TENANT });
+    const res = await fetch(`${t.url}/api/broadcast`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${t.serviceKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ messages: [{ topic: 'nobody-listens', event: 'e', payload: {} }] }),
+    });
+    expect(res.status).toBe(202);
+    expect(await eventually('realtime_channel_events', { tenant: TENANT }, (v) => v >= before + 1)).toBe(before + 1);
+  });
+});
+
+describe('metrics authentication', () => {
+  const exp = () => Math.floor(Date.now() / 1000) + 600;
+  const metricsToken = (claims: Record<string, unknown> = {}, secret = METRICS_SECRET) =>
+    new SignJWT(claims).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).sign(new TextEncoder().encode(secret));
+
+  let s: TestServer;
+  let blocked: string;
+  beforeAll(async () => {
+    blocked = await metricsToken({ exp: exp(), sub: 'leaked' });
+    s = await startTestServer({ METRICS_JWT_SECRET: METRICS_SECRET, METRICS_TOKEN_BLOCKLIST: `some-other-token, ${blocked}` });
+  });
+  afterAll(async () => {
+    await s?.stop();
+  });
+
+  async function status(headers: Record<string, string>, path = '/metrics'): Promise<{ status: number; text: string }> {
+    const res = await fetch(`${s.url}${path}`, { headers });
+    return { status: res.status, text: await res.text() };
+  }
+
+  it('answers 403 with an empty body without a token, with a wrong one, or with a tenant key', async () => {
+    const wrong = await metricsToken({ exp: exp() }, 'not-the-metrics-secret-but-32-characters-long');
+    const expired = await metricsToken({ exp: Math.floor(Date.now() / 1000) - 60 });
+    const refused: Record<string, string>[] = [
+      {},
+      { authorization: 'Bearer not-a-jwt' },
+      { authorization: `Bearer ${wrong}` },
+      { authorization: `Bearer ${expired}` },
+      // Signed with the tenant's JWT secret, not the metrics one.
+      { authorization: `Bearer ${s.serviceKey}` },
+      // The token counts only as a Bearer Authorization header.
+      { authorization: await metricsToken({ exp: exp() }) },
+      { apikey: await metricsToken({ exp: exp() }) },
+    ];
+    for (const headers of refused) {
+      expect([headers, await status(headers)]).toEqual([headers, { status: 403, text: '' }]);
+    }
+  });
+
+  it('serves metrics for a Bearer token signed with METRICS_JWT_SECRET, with or without claims', async () => {
+    for (const token of [await metricsToken({ exp: exp() }), await metricsToken()]) {
+      const res = await status({ authorization: `Bearer ${token}` });
+      expect(res.status).toBe(200);
+      expect(res.text).toContain('realtime_connections_connected');
+      expect(res.text).toContain('process_cpu_seconds_total');
+    }
+  });
+
+  it('refuses a correctly signed token listed in METRICS_TOKEN_BLOCKLIST', async () => {
+    expect(await status({ authorization: `Bearer ${blocked}` })).toEqual({ status: 403, text: '' });
+    expect(await status({ authorization: `Bearer ${blocked}` }, '/metrics/eu-west-2')).toEqual({ status: 403, text: '' });
+  });
+
+  it('guards /metrics/:region the same way', async () => {
+    expect(await status({}, '/metrics/us-east-1')).toEqual({ status: 403, text: '' });
+    const res = await status({ authorization: `Bearer ${await metricsToken({ exp: exp() })}` }, '/metrics/us-east-1');
+    expect(res.status).toBe(200);
+    expect(res.text).toContain('realtime_connections_connected');
+  });
+});
+
+describe('operational endpoints', () => {
+  it('GET /healthcheck answers 200 ok', async () => {
+    const res = await fetch(`${t.url}/healthcheck`);
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe('ok');
+  });
+
+  it('GET /healthcheck needs no tenant', async () => {
+    expect(await get('/healthcheck', { host: `nope.localhost:${t.port}` })).toEqual({ status: 200, text: 'ok' });
+  });
+
+  it.each(['/api/ping', '/realtime/v1/api/ping'])('GET %s answers 200 {"message":"Success"} with rate-limit headers', async (path) => {
+    const res = await fetch(`${t.url}${path}`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ message: 'Success' });
+    expect(res.headers.get('x-rate-limit')).toBe('100');
+    expect(res.headers.get('x-rate-rolling')).toMatch(/^\d+$/);
+  });
+
+  it('GET /api/ping for an unknown tenant host is refused as upstream AssignTenant does: 401 Tenant not found in database', async () => {
+    for (const path of ['/api/ping', '/realtime/v1/api/ping']) {
+      const res = await get(path, { host: `nope.localhost:${t.port}` });
+      expect([path, res.status, JSON.parse(res.text)]).toEqual([path, 401, { message: 'Tenant not found in database' }]);
+    }
+  });
+
+  it('answers other paths of an unknown tenant host with 404 Tenant not found', async () => {
+    const res = await get('/api/nothing-here', { host: `nope.localhost:${t.port}` });
+    expect(res.status).toBe(404);
+    expect(JSON.parse(res.text)).toEqual({ error: 'Tenant not found' });
+    const known = await get('/api/nothing-here', { host: `127.0.0.1:${t.port}` });
+    expect(known.status).toBe(404);
+    expect(JSON.parse(known.text)).toEqual({ error: 'Not found' });
+  });
+});
