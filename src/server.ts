@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { ChannelsContext } from './channels/context.js';
-import { Fanout } from './channels/fanout.js';
+import { Fanout, isPresenceTopicKey } from './channels/fanout.js';
 import { LocalPubSub, type PubSubMessage } from './cluster/pubsub.js';
 import type { Config } from './config/index.js';
 import { createApp } from './http/app.js';
@@ -61,6 +61,15 @@ export async function startServer(config: Config, opts: ServerOptions): Promise<
   const deliverLocal = (msg: PubSubMessage, exclude: WebSocket<unknown> | null) => {
     if (!fanout) return;
     const tenant = registry.peek(msg.tenantId);
+    if (isPresenceTopicKey(msg.key)) {
+      // presence_diff (presence issue): counts against the presence rate, not the message rate, and is not held
+      // back by the message-rate limiter (presence has its own, checked at track and at presence_state).
+      const stats = fanout.deliver(msg.key, `realtime:${msg.subTopic}`, msg.env, exclude);
+      tenant?.presenceEvents.add(stats.deliveries);
+      metrics.channelPresenceEvents.inc({ tenant: msg.tenantId }, stats.deliveries);
+      metrics.outputBytes.inc({ tenant: msg.tenantId }, stats.bytes);
+      return;
+    }
     if (tenant) {
       const hit = trafficLimitHit(tenant);
       if (hit) return shutdownTopic(tenant, msg.key, hit.message, hit.code);

@@ -1,4 +1,5 @@
 import { jwtFailureMessage, type Claims } from '../auth/jwt.js';
+import { ChannelPresence } from '../presence/channel-presence.js';
 import type { ChannelHandle } from '../tenants/tenant.js';
 import { handleTextBroadcast, handleUserBroadcast } from './broadcast.js';
 import { serializerTopic, topicKey } from './fanout.js';
@@ -18,6 +19,8 @@ export class Channel implements ChannelHandle {
   readonly isPrivate: boolean;
   readonly self: boolean;
   readonly ack: boolean;
+  /** Presence track/untrack, presence_state and diffs of this channel (src/presence/channel-presence.ts). */
+  readonly presence: ChannelPresence;
   closed = false;
   private tokenTimer: NodeJS.Timeout | null = null;
 
@@ -35,6 +38,8 @@ export class Channel implements ChannelHandle {
     this.self = config.broadcastSelf;
     this.ack = config.broadcastAck;
     this.key = topicKey(conn.tenant.id, this.subTopic, this.isPrivate);
+    // Client flag OR tenant default, as upstream; a track can still turn it on later.
+    this.presence = new ChannelPresence(this, config.presenceKey, config.presenceEnabled || conn.tenant.settings.presenceEnabled);
   }
 
   /** Makes the channel live: registered with the socket and tenant, subscribed to its broadcasts. */
@@ -52,6 +57,9 @@ export class Channel implements ChannelHandle {
       case 'broadcast':
         handleTextBroadcast(this, msg);
         return;
+      case 'presence':
+        this.presence.handle(msg);
+        return;
       case 'access_token':
         void this.refreshToken(msg.payload);
         return;
@@ -68,6 +76,20 @@ export class Channel implements ChannelHandle {
   /** A channel push (`system`, `presence_state`, replays) carries the channel's join_ref and no ref. */
   push(event: string, payloadJson: string): void {
     this.conn.send(this.conn.encode(this.joinRef, null, this.topic, event, payloadJson));
+  }
+
+  /**
+   * Presence permissions. Public channels may always read and write presence. Private channels are refused at join
+   * until RLS authorization lands; that issue answers these from the channel's policies (presence.read at join when
+   * presence is enabled, else at the first track; presence.write at the first track), asynchronously if it must ask
+   * the database: the presence glue awaits a promise and keeps the channel's presence messages in order.
+   */
+  canReadPresence(): boolean | Promise<boolean> {
+    return !this.isPrivate;
+  }
+
+  canWritePresence(): boolean | Promise<boolean> {
+    return !this.isPrivate;
   }
 
   pushSystem(status: 'ok' | 'error', message: string, extension = 'system'): void {
@@ -91,6 +113,8 @@ export class Channel implements ChannelHandle {
     if (conn.channels.get(this.topic) === this) conn.channels.delete(this.topic);
     conn.tenant.removeChannel(this.key, this);
     if (conn.channels.size === 0) conn.tenant.users.delete(conn);
+    // Presence entries go at once, whatever the reason: the others get their leave diff now.
+    this.presence.close(reason);
     if (reason === 'socket_closed') return;
     conn.ws?.unsubscribe(serializerTopic(conn.vsn, this.key));
     conn.send(conn.encode(this.joinRef, this.joinRef, this.topic, 'phx_close', '{}'));

@@ -14,6 +14,24 @@ export function topicKey(tenantId: string, subTopic: string, isPrivate: boolean)
   return `${tenantId}|${isPrivate ? 'private' : 'public'}|${subTopic}`;
 }
 
+const PRESENCE_SUFFIX = '-presence';
+
+/**
+ * Topic key of the presence receivers of a channel namespace (presence issue). A separate namespace, so channels
+ * with presence disabled never get presence_diff frames; `-presence` cannot occur in the namespace of topicKey.
+ * These keys are node-local: every node derives its own diffs from its presence replica, so a cluster pub/sub must
+ * deliver them locally only (see isPresenceTopicKey), or remote members would see each diff twice.
+ */
+export function presenceTopicKey(tenantId: string, subTopic: string, isPrivate: boolean): string {
+  return `${tenantId}|${isPrivate ? 'private' : 'public'}${PRESENCE_SUFFIX}|${subTopic}`;
+}
+
+/** True for keys made by presenceTopicKey; allocation-free, as it runs on every delivery. */
+export function isPresenceTopicKey(key: string): boolean {
+  const end = key.indexOf('|', key.indexOf('|') + 1);
+  return end !== -1 && key.startsWith(PRESENCE_SUFFIX, end - PRESENCE_SUFFIX.length);
+}
+
 /** The uWS pub/sub topic of one serializer's subscribers of a topic key. */
 export function serializerTopic(vsn: Vsn, key: string): string {
   return vsn === '2.0.0' ? `2|${key}` : `1|${key}`;

@@ -59,6 +59,8 @@ export async function handleJoin(conn: Connection, msg: PhoenixMessage): Promise
   conn.ctx.metrics.channelJoins.inc({ tenant: tenant.id });
   const echoed = config.postgresChanges.map((p) => ({ ...p.raw, id: p.id }));
   conn.reply(joinRef, ref, topic, 'ok', { postgres_changes: echoed });
+  // presence_state follows the ok reply (the client ignores channel pushes before it has joined).
+  channel.presence.afterJoin();
 }
 
 async function checkJoin(conn: Connection, subTopic: string, config: JoinConfig): Promise<JoinOutcome> {

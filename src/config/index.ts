@@ -43,6 +43,9 @@ export interface Config {
   /** This node's name in health reports and logs. */
   nodeName: string;
   metricsTokenBlocklist: string[];
+  /** Presence messages one channel may send per window (upstream CLIENT_PRESENCE_MAX_CALLS); tenants may override. */
+  clientPresenceMaxCalls: number;
+  clientPresenceWindowMs: number;
 }
 
 export interface TenantLimits {
@@ -112,6 +115,8 @@ export function loadConfig(env: Env = process.env): Config {
     apiTokenBlocklist: r.list('API_TOKEN_BLOCKLIST'),
     nodeName: r.string('NODE_NAME', `${hostname()}-${process.pid}`),
     metricsTokenBlocklist: r.list('METRICS_TOKEN_BLOCKLIST'),
+    clientPresenceMaxCalls: r.int('CLIENT_PRESENCE_MAX_CALLS', 5, 1),
+    clientPresenceWindowMs: r.int('CLIENT_PRESENCE_WINDOW_MS', 30_000, 1, 86_400_000),
   };
   return config;
 }

@@ -2,6 +2,7 @@ import pg from 'pg';
 import { JwtVerifier } from '../auth/jwt.js';
 import type { TenantLimits } from '../config/index.js';
 import type { Logger } from '../observability/logger.js';
+import { TenantPresence } from '../presence/tenant-presence.js';
 import { RateCounter } from './rate-counter.js';
 
 export interface TenantSettings {
@@ -54,6 +55,10 @@ export class TenantRuntime {
   readonly bytes: RateCounter;
   /** REST requests, for the rate-limit headers of the REST API. */
   readonly requests: RateCounter;
+  /** presence_state pushes and delivered presence_diffs, against max_presence_events_per_second. */
+  readonly presenceEvents: RateCounter;
+  /** This tenant's presence replica on this node (the cluster layer replicates it through its delta methods). */
+  readonly presence: TenantPresence;
   readonly log: Logger;
   dbState: DatabaseState = 'idle';
   /** Set by the tenant's supervisor: where an exception from this tenant's handlers is reported. */
@@ -73,7 +78,9 @@ export class TenantRuntime {
     this.joins = this.counter();
     this.bytes = this.counter();
     this.requests = this.counter();
+    this.presenceEvents = this.counter();
     this.verifier = new JwtVerifier({ secret: settings.jwtSecret, jwks: settings.jwtJwks, claimValidators: settings.claimValidators });
+    this.presence = new TenantPresence(settings.externalId);
   }
 
   /** A rolling rate counter ticking as configured for this node (tests use short ticks). */
@@ -152,6 +159,7 @@ export class TenantRuntime {
     this.joins.stop();
     this.bytes.stop();
     this.requests.stop();
+    this.presenceEvents.stop();
     const pool = this.pool;
     this.pool = null;
     this.dbReady = null;

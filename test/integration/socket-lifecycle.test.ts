@@ -6,7 +6,7 @@ import { sleep, startTestServer, type TestServer } from '../support/server.js';
 let t: TestServer;
 let url: string;
 beforeAll(async () => {
-  t = await startTestServer({ WEBSOCKET_IDLE_TIMEOUT_SECONDS: '8' });
+  t = await startTestServer({ WEBSOCKET_IDLE_TIMEOUT_SECONDS: '8', TENANT_MAX_EVENTS_PER_SECOND: '1000000', TENANT_MAX_BYTES_PER_SECOND: '1000000000' });
   url = `ws://127.0.0.1:${t.port}/socket/websocket?apikey=${t.anonKey}&vsn=2.0.0`;
 });
 afterAll(async () => {
