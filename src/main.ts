@@ -71,6 +71,9 @@ async function main(): Promise<void> {
       },
     );
   };
+  // A promise rejected with nobody listening is a bug; log it loudly, but one tenant's bug must not end the
+  // process that serves every other tenant.
+  process.on('unhandledRejection', (err) => log.error({ err, error_code: 'UnhandledRejection' }, 'unhandled promise rejection'));
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGTERM', () => shutdown('SIGTERM'));
 }

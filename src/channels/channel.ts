@@ -61,7 +61,7 @@ export class Channel implements ChannelHandle {
         this.presence.handle(msg);
         return;
       case 'access_token':
-        void this.refreshToken(msg.payload);
+        this.refreshToken(msg.payload).catch((err: unknown) => this.conn.tenant.onFault(err, 'access_token'));
         return;
       default:
         this.conn.tenant.events.add(1);
@@ -139,7 +139,7 @@ export class Channel implements ChannelHandle {
     if (this.tokenExp === null) return;
     const untilExpiry = this.tokenExp * 1000 - Date.now();
     const wait = Math.max(0, Math.min(untilExpiry + 50, MAX_TOKEN_CHECK_MS));
-    this.tokenTimer = setTimeout(() => void this.checkToken(), wait);
+    this.tokenTimer = setTimeout(() => this.checkToken().catch((err: unknown) => this.conn.tenant.onFault(err, 'token check')), wait);
     this.tokenTimer.unref();
   }
 

@@ -103,7 +103,7 @@ export class Connection implements SocketHandle {
       return;
     }
     if (event === 'phx_join') {
-      void handleJoin(this, msg);
+      handleJoin(this, msg).catch((err: unknown) => this.tenant.onFault(err, 'phx_join'));
       return;
     }
     const channel = this.channels.get(topic);
