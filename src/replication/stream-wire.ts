@@ -1,0 +1,95 @@
+import type pg from 'pg';
+import { epochMsToPgTimestamp, parseLsn, type Lsn, type PgoutputProtocolVersion } from './pgoutput/index.js';
+
+// Helpers of the replication stream: the bytes and commands it sends on its connection.
+
+const STANDBY_STATUS_UPDATE = 0x72; // 'r'
+
+/**
+ * A Standby Status Update: positions are "last byte + 1" already, sent exactly as given (the library's own
+ * acknowledge() adds one, which would confirm a byte nobody handled).
+ */
+export function standbyStatusUpdate(write: Lsn, flush: Lsn, apply: Lsn, replyRequested: boolean, nowMs = Date.now()): Buffer {
+  const buf = Buffer.allocUnsafe(34);
+  buf[0] = STANDBY_STATUS_UPDATE;
+  buf.writeBigUInt64BE(write, 1);
+  buf.writeBigUInt64BE(flush, 9);
+  buf.writeBigUInt64BE(apply, 17);
+  buf.writeBigInt64BE(epochMsToPgTimestamp(nowMs), 25);
+  buf[33] = replyRequested ? 1 : 0;
+  return buf;
+}
+
+/** The highest pgoutput protocol the server speaks (14: streaming, 15: two-phase, 16: parallel streaming). */
+export function chooseProtocolVersion(serverVersionNum: number): PgoutputProtocolVersion {
+  if (!Number.isFinite(serverVersionNum)) return 1;
+  if (serverVersionNum >= 160000) return 4;
+  if (serverVersionNum >= 150000) return 3;
+  if (serverVersionNum >= 140000) return 2;
+  return 1;
+}
+
+/** Postgres only accepts lower-case letters, digits and underscores in slot names, up to NAMEDATALEN - 1. */
+export function validSlotName(name: string): boolean {
+  return /^[a-z0-9_]{1,63}$/.test(name);
+}
+
+/**
+ * The publication_names option value: a string literal holding a comma-separated identifier list. Each name is
+ * double-quoted (exact case, any character) and the literal's quotes doubled, so no name can break out.
+ */
+export function quotePublications(names: readonly string[]): string {
+  const list = names.map((name) => `"${name.replace(/"/g, '""')}"`).join(',');
+  return `'${list.replace(/'/g, "''")}'`;
+}
+
+/** The configured protocol version, or the highest the server speaks. */
+export async function negotiateVersion(client: pg.Client, wanted: PgoutputProtocolVersion | 'auto' | undefined): Promise<PgoutputProtocolVersion> {
+  if (wanted !== undefined && wanted !== 'auto') return wanted;
+  const res = await client.query<{ server_version_num: string }>('SHOW server_version_num');
+  return chooseProtocolVersion(Number(res.rows[0]?.server_version_num));
+}
+
+/**
+ * Creates the slot on the replication connection (temporary: always, it dies with the session; persistent: when
+ * missing) and returns its confirmed position. The slot name must have passed validSlotName().
+ */
+export async function ensureSlot(client: pg.Client, slot: string, temporary: boolean): Promise<Lsn> {
+  // NOEXPORT_SNAPSHOT (rather than the PG15+ option list) keeps older servers working.
+  const create = `CREATE_REPLICATION_SLOT ${slot} ${temporary ? 'TEMPORARY ' : ''}LOGICAL pgoutput NOEXPORT_SNAPSHOT`;
+  if (temporary) {
+    const res = await client.query<{ consistent_point: string }>(create);
+    return parseLsn(res.rows[0]!.consistent_point);
+  }
+  try {
+    await client.query(create);
+  } catch (err) {
+    if ((err as { code?: string }).code !== '42710') throw err; // duplicate_object: already there
+  }
+  // Replication connections only speak the simple protocol, hence the literal (safe: validated name).
+  const res = await client.query<{ lsn: string | null }>(
+    `SELECT confirmed_flush_lsn::text AS lsn FROM pg_catalog.pg_replication_slots WHERE slot_name = '${slot}'`,
+  );
+  const lsn = res.rows[0]?.lsn;
+  return lsn ? parseLsn(lsn) : 0n;
+}
+
+/** The error_code logged for a failed or lost replication connection. */
+export function failureCode(error: unknown): string {
+  const e = error as { code?: string; message?: string } | null;
+  if (e?.code === '53300' && /wal_senders|replication/i.test(e.message ?? '')) return 'ReplicationMaxWalSendersReached';
+  if (e?.code === '42710' || e?.code === '55006') return 'ReplicationSlotBusy'; // exists / active elsewhere
+  return 'ReplicationConnectionDown';
+}
+
+/** Resolves when promise settles or after ms, whichever is first; never rejects. */
+export function settledWithin(promise: Promise<unknown>, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    const done = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    void promise.then(done, done);
+  });
+}
