@@ -8,7 +8,7 @@ import { uws, type us_listen_socket, type WebSocket } from './http/uws.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { encryptionKey, ensureDefaultTenant } from './tenants/bootstrap.js';
-import { databaseChild } from './tenants/database-child.js';
+import { tenantChildren } from './tenants/children.js';
 import { shutdownTopic, trafficLimitHit } from './tenants/limits.js';
 import { ensureMessagePartitions, migrateTenantDatabase } from './tenants/migrate.js';
 import { TenantRegistry } from './tenants/registry.js';
@@ -41,6 +41,8 @@ export async function startServer(config: Config, opts: ServerOptions): Promise<
   const metrics = new Metrics();
   const store = await TenantStore.open(config.controlDatabaseUrl ?? opts.databaseUrl, new SecretBox(await encryptionKey(config)), log);
   await ensureDefaultTenant(store, config, opts.databaseUrl);
+  // Database broadcasts enter pub/sub like any other message; bound once pub/sub exists.
+  let publish: (msg: PubSubMessage) => void = () => undefined;
   const registry = new TenantRegistry(store, log, prepareTenantDatabase, {
     defaultTenantId: config.tenantId,
     dbPoolSize: config.dbPoolSize,
@@ -53,7 +55,7 @@ export async function startServer(config: Config, opts: ServerOptions): Promise<
       idleStopMs: config.tenantIdleStopMs,
       idleCheckMs: Math.min(60_000, config.tenantIdleStopMs),
     },
-    children: (runtime) => [databaseChild(runtime, config.tenantDbProbeMs)],
+    children: (runtime) => tenantChildren(runtime, config, (msg) => publish(msg)),
   });
   await registry.load();
 
@@ -81,9 +83,11 @@ export async function startServer(config: Config, opts: ServerOptions): Promise<
     metrics.channelEvents.inc({ tenant: msg.tenantId }, stats.deliveries);
     metrics.outputBytes.inc({ tenant: msg.tenantId }, stats.bytes);
   };
-  const ctx: ChannelsContext = { config, registry, pubsub: new LocalPubSub(deliverLocal), metrics, log, shuttingDown: false };
+  const ctx: ChannelsContext = { config, registry, pubsub: new LocalPubSub(deliverLocal), metrics, log, fanout: null, shuttingDown: false };
   const app = createApp(ctx);
   fanout = new Fanout(app);
+  ctx.fanout = fanout;
+  publish = (msg) => ctx.pubsub.publish(msg, null);
   metrics.tenantsRunning = () => registry.running().length;
 
   // Start the default tenant now, so its database is migrated before the first client arrives.

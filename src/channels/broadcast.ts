@@ -20,7 +20,24 @@ export function handleUserBroadcast(channel: Channel, msg: UserBroadcast): void 
   publishBroadcast(channel, msg.joinRef, msg.ref, msg.payload.length, env);
 }
 
+/**
+ * Private channels need broadcast.write, asked of RLS on the first send and cached. A denied send is dropped
+ * silently, with no ack and no rate counting, as upstream. Sends made while the check runs wait for it in order
+ * (their payload bytes copied, since uWS reuses the frame's memory after the message callback).
+ */
 function publishBroadcast(channel: Channel, joinRef: string | null, ref: string | null, size: number, env: Envelope): void {
+  const allowed = channel.policies.canWrite('broadcast');
+  if (allowed === true) return publishAllowed(channel, joinRef, ref, size, env);
+  if (allowed === false) return;
+  const kept: Envelope = env.type === 'user' ? { ...env, payload: Buffer.from(env.payload) } : env;
+  allowed
+    .then((ok) => {
+      if (ok && !channel.closed) publishAllowed(channel, joinRef, ref, size, kept);
+    })
+    .catch((err: unknown) => channel.conn.tenant.onFault(err, 'private broadcast'));
+}
+
+function publishAllowed(channel: Channel, joinRef: string | null, ref: string | null, size: number, env: Envelope): void {
   const { conn } = channel;
   const tenant = conn.tenant;
   const metrics = conn.ctx.metrics;

@@ -1,8 +1,10 @@
 import { jwtFailureMessage, type Claims } from '../auth/jwt.js';
 import { ChannelPresence } from '../presence/channel-presence.js';
+import { replayEnvelope, type ReplayedMessage } from '../replication/replay.js';
 import type { ChannelHandle } from '../tenants/tenant.js';
 import { handleTextBroadcast, handleUserBroadcast } from './broadcast.js';
-import { serializerTopic, topicKey } from './fanout.js';
+import { encodeFor, serializerTopic, topicKey, type DirectSubscriber } from './fanout.js';
+import { ChannelPolicies } from './policies.js';
 import type { JoinConfig } from './join-payload.js';
 import type { PhoenixMessage, UserBroadcast } from './protocol/index.js';
 import type { Connection } from './socket.js';
@@ -23,6 +25,9 @@ export class Channel implements ChannelHandle {
   readonly presence: ChannelPresence;
   closed = false;
   private tokenTimer: NodeJS.Timeout | null = null;
+  /** Set when the channel replayed messages: it is then served one by one so live copies can be skipped. */
+  private direct: DirectSubscriber | null = null;
+  private readyTimer: NodeJS.Timeout | null = null;
 
   constructor(
     readonly conn: Connection,
@@ -32,6 +37,8 @@ export class Channel implements ChannelHandle {
     public token: string,
     public claims: Claims,
     private tokenExp: number | null,
+    /** What RLS lets this member do (public channels: everything). */
+    readonly policies: ChannelPolicies = ChannelPolicies.public(),
   ) {
     this.subTopic = topic.slice('realtime:'.length);
     this.isPrivate = config.private;
@@ -42,14 +49,49 @@ export class Channel implements ChannelHandle {
     this.presence = new ChannelPresence(this, config.presenceKey, config.presenceEnabled || conn.tenant.settings.presenceEnabled);
   }
 
-  /** Makes the channel live: registered with the socket and tenant, subscribed to its broadcasts. */
-  start(): void {
+  /**
+   * Makes the channel live: registered with the socket and tenant, and subscribed to its broadcasts when it may
+   * read them. A channel that replayed messages is served directly, so a live copy of a replayed one is skipped.
+   */
+  start(replayed: ReplayedMessage[] | null = null): void {
     const { conn } = this;
     conn.channels.set(this.topic, this);
     conn.tenant.addChannel(this.key, this);
     conn.tenant.users.add(conn);
-    conn.ws?.subscribe(serializerTopic(conn.vsn, this.key));
+    if (this.policies.broadcastRead) {
+      if (replayed !== null && conn.ctx.fanout) {
+        this.direct = { vsn: conn.vsn, ws: conn.ws, seenIds: new Set(replayed.map((m) => m.id)), send: (frame) => conn.send(frame) };
+        conn.ctx.fanout.addDirect(this.key, this.direct);
+      } else {
+        conn.ws?.subscribe(serializerTopic(conn.vsn, this.key));
+      }
+    }
     this.scheduleTokenCheck();
+  }
+
+  /**
+   * `broadcast.replication_ready`: tell the client once the tenant's replication stream is up (checked every
+   * 500 ms, as upstream), or shut the channel down if it does not come up in time.
+   */
+  watchReplicationReady(timeoutMs: number): void {
+    const deadline = Date.now() + timeoutMs;
+    const check = () => {
+      this.readyTimer = null;
+      if (this.closed) return;
+      if (this.conn.tenant.replication?.status === 'up') return this.pushSystem('ok', 'Replication connection established');
+      if (Date.now() >= deadline) return this.shutdown('Replication connection was not established in time');
+      this.readyTimer = setTimeout(check, 500);
+      this.readyTimer.unref();
+    };
+    check();
+  }
+
+  /** Replayed messages, oldest first, as channel pushes (binary ones are skipped for V1 sockets). */
+  pushReplayed(messages: ReplayedMessage[]): void {
+    for (const m of messages) {
+      const frame = encodeFor(this.conn.vsn, this.topic, replayEnvelope(m));
+      if (frame !== null) this.conn.send(frame);
+    }
   }
 
   handleMessage(msg: PhoenixMessage): void {
@@ -85,11 +127,11 @@ export class Channel implements ChannelHandle {
    * the database: the presence glue awaits a promise and keeps the channel's presence messages in order.
    */
   canReadPresence(): boolean | Promise<boolean> {
-    return !this.isPrivate;
+    return this.policies.canReadPresence();
   }
 
   canWritePresence(): boolean | Promise<boolean> {
-    return !this.isPrivate;
+    return this.policies.canWrite('presence');
   }
 
   pushSystem(status: 'ok' | 'error', message: string, extension = 'system'): void {
@@ -110,11 +152,13 @@ export class Channel implements ChannelHandle {
     this.closed = true;
     const { conn } = this;
     if (this.tokenTimer) clearTimeout(this.tokenTimer);
+    if (this.readyTimer) clearTimeout(this.readyTimer);
     if (conn.channels.get(this.topic) === this) conn.channels.delete(this.topic);
     conn.tenant.removeChannel(this.key, this);
     if (conn.channels.size === 0) conn.tenant.users.delete(conn);
     // Presence entries go at once, whatever the reason: the others get their leave diff now.
     this.presence.close(reason);
+    if (this.direct) conn.ctx.fanout?.removeDirect(this.key, this.direct);
     if (reason === 'socket_closed') return;
     conn.ws?.unsubscribe(serializerTopic(conn.vsn, this.key));
     conn.send(conn.encode(this.joinRef, this.joinRef, this.topic, 'phx_close', '{}'));
@@ -131,6 +175,14 @@ export class Channel implements ChannelHandle {
     this.claims = result.claims;
     this.tokenExp = result.exp;
     this.scheduleTokenCheck();
+    if (!this.policies.isPrivate) return;
+    // New claims: the policies are asked again; losing read ends the channel, as upstream.
+    const refreshed = await this.policies.refresh({ topic: this.subTopic, claims: result.claims, headers: this.conn.headers });
+    if (this.closed) return;
+    if ('failed' in refreshed) return this.shutdown('Realtime was unable to connect to the project database');
+    if (refreshed.lostBroadcastRead || refreshed.lostPresenceRead) {
+      this.shutdown(`You no longer have permission to read from this Channel topic: ${this.subTopic}`);
+    }
   }
 
   private scheduleTokenCheck(): void {

@@ -1,4 +1,5 @@
 import type { PubSub } from '../cluster/pubsub.js';
+import type { Fanout } from './fanout.js';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -11,6 +12,8 @@ export interface ChannelsContext {
   pubsub: PubSub;
   metrics: Metrics;
   log: Logger;
+  /** Local delivery; set once the uWS app exists. */
+  fanout: Fanout | null;
   /** Set when the node is stopping: new joins are refused with RealtimeRestarting. */
   shuttingDown: boolean;
 }

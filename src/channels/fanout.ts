@@ -45,11 +45,35 @@ export interface DeliveryStats {
 const utf8 = new TextDecoder();
 
 /**
+ * A subscriber served one by one instead of through uWS pub/sub: a channel that must skip messages it already
+ * has (replayed on join), which native pub/sub cannot filter per socket. Rare, so the cost stays off the hot path.
+ */
+export interface DirectSubscriber {
+  readonly vsn: Vsn;
+  readonly ws: WebSocket<unknown> | null;
+  readonly seenIds: Set<string>;
+  send(frame: string | Uint8Array): void;
+}
+
+/**
  * Delivers a message to every local subscriber of a topic through uWS native pub/sub: the frame is encoded once per
  * serializer that has subscribers, and uWS skips sockets over their backpressure limit instead of stalling others.
  */
 export class Fanout {
+  private readonly direct = new Map<string, Set<DirectSubscriber>>();
+
   constructor(private readonly app: TemplatedApp) {}
+
+  addDirect(key: string, sub: DirectSubscriber): void {
+    let set = this.direct.get(key);
+    if (!set) this.direct.set(key, (set = new Set()));
+    set.add(sub);
+  }
+
+  removeDirect(key: string, sub: DirectSubscriber): void {
+    const set = this.direct.get(key);
+    if (set?.delete(sub) && set.size === 0) this.direct.delete(key);
+  }
 
   /**
    * @param exclude the sending socket when it must not receive its own message (broadcast `self: false`).
@@ -58,7 +82,24 @@ export class Fanout {
     const stats: DeliveryStats = { deliveries: 0, bytes: 0 };
     this.deliverTo('2.0.0', key, channelTopic, env, exclude, stats);
     this.deliverTo('1.0.0', key, channelTopic, env, exclude, stats);
+    const direct = this.direct.get(key);
+    if (direct) this.deliverDirect(direct, channelTopic, env, exclude, stats);
     return stats;
+  }
+
+  private deliverDirect(subs: Set<DirectSubscriber>, channelTopic: string, env: Envelope, exclude: WebSocket<unknown> | null, stats: DeliveryStats): void {
+    const id = env.type === 'user' && env.metaJson ? messageId(env.metaJson) : null;
+    let v1: string | Uint8Array | null | undefined;
+    let v2: string | Uint8Array | null | undefined;
+    for (const sub of subs) {
+      if (sub.ws !== null && sub.ws === exclude) continue;
+      if (id !== null && sub.seenIds.has(id)) continue;
+      const frame = sub.vsn === '2.0.0' ? (v2 ??= encodeFor('2.0.0', channelTopic, env)) : (v1 ??= encodeFor('1.0.0', channelTopic, env));
+      if (frame === null) continue;
+      sub.send(frame);
+      stats.deliveries += 1;
+      stats.bytes += typeof frame === 'string' ? Buffer.byteLength(frame) : frame.length;
+    }
   }
 
   private deliverTo(vsn: Vsn, key: string, channelTopic: string, env: Envelope, exclude: WebSocket<unknown> | null, stats: DeliveryStats): void {
@@ -105,5 +146,14 @@ function isJson(text: string): boolean {
     return true;
   } catch {
     return false;
+  }
+}
+
+function messageId(metaJson: string): string | null {
+  try {
+    const id = (JSON.parse(metaJson) as { id?: unknown }).id;
+    return typeof id === 'string' ? id : null;
+  } catch {
+    return null;
   }
 }

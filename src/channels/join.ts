@@ -1,6 +1,9 @@
 import { jwtFailureCode, jwtFailureMessage, type Claims } from '../auth/jwt.js';
+import { replayMessages, replayRefusal, type ReplayedMessage } from '../replication/replay.js';
+import { checkRead, joinRefusal } from '../tenants/authorization.js';
 import { Channel } from './channel.js';
 import { JoinError, reasonCode } from './errors.js';
+import { ChannelPolicies } from './policies.js';
 import { parseJoinPayload, type JoinConfig } from './join-payload.js';
 import type { PhoenixMessage } from './protocol/index.js';
 import type { Connection } from './socket.js';
@@ -8,7 +11,7 @@ import type { Connection } from './socket.js';
 const TOPIC_PREFIX = 'realtime:';
 
 type JoinOutcome =
-  | { ok: true; token: string; claims: Claims; exp: number | null }
+  | { ok: true; token: string; claims: Claims; exp: number | null; policies: ChannelPolicies; replayed: ReplayedMessage[] | null }
   | { ok: false; reason: string; disconnect?: boolean };
 
 /**
@@ -54,13 +57,16 @@ export async function handleJoin(conn: Connection, msg: PhoenixMessage): Promise
   }
   // A second join for the topic may have completed while this one awaited the database.
   conn.channels.get(topic)?.close('rejoin');
-  const channel = new Channel(conn, topic, joinRef, config, outcome.token, outcome.claims, outcome.exp);
-  channel.start();
+  const channel = new Channel(conn, topic, joinRef, config, outcome.token, outcome.claims, outcome.exp, outcome.policies);
+  channel.start(outcome.replayed);
   conn.ctx.metrics.channelJoins.inc({ tenant: tenant.id });
   const echoed = config.postgresChanges.map((p) => ({ ...p.raw, id: p.id }));
   conn.reply(joinRef, ref, topic, 'ok', { postgres_changes: echoed });
+  // Replayed messages come first after the reply, then presence_state (upstream's order).
+  if (outcome.replayed) channel.pushReplayed(outcome.replayed);
   // presence_state follows the ok reply (the client ignores channel pushes before it has joined).
   channel.presence.afterJoin();
+  if (config.replicationReady) channel.watchReplicationReady(conn.ctx.config.replicationReadyTimeoutMs);
 }
 
 async function checkJoin(conn: Connection, subTopic: string, config: JoinConfig): Promise<JoinOutcome> {
@@ -81,15 +87,29 @@ async function checkJoin(conn: Connection, subTopic: string, config: JoinConfig)
   const verified = await tenant.verifier.verify(token, { requireRoleAndExp: true });
   if (!verified.ok) return { ok: false, reason: `${jwtFailureCode(verified.error)}: ${jwtFailureMessage(verified.error)}` };
 
+  let pool;
   try {
-    await tenant.database();
+    pool = await tenant.database();
   } catch {
     return { ok: false, reason: JoinError.unableToConnect };
   }
+  let policies = ChannelPolicies.public();
+  const request = { topic: subTopic, claims: verified.claims, headers: conn.headers };
   if (config.private) {
-    // RLS authorization of private channels arrives with its own issue; until then no private channel is readable.
-    return { ok: false, reason: JoinError.unauthorized(subTopic) };
+    // Presence read is asked at join only when presence is on; otherwise at the first track.
+    const presenceOn = config.presenceEnabled || tenant.settings.presenceEnabled;
+    const read = await checkRead(pool, { ...request, extensions: presenceOn ? ['broadcast', 'presence'] : ['broadcast'] }, { log: tenant.log });
+    if (!read.ok) return { ok: false, reason: joinRefusal(read.failure, subTopic) };
+    if (!read.broadcast && !read.presence) return { ok: false, reason: JoinError.unauthorized(subTopic) };
+    policies = ChannelPolicies.private(tenant, request, read.broadcast, presenceOn ? read.presence : null);
   }
-  if (config.replay !== null) return { ok: false, reason: JoinError.replayPublic };
-  return { ok: true, token, claims: verified.claims, exp: verified.exp };
+  let replayed: ReplayedMessage[] | null = null;
+  if (config.replay !== null) {
+    if (!config.private) return { ok: false, reason: JoinError.replayPublic };
+    if (!policies.broadcastRead) return { ok: false, reason: JoinError.unauthorized(subTopic) };
+    const result = await replayMessages(pool, { ...request, since: config.replay.since, limit: config.replay.limit });
+    if (!result.ok) return { ok: false, reason: replayRefusal(result) };
+    replayed = result.messages;
+  }
+  return { ok: true, token, claims: verified.claims, exp: verified.exp, policies, replayed };
 }

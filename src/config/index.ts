@@ -40,6 +40,11 @@ export interface Config {
   rateCounterTickMs: number;
   rateCounterWindowMs: number;
   apiTokenBlocklist: string[];
+  /** Appended to the database-broadcast replication slot name (upstream SLOT_NAME_SUFFIX). */
+  slotNameSuffix: string;
+  runJanitor: boolean;
+  janitorIntervalMs: number;
+  replicationReadyTimeoutMs: number;
   /** This node's name in health reports and logs. */
   nodeName: string;
   metricsTokenBlocklist: string[];
@@ -113,6 +118,10 @@ export function loadConfig(env: Env = process.env): Config {
     rateCounterTickMs: r.int('RATE_COUNTER_TICK_MS', 1000, 10, 60_000),
     rateCounterWindowMs: r.int('RATE_COUNTER_WINDOW_MS', 60_000, 10, 3_600_000),
     apiTokenBlocklist: r.list('API_TOKEN_BLOCKLIST'),
+    slotNameSuffix: r.string('SLOT_NAME_SUFFIX', ''),
+    runJanitor: r.bool('RUN_JANITOR', true),
+    janitorIntervalMs: r.int('JANITOR_INTERVAL_MS', 3_600_000, 1000, 86_400_000),
+    replicationReadyTimeoutMs: r.int('REPLICATION_READY_TIMEOUT_MS', 60_000, 100, 3_600_000),
     nodeName: r.string('NODE_NAME', `${hostname()}-${process.pid}`),
     metricsTokenBlocklist: r.list('METRICS_TOKEN_BLOCKLIST'),
     clientPresenceMaxCalls: r.int('CLIENT_PRESENCE_MAX_CALLS', 5, 1),
@@ -188,6 +197,15 @@ class Reader {
     }
     if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new ConfigError(name, 'expected a JSON object');
     return parsed as Record<string, unknown>;
+  }
+
+  bool(name: string, fallback: boolean): boolean {
+    const v = this.raw(name);
+    if (v === undefined) return fallback;
+    const lower = v.toLowerCase();
+    if (lower === 'true' || lower === '1') return true;
+    if (lower === 'false' || lower === '0') return false;
+    throw new ConfigError(name, `expected true or false, got "${v}"`);
   }
 
   list(name: string): string[] {

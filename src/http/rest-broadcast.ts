@@ -1,6 +1,8 @@
 import { payloadLimitBytes } from '../channels/broadcast.js';
 import type { ChannelsContext } from '../channels/context.js';
-import { topicKey } from '../channels/fanout.js';
+import { topicKey, type Envelope } from '../channels/fanout.js';
+import type { Claims } from '../auth/jwt.js';
+import { checkWrite, restRefusal } from '../tenants/authorization.js';
 import type { TenantRuntime } from '../tenants/tenant.js';
 import { BodyTooLarge, corsHeaders, readBody, readRequest, Reply, type RequestInfo } from './respond.js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js';
@@ -16,7 +18,7 @@ export function mountRestBroadcast(app: TemplatedApp, ctx: ChannelsContext): voi
     app.post(`${prefix}/api/broadcast/:topic/events/:event`, (res, req) => {
       const topic = safeDecode(req.getParameter(0) ?? '');
       const event = safeDecode(req.getParameter(1) ?? '');
-      handle(ctx, res, req, (c, t, r, i, body) => single(c, t, r, i, body, topic, event));
+      handle(ctx, res, req, (c, t, r, i, body, claims) => single(c, t, r, i, body, claims, topic, event));
     });
   }
 }
@@ -42,7 +44,7 @@ export function tenantGate(ctx: ChannelsContext, reply: Reply, info: RequestInfo
   return tenant;
 }
 
-type Handler = (ctx: ChannelsContext, tenant: TenantRuntime, reply: Reply, info: RequestInfo, body: Buffer) => void;
+type Handler = (ctx: ChannelsContext, tenant: TenantRuntime, reply: Reply, info: RequestInfo, body: Buffer, claims: Claims) => void | Promise<void>;
 
 /** Shared front half: tenant, rate headers, auth, body. */
 function handle(ctx: ChannelsContext, res: HttpResponse, req: HttpRequest, handler: Handler): void {
@@ -60,7 +62,7 @@ function handle(ctx: ChannelsContext, res: HttpResponse, req: HttpRequest, handl
       if (!result.ok) return reply.json(401, { message: 'Unauthorized' });
       if (tenant.settings.suspend) return reply.json(403, { message: 'Tenant is suspended' });
       const body = await bodyPromise;
-      handler(ctx, tenant, reply, info, body);
+      await handler(ctx, tenant, reply, info, body, result.claims);
     })
     .catch((err: unknown) => {
       if (err instanceof BodyTooLarge) return reply.json(413, { message: 'Request body too large' });
@@ -70,7 +72,7 @@ function handle(ctx: ChannelsContext, res: HttpResponse, req: HttpRequest, handl
     });
 }
 
-function batch(ctx: ChannelsContext, tenant: TenantRuntime, reply: Reply, _info: RequestInfo, body: Buffer): void {
+async function batch(ctx: ChannelsContext, tenant: TenantRuntime, reply: Reply, info: RequestInfo, body: Buffer, claims: Claims): Promise<void> {
   const parsed = parseJson(body);
   const messages = (parsed as { messages?: unknown } | undefined)?.messages;
   if (messages === undefined || messages === null || (Array.isArray(messages) && messages.length === 0)) {
@@ -85,13 +87,27 @@ function batch(ctx: ChannelsContext, tenant: TenantRuntime, reply: Reply, _info:
   if (tenant.events.rate + messages.length > max) {
     return reply.json(429, { message: 'Too many messages to broadcast, please reduce the batch size' });
   }
-  for (const m of messages as BatchMessage[]) {
-    // Private messages need RLS write authorization (private channels issue); without it they are skipped, as
-    // upstream skips topics the caller may not write to.
-    if (m.private === true || m.private === 'true') continue;
+  const list = messages as BatchMessage[];
+  const isPrivate = (m: BatchMessage) => m.private === true || m.private === 'true';
+  // Private messages are checked once per topic with the caller's claims and every request header; topics the
+  // caller may not write to are skipped silently (still 202), as upstream does.
+  const writable = new Map<string, boolean>();
+  const privateTopics = [...new Set(list.filter(isPrivate).map((m) => m.topic))];
+  if (privateTopics.length > 0) {
+    const pool = await tenant.database().catch(() => null);
+    await Promise.all(
+      privateTopics.map(async (topic) => {
+        const r = pool ? await checkWrite(pool, { topic, claims, headers: info.headers, extension: 'broadcast' }, { log: tenant.log }) : null;
+        writable.set(topic, r !== null && r.ok && r.allowed);
+      }),
+    );
+  }
+  for (const m of list) {
+    const priv = isPrivate(m);
+    if (priv && !writable.get(m.topic)) continue;
     const meta = m.id === undefined ? '' : `,"meta":{"id":${JSON.stringify(m.id)}}`;
     const payloadJson = `{"event":${JSON.stringify(m.event)}${meta},"payload":${JSON.stringify(m.payload)},"type":"broadcast"}`;
-    publish(ctx, tenant, m.topic, { type: 'json', event: 'broadcast', payloadJson });
+    publish(ctx, tenant, m.topic, priv, { type: 'json', event: 'broadcast', payloadJson });
   }
   reply.send(202);
 }
@@ -124,7 +140,16 @@ function validateBatchMessage(m: unknown, limitBytes: number): Record<string, st
   return errors;
 }
 
-function single(ctx: ChannelsContext, tenant: TenantRuntime, reply: Reply, info: RequestInfo, body: Buffer, topic: string, event: string): void {
+async function single(
+  ctx: ChannelsContext,
+  tenant: TenantRuntime,
+  reply: Reply,
+  info: RequestInfo,
+  body: Buffer,
+  claims: Claims,
+  topic: string,
+  event: string,
+): Promise<void> {
   const contentType = (info.headers['content-type'] ?? 'application/json').split(';')[0].trim().toLowerCase();
   const binary = contentType === 'application/octet-stream';
   if (!binary && contentType !== 'application/json') {
@@ -141,18 +166,28 @@ function single(ctx: ChannelsContext, tenant: TenantRuntime, reply: Reply, info:
   if (tenant.events.rate >= tenant.settings.limits.maxEventsPerSecond) {
     return reply.json(429, { message: 'You have exceeded your rate limit' });
   }
-  if (info.query.get('private') === 'true') {
-    // Private REST broadcasts need RLS write authorization, which the private channels issue brings.
-    return reply.json(403, { message: 'Unauthorized' });
+  if (Buffer.byteLength(topic) > 255 - 'realtime:'.length || Buffer.byteLength(event) > 255) {
+    return reply.json(422, { errors: { topic: ['is too long'] } });
   }
-  publish(ctx, tenant, topic, { type: 'user', userEvent: event, encoding: binary ? 0 : 1, payload, metaJson: null });
+  const priv = info.query.get('private') === 'true';
+  if (priv) {
+    const pool = await tenant.database().catch(() => null);
+    if (!pool) return reply.json(422, { message: 'Tenant database unavailable' });
+    const r = await checkWrite(pool, { topic, claims, headers: info.headers, extension: 'broadcast' }, { log: tenant.log });
+    if (!r.ok) {
+      const refusal = restRefusal(r.failure);
+      return reply.json(refusal.status, { message: refusal.message });
+    }
+    if (!r.allowed) return reply.json(403, { message: 'Unauthorized' });
+  }
+  publish(ctx, tenant, topic, priv, { type: 'user', userEvent: event, encoding: binary ? 0 : 1, payload, metaJson: null });
   reply.send(202);
 }
 
-function publish(ctx: ChannelsContext, tenant: TenantRuntime, subTopic: string, env: import('../channels/fanout.js').Envelope): void {
+function publish(ctx: ChannelsContext, tenant: TenantRuntime, subTopic: string, isPrivate: boolean, env: Envelope): void {
   tenant.events.add(1);
   ctx.metrics.channelEvents.inc({ tenant: tenant.id });
-  ctx.pubsub.publish({ tenantId: tenant.id, key: topicKey(tenant.id, subTopic, false), subTopic, env }, null);
+  ctx.pubsub.publish({ tenantId: tenant.id, key: topicKey(tenant.id, subTopic, isPrivate), subTopic, env }, null);
 }
 
 function bearer(header: string | undefined): string | undefined {

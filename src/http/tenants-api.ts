@@ -98,7 +98,7 @@ export function mountTenantsApi(app: TemplatedApp, ctx: ChannelsContext): void {
       data: {
         healthy: dbConnected || connected === 0,
         db_connected: dbConnected,
-        replication_connected: supervisor?.childUp('replication') ?? false,
+        replication_connected: runtime?.replication?.status === 'up',
         connected_cluster: connected,
         state: supervisor?.state ?? 'stopped',
         region: 'local',

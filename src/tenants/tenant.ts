@@ -61,6 +61,8 @@ export class TenantRuntime {
   readonly presence: TenantPresence;
   readonly log: Logger;
   dbState: DatabaseState = 'idle';
+  /** The database-broadcast stream while it runs (its status is what `replication_ready` waits for). */
+  replication: { readonly status: string } | null = null;
   /** Set by the tenant's supervisor: where an exception from this tenant's handlers is reported. */
   onFault: (err: unknown, where: string) => void = () => undefined;
   private pool: pg.Pool | null = null;

@@ -521,7 +521,8 @@ describe('POST /api/broadcast/:topic/events/:event (single)', () => {
   });
 
   it('answers 403 Unauthorized to a private broadcast without an RLS write policy', async () => {
-    const res = await post(single('locked', 'e', '?private=true'), { body: '{}' });
+    // anon, not the service key: service_role bypasses RLS and may write anywhere.
+    const res = await post(single('locked', 'e', '?private=true'), { body: '{}', authorization: `Bearer ${t.anonKey}` });
     expect([res.status, json(res.text)]).toEqual([403, { message: 'Unauthorized' }]);
   });
 });

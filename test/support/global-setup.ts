@@ -20,6 +20,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
     server = await startEmbeddedPostgres({
       dataDir,
       ephemeral: true,
+      // Every running tenant holds a walsender and a temporary slot for database broadcasts; test files run two
+      // at a time, each with several servers and tenants.
+      settings: { max_replication_slots: 200, max_wal_senders: 200, max_connections: 600 },
       logger: process.env.PERFORMER_TEST_PG_LOG ? (line) => process.stderr.write(`[pg] ${line}\n`) : undefined,
     });
   } catch (err) {

@@ -1,0 +1,81 @@
+import { checkRead, checkWrite, type Extension, type RlsRequest } from '../tenants/authorization.js';
+import type { TenantRuntime } from '../tenants/tenant.js';
+
+/**
+ * What a private channel's member may do, from the tenant's RLS policies on realtime.messages, cached for the
+ * channel's life and re-evaluated on `access_token` (upstream caches the same way). Public channels allow all.
+ * A write permission is evaluated on first use; callers get a boolean when it is known, else a promise.
+ */
+export class ChannelPolicies {
+  private readonly writes = new Map<Extension, boolean | Promise<boolean>>();
+
+  private constructor(
+    private readonly tenant: TenantRuntime | null,
+    private request: RlsRequest | null,
+    public broadcastRead: boolean,
+    /** null: not evaluated yet (presence was off at join). */
+    public presenceRead: boolean | null,
+  ) {}
+
+  static public(): ChannelPolicies {
+    return new ChannelPolicies(null, null, true, true);
+  }
+
+  static private(tenant: TenantRuntime, request: RlsRequest, broadcastRead: boolean, presenceRead: boolean | null): ChannelPolicies {
+    return new ChannelPolicies(tenant, request, broadcastRead, presenceRead);
+  }
+
+  get isPrivate(): boolean {
+    return this.request !== null;
+  }
+
+  canReadPresence(): boolean | Promise<boolean> {
+    if (this.presenceRead !== null) return this.presenceRead;
+    return this.read(['presence']).then((r) => (this.presenceRead = r?.presence ?? false));
+  }
+
+  canWrite(extension: Extension): boolean | Promise<boolean> {
+    if (!this.tenant || !this.request) return true;
+    const known = this.writes.get(extension);
+    if (known !== undefined) return known;
+    const tenant = this.tenant;
+    const request = this.request;
+    const pending = tenant
+      .database()
+      .then((pool) => checkWrite(pool, { ...request, extension }, { log: tenant.log }))
+      .then((r) => r.ok && r.allowed, () => false)
+      .then((allowed) => {
+        // Upstream does not cache a failed check (only an answer); a failure reads as "not now".
+        this.writes.set(extension, allowed);
+        return allowed;
+      });
+    this.writes.set(extension, pending);
+    return pending;
+  }
+
+  /**
+   * A new token: the claims change, so every cached answer is dropped and the reads asked again.
+   * Returns the read permissions lost, so the channel can shut down when it may no longer read.
+   */
+  async refresh(request: RlsRequest): Promise<{ lostBroadcastRead: boolean; lostPresenceRead: boolean } | { failed: true }> {
+    if (!this.request) return { lostBroadcastRead: false, lostPresenceRead: false };
+    this.request = request;
+    this.writes.clear();
+    const extensions: Extension[] = this.presenceRead === null ? ['broadcast'] : ['broadcast', 'presence'];
+    const r = await this.read(extensions);
+    if (!r) return { failed: true };
+    const lostBroadcastRead = this.broadcastRead && !r.broadcast;
+    const lostPresenceRead = this.presenceRead === true && !r.presence;
+    this.broadcastRead = r.broadcast;
+    if (this.presenceRead !== null) this.presenceRead = r.presence;
+    return { lostBroadcastRead, lostPresenceRead };
+  }
+
+  private async read(extensions: Extension[]): Promise<{ broadcast: boolean; presence: boolean } | null> {
+    if (!this.tenant || !this.request) return { broadcast: true, presence: true };
+    const pool = await this.tenant.database().catch(() => null);
+    if (!pool) return null;
+    const r = await checkRead(pool, { ...this.request, extensions }, { log: this.tenant.log });
+    return r.ok ? r : null;
+  }
+}

@@ -1,0 +1,54 @@
+import { payloadLimitBytes } from '../channels/broadcast.js';
+import type { PubSubMessage } from '../cluster/pubsub.js';
+import type { Config } from '../config/index.js';
+import { startDatabaseBroadcast } from '../replication/db-broadcast.js';
+import { databaseChild } from './database-child.js';
+import { startJanitor } from './janitor.js';
+import type { ChildSpec } from './supervisor.js';
+import type { TenantRuntime } from './tenant.js';
+
+/** Never settles: for children that recover on their own (the replication stream reconnects itself). */
+const RUNS_UNTIL_STOPPED = new Promise<never>(() => undefined);
+
+/** What every tenant runs under its supervisor: its database, the database-broadcast stream, the janitor. */
+export function tenantChildren(runtime: TenantRuntime, config: Config, publish: (msg: PubSubMessage) => void): ChildSpec[] {
+  const children: ChildSpec[] = [databaseChild(runtime, config.tenantDbProbeMs)];
+  children.push({
+    name: 'replication',
+    async start() {
+      await runtime.database();
+      const limits = runtime.settings.limits;
+      const broadcast = startDatabaseBroadcast({
+        databaseUrl: runtime.settings.databaseUrl,
+        tenantId: runtime.id,
+        publish: (msg) => {
+          runtime.events.add(1);
+          publish(msg);
+        },
+        log: runtime.log,
+        payloadLimitBytes: () => payloadLimitBytes(limits.maxPayloadSizeInKb),
+        allow: () => runtime.events.rate < limits.maxEventsPerSecond,
+        slotSuffix: config.slotNameSuffix,
+        replication: { backoff: { initialMs: config.tenantBackoffMinMs, maxMs: config.tenantBackoffMaxMs } },
+      });
+      runtime.replication = broadcast;
+      return {
+        exited: RUNS_UNTIL_STOPPED,
+        async stop() {
+          runtime.replication = null;
+          await broadcast.stop();
+        },
+      };
+    },
+  });
+  if (config.runJanitor) {
+    children.push({
+      name: 'janitor',
+      async start() {
+        const janitor = startJanitor({ pool: () => runtime.database(), log: runtime.log, intervalMs: config.janitorIntervalMs });
+        return { exited: RUNS_UNTIL_STOPPED, stop: async () => janitor.stop() };
+      },
+    });
+  }
+  return children;
+}
