@@ -107,7 +107,7 @@ describe('frames on an open socket', () => {
     c.close();
   });
 
-  it('refuses private channels until their authorization exists, with the upstream reason', async () => {
+  it('refuses a private channel the caller may not read, with the upstream reason', async () => {
     const c = await RawClient.connect(ws());
     c.send(join('realtime:secret', '1', { config: { private: true } }));
     expect((await c.reply('1'))[4]).toEqual({
