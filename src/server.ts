@@ -89,6 +89,17 @@ export async function startServer(config: Config, opts: ServerOptions): Promise<
   ctx.fanout = fanout;
   publish = (msg) => ctx.pubsub.publish(msg, null);
   metrics.tenantsRunning = () => registry.running().length;
+  // Upstream's sweeper: a socket that has had no channel for a whole period holds resources for nothing.
+  const sweeper = setInterval(() => {
+    const cutoff = Date.now() - config.noChannelTimeoutMs;
+    for (const tenant of registry.running()) {
+      for (const socket of [...tenant.sockets]) {
+        const idle = socket.idleSince;
+        if (idle !== null && idle <= cutoff) socket.disconnect(1000, null);
+      }
+    }
+  }, config.noChannelTimeoutMs);
+  sweeper.unref();
 
   // Start the default tenant now, so its database is migrated before the first client arrives.
   const defaultTenant = registry.get(config.tenantId);
@@ -112,6 +123,7 @@ export async function startServer(config: Config, opts: ServerOptions): Promise<
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       ctx.shuttingDown = true;
+      clearInterval(sweeper);
       uws.us_listen_socket_close(listenSocket);
       for (const tenant of registry.running()) {
         for (const socket of [...tenant.sockets]) socket.disconnect(1001, null);

@@ -155,7 +155,10 @@ export class Channel implements ChannelHandle {
     if (this.readyTimer) clearTimeout(this.readyTimer);
     if (conn.channels.get(this.topic) === this) conn.channels.delete(this.topic);
     conn.tenant.removeChannel(this.key, this);
-    if (conn.channels.size === 0) conn.tenant.users.delete(conn);
+    if (conn.channels.size === 0) {
+      conn.tenant.users.delete(conn);
+      conn.lastChannelAt = Date.now();
+    }
     // Presence entries go at once, whatever the reason: the others get their leave diff now.
     this.presence.close(reason);
     if (this.direct) conn.ctx.fanout?.removeDirect(this.key, this.direct);

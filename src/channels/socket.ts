@@ -19,6 +19,11 @@ let nextConnectionId = 1;
  */
 export class Connection implements SocketHandle {
   readonly id = nextConnectionId++;
+  /** Since when this socket has had no channel: what the no-channel sweeper looks at. */
+  get idleSince(): number | null {
+    return this.channels.size === 0 && this.pendingJoins.size === 0 ? this.lastChannelAt : null;
+  }
+  lastChannelAt = Date.now();
   readonly channels = new Map<string, Channel>();
   /** Topics whose join is being processed (a join reply has not been sent yet). */
   readonly pendingJoins = new Set<string>();

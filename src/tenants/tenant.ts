@@ -31,6 +31,8 @@ export interface ChannelHandle {
 /** What the tenant knows of a connected socket. */
 export interface SocketHandle {
   readonly id: number;
+  /** When the socket last had no channel joined (null while it has one). */
+  readonly idleSince: number | null;
   channelCount(): number;
   disconnect(code: number, systemMessage: string | null): void;
 }
