@@ -5,6 +5,7 @@ import type { ChannelHandle } from '../tenants/tenant.js';
 import { handleTextBroadcast, handleUserBroadcast } from './broadcast.js';
 import { encodeFor, serializerTopic, topicKey, type DirectSubscriber } from './fanout.js';
 import { ChannelPolicies } from './policies.js';
+import { ChannelChanges } from './postgres-changes.js';
 import type { JoinConfig } from './join-payload.js';
 import type { PhoenixMessage, UserBroadcast } from './protocol/index.js';
 import type { Connection } from './socket.js';
@@ -28,6 +29,8 @@ export class Channel implements ChannelHandle {
   /** Set when the channel replayed messages: it is then served one by one so live copies can be skipped. */
   private direct: DirectSubscriber | null = null;
   private readyTimer: NodeJS.Timeout | null = null;
+  /** Postgres Changes of this channel, when it asked for any (or joined with the legacy topic form). */
+  changes: ChannelChanges | null = null;
 
   constructor(
     readonly conn: Connection,
@@ -67,6 +70,14 @@ export class Channel implements ChannelHandle {
       }
     }
     this.scheduleTokenCheck();
+  }
+
+  /** Subscribes the channel's postgres_changes bindings; the legacy form (no `config`) derives one from the topic. */
+  startChanges(): void {
+    const legacy = !this.config.hasConfig;
+    if (!legacy && this.config.postgresChanges.length === 0) return;
+    this.changes = new ChannelChanges(this, legacy);
+    this.changes.start(this.config.postgresChanges);
   }
 
   /**
@@ -153,6 +164,7 @@ export class Channel implements ChannelHandle {
     const { conn } = this;
     if (this.tokenTimer) clearTimeout(this.tokenTimer);
     if (this.readyTimer) clearTimeout(this.readyTimer);
+    this.changes?.close();
     if (conn.channels.get(this.topic) === this) conn.channels.delete(this.topic);
     conn.tenant.removeChannel(this.key, this);
     if (conn.channels.size === 0) {
@@ -178,6 +190,7 @@ export class Channel implements ChannelHandle {
     this.claims = result.claims;
     this.tokenExp = result.exp;
     this.scheduleTokenCheck();
+    this.changes?.refreshClaims(result.claims);
     if (!this.policies.isPrivate) return;
     // New claims: the policies are asked again; losing read ends the channel, as upstream.
     const refreshed = await this.policies.refresh({ topic: this.subTopic, claims: result.claims, headers: this.conn.headers });

@@ -4,7 +4,8 @@ import { checkRead, joinRefusal } from '../tenants/authorization.js';
 import { Channel } from './channel.js';
 import { JoinError, reasonCode } from './errors.js';
 import { ChannelPolicies } from './policies.js';
-import { parseJoinPayload, type JoinConfig } from './join-payload.js';
+import { parseJoinPayload, postgresChangesId, type JoinConfig } from './join-payload.js';
+import { legacyTopicParams } from '../replication/changes/index.js';
 import type { PhoenixMessage } from './protocol/index.js';
 import type { Connection } from './socket.js';
 
@@ -60,13 +61,14 @@ export async function handleJoin(conn: Connection, msg: PhoenixMessage): Promise
   const channel = new Channel(conn, topic, joinRef, config, outcome.token, outcome.claims, outcome.exp, outcome.policies);
   channel.start(outcome.replayed);
   conn.ctx.metrics.channelJoins.inc({ tenant: tenant.id });
-  const echoed = config.postgresChanges.map((p) => ({ ...p.raw, id: p.id }));
+  const echoed = config.hasConfig ? config.postgresChanges.map((p) => ({ ...p.raw, id: p.id })) : legacyEcho(channel.subTopic);
   conn.reply(joinRef, ref, topic, 'ok', { postgres_changes: echoed });
   // Replayed messages come first after the reply, then presence_state (upstream's order).
   if (outcome.replayed) channel.pushReplayed(outcome.replayed);
   // presence_state follows the ok reply (the client ignores channel pushes before it has joined).
   channel.presence.afterJoin();
   if (config.replicationReady) channel.watchReplicationReady(conn.ctx.config.replicationReadyTimeoutMs);
+  channel.startChanges();
 }
 
 async function checkJoin(conn: Connection, subTopic: string, config: JoinConfig): Promise<JoinOutcome> {
@@ -112,4 +114,10 @@ async function checkJoin(conn: Connection, subTopic: string, config: JoinConfig)
     replayed = result.messages;
   }
   return { ok: true, token, claims: verified.claims, exp: verified.exp, policies, replayed };
+}
+
+/** The legacy topic form (no `config`) still echoes its one derived subscription in the join reply. */
+function legacyEcho(subTopic: string): Record<string, unknown>[] {
+  const params = legacyTopicParams(subTopic);
+  return [{ ...params, id: postgresChangesId(params) }];
 }

@@ -40,6 +40,11 @@ export interface Config {
   rateCounterTickMs: number;
   rateCounterWindowMs: number;
   apiTokenBlocklist: string[];
+  /** Postgres Changes: hold changes this long for subscribers of an earlier run to rejoin. */
+  changesGraceMs: number;
+  changesSlotIdleDropMs: number;
+  changesMaxLagBytes: number;
+  changesLagCheckMs: number;
   /** Appended to the database-broadcast replication slot name (upstream SLOT_NAME_SUFFIX). */
   slotNameSuffix: string;
   runJanitor: boolean;
@@ -118,6 +123,10 @@ export function loadConfig(env: Env = process.env): Config {
     rateCounterTickMs: r.int('RATE_COUNTER_TICK_MS', 1000, 10, 60_000),
     rateCounterWindowMs: r.int('RATE_COUNTER_WINDOW_MS', 60_000, 10, 3_600_000),
     apiTokenBlocklist: r.list('API_TOKEN_BLOCKLIST'),
+    changesGraceMs: r.int('CHANGES_GRACE_MS', 30_000, 0, 3_600_000),
+    changesSlotIdleDropMs: r.int('CHANGES_SLOT_IDLE_DROP_MS', 600_000, 1000, 86_400_000),
+    changesMaxLagBytes: r.int('CHANGES_MAX_LAG_BYTES', 1024 * 1024 * 1024, 1024, Number.MAX_SAFE_INTEGER),
+    changesLagCheckMs: r.int('CHANGES_LAG_CHECK_MS', 10_000, 100, 3_600_000),
     slotNameSuffix: r.string('SLOT_NAME_SUFFIX', ''),
     runJanitor: r.bool('RUN_JANITOR', true),
     janitorIntervalMs: r.int('JANITOR_INTERVAL_MS', 3_600_000, 1000, 86_400_000),

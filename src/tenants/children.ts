@@ -2,6 +2,7 @@ import { payloadLimitBytes } from '../channels/broadcast.js';
 import type { PubSubMessage } from '../cluster/pubsub.js';
 import type { Config } from '../config/index.js';
 import { startDatabaseBroadcast } from '../replication/db-broadcast.js';
+import { changesChild } from './changes.js';
 import { databaseChild } from './database-child.js';
 import { startJanitor } from './janitor.js';
 import type { ChildSpec } from './supervisor.js';
@@ -41,6 +42,7 @@ export function tenantChildren(runtime: TenantRuntime, config: Config, publish: 
       };
     },
   });
+  children.push(changesChild(runtime, config));
   if (config.runJanitor) {
     children.push({
       name: 'janitor',

@@ -177,6 +177,7 @@ export function toRuntimeSettings(record: TenantRecord, dbPoolSize: number, clai
     limits: { ...record.limits },
     dbPoolSize,
     claimValidators,
+    publication: String(record.extensions.find((e) => EXTENSION_TYPES.has(e.type))?.settings.publication ?? 'supabase_realtime'),
     maxClientPresenceEventsPerWindow: record.maxClientPresenceEventsPerWindow,
     clientPresenceWindowMs: record.clientPresenceWindowMs,
   };

@@ -3,6 +3,7 @@ import { JwtVerifier } from '../auth/jwt.js';
 import type { TenantLimits } from '../config/index.js';
 import type { Logger } from '../observability/logger.js';
 import { TenantPresence } from '../presence/tenant-presence.js';
+import type { ChangesEngine } from '../replication/changes-engine.js';
 import { RateCounter } from './rate-counter.js';
 
 export interface TenantSettings {
@@ -15,6 +16,8 @@ export interface TenantSettings {
   presenceEnabled: boolean;
   limits: TenantLimits;
   dbPoolSize: number;
+  /** The publication Postgres Changes may subscribe to (extension setting `publication`). */
+  publication?: string;
   /** Exact-match claims every tenant token must carry (JWT_CLAIM_VALIDATORS). */
   claimValidators?: Record<string, unknown>;
   /** Per-channel presence limiter overrides (upstream max_client_presence_events_per_window, client_presence_window_ms); null/absent = the CLIENT_PRESENCE_* defaults. */
@@ -65,6 +68,8 @@ export class TenantRuntime {
   dbState: DatabaseState = 'idle';
   /** The database-broadcast stream while it runs (its status is what `replication_ready` waits for). */
   replication: { readonly status: string } | null = null;
+  /** Postgres Changes, while anyone subscribes (or an earlier run's subscribers may rejoin). */
+  changes: ChangesEngine | null = null;
   /** Set by the tenant's supervisor: where an exception from this tenant's handlers is reported. */
   onFault: (err: unknown, where: string) => void = () => undefined;
   private pool: pg.Pool | null = null;

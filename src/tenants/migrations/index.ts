@@ -4,6 +4,7 @@ import { sql as messages } from './003-messages.js';
 import { sql as broadcastFunctions } from './004-broadcast-functions.js';
 import { sql as publications } from './005-publications.js';
 import { sql as subscription } from './006-subscription.js';
+import { sql as changesSubscribers } from './007-changes-subscribers.js';
 
 export interface TenantMigration {
   /** Recorded in realtime.schema_migrations; small integers never collide with upstream's timestamp versions. */
@@ -20,4 +21,5 @@ export const tenantMigrations: readonly TenantMigration[] = [
   { version: 4, name: 'broadcast_functions', sql: broadcastFunctions },
   { version: 5, name: 'publications', sql: publications },
   { version: 6, name: 'subscription', sql: subscription },
+  { version: 7, name: 'changes_subscribers', sql: changesSubscribers },
 ];

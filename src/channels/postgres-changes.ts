@@ -1,0 +1,90 @@
+import { randomUUID } from 'node:crypto';
+import { parseBinding, parseLegacyTopic, type Binding } from '../replication/changes/index.js';
+import type { ChangesEngine, LiveSubscriber } from '../replication/changes-engine.js';
+import { changesEngine } from '../tenants/changes.js';
+import type { Channel } from './channel.js';
+
+/** How long before a subscription that failed for a passing reason is tried again (upstream: 5-10 s). */
+const RETRY_MS = 5000;
+
+/**
+ * A channel's Postgres Changes: its bindings subscribed to the tenant's changes engine, the `system` messages
+ * upstream sends ("Subscribed to PostgreSQL" or the reason it could not), and delivery of the events to the socket.
+ */
+export class ChannelChanges implements LiveSubscriber {
+  readonly instance = randomUUID();
+  readonly topic: string;
+  bindings: readonly Binding[] = [];
+  claims: Record<string, unknown>;
+  private engine: ChangesEngine | null = null;
+  private closed = false;
+  private retry: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly channel: Channel,
+    readonly legacy: boolean,
+  ) {
+    this.topic = channel.subTopic;
+    this.claims = channel.claims;
+  }
+
+  /** Parses the bindings; a binding that cannot be parsed ends the attempt with upstream's message (final). */
+  start(entries: readonly { raw: Record<string, unknown>; id: number }[]): void {
+    const bindings: Binding[] = [];
+    if (this.legacy) {
+      const parsed = parseLegacyTopic(this.topic);
+      if (!parsed.ok) return this.notify('error', parsed.message);
+      bindings.push(parsed.binding);
+    } else {
+      for (const entry of entries) {
+        const parsed = parseBinding(entry.raw, entry.id);
+        if (!parsed.ok) return this.notify('error', parsed.message);
+        bindings.push(parsed.binding);
+      }
+    }
+    if (bindings.length === 0) return;
+    this.bindings = bindings;
+    void this.subscribe();
+  }
+
+  private async subscribe(): Promise<void> {
+    const conn = this.channel.conn;
+    try {
+      const engine = changesEngine(conn.tenant, conn.ctx.config);
+      const problem = await engine.validate(this.bindings, this.claims);
+      if (this.closed) return;
+      if (problem) return this.notify('error', problem);
+      await engine.subscribe(this);
+      this.engine = engine;
+      if (this.closed) return void engine.unsubscribe(this);
+      this.notify('ok', 'Subscribed to PostgreSQL');
+    } catch (err) {
+      if (this.closed) return;
+      conn.log.warn({ err, error_code: 'UnableToSubscribeToChanges', topic: this.channel.topic }, 'postgres_changes subscription failed; retrying');
+      this.notify('error', `{:error, "${(err as Error).message}"}`);
+      this.retry = setTimeout(() => void this.subscribe(), RETRY_MS);
+      this.retry.unref();
+    }
+  }
+
+  deliver(payloadJson: string, type: string): void {
+    const conn = this.channel.conn;
+    // Fan-out frames carry no join_ref; the legacy API names the event after the change type.
+    conn.send(conn.encode(null, null, this.channel.topic, this.legacy ? type : 'postgres_changes', payloadJson));
+  }
+
+  notify(status: 'ok' | 'error', message: string): void {
+    this.channel.pushSystem(status, message, 'postgres_changes');
+  }
+
+  refreshClaims(claims: Record<string, unknown>): void {
+    this.claims = claims;
+    if (this.engine) void this.engine.updateClaims(this, claims).catch(() => undefined);
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.retry) clearTimeout(this.retry);
+    if (this.engine) void this.engine.unsubscribe(this);
+  }
+}

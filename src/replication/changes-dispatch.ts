@@ -1,0 +1,217 @@
+import type pg from 'pg';
+import type { Logger } from '../observability/logger.js';
+import {
+  bindingAcceptsAction,
+  bindingMatchesTable,
+  buildChangeData,
+  buildChangePayload,
+  compileFilters,
+  createRowPlan,
+  formatCommitTimestamp,
+  renderTuple,
+  type Binding,
+  type Change,
+  type ChangeType,
+  type CompiledFilters,
+  type RenderedRow,
+  type RowPlan,
+} from './changes/index.js';
+import type { ChangesCatalog, TableMeta } from './changes-catalog.js';
+import type { ChangesSubscriber } from './changes-subscribers.js';
+import type { OldTuple, PgTimestamp, RelationMessage, TupleData } from './pgoutput/index.js';
+import { checkVisibility, type Visibility } from './visibility.js';
+
+/** One row change of a committed transaction, as pgoutput delivered it. */
+export interface RowChange {
+  relation: RelationMessage;
+  type: ChangeType;
+  newTuple: TupleData | null;
+  old: OldTuple | null;
+}
+
+/** Column privileges of tables without RLS change rarely: cached briefly so that those tables cost no query. */
+const PRIVILEGE_TTL_MS = 5000;
+
+interface RelationState {
+  meta: TableMeta;
+  plan: RowPlan;
+  filters: WeakMap<Binding, CompiledFilters | null>;
+}
+
+interface Match {
+  subscriber: ChangesSubscriber;
+  ids: number[];
+  select: readonly string[] | null;
+}
+
+/**
+ * Turns committed transactions into postgres_changes events: matches each change against the subscribers'
+ * bindings and filters, asks RLS once per (table, claims) per transaction which rows each viewer may see,
+ * renders the row once, builds each distinct payload once, and hands it to the subscribers in commit order.
+ */
+export class ChangesDispatcher {
+  private readonly relations = new Map<number, RelationState>();
+  private readonly privileges = new Map<string, { at: number; value: Visibility }>();
+
+  constructor(
+    private readonly catalog: ChangesCatalog,
+    private readonly pool: () => Promise<pg.Pool>,
+    private readonly log: Logger,
+  ) {}
+
+  /** A Relation message: the table's shape or settings may have changed. */
+  relationChanged(relation: RelationMessage): void {
+    this.relations.delete(relation.relationId);
+    this.catalog.invalidate(relation.relationId);
+    for (const key of [...this.privileges.keys()]) if (key.startsWith(`${relation.relationId}:`)) this.privileges.delete(key);
+  }
+
+  /** Returns how many deliveries were made. */
+  async dispatch(changes: readonly RowChange[], commitTime: PgTimestamp, subscribers: readonly ChangesSubscriber[]): Promise<number> {
+    if (subscribers.length === 0 || changes.length === 0) return 0;
+    const commitTimestamp = formatCommitTimestamp(commitTime);
+    const planned: { change: RowChange; state: RelationState; matches: Match[] }[] = [];
+    for (const change of changes) {
+      const state = await this.relationState(change.relation);
+      if (!state) continue;
+      const matches = this.match(change, state, subscribers);
+      if (matches.length > 0) planned.push({ change, state, matches });
+    }
+    if (planned.length === 0) return 0;
+    const views = await this.visibilities(planned);
+    let deliveries = 0;
+    for (let rowIndex = 0; rowIndex < planned.length; rowIndex++) {
+      const { change, state, matches } = planned[rowIndex]!;
+      const record = change.newTuple ? renderTuple(state.plan, change.newTuple) : undefined;
+      const oldRow = change.old ? { kind: change.old.kind, row: renderTuple(state.plan, change.old.tuple) } : null;
+      const full: Change = {
+        type: change.type,
+        schema: state.meta.schema,
+        table: state.meta.name,
+        commitTimestamp,
+        plan: state.plan,
+        record: record as RenderedRow | undefined,
+        old: oldRow,
+        rlsEnabled: state.meta.rlsEnabled,
+      };
+      const dataByView = new Map<string, string>();
+      for (const m of matches) {
+        const vis = views.get(viewKey(state.meta.relationId, m.subscriber.claims));
+        if (!vis) continue;
+        // DELETE cannot be checked against RLS (the row is gone): upstream delivers it with the key only.
+        if (change.type !== 'DELETE' && state.meta.rlsEnabled && vis.pkReadable && !vis.visible.has(rowIndex)) continue;
+        const selectKey = m.select ? m.select.join('\u0000') : '*';
+        const key = `${viewKey(state.meta.relationId, m.subscriber.claims)}|${selectKey}`;
+        let data = dataByView.get(key);
+        if (data === undefined) {
+          data = buildChangeData(full, { select: m.select, selectable: (c) => vis.columns.has(c) });
+          dataByView.set(key, data);
+        }
+        m.subscriber.deliver(m.subscriber.legacy ? data : buildChangePayload(m.ids, data), change.type);
+        deliveries += 1;
+      }
+    }
+    return deliveries;
+  }
+
+  private async relationState(relation: RelationMessage): Promise<RelationState | null> {
+    const known = this.relations.get(relation.relationId);
+    if (known) return known;
+    const meta = await this.catalog.table(relation.relationId);
+    if (!meta) return null;
+    await this.catalog.ensureTypes(relation.columns.map((c) => c.typeOid));
+    const plan = createRowPlan(relation.columns, {
+      types: this.catalog.resolveType,
+      primaryKey: meta.primaryKey.map((c) => c.name),
+      replicaIdentity: relation.replicaIdentity,
+    });
+    const state: RelationState = { meta, plan, filters: new WeakMap() };
+    this.relations.set(relation.relationId, state);
+    return state;
+  }
+
+  private match(change: RowChange, state: RelationState, subscribers: readonly ChangesSubscriber[]): Match[] {
+    const { schema, name } = state.meta;
+    const tuple = change.type === 'DELETE' ? (change.old?.tuple ?? null) : change.newTuple;
+    const out: Match[] = [];
+    for (const subscriber of subscribers) {
+      let ids: number[] | null = null;
+      let select: readonly string[] | null | undefined;
+      for (const binding of subscriber.bindings) {
+        if (!bindingMatchesTable(binding, schema, name) || !bindingAcceptsAction(binding, change.type)) continue;
+        if (binding.filters.length > 0) {
+          const compiled = this.filtersFor(binding, change.relation, state);
+          if (!compiled || tuple === null || !compiled.matchesTuple(tuple)) continue;
+        }
+        (ids ??= []).push(binding.id);
+        // Several matching bindings with different column selections: the widest wins.
+        select = select === undefined ? binding.select : select === null || binding.select === null ? null : [...new Set([...select, ...binding.select])];
+      }
+      if (ids) out.push({ subscriber, ids: ids.reverse(), select: select ?? null });
+    }
+    return out;
+  }
+
+  private filtersFor(binding: Binding, relation: RelationMessage, state: RelationState): CompiledFilters | null {
+    let compiled = state.filters.get(binding);
+    if (compiled === undefined) {
+      const result = compileFilters(binding.filters, relation.columns, { types: this.catalog.resolveType });
+      compiled = result.ok ? result.filters : null;
+      state.filters.set(binding, compiled);
+    }
+    return compiled;
+  }
+
+  /** One visibility question per (table, viewer claims) for the whole transaction. */
+  private async visibilities(planned: { change: RowChange; state: RelationState; matches: Match[] }[]): Promise<Map<string, Visibility>> {
+    const asks = new Map<string, { meta: TableMeta; claims: Record<string, unknown>; rows: number[] }>();
+    planned.forEach(({ state, matches }, rowIndex) => {
+      for (const m of matches) {
+        const key = viewKey(state.meta.relationId, m.subscriber.claims);
+        let ask = asks.get(key);
+        if (!ask) asks.set(key, (ask = { meta: state.meta, claims: m.subscriber.claims, rows: [] }));
+        ask.rows.push(rowIndex);
+      }
+    });
+    const out = new Map<string, Visibility>();
+    const pool = await this.pool();
+    await Promise.all(
+      [...asks].map(async ([key, ask]) => {
+        if (!ask.meta.rlsEnabled) {
+          const cached = this.privileges.get(key);
+          if (cached && Date.now() - cached.at < PRIVILEGE_TTL_MS) return void out.set(key, cached.value);
+        }
+        // Row positions are indexes into `planned`; keys list each row's primary key values as text.
+        const rows = [...new Set(ask.rows)];
+        const keys: (string | null)[][] = [];
+        const positions: number[] = [];
+        for (const i of rows) {
+          const { change, state } = planned[i]!;
+          if (change.type === 'DELETE' || !change.newTuple) continue;
+          keys.push(state.plan.columns.filter((c) => c.isPrimaryKey).map((c) => textOf(change.newTuple!, c.index)));
+          positions.push(i);
+        }
+        const result = await checkVisibility(pool, ask.meta, ask.meta.rlsEnabled ? keys : [], { claims: ask.claims }, ask.meta.rlsEnabled);
+        if (!result.ok) {
+          this.log.warn({ error_code: result.failure.code, reason: result.failure.message, table: ask.meta.name }, 'postgres changes visibility check failed');
+          return;
+        }
+        // Map the answer (indexes into keys) back to row positions in the transaction.
+        const visible = new Set([...result.value.visible].map((k) => positions[k]!).filter((p) => p !== undefined));
+        const value: Visibility = { ...result.value, visible };
+        if (!ask.meta.rlsEnabled) this.privileges.set(key, { at: Date.now(), value });
+        out.set(key, value);
+      }),
+    );
+    return out;
+  }
+}
+
+function viewKey(relationId: number, claims: Record<string, unknown>): string {
+  return `${relationId}:${JSON.stringify(claims)}`;
+}
+
+function textOf(tuple: TupleData, index: number): string | null {
+  const col = tuple[index];
+  return col && col.kind === 'text' ? col.value : null;
+}

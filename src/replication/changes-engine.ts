@@ -1,0 +1,325 @@
+import { createHash } from 'node:crypto';
+import type pg from 'pg';
+import type { Logger } from '../observability/logger.js';
+import type { Binding } from './changes/index.js';
+import { checkSelectColumns, compileFilters, notEnabledMessage, postgresErrorText, subscriptionExceptionMessage } from './changes/index.js';
+import { ChangesCatalog } from './changes-catalog.js';
+import { ChangesDispatcher, type RowChange } from './changes-dispatch.js';
+import { PendingSubscriber, SubscriberStore, type ChangesSubscriber } from './changes-subscribers.js';
+import type { Lsn, PgTimestamp } from './pgoutput/index.js';
+import { ReplicationStream } from './stream.js';
+import type { ReplicationEvent } from './stream-types.js';
+
+export interface ChangesEngineOptions {
+  tenantId: string;
+  databaseUrl: string;
+  publication: string;
+  node: string;
+  log: Logger;
+  pool: () => Promise<pg.Pool>;
+  /** How long changes are held for subscribers of an earlier run that have not rejoined yet. */
+  graceMs: number;
+  /** Drop the slot after this long without subscribers. */
+  idleDropMs: number;
+  /** Lag guard: when the slot is this many bytes behind, subscribers are told and the slot is recreated. */
+  maxLagBytes: number;
+  lagCheckMs: number;
+  backoff: { initialMs: number; maxMs: number };
+  /** The tenant's events limiter: false drops a transaction's changes, as upstream drops them. */
+  allow?: () => boolean;
+  onDeliveries?: (n: number) => void;
+  onStopped?: () => void;
+}
+
+/** What a subscriber hears besides changes: the `system` messages of the postgres_changes extension. */
+export interface SubscriberNotices {
+  notify(status: 'ok' | 'error', message: string): void;
+}
+
+export type LiveSubscriber = ChangesSubscriber & SubscriberNotices;
+
+/** The persistent slot of a tenant's database: stable across restarts, distinct per database on a shared cluster. */
+export function changesSlotName(tenantId: string, databaseUrl: string): string {
+  const u = new URL(databaseUrl);
+  const hash = createHash('sha256').update(`${u.hostname}:${u.port}/${u.pathname}`).digest('hex').slice(0, 10);
+  const tenant = tenantId.toLowerCase().replace(/[^a-z0-9_]/g, '_').slice(0, 30);
+  return `performer_changes_${tenant}_${hash}`;
+}
+
+/**
+ * Postgres Changes for one tenant: one logical replication stream over the publication, from a persistent slot
+ * whose position is confirmed only after a transaction's changes were handed to every matching subscriber, so a
+ * restart resumes where it stopped. Subscribers persisted by an earlier run have their changes held for a grace
+ * period until they rejoin (same topic, bindings and user); until then the position is not confirmed past them.
+ */
+export class ChangesEngine {
+  readonly catalog: ChangesCatalog;
+  readonly slot: string;
+  private readonly dispatcher: ChangesDispatcher;
+  private readonly store: SubscriberStore;
+  private readonly live = new Set<LiveSubscriber>();
+  private pending: PendingSubscriber[] = [];
+  private stream: ReplicationStream | null = null;
+  private txn: RowChange[] | null = null;
+  private commitTime: PgTimestamp = 0n;
+  /** The newest commit handled while changes were held: confirmed once nothing is held any more. */
+  private heldAckLsn: Lsn | null = null;
+  private flushScheduled = false;
+  private idleSince = Date.now();
+  private readonly timers: NodeJS.Timeout[] = [];
+  private started: Promise<void> | null = null;
+  private stopped = false;
+  private readonly log: Logger;
+
+  constructor(private readonly opts: ChangesEngineOptions) {
+    this.log = opts.log.child({ extension: 'postgres_changes' });
+    this.slot = changesSlotName(opts.tenantId, opts.databaseUrl);
+    this.catalog = new ChangesCatalog(opts.pool);
+    this.dispatcher = new ChangesDispatcher(this.catalog, opts.pool, this.log);
+    this.store = new SubscriberStore(opts.pool, opts.node);
+  }
+
+  get status(): string {
+    return this.stream?.status ?? 'down';
+  }
+
+  get subscriberCount(): number {
+    return this.live.size + this.pending.length;
+  }
+
+  /** Loads the subscribers an earlier run persisted, then streams. Idempotent. */
+  start(): Promise<void> {
+    this.started ??= (async () => {
+      this.pending = await this.store.loadPending();
+      if (this.pending.length > 0) {
+        this.log.info({ pending: this.pending.length, grace_ms: this.opts.graceMs }, 'holding changes for subscribers of an earlier run');
+        this.every(this.opts.graceMs, () => this.expirePending(), true);
+      }
+      this.startStream();
+      this.every(this.opts.lagCheckMs, () => void this.checkLag());
+      this.every(Math.min(this.opts.idleDropMs, 60_000), () => void this.checkIdle());
+    })();
+    return this.started;
+  }
+
+  /**
+   * Checks a channel's bindings against the publication and the tables' columns as its role sees them.
+   * Returns the upstream `system` error text of the first binding that cannot be subscribed.
+   */
+  async validate(bindings: readonly Binding[], claims: Record<string, unknown>): Promise<string | null> {
+    for (const binding of bindings) {
+      const tables = await this.catalog.publicationTables(this.opts.publication, binding.schema, binding.table);
+      if (tables.length === 0) return notEnabledMessage(binding);
+      for (const table of tables) {
+        const columns = await this.catalog.columnsFor(table.relationId, claims);
+        if (columns === null) return notEnabledMessage(binding);
+        await this.catalog.ensureTypes(columns.map((c) => c.typeOid));
+        const selectable = (name: string) => columns.some((c) => c.name === name && c.selectable);
+        const selectError = checkSelectColumns(binding.select, columns, selectable);
+        if (selectError) return subscriptionExceptionMessage(binding, postgresErrorText(selectError));
+        const compiled = compileFilters(binding.filters, columns, { types: this.catalog.resolveType, selectable });
+        if (!compiled.ok) return subscriptionExceptionMessage(binding, postgresErrorText(compiled.error));
+      }
+    }
+    return null;
+  }
+
+  /** Starts delivering to a subscriber: first what was held for it if it is a rejoin, then live changes. */
+  async subscribe(sub: LiveSubscriber): Promise<void> {
+    await this.start();
+    if (this.stream?.status !== 'up') await this.waitUntilUp(10_000);
+    const sub_ = typeof sub.claims.sub === 'string' ? sub.claims.sub : null;
+    const i = this.pending.findIndex((p) => p.claimableBy(sub.topic, sub.bindings, sub_));
+    if (i >= 0) {
+      const [claimed] = this.pending.splice(i, 1);
+      for (const h of claimed!.held) sub.deliver(h.payloadJson, h.type);
+      this.log.info({ topic: sub.topic, held: claimed!.held.length }, 'rejoined subscriber got its held changes');
+      await this.store.remove(claimed!.instance).catch((err: unknown) => this.log.warn({ err }, 'removing a claimed subscriber failed'));
+      this.releaseHeldIfDone();
+    }
+    this.live.add(sub);
+    this.idleSince = Date.now();
+    await this.store.save(sub);
+  }
+
+  async unsubscribe(sub: LiveSubscriber): Promise<void> {
+    if (!this.live.delete(sub)) return;
+    if (this.live.size === 0) this.idleSince = Date.now();
+    await this.store.remove(sub.instance).catch((err: unknown) => this.log.warn({ err }, 'removing a subscriber failed'));
+  }
+
+  /** New claims (access_token): persisted, and used by the next visibility checks. */
+  async updateClaims(sub: LiveSubscriber, claims: Record<string, unknown>): Promise<void> {
+    sub.claims = claims;
+    await this.store.save(sub);
+  }
+
+  private startStream(): void {
+    const stream = new ReplicationStream({
+      connection: this.opts.databaseUrl,
+      publications: [this.opts.publication],
+      slot: this.slot,
+      temporary: false,
+      handler: (event) => this.onEvent(event),
+      log: this.log,
+      applicationName: 'performer_postgres_changes',
+      backoff: this.opts.backoff,
+    });
+    this.stream = stream;
+    stream.start();
+  }
+
+  private async onEvent(event: ReplicationEvent): Promise<void> {
+    const m = event.message;
+    switch (m.tag) {
+      case 'begin':
+        this.txn = [];
+        this.commitTime = m.commitTime;
+        return;
+      case 'relation':
+        this.dispatcher.relationChanged(m);
+        return;
+      case 'insert':
+      case 'update':
+      case 'delete': {
+        const relation = this.stream?.relations.get(m.relationId);
+        if (!relation || !this.txn) return;
+        const type = m.tag === 'insert' ? 'INSERT' : m.tag === 'update' ? 'UPDATE' : 'DELETE';
+        this.txn.push({
+          relation,
+          type,
+          newTuple: m.tag === 'delete' ? null : m.new,
+          old: m.tag === 'insert' ? null : m.old,
+        });
+        return;
+      }
+      case 'commit': {
+        const changes = this.txn ?? [];
+        this.txn = null;
+        if (changes.length > 0 && this.subscriberCount > 0) {
+          if (this.opts.allow && !this.opts.allow()) {
+            this.log.warn({ error_code: 'ChangesRateLimited', changes: changes.length }, 'tenant over its events limit; changes dropped');
+          } else {
+            const n = await this.dispatcher.dispatch(changes, this.commitTime, [...this.live, ...this.pending]).catch((err: unknown) => {
+              this.log.error({ err, error_code: 'UnableToDispatchChanges' }, 'dispatching changes failed');
+              return 0;
+            });
+            if (n > 0) this.opts.onDeliveries?.(n);
+          }
+        }
+        if (event.ackLsn !== null) this.confirm(event.ackLsn);
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  /** Confirms a handled position, unless changes are held for subscribers that may still rejoin. */
+  private confirm(lsn: Lsn): void {
+    if (this.pending.length > 0) {
+      this.heldAckLsn = lsn;
+      return;
+    }
+    this.stream?.ack(lsn);
+    // Confirm right after the frames left: a crash then replays nothing already delivered.
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => {
+        this.flushScheduled = false;
+        this.stream?.flush();
+      });
+    }
+  }
+
+  private releaseHeldIfDone(): void {
+    if (this.pending.length > 0 || this.heldAckLsn === null) return;
+    const lsn = this.heldAckLsn;
+    this.heldAckLsn = null;
+    this.confirm(lsn);
+  }
+
+  private async expirePending(): Promise<void> {
+    if (this.pending.length === 0) return;
+    const expired = this.pending;
+    this.pending = [];
+    this.log.info({ expired: expired.length }, 'grace period over: changes held for subscribers that did not rejoin are dropped');
+    for (const p of expired) await this.store.remove(p.instance).catch(() => undefined);
+    this.releaseHeldIfDone();
+  }
+
+  private async checkLag(): Promise<void> {
+    if (this.stopped || this.stream?.status !== 'up') return;
+    try {
+      const pool = await this.opts.pool();
+      const { rows } = await pool.query<{ lag: string | null }>(
+        `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::text AS lag FROM pg_replication_slots WHERE slot_name = $1`,
+        [this.slot],
+      );
+      const lag = Number(rows[0]?.lag ?? 0);
+      if (lag <= this.opts.maxLagBytes) return;
+      this.log.error({ error_code: 'ReplicationLagExceeded', lag_bytes: lag, max: this.opts.maxLagBytes }, 'changes slot too far behind; recreating it');
+      for (const sub of this.live) {
+        sub.notify('error', `Replication lag of ${lag} bytes exceeded the limit of ${this.opts.maxLagBytes} bytes; changes were skipped and the replication slot was recreated`);
+      }
+      await this.stream?.stop();
+      await this.dropSlot(pool);
+      this.pending = [];
+      this.heldAckLsn = null;
+      this.startStream();
+    } catch (err) {
+      this.log.warn({ err }, 'replication lag check failed');
+    }
+  }
+
+  private async checkIdle(): Promise<void> {
+    if (this.stopped || this.subscriberCount > 0) return;
+    if (Date.now() - this.idleSince < this.opts.idleDropMs) return;
+    this.log.info({ slot: this.slot }, 'no postgres_changes subscribers; stopping and dropping the slot');
+    await this.stop(true);
+  }
+
+  private async dropSlot(pool: pg.Pool): Promise<void> {
+    await pool.query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active', [this.slot]);
+  }
+
+  private waitUntilUp(ms: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const stream = this.stream;
+      if (!stream) return reject(new Error('changes stream not started'));
+      const timer = setTimeout(() => {
+        off();
+        reject(new Error('the changes stream did not come up in time'));
+      }, ms);
+      const off = stream.onStatus((status) => {
+        if (status !== 'up') return;
+        clearTimeout(timer);
+        off();
+        resolve();
+      });
+      // It may have come up between the caller's check and the listener.
+      if (stream.status === 'up') {
+        clearTimeout(timer);
+        off();
+        resolve();
+      }
+    });
+  }
+
+  private every(ms: number, fn: () => void, once = false): void {
+    const timer = once ? setTimeout(fn, ms) : setInterval(fn, ms);
+    timer.unref();
+    this.timers.push(timer);
+  }
+
+  /** Stops streaming; with dropSlot, the slot goes too (idle), otherwise it keeps its position (shutdown). */
+  async stop(dropSlot = false): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const t of this.timers) clearTimeout(t);
+    await this.stream?.stop();
+    this.stream = null;
+    if (dropSlot) await this.dropSlot(await this.opts.pool()).catch((err: unknown) => this.log.warn({ err }, 'dropping the changes slot failed'));
+    this.opts.onStopped?.();
+  }
+}

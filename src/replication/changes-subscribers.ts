@@ -1,0 +1,85 @@
+import type pg from 'pg';
+import type { Binding } from './changes/index.js';
+
+/**
+ * A Postgres Changes subscriber: one joined channel with its bindings and claims. `deliver` receives the event
+ * payload as JSON text (the channel encodes it for its socket); a pending subscriber (persisted before a restart,
+ * not rejoined yet) buffers instead.
+ */
+export interface ChangesSubscriber {
+  readonly instance: string;
+  /** The channel's sub-topic. */
+  readonly topic: string;
+  /** Legacy topic form: event = change type, payload = bare data. */
+  readonly legacy: boolean;
+  readonly bindings: readonly Binding[];
+  claims: Record<string, unknown>;
+  deliver(payloadJson: string, type: string): void;
+}
+
+/** A subscriber persisted by an earlier run of this node and not rejoined yet: its changes are held for it. */
+export class PendingSubscriber implements ChangesSubscriber {
+  readonly held: { payloadJson: string; type: string }[] = [];
+  constructor(
+    readonly instance: string,
+    readonly topic: string,
+    readonly legacy: boolean,
+    readonly bindings: readonly Binding[],
+    public claims: Record<string, unknown>,
+    readonly sub: string | null,
+  ) {}
+
+  deliver(payloadJson: string, type: string): void {
+    this.held.push({ payloadJson, type });
+  }
+
+  /** The same topic, the same bindings and the same user: the rejoin this subscriber waits for. */
+  claimableBy(topic: string, bindings: readonly Binding[], sub: string | null): boolean {
+    return topic === this.topic && sub === this.sub && sameIds(bindings, this.bindings);
+  }
+}
+
+function sameIds(a: readonly Binding[], b: readonly Binding[]): boolean {
+  const x = a.map((v) => v.id).sort((p, q) => p - q);
+  const y = b.map((v) => v.id).sort((p, q) => p - q);
+  return x.length === y.length && x.every((v, i) => v === y[i]);
+}
+
+interface StoredRow {
+  instance: string;
+  topic: string;
+  bindings: { legacy?: boolean; list: Binding[] };
+  claims: Record<string, unknown>;
+  sub: string | null;
+}
+
+/** Persistence of subscribers in the tenant database (realtime.performer_changes_subscribers). */
+export class SubscriberStore {
+  constructor(
+    private readonly pool: () => Promise<pg.Pool>,
+    private readonly node: string,
+  ) {}
+
+  async save(s: ChangesSubscriber): Promise<void> {
+    const pool = await this.pool();
+    const sub = typeof s.claims.sub === 'string' ? s.claims.sub : null;
+    await pool.query(
+      `INSERT INTO realtime.performer_changes_subscribers (instance, topic, bindings, claims, sub, node)
+       VALUES ($1, $2, $3, $4, $5, $6)
+       ON CONFLICT (instance) DO UPDATE SET claims = EXCLUDED.claims, sub = EXCLUDED.sub`,
+      [s.instance, s.topic, JSON.stringify({ legacy: s.legacy, list: s.bindings }), JSON.stringify(s.claims), sub, this.node],
+    );
+  }
+
+  async remove(instance: string): Promise<void> {
+    const pool = await this.pool();
+    await pool.query('DELETE FROM realtime.performer_changes_subscribers WHERE instance = $1', [instance]);
+  }
+
+  /** Everything persisted: subscribers of an earlier run that may rejoin. */
+  async loadPending(): Promise<PendingSubscriber[]> {
+    const pool = await this.pool();
+    const { rows } = await pool.query<StoredRow>('SELECT instance::text, topic, bindings, claims, sub FROM realtime.performer_changes_subscribers');
+    return rows.map((r) => new PendingSubscriber(r.instance, r.topic, r.bindings.legacy === true, r.bindings.list, r.claims, r.sub));
+  }
+}

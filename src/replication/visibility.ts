@@ -1,0 +1,70 @@
+import type pg from 'pg';
+import { actAs, inRolledBackTransaction, type RlsFailure } from '../db/rls.js';
+
+/** A table as the visibility check needs it: its qualified name and primary key with type names. */
+export interface TableIdentity {
+  relationId: number;
+  schema: string;
+  name: string;
+  /** Primary key columns (name and `format_type` text), in key order. */
+  primaryKey: { name: string; type: string }[];
+}
+
+/** Who looks: the subscriber's claims (its role is `claims.role`). */
+export interface Viewer {
+  claims: Record<string, unknown>;
+}
+
+export interface Visibility {
+  /** Indexes (into the keys asked about) of the rows the viewer can SELECT. */
+  visible: Set<number>;
+  /** Columns the viewer may SELECT, by name (`has_column_privilege`). */
+  columns: Set<string>;
+  /** False when the viewer cannot even read the primary key: upstream's `Error 401: Unauthorized` payload. */
+  pkReadable: boolean;
+}
+
+/**
+ * What one viewer may see of a batch of changed rows of one table: a single rolled-back transaction as the
+ * viewer's role and claims, whatever the number of rows (the batching upstream's per-change polling lacks).
+ * Rows are looked up by primary key in the current table state, as upstream's check does.
+ */
+export async function checkVisibility(
+  pool: pg.Pool,
+  table: TableIdentity,
+  keys: (string | null)[][],
+  viewer: Viewer,
+  rlsEnabled: boolean,
+): Promise<{ ok: true; value: Visibility } | { ok: false; failure: RlsFailure }> {
+  return inRolledBackTransaction(pool, async (client) => {
+    if (!(await actAs(client, { topic: '', claims: viewer.claims }))) {
+      return { visible: new Set<number>(), columns: new Set<string>(), pkReadable: false };
+    }
+    const cols = await client.query<{ attname: string }>(
+      `SELECT a.attname FROM pg_catalog.pg_attribute a
+        WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
+          AND pg_catalog.has_column_privilege(a.attrelid, a.attnum, 'SELECT')`,
+      [table.relationId],
+    );
+    const columns = new Set(cols.rows.map((r) => r.attname));
+    const pkReadable = table.primaryKey.every((pk) => columns.has(pk.name));
+    if (!pkReadable) return { visible: new Set<number>(), columns, pkReadable };
+    if (!rlsEnabled || keys.length === 0 || table.primaryKey.length === 0) {
+      return { visible: new Set(keys.map((_k, i) => i)), columns, pkReadable };
+    }
+    const qualified = `${quoteIdent(table.schema)}.${quoteIdent(table.name)}`;
+    const match = table.primaryKey
+      .map((pk, i) => `t.${quoteIdent(pk.name)} = (k.v ->> ${i})::${pk.type}`)
+      .join(' AND ');
+    const res = await client.query<{ i: string }>(
+      `SELECT k.i - 1 AS i FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS k(v, i)
+        WHERE EXISTS (SELECT 1 FROM ${qualified} t WHERE ${match})`,
+      [JSON.stringify(keys)],
+    );
+    return { visible: new Set(res.rows.map((r) => Number(r.i))), columns, pkReadable };
+  });
+}
+
+function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}

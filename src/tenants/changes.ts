@@ -1,0 +1,51 @@
+import type { Config } from '../config/index.js';
+import { ChangesEngine } from '../replication/changes-engine.js';
+import { trafficLimitHit } from './limits.js';
+import type { ChildSpec } from './supervisor.js';
+import type { TenantRuntime } from './tenant.js';
+
+/** The tenant's Postgres Changes engine, created on first use; it stops itself (and drops its slot) when idle. */
+export function changesEngine(runtime: TenantRuntime, config: Config): ChangesEngine {
+  if (runtime.changes) return runtime.changes;
+  const engine = new ChangesEngine({
+    tenantId: runtime.id,
+    databaseUrl: runtime.settings.databaseUrl,
+    publication: runtime.settings.publication ?? 'supabase_realtime',
+    node: config.nodeName,
+    log: runtime.log,
+    pool: () => runtime.database(),
+    graceMs: config.changesGraceMs,
+    idleDropMs: config.changesSlotIdleDropMs,
+    maxLagBytes: config.changesMaxLagBytes,
+    lagCheckMs: config.changesLagCheckMs,
+    backoff: { initialMs: config.tenantBackoffMinMs, maxMs: config.tenantBackoffMaxMs },
+    allow: () => trafficLimitHit(runtime) === null,
+    onDeliveries: (n) => runtime.events.add(n),
+    onStopped: () => {
+      if (runtime.changes === engine) runtime.changes = null;
+    },
+  });
+  runtime.changes = engine;
+  return engine;
+}
+
+/**
+ * At tenant start: if an earlier run left subscribers behind, start streaming now, so their changes are held
+ * for them from the first moment instead of when the first of them rejoins.
+ */
+export function changesChild(runtime: TenantRuntime, config: Config): ChildSpec {
+  return {
+    name: 'postgres_changes',
+    async start() {
+      const pool = await runtime.database();
+      const { rows } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM realtime.performer_changes_subscribers');
+      if ((rows[0]?.n ?? 0) > 0) await changesEngine(runtime, config).start();
+      return {
+        exited: new Promise<never>(() => undefined),
+        async stop() {
+          await runtime.changes?.stop(false);
+        },
+      };
+    },
+  };
+}

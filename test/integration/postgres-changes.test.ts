@@ -1,0 +1,127 @@
+import { randomUUID } from 'node:crypto';
+import type { RealtimeChannel, RealtimePostgresChangesPayload, SupabaseClient } from '@supabase/supabase-js';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sleep, startTestServer, waitForEvent, type TestServer } from '../support/server.js';
+
+let t: TestServer;
+let db: pg.Client;
+const alice = randomUUID();
+const bob = randomUUID();
+
+beforeAll(async () => {
+  t = await startTestServer({ TENANT_MAX_EVENTS_PER_SECOND: '1000000', TENANT_MAX_BYTES_PER_SECOND: '1000000000' });
+  db = new pg.Client({ connectionString: t.db.url });
+  await db.connect();
+  await db.query(`
+    CREATE TABLE public.todos (id bigint PRIMARY KEY, title text, done boolean DEFAULT false, tags text[], meta jsonb, data bytea);
+    CREATE TABLE public.items (id bigint PRIMARY KEY, owner uuid NOT NULL, name text, price numeric, at timestamptz);
+    ALTER TABLE public.items REPLICA IDENTITY FULL;
+    CREATE TABLE public.notes (id bigint PRIMARY KEY, owner uuid NOT NULL, body text);
+    ALTER TABLE public.notes ENABLE ROW LEVEL SECURITY;
+    CREATE POLICY "own notes" ON public.notes FOR SELECT TO authenticated USING (owner = auth.uid());
+    GRANT SELECT ON public.todos, public.items, public.notes TO anon, authenticated;
+    ALTER PUBLICATION supabase_realtime ADD TABLE public.todos, public.items, public.notes;
+  `);
+});
+afterAll(async () => {
+  await db?.end();
+  await t?.stop();
+});
+
+function subscribedToPostgres(channel: RealtimeChannel): Promise<string> {
+  return waitForEvent<string>((cb) => {
+    channel.on('system', {}, (m: { extension?: string; status: string; message: string }) => {
+      if (m.extension === 'postgres_changes') cb(`${m.status}: ${m.message}`);
+    });
+    channel.subscribe((status, err) => {
+      if (status === 'CHANNEL_ERROR' || status === 'TIMED_OUT') cb(`${status}: ${err?.message ?? ''}`);
+    });
+  }, 15_000, 'Subscribed to PostgreSQL');
+}
+
+type Payload = RealtimePostgresChangesPayload<Record<string, unknown>>;
+
+async function until(pred: () => boolean, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await sleep(20);
+  }
+}
+
+async function userClient(sub: string): Promise<SupabaseClient> {
+  const c = t.client();
+  await c.realtime.setAuth(await t.sign({ role: 'authenticated', sub, exp: Math.floor(Date.now() / 1000) + 3600 }));
+  return c;
+}
+
+describe('postgres_changes with supabase-js', () => {
+  it('delivers INSERT, UPDATE and DELETE with upstream payloads', async () => {
+    const got: Payload[] = [];
+    const channel = t.client().channel('todos-all').on('postgres_changes', { event: '*', schema: 'public', table: 'todos' }, (p) => got.push(p as Payload));
+    expect(await subscribedToPostgres(channel)).toBe('ok: Subscribed to PostgreSQL');
+    await db.query(`INSERT INTO public.todos (id, title, tags, meta, data) VALUES (1, 'a', '{x,y}', '{"k":1}', '\\x0102')`);
+    await db.query(`UPDATE public.todos SET title = 'b', done = true WHERE id = 1`);
+    await db.query(`DELETE FROM public.todos WHERE id = 1`);
+    await until(() => got.length === 3);
+    expect(got.map((p) => p.eventType)).toEqual(['INSERT', 'UPDATE', 'DELETE']);
+    expect(got[0]).toMatchObject({ schema: 'public', table: 'todos', new: { id: 1, title: 'a', done: false, tags: ['x', 'y'], meta: { k: 1 }, data: '0102' }, errors: null });
+    expect(got[0].commit_timestamp).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    expect(got[1]).toMatchObject({ new: { id: 1, title: 'b', done: true }, old: { id: 1 } });
+    expect(got[2]).toMatchObject({ new: {}, old: { id: 1 } });
+  });
+
+  it('applies filters and routes to the matching bindings of one channel', async () => {
+    const inserts: Payload[] = [];
+    const deletes: Payload[] = [];
+    const channel = t
+      .client()
+      .channel('items-filtered')
+      .on('postgres_changes', { event: 'INSERT', schema: 'public', table: 'items', filter: 'price=gt.10' }, (p) => inserts.push(p as Payload))
+      .on('postgres_changes', { event: 'DELETE', schema: 'public', table: 'items', filter: 'name=eq.gone' }, (p) => deletes.push(p as Payload));
+    expect(await subscribedToPostgres(channel)).toBe('ok: Subscribed to PostgreSQL');
+    const owner = randomUUID();
+    await db.query(`INSERT INTO public.items VALUES (1, $1, 'cheap', 5, now()), (2, $1, 'dear', 12.50, now()), (3, $1, 'gone', 100, now())`, [owner]);
+    await db.query(`UPDATE public.items SET price = 50 WHERE id = 1`);
+    await db.query(`DELETE FROM public.items WHERE id IN (1, 3)`);
+    await until(() => inserts.length === 2 && deletes.length === 1);
+    await sleep(300);
+    expect(inserts.map((p) => (p.new as { id: number }).id)).toEqual([2, 3]);
+    expect(inserts[0].new).toMatchObject({ name: 'dear', price: 12.5 });
+    expect(deletes.map((p) => (p.old as { name: string }).name)).toEqual(['gone']);
+  });
+
+  it('reports tables outside the publication and unknown filter columns with upstream messages', async () => {
+    await db.query('CREATE TABLE public.hidden (id int PRIMARY KEY)');
+    const hidden = t.client().channel('hidden').on('postgres_changes', { event: 'INSERT', schema: 'public', table: 'hidden' }, () => undefined);
+    expect(await subscribedToPostgres(hidden)).toBe(
+      'error: Unable to subscribe to changes with given parameters. Please check Realtime is enabled for the given connect parameters: [event: INSERT, schema: public, table: hidden, filters: [], select: nil]',
+    );
+    const badColumn = t.client().channel('badcol').on('postgres_changes', { event: '*', schema: 'public', table: 'todos', filter: 'nope=eq.1' }, () => undefined);
+    expect(await subscribedToPostgres(badColumn)).toMatch(/invalid column for filter nope$/);
+  });
+
+  it('filters by RLS per subscriber: each user sees only their own rows', async () => {
+    const gotAlice: Payload[] = [];
+    const gotBob: Payload[] = [];
+    const a = (await userClient(alice)).channel('notes-a').on('postgres_changes', { event: 'INSERT', schema: 'public', table: 'notes' }, (p) => gotAlice.push(p as Payload));
+    const b = (await userClient(bob)).channel('notes-b').on('postgres_changes', { event: 'INSERT', schema: 'public', table: 'notes' }, (p) => gotBob.push(p as Payload));
+    expect(await subscribedToPostgres(a)).toBe('ok: Subscribed to PostgreSQL');
+    expect(await subscribedToPostgres(b)).toBe('ok: Subscribed to PostgreSQL');
+    await db.query(`INSERT INTO public.notes VALUES (1, $1, 'for alice'), (2, $2, 'for bob'), (3, $1, 'alice again')`, [alice, bob]);
+    await until(() => gotAlice.length === 2 && gotBob.length === 1);
+    await sleep(300);
+    expect(gotAlice.map((p) => (p.new as { body: string }).body)).toEqual(['for alice', 'alice again']);
+    expect(gotBob.map((p) => (p.new as { body: string }).body)).toEqual(['for bob']);
+  });
+
+  it('delivers a 10,000-row transaction completely and in commit order', async () => {
+    const got: number[] = [];
+    const channel = t.client().channel('bulk').on('postgres_changes', { event: 'INSERT', schema: 'public', table: 'todos' }, (p) => got.push((p.new as { id: number }).id));
+    expect(await subscribedToPostgres(channel)).toBe('ok: Subscribed to PostgreSQL');
+    await db.query(`INSERT INTO public.todos (id, title) SELECT g, 'bulk ' || g FROM generate_series(1000, 10999) g`);
+    await until(() => got.length === 10_000, 60_000);
+    expect(got).toEqual(Array.from({ length: 10_000 }, (_v, i) => 1000 + i));
+  }, 90_000);
+});
