@@ -1,0 +1,126 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { createClient } from '@supabase/supabase-js';
+import pg from 'pg';
+import WebSocket from 'ws';
+import { afterAll, describe, expect, it } from 'vitest';
+import { findFreePort } from '../../src/db/embedded-postgres.js';
+import { signHs256 } from '../../src/auth/jwt.js';
+import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
+import { sleep, TEST_SECRET, waitForEvent } from '../support/server.js';
+
+const repoRoot = path.resolve(import.meta.dirname, '../..');
+let child: ChildProcess | null = null;
+let db: TestDatabase | null = null;
+let dataDir = '';
+
+afterAll(async () => {
+  if (child && child.exitCode === null) child.kill('SIGKILL');
+  await db?.drop();
+  if (dataDir) await rm(dataDir, { recursive: true, force: true });
+});
+
+/** Performer as its own process, so the test can SIGKILL it. */
+async function startPerformer(port: number, databaseUrl: string): Promise<ChildProcess> {
+  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: repoRoot,
+    env: {
+      ...process.env,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      DATABASE_URL: databaseUrl,
+      JWT_SECRET: TEST_SECRET,
+      DB_ENC_KEY: 'restart-test-encryption-key-0123',
+      PERFORMER_DATA_DIR: dataDir,
+      LOG_LEVEL: 'warn',
+      CHANGES_GRACE_MS: '30000',
+      TENANT_MAX_EVENTS_PER_SECOND: '1000000',
+      TENANT_MAX_BYTES_PER_SECOND: '1000000000',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  await waitForEvent<void>((cb) => {
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('API URL')) cb();
+    };
+    proc.stdout?.on('data', onData);
+    proc.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+    proc.on('exit', () => cb());
+  }, 60_000, 'Performer to start');
+  if (proc.exitCode !== null) throw new Error(`Performer exited:\n${out}`);
+  return proc;
+}
+
+describe('no committed change is lost across a crash', () => {
+  it('delivers every row committed after subscribing, none twice, to a supabase-js client that rejoins after SIGKILL', async () => {
+    db = await createTestDatabase('restart');
+    dataDir = await mkdtemp(path.join(os.tmpdir(), 'performer-restart-'));
+    await chmod(dataDir, 0o755);
+    const port = await findFreePort();
+    child = await startPerformer(port, db.url);
+    const sql = new pg.Client({ connectionString: db.url });
+    await sql.connect();
+    await sql.query(`
+      CREATE TABLE public.events (id int PRIMARY KEY);
+      GRANT SELECT ON public.events TO authenticated;
+      ALTER PUBLICATION supabase_realtime ADD TABLE public.events;
+    `);
+
+    const userKey = await signHs256({ role: 'authenticated', sub: 'b7c0a9c2-4a4e-4a43-9d62-2f7c5e1c0d11', exp: Math.floor(Date.now() / 1000) + 3600 }, TEST_SECRET);
+    const client = createClient(`http://127.0.0.1:${port}`, userKey, {
+      realtime: { transport: WebSocket as never, heartbeatIntervalMs: 1000 } as never,
+      auth: { persistSession: false },
+    });
+    const received: number[] = [];
+    let subscribedCount = 0;
+    const channel = client
+      .channel('events')
+      .on('postgres_changes', { event: 'INSERT', schema: 'public', table: 'events' }, (p) => received.push((p.new as { id: number }).id))
+      .on('system', {}, (m: { extension?: string; status: string }) => {
+        if (m.extension === 'postgres_changes' && m.status === 'ok') subscribedCount += 1;
+      });
+    channel.subscribe();
+    const deadline0 = Date.now() + 15_000;
+    while (subscribedCount === 0 && Date.now() < deadline0) await sleep(50);
+    expect(subscribedCount).toBe(1);
+
+    const committed: number[] = [];
+    let next = 1;
+    const insert = async () => {
+      await sql.query('INSERT INTO public.events VALUES ($1)', [next]);
+      committed.push(next++);
+    };
+    for (let i = 0; i < 30; i++) {
+      await insert();
+      await sleep(15);
+    }
+    child.kill('SIGKILL');
+    await new Promise((r) => child?.once('exit', r));
+    // Rows committed while Performer is down.
+    for (let i = 0; i < 20; i++) await insert();
+    child = await startPerformer(port, db.url);
+    // The client reconnects and rejoins on its own; keep writing meanwhile.
+    const deadline1 = Date.now() + 30_000;
+    while (subscribedCount < 2 && Date.now() < deadline1) {
+      await insert();
+      await sleep(50);
+    }
+    expect(subscribedCount).toBe(2);
+    for (let i = 0; i < 20; i++) {
+      await insert();
+      await sleep(10);
+    }
+    const deadline2 = Date.now() + 20_000;
+    while (received.length < committed.length && Date.now() < deadline2) await sleep(50);
+    await sleep(500);
+    expect(received).toEqual(committed);
+    client.realtime.disconnect();
+    await sql.end();
+    child.kill('SIGTERM');
+    await new Promise((r) => child?.once('exit', r));
+  }, 120_000);
+});
