@@ -1,6 +1,7 @@
 import { payloadLimitBytes } from '../channels/broadcast.js';
 import type { PubSubMessage } from '../cluster/pubsub.js';
 import type { Config } from '../config/index.js';
+import { databaseTag } from '../replication/changes-engine.js';
 import { startDatabaseBroadcast } from '../replication/db-broadcast.js';
 import { changesChild } from './changes.js';
 import { databaseChild } from './database-child.js';
@@ -29,7 +30,8 @@ export function tenantChildren(runtime: TenantRuntime, config: Config, publish: 
         log: runtime.log,
         payloadLimitBytes: () => payloadLimitBytes(limits.maxPayloadSizeInKb),
         allow: () => runtime.events.rate < limits.maxEventsPerSecond,
-        slotSuffix: config.slotNameSuffix,
+        // Upstream's name plus a tag of the database: tenants whose databases share a cluster need distinct slots.
+        slotSuffix: [config.slotNameSuffix, databaseTag(runtime.settings.databaseUrl)].filter(Boolean).join('_'),
         replication: { backoff: { initialMs: config.tenantBackoffMinMs, maxMs: config.tenantBackoffMaxMs } },
       });
       runtime.replication = broadcast;
