@@ -3,7 +3,8 @@ import type { RealtimeChannel, SupabaseClient } from '@supabase/supabase-js';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RawClient } from '../support/raw-client.js';
-import { sleep, startTestServer, waitForEvent, type TestServer } from '../support/server.js';
+import { sleep, startTestServer, type TestServer } from '../support/server.js';
+import { subscribed, until } from '../support/channels.js';
 
 let t: TestServer;
 let db: pg.Client;
@@ -32,27 +33,10 @@ afterAll(async () => {
   await t?.stop();
 });
 
-async function until(pred: () => boolean, ms = 8000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await sleep(20);
-  }
-}
-
 async function member(vsn: '1.0.0' | '2.0.0' = '2.0.0'): Promise<SupabaseClient> {
   const c = t.client({ vsn });
   await c.realtime.setAuth(await t.sign({ role: 'authenticated', sub: alice, exp: Math.floor(Date.now() / 1000) + 3600 }));
   return c;
-}
-
-function subscribed(channel: RealtimeChannel): Promise<string> {
-  return waitForEvent<string>((cb) => {
-    channel.subscribe((status, err) => {
-      if (status === 'SUBSCRIBED') cb(status);
-      else if (status === 'CHANNEL_ERROR' || status === 'TIMED_OUT') cb(`${status}: ${err?.message ?? ''}`);
-    });
-  }, 10_000, 'subscription');
 }
 
 type Msg = { event: string; payload: Record<string, unknown> | ArrayBuffer; meta?: { id?: string; replayed?: boolean } };

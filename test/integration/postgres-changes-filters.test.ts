@@ -1,8 +1,9 @@
-import type { RealtimeChannel, RealtimePostgresChangesPayload } from '@supabase/supabase-js';
+import type { RealtimeChannel } from '@supabase/supabase-js';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RawClient } from '../support/raw-client.js';
-import { sleep, startTestServer, waitForEvent, type TestServer } from '../support/server.js';
+import { sleep, startTestServer, type TestServer } from '../support/server.js';
+import { subscribedToPostgres } from '../support/channels.js';
 
 let t: TestServer;
 let db: pg.Client;
@@ -23,18 +24,6 @@ afterAll(async () => {
   await t?.stop();
 });
 
-function subscribed(channel: RealtimeChannel): Promise<string> {
-  return waitForEvent<string>((cb) => {
-    channel.on('system', {}, (m: { extension?: string; status: string; message: string }) => {
-      if (m.extension === 'postgres_changes') cb(`${m.status}: ${m.message}`);
-    });
-    channel.subscribe((status, err) => {
-      if (status === 'CHANNEL_ERROR' || status === 'TIMED_OUT') cb(`${status}: ${err?.message ?? ''}`);
-    });
-  }, 15_000, 'Subscribed to PostgreSQL');
-}
-
-type Payload = RealtimePostgresChangesPayload<Record<string, unknown>>;
 
 // Rows 1..6; each filter below must select exactly `expect` of them, on INSERT, UPDATE (new image) and DELETE (old).
 const rows: [number, number | null, string | null, boolean | null][] = [
@@ -78,7 +67,7 @@ describe('every filter operator on INSERT, UPDATE and DELETE (REPLICA IDENTITY F
       });
       channels.push(ch);
     }
-    for (const ch of channels) expect(await subscribed(ch)).toBe('ok: Subscribed to PostgreSQL');
+    for (const ch of channels) expect(await subscribedToPostgres(ch)).toBe('ok: Subscribed to PostgreSQL');
     for (const r of rows) await db.query('INSERT INTO public.things (id, n, label, flag, secret) VALUES ($1, $2, $3, $4, $5)', [...r, 's']);
     await db.query(`UPDATE public.things SET secret = 'changed'`);
     await db.query('DELETE FROM public.things');

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import type { RealtimeChannel, RealtimePostgresChangesPayload, SupabaseClient } from '@supabase/supabase-js';
+import type { RealtimePostgresChangesPayload, SupabaseClient } from '@supabase/supabase-js';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sleep, startTestServer, waitForEvent, type TestServer } from '../support/server.js';
+import { sleep, startTestServer, type TestServer } from '../support/server.js';
+import { subscribedToPostgres, until } from '../support/channels.js';
 
 let t: TestServer;
 let db: pg.Client;
@@ -29,26 +30,7 @@ afterAll(async () => {
   await t?.stop();
 });
 
-function subscribedToPostgres(channel: RealtimeChannel): Promise<string> {
-  return waitForEvent<string>((cb) => {
-    channel.on('system', {}, (m: { extension?: string; status: string; message: string }) => {
-      if (m.extension === 'postgres_changes') cb(`${m.status}: ${m.message}`);
-    });
-    channel.subscribe((status, err) => {
-      if (status === 'CHANNEL_ERROR' || status === 'TIMED_OUT') cb(`${status}: ${err?.message ?? ''}`);
-    });
-  }, 15_000, 'Subscribed to PostgreSQL');
-}
-
 type Payload = RealtimePostgresChangesPayload<Record<string, unknown>>;
-
-async function until(pred: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await sleep(20);
-  }
-}
 
 async function userClient(sub: string): Promise<SupabaseClient> {
   const c = t.client();

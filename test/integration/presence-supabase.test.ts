@@ -1,7 +1,8 @@
 import type { RealtimeChannel } from '@supabase/supabase-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RawClient } from '../support/raw-client.js';
-import { startTestServer, waitForEvent, type TestServer } from '../support/server.js';
+import { startTestServer, type TestServer } from '../support/server.js';
+import { subscribed, until } from '../support/channels.js';
 
 /** Presence as unmodified supabase-js sees it: presenceState(), join/leave/sync events, over both serializers. */
 
@@ -18,23 +19,6 @@ interface Member {
   joins: string[];
   leaves: string[];
   syncs: number;
-}
-
-function subscribed(channel: RealtimeChannel): Promise<string> {
-  return waitForEvent<string>((cb) => {
-    channel.subscribe((status, err) => {
-      if (status === 'SUBSCRIBED') cb(status);
-      else if (status === 'CHANNEL_ERROR' || status === 'TIMED_OUT') cb(`${status}: ${err?.message ?? ''}`);
-    });
-  }, 8000, 'subscription');
-}
-
-async function until(pred: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error(`${what} not met in time`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 /** A client on its own socket, listening to presence (which turns presence on at join, as realtime-js does). */

@@ -3,7 +3,8 @@ import type { RealtimeChannel, SupabaseClient } from '@supabase/supabase-js';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RawClient } from '../support/raw-client.js';
-import { sleep, startTestServer, waitForEvent, type TestServer } from '../support/server.js';
+import { sleep, startTestServer, type TestServer } from '../support/server.js';
+import { subscribed, until } from '../support/channels.js';
 
 let t: TestServer;
 let db: pg.Client;
@@ -45,27 +46,10 @@ async function clientAs(sub: string | null, vsn: '1.0.0' | '2.0.0' = '2.0.0'): P
   return c;
 }
 
-function subscribed(channel: RealtimeChannel): Promise<string> {
-  return waitForEvent<string>((cb) => {
-    channel.subscribe((status, err) => {
-      if (status === 'SUBSCRIBED') cb(status);
-      else if (status === 'CHANNEL_ERROR' || status === 'TIMED_OUT') cb(`${status}: ${err?.message ?? ''}`);
-    });
-  }, 10_000, 'subscription');
-}
-
 function collect(channel: RealtimeChannel, event = '*'): { event: string; payload: unknown; meta?: { id?: string; replayed?: boolean } }[] {
   const got: { event: string; payload: unknown; meta?: { id?: string; replayed?: boolean } }[] = [];
   channel.on('broadcast', { event }, (m) => got.push(m as never));
   return got;
-}
-
-async function until(pred: () => boolean, ms = 8000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await sleep(20);
-  }
 }
 
 describe('private channels authorized by RLS on realtime.messages', () => {

@@ -4,8 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrateTenantDatabase } from '../../src/tenants/migrate.js';
 import { startDedicatedPostgres, type DedicatedPostgres } from '../support/postgres.js';
 import { RawClient } from '../support/raw-client.js';
-import { sleep, startTestServer, type TestServer } from '../support/server.js';
+import { startTestServer, type TestServer } from '../support/server.js';
 import { api, extensionFor } from '../support/tenants.js';
+import { until } from '../support/channels.js';
 
 let t: TestServer;
 let dedicated: DedicatedPostgres;
@@ -39,14 +40,6 @@ async function connect(vsn = '2.0.0'): Promise<RawClient> {
   return RawClient.connect(`ws://127.0.0.1:${t.port}/socket/websocket?apikey=${await token({ member: 'yes' })}&vsn=${vsn}`, {
     host: `restarty.localhost:${t.port}`,
   });
-}
-
-async function until(pred: () => boolean, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await sleep(50);
-  }
 }
 
 async function send(topic: string, payload: object): Promise<void> {

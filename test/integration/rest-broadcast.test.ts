@@ -3,7 +3,8 @@ import type { RealtimeChannel } from '@supabase/supabase-js';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RawClient } from '../support/raw-client.js';
-import { startTestServer, waitForEvent, type TestServer } from '../support/server.js';
+import { startTestServer, type TestServer } from '../support/server.js';
+import { subscribed, until } from '../support/channels.js';
 
 let t: TestServer;
 beforeAll(async () => {
@@ -58,29 +59,12 @@ function rawRequest(
   });
 }
 
-function subscribed(channel: RealtimeChannel): Promise<string> {
-  return waitForEvent<string>((cb) => {
-    channel.subscribe((status, err) => {
-      if (status === 'SUBSCRIBED') cb(status);
-      else if (status === 'CHANNEL_ERROR' || status === 'TIMED_OUT') cb(`${status}: ${err?.message ?? ''}`);
-    });
-  }, 8000, 'subscription');
-}
-
 type Received = { event: string; payload: unknown; type: string; meta?: unknown };
 
 function collect(channel: RealtimeChannel, event = '*'): Received[] {
   const got: Received[] = [];
   channel.on('broadcast', { event }, (m) => got.push(m as Received));
   return got;
-}
-
-async function until(pred: () => boolean, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 /** A supabase-js channel subscribed on the given protocol version, with everything it receives. */

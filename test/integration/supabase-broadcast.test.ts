@@ -1,6 +1,7 @@
 import type { RealtimeChannel } from '@supabase/supabase-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestServer, waitForEvent, type TestServer } from '../support/server.js';
+import { startTestServer, type TestServer } from '../support/server.js';
+import { subscribed, until } from '../support/channels.js';
 
 let t: TestServer;
 beforeAll(async () => {
@@ -10,29 +11,12 @@ afterAll(async () => {
   await t?.stop();
 });
 
-function subscribed(channel: RealtimeChannel): Promise<string> {
-  return waitForEvent<string>((cb) => {
-    channel.subscribe((status, err) => {
-      if (status === 'SUBSCRIBED') cb(status);
-      else if (status === 'CHANNEL_ERROR' || status === 'TIMED_OUT') cb(`${status}: ${err?.message ?? ''}`);
-    });
-  }, 8000, 'subscription');
-}
-
 type Received = { event: string; payload: unknown; type: string; meta?: unknown };
 
 function collect(channel: RealtimeChannel, event = 'msg'): Received[] {
   const got: Received[] = [];
   channel.on('broadcast', { event }, (m) => got.push(m as Received));
   return got;
-}
-
-async function until(pred: () => boolean, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 describe.each(['2.0.0', '1.0.0'] as const)('supabase-js broadcast over vsn %s', (vsn) => {

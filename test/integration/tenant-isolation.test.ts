@@ -3,6 +3,7 @@ import { RawClient } from '../support/raw-client.js';
 import { startDedicatedPostgres, type DedicatedPostgres } from '../support/postgres.js';
 import { sleep, startTestServer, type TestServer } from '../support/server.js';
 import { api, createTenant, extensionFor, type TestTenant } from '../support/tenants.js';
+import { until } from '../support/channels.js';
 
 let t: TestServer;
 let dedicated: DedicatedPostgres;
@@ -34,14 +35,6 @@ async function joined(tenant: { id: string; anonKey: string }, topic: string): P
   const reply = (await c.reply('1', 10_000))[4];
   expect(reply).toMatchObject({ status: 'ok' });
   return c;
-}
-
-async function until(pred: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await pred())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await sleep(50);
-  }
 }
 
 describe('fault isolation between tenants', () => {

@@ -1,9 +1,9 @@
-import type { RealtimeChannel } from '@supabase/supabase-js';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { failedHandshake, RawClient } from '../support/raw-client.js';
 import { startTestServer, waitForEvent, type TestServer } from '../support/server.js';
 import { api, createTenant, extensionFor, type TestTenant } from '../support/tenants.js';
+import { subscribed } from '../support/channels.js';
 
 let t: TestServer;
 const tenants: TestTenant[] = [];
@@ -21,15 +21,6 @@ async function tenant(id: string, extra: Record<string, unknown> = {}): Promise<
   const created = await createTenant(t, id, extra);
   tenants.push(created);
   return created;
-}
-
-function subscribed(channel: RealtimeChannel): Promise<string> {
-  return waitForEvent<string>((cb) => {
-    channel.subscribe((status, err) => {
-      if (status === 'SUBSCRIBED') cb(status);
-      else if (status === 'CHANNEL_ERROR' || status === 'TIMED_OUT') cb(`${status}: ${err?.message ?? ''}`);
-    });
-  }, 8000, 'subscription');
 }
 
 /** A REST call with a tenant's Host header (fetch cannot set Host, so node:http does it). */

@@ -14,7 +14,7 @@ import {
   type DatabaseBroadcastOptions,
 } from '../../src/replication/db-broadcast.js';
 import { migrateTenantDatabase } from '../../src/tenants/migrate.js';
-import { createTestDatabase, withClient, type TestDatabase } from '../support/postgres.js';
+import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
 
 const TENANT = 'tenant-a';
 const log = pino({ level: 'silent' });
