@@ -5,6 +5,7 @@ import path from 'node:path';
 import { createClient } from '@supabase/supabase-js';
 import WebSocket from 'ws';
 import { afterAll, describe, expect, it } from 'vitest';
+import { RawClient } from '../support/raw-client.js';
 import { waitForEvent } from '../support/server.js';
 
 const repoRoot = path.resolve(import.meta.dirname, '../..');
@@ -58,9 +59,12 @@ describe('npm start with no DATABASE_URL', () => {
     expect(await received).toEqual({ from: 'npm start' });
     client.realtime.disconnect();
 
+    // A client still connected at shutdown is told the server is going away (1001).
+    const stillConnected = await RawClient.connect(`${(url as string).replace('http', 'ws')}/socket/websocket?apikey=${anonKey}&vsn=2.0.0`);
     const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
     const sentAt = Date.now();
     proc.kill('SIGTERM');
+    expect(await stillConnected.closed).toBe(1001);
     expect(await exited).toBe(0);
     expect(Date.now() - sentAt).toBeLessThan(10_000);
     expect(postgresProcessesFor(dataDir)).toEqual([]);

@@ -36,6 +36,10 @@ describe('handshake', () => {
     expect(res).toEqual({ status: 404, body: { error: 'Tenant not found' } });
   });
 
+  it('refuses an unsupported protocol version with 403', async () => {
+    expect(await failedHandshake(ws('3.0.0'))).toMatchObject({ status: 403 });
+  });
+
   it('prefers the x-api-key header over the apikey query parameter', async () => {
     const c = await RawClient.connect(ws('2.0.0', 'not-a-jwt'), { 'x-api-key': t.anonKey });
     c.send(join('realtime:xkey'));

@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RawClient } from '../support/raw-client.js';
 import { startDedicatedPostgres, type DedicatedPostgres } from '../support/postgres.js';
@@ -66,8 +67,9 @@ describe('fault isolation between tenants', () => {
     })();
 
     // 1. The brittle tenant's database goes away: it degrades, its new joins fail, and it recovers afterwards.
+    await until(() => t.server.ctx.registry.supervisor('brittle')?.state === 'ready');
     await dedicated.stopServer();
-    await until(() => t.server.ctx.registry.supervisor('brittle')?.state === 'degraded');
+    await until(() => t.server.ctx.registry.supervisor('brittle')?.state === 'degraded' && t.server.ctx.registry.peek('brittle')?.dbState !== 'ready');
     const late = await connect(brittle);
     late.send(['1', '1', 'realtime:late', 'phx_join', { config: {} }]);
     expect((await late.reply('1', 10_000))[4]).toEqual({
@@ -141,4 +143,45 @@ describe('tenant lifecycle on a node', () => {
       await idle.stop();
     }
   }, 30_000);
+});
+
+describe('postgres_changes isolation', () => {
+  it("keeps one tenant's change stream flowing while another tenant's database is down", async () => {
+    const fast = await createTenant(t, 'fastdb', { max_events_per_second: 100000 });
+    created.push(fast);
+    const setup = async (url: string) => {
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      await c.query(`CREATE TABLE IF NOT EXISTS public.ticks (id int PRIMARY KEY); GRANT SELECT ON public.ticks TO anon;
+                     DO $$ BEGIN ALTER PUBLICATION supabase_realtime ADD TABLE public.ticks; EXCEPTION WHEN duplicate_object THEN NULL; END $$;`);
+      return c;
+    };
+    const fastDb = await setup(fast.db.url);
+    const slowSecret = 'slowdb-secret-with-at-least-32-characters!!';
+    const slowDb = await setup(dedicated.url);
+    const res = await api(t, 'PUT', '/api/tenants/slowdb', { tenant: { jwt_secret: slowSecret, extensions: [extensionFor(dedicated.url)] } });
+    expect(res.status).toBe(201);
+    const slow = { id: 'slowdb', anonKey: await t.sign({ role: 'anon', exp: Math.floor(Date.now() / 1000) + 3600 }, slowSecret) };
+
+    const subscribe = async (tenant: { id: string; anonKey: string }) => {
+      const c = await connect(tenant);
+      c.send(['1', '1', 'realtime:ticks', 'phx_join', { config: { postgres_changes: [{ event: 'INSERT', schema: 'public', table: 'ticks' }] } }]);
+      expect((await c.reply('1'))[4]).toMatchObject({ status: 'ok' });
+      expect(((await c.nextText((m) => (m as unknown[])[3] === 'system', 15_000)) as unknown[])[4]).toMatchObject({ status: 'ok' });
+      return c;
+    };
+    const fastSub = await subscribe(fast);
+    const slowSub = await subscribe(slow);
+    await slowDb.end();
+    await dedicated.stopServer();
+
+    const received = () => fastSub.frames.filter((f) => typeof f === 'string' && f.includes('postgres_changes')).length;
+    for (let i = 1; i <= 20; i++) await fastDb.query('INSERT INTO public.ticks VALUES ($1)', [i]);
+    await until(() => received() === 20, 10_000);
+
+    await dedicated.startServer();
+    fastSub.close();
+    slowSub.close();
+    await fastDb.end();
+  }, 60_000);
 });
