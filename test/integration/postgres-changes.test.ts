@@ -84,16 +84,21 @@ describe('postgres_changes with supabase-js', () => {
     expect(await subscribedToPostgres(badColumn)).toMatch(/invalid column for filter nope$/);
   });
 
-  it('filters by RLS per subscriber: each user sees only their own rows', async () => {
+  it('filters by RLS per subscriber: by role, and each user sees only their own rows', async () => {
     const gotAlice: Payload[] = [];
     const gotBob: Payload[] = [];
     const a = (await userClient(alice)).channel('notes-a').on('postgres_changes', { event: 'INSERT', schema: 'public', table: 'notes' }, (p) => gotAlice.push(p as Payload));
     const b = (await userClient(bob)).channel('notes-b').on('postgres_changes', { event: 'INSERT', schema: 'public', table: 'notes' }, (p) => gotBob.push(p as Payload));
+    // By role: the policy is for `authenticated`; anon sees no row of the table at all.
+    const gotAnon: Payload[] = [];
+    const anon = t.client().channel('notes-anon').on('postgres_changes', { event: 'INSERT', schema: 'public', table: 'notes' }, (p) => gotAnon.push(p as Payload));
     expect(await subscribedToPostgres(a)).toBe('ok: Subscribed to PostgreSQL');
     expect(await subscribedToPostgres(b)).toBe('ok: Subscribed to PostgreSQL');
+    expect(await subscribedToPostgres(anon)).toBe('ok: Subscribed to PostgreSQL');
     await db.query(`INSERT INTO public.notes VALUES (1, $1, 'for alice'), (2, $2, 'for bob'), (3, $1, 'alice again')`, [alice, bob]);
     await until(() => gotAlice.length === 2 && gotBob.length === 1);
     await sleep(300);
+    expect(gotAnon).toEqual([]);
     expect(gotAlice.map((p) => (p.new as { body: string }).body)).toEqual(['for alice', 'alice again']);
     expect(gotBob.map((p) => (p.new as { body: string }).body)).toEqual(['for bob']);
   });
