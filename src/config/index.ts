@@ -75,6 +75,8 @@ export class ConfigError extends Error {
   }
 }
 
+const INT32_MAX = 2_147_483_647;
+
 export const DEFAULT_JWT_SECRET = 'super-secret-jwt-token-with-at-least-32-characters-long';
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -104,13 +106,14 @@ export function loadConfig(env: Env = process.env): Config {
     noChannelTimeoutMs: r.int('NO_CHANNEL_TIMEOUT_IN_MS', 600_000, 1000, 86_400_000),
     shutdownTimeoutMs: r.int('SHUTDOWN_TIMEOUT_MS', 10_000, 100, 60_000),
     tenantDefaults: {
-      maxConcurrentUsers: r.int('TENANT_MAX_CONCURRENT_USERS', 200, 0),
-      maxEventsPerSecond: r.int('TENANT_MAX_EVENTS_PER_SECOND', 100, 0),
-      maxJoinsPerSecond: r.int('TENANT_MAX_JOINS_PER_SECOND', 100, 0),
-      maxChannelsPerClient: r.int('TENANT_MAX_CHANNELS_PER_CLIENT', 100, 0),
+      // Stored in 32-bit columns (bytes per second in a 64-bit one), as upstream's.
+      maxConcurrentUsers: r.int('TENANT_MAX_CONCURRENT_USERS', 200, 0, INT32_MAX),
+      maxEventsPerSecond: r.int('TENANT_MAX_EVENTS_PER_SECOND', 100, 0, INT32_MAX),
+      maxJoinsPerSecond: r.int('TENANT_MAX_JOINS_PER_SECOND', 100, 0, INT32_MAX),
+      maxChannelsPerClient: r.int('TENANT_MAX_CHANNELS_PER_CLIENT', 100, 0, INT32_MAX),
       maxBytesPerSecond: r.int('TENANT_MAX_BYTES_PER_SECOND', 100_000, 0),
-      maxPayloadSizeInKb: r.int('TENANT_MAX_PAYLOAD_SIZE_IN_KB', 3000, 1),
-      maxPresenceEventsPerSecond: r.int('TENANT_MAX_PRESENCE_EVENTS_PER_SECOND', 1000, 0),
+      maxPayloadSizeInKb: r.int('TENANT_MAX_PAYLOAD_SIZE_IN_KB', 3000, 1, INT32_MAX),
+      maxPresenceEventsPerSecond: r.int('TENANT_MAX_PRESENCE_EVENTS_PER_SECOND', 1000, 0, INT32_MAX),
     },
     dbPoolSize: r.int('DB_POOL_SIZE', 10, 1, 1000),
     controlDatabaseUrl: r.optionalUrl('CONTROL_DATABASE_URL', ['postgres:', 'postgresql:']),

@@ -26,6 +26,8 @@ interface WireConnection {
 type Plugin = Parameters<LogicalReplicationService['subscribe']>[0];
 
 const silentLog = pino({ level: 'silent' });
+/** Unrequested keepalives are answered at most this often (see onKeepalive). */
+const KEEPALIVE_COALESCE_MS = 50;
 
 /**
  * A logical replication stream over one tenant database, decoded with our pgoutput decoder.
@@ -62,6 +64,7 @@ export class ReplicationStream {
   private lastReceiveAt = 0;
   private lastSentFlush: Lsn = -1n;
   private timer: NodeJS.Timeout | null = null;
+  private statusSoon: NodeJS.Timeout | null = null;
   private paused = false;
 
   private readonly queue: OrderedQueue<ReplicationEvent>;
@@ -261,6 +264,8 @@ export class ReplicationStream {
     this.queue.clear();
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    if (this.statusSoon) clearTimeout(this.statusSoon);
+    this.statusSoon = null;
   }
 
   private onUp(): void {
@@ -326,7 +331,16 @@ export class ReplicationStream {
     }
     if (walEnd > this.walEnd) this.walEnd = walEnd;
     if (walEnd > this.received) this.received = walEnd;
-    if (replyRequested || this.confirmable() > this.lastSentFlush) this.sendStatus(false);
+    if (replyRequested) return this.sendStatus(false);
+    // Postgres sends a keepalive each time it catches up with an unconfirmed commit; answering each one costs a
+    // socket write per transaction. Progress is reported once per short window instead.
+    if (this.confirmable() > this.lastSentFlush && this.statusSoon === null) {
+      this.statusSoon = setTimeout(() => {
+        this.statusSoon = null;
+        if (this.confirmable() > this.lastSentFlush) this.sendStatus(false);
+      }, KEEPALIVE_COALESCE_MS);
+      this.statusSoon.unref();
+    }
   }
 
   /** What the server may forget: acknowledged positions, or its WAL end when nothing delivered is unacknowledged. */

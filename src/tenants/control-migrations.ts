@@ -41,4 +41,10 @@ export const controlMigrations: readonly TenantMigration[] = [
       );
     `,
   },
+  {
+    // Bytes per second outgrow a 32-bit integer quickly (2 GB/s).
+    version: 2,
+    name: 'bytes_limit_bigint',
+    sql: 'ALTER TABLE _performer.tenants ALTER COLUMN max_bytes_per_second TYPE bigint',
+  },
 ];

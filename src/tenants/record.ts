@@ -107,7 +107,8 @@ export function applyTenantInput(
   for (const [key, field] of LIMIT_FIELDS) {
     if (!(field in t)) continue;
     const v = t[field];
-    if (Number.isInteger(v) && (v as number) >= 0) record.limits[key] = v as number;
+    const max = key === 'maxBytesPerSecond' ? Number.MAX_SAFE_INTEGER : 2_147_483_647;
+    if (Number.isInteger(v) && (v as number) >= 0 && (v as number) <= max) record.limits[key] = v as number;
     else add(field, 'is invalid');
   }
   for (const [field, set] of [

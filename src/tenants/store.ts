@@ -17,7 +17,8 @@ interface TenantRow {
   max_events_per_second: number;
   max_joins_per_second: number;
   max_channels_per_client: number;
-  max_bytes_per_second: number;
+  /** bigint: pg hands it over as text. */
+  max_bytes_per_second: string | number;
   max_payload_size_in_kb: number;
   max_presence_events_per_second: number;
   max_client_presence_events_per_window: number | null;
@@ -143,7 +144,7 @@ export class TenantStore {
         maxEventsPerSecond: r.max_events_per_second,
         maxJoinsPerSecond: r.max_joins_per_second,
         maxChannelsPerClient: r.max_channels_per_client,
-        maxBytesPerSecond: r.max_bytes_per_second,
+        maxBytesPerSecond: Number(r.max_bytes_per_second),
         maxPayloadSizeInKb: r.max_payload_size_in_kb,
         maxPresenceEventsPerSecond: r.max_presence_events_per_second,
       },

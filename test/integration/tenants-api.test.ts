@@ -114,9 +114,10 @@ describe('tenant lifecycle over the management API', () => {
     const put = await api(t, 'PUT', '/api/tenants/gamma', { tenant: { jwt_secret: 'g'.repeat(40), extensions: [extensionFor(beta.db.url)] } });
     expect(put.status).toBe(201);
     expect((put.body as { data: { external_id: string; name: string } }).data).toMatchObject({ external_id: 'gamma', name: 'gamma' });
-    const patch = await api(t, 'PATCH', '/api/tenants/gamma', { tenant: { presence_enabled: true } });
+    const patch = await api(t, 'PATCH', '/api/tenants/gamma', { tenant: { presence_enabled: true, max_bytes_per_second: 5_000_000_000 } });
     expect(patch.status).toBe(200);
-    expect((patch.body as { data: { presence_enabled: boolean } }).data.presence_enabled).toBe(true);
+    expect((patch.body as { data: { presence_enabled: boolean; max_bytes_per_second: number } }).data).toMatchObject({ presence_enabled: true, max_bytes_per_second: 5_000_000_000 });
+    expect(await api(t, 'PATCH', '/api/tenants/gamma', { tenant: { max_events_per_second: 5_000_000_000 } })).toMatchObject({ status: 422, body: { errors: { max_events_per_second: ['is invalid'] } } });
     expect((await api(t, 'DELETE', '/api/tenants/gamma')).status).toBe(204);
   });
 
