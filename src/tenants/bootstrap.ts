@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { link, mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config/index.js';
-import { settingsFromDatabaseUrl, type TenantRecord } from './record.js';
+import { newTenantRecord, settingsFromDatabaseUrl, type TenantRecord } from './record.js';
 import type { TenantStore } from './store.js';
 
 /**
@@ -16,22 +16,7 @@ export async function ensureDefaultTenant(store: TenantStore, config: Config, da
   const extension = { type: 'postgres_cdc_rls', settings: settingsFromDatabaseUrl(databaseUrl), insertedAt: now, updatedAt: now };
   const record: TenantRecord = existing
     ? { ...existing, jwtSecret: config.jwtSecret, jwtJwks: config.jwtJwks, extensions: [{ ...extension, insertedAt: existing.extensions[0]?.insertedAt ?? now }] }
-    : {
-        id: '',
-        externalId: config.tenantId,
-        name: config.tenantId,
-        jwtSecret: config.jwtSecret,
-        jwtJwks: config.jwtJwks,
-        limits: { ...config.tenantDefaults },
-        maxClientPresenceEventsPerWindow: null,
-        clientPresenceWindowMs: null,
-        presenceEnabled: false,
-        privateOnly: false,
-        suspend: false,
-        insertedAt: now,
-        updatedAt: now,
-        extensions: [extension],
-      };
+    : { ...newTenantRecord(config.tenantId, config.tenantDefaults, now), jwtSecret: config.jwtSecret, jwtJwks: config.jwtJwks, extensions: [extension] };
   return store.save(record);
 }
 

@@ -68,24 +68,7 @@ export function applyTenantInput(
   if (typeof externalId !== 'string' || externalId === '') add('external_id', "can't be blank");
   else if (!EXTERNAL_ID.test(externalId)) add('external_id', 'is invalid');
 
-  const record: TenantRecord = existing
-    ? structuredClone(existing)
-    : {
-        id: '',
-        externalId: externalId ?? '',
-        name: externalId ?? '',
-        jwtSecret: null,
-        jwtJwks: null,
-        limits: { ...defaults },
-        maxClientPresenceEventsPerWindow: null,
-        clientPresenceWindowMs: null,
-        presenceEnabled: false,
-        privateOnly: false,
-        suspend: false,
-        insertedAt: now,
-        updatedAt: now,
-        extensions: [],
-      };
+  const record: TenantRecord = existing ? structuredClone(existing) : newTenantRecord(externalId ?? '', defaults, now);
   record.updatedAt = now;
 
   if ('name' in t) {
@@ -163,6 +146,26 @@ function validateExtensions(list: unknown[], existing: TenantRecord | null, now:
     out.push({ type: e.type, settings, insertedAt: previous?.insertedAt ?? now, updatedAt: now });
   }
   return out;
+}
+
+/** A tenant with upstream's defaults: no secret yet, the node's default limits, every flag off. */
+export function newTenantRecord(externalId: string, limits: TenantLimits, now: string): TenantRecord {
+  return {
+    id: '',
+    externalId,
+    name: externalId,
+    jwtSecret: null,
+    jwtJwks: null,
+    limits: { ...limits },
+    maxClientPresenceEventsPerWindow: null,
+    clientPresenceWindowMs: null,
+    presenceEnabled: false,
+    privateOnly: false,
+    suspend: false,
+    insertedAt: now,
+    updatedAt: now,
+    extensions: [],
+  };
 }
 
 /** The runtime settings of a tenant: its database URL is built from its postgres extension. */
