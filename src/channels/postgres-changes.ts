@@ -73,6 +73,13 @@ export class ChannelChanges implements LiveSubscriber {
     conn.send(conn.encode(null, null, this.channel.topic, this.legacy ? type : 'postgres_changes', payloadJson));
   }
 
+  deliverMany(items: readonly { payloadJson: string; type: string }[]): void {
+    // Outside a uWS callback sends are not corked: cork so the transaction's frames leave in one write.
+    this.channel.conn.cork(() => {
+      for (const item of items) this.deliver(item.payloadJson, item.type);
+    });
+  }
+
   notify(status: 'ok' | 'error', message: string): void {
     this.channel.pushSystem(status, message, 'postgres_changes');
   }

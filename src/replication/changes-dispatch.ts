@@ -80,6 +80,8 @@ export class ChangesDispatcher {
     if (planned.length === 0) return 0;
     const views = await this.visibilities(planned);
     let deliveries = 0;
+    // Frames are collected per subscriber and handed over together: one socket write per subscriber and transaction.
+    const outbox = new Map<ChangesSubscriber, { payloadJson: string; type: string }[]>();
     for (let rowIndex = 0; rowIndex < planned.length; rowIndex++) {
       const { change, state, matches } = planned[rowIndex]!;
       const record = change.newTuple ? renderTuple(state.plan, change.newTuple) : undefined;
@@ -107,10 +109,13 @@ export class ChangesDispatcher {
           data = buildChangeData(full, { select: m.select, selectable: (c) => vis.columns.has(c) });
           dataByView.set(key, data);
         }
-        m.subscriber.deliver(m.subscriber.legacy ? data : buildChangePayload(m.ids, data), change.type);
+        let queue = outbox.get(m.subscriber);
+        if (!queue) outbox.set(m.subscriber, (queue = []));
+        queue.push({ payloadJson: m.subscriber.legacy ? data : buildChangePayload(m.ids, data), type: change.type });
         deliveries += 1;
       }
     }
+    for (const [subscriber, items] of outbox) subscriber.deliverMany(items);
     return deliveries;
   }
 
@@ -207,8 +212,13 @@ export class ChangesDispatcher {
   }
 }
 
+// Claims objects are replaced, never mutated, when a token is refreshed: their text can be cached by identity.
+const claimsText = new WeakMap<object, string>();
+
 function viewKey(relationId: number, claims: Record<string, unknown>): string {
-  return `${relationId}:${JSON.stringify(claims)}`;
+  let text = claimsText.get(claims);
+  if (text === undefined) claimsText.set(claims, (text = JSON.stringify(claims)));
+  return `${relationId}:${text}`;
 }
 
 function textOf(tuple: TupleData, index: number): string | null {

@@ -15,6 +15,8 @@ export interface ChangesSubscriber {
   readonly bindings: readonly Binding[];
   claims: Record<string, unknown>;
   deliver(payloadJson: string, type: string): void;
+  /** Several events of one transaction, in order (a socket can send them in one write). */
+  deliverMany(items: readonly { payloadJson: string; type: string }[]): void;
 }
 
 /** A subscriber persisted by an earlier run of this node and not rejoined yet: its changes are held for it. */
@@ -31,6 +33,10 @@ export class PendingSubscriber implements ChangesSubscriber {
 
   deliver(payloadJson: string, type: string): void {
     this.held.push({ payloadJson, type });
+  }
+
+  deliverMany(items: readonly { payloadJson: string; type: string }[]): void {
+    for (const item of items) this.held.push(item);
   }
 
   /** The same topic, the same bindings and the same user: the rejoin this subscriber waits for. */

@@ -53,6 +53,20 @@ export async function checkVisibility(
       return { visible: new Set(keys.map((_k, i) => i)), columns, pkReadable };
     }
     const qualified = `${quoteIdent(table.schema)}.${quoteIdent(table.name)}`;
+    if (table.primaryKey.length === 1) {
+      // A single-column key: an index lookup with = ANY, instead of a join the planner may turn into a scan.
+      const pk = table.primaryKey[0]!;
+      const res = await client.query<{ k: string }>(
+        `SELECT t.${quoteIdent(pk.name)}::text AS k FROM ${qualified} t WHERE t.${quoteIdent(pk.name)} = ANY ($1::${pk.type}[])`,
+        [keys.map((k) => k[0])],
+      );
+      const found = new Set(res.rows.map((r) => r.k));
+      const visible = new Set<number>();
+      keys.forEach((k, i) => {
+        if (k[0] !== null && found.has(k[0])) visible.add(i);
+      });
+      return { visible, columns, pkReadable };
+    }
     const match = table.primaryKey
       .map((pk, i) => `t.${quoteIdent(pk.name)} = (k.v ->> ${i})::${pk.type}`)
       .join(' AND ');

@@ -48,15 +48,20 @@ export class RawClient {
       return Promise.resolve(seen);
     }
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('timed out waiting for a frame')), ms);
-      this.waiters.push({
+      const waiter = {
         match,
-        resolve: (f) => {
+        resolve: (f: string | Buffer) => {
           clearTimeout(timer);
           this.frames.splice(this.frames.indexOf(f), 1);
           resolve(f);
         },
-      });
+      };
+      // A waiter that timed out must not swallow a later frame meant for the next one.
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        reject(new Error('timed out waiting for a frame'));
+      }, ms);
+      this.waiters.push(waiter);
     });
   }
 
