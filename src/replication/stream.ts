@@ -148,8 +148,14 @@ export class ReplicationStream {
     this.wake?.();
     await settledWithin(this.queue.settled(), this.opts.stopTimeoutMs ?? 5000);
     this.sendStatus(false);
-    await this.service?.stop().catch(() => undefined);
-    await this.loop;
+    const stopTimeout = this.opts.stopTimeoutMs ?? 5000;
+    await settledWithin(this.service?.stop().catch(() => undefined) ?? Promise.resolve(), stopTimeout);
+    // A connection blocked in the server (CREATE_REPLICATION_SLOT waits for every running transaction in the
+    // cluster to end) ignores a polite stop: cut its socket so stop() never hangs.
+    const loop = this.loop ?? Promise.resolve();
+    await settledWithin(loop, stopTimeout);
+    (this.service as unknown as { _connection?: WireConnection } | null)?._connection?.stream.destroy();
+    await loop;
     this.setStatus('stopped', null);
   }
 
