@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDedicatedPostgres } from '../support/postgres.js';
 import { RawClient } from '../support/raw-client.js';
 import { sleep, startTestServer, type TestServer } from '../support/server.js';
 
@@ -84,7 +85,13 @@ describe('the changes slot', () => {
 
 describe('lag guard', () => {
   it('tells subscribers and recreates the slot when it falls too far behind', async () => {
-    const guarded = await startTestServer({ CHANGES_MAX_LAG_BYTES: '1024', CHANGES_LAG_CHECK_MS: '200' });
+    // A Postgres of its own: creating a logical slot waits for every transaction running in the cluster, and the
+    // shared test cluster is busy with other test files.
+    const pgServer = await startDedicatedPostgres();
+    const guarded = await startTestServer(
+      { CHANGES_MAX_LAG_BYTES: '1024', CHANGES_LAG_CHECK_MS: '200' },
+      { url: pgServer.url, name: 'postgres', drop: async () => pgServer.stop() },
+    );
     try {
       const g = new pg.Client({ connectionString: guarded.db.url });
       await g.connect();

@@ -26,8 +26,8 @@ export interface TestServer {
 }
 
 /** A Performer on a free port with its own fresh database and short error backoffs. */
-export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
-  const db = await createTestDatabase('srv');
+export async function startTestServer(env: Record<string, string> = {}, database?: TestDatabase): Promise<TestServer> {
+  const db = database ?? (await createTestDatabase('srv'));
   const config = loadConfig({
     PORT: '0',
     HOST: '127.0.0.1',
