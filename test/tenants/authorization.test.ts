@@ -193,6 +193,8 @@ describe('failures and load', () => {
   it('reports a missing partition as MissingPartition', async () => {
     const other = await createTestDatabase('authz_nopart');
     const p = new pg.Pool({ connectionString: other.url, max: 2 });
+    // Dropping the database terminates backends that may still be closing: expected, not a test failure.
+    p.on('error', () => undefined);
     try {
       await migrateTenantDatabase(p);
       await p.query(`DO $$ BEGIN EXECUTE format('DROP TABLE realtime.%I', 'messages_' || to_char(now() AT TIME ZONE 'UTC', 'YYYY_MM_DD')); END $$`);
