@@ -80,8 +80,9 @@ export async function startServer(config: Config, opts: ServerOptions): Promise<
     if (stats.deliveries === 0) return;
     tenant?.events.add(stats.deliveries);
     tenant?.bytes.add(stats.bytes);
-    metrics.channelEvents.inc({ tenant: msg.tenantId }, stats.deliveries);
-    metrics.outputBytes.inc({ tenant: msg.tenantId }, stats.bytes);
+    const series = metrics.forTenant(msg.tenantId);
+    series.events.inc(stats.deliveries);
+    series.outputBytes.inc(stats.bytes);
   };
   const ctx: ChannelsContext = { config, registry, pubsub: new LocalPubSub(deliverLocal), metrics, log, fanout: null, shuttingDown: false };
   const app = createApp(ctx);

@@ -41,7 +41,8 @@ function publishAllowed(channel: Channel, joinRef: string | null, ref: string | 
   const { conn } = channel;
   const tenant = conn.tenant;
   const metrics = conn.ctx.metrics;
-  metrics.payloadSize.observe({ tenant: tenant.id, message_type: 'broadcast' }, size);
+  const series = metrics.forTenant(tenant.id);
+  series.broadcastPayload.observe(size);
   if (size > payloadLimitBytes(tenant.settings.limits.maxPayloadSizeInKb)) {
     metrics.channelErrors.inc({ tenant: tenant.id, code: 'PayloadSizeExceeded' });
     conn.log.warn({ error_code: 'PayloadSizeExceeded', size, topic: channel.topic }, 'broadcast over the payload limit dropped');
@@ -49,7 +50,7 @@ function publishAllowed(channel: Channel, joinRef: string | null, ref: string | 
     return;
   }
   tenant.events.add(1);
-  metrics.channelEvents.inc({ tenant: tenant.id });
+  series.events.inc();
   conn.ctx.pubsub.publish(
     { tenantId: tenant.id, key: channel.key, subTopic: channel.subTopic, env },
     channel.self ? null : conn.ws,
