@@ -42,6 +42,9 @@ export interface SocketHandle {
 
 export type DatabasePreparer = (pool: pg.Pool, log: Logger) => Promise<void>;
 
+/** How long stop() waits for the tenant's pool to close. */
+const POOL_CLOSE_TIMEOUT_MS = 5000;
+
 export type DatabaseState = 'idle' | 'connecting' | 'ready' | 'failed';
 
 /**
@@ -173,6 +176,18 @@ export class TenantRuntime {
     this.pool = null;
     this.dbReady = null;
     this.dbState = 'idle';
-    if (pool) await pool.end().catch((err: unknown) => this.log.warn({ err }, 'closing tenant pool failed'));
+    if (!pool) return;
+    // pool.end() waits for every checked-out client; a query stuck in the database must not hold shutdown forever.
+    const ended = pool.end().catch((err: unknown) => this.log.warn({ err }, 'closing tenant pool failed'));
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        this.log.warn({ error_code: 'PoolCloseTimeout' }, 'tenant pool still busy at stop; leaving it behind');
+        resolve();
+      }, POOL_CLOSE_TIMEOUT_MS);
+      timer.unref();
+    });
+    await Promise.race([ended, timedOut]);
+    clearTimeout(timer);
   }
 }

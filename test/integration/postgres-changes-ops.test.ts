@@ -113,7 +113,9 @@ describe('lag guard', () => {
       c.close();
       await g.end();
     } finally {
-      await guarded.stop();
+      // Bounded: a server whose slot was just recreated may still be creating it; the dedicated Postgres goes anyway.
+      await Promise.race([guarded.stop(), sleep(20_000)]);
+      await pgServer.stop();
     }
   }, 90_000);
 });
