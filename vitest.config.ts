@@ -7,8 +7,9 @@ export default defineConfig({
     // files' transactions in the shared cluster for several seconds.
     testTimeout: 60_000,
     hookTimeout: 120_000,
-    // Integration suites start real servers and databases; two cores cannot run many at once.
-    maxWorkers: 2,
+    // One file at a time: the files share one Postgres cluster, and creating a logical replication slot waits for
+    // every transaction running in it, so files running side by side stall each other's servers.
+    maxWorkers: 1,
     globalSetup: ['test/support/global-setup.ts'],
   },
 });
