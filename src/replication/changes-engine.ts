@@ -71,6 +71,8 @@ export class ChangesEngine {
   private commitTime: PgTimestamp = 0n;
   /** The newest commit handled while changes were held: confirmed once nothing is held any more. */
   private heldAckLsn: Lsn | null = null;
+  /** Subscribers being put on record: confirmation waits for them. */
+  private unsaved = 0;
   private idleSince = Date.now();
   private readonly timers: NodeJS.Timeout[] = [];
   private started: Promise<void> | null = null;
@@ -135,17 +137,25 @@ export class ChangesEngine {
     await this.start();
     if (this.stream?.status !== 'up') await this.waitUntilUp(10_000);
     const sub_ = typeof sub.claims.sub === 'string' ? sub.claims.sub : null;
+    // Claim and go live in one synchronous step: a commit dispatched in between would otherwise reach neither.
     const i = this.pending.findIndex((p) => p.claimableBy(sub.topic, sub.bindings, sub_));
-    if (i >= 0) {
-      const [claimed] = this.pending.splice(i, 1);
-      for (const h of claimed!.held) sub.deliver(h.payloadJson, h.type);
-      this.log.info({ topic: sub.topic, held: claimed!.held.length }, 'rejoined subscriber got its held changes');
-      await this.store.remove(claimed!.instance).catch((err: unknown) => this.log.warn({ err }, 'removing a claimed subscriber failed'));
-      this.releaseHeldIfDone();
+    const claimed = i >= 0 ? this.pending.splice(i, 1)[0]! : null;
+    if (claimed) {
+      const held = claimed.handOver(sub);
+      this.log.info({ topic: sub.topic, held }, 'rejoined subscriber got its held changes');
     }
     this.live.add(sub);
     this.idleSince = Date.now();
-    await this.store.save(sub);
+    // Positions are not confirmed until the subscriber is on record: a crash before that would leave a restart
+    // nobody to hold its changes for.
+    this.unsaved += 1;
+    try {
+      await this.store.save(sub);
+      if (claimed) await this.store.remove(claimed.instance).catch((err: unknown) => this.log.warn({ err }, 'removing a claimed subscriber failed'));
+    } finally {
+      this.unsaved -= 1;
+      this.releaseHeldIfDone();
+    }
   }
 
   async unsubscribe(sub: LiveSubscriber): Promise<void> {
@@ -223,7 +233,7 @@ export class ChangesEngine {
 
   /** Confirms a handled position, unless changes are held for subscribers that may still rejoin. */
   private confirm(lsn: Lsn): void {
-    if (this.pending.length > 0) {
+    if (this.pending.length > 0 || this.unsaved > 0) {
       this.heldAckLsn = lsn;
       return;
     }
@@ -234,7 +244,7 @@ export class ChangesEngine {
   }
 
   private releaseHeldIfDone(): void {
-    if (this.pending.length > 0 || this.heldAckLsn === null) return;
+    if (this.pending.length > 0 || this.unsaved > 0 || this.heldAckLsn === null) return;
     const lsn = this.heldAckLsn;
     this.heldAckLsn = null;
     this.confirm(lsn);

@@ -22,6 +22,8 @@ export interface ChangesSubscriber {
 /** A subscriber persisted by an earlier run of this node and not rejoined yet: its changes are held for it. */
 export class PendingSubscriber implements ChangesSubscriber {
   readonly held: { payloadJson: string; type: string }[] = [];
+  /** The live subscriber that claimed this one: a dispatch already under way when it rejoined still reaches it. */
+  private heir: ChangesSubscriber | null = null;
   constructor(
     readonly instance: string,
     readonly topic: string,
@@ -32,11 +34,21 @@ export class PendingSubscriber implements ChangesSubscriber {
   ) {}
 
   deliver(payloadJson: string, type: string): void {
-    this.held.push({ payloadJson, type });
+    if (this.heir) this.heir.deliver(payloadJson, type);
+    else this.held.push({ payloadJson, type });
   }
 
   deliverMany(items: readonly { payloadJson: string; type: string }[]): void {
-    for (const item of items) this.held.push(item);
+    if (this.heir) this.heir.deliverMany(items);
+    else for (const item of items) this.held.push(item);
+  }
+
+  /** Gives what was held to the rejoined subscriber, and forwards anything that still arrives here. */
+  handOver(heir: ChangesSubscriber): number {
+    const n = this.held.length;
+    if (n > 0) heir.deliverMany(this.held.splice(0));
+    this.heir = heir;
+    return n;
   }
 
   /** The same topic, the same bindings and the same user: the rejoin this subscriber waits for. */

@@ -15,9 +15,11 @@ const repoRoot = path.resolve(import.meta.dirname, '../..');
 let child: ChildProcess | null = null;
 let db: TestDatabase | null = null;
 let dataDir = '';
+let sql: pg.Client | null = null;
 
 afterAll(async () => {
   if (child && child.exitCode === null) child.kill('SIGKILL');
+  await sql?.end().catch(() => undefined);
   await db?.drop();
   if (dataDir) await rm(dataDir, { recursive: true, force: true });
 });
@@ -62,7 +64,9 @@ describe('no committed change is lost across a crash', () => {
     await chmod(dataDir, 0o755);
     const port = await findFreePort();
     child = await startPerformer(port, db.url);
-    const sql = new pg.Client({ connectionString: db.url });
+    sql = new pg.Client({ connectionString: db.url });
+    // Dropping the database terminates this session when the test failed before ending it.
+    sql.on('error', () => undefined);
     await sql.connect();
     await sql.query(`
       CREATE TABLE public.events (id int PRIMARY KEY);
@@ -91,7 +95,7 @@ describe('no committed change is lost across a crash', () => {
     const committed: number[] = [];
     let next = 1;
     const insert = async () => {
-      await sql.query('INSERT INTO public.events VALUES ($1)', [next]);
+      await sql!.query('INSERT INTO public.events VALUES ($1)', [next]);
       committed.push(next++);
     };
     for (let i = 0; i < 30; i++) {
@@ -120,6 +124,7 @@ describe('no committed change is lost across a crash', () => {
     expect(received).toEqual(committed);
     client.realtime.disconnect();
     await sql.end();
+    sql = null;
     child.kill('SIGTERM');
     await new Promise((r) => child?.once('exit', r));
   }, 120_000);
