@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { parseBinding, parseLegacyTopic, type Binding } from '../replication/changes/index.js';
 import type { ChangesEngine, LiveSubscriber } from '../replication/changes-engine.js';
+import type { OutgoingChange } from '../replication/changes-subscribers.js';
 import { changesEngine } from '../tenants/changes.js';
 import type { Channel } from './channel.js';
 
@@ -19,6 +20,7 @@ export class ChannelChanges implements LiveSubscriber {
   private engine: ChangesEngine | null = null;
   private closed = false;
   private retry: NodeJS.Timeout | null = null;
+  private frameKey: string | null = null;
 
   constructor(
     private readonly channel: Channel,
@@ -67,17 +69,25 @@ export class ChannelChanges implements LiveSubscriber {
     }
   }
 
-  deliver(payloadJson: string, type: string): void {
+  deliverMany(items: readonly OutgoingChange[]): void {
     const conn = this.channel.conn;
-    // Fan-out frames carry no join_ref; the legacy API names the event after the change type.
-    conn.send(conn.encode(null, null, this.channel.topic, this.legacy ? type : 'postgres_changes', payloadJson));
+    // Outside a uWS callback sends are not corked: cork so the transaction's frames leave in one write.
+    conn.cork(() => {
+      for (const item of items) conn.sendText(this.frameFor(item));
+    });
   }
 
-  deliverMany(items: readonly { payloadJson: string; type: string }[]): void {
-    // Outside a uWS callback sends are not corked: cork so the transaction's frames leave in one write.
-    this.channel.conn.cork(() => {
-      for (const item of items) this.deliver(item.payloadJson, item.type);
-    });
+  /** The item's frame for this socket's serializer and topic, encoded by the first subscriber that needs it. */
+  private frameFor(item: OutgoingChange): Uint8Array {
+    const conn = this.channel.conn;
+    // Fan-out frames carry no join_ref; the legacy API names the event after the change type.
+    const event = this.legacy ? item.type : 'postgres_changes';
+    const key = this.legacy ? `${conn.vsn}|${event}|${this.channel.topic}` : (this.frameKey ??= `${conn.vsn}|${event}|${this.channel.topic}`);
+    const frames = (item.frames ??= []);
+    for (const f of frames) if (f.key === key) return f.bytes;
+    const bytes = Buffer.from(conn.encode(null, null, this.channel.topic, event, item.payloadJson));
+    frames.push({ key, bytes });
+    return bytes;
   }
 
   notify(status: 'ok' | 'error', message: string): void {

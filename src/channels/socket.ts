@@ -66,6 +66,13 @@ export class Connection implements SocketHandle {
     this.outputBytes.inc(isBinary ? frame.length : Buffer.byteLength(frame));
   }
 
+  /** A text frame already encoded as UTF-8 (shared by every socket it goes to). */
+  sendText(bytes: Uint8Array): void {
+    if (this.closed || this.ws === null) return;
+    this.ws.send(bytes, false);
+    this.outputBytes.inc(bytes.length);
+  }
+
   /** Runs sends in one uWS cork, so they leave in one write even outside a uWS callback. */
   cork(fn: () => void): void {
     if (this.closed || this.ws === null) return;

@@ -17,7 +17,7 @@ import {
   type RowPlan,
 } from './changes/index.js';
 import type { ChangesCatalog, TableMeta } from './changes-catalog.js';
-import type { ChangesSubscriber } from './changes-subscribers.js';
+import type { ChangesSubscriber, OutgoingChange } from './changes-subscribers.js';
 import type { OldTuple, PgTimestamp, RelationMessage, TupleData } from './pgoutput/index.js';
 import { checkVisibility, type Visibility } from './visibility.js';
 
@@ -42,6 +42,7 @@ interface Match {
   subscriber: ChangesSubscriber;
   ids: number[];
   select: readonly string[] | null;
+  ask: Ask;
 }
 
 /**
@@ -70,18 +71,19 @@ export class ChangesDispatcher {
   async dispatch(changes: readonly RowChange[], commitTime: PgTimestamp, subscribers: readonly ChangesSubscriber[]): Promise<number> {
     if (subscribers.length === 0 || changes.length === 0) return 0;
     const commitTimestamp = formatCommitTimestamp(commitTime);
-    const planned: { change: RowChange; state: RelationState; matches: Match[] }[] = [];
+    const planned: Planned[] = [];
+    const asks = new Map<RelationState, Map<string, Ask>>();
     for (const change of changes) {
       const state = await this.relationState(change.relation);
       if (!state) continue;
-      const matches = this.match(change, state, subscribers);
+      const matches = this.match(change, state, subscribers, asks);
       if (matches.length > 0) planned.push({ change, state, matches });
     }
     if (planned.length === 0) return 0;
-    const views = await this.visibilities(planned);
+    await this.resolveVisibility(planned, asks);
     let deliveries = 0;
     // Frames are collected per subscriber and handed over together: one socket write per subscriber and transaction.
-    const outbox = new Map<ChangesSubscriber, { payloadJson: string; type: string }[]>();
+    const outbox = new Map<ChangesSubscriber, OutgoingChange[]>();
     for (let rowIndex = 0; rowIndex < planned.length; rowIndex++) {
       const { change, state, matches } = planned[rowIndex]!;
       const record = change.newTuple ? renderTuple(state.plan, change.newTuple) : undefined;
@@ -96,22 +98,30 @@ export class ChangesDispatcher {
         old: oldRow,
         rlsEnabled: state.meta.rlsEnabled,
       };
-      const dataByView = new Map<string, string>();
+      // Built once per distinct view of the row, and each payload once per distinct ids list of that view.
+      const byView = new Map<Ask, Map<string, { data: string; payloads: Map<string, OutgoingChange> }>>();
       for (const m of matches) {
-        const vis = views.get(viewKey(state.meta.relationId, m.subscriber.claims));
+        const vis = m.ask.visibility;
         if (!vis) continue;
         // DELETE cannot be checked against RLS (the row is gone): upstream delivers it with the key only.
         if (change.type !== 'DELETE' && state.meta.rlsEnabled && vis.pkReadable && !vis.visible.has(rowIndex)) continue;
+        let views = byView.get(m.ask);
+        if (!views) byView.set(m.ask, (views = new Map()));
         const selectKey = m.select ? m.select.join('\u0000') : '*';
-        const key = `${viewKey(state.meta.relationId, m.subscriber.claims)}|${selectKey}`;
-        let data = dataByView.get(key);
-        if (data === undefined) {
-          data = buildChangeData(full, { select: m.select, selectable: (c) => vis.columns.has(c) });
-          dataByView.set(key, data);
+        let view = views.get(selectKey);
+        if (!view) {
+          const data = buildChangeData(full, { select: m.select, selectable: (c) => vis.columns.has(c) });
+          views.set(selectKey, (view = { data, payloads: new Map() }));
+        }
+        const idsKey = m.subscriber.legacy ? 'legacy' : m.ids.length === 1 ? String(m.ids[0]) : m.ids.join(',');
+        let item = view.payloads.get(idsKey);
+        if (!item) {
+          item = { payloadJson: m.subscriber.legacy ? view.data : buildChangePayload(m.ids, view.data), type: change.type };
+          view.payloads.set(idsKey, item);
         }
         let queue = outbox.get(m.subscriber);
         if (!queue) outbox.set(m.subscriber, (queue = []));
-        queue.push({ payloadJson: m.subscriber.legacy ? data : buildChangePayload(m.ids, data), type: change.type });
+        queue.push(item);
         deliveries += 1;
       }
     }
@@ -135,7 +145,7 @@ export class ChangesDispatcher {
     return state;
   }
 
-  private match(change: RowChange, state: RelationState, subscribers: readonly ChangesSubscriber[]): Match[] {
+  private match(change: RowChange, state: RelationState, subscribers: readonly ChangesSubscriber[], asks: Map<RelationState, Map<string, Ask>>): Match[] {
     const { schema, name } = state.meta;
     const tuple = change.type === 'DELETE' ? (change.old?.tuple ?? null) : change.newTuple;
     const out: Match[] = [];
@@ -152,7 +162,7 @@ export class ChangesDispatcher {
         // Several matching bindings with different column selections: the widest wins.
         select = select === undefined ? binding.select : select === null || binding.select === null ? null : [...new Set([...select, ...binding.select])];
       }
-      if (ids) out.push({ subscriber, ids: ids.reverse(), select: select ?? null });
+      if (ids) out.push({ subscriber, ids: ids.reverse(), select: select ?? null, ask: askFor(asks, state, subscriber.claims) });
     }
     return out;
   }
@@ -167,58 +177,80 @@ export class ChangesDispatcher {
     return compiled;
   }
 
-  /** One visibility question per (table, viewer claims) for the whole transaction. */
-  private async visibilities(planned: { change: RowChange; state: RelationState; matches: Match[] }[]): Promise<Map<string, Visibility>> {
-    const asks = new Map<string, { meta: TableMeta; claims: Record<string, unknown>; rows: number[] }>();
-    planned.forEach(({ state, matches }, rowIndex) => {
-      for (const m of matches) {
-        const key = viewKey(state.meta.relationId, m.subscriber.claims);
-        let ask = asks.get(key);
-        if (!ask) asks.set(key, (ask = { meta: state.meta, claims: m.subscriber.claims, rows: [] }));
-        ask.rows.push(rowIndex);
-      }
+  /** One visibility question per (table, viewer claims) for the whole transaction; the answer lands on the ask. */
+  private async resolveVisibility(planned: Planned[], asks: Map<RelationState, Map<string, Ask>>): Promise<void> {
+    planned.forEach(({ matches }, rowIndex) => {
+      for (const m of matches) if (m.ask.rows[m.ask.rows.length - 1] !== rowIndex) m.ask.rows.push(rowIndex);
     });
-    const out = new Map<string, Visibility>();
     const pool = await this.pool();
+    const all: Ask[] = [];
+    for (const byClaims of asks.values()) for (const ask of byClaims.values()) all.push(ask);
     await Promise.all(
-      [...asks].map(async ([key, ask]) => {
-        if (!ask.meta.rlsEnabled) {
-          const cached = this.privileges.get(key);
-          if (cached && Date.now() - cached.at < PRIVILEGE_TTL_MS) return void out.set(key, cached.value);
+      all.map(async (ask) => {
+        const meta = ask.state.meta;
+        const cacheKey = `${meta.relationId}:${ask.claimsText}`;
+        if (!meta.rlsEnabled) {
+          const cached = this.privileges.get(cacheKey);
+          if (cached && Date.now() - cached.at < PRIVILEGE_TTL_MS) return void (ask.visibility = cached.value);
         }
         // Row positions are indexes into `planned`; keys list each row's primary key values as text.
-        const rows = [...new Set(ask.rows)];
         const keys: (string | null)[][] = [];
         const positions: number[] = [];
-        for (const i of rows) {
-          const { change, state } = planned[i]!;
-          if (change.type === 'DELETE' || !change.newTuple) continue;
-          keys.push(state.plan.columns.filter((c) => c.isPrimaryKey).map((c) => textOf(change.newTuple!, c.index)));
-          positions.push(i);
+        if (meta.rlsEnabled) {
+          for (const i of ask.rows) {
+            const { change, state } = planned[i]!;
+            if (change.type === 'DELETE' || !change.newTuple) continue;
+            keys.push(state.plan.columns.filter((c) => c.isPrimaryKey).map((c) => textOf(change.newTuple!, c.index)));
+            positions.push(i);
+          }
         }
-        const result = await checkVisibility(pool, ask.meta, ask.meta.rlsEnabled ? keys : [], { claims: ask.claims }, ask.meta.rlsEnabled);
+        const result = await checkVisibility(pool, meta, keys, { claims: ask.claims }, meta.rlsEnabled);
         if (!result.ok) {
-          this.log.warn({ error_code: result.failure.code, reason: result.failure.message, table: ask.meta.name }, 'postgres changes visibility check failed');
+          this.log.warn({ error_code: result.failure.code, reason: result.failure.message, table: meta.name }, 'postgres changes visibility check failed');
           return;
         }
         // Map the answer (indexes into keys) back to row positions in the transaction.
         const visible = new Set([...result.value.visible].map((k) => positions[k]!).filter((p) => p !== undefined));
         const value: Visibility = { ...result.value, visible };
-        if (!ask.meta.rlsEnabled) this.privileges.set(key, { at: Date.now(), value });
-        out.set(key, value);
+        if (!meta.rlsEnabled) this.privileges.set(cacheKey, { at: Date.now(), value });
+        ask.visibility = value;
       }),
     );
-    return out;
   }
 }
 
-// Claims objects are replaced, never mutated, when a token is refreshed: their text can be cached by identity.
-const claimsText = new WeakMap<object, string>();
+/** The visibility question of one (table, claims) pair in a transaction: the rows it covers, then the answer. */
+interface Ask {
+  state: RelationState;
+  claims: Record<string, unknown>;
+  claimsText: string;
+  rows: number[];
+  visibility: Visibility | null;
+}
 
-function viewKey(relationId: number, claims: Record<string, unknown>): string {
-  let text = claimsText.get(claims);
-  if (text === undefined) claimsText.set(claims, (text = JSON.stringify(claims)));
-  return `${relationId}:${text}`;
+interface Planned {
+  change: RowChange;
+  state: RelationState;
+  matches: Match[];
+}
+
+// Claims objects are replaced, never mutated, when a token is refreshed: their text can be cached by identity.
+const claimsTexts = new WeakMap<object, string>();
+
+function claimsText(claims: Record<string, unknown>): string {
+  let text = claimsTexts.get(claims);
+  if (text === undefined) claimsTexts.set(claims, (text = JSON.stringify(claims)));
+  return text;
+}
+
+/** Subscribers with equal claims (distinct objects, same content) share one ask per table. */
+function askFor(asks: Map<RelationState, Map<string, Ask>>, state: RelationState, claims: Record<string, unknown>): Ask {
+  let byClaims = asks.get(state);
+  if (!byClaims) asks.set(state, (byClaims = new Map()));
+  const text = claimsText(claims);
+  let ask = byClaims.get(text);
+  if (!ask) byClaims.set(text, (ask = { state, claims, claimsText: text, rows: [], visibility: null }));
+  return ask;
 }
 
 function textOf(tuple: TupleData, index: number): string | null {

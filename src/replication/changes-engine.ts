@@ -71,6 +71,7 @@ export class ChangesEngine {
   private commitTime: PgTimestamp = 0n;
   /** The newest commit handled while changes were held: confirmed once nothing is held any more. */
   private heldAckLsn: Lsn | null = null;
+  private flushSoon: NodeJS.Immediate | null = null;
   /** Subscribers being put on record: confirmation waits for them. */
   private unsaved = 0;
   private idleSince = Date.now();
@@ -185,7 +186,8 @@ export class ChangesEngine {
     stream.start();
   }
 
-  private async onEvent(event: ReplicationEvent): Promise<void> {
+  /** Synchronous for every message but a commit with changes to hand out: the queue then runs them inline. */
+  private onEvent(event: ReplicationEvent): void | Promise<void> {
     const m = event.message;
     switch (m.tag) {
       case 'begin':
@@ -213,15 +215,8 @@ export class ChangesEngine {
         const changes = this.txn ?? [];
         this.txn = null;
         if (changes.length > 0 && this.subscriberCount > 0) {
-          if (this.opts.allow && !this.opts.allow()) {
-            this.log.warn({ error_code: 'ChangesRateLimited', changes: changes.length }, 'tenant over its events limit; changes dropped');
-          } else {
-            const n = await this.dispatcher.dispatch(changes, this.commitTime, [...this.live, ...this.pending]).catch((err: unknown) => {
-              this.log.error({ err, error_code: 'UnableToDispatchChanges' }, 'dispatching changes failed');
-              return 0;
-            });
-            if (n > 0) this.opts.onDeliveries?.(n);
-          }
+          if (!this.opts.allow || this.opts.allow()) return this.dispatchCommit(changes, this.commitTime, event.ackLsn);
+          this.log.warn({ error_code: 'ChangesRateLimited', changes: changes.length }, 'tenant over its events limit; changes dropped');
         }
         if (event.ackLsn !== null) this.confirm(event.ackLsn);
         return;
@@ -231,6 +226,15 @@ export class ChangesEngine {
     }
   }
 
+  private async dispatchCommit(changes: RowChange[], commitTime: PgTimestamp, ackLsn: Lsn | null): Promise<void> {
+    const n = await this.dispatcher.dispatch(changes, commitTime, [...this.live, ...this.pending]).catch((err: unknown) => {
+      this.log.error({ err, error_code: 'UnableToDispatchChanges' }, 'dispatching changes failed');
+      return 0;
+    });
+    if (n > 0) this.opts.onDeliveries?.(n);
+    if (ackLsn !== null) this.confirm(ackLsn);
+  }
+
   /** Confirms a handled position, unless changes are held for subscribers that may still rejoin. */
   private confirm(lsn: Lsn): void {
     if (this.pending.length > 0 || this.unsaved > 0) {
@@ -238,9 +242,14 @@ export class ChangesEngine {
       return;
     }
     this.stream?.ack(lsn);
-    // Confirmed in the same tick the frames were written to the sockets: a crash can then only fall in the
-    // microseconds between the two writes, so a restart neither loses nor repeats what subscribers got.
-    this.stream?.flush();
+    // Confirmed right after the loop turn whose I/O wrote the frames to the sockets (one status write for all the
+    // commits handled in it, not one per commit): a crash can only fall in that short gap, so a restart neither
+    // loses nor, but for that gap, repeats what subscribers got.
+    if (this.flushSoon) return;
+    this.flushSoon = setImmediate(() => {
+      this.flushSoon = null;
+      this.stream?.flush();
+    });
   }
 
   private releaseHeldIfDone(): void {
@@ -328,6 +337,9 @@ export class ChangesEngine {
     if (this.stopped) return;
     this.stopped = true;
     for (const t of this.timers) clearTimeout(t);
+    if (this.flushSoon) clearImmediate(this.flushSoon);
+    this.flushSoon = null;
+    // stop() sends the final acknowledged position itself.
     await this.stream?.stop();
     this.stream = null;
     if (dropSlot) await this.dropSlot(await this.opts.pool()).catch((err: unknown) => this.log.warn({ err }, 'dropping the changes slot failed'));

@@ -2,9 +2,21 @@ import type pg from 'pg';
 import type { Binding } from './changes/index.js';
 
 /**
- * A Postgres Changes subscriber: one joined channel with its bindings and claims. `deliver` receives the event
- * payload as JSON text (the channel encodes it for its socket); a pending subscriber (persisted before a restart,
- * not rejoined yet) buffers instead.
+ * One postgres_changes event as handed to subscribers. Every subscriber that gets the same payload gets the same
+ * object, so a frame is encoded once per (serializer, topic, event) however many sockets it goes to: `frames`
+ * caches them for the duration of the delivery.
+ */
+export interface OutgoingChange {
+  readonly payloadJson: string;
+  /** INSERT, UPDATE or DELETE: the event name of the legacy topic form. */
+  readonly type: string;
+  frames?: { key: string; bytes: Uint8Array }[];
+}
+
+/**
+ * A Postgres Changes subscriber: one joined channel with its bindings and claims. `deliverMany` receives the
+ * events of one transaction in order (the channel encodes them for its socket, in one write); a pending subscriber
+ * (persisted before a restart, not rejoined yet) buffers them instead.
  */
 export interface ChangesSubscriber {
   readonly instance: string;
@@ -14,14 +26,12 @@ export interface ChangesSubscriber {
   readonly legacy: boolean;
   readonly bindings: readonly Binding[];
   claims: Record<string, unknown>;
-  deliver(payloadJson: string, type: string): void;
-  /** Several events of one transaction, in order (a socket can send them in one write). */
-  deliverMany(items: readonly { payloadJson: string; type: string }[]): void;
+  deliverMany(items: readonly OutgoingChange[]): void;
 }
 
 /** A subscriber persisted by an earlier run of this node and not rejoined yet: its changes are held for it. */
 export class PendingSubscriber implements ChangesSubscriber {
-  readonly held: { payloadJson: string; type: string }[] = [];
+  readonly held: OutgoingChange[] = [];
   /** The live subscriber that claimed this one: a dispatch already under way when it rejoined still reaches it. */
   private heir: ChangesSubscriber | null = null;
   constructor(
@@ -33,12 +43,7 @@ export class PendingSubscriber implements ChangesSubscriber {
     readonly sub: string | null,
   ) {}
 
-  deliver(payloadJson: string, type: string): void {
-    if (this.heir) this.heir.deliver(payloadJson, type);
-    else this.held.push({ payloadJson, type });
-  }
-
-  deliverMany(items: readonly { payloadJson: string; type: string }[]): void {
+  deliverMany(items: readonly OutgoingChange[]): void {
     if (this.heir) this.heir.deliverMany(items);
     else for (const item of items) this.held.push(item);
   }

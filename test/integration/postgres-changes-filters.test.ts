@@ -114,6 +114,30 @@ describe('payload shaping', () => {
     await db.query('GRANT SELECT ON public.things TO anon');
   });
 
+  it('frames one shared event for each socket: V1 and V2 sockets on two topics all get their own framing', async () => {
+    const binding = { postgres_changes: [{ event: 'INSERT', schema: 'public', table: 'things', filter: 'id=eq.80' }] };
+    const v2a = await RawClient.connect(`ws://127.0.0.1:${t.port}/socket/websocket?apikey=${t.anonKey}&vsn=2.0.0`);
+    const v2b = await RawClient.connect(`ws://127.0.0.1:${t.port}/socket/websocket?apikey=${t.anonKey}&vsn=2.0.0`);
+    const v1 = await RawClient.connect(`ws://127.0.0.1:${t.port}/socket/websocket?apikey=${t.anonKey}&vsn=1.0.0`);
+    v2a.send(['1', '1', 'realtime:shared-a', 'phx_join', { config: binding }]);
+    v2b.send(['1', '1', 'realtime:shared-b', 'phx_join', { config: binding }]);
+    v1.send(JSON.stringify({ topic: 'realtime:shared-a', event: 'phx_join', payload: { config: binding }, ref: '1', join_ref: '1' }));
+    await v2a.nextText((m) => (m as unknown[])[3] === 'system', 10_000);
+    await v2b.nextText((m) => (m as unknown[])[3] === 'system', 10_000);
+    await v1.nextText((m) => (m as { event: string }).event === 'system', 10_000);
+    await db.query(`INSERT INTO public.things VALUES (80, 8, 'shared', true, 's')`);
+    const a = (await v2a.nextText((m) => (m as unknown[])[3] === 'postgres_changes', 10_000)) as unknown[];
+    const b = (await v2b.nextText((m) => (m as unknown[])[3] === 'postgres_changes', 10_000)) as unknown[];
+    const one = (await v1.nextText((m) => (m as { event: string }).event === 'postgres_changes', 10_000)) as { topic: string; ref: null; payload: unknown };
+    expect(a.slice(0, 4)).toEqual([null, null, 'realtime:shared-a', 'postgres_changes']);
+    expect(b.slice(0, 4)).toEqual([null, null, 'realtime:shared-b', 'postgres_changes']);
+    expect(one).toMatchObject({ topic: 'realtime:shared-a', ref: null });
+    expect(b[4]).toEqual(a[4]);
+    expect(one.payload).toEqual(a[4]);
+    expect(a[4]).toMatchObject({ data: { type: 'INSERT', record: { id: 80, label: 'shared' } } });
+    for (const c of [v2a, v2b, v1]) c.close();
+  });
+
   it('supports the legacy topic form realtime:schema:table:filter', async () => {
     const c = await RawClient.connect(`ws://127.0.0.1:${t.port}/socket/websocket?apikey=${t.anonKey}&vsn=1.0.0`);
     c.send('{"topic":"realtime:public:things:id=eq.70","event":"phx_join","payload":{},"ref":"1","join_ref":"1"}');

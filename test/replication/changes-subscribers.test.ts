@@ -11,7 +11,6 @@ function recorder(): ChangesSubscriber & { got: string[] } {
     legacy: false,
     bindings: [],
     claims: {},
-    deliver: (payloadJson) => void got.push(payloadJson),
     deliverMany: (items) => void got.push(...items.map((i) => i.payloadJson)),
   };
 }
@@ -25,8 +24,7 @@ describe('a pending subscriber handed over to its rejoined heir', () => {
         const sent: string[] = [];
         batches.forEach((batch, i) => {
           if (i === cut) pending.handOver(heir);
-          if (batch.length === 1) pending.deliver(batch[0]!, 'INSERT');
-          else pending.deliverMany(batch.map((payloadJson) => ({ payloadJson, type: 'INSERT' })));
+          pending.deliverMany(batch.map((payloadJson) => ({ payloadJson, type: 'INSERT' })));
           sent.push(...batch);
         });
         if (cut >= batches.length) pending.handOver(heir);
@@ -38,8 +36,8 @@ describe('a pending subscriber handed over to its rejoined heir', () => {
 
   it('reports how many held changes it handed over', () => {
     const pending = new PendingSubscriber('old', 'room', false, [], {}, null);
-    pending.deliver('{"a":1}', 'INSERT');
-    pending.deliver('{"a":2}', 'UPDATE');
+    pending.deliverMany([{ payloadJson: '{"a":1}', type: 'INSERT' }]);
+    pending.deliverMany([{ payloadJson: '{"a":2}', type: 'UPDATE' }]);
     expect(pending.handOver(recorder())).toBe(2);
   });
 });
