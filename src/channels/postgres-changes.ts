@@ -21,6 +21,7 @@ export class ChannelChanges implements LiveSubscriber {
   private closed = false;
   private retry: NodeJS.Timeout | null = null;
   private frameKey: string | null = null;
+  private queued: OutgoingChange[] = [];
 
   constructor(
     private readonly channel: Channel,
@@ -70,8 +71,15 @@ export class ChannelChanges implements LiveSubscriber {
   }
 
   deliverMany(items: readonly OutgoingChange[]): void {
+    for (const item of items) this.queued.push(item);
+  }
+
+  flush(): void {
+    if (this.queued.length === 0) return;
+    const items = this.queued;
+    this.queued = [];
     const conn = this.channel.conn;
-    // Outside a uWS callback sends are not corked: cork so the transaction's frames leave in one write.
+    // Outside a uWS callback sends are not corked: cork so the queued frames leave in one write.
     conn.cork(() => {
       for (const item of items) conn.sendText(this.frameFor(item));
     });

@@ -21,6 +21,8 @@ import type { ChangesSubscriber, OutgoingChange } from './changes-subscribers.js
 import type { OldTuple, PgTimestamp, RelationMessage, TupleData } from './pgoutput/index.js';
 import { checkVisibility, type Visibility } from './visibility.js';
 
+const NOTHING: { deliveries: number; touched: ChangesSubscriber[] } = Object.freeze({ deliveries: 0, touched: [] }) as never;
+
 /** One row change of a committed transaction, as pgoutput delivered it. */
 export interface RowChange {
   relation: RelationMessage;
@@ -67,9 +69,9 @@ export class ChangesDispatcher {
     for (const key of [...this.privileges.keys()]) if (key.startsWith(`${relation.relationId}:`)) this.privileges.delete(key);
   }
 
-  /** Returns how many deliveries were made. */
-  async dispatch(changes: readonly RowChange[], commitTime: PgTimestamp, subscribers: readonly ChangesSubscriber[]): Promise<number> {
-    if (subscribers.length === 0 || changes.length === 0) return 0;
+  /** Hands each subscriber its events (queued: the caller flushes `touched`); returns how many deliveries were made. */
+  async dispatch(changes: readonly RowChange[], commitTime: PgTimestamp, subscribers: readonly ChangesSubscriber[]): Promise<{ deliveries: number; touched: ChangesSubscriber[] }> {
+    if (subscribers.length === 0 || changes.length === 0) return NOTHING;
     const commitTimestamp = formatCommitTimestamp(commitTime);
     const planned: Planned[] = [];
     const asks = new Map<RelationState, Map<string, Ask>>();
@@ -79,7 +81,7 @@ export class ChangesDispatcher {
       const matches = this.match(change, state, subscribers, asks);
       if (matches.length > 0) planned.push({ change, state, matches });
     }
-    if (planned.length === 0) return 0;
+    if (planned.length === 0) return NOTHING;
     await this.resolveVisibility(planned, asks);
     let deliveries = 0;
     // Frames are collected per subscriber and handed over together: one socket write per subscriber and transaction.
@@ -126,7 +128,7 @@ export class ChangesDispatcher {
       }
     }
     for (const [subscriber, items] of outbox) subscriber.deliverMany(items);
-    return deliveries;
+    return { deliveries, touched: [...outbox.keys()] };
   }
 
   private async relationState(relation: RelationMessage): Promise<RelationState | null> {

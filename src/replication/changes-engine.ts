@@ -10,6 +10,9 @@ import type { Lsn, PgTimestamp } from './pgoutput/index.js';
 import { ReplicationStream } from './stream.js';
 import type { ReplicationEvent } from './stream-types.js';
 
+/** Queued frames (all subscribers) that make a write happen before the end of the loop turn. */
+const FLUSH_EVERY_ITEMS = 256;
+
 export interface ChangesEngineOptions {
   tenantId: string;
   databaseUrl: string;
@@ -72,6 +75,9 @@ export class ChangesEngine {
   /** The newest commit handled while changes were held: confirmed once nothing is held any more. */
   private heldAckLsn: Lsn | null = null;
   private flushSoon: NodeJS.Immediate | null = null;
+  private readonly unflushed = new Set<ChangesSubscriber>();
+  private statusDue = false;
+  private unflushedItems = 0;
   /** Subscribers being put on record: confirmation waits for them. */
   private unsaved = 0;
   private idleSince = Date.now();
@@ -143,6 +149,7 @@ export class ChangesEngine {
     const claimed = i >= 0 ? this.pending.splice(i, 1)[0]! : null;
     if (claimed) {
       const held = claimed.handOver(sub);
+      this.written(sub);
       this.log.info({ topic: sub.topic, held }, 'rejoined subscriber got its held changes');
     }
     this.live.add(sub);
@@ -227,12 +234,28 @@ export class ChangesEngine {
   }
 
   private async dispatchCommit(changes: RowChange[], commitTime: PgTimestamp, ackLsn: Lsn | null): Promise<void> {
-    const n = await this.dispatcher.dispatch(changes, commitTime, [...this.live, ...this.pending]).catch((err: unknown) => {
+    const { deliveries, touched } = await this.dispatcher.dispatch(changes, commitTime, [...this.live, ...this.pending]).catch((err: unknown) => {
       this.log.error({ err, error_code: 'UnableToDispatchChanges' }, 'dispatching changes failed');
-      return 0;
+      return { deliveries: 0, touched: [] };
     });
-    if (n > 0) this.opts.onDeliveries?.(n);
+    if (deliveries > 0) this.opts.onDeliveries?.(deliveries);
+    for (const sub of touched) this.written(sub);
+    // One loop turn can read megabytes of backlog: past a bound, frames leave now rather than pile up in the heap.
+    this.unflushedItems += deliveries;
+    if (this.unflushedItems >= FLUSH_EVERY_ITEMS) this.flushFrames();
     if (ackLsn !== null) this.confirm(ackLsn);
+  }
+
+  /** A subscriber has frames queued: they leave at the end of this loop turn, before the status update. */
+  private written(sub: ChangesSubscriber): void {
+    this.unflushed.add(sub);
+    this.scheduleFlush();
+  }
+
+  private flushFrames(): void {
+    for (const sub of this.unflushed) sub.flush();
+    this.unflushed.clear();
+    this.unflushedItems = 0;
   }
 
   /** Confirms a handled position, unless changes are held for subscribers that may still rejoin. */
@@ -242,13 +265,23 @@ export class ChangesEngine {
       return;
     }
     this.stream?.ack(lsn);
-    // Confirmed right after the loop turn whose I/O wrote the frames to the sockets (one status write for all the
-    // commits handled in it, not one per commit): a crash can only fall in that short gap, so a restart neither
-    // loses nor, but for that gap, repeats what subscribers got.
-    if (this.flushSoon) return;
-    this.flushSoon = setImmediate(() => {
+    this.statusDue = true;
+    this.scheduleFlush();
+  }
+
+  /**
+   * Once per loop turn: the frames of every commit handled in it leave in one write per socket, then one status
+   * update confirms them all. A crash can only fall in the short gap between the two, so a restart neither loses
+   * nor, but for that gap, repeats what subscribers got.
+   */
+  private scheduleFlush(): void {
+    this.flushSoon ??= setImmediate(() => {
       this.flushSoon = null;
-      this.stream?.flush();
+      this.flushFrames();
+      if (this.statusDue) {
+        this.statusDue = false;
+        this.stream?.flush();
+      }
     });
   }
 
@@ -339,6 +372,8 @@ export class ChangesEngine {
     for (const t of this.timers) clearTimeout(t);
     if (this.flushSoon) clearImmediate(this.flushSoon);
     this.flushSoon = null;
+    // Frames already handed out still go to their sockets.
+    this.flushFrames();
     // stop() sends the final acknowledged position itself.
     await this.stream?.stop();
     this.stream = null;

@@ -26,7 +26,10 @@ export interface ChangesSubscriber {
   readonly legacy: boolean;
   readonly bindings: readonly Binding[];
   claims: Record<string, unknown>;
+  /** Queues the events of one transaction, in order. */
   deliverMany(items: readonly OutgoingChange[]): void;
+  /** Writes what was queued (in one socket write). */
+  flush(): void;
 }
 
 /** A subscriber persisted by an earlier run of this node and not rejoined yet: its changes are held for it. */
@@ -46,6 +49,10 @@ export class PendingSubscriber implements ChangesSubscriber {
   deliverMany(items: readonly OutgoingChange[]): void {
     if (this.heir) this.heir.deliverMany(items);
     else for (const item of items) this.held.push(item);
+  }
+
+  flush(): void {
+    this.heir?.flush();
   }
 
   /** Gives what was held to the rejoined subscriber, and forwards anything that still arrives here. */

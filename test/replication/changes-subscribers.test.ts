@@ -12,6 +12,7 @@ function recorder(): ChangesSubscriber & { got: string[] } {
     bindings: [],
     claims: {},
     deliverMany: (items) => void got.push(...items.map((i) => i.payloadJson)),
+    flush: () => undefined,
   };
 }
 
