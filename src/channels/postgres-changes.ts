@@ -81,21 +81,32 @@ export class ChannelChanges implements LiveSubscriber {
     const conn = this.channel.conn;
     // Outside a uWS callback sends are not corked: cork so the queued frames leave in one write.
     conn.cork(() => {
-      for (const item of items) conn.sendText(this.frameFor(item));
+      for (const item of items) {
+        const frame = this.frameFor(item);
+        if (typeof frame === 'string') conn.send(frame);
+        else conn.sendText(frame);
+      }
     });
   }
 
-  /** The item's frame for this socket's serializer and topic, encoded by the first subscriber that needs it. */
-  private frameFor(item: OutgoingChange): Uint8Array {
+  /**
+   * The item's frame for this socket's serializer and topic, encoded by the first subscriber that needs it: as
+   * text the first time (uWS converts it on send), as UTF-8 bytes once a second socket wants it.
+   */
+  private frameFor(item: OutgoingChange): string | Uint8Array {
     const conn = this.channel.conn;
     // Fan-out frames carry no join_ref; the legacy API names the event after the change type.
     const event = this.legacy ? item.type : 'postgres_changes';
     const key = this.legacy ? `${conn.vsn}|${event}|${this.channel.topic}` : (this.frameKey ??= `${conn.vsn}|${event}|${this.channel.topic}`);
     const frames = (item.frames ??= []);
-    for (const f of frames) if (f.key === key) return f.bytes;
-    const bytes = Buffer.from(conn.encode(null, null, this.channel.topic, event, item.payloadJson));
-    frames.push({ key, bytes });
-    return bytes;
+    for (const f of frames) {
+      if (f.key !== key) continue;
+      if (typeof f.frame === 'string') f.frame = Buffer.from(f.frame);
+      return f.frame;
+    }
+    const frame = conn.encode(null, null, this.channel.topic, event, item.payloadJson);
+    frames.push({ key, frame });
+    return frame;
   }
 
   notify(status: 'ok' | 'error', message: string): void {

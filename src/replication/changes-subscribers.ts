@@ -10,7 +10,7 @@ export interface OutgoingChange {
   readonly payloadJson: string;
   /** INSERT, UPDATE or DELETE: the event name of the legacy topic form. */
   readonly type: string;
-  frames?: { key: string; bytes: Uint8Array }[];
+  frames?: { key: string; frame: string | Uint8Array }[];
 }
 
 /**

@@ -2,34 +2,14 @@
  * JSON text helpers for the payload builder, which writes JSON directly instead of stringifying objects.
  */
 
-// Characters Postgres' escape_json (and JSON.stringify) escape: controls, the quote and the backslash.
-// eslint-disable-next-line no-control-regex
-const NEEDS_ESCAPE = /[\u0000-\u001f"\\]/;
-
-const SHORT_ESCAPES: Record<string, string> = {
-  '"': '\\"',
-  '\\': '\\\\',
-  '\b': '\\b',
-  '\f': '\\f',
-  '\n': '\\n',
-  '\r': '\\r',
-  '\t': '\\t',
-};
-
-/** A JSON string literal, escaped exactly like Postgres' jsonb output (so byte counts agree with it). */
+/**
+ * A JSON string literal, escaped exactly like Postgres' jsonb output (so byte counts agree with it): both escape
+ * only the quote, the backslash and controls below 0x20 (\b \f \n \r \t by name, the rest as lower-case \u00xx),
+ * which is what JSON.stringify does for a string, natively and in one pass. Text decoded from UTF-8 has no lone
+ * surrogates, the one case where the two would differ.
+ */
 export function quoteJson(value: string): string {
-  if (!NEEDS_ESCAPE.test(value)) return `"${value}"`;
-  let out = '"';
-  let from = 0;
-  for (let i = 0; i < value.length; i++) {
-    const c = value.charCodeAt(i);
-    if (c >= 0x20 && c !== 0x22 && c !== 0x5c) continue;
-    out += value.slice(from, i);
-    const ch = value[i]!;
-    out += SHORT_ESCAPES[ch] ?? `\\u${c.toString(16).padStart(4, '0')}`;
-    from = i + 1;
-  }
-  return `${out}${value.slice(from)}"`;
+  return JSON.stringify(value);
 }
 
 /** UTF-8 byte length of a JS string without allocating a Buffer. */
