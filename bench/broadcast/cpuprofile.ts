@@ -54,8 +54,8 @@ export function originOf(frame: CallFrame): string {
     return `npm:${rest[0].startsWith('@') ? `${rest[0]}/${rest[1]}` : rest[0]}`;
   }
   if (url.startsWith('node:')) return 'node internals';
-  const src = url.indexOf('/src/');
-  if (src !== -1) return 'performer src';
+  // Performer from src/ through tsx, or its tsc build in dist/ (bench/changes runs that one).
+  if (url.includes('/src/') || url.includes('/dist/')) return 'performer src';
   if (url.includes('/bench/')) return 'bench harness';
   return 'other';
 }
@@ -63,6 +63,8 @@ export function originOf(frame: CallFrame): string {
 function shortUrl(url: string): string {
   const src = url.indexOf('/src/');
   if (src !== -1) return url.slice(src + 1);
+  const dist = url.indexOf('/dist/');
+  if (dist !== -1) return url.slice(dist + 1);
   const nm = url.lastIndexOf('node_modules/');
   if (nm !== -1) return url.slice(nm + 'node_modules/'.length);
   const bench = url.indexOf('/bench/');

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -844,9 +844,11 @@ async function catchupRow(set: SubSet, shape: Shape): Promise<Row> {
   } finally {
     srv.freeze(false);
   }
+  const tracer = process.env.PERF ? spawn('perf', ['record', '-F', '4000', '-g', '-o', `/tmp/perf-catchup-${shape}.data`, '-p', String(srv.pid)], { stdio: 'ignore' }) : null;
   const a = await snap();
   const resumeUs = a.atUs;
   const drained = await drain(p.expected, opts.drainCapMs);
+  if (tracer) { tracer.kill('SIGINT'); await new Promise((r) => tracer.once('exit', r)); }
   const b = await snap();
   const row = finish(set, 'catchup', shape, p, drained, resumeUs, a, b);
   row.preSentPct = preSentPct;
@@ -1295,8 +1297,7 @@ function section(res: Results): string {
     'on durable storage, which favours the producers and the 1-row-per-transaction shapes. Rows that did not drain within the cap report changes/s from',
     'what was delivered. The pg_recvlogical ceiling is measured on a backlog after the row; Performer is measured live, so the ratio is conservative',
     'for Performer (the catch-up rows compare both on a backlog). Latency percentiles come from a sample of the deliveries. Performer runs from',
-    'src/ through tsx, whose esbuild transform adds',
-    '`__name(...)` calls to function expressions (the `__name` / `set name` frames in the profiles, a few %) that the tsc build in dist/ does not have.',
+    'its tsc build in dist/ (built at the start of the run), as `npm start` runs it.',
   );
   return L.join('\n');
 }
@@ -1495,6 +1496,11 @@ async function main(): Promise<void> {
     }
 
     // ---- Performer ----
+    if (process.env.BENCH_PERFORMER_FROM_SRC !== '1') {
+      // Performer runs from its tsc build, as `npm start` does: build it now so it matches src/.
+      const build = spawnSync('npm', ['run', '--silent', 'build'], { cwd: repoRoot, stdio: 'inherit' });
+      if (build.status !== 0) throw new Error('npm run build failed');
+    }
     jwtSecret = randomBytes(32).toString('hex');
     anonToken = await signHs256({ iss: 'supabase-demo', role: 'anon', exp: Math.floor(Date.now() / 1000) + 3 * 3600 }, jwtSecret);
     const t1 = Date.now();

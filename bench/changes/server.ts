@@ -1,8 +1,13 @@
 import os from 'node:os';
 import path from 'node:path';
-import { loadConfig } from '../../src/config/index.js';
-import { startServer } from '../../src/server.js';
+import type * as ConfigModule from '../../src/config/index.js';
+import type * as ServerModule from '../../src/server.js';
 import { serveServerRequests } from '../broadcast/common.js';
+
+// The tsc build in dist/ (what `npm start` runs; run.ts builds it first), unless BENCH_PERFORMER_FROM_SRC=1.
+const base = process.env.BENCH_PERFORMER_FROM_SRC === '1' ? '../../src' : '../../dist';
+const { loadConfig } = (await import(`${base}/config/index.js`)) as typeof ConfigModule;
+const { startServer } = (await import(`${base}/server.js`)) as typeof ServerModule;
 
 /**
  * Performer in its own process for the Postgres Changes bench (its CPU is read apart from Postgres and the load

@@ -66,11 +66,15 @@ export class Connection implements SocketHandle {
     this.outputBytes.inc(isBinary ? frame.length : Buffer.byteLength(frame));
   }
 
-  /** A text frame already encoded as UTF-8 (shared by every socket it goes to). */
-  sendText(bytes: Uint8Array): void {
-    if (this.closed || this.ws === null) return;
-    this.ws.send(bytes, false);
-    this.outputBytes.inc(bytes.length);
+  /** A text frame (as text, or already encoded as UTF-8); returns its size for {@link countOutput}. */
+  sendUncounted(frame: string | Uint8Array): number {
+    if (this.closed || this.ws === null) return 0;
+    this.ws.send(frame, false);
+    return typeof frame === 'string' ? Buffer.byteLength(frame) : frame.length;
+  }
+
+  countOutput(bytes: number): void {
+    if (bytes > 0) this.outputBytes.inc(bytes);
   }
 
   /** Runs sends in one uWS cork, so they leave in one write even outside a uWS callback. */

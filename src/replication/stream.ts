@@ -3,7 +3,7 @@ import { LogicalReplicationService } from 'pg-logical-replication';
 import { pino } from 'pino';
 import type { Logger } from '../observability/logger.js';
 import { OrderedQueue } from './ordered-queue.js';
-import { createPgoutputContext, decodePgoutput, formatLsn, parseLsn, RelationCache, type Lsn, type PgoutputContext } from './pgoutput/index.js';
+import { createPgoutputContext, decodePgoutput, formatLsn, RelationCache, type Lsn, type PgoutputContext } from './pgoutput/index.js';
 import type { ReplicationEvent, ReplicationStatus, ReplicationStreamOptions, StatusListener } from './stream-types.js';
 import {
   ensureSlot,
@@ -21,7 +21,12 @@ export type { ReplicationEvent, ReplicationHandler, ReplicationStatus, Replicati
 interface WireConnection {
   stream: { pause(): void; resume(): void; destroy(): void };
   sendCopyFromChunk(chunk: Buffer): void;
+  on(event: 'copyData', listener: (msg: { chunk: Buffer }) => void): void;
+  removeAllListeners(event: 'copyData'): void;
 }
+
+const XLOG_DATA = 0x77; // 'w'
+const PRIMARY_KEEPALIVE = 0x6b; // 'k'
 
 type Plugin = Parameters<LogicalReplicationService['subscribe']>[0];
 
@@ -208,12 +213,6 @@ export class ReplicationStream {
     service.on('start', () => {
       if (session === this.session && !this.stopping) this.onUp();
     });
-    service.on('data', (lsn: string, data: Buffer) => {
-      if (session === this.session) this.onData(lsn, data);
-    });
-    service.on('heartbeat', (walEnd: string, _clock: number, replyRequested: boolean) => {
-      if (session === this.session) this.onKeepalive(walEnd, replyRequested);
-    });
     let ended: unknown = new Error('replication stream ended');
     try {
       await service.subscribe(this.plugin(session), this.slot);
@@ -237,7 +236,14 @@ export class ReplicationStream {
         if (session !== this.session || this.stopping) throw new Error('replication stream stopped');
         if (slotLsn > this.acked) this.acked = slotLsn;
         this.ctx = createPgoutputContext(version);
-        this.wire = (client as unknown as { connection: WireConnection }).connection;
+        const wire = (client as unknown as { connection: WireConnection }).connection;
+        this.wire = wire;
+        // The library's own CopyData listener formats each position as text and emits through an event emitter,
+        // per message: a fifth of the read path in profiles. Ours reads the header fields as numbers instead.
+        wire.removeAllListeners('copyData');
+        wire.on('copyData', ({ chunk }) => {
+          if (session === this.session) this.onCopyData(chunk);
+        });
         const options = [`proto_version '${version}'`, `publication_names ${quotePublications(this.opts.publications)}`];
         if (this.opts.messages) options.push(`messages 'true'`);
         // Resume from the acknowledged position; the server moves it forward to the slot's confirmed_flush_lsn.
@@ -299,13 +305,19 @@ export class ReplicationStream {
     this.sendStatus(!this.paused && quietFor >= (this.opts.statusIntervalMs ?? 10_000));
   }
 
-  private onData(lsnText: string, data: Buffer): void {
+  /** XLogData ('w': start, end, clock, payload from byte 25) or a primary keepalive ('k': WAL end, clock, reply). */
+  private onCopyData(chunk: Buffer): void {
+    if (chunk.length >= 25 && chunk[0] === XLOG_DATA) this.onData(chunk.readBigUInt64BE(1), chunk.subarray(25));
+    else if (chunk.length >= 18 && chunk[0] === PRIMARY_KEEPALIVE) this.onKeepalive(chunk.readBigUInt64BE(1), chunk[17] !== 0);
+    else this.log.warn({ error_code: 'ReplicationUnknownMessage', kind: chunk[0] }, 'unknown message on the replication stream; ignored');
+  }
+
+  private onData(lsn: Lsn, data: Buffer): void {
     const ctx = this.ctx;
     if (!ctx) return;
     this.lastReceiveAt = Date.now();
     let event: ReplicationEvent;
     try {
-      const lsn = parseLsn(lsnText);
       const message = decodePgoutput(data, ctx);
       event = { lsn, message, ackLsn: null };
       if (lsn > this.received) this.received = lsn;
@@ -327,14 +339,8 @@ export class ReplicationStream {
     this.queue.push(event);
   }
 
-  private onKeepalive(walEndText: string, replyRequested: boolean): void {
+  private onKeepalive(walEnd: Lsn, replyRequested: boolean): void {
     this.lastReceiveAt = Date.now();
-    let walEnd: Lsn;
-    try {
-      walEnd = parseLsn(walEndText);
-    } catch {
-      return;
-    }
     if (walEnd > this.walEnd) this.walEnd = walEnd;
     if (walEnd > this.received) this.received = walEnd;
     if (replyRequested) return this.sendStatus(false);

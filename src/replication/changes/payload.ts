@@ -68,7 +68,7 @@ export function changeError(change: Change, view: SubscriberView = {}): '400' | 
 
 /** The `data` object of §6.2 as JSON text. */
 export function buildChangeData(change: Change, view: SubscriberView = {}): string {
-  const head = `{"schema":${quoteJson(change.schema)},"table":${quoteJson(change.table)},"commit_timestamp":`;
+  const head = headOf(change);
   const type = `"type":"${change.type}"`;
   const error = changeError(change, view);
   if (error !== null) {
@@ -87,7 +87,7 @@ export function buildChangeData(change: Change, view: SubscriberView = {}): stri
   const columns = select === null && !selectable ? allColumnsJson(change.plan) : columnsJson(change.plan, include);
   // Pieces joined once: a flat string, where a chain of concatenations would leave a rope of dozens of nodes
   // that every socket write (UTF-8 conversion) first has to flatten.
-  const parts = [head, quoteJson(change.commitTimestamp), ',', type, ',"columns":', columns];
+  const parts = [head, quotedTimestamp(change.commitTimestamp), ',', type, ',"columns":', columns];
   if (change.type !== 'DELETE') {
     parts.push(',"record":');
     newRecord(parts, change, include, tooLarge);
@@ -98,6 +98,26 @@ export function buildChangeData(change: Change, view: SubscriberView = {}): stri
   }
   parts.push(',"errors":', tooLarge ? `[${quoteJson(ERROR_413)}]` : 'null', '}');
   return parts.join('');
+}
+
+// Every change of a relation starts the same way, and every change of a transaction has the same timestamp.
+const heads = new WeakMap<RowPlan, { schema: string; table: string; head: string }>();
+function headOf(change: Change): string {
+  const known = heads.get(change.plan);
+  if (known && known.schema === change.schema && known.table === change.table) return known.head;
+  const head = `{"schema":${quoteJson(change.schema)},"table":${quoteJson(change.table)},"commit_timestamp":`;
+  heads.set(change.plan, { schema: change.schema, table: change.table, head });
+  return head;
+}
+
+let lastTimestamp = '';
+let lastQuotedTimestamp = '""';
+function quotedTimestamp(timestamp: string): string {
+  if (timestamp !== lastTimestamp) {
+    lastTimestamp = timestamp;
+    lastQuotedTimestamp = quoteJson(timestamp);
+  }
+  return lastQuotedTimestamp;
 }
 
 // The unrestricted column list is the same for every change of a relation; build it once per plan.
