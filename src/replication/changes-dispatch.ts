@@ -23,6 +23,12 @@ import { checkVisibility, type Visibility } from './visibility.js';
 
 const NOTHING: { deliveries: number; touched: ChangesSubscriber[] } = Object.freeze({ deliveries: 0, touched: [] }) as never;
 
+/** The changes of one committed transaction. */
+export interface CommittedChanges {
+  changes: readonly RowChange[];
+  commitTime: PgTimestamp;
+}
+
 /** One row change of a committed transaction, as pgoutput delivered it. */
 export interface RowChange {
   relation: RelationMessage;
@@ -69,17 +75,24 @@ export class ChangesDispatcher {
     for (const key of [...this.privileges.keys()]) if (key.startsWith(`${relation.relationId}:`)) this.privileges.delete(key);
   }
 
-  /** Hands each subscriber its events (queued: the caller flushes `touched`); returns how many deliveries were made. */
-  async dispatch(changes: readonly RowChange[], commitTime: PgTimestamp, subscribers: readonly ChangesSubscriber[]): Promise<{ deliveries: number; touched: ChangesSubscriber[] }> {
-    if (subscribers.length === 0 || changes.length === 0) return NOTHING;
-    const commitTimestamp = formatCommitTimestamp(commitTime);
+  /**
+   * Hands each subscriber its events of a batch of committed transactions, in commit order (queued: the caller
+   * flushes `touched`); returns how many deliveries were made. Visibility is asked once per (table, claims) for
+   * the whole batch.
+   */
+  async dispatch(txns: readonly CommittedChanges[], subscribers: readonly ChangesSubscriber[]): Promise<{ deliveries: number; touched: ChangesSubscriber[] }> {
+    if (subscribers.length === 0 || txns.length === 0) return NOTHING;
     const planned: Planned[] = [];
     const asks = new Map<RelationState, Map<string, Ask>>();
-    for (const change of changes) {
-      const state = await this.relationState(change.relation);
-      if (!state) continue;
-      const matches = this.match(change, state, subscribers, asks);
-      if (matches.length > 0) planned.push({ change, state, matches });
+    for (const txn of txns) {
+      if (txn.changes.length === 0) continue;
+      const commitTimestamp = formatCommitTimestamp(txn.commitTime);
+      for (const change of txn.changes) {
+        const state = await this.relationState(change.relation);
+        if (!state) continue;
+        const matches = this.match(change, state, subscribers, asks);
+        if (matches.length > 0) planned.push({ change, state, matches, commitTimestamp });
+      }
     }
     if (planned.length === 0) return NOTHING;
     await this.resolveVisibility(planned, asks);
@@ -87,7 +100,7 @@ export class ChangesDispatcher {
     // Frames are collected per subscriber and handed over together: one socket write per subscriber and transaction.
     const outbox = new Map<ChangesSubscriber, OutgoingChange[]>();
     for (let rowIndex = 0; rowIndex < planned.length; rowIndex++) {
-      const { change, state, matches } = planned[rowIndex]!;
+      const { change, state, matches, commitTimestamp } = planned[rowIndex]!;
       const record = change.newTuple ? renderTuple(state.plan, change.newTuple) : undefined;
       const oldRow = change.old ? { kind: change.old.kind, row: renderTuple(state.plan, change.old.tuple) } : null;
       const full: Change = {
@@ -234,6 +247,7 @@ interface Planned {
   change: RowChange;
   state: RelationState;
   matches: Match[];
+  commitTimestamp: string;
 }
 
 // Claims objects are replaced, never mutated, when a token is refreshed: their text can be cached by identity.

@@ -4,11 +4,15 @@ import type { Logger } from '../observability/logger.js';
 import type { Binding } from './changes/index.js';
 import { checkSelectColumns, compileFilters, notEnabledMessage, postgresErrorText, subscriptionExceptionMessage } from './changes/index.js';
 import { ChangesCatalog } from './changes-catalog.js';
-import { ChangesDispatcher, type RowChange } from './changes-dispatch.js';
+import { ChangesDispatcher, type CommittedChanges, type RowChange } from './changes-dispatch.js';
 import { PendingSubscriber, SubscriberStore, type ChangesSubscriber } from './changes-subscribers.js';
 import type { Lsn, PgTimestamp } from './pgoutput/index.js';
 import { ReplicationStream } from './stream.js';
+import { settledWithin } from './stream-wire.js';
 import type { ReplicationEvent } from './stream-types.js';
+
+/** Rows of waiting transactions past which the stream waits for the dispatch under way. */
+const MAX_BATCH_ROWS = 10_000;
 
 /** Queued frames (all subscribers) that make a write happen before the end of the loop turn. */
 const FLUSH_EVERY_ITEMS = 256;
@@ -71,6 +75,10 @@ export class ChangesEngine {
   private pending: PendingSubscriber[] = [];
   private stream: ReplicationStream | null = null;
   private txn: RowChange[] | null = null;
+  /** Committed transactions waiting for the dispatch under way. */
+  private batch: (CommittedChanges & { ackLsn: Lsn | null })[] = [];
+  private batchRows = 0;
+  private dispatching: Promise<void> | null = null;
   private commitTime: PgTimestamp = 0n;
   /** The newest commit handled while changes were held: confirmed once nothing is held any more. */
   private heldAckLsn: Lsn | null = null;
@@ -219,13 +227,24 @@ export class ChangesEngine {
         return;
       }
       case 'commit': {
-        const changes = this.txn ?? [];
+        let changes = this.txn ?? [];
         this.txn = null;
-        if (changes.length > 0 && this.subscriberCount > 0) {
-          if (!this.opts.allow || this.opts.allow()) return this.dispatchCommit(changes, this.commitTime, event.ackLsn);
+        if (changes.length > 0 && this.subscriberCount === 0) changes = [];
+        if (changes.length > 0 && this.opts.allow && !this.opts.allow()) {
           this.log.warn({ error_code: 'ChangesRateLimited', changes: changes.length }, 'tenant over its events limit; changes dropped');
+          changes = [];
         }
-        if (event.ackLsn !== null) this.confirm(event.ackLsn);
+        // Nothing to hand out and nothing ahead of it: confirm at once. Otherwise it joins the next batch, so its
+        // position is confirmed only after the changes committed before it.
+        if (changes.length === 0 && this.dispatching === null) {
+          if (event.ackLsn !== null) this.confirm(event.ackLsn);
+          return;
+        }
+        this.batch.push({ changes, commitTime: this.commitTime, ackLsn: event.ackLsn });
+        this.batchRows += changes.length;
+        this.dispatching ??= this.dispatchBatches();
+        // A large batch holds back the stream (the queue keeps the next messages) until the dispatch under way ends.
+        if (this.batchRows >= MAX_BATCH_ROWS) return this.dispatching;
         return;
       }
       default:
@@ -233,17 +252,34 @@ export class ChangesEngine {
     }
   }
 
-  private async dispatchCommit(changes: RowChange[], commitTime: PgTimestamp, ackLsn: Lsn | null): Promise<void> {
-    const { deliveries, touched } = await this.dispatcher.dispatch(changes, commitTime, [...this.live, ...this.pending]).catch((err: unknown) => {
-      this.log.error({ err, error_code: 'UnableToDispatchChanges' }, 'dispatching changes failed');
-      return { deliveries: 0, touched: [] };
-    });
-    if (deliveries > 0) this.opts.onDeliveries?.(deliveries);
-    for (const sub of touched) this.written(sub);
-    // One loop turn can read megabytes of backlog: past a bound, frames leave now rather than pile up in the heap.
-    this.unflushedItems += deliveries;
-    if (this.unflushedItems >= FLUSH_EVERY_ITEMS) this.flushFrames();
-    if (ackLsn !== null) this.confirm(ackLsn);
+  /**
+   * Dispatches what committed, in batches: the transactions that committed while one dispatch ran (waiting on
+   * RLS queries, say) go out together in the next, with one visibility check per (table, claims) for all of them.
+   */
+  private async dispatchBatches(): Promise<void> {
+    // Yield once, so the commits of the rest of this read join the first batch.
+    await null;
+    try {
+      while (this.batch.length > 0) {
+        const txns = this.batch;
+        this.batch = [];
+        this.batchRows = 0;
+        const { deliveries, touched } = await this.dispatcher.dispatch(txns, [...this.live, ...this.pending]).catch((err: unknown) => {
+          this.log.error({ err, error_code: 'UnableToDispatchChanges' }, 'dispatching changes failed');
+          return { deliveries: 0, touched: [] };
+        });
+        if (deliveries > 0) this.opts.onDeliveries?.(deliveries);
+        for (const sub of touched) this.written(sub);
+        // One loop turn can read megabytes of backlog: past a bound, frames leave now rather than pile up in the heap.
+        this.unflushedItems += deliveries;
+        if (this.unflushedItems >= FLUSH_EVERY_ITEMS) this.flushFrames();
+        let ackLsn: Lsn | null = null;
+        for (const t of txns) if (t.ackLsn !== null) ackLsn = t.ackLsn;
+        if (ackLsn !== null) this.confirm(ackLsn);
+      }
+    } finally {
+      this.dispatching = null;
+    }
   }
 
   /** A subscriber has frames queued: they leave at the end of this loop turn, before the status update. */
@@ -319,6 +355,8 @@ export class ChangesEngine {
       await this.dropSlot(pool);
       this.pending = [];
       this.heldAckLsn = null;
+      this.batch = [];
+      this.batchRows = 0;
       this.startStream();
     } catch (err) {
       this.log.warn({ err }, 'replication lag check failed');
@@ -370,6 +408,8 @@ export class ChangesEngine {
     if (this.stopped) return;
     this.stopped = true;
     for (const t of this.timers) clearTimeout(t);
+    // What was read is handed out and confirmed before the final status update, so a restart does not repeat it.
+    if (this.dispatching) await settledWithin(this.dispatching, 5000);
     if (this.flushSoon) clearImmediate(this.flushSoon);
     this.flushSoon = null;
     // Frames already handed out still go to their sockets.

@@ -103,6 +103,25 @@ describe('postgres_changes with supabase-js', () => {
     expect(gotBob.map((p) => (p.new as { body: string }).body)).toEqual(['for bob']);
   });
 
+  it('keeps commit order and RLS across many small transactions dispatched in batches', async () => {
+    const gotAlice: number[] = [];
+    const gotBob: number[] = [];
+    const a = (await userClient(alice)).channel('notes-many-a').on('postgres_changes', { event: 'INSERT', schema: 'public', table: 'notes' }, (p) => gotAlice.push((p.new as { id: number }).id));
+    const b = (await userClient(bob)).channel('notes-many-b').on('postgres_changes', { event: 'INSERT', schema: 'public', table: 'notes' }, (p) => gotBob.push((p.new as { id: number }).id));
+    expect(await subscribedToPostgres(a)).toBe('ok: Subscribed to PostgreSQL');
+    expect(await subscribedToPostgres(b)).toBe('ok: Subscribed to PostgreSQL');
+    // 400 one-row transactions queued on one connection: they commit back to back, in id order, faster than one
+    // RLS check takes, so most of them reach Performer while a dispatch is under way.
+    const ids = Array.from({ length: 400 }, (_v, i) => 5000 + i);
+    await Promise.all(ids.map((id) => db.query('INSERT INTO public.notes VALUES ($1, $2, $3)', [id, id % 3 === 0 ? bob : alice, `n${id}`])));
+    const forBob = ids.filter((id) => id % 3 === 0);
+    const forAlice = ids.filter((id) => id % 3 !== 0);
+    await until(() => gotAlice.length >= forAlice.length && gotBob.length >= forBob.length, 30_000);
+    await sleep(300);
+    expect(gotAlice).toEqual(forAlice);
+    expect(gotBob).toEqual(forBob);
+  }, 60_000);
+
   it('delivers a 10,000-row transaction completely and in commit order', async () => {
     const got: number[] = [];
     const channel = t.client().channel('bulk').on('postgres_changes', { event: 'INSERT', schema: 'public', table: 'todos' }, (p) => got.push((p.new as { id: number }).id));
