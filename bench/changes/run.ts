@@ -917,6 +917,31 @@ function table(head: string[], rows: string[][]): string {
   return [head, head.map((_, i) => (i === 0 ? '---' : '---:')), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
 }
 
+/**
+ * The issue's target, judged where the comparison is like for like. pg_recvlogical is one consumer of a backlog, so
+ * the verdict rows are N=1 without RLS: the catch-up rows (Performer on the same kind of backlog) and the live rows.
+ * A live row counts as met when Performer reaches 0.5x, or when the producers could not commit that fast (their
+ * committed rows/s below 0.5x the ceiling) and Performer kept up with them (>= 0.9x of what they committed).
+ * N=100 rows carry 100 deliveries per change and are reported, not judged, against a single-consumer ceiling.
+ */
+function targetVerdict(live: Row[], catchup: Row[]): string[] {
+  const rows = [...catchup.filter((r) => r.n === 1 && !r.rls), ...live.filter((r) => r.n === 1 && !r.rls)];
+  if (rows.length === 0) return [];
+  const verdicts = rows.map((r) => {
+    const ceiling = r.recv?.netChangesPerSec ?? NaN;
+    const x = r.changesPerSec / ceiling;
+    const producerBound = r.kind === 'live' && r.committedPerSec < 0.5 * ceiling && r.changesPerSec >= 0.9 * r.committedPerSec;
+    const met = x >= 0.5 || producerBound;
+    const why = x >= 0.5 ? '' : producerBound ? ` (producers committed ${fr(r.committedPerSec)} rows/s = ${ratio(r.committedPerSec, ceiling)}; Performer kept up)` : '';
+    return { text: `${r.kind} ${shapeText(r.shape)} ${ratio(r.changesPerSec, ceiling)}${why} ${met ? 'met' : 'missed'}`, met };
+  });
+  const missed = verdicts.filter((v) => !v.met).length;
+  return [
+    `**Target (issue 7): Performer >= 0.5x the pg_recvlogical ceiling without RLS** — ${missed === 0 ? 'met' : 'MISSED'} on N=1 (${verdicts.length - missed} of ${verdicts.length} rows): ` +
+      `${verdicts.map((v) => v.text).join('; ')}. N=100 rows are not judged against a one-consumer ceiling (100 deliveries per change); see their figures above.`,
+  ];
+}
+
 function machine(): string {
   const cpus = os.cpus();
   return `${cpus.length} cores (nproc), ${cpus[0]?.model ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${os.type()} ${os.release()}`;
@@ -1153,21 +1178,7 @@ function section(res: Results): string {
     ),
     '',
   );
-  const target = perf.filter((r) => !r.rls);
-  const verdicts = target.map((r) => {
-    const c = r.recv?.netChangesPerSec ?? NaN;
-    const x = r.changesPerSec / c;
-    return { r, x, met: x >= 0.5 };
-  });
-  if (verdicts.length > 0) {
-    const missed = verdicts.filter((v) => !v.met);
-    L.push(
-      `**Target (issue 7): Performer >= 0.5x the pg_recvlogical ceiling without RLS** — ${missed.length === 0 ? 'met' : 'MISSED'}: met on ${verdicts.length - missed.length} of ${verdicts.length} rows: ` +
-        verdicts.map((v) => `N=${v.r.n} ${shapeText(v.r.shape)} ${ratio(v.r.changesPerSec, v.r.recv?.netChangesPerSec ?? NaN)} ${v.met ? 'met' : 'missed'}`).join(', ') +
-        '.',
-      '',
-    );
-  }
+  L.push(...targetVerdict(perf, res.rows.filter((r) => r.kind === 'catchup')), '');
   const recvRows = perf.filter((r) => r.recv);
   if (recvRows.length) {
     L.push(`**pg_recvlogical on the same changes** (${RECV_RUNS} runs per Performer row, one slot each, after the row):`, '');
