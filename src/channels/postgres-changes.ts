@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { parseBinding, parseLegacyTopic, type Binding } from '../replication/changes/index.js';
+import { changePayloadParts, parseBinding, parseLegacyTopic, type Binding } from '../replication/changes/index.js';
 import type { ChangesEngine, LiveSubscriber } from '../replication/changes-engine.js';
 import type { OutgoingChange } from '../replication/changes-subscribers.js';
 import { changesEngine } from '../tenants/changes.js';
@@ -20,7 +20,7 @@ export class ChannelChanges implements LiveSubscriber {
   private engine: ChangesEngine | null = null;
   private closed = false;
   private retry: NodeJS.Timeout | null = null;
-  private frameKey: string | null = null;
+  private readonly envelopes = new Map<string, { key: string; head: string; tail: string }>();
   private queued: OutgoingChange[] = [];
 
   constructor(
@@ -90,22 +90,39 @@ export class ChannelChanges implements LiveSubscriber {
 
   /**
    * The item's frame for this socket's serializer and topic, encoded by the first subscriber that needs it: as
-   * text the first time (uWS converts it on send), as UTF-8 bytes once a second socket wants it.
+   * text the first time (uWS converts it on send), as UTF-8 bytes once a second socket wants it. The frame is
+   * joined in one go from the serializer's envelope and the event's parts, so it is a flat string, not a rope
+   * that every conversion would first have to flatten.
    */
   private frameFor(item: OutgoingChange): string | Uint8Array {
-    const conn = this.channel.conn;
     // Fan-out frames carry no join_ref; the legacy API names the event after the change type.
     const event = this.legacy ? item.type : 'postgres_changes';
-    const key = this.legacy ? `${conn.vsn}|${event}|${this.channel.topic}` : (this.frameKey ??= `${conn.vsn}|${event}|${this.channel.topic}`);
+    const envelope = this.envelopeFor(event);
     const frames = (item.frames ??= []);
     for (const f of frames) {
-      if (f.key !== key) continue;
+      if (f.key !== envelope.key) continue;
       if (typeof f.frame === 'string') f.frame = Buffer.from(f.frame);
       return f.frame;
     }
-    const frame = conn.encode(null, null, this.channel.topic, event, item.payloadJson);
-    frames.push({ key, frame });
+    const frame =
+      item.idsJson === null
+        ? envelope.head + item.data + envelope.tail
+        : [envelope.head, ...changePayloadParts(item.idsJson, item.data), envelope.tail].join('');
+    frames.push({ key: envelope.key, frame });
     return frame;
+  }
+
+  /** What this socket's serializer puts around a payload, split out of a frame encoded around a marker. */
+  private envelopeFor(event: string): { key: string; head: string; tail: string } {
+    let envelope = this.envelopes.get(event);
+    if (!envelope) {
+      const conn = this.channel.conn;
+      // JSON.stringify escapes U+0000 in the topic and event, so the marker only occurs where the payload goes.
+      const [head, tail] = conn.encode(null, null, this.channel.topic, event, '\u0000').split('\u0000') as [string, string];
+      envelope = { key: `${conn.vsn}|${event}|${this.channel.topic}`, head, tail };
+      this.envelopes.set(event, envelope);
+    }
+    return envelope;
   }
 
   notify(status: 'ok' | 'error', message: string): void {

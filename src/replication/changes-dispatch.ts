@@ -4,7 +4,6 @@ import {
   bindingAcceptsAction,
   bindingMatchesTable,
   buildChangeData,
-  buildChangePayload,
   compileFilters,
   createRowPlan,
   formatCommitTimestamp,
@@ -114,25 +113,30 @@ export class ChangesDispatcher {
         rlsEnabled: state.meta.rlsEnabled,
       };
       // Built once per distinct view of the row, and each payload once per distinct ids list of that view.
-      const byView = new Map<Ask, Map<string, { data: string; payloads: Map<string, OutgoingChange> }>>();
+      const byView = matches.length > 1 ? new Map<Ask, Map<string, { data: string; payloads: Map<string, OutgoingChange> }>>() : null;
       for (const m of matches) {
         const vis = m.ask.visibility;
         if (!vis) continue;
         // DELETE cannot be checked against RLS (the row is gone): upstream delivers it with the key only.
         if (change.type !== 'DELETE' && state.meta.rlsEnabled && vis.pkReadable && !vis.visible.has(rowIndex)) continue;
-        let views = byView.get(m.ask);
-        if (!views) byView.set(m.ask, (views = new Map()));
-        const selectKey = m.select ? m.select.join('\u0000') : '*';
-        let view = views.get(selectKey);
-        if (!view) {
-          const data = buildChangeData(full, { select: m.select, selectable: (c) => vis.columns.has(c) });
-          views.set(selectKey, (view = { data, payloads: new Map() }));
-        }
-        const idsKey = m.subscriber.legacy ? 'legacy' : m.ids.length === 1 ? String(m.ids[0]) : m.ids.join(',');
-        let item = view.payloads.get(idsKey);
-        if (!item) {
-          item = { payloadJson: m.subscriber.legacy ? view.data : buildChangePayload(m.ids, view.data), type: change.type };
-          view.payloads.set(idsKey, item);
+        const idsJson = m.subscriber.legacy ? null : `[${m.ids.join(',')}]`;
+        let item: OutgoingChange;
+        if (byView === null) {
+          // One subscriber for this row (the common case): nothing to share.
+          item = { type: change.type, data: buildChangeData(full, { select: m.select, selectable: (c) => vis.columns.has(c) }), idsJson };
+        } else {
+          let views = byView.get(m.ask);
+          if (!views) byView.set(m.ask, (views = new Map()));
+          const selectKey = m.select ? m.select.join('\u0000') : '*';
+          let view = views.get(selectKey);
+          if (!view) {
+            const data = buildChangeData(full, { select: m.select, selectable: (c) => vis.columns.has(c) });
+            views.set(selectKey, (view = { data, payloads: new Map() }));
+          }
+          const idsKey = idsJson ?? 'legacy';
+          let shared = view.payloads.get(idsKey);
+          if (!shared) view.payloads.set(idsKey, (shared = { type: change.type, data: view.data, idsJson }));
+          item = shared;
         }
         let queue = outbox.get(m.subscriber);
         if (!queue) outbox.set(m.subscriber, (queue = []));

@@ -7,11 +7,15 @@ import type { Binding } from './changes/index.js';
  * caches them for the duration of the delivery.
  */
 export interface OutgoingChange {
-  readonly payloadJson: string;
   /** INSERT, UPDATE or DELETE: the event name of the legacy topic form. */
   readonly type: string;
+  /** The `data` object as JSON text. */
+  readonly data: string;
+  /** The `ids` array as JSON text; null for the legacy topic form, whose payload is the bare data object. */
+  readonly idsJson: string | null;
   frames?: { key: string; frame: string | Uint8Array }[];
 }
+
 
 /**
  * A Postgres Changes subscriber: one joined channel with its bindings and claims. `deliverMany` receives the

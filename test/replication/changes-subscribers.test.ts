@@ -11,7 +11,7 @@ function recorder(): ChangesSubscriber & { got: string[] } {
     legacy: false,
     bindings: [],
     claims: {},
-    deliverMany: (items) => void got.push(...items.map((i) => i.payloadJson)),
+    deliverMany: (items) => void got.push(...items.map((i) => i.data)),
     flush: () => undefined,
   };
 }
@@ -25,7 +25,7 @@ describe('a pending subscriber handed over to its rejoined heir', () => {
         const sent: string[] = [];
         batches.forEach((batch, i) => {
           if (i === cut) pending.handOver(heir);
-          pending.deliverMany(batch.map((payloadJson) => ({ payloadJson, type: 'INSERT' })));
+          pending.deliverMany(batch.map((data) => ({ data, idsJson: null, type: 'INSERT' })));
           sent.push(...batch);
         });
         if (cut >= batches.length) pending.handOver(heir);
@@ -37,8 +37,8 @@ describe('a pending subscriber handed over to its rejoined heir', () => {
 
   it('reports how many held changes it handed over', () => {
     const pending = new PendingSubscriber('old', 'room', false, [], {}, null);
-    pending.deliverMany([{ payloadJson: '{"a":1}', type: 'INSERT' }]);
-    pending.deliverMany([{ payloadJson: '{"a":2}', type: 'UPDATE' }]);
+    pending.deliverMany([{ data: '{"a":1}', idsJson: '[1]', type: 'INSERT' }]);
+    pending.deliverMany([{ data: '{"a":2}', idsJson: '[1]', type: 'UPDATE' }]);
     expect(pending.handOver(recorder())).toBe(2);
   });
 });

@@ -130,7 +130,12 @@ function allColumnsJson(plan: RowPlan): string {
 
 /** `{"ids":[...],"data":...}`: the new-API event payload around a data object from {@link buildChangeData}. */
 export function buildChangePayload(ids: readonly number[], data: string): string {
-  return `{"ids":[${ids.join(',')}],"data":${data}}`;
+  return changePayloadParts(`[${ids.join(',')}]`, data).join('');
+}
+
+/** The pieces of {@link buildChangePayload}, for a caller that joins them into a larger frame in one go. */
+export function changePayloadParts(idsJson: string, data: string): string[] {
+  return ['{"ids":', idsJson, ',"data":', data, '}'];
 }
 
 // Under 413 upstream keeps a field only when octet_length(value::text) <= 64, and that is NULL (so dropped) for
