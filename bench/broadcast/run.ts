@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { formatSummary, summarize } from './cpuprofile.js';
 import { machineCpuSeconds, procCpuSeconds, procMem, resetPeakRss, type HeapEntry, type Reply, type System, type Target } from './common.js';
+import { buildPerformer } from '../common/performer.js';
 
 /**
  * Broadcast fan-out bench: Performer vs a bare uWebSockets.js pub/sub peer (the ceiling) vs socket.io.
@@ -801,6 +802,7 @@ function machineInfo(): Record<string, unknown> {
 }
 
 async function main(): Promise<void> {
+  buildPerformer();
   const dbUrl = opts.systems.includes('performer') || opts.profile ? await benchDatabaseUrl() : '';
   if (opts.profile) return profileRun(dbUrl);
   const t0 = Date.now();

@@ -1,9 +1,9 @@
 import os from 'node:os';
 import path from 'node:path';
-import { signHs256 } from '../../src/auth/jwt.js';
-import { loadConfig } from '../../src/config/index.js';
-import { startServer } from '../../src/server.js';
 import { serveServerRequests } from './common.js';
+import { loadPerformer } from '../common/performer.js';
+
+const { loadConfig, startServer, signHs256 } = await loadPerformer();
 
 /**
  * Performer in its own process for the bench (so its CPU and RSS are measured apart from the load generator).

@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -14,6 +14,7 @@ import { formatSummary, summarize, type ProfileSummary } from '../broadcast/cpup
 import { pgDelta, pgLabels, pgSnap, PG_LABELS, type PgLabel, type PgSnap } from './pgprocs.js';
 import { ChildProc } from './proc.js';
 import { PHASE_MEASURE, PHASE_WARM, stampText, Subscriber, Tally } from './subscriber.js';
+import { buildPerformer } from '../common/performer.js';
 
 /**
  * Postgres Changes end to end: INSERT committed -> walsender (pgoutput) -> Performer's changes stream -> RLS /
@@ -1507,11 +1508,7 @@ async function main(): Promise<void> {
     }
 
     // ---- Performer ----
-    if (process.env.BENCH_PERFORMER_FROM_SRC !== '1') {
-      // Performer runs from its tsc build, as `npm start` does: build it now so it matches src/.
-      const build = spawnSync('npm', ['run', '--silent', 'build'], { cwd: repoRoot, stdio: 'inherit' });
-      if (build.status !== 0) throw new Error('npm run build failed');
-    }
+    buildPerformer();
     jwtSecret = randomBytes(32).toString('hex');
     anonToken = await signHs256({ iss: 'supabase-demo', role: 'anon', exp: Math.floor(Date.now() / 1000) + 3 * 3600 }, jwtSecret);
     const t1 = Date.now();

@@ -1,13 +1,10 @@
 import os from 'node:os';
 import path from 'node:path';
-import type * as ConfigModule from '../../src/config/index.js';
-import type * as ServerModule from '../../src/server.js';
 import { serveServerRequests } from '../broadcast/common.js';
+import { loadPerformer } from '../common/performer.js';
 
-// The tsc build in dist/ (what `npm start` runs; run.ts builds it first), unless BENCH_PERFORMER_FROM_SRC=1.
-const base = process.env.BENCH_PERFORMER_FROM_SRC === '1' ? '../../src' : '../../dist';
-const { loadConfig } = (await import(`${base}/config/index.js`)) as typeof ConfigModule;
-const { startServer } = (await import(`${base}/server.js`)) as typeof ServerModule;
+// The tsc build in dist/, as `npm start` runs it (run.ts builds it first).
+const { loadConfig, startServer } = await loadPerformer();
 
 /**
  * Performer in its own process for the Postgres Changes bench (its CPU is read apart from Postgres and the load

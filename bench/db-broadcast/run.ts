@@ -9,6 +9,7 @@ import { machineCpuSeconds, nowUs, procCpuSeconds, procMem, type Reply } from '.
 import { formatSummary, summarize, type ProfileSummary } from '../broadcast/cpuprofile.js';
 import { pgCpuDelta, readPgCpu, type PgCpu } from './pgcpu.js';
 import { PHASE_MEASURE, PHASE_WARM, stampText, Subscriber, Tally, type Vsn } from './subscriber.js';
+import { buildPerformer } from '../common/performer.js';
 
 /**
  * Broadcast from the database: realtime.send (public) -> realtime.messages -> logical replication -> Performer ->
@@ -870,6 +871,7 @@ function writeResults(text: string): void {
 // ---- main ----
 
 async function main(): Promise<void> {
+  buildPerformer();
   console.log(`db-broadcast bench${quick ? ' (quick)' : ''}: ${machine()}; load average ${f(loadAtStart, 1)}`);
   dataDir = mkdtempSync(path.join(os.tmpdir(), 'performer-bench-dbb-'));
   chmodSync(dataDir, 0o755);

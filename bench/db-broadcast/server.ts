@@ -1,9 +1,9 @@
 import os from 'node:os';
 import path from 'node:path';
-import { signHs256 } from '../../src/auth/jwt.js';
-import { loadConfig } from '../../src/config/index.js';
-import { startServer } from '../../src/server.js';
 import { serveServerRequests } from '../broadcast/common.js';
+import { loadPerformer } from '../common/performer.js';
+
+const { loadConfig, startServer, signHs256 } = await loadPerformer();
 
 /**
  * Performer in its own process for the database-broadcast bench (its CPU is read apart from Postgres and the load

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { BenchClient, type Counters } from './client.js';
+import { buildPerformer } from '../common/performer.js';
 
 /**
  * Presence churn bench: Performer in a child process on the machine's Postgres, raw vsn 2.0.0 clients on loopback.
@@ -323,6 +324,7 @@ function writeResults(text: string): void {
 }
 
 async function main(): Promise<void> {
+  buildPerformer();
   const databaseUrl = await recreateDatabase();
   server = new ServerProc(databaseUrl);
   const { port, token } = await server.ready;
