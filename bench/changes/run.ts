@@ -943,6 +943,22 @@ function targetVerdict(live: Row[], catchup: Row[]): string[] {
   ];
 }
 
+/** Why the live N=1 batch row can fall short of the catch-up row on the same code: CPU per change and latency. */
+function liveVersusBacklog(live: Row[], catchup: Row[]): string[] {
+  const l = live.find((r) => r.n === 1 && !r.rls && r.shape === 'batch');
+  const c = catchup.find((r) => r.n === 1 && !r.rls && r.shape === 'batch');
+  if (!l || !c) return [];
+  const perChange = (r: Row) => ((r.usage.performerPct / 100) * 1e6) / Math.max(1, r.changesPerSec);
+  return [
+    `**Live versus backlog (N=1, ${shapeText('batch')}).** Live, Performer spent ${f(perChange(l), 1)} µs of CPU per change at ${f(l.usage.performerPct)} % CPU with a p50 of`,
+    `${f(l.lat.p50, 0)} ms; on a backlog ${f(perChange(c), 1)} µs at ${f(c.usage.performerPct)} %. Live, it shares the 2 cores with the producers' backends, two`,
+    "walsenders and the load generator: it gets less of a core and each change costs more (caches, context switches). Reniced to -15 by hand in one",
+    'quick run (not part of the bench), the same live row reached 0.40x with a p50 of 46 ms instead of ~250 ms. The ceiling it is compared with is',
+    "measured afterwards, on a quiet machine. Cutting Performer's share of the load (one walsender for both streams, below) is the next step.",
+    '',
+  ];
+}
+
 function machine(): string {
   const cpus = os.cpus();
   return `${cpus.length} cores (nproc), ${cpus[0]?.model ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${os.type()} ${os.release()}`;
@@ -1180,6 +1196,7 @@ function section(res: Results): string {
     '',
   );
   L.push(...targetVerdict(perf, res.rows.filter((r) => r.kind === 'catchup')), '');
+  L.push(...liveVersusBacklog(perf, res.rows.filter((r) => r.kind === 'catchup')));
   const recvRows = perf.filter((r) => r.recv);
   if (recvRows.length) {
     L.push(`**pg_recvlogical on the same changes** (${RECV_RUNS} runs per Performer row, one slot each, after the row):`, '');
@@ -1340,64 +1357,48 @@ function findings(res: Results): string[] {
     out.push('');
   }
   const hot: string[] = [];
-  // Largest share each hot spot takes in any profile (fraction of Performer JS time).
-  const peak = { wsSend: 0, viewKey: 0, status: 0, connSend: 0, async: 0 };
+  // Largest share each hot spot takes in any profile (fraction of Performer JS time), and in which profile.
+  const peak = { wsSend: 0, wsSendAt: '', gc: 0, status: 0 };
   for (const p of res.profiles) {
     const s = p.summary;
     const frac = (ms: number) => ms / Math.max(1, s.busyMs);
     const share = (ms: number) => `${f(100 * frac(ms), 1)} %`;
     const self = (name: string, native: boolean) => s.frames.filter((x) => x.name === name && (native ? x.where === '' : x.origin === 'performer src')).reduce((m, x) => m + x.selfMs, 0);
     const incl = (name: string) => s.frames.filter((x) => x.name === name && x.origin === 'performer src').reduce((m, x) => Math.max(m, x.totalMs), 0);
-    const promMs = s.origins.find((o) => o.origin === 'npm:prom-client')?.selfMs ?? 0;
-    peak.wsSend = Math.max(peak.wsSend, frac(self('send', true)));
-    peak.viewKey = Math.max(peak.viewKey, frac(self('viewKey', false)));
+    const gcMs = s.origins.find((o) => o.origin === '(garbage collector)')?.selfMs ?? 0;
+    if (frac(self('send', true)) > peak.wsSend) {
+      peak.wsSend = frac(self('send', true));
+      peak.wsSendAt = p.label;
+    }
+    peak.gc = Math.max(peak.gc, frac(gcMs));
     peak.status = Math.max(peak.status, frac(incl('sendStatus')));
-    peak.connSend = Math.max(peak.connSend, frac(self('send', false) + promMs));
-    peak.async = Math.max(peak.async, frac(s.frames.filter((x) => x.name === 'runMicrotasks' || x.where.includes('ordered-queue')).reduce((m, x) => m + x.selfMs, 0)));
     hot.push(
-      `"${p.label}": uWS \`send\` (native) ${share(self('send', true))} self, \`ChannelChanges.deliver\` ${share(incl('deliver'))} incl., \`viewKey\` ${share(self('viewKey', false))} self, ` +
-        `\`ReplicationStream.sendStatus\` ${share(incl('sendStatus'))} incl., \`Connection.send\` ${share(self('send', false))} self + prom-client ${share(promMs)}, ` +
-        `\`renderTuple\` ${share(incl('renderTuple'))} incl., \`buildChangeData\` ${share(incl('buildChangeData'))} incl.`,
+      `"${p.label}": uWS \`send\` (native) ${share(self('send', true))} self, \`frameFor\` ${share(incl('frameFor'))} incl., \`dispatch\` ${share(self('dispatch', false))} self, ` +
+        `\`buildChangeData\` ${share(incl('buildChangeData'))} incl., \`renderTuple\` ${share(incl('renderTuple'))} incl., \`sendStatus\` ${share(incl('sendStatus'))} incl., ` +
+        `garbage collector ${share(gcMs)}`,
     );
   }
   if (hot.length) {
-    out.push(`**Hot spots in src/ (from the profiles; % of Performer JS time):** ${hot.join('; ')}`, '');
+    out.push(`**Hot spots (from the profiles; % of Performer JS time):** ${hot.join('; ')}`, '');
     let i = 1;
     if (peak.wsSend >= 0.1) {
       out.push(
-        `${i++}. \`ChannelChanges.deliver\` (src/channels/postgres-changes.ts) -> \`Connection.send\` (src/channels/socket.ts) -> uWS \`ws.send\`, once per change per`,
-        "   subscriber, from the replication socket's callback, i.e. outside any uWS handler, so uWS does not cork: every frame is its own write(2) on the",
-        '   subscriber socket. Fix: cork per connection per transaction — in `ChangesDispatcher.dispatch` (src/replication/changes-dispatch.ts) collect the',
-        '   frames per subscriber (or per Connection) for the whole transaction and send them inside one `ws.cork(() => ...)` (one syscall per socket per',
-        '   transaction instead of one per frame), as the broadcast path gets from uWS publish.',
+        `${i++}. uWS \`send\` takes ${f(100 * peak.wsSend)} % in "${peak.wsSendAt}": every subscriber gets its frames by its own \`ws.send\` calls (one JS -> C++`,
+        '   call per frame per socket, corked into one write per socket per loop turn), where a LISTEN/NOTIFY forwarder publishes each frame once to a',
+        '   uWS topic. Next: group subscribers whose events are identical (same topic, bindings, select and claims) and publish their frames once per',
+        '   serializer to a per-group uWS topic.',
       );
     }
-    if (peak.viewKey >= 0.03) {
+    if (peak.gc >= 0.15) {
       out.push(
-        `${i++}. \`viewKey\` (src/replication/changes-dispatch.ts) runs \`JSON.stringify(claims)\` twice per (change, matching subscriber) — in \`visibilities\` and`,
-        '   again in the delivery loop. Fix: compute the key once per subscriber (store it on the subscriber, refresh it in `updateClaims`) or key a',
-        '   WeakMap by the claims object.',
+        `${i++}. The garbage collector takes up to ${f(100 * peak.gc)} %: each row is decoded into column objects, rendered into strings and joined into a`,
+        '   frame; the strings die young but the rows of a batch survive a scavenge or two. Next: render straight from the pgoutput buffer.',
       );
     }
     if (peak.status >= 0.05) {
       out.push(
-        `${i++}. \`ChangesEngine.confirm\` (src/replication/changes-engine.ts) calls \`stream.flush()\` -> \`sendStatus\` (a standby status update written to the`,
-        "   replication socket) after every commit, and `ReplicationStream.onKeepalive` answers the walsender's keepalive after each caught-up commit:",
-        '   per transaction one or two socket writes in Performer and feedback messages the walsender must process. Fix: confirm at most once per',
-        '   event-loop turn (e.g. `setImmediate` after the queue drains: the frames of all transactions handled in that turn are already written) or per',
-        '   few ms, keeping the "confirmed right after delivery" property at the granularity of a batch of transactions.',
-      );
-    }
-    if (peak.connSend >= 0.03) {
-      out.push(
-        `${i++}. \`Connection.send\` updates a labelled prom-client counter (\`outputBytes.inc({ tenant })\`, a label hash per call) and runs \`Buffer.byteLength\` for`,
-        '   every frame: count bytes in a plain number and add them to the counter once per transaction or per tick.',
-      );
-    }
-    if (peak.async >= 0.02) {
-      out.push(
-        `${i++}. (smaller) \`ChangesEngine.onEvent\` is \`async\` for every message (begin, insert, relation), so the OrderedQueue (src/replication/ordered-queue.ts)`,
-        '   takes its promise path (a promise, a `then` and a pump re-entry) per row; only `commit` needs to await. Return a promise only for commit.',
+        `${i++}. \`sendStatus\` (a standby status update on the replication socket) takes up to ${f(100 * peak.status)} % at one row per transaction: it is sent`,
+        "   once per loop turn that confirmed something, which under a live load of small transactions is about once per commit.",
       );
     }
     out.push('');
