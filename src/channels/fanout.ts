@@ -75,6 +75,14 @@ export class Fanout {
     if (set?.delete(sub) && set.size === 0) this.direct.delete(key);
   }
 
+  /** Publishes a text frame to a uWS topic; returns the bytes sent (the frame times its subscribers). */
+  publishText(topic: string, frame: string | Uint8Array): number {
+    const receivers = this.app.numSubscribers(topic);
+    if (receivers === 0) return 0;
+    this.app.publish(topic, frame, false);
+    return receivers * (typeof frame === 'string' ? Buffer.byteLength(frame) : frame.length);
+  }
+
   /**
    * @param exclude the sending socket when it must not receive its own message (broadcast `self: false`).
    */

@@ -70,6 +70,30 @@ export class ChannelChanges implements LiveSubscriber {
     }
   }
 
+  get serializer(): string {
+    return this.channel.conn.vsn;
+  }
+
+  enterFanout(topic: string): void {
+    const conn = this.channel.conn;
+    if (!conn.closed) conn.ws?.subscribe(topic);
+  }
+
+  exitFanout(topic: string): void {
+    const conn = this.channel.conn;
+    // A closed socket has left its topics already (and may no longer be touched).
+    if (!conn.closed) conn.ws?.unsubscribe(topic);
+  }
+
+  publish(topic: string, items: readonly OutgoingChange[]): void {
+    const conn = this.channel.conn;
+    const fanout = conn.ctx.fanout;
+    if (!fanout) return;
+    let bytes = 0;
+    for (const item of items) bytes += fanout.publishText(topic, this.frameFor(item));
+    conn.countOutput(bytes);
+  }
+
   deliverMany(items: readonly OutgoingChange[]): void {
     for (const item of items) this.queued.push(item);
   }
@@ -131,7 +155,11 @@ export class ChannelChanges implements LiveSubscriber {
 
   refreshClaims(claims: Record<string, unknown>): void {
     this.claims = claims;
-    if (this.engine) void this.engine.updateClaims(this, claims).catch(() => undefined);
+    if (this.engine) {
+      void this.engine.updateClaims(this, claims).catch((err: unknown) => {
+        this.channel.conn.log.warn({ err, error_code: 'UnableToUpdateChangesClaims', topic: this.channel.topic }, 'persisting refreshed claims failed');
+      });
+    }
   }
 
   close(): void {

@@ -141,7 +141,7 @@ export class ChangesDispatcher {
         let queue = outbox.get(m.subscriber);
         if (!queue) outbox.set(m.subscriber, (queue = []));
         queue.push(item);
-        deliveries += 1;
+        deliveries += m.subscriber.weight ?? 1;
       }
     }
     for (const [subscriber, items] of outbox) subscriber.deliverMany(items);
@@ -257,7 +257,7 @@ interface Planned {
 // Claims objects are replaced, never mutated, when a token is refreshed: their text can be cached by identity.
 const claimsTexts = new WeakMap<object, string>();
 
-function claimsText(claims: Record<string, unknown>): string {
+export function claimsText(claims: Record<string, unknown>): string {
   let text = claimsTexts.get(claims);
   if (text === undefined) claimsTexts.set(claims, (text = JSON.stringify(claims)));
   return text;

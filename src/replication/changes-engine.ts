@@ -1,18 +1,21 @@
-import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import type { Logger } from '../observability/logger.js';
 import type { Binding } from './changes/index.js';
 import { checkSelectColumns, compileFilters, notEnabledMessage, postgresErrorText, subscriptionExceptionMessage } from './changes/index.js';
 import { ChangesCatalog } from './changes-catalog.js';
 import { ChangesDispatcher, type CommittedChanges, type RowChange } from './changes-dispatch.js';
+import { SubscriberGroups, type FanoutMember } from './changes-groups.js';
 import { PendingSubscriber, SubscriberStore, type ChangesSubscriber } from './changes-subscribers.js';
 import type { Lsn, PgTimestamp } from './pgoutput/index.js';
+import { changesSlotName } from './slot-names.js';
 import { ReplicationStream } from './stream.js';
-import { settledWithin } from './stream-wire.js';
+import { settledWithin, untilUp } from './stream-wire.js';
 import type { ReplicationEvent } from './stream-types.js';
 
 /** Rows of waiting transactions past which the stream waits for the dispatch under way. */
 const MAX_BATCH_ROWS = 10_000;
+/** Rows dispatched together at most (a larger transaction still goes whole). */
+const DISPATCH_ROWS = 1000;
 
 /** Queued frames (all subscribers) that make a write happen before the end of the loop turn. */
 const FLUSH_EVERY_ITEMS = 256;
@@ -43,22 +46,7 @@ export interface SubscriberNotices {
   notify(status: 'ok' | 'error', message: string): void;
 }
 
-export type LiveSubscriber = ChangesSubscriber & SubscriberNotices;
-
-/** The persistent slot of a tenant's database: stable across restarts, distinct per database on a shared cluster. */
-export function changesSlotName(tenantId: string, databaseUrl: string): string {
-  const tenant = tenantId.toLowerCase().replace(/[^a-z0-9_]/g, '_').slice(0, 30);
-  return `performer_changes_${tenant}_${databaseTag(databaseUrl)}`;
-}
-
-/**
- * A short stable tag of a database's address. Slot names are per cluster, and several tenant databases may share
- * one cluster: the tag keeps their slots apart.
- */
-export function databaseTag(databaseUrl: string): string {
-  const u = new URL(databaseUrl);
-  return createHash('sha256').update(`${u.hostname}:${u.port}${u.pathname}`).digest('hex').slice(0, 10);
-}
+export type LiveSubscriber = FanoutMember & SubscriberNotices;
 
 /**
  * Postgres Changes for one tenant: one logical replication stream over the publication, from a persistent slot
@@ -72,6 +60,8 @@ export class ChangesEngine {
   private readonly dispatcher: ChangesDispatcher;
   private readonly store: SubscriberStore;
   private readonly live = new Set<LiveSubscriber>();
+  /** The live subscribers by identical events: what the dispatcher serves. */
+  private readonly groups = new SubscriberGroups<LiveSubscriber>();
   private pending: PendingSubscriber[] = [];
   private stream: ReplicationStream | null = null;
   private txn: RowChange[] | null = null;
@@ -150,7 +140,7 @@ export class ChangesEngine {
   /** Starts delivering to a subscriber: first what was held for it if it is a rejoin, then live changes. */
   async subscribe(sub: LiveSubscriber): Promise<void> {
     await this.start();
-    if (this.stream?.status !== 'up') await this.waitUntilUp(10_000);
+    if (this.stream?.status !== 'up') await untilUp(this.stream, 10_000);
     const sub_ = typeof sub.claims.sub === 'string' ? sub.claims.sub : null;
     // Claim and go live in one synchronous step: a commit dispatched in between would otherwise reach neither.
     const i = this.pending.findIndex((p) => p.claimableBy(sub.topic, sub.bindings, sub_));
@@ -161,6 +151,7 @@ export class ChangesEngine {
       this.log.info({ topic: sub.topic, held }, 'rejoined subscriber got its held changes');
     }
     this.live.add(sub);
+    this.groups.join(sub);
     this.idleSince = Date.now();
     // Positions are not confirmed until the subscriber is on record: a crash before that would leave a restart
     // nobody to hold its changes for.
@@ -176,6 +167,7 @@ export class ChangesEngine {
 
   async unsubscribe(sub: LiveSubscriber): Promise<void> {
     if (!this.live.delete(sub)) return;
+    this.groups.leave(sub);
     if (this.live.size === 0) this.idleSince = Date.now();
     await this.store.remove(sub.instance).catch((err: unknown) => this.log.warn({ err }, 'removing a subscriber failed'));
   }
@@ -183,6 +175,7 @@ export class ChangesEngine {
   /** New claims (access_token): persisted, and used by the next visibility checks. */
   async updateClaims(sub: LiveSubscriber, claims: Record<string, unknown>): Promise<void> {
     sub.claims = claims;
+    if (this.live.has(sub)) this.groups.rejoin(sub);
     await this.store.save(sub);
   }
 
@@ -261,10 +254,8 @@ export class ChangesEngine {
     await null;
     try {
       while (this.batch.length > 0) {
-        const txns = this.batch;
-        this.batch = [];
-        this.batchRows = 0;
-        const { deliveries, touched } = await this.dispatcher.dispatch(txns, [...this.live, ...this.pending]).catch((err: unknown) => {
+        const txns = this.takeBatch();
+        const { deliveries, touched } = await this.dispatcher.dispatch(txns, [...this.groups.list(), ...this.pending]).catch((err: unknown) => {
           this.log.error({ err, error_code: 'UnableToDispatchChanges' }, 'dispatching changes failed');
           return { deliveries: 0, touched: [] };
         });
@@ -280,6 +271,19 @@ export class ChangesEngine {
     } finally {
       this.dispatching = null;
     }
+  }
+
+  /**
+   * The next transactions to dispatch together: whole transactions, up to DISPATCH_ROWS rows (at least one), so
+   * that the first of a long backlog do not wait for the visibility checks of all the others.
+   */
+  private takeBatch(): (CommittedChanges & { ackLsn: Lsn | null })[] {
+    let n = 0;
+    let rows = 0;
+    while (n < this.batch.length && (n === 0 || rows + this.batch[n]!.changes.length <= DISPATCH_ROWS)) rows += this.batch[n++]!.changes.length;
+    const taken = this.batch.splice(0, n);
+    this.batchRows -= rows;
+    return taken;
   }
 
   /** A subscriber has frames queued: they leave at the end of this loop turn, before the status update. */
@@ -372,29 +376,6 @@ export class ChangesEngine {
 
   private async dropSlot(pool: pg.Pool): Promise<void> {
     await pool.query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active', [this.slot]);
-  }
-
-  private waitUntilUp(ms: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const stream = this.stream;
-      if (!stream) return reject(new Error('changes stream not started'));
-      const timer = setTimeout(() => {
-        off();
-        reject(new Error('the changes stream did not come up in time'));
-      }, ms);
-      const off = stream.onStatus((status) => {
-        if (status !== 'up') return;
-        clearTimeout(timer);
-        off();
-        resolve();
-      });
-      // It may have come up between the caller's check and the listener.
-      if (stream.status === 'up') {
-        clearTimeout(timer);
-        off();
-        resolve();
-      }
-    });
   }
 
   private every(ms: number, fn: () => void, once = false): void {

@@ -30,6 +30,8 @@ export interface ChangesSubscriber {
   readonly legacy: boolean;
   readonly bindings: readonly Binding[];
   claims: Record<string, unknown>;
+  /** How many subscribers this target stands for (a group of identical ones); 1 when absent. */
+  readonly weight?: number;
   /** Queues the events of one transaction, in order. */
   deliverMany(items: readonly OutgoingChange[]): void;
   /** Writes what was queued (in one socket write). */

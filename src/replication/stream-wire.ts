@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import type { ReplicationStatus, StatusListener } from './stream-types.js';
 import { epochMsToPgTimestamp, parseLsn, type Lsn, type PgoutputProtocolVersion } from './pgoutput/index.js';
 
 // Helpers of the replication stream: the bytes and commands it sends on its connection.
@@ -91,5 +92,28 @@ export function settledWithin(promise: Promise<unknown>, ms: number): Promise<vo
       resolve();
     };
     void promise.then(done, done);
+  });
+}
+
+/** Resolves once the stream reports `up`; rejects when it is missing or not up within ms. */
+export function untilUp(stream: { readonly status: ReplicationStatus; onStatus(listener: StatusListener): () => void } | null, ms: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (!stream) return reject(new Error('changes stream not started'));
+    const timer = setTimeout(() => {
+      off();
+      reject(new Error('the changes stream did not come up in time'));
+    }, ms);
+    const off = stream.onStatus((status) => {
+      if (status !== 'up') return;
+      clearTimeout(timer);
+      off();
+      resolve();
+    });
+    // It may have come up between the caller's check and the listener.
+    if (stream.status === 'up') {
+      clearTimeout(timer);
+      off();
+      resolve();
+    }
   });
 }

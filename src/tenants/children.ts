@@ -1,7 +1,7 @@
 import { payloadLimitBytes } from '../channels/broadcast.js';
 import type { PubSubMessage } from '../cluster/pubsub.js';
 import type { Config } from '../config/index.js';
-import { databaseTag } from '../replication/changes-engine.js';
+import { databaseTag } from '../replication/slot-names.js';
 import { startDatabaseBroadcast } from '../replication/db-broadcast.js';
 import { changesChild } from './changes.js';
 import { databaseChild } from './database-child.js';

@@ -138,6 +138,26 @@ describe('payload shaping', () => {
     for (const c of [v2a, v2b, v1]) c.close();
   });
 
+  it('serves identical subscribers as one group through a shared fan-out, and a member that leaves gets nothing more', async () => {
+    const binding = { postgres_changes: [{ event: 'INSERT', schema: 'public', table: 'things', filter: 'n=eq.90' }] };
+    const socks = await Promise.all([0, 1, 2].map(() => RawClient.connect(`ws://127.0.0.1:${t.port}/socket/websocket?apikey=${t.anonKey}&vsn=2.0.0`)));
+    for (const c of socks) c.send(['1', '1', 'realtime:group', 'phx_join', { config: binding }]);
+    for (const c of socks) await c.nextText((m) => (m as unknown[])[3] === 'system', 10_000);
+    type ChangeFrame = [null, null, string, string, { data: { record: { id: number } } }];
+    const isChange = (m: unknown) => (m as unknown[])[3] === 'postgres_changes';
+    const idOf = (m: unknown) => [(m as ChangeFrame)[2], (m as ChangeFrame)[4].data.record.id];
+    await db.query(`INSERT INTO public.things VALUES (91, 90, 'g1', true, 's')`);
+    for (const c of socks) expect(idOf(await c.nextText(isChange, 10_000))).toEqual(['realtime:group', 91]);
+    socks[2]!.send(['1', '2', 'realtime:group', 'phx_leave', {}]);
+    await socks[2]!.reply('2');
+    await db.query(`INSERT INTO public.things VALUES (92, 90, 'g2', true, 's')`);
+    for (const c of socks.slice(0, 2)) expect(idOf(await c.nextText(isChange, 10_000))).toEqual(['realtime:group', 92]);
+    await sleep(300);
+    const late = socks[2]!.frames.filter((f) => typeof f === 'string' && isChange(JSON.parse(f)));
+    expect(late).toEqual([]);
+    for (const c of socks) c.close();
+  });
+
   it('supports the legacy topic form realtime:schema:table:filter', async () => {
     const c = await RawClient.connect(`ws://127.0.0.1:${t.port}/socket/websocket?apikey=${t.anonKey}&vsn=1.0.0`);
     c.send('{"topic":"realtime:public:things:id=eq.70","event":"phx_join","payload":{},"ref":"1","join_ref":"1"}');
