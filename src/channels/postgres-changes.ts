@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { changePayloadParts, parseBinding, parseLegacyTopic, type Binding } from '../replication/changes/index.js';
 import type { ChangesEngine, LiveSubscriber } from '../replication/changes-engine.js';
-import type { OutgoingChange } from '../replication/changes-subscribers.js';
+import { ChangeQueue, type OutgoingChange } from '../replication/changes-subscribers.js';
 import { changesEngine } from '../tenants/changes.js';
 import type { Channel } from './channel.js';
 
@@ -21,7 +21,7 @@ export class ChannelChanges implements LiveSubscriber {
   private closed = false;
   private retry: NodeJS.Timeout | null = null;
   private readonly envelopes = new Map<string, { key: string; head: string; tail: string }>();
-  private queued: OutgoingChange[] = [];
+  private readonly queued = new ChangeQueue();
 
   constructor(
     private readonly channel: Channel,
@@ -95,13 +95,12 @@ export class ChannelChanges implements LiveSubscriber {
   }
 
   deliverMany(items: readonly OutgoingChange[]): void {
-    for (const item of items) this.queued.push(item);
+    this.queued.add(items);
   }
 
   flush(): void {
-    if (this.queued.length === 0) return;
-    const items = this.queued;
-    this.queued = [];
+    const items = this.queued.take();
+    if (!items) return;
     const conn = this.channel.conn;
     // Outside a uWS callback sends are not corked: cork so the queued frames leave in one write.
     let bytes = 0;

@@ -1,6 +1,6 @@
 import type { Binding } from './changes/index.js';
 import { claimsText } from './changes-dispatch.js';
-import type { ChangesSubscriber, OutgoingChange } from './changes-subscribers.js';
+import { ChangeQueue, type ChangesSubscriber, type OutgoingChange } from './changes-subscribers.js';
 
 /**
  * What a live subscriber offers so that a group of identical subscribers can be served by one native fan-out
@@ -30,7 +30,7 @@ export class SubscriberGroup<M extends FanoutMember> implements ChangesSubscribe
   readonly bindings: readonly Binding[];
   claims: Record<string, unknown>;
   private readonly bySerializer = new Map<string, Set<M>>();
-  private queued: OutgoingChange[] = [];
+  private readonly queued = new ChangeQueue();
   private members = 0;
 
   constructor(
@@ -70,13 +70,12 @@ export class SubscriberGroup<M extends FanoutMember> implements ChangesSubscribe
   }
 
   deliverMany(items: readonly OutgoingChange[]): void {
-    for (const item of items) this.queued.push(item);
+    this.queued.add(items);
   }
 
   flush(): void {
-    if (this.queued.length === 0) return;
-    const items = this.queued;
-    this.queued = [];
+    const items = this.queued.take();
+    if (!items) return;
     for (const [serializer, set] of this.bySerializer) {
       const first = set.values().next().value as M;
       if (set.size === 1) {

@@ -17,6 +17,23 @@ export interface OutgoingChange {
 }
 
 
+/** Events queued for a subscriber until its next flush, in order. */
+export class ChangeQueue {
+  private items: OutgoingChange[] = [];
+
+  add(items: readonly OutgoingChange[]): void {
+    for (const item of items) this.items.push(item);
+  }
+
+  /** Everything queued (emptying the queue), or null when nothing is. */
+  take(): OutgoingChange[] | null {
+    if (this.items.length === 0) return null;
+    const items = this.items;
+    this.items = [];
+    return items;
+  }
+}
+
 /**
  * A Postgres Changes subscriber: one joined channel with its bindings and claims. `deliverMany` receives the
  * events of one transaction in order (the channel encodes them for its socket, in one write); a pending subscriber
