@@ -29,6 +29,8 @@ export class Channel implements ChannelHandle {
   /** Set when the channel replayed messages: it is then served one by one so live copies can be skipped. */
   private direct: DirectSubscriber | null = null;
   private readyTimer: NodeJS.Timeout | null = null;
+  /** The join's options, until the channel has started what they ask for (idle channels are many: not kept). */
+  private config: JoinConfig | null;
   /** Postgres Changes of this channel, when it asked for any (or joined with the legacy topic form). */
   changes: ChannelChanges | null = null;
 
@@ -36,7 +38,7 @@ export class Channel implements ChannelHandle {
     readonly conn: Connection,
     readonly topic: string,
     readonly joinRef: string | null,
-    readonly config: JoinConfig,
+    config: JoinConfig,
     public token: string,
     public claims: Claims,
     private tokenExp: number | null,
@@ -44,6 +46,7 @@ export class Channel implements ChannelHandle {
     readonly policies: ChannelPolicies = ChannelPolicies.public(),
   ) {
     this.subTopic = topic.slice('realtime:'.length);
+    this.config = config;
     this.isPrivate = config.private;
     this.self = config.broadcastSelf;
     this.ack = config.broadcastAck;
@@ -74,10 +77,13 @@ export class Channel implements ChannelHandle {
 
   /** Subscribes the channel's postgres_changes bindings; the legacy form (no `config`) derives one from the topic. */
   startChanges(): void {
-    const legacy = !this.config.hasConfig;
-    if (!legacy && this.config.postgresChanges.length === 0) return;
+    const config = this.config;
+    this.config = null;
+    if (!config) return;
+    const legacy = !config.hasConfig;
+    if (!legacy && config.postgresChanges.length === 0) return;
     this.changes = new ChannelChanges(this, legacy);
-    this.changes.start(this.config.postgresChanges);
+    this.changes.start(config.postgresChanges);
   }
 
   /**

@@ -32,7 +32,7 @@ export async function handleJoin(conn: Connection, msg: PhoenixMessage): Promise
   if (config.problems.length > 0) {
     conn.log.info({ error_code: 'InvalidJoinPayload', problems: config.problems, topic }, 'join payload partly invalid');
   }
-  conn.pendingJoins.add(topic);
+  conn.joinStarted(topic);
   let outcome: JoinOutcome;
   try {
     outcome = await checkJoin(conn, topic.slice(TOPIC_PREFIX.length), config);
@@ -40,7 +40,7 @@ export async function handleJoin(conn: Connection, msg: PhoenixMessage): Promise
     conn.log.error({ err, topic, error_code: 'UnknownErrorOnChannel' }, 'join failed unexpectedly');
     outcome = { ok: false, reason: JoinError.unknown };
   } finally {
-    conn.pendingJoins.delete(topic);
+    conn.joinEnded(topic);
   }
   if (conn.closed) return;
   const tenant = conn.tenant;
@@ -85,7 +85,8 @@ async function checkJoin(conn: Connection, subTopic: string, config: JoinConfig)
   if (tenant.joins.rate > limits.maxJoinsPerSecond) return { ok: false, reason: JoinError.tooManyJoins, disconnect: true };
   if (conn.channels.size >= limits.maxChannelsPerClient) return { ok: false, reason: JoinError.tooManyChannels };
 
-  const token = config.accessToken ?? conn.token;
+  // The same token as the socket's (what supabase-js sends): keep one copy of the string, not one per channel.
+  const token = config.accessToken === null || config.accessToken === conn.token ? conn.token : config.accessToken;
   const verified = await tenant.verifier.verify(token, { requireRoleAndExp: true });
   if (!verified.ok) return { ok: false, reason: `${jwtFailureCode(verified.error)}: ${jwtFailureMessage(verified.error)}` };
 

@@ -7,7 +7,8 @@ import type { TenantRuntime } from '../tenants/tenant.js';
  * A write permission is evaluated on first use; callers get a boolean when it is known, else a promise.
  */
 export class ChannelPolicies {
-  private readonly writes = new Map<Extension, boolean | Promise<boolean>>();
+  /** Write answers by extension; created on the first check (most channels never write). */
+  private writes: Map<Extension, boolean | Promise<boolean>> | null = null;
 
   private constructor(
     private readonly tenant: TenantRuntime | null,
@@ -17,8 +18,11 @@ export class ChannelPolicies {
     public presenceRead: boolean | null,
   ) {}
 
+  /** Public channels may do everything and never change their answers: one shared instance. */
+  private static readonly everything = new ChannelPolicies(null, null, true, true);
+
   static public(): ChannelPolicies {
-    return new ChannelPolicies(null, null, true, true);
+    return ChannelPolicies.everything;
   }
 
   static private(tenant: TenantRuntime, request: RlsRequest, broadcastRead: boolean, presenceRead: boolean | null): ChannelPolicies {
@@ -36,7 +40,8 @@ export class ChannelPolicies {
 
   canWrite(extension: Extension): boolean | Promise<boolean> {
     if (!this.tenant || !this.request) return true;
-    const known = this.writes.get(extension);
+    const writes = (this.writes ??= new Map());
+    const known = writes.get(extension);
     if (known !== undefined) return known;
     const tenant = this.tenant;
     const request = this.request;
@@ -46,10 +51,10 @@ export class ChannelPolicies {
       .then((r) => r.ok && r.allowed, () => false)
       .then((allowed) => {
         // Upstream does not cache a failed check (only an answer); a failure reads as "not now".
-        this.writes.set(extension, allowed);
+        writes.set(extension, allowed);
         return allowed;
       });
-    this.writes.set(extension, pending);
+    writes.set(extension, pending);
     return pending;
   }
 
@@ -60,7 +65,7 @@ export class ChannelPolicies {
   async refresh(request: RlsRequest): Promise<{ lostBroadcastRead: boolean; lostPresenceRead: boolean } | { failed: true }> {
     if (!this.request) return { lostBroadcastRead: false, lostPresenceRead: false };
     this.request = request;
-    this.writes.clear();
+    this.writes = null;
     const extensions: Extension[] = this.presenceRead === null ? ['broadcast'] : ['broadcast', 'presence'];
     const r = await this.read(extensions);
     if (!r) return { failed: true };

@@ -22,15 +22,28 @@ export class Connection implements SocketHandle {
   readonly id = nextConnectionId++;
   /** Since when this socket has had no channel: what the no-channel sweeper looks at. */
   get idleSince(): number | null {
-    return this.channels.size === 0 && this.pendingJoins.size === 0 ? this.lastChannelAt : null;
+    return this.channels.size === 0 && this.pendingJoins === null ? this.lastChannelAt : null;
   }
   lastChannelAt = Date.now();
+
+  /** This socket's logger, made on first use: most sockets never log, and a child logger per socket adds up. */
+  get log(): Logger {
+    return (this.logger ??= this.tenant.log.child({ conn: this.id }));
+  }
+
+  joinStarted(topic: string): void {
+    (this.pendingJoins ??= new Set()).add(topic);
+  }
+
+  joinEnded(topic: string): void {
+    if (this.pendingJoins?.delete(topic) && this.pendingJoins.size === 0) this.pendingJoins = null;
+  }
   readonly channels = new Map<string, Channel>();
-  /** Topics whose join is being processed (a join reply has not been sent yet). */
-  readonly pendingJoins = new Set<string>();
+  /** Topics whose join is being processed (a join reply has not been sent yet); null when none (most of the time). */
+  private pendingJoins: Set<string> | null = null;
   ws: WebSocket<SocketData> | null = null;
   closed = false;
-  readonly log: Logger;
+  private logger: Logger | null = null;
   /** The tenant's labelled counters, looked up once: send() is on every hot path. */
   private readonly outputBytes: Counter.Internal;
   private readonly inputBytes: Counter.Internal;
@@ -44,7 +57,6 @@ export class Connection implements SocketHandle {
     /** `x-*` headers of the upgrade request (exposed to RLS policies as request.headers). */
     readonly headers: Record<string, string>,
   ) {
-    this.log = tenant.log.child({ conn: this.id });
     this.outputBytes = ctx.metrics.outputBytes.labels({ tenant: tenant.id });
     this.inputBytes = ctx.metrics.inputBytes.labels({ tenant: tenant.id });
   }
@@ -146,7 +158,7 @@ export class Connection implements SocketHandle {
 
   /** A push on a topic this socket has not joined: Phoenix answers with phx_close. */
   private sendUnjoined(topic: string, joinRef: string | null): void {
-    if (this.pendingJoins.has(topic)) return;
+    if (this.pendingJoins?.has(topic)) return;
     this.send(this.encode(joinRef, joinRef, topic, 'phx_close', '{}'));
   }
 

@@ -17,6 +17,9 @@ interface HandshakeError {
  * Mounts the Phoenix socket. The handshake checks tenant, token and limits in upstream's order; a failure is an
  * HTTP response with upstream's status and `{"error": ...}` body, sent after the connect error backoff.
  */
+/** Shared by every socket whose upgrade carried no x-* header (most): nothing writes to it. */
+const NO_HEADERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
+
 export function mountWebSocket(app: TemplatedApp, ctx: ChannelsContext): void {
   const behavior = {
     maxPayloadLength: ctx.config.maxFrameBytes,
@@ -71,8 +74,9 @@ function upgrade(ctx: ChannelsContext, res: HttpResponse, req: HttpRequest, cont
   const token = info.headers['x-api-key'] ?? info.query.get('apikey');
   if (!token) return fail({ status: 401, error: 'API key is missing', code: 'MissingAPIKey' });
 
-  const xHeaders: Record<string, string> = {};
-  for (const [k, v] of Object.entries(info.headers)) if (k.startsWith('x-')) xHeaders[k] = v;
+  const found: Record<string, string> = {};
+  for (const [k, v] of Object.entries(info.headers)) if (k.startsWith('x-')) found[k] = v;
+  const xHeaders = Object.keys(found).length > 0 ? found : NO_HEADERS;
 
   tenant.verifier.verify(token, { requireRoleAndExp: true }).then(
     (result) => {

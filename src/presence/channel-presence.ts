@@ -24,14 +24,13 @@ export const PresenceError = {
 
 type Step = void | Promise<void>;
 
+// Most joined channels never use presence: its keys and names are made on first use, not per join (they are
+// composed strings, hundreds of bytes per channel when made eagerly).
 export class ChannelPresence {
-  /** The presence key of this channel's track: `config.presence.key`, else a random UUID. */
-  readonly key: string;
-  /** Owner of this channel's entries in the replica; unique per live channel on this node. */
-  readonly pid: string;
-  /** The room in the tenant's replica. */
-  readonly topic: string;
-  private readonly fanoutKey: string;
+  private keyValue: string | null;
+  private pidValue: string | null = null;
+  private topicValue: string | null = null;
+  private fanoutKeyValue: string | null = null;
   private receiving = false;
   /** Arrival times of the presence messages inside the client window, oldest first. */
   private readonly calls: number[] = [];
@@ -43,11 +42,26 @@ export class ChannelPresence {
     key: string | null,
     private readonly enabledAtJoin: boolean,
   ) {
-    const { conn } = channel;
-    this.key = key ?? randomUUID();
-    this.pid = `${conn.id}:${channel.joinRef ?? ''}`;
-    this.topic = presenceTopic(channel.isPrivate, channel.subTopic);
-    this.fanoutKey = presenceTopicKey(conn.tenant.id, channel.subTopic, channel.isPrivate);
+    this.keyValue = key;
+  }
+
+  /** The presence key of this channel's track: `config.presence.key`, else a random UUID. */
+  get key(): string {
+    return (this.keyValue ??= randomUUID());
+  }
+
+  /** Owner of this channel's entries in the replica; unique per live channel on this node. */
+  get pid(): string {
+    return (this.pidValue ??= `${this.channel.conn.id}:${this.channel.joinRef ?? ''}`);
+  }
+
+  /** The room in the tenant's replica. */
+  get topic(): string {
+    return (this.topicValue ??= presenceTopic(this.channel.isPrivate, this.channel.subTopic));
+  }
+
+  private get fanoutKey(): string {
+    return (this.fanoutKeyValue ??= presenceTopicKey(this.channel.conn.tenant.id, this.channel.subTopic, this.channel.isPrivate));
   }
 
   /** After the join reply: presence_state, when presence is enabled for the channel and readable. */
@@ -88,7 +102,9 @@ export class ChannelPresence {
     // A closed socket has left every uWS topic already.
     if (this.receiving && reason !== 'socket_closed') conn.ws?.unsubscribe(serializerTopic(conn.vsn, this.fanoutKey));
     this.receiving = false;
-    const gone = conn.tenant.presence.untrackAll(this.pid);
+    // No pid yet: this channel never tracked anything.
+    if (this.pidValue === null) return;
+    const gone = conn.tenant.presence.untrackAll(this.pidValue);
     if (gone.length > 0) conn.tenant.presence.publish(conn.ctx.pubsub, new PresenceChanges().addLeaves(gone));
   }
 
