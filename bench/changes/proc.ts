@@ -28,7 +28,7 @@ export class ChildProc {
   ) {
     this.child = fork(path.join(here, file), [], {
       cwd: repoRoot,
-      execArgv: ['--import', 'tsx', ...(process.env.BENCH_CHILD_FLAGS ? process.env.BENCH_CHILD_FLAGS.split(' ') : []), ...execArgv],
+      execArgv: ['--import', 'tsx', ...execArgv],
       env: { ...process.env, ...env },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });

@@ -517,6 +517,8 @@ async function performerConfirmed(lsn: string, ms: number): Promise<boolean> {
 const RECV_SLOT = 'bench_recvlogical';
 /** pg_recvlogical runs per row (one slot each, all created before the row): the fastest is the ceiling. */
 const RECV_RUNS = quick ? 1 : 3;
+/** Catch-up repetitions per shape (the fastest is kept, as the ceiling keeps its fastest run). */
+const CATCHUP_RUNS = quick ? 1 : 3;
 const recvSlot = (i: number) => `${RECV_SLOT}_${i}`;
 let recvBin = '';
 let recvVersion = '';
@@ -690,6 +692,8 @@ interface Row {
   recv?: RecvRow;
   /** Catch-up: share of the backlog's WAL the walsender had already sent before Performer resumed. */
   preSentPct?: number;
+  /** Catch-up: changes/s of every repetition (the row shows the fastest). */
+  catchupRuns?: number[];
   foreignOwner: number;
   unparsed: number;
   rate?: number;
@@ -845,11 +849,9 @@ async function catchupRow(set: SubSet, shape: Shape): Promise<Row> {
   } finally {
     srv.freeze(false);
   }
-  const tracer = process.env.PERF ? spawn('perf', ['record', '-F', '4000', '-g', '-o', `/tmp/perf-catchup-${shape}.data`, '-p', String(srv.pid)], { stdio: 'ignore' }) : null;
   const a = await snap();
   const resumeUs = a.atUs;
   const drained = await drain(p.expected, opts.drainCapMs);
-  if (tracer) { tracer.kill('SIGINT'); await new Promise((r) => tracer.once('exit', r)); }
   const b = await snap();
   const row = finish(set, 'catchup', shape, p, drained, resumeUs, a, b);
   row.preSentPct = preSentPct;
@@ -1252,12 +1254,13 @@ function section(res: Results): string {
     L.push(
       '**Catch-up** — Performer frozen (SIGSTOP) while the rows are committed, then resumed: changes/s = rows / (last receipt - resume), next to',
       "pg_recvlogical on the same backlog. The walsender keeps decoding into the socket buffers while Performer is frozen (\"pre-sent\" = share of the backlog's",
-      'WAL it had sent before the resume), so this row measures mostly Performer itself on ready data:',
+      `WAL it had sent before the resume), so this row measures mostly Performer itself on ready data. Each shape runs ${CATCHUP_RUNS} time(s); the table keeps`,
+      "the fastest, against the fastest pg_recvlogical run over all of them (the ceiling is a fastest run too); every run's figure is in the last column:",
       '',
     );
     L.push(
       table(
-        ['N subs', 'transactions', 'Performer catch-up changes/s', 'pg_recvlogical ceiling changes/s', 'ratio', 'pre-sent %', 'Performer CPU %', 'Postgres CPU %', 'Performer µs CPU/change'],
+        ['N subs', 'transactions', 'Performer catch-up changes/s', 'pg_recvlogical ceiling changes/s', 'ratio', 'pre-sent %', 'Performer CPU %', 'Postgres CPU %', 'Performer µs CPU/change', 'runs (changes/s)'],
         cu.map((r) => [
           f(r.n),
           shapeText(r.shape),
@@ -1268,6 +1271,7 @@ function section(res: Results): string {
           f(r.usage.performerPct),
           pgText(r.usage),
           f((r.usage.performerPct * 1e4) / Math.max(1, r.changesPerSec), 1),
+          (r.catchupRuns ?? [r.changesPerSec]).map((x) => f(x)).join(' / '),
         ]),
       ),
       '',
@@ -1592,12 +1596,21 @@ async function main(): Promise<void> {
             results.skipped.push(`catch-up N=${n} ${shapeText(shape)} (time budget)`);
             continue;
           }
-          const row = await catchupRow(set, shape);
-          results.rows.push(row);
-          if (!row.drained) {
-            set = await connectSubs('performer', n, rls, port);
-            await warmUp(set);
+          // Best of CATCHUP_RUNS against the best pg_recvlogical run of them all: the ceiling is a fastest run too.
+          const runs: Row[] = [];
+          for (let i = 0; i < CATCHUP_RUNS && timeLeftMs() > rowWorstMs() + profileReserveMs; i++) {
+            const row = await catchupRow(set, shape);
+            runs.push(row);
+            if (!row.drained) {
+              set = await connectSubs('performer', n, rls, port);
+              await warmUp(set);
+              break;
+            }
           }
+          if (runs.length === 0) continue;
+          const best = runs.reduce((x, y) => (y.changesPerSec > x.changesPerSec ? y : x));
+          const ceiling = runs.map((r) => r.recv).reduce((x, y) => ((y?.netChangesPerSec ?? 0) > (x?.netChangesPerSec ?? 0) ? y : x));
+          results.rows.push({ ...best, recv: ceiling, catchupRuns: runs.map((r) => r.changesPerSec) });
         }
         if (opts.paced && timeLeftMs() > opts.pacedMs + opts.drainCapMs + 5000 + profileReserveMs) {
           const measured = singleRates.get(`${rls}|${n}`) ?? NaN;
