@@ -1,0 +1,106 @@
+import type { ProfileSummary } from '../broadcast/cpuprofile.js';
+import type { PgLabel } from './pgprocs.js';
+
+// The figures bench/changes measures, shared by the runner (run.ts) and the report (report.ts).
+
+export type Shape = 'batch' | 'single';
+
+export interface Usage {
+  windowS: number;
+  performerPct: number;
+  peerPct: number;
+  pgPct: number;
+  pgBy: Record<PgLabel, number>;
+  genPct: number;
+  machinePct: number;
+  otherPct: number;
+  saturated: string;
+}
+
+export interface Latency {
+  samples: number;
+  p50: number;
+  p99: number;
+  max: number;
+  /** From the producer's commit acknowledgement. */
+  c50: number;
+  c99: number;
+}
+
+export type Kind = 'live' | 'catchup' | 'paced';
+
+export interface Row {
+  target: 'performer' | 'notify';
+  kind: Kind;
+  n: number;
+  rls: boolean;
+  shape: Shape;
+  rows: number;
+  txns: number;
+  capped: boolean;
+  drained: boolean;
+  expected: number;
+  delivered: number;
+  /** Committed rows / (last receipt - first commit, or - resume for catch-up). */
+  changesPerSec: number;
+  deliveriesPerSec: number;
+  committedPerSec: number;
+  spanMs: number;
+  lat: Latency;
+  usage: Usage;
+  /** LISTEN/NOTIFY only: rows / (last notification at the listener - first commit). */
+  listenerPerSec?: number;
+  recv?: RecvRow;
+  /** Catch-up: share of the backlog's WAL the walsender had already sent before Performer resumed. */
+  preSentPct?: number;
+  /** Catch-up: changes/s of every repetition (the row shows the fastest). */
+  catchupRuns?: number[];
+  foreignOwner: number;
+  unparsed: number;
+  rate?: number;
+  /** Rows in the table before the row (the RLS check's cost grows with it, see the probe). */
+  tableRows?: number;
+}
+
+export interface RecvResult {
+  /** Spawn to exit. */
+  wallMs: number;
+  /** First to last byte of its output: the decode + transfer window, without connection set-up and exit. */
+  dataMs: number;
+  /** Bytes it wrote (pgoutput messages, one newline after each). */
+  outBytes: number;
+  pgCpuS: number;
+  walsenderCpuS: number;
+  clientCpuS: number;
+  walBytes: number;
+  ok: boolean;
+}
+
+export type RecvRow = RecvResult & { changesPerSec: number; netChangesPerSec: number; walls: number[]; otherPct: number };
+
+export interface Probe {
+  bigRows: number;
+  bigMs: number;
+  smallRows: number;
+  smallMs: number;
+  /** The same rolled-back transaction as the user, with a primary-key lookup (`id = ANY($1)`) instead. */
+  pkLookupMs: number;
+  /** pg_stat_user_tables on the big table over the 7 checks: rows read by sequential scans, per check. */
+  seqRowsPerCheck: number;
+  idxScansPerCheck: number;
+}
+
+export interface Syscalls {
+  label: string;
+  row: Row;
+  calls: Record<string, number>;
+}
+
+export interface Results {
+  rows: Row[];
+  skipped: string[];
+  pgVersion: string;
+  profiles: { label: string; summary: ProfileSummary; row: Row; cpuMs: number }[];
+  probe?: Probe;
+  syscalls: Syscalls[];
+}
