@@ -24,7 +24,6 @@ function isRefLike(v: unknown): boolean {
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: false });
-const encoder = new TextEncoder();
 
 export function decodeV2Binary(bytes: Uint8Array): Inbound {
   if (bytes.length < 1) throw new FrameDecodeError('empty binary frame');
@@ -93,27 +92,25 @@ export function encodeV2(msg: PhoenixMessage): string {
  * at 255 UTF-8 bytes each: the caller validates the topic and event at join/send time.
  */
 export function encodeUserBroadcast(topic: string, userEvent: string, encoding: 0 | 1, payload: Uint8Array, metadataJson: string | null): Uint8Array {
-  const topicBytes = encoder.encode(topic);
-  const eventBytes = encoder.encode(userEvent);
-  const metaBytes = metadataJson ? encoder.encode(metadataJson) : EMPTY;
-  if (topicBytes.length > 255 || eventBytes.length > 255 || metaBytes.length > 255) {
+  // Lengths first, then the strings written straight into the frame: no intermediate arrays per message.
+  const topicLength = Buffer.byteLength(topic);
+  const eventLength = Buffer.byteLength(userEvent);
+  const metaLength = metadataJson ? Buffer.byteLength(metadataJson) : 0;
+  if (topicLength > 255 || eventLength > 255 || metaLength > 255) {
     throw new RangeError('user broadcast topic, event and metadata must each fit in 255 bytes');
   }
-  const out = new Uint8Array(5 + topicBytes.length + eventBytes.length + metaBytes.length + payload.length);
+  // Every byte is written below, so the frame need not be zero-filled first.
+  const out = Buffer.allocUnsafe(5 + topicLength + eventLength + metaLength + payload.length);
   out[0] = BINARY_KIND.userBroadcast;
-  out[1] = topicBytes.length;
-  out[2] = eventBytes.length;
-  out[3] = metaBytes.length;
+  out[1] = topicLength;
+  out[2] = eventLength;
+  out[3] = metaLength;
   out[4] = encoding;
   let off = 5;
-  out.set(topicBytes, off);
-  off += topicBytes.length;
-  out.set(eventBytes, off);
-  off += eventBytes.length;
-  out.set(metaBytes, off);
-  off += metaBytes.length;
+  off += out.write(topic, off, 'utf8');
+  off += out.write(userEvent, off, 'utf8');
+  if (metadataJson) off += out.write(metadataJson, off, 'utf8');
   out.set(payload, off);
   return out;
 }
 
-const EMPTY = new Uint8Array(0);
