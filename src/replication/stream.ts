@@ -55,6 +55,9 @@ export class ReplicationStream {
   private stopped: Promise<void> | null = null;
   private loop: Promise<void> | null = null;
   private wake: (() => void) | null = null;
+  /** Resolves when stop() begins: a session abandons a library call that would otherwise never settle. */
+  private readonly stopRequested: Promise<void>;
+  private requestStop!: () => void;
   private attempt = 0;
 
   // Per-connection state, reset by beginSession().
@@ -76,6 +79,7 @@ export class ReplicationStream {
   private acked: Lsn;
 
   constructor(private readonly opts: ReplicationStreamOptions) {
+    this.stopRequested = new Promise<void>((resolve) => (this.requestStop = resolve));
     if (!validSlotName(opts.slot)) throw new Error(`invalid replication slot name ${JSON.stringify(opts.slot)}`);
     if (opts.publications.length === 0) throw new Error('at least one publication is required');
     this.slot = opts.slot;
@@ -149,6 +153,7 @@ export class ReplicationStream {
 
   private async shutdown(): Promise<void> {
     this.stopping = true;
+    this.requestStop();
     this.queue.clear();
     this.wake?.();
     await settledWithin(this.queue.settled(), this.opts.stopTimeoutMs ?? 5000);
@@ -160,6 +165,7 @@ export class ReplicationStream {
     const loop = this.loop ?? Promise.resolve();
     await settledWithin(loop, stopTimeout);
     (this.service as unknown as { _connection?: WireConnection } | null)?._connection?.stream.destroy();
+    this.wire?.stream.destroy();
     await loop;
     this.setStatus('stopped', null);
   }
@@ -214,13 +220,18 @@ export class ReplicationStream {
       if (session === this.session && !this.stopping) this.onUp();
     });
     let ended: unknown = new Error('replication stream ended');
+    // The library's stop() removes every listener of the client and its connection once the client ended: a
+    // subscribe() still waiting on that client (connecting, or a command in flight) then never settles. A stop
+    // request ends the session whatever the library does.
+    const subscribed = service.subscribe(this.plugin(session), this.slot);
+    subscribed.catch(() => undefined);
     try {
-      await service.subscribe(this.plugin(session), this.slot);
+      await Promise.race([subscribed, this.stopRequested]);
     } catch (err) {
       ended = err;
     }
     this.endSession();
-    await service.destroy().catch(() => undefined);
+    await settledWithin(service.destroy().catch(() => undefined), this.opts.stopTimeoutMs ?? 5000);
     return ended;
   }
 

@@ -1,3 +1,4 @@
+import net from 'node:net';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { formatLsn, parseLsn, type Lsn } from '../../src/replication/pgoutput/index.js';
@@ -121,6 +122,32 @@ describe('stream helpers', () => {
     await new Promise((r) => setTimeout(r, 50));
     expect(log).toEqual(['sync 1', 'pause', 'async 2', 'failed 3', 'async 4', 'sync 5', 'resume', 'async 6']);
     expect(queue.idle).toBe(true);
+  });
+
+  it('stops while the server never answers the connection (a session stuck inside the library)', async () => {
+    // Accepts TCP and stays silent: the replication client hangs in its start-up, where the library's own stop()
+    // strips the listeners that would have settled it.
+    const sockets: import('node:net').Socket[] = [];
+    const silent = net.createServer((socket) => void sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as import('node:net').AddressInfo).port;
+    const stream = new ReplicationStream({
+      connection: `postgres://nobody:x@127.0.0.1:${port}/nothing`,
+      publications: ['p'],
+      slot: 'silent_server',
+      temporary: true,
+      stopTimeoutMs: 300,
+      handler: () => {},
+    });
+    stream.start();
+    await waitUntil(() => sockets.length > 0, 5000, 'the client to connect');
+    let stopped = false;
+    const stopping = stream.stop().then(() => (stopped = true));
+    await waitUntil(() => stopped, 10_000, 'stop() to finish');
+    await stopping;
+    expect(stream.status).toBe('stopped');
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => silent.close(resolve));
   });
 
   it('rejects invalid slot names', () => {
