@@ -153,17 +153,18 @@ export class ReplicationStream {
 
   private async shutdown(): Promise<void> {
     this.stopping = true;
-    this.requestStop();
     this.queue.clear();
     this.wake?.();
     await settledWithin(this.queue.settled(), this.opts.stopTimeoutMs ?? 5000);
     this.sendStatus(false);
     const stopTimeout = this.opts.stopTimeoutMs ?? 5000;
     await settledWithin(this.service?.stop().catch(() => undefined) ?? Promise.resolve(), stopTimeout);
-    // A connection blocked in the server (CREATE_REPLICATION_SLOT waits for every running transaction in the
-    // cluster to end) ignores a polite stop: cut its socket so stop() never hangs.
+    // The final status update is out: a session the library stranded may now be abandoned.
+    this.requestStop();
     const loop = this.loop ?? Promise.resolve();
     await settledWithin(loop, stopTimeout);
+    // A connection blocked in the server (CREATE_REPLICATION_SLOT waits for every running transaction in the
+    // cluster to end) ignores a polite stop: cut its socket so stop() never hangs.
     (this.service as unknown as { _connection?: WireConnection } | null)?._connection?.stream.destroy();
     this.wire?.stream.destroy();
     await loop;
