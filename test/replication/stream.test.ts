@@ -205,7 +205,9 @@ describe('replication stream (shared PG 18)', () => {
     const h = open(db.url, { slot: 'ack_slot', temporary: false });
     await waitUntil(() => h.stream.status === 'up', 15_000, 'stream up');
     await insert(db.url, 10, 11);
-    await waitUntil(() => insertedIds(h.events).length === 2, 10_000, 'two inserts');
+    // An insert reaches the handler before its transaction's commit message: wait for both commits.
+    await waitUntil(() => h.events.filter((e) => e.message.tag === 'commit').length >= 2, 10_000, 'two commits');
+    expect(insertedIds(h.events)).toEqual([10, 11]);
     const commits = h.events.filter((e) => e.message.tag === 'commit');
     const firstCommit = commits[0]!.message;
     if (firstCommit.tag !== 'commit') throw new Error('unreachable');
