@@ -25,19 +25,6 @@ export class Connection implements SocketHandle {
     return this.channels.size === 0 && this.pendingJoins === null ? this.lastChannelAt : null;
   }
   lastChannelAt = Date.now();
-
-  /** This socket's logger, made on first use: most sockets never log, and a child logger per socket adds up. */
-  get log(): Logger {
-    return (this.logger ??= this.tenant.log.child({ conn: this.id }));
-  }
-
-  joinStarted(topic: string): void {
-    (this.pendingJoins ??= new Set()).add(topic);
-  }
-
-  joinEnded(topic: string): void {
-    if (this.pendingJoins?.delete(topic) && this.pendingJoins.size === 0) this.pendingJoins = null;
-  }
   readonly channels = new Map<string, Channel>();
   /** Topics whose join is being processed (a join reply has not been sent yet); null when none (most of the time). */
   private pendingJoins: Set<string> | null = null;
@@ -59,6 +46,19 @@ export class Connection implements SocketHandle {
   ) {
     this.outputBytes = ctx.metrics.outputBytes.labels({ tenant: tenant.id });
     this.inputBytes = ctx.metrics.inputBytes.labels({ tenant: tenant.id });
+  }
+
+  /** This socket's logger, made on first use: most sockets never log, and a child logger per socket adds up. */
+  get log(): Logger {
+    return (this.logger ??= this.tenant.log.child({ conn: this.id }));
+  }
+
+  joinStarted(topic: string): void {
+    (this.pendingJoins ??= new Set()).add(topic);
+  }
+
+  joinEnded(topic: string): void {
+    if (this.pendingJoins?.delete(topic) && this.pendingJoins.size === 0) this.pendingJoins = null;
   }
 
   opened(ws: WebSocket<SocketData>): void {

@@ -20,7 +20,14 @@ import type { ChangesSubscriber, OutgoingChange } from './changes-subscribers.js
 import type { OldTuple, PgTimestamp, RelationMessage, TupleData } from './pgoutput/index.js';
 import { checkVisibility, type Visibility } from './visibility.js';
 
-const NOTHING: { deliveries: number; touched: ChangesSubscriber[] } = Object.freeze({ deliveries: 0, touched: [] }) as never;
+/** What a dispatch handed out: deliveries per subscriber, the targets with queued events, and how many events were queued. */
+export interface Dispatched {
+  deliveries: number;
+  touched: ChangesSubscriber[];
+  queued: number;
+}
+
+const NOTHING: Dispatched = Object.freeze({ deliveries: 0, touched: [], queued: 0 }) as never;
 
 /** The changes of one committed transaction. */
 export interface CommittedChanges {
@@ -79,7 +86,7 @@ export class ChangesDispatcher {
    * flushes `touched`); returns how many deliveries were made. Visibility is asked once per (table, claims) for
    * the whole batch.
    */
-  async dispatch(txns: readonly CommittedChanges[], subscribers: readonly ChangesSubscriber[]): Promise<{ deliveries: number; touched: ChangesSubscriber[] }> {
+  async dispatch(txns: readonly CommittedChanges[], subscribers: readonly ChangesSubscriber[]): Promise<Dispatched> {
     if (subscribers.length === 0 || txns.length === 0) return NOTHING;
     const planned: Planned[] = [];
     const asks = new Map<RelationState, Map<string, Ask>>();
@@ -144,8 +151,12 @@ export class ChangesDispatcher {
         deliveries += m.subscriber.weight ?? 1;
       }
     }
-    for (const [subscriber, items] of outbox) subscriber.deliverMany(items);
-    return { deliveries, touched: [...outbox.keys()] };
+    let queued = 0;
+    for (const [subscriber, items] of outbox) {
+      subscriber.deliverMany(items);
+      queued += items.length;
+    }
+    return { deliveries, touched: [...outbox.keys()], queued };
   }
 
   private async relationState(relation: RelationMessage): Promise<RelationState | null> {

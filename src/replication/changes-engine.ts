@@ -255,14 +255,14 @@ export class ChangesEngine {
     try {
       while (this.batch.length > 0) {
         const txns = this.takeBatch();
-        const { deliveries, touched } = await this.dispatcher.dispatch(txns, [...this.groups.list(), ...this.pending]).catch((err: unknown) => {
+        const { deliveries, touched, queued } = await this.dispatcher.dispatch(txns, [...this.groups.list(), ...this.pending]).catch((err: unknown) => {
           this.log.error({ err, error_code: 'UnableToDispatchChanges' }, 'dispatching changes failed');
-          return { deliveries: 0, touched: [] };
+          return { deliveries: 0, touched: [], queued: 0 };
         });
         if (deliveries > 0) this.opts.onDeliveries?.(deliveries);
         for (const sub of touched) this.written(sub);
         // One loop turn can read megabytes of backlog: past a bound, frames leave now rather than pile up in the heap.
-        this.unflushedItems += deliveries;
+        this.unflushedItems += queued;
         if (this.unflushedItems >= FLUSH_EVERY_ITEMS) this.flushFrames();
         let ackLsn: Lsn | null = null;
         for (const t of txns) if (t.ackLsn !== null) ackLsn = t.ackLsn;

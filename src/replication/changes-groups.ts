@@ -44,10 +44,7 @@ export class SubscriberGroup<M extends FanoutMember> implements ChangesSubscribe
     this.claims = first.claims;
   }
 
-  get size(): number {
-    return this.members;
-  }
-
+  /** How many subscribers the group stands for. */
   get weight(): number {
     return this.members;
   }
@@ -111,7 +108,7 @@ export class SubscriberGroups<M extends FanoutMember> {
     if (!group) return;
     this.groupOf.delete(member);
     group.remove(member);
-    if (group.size === 0) this.byKey.delete(group.key);
+    if (group.weight === 0) this.byKey.delete(group.key);
   }
 
   /** After the member's claims changed: it may belong elsewhere now. */

@@ -16,7 +16,6 @@ export interface OutgoingChange {
   frames?: { key: string; frame: string | Uint8Array }[];
 }
 
-
 /** Events queued for a subscriber until its next flush, in order. */
 export class ChangeQueue {
   private items: OutgoingChange[] = [];
