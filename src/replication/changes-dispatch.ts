@@ -3,7 +3,7 @@ import type { Logger } from '../observability/logger.js';
 import {
   bindingAcceptsAction,
   bindingMatchesTable,
-  buildChangeData,
+  buildPreparedChangeData,
   compileFilters,
   createRowPlan,
   formatCommitTimestamp,
@@ -12,8 +12,10 @@ import {
   type Change,
   type ChangeType,
   type CompiledFilters,
+  type PreparedView,
   type RenderedRow,
   type RowPlan,
+  prepareView,
 } from './changes/index.js';
 import type { ChangesCatalog, TableMeta } from './changes-catalog.js';
 import type { ChangesSubscriber, OutgoingChange } from './changes-subscribers.js';
@@ -94,7 +96,8 @@ export class ChangesDispatcher {
       if (txn.changes.length === 0) continue;
       const commitTimestamp = formatCommitTimestamp(txn.commitTime);
       for (const change of txn.changes) {
-        const state = await this.relationState(change.relation);
+        // Known relations are looked up without an await: one microtask per row adds up over a backlog.
+        const state = this.relations.get(change.relation.relationId) ?? (await this.relationState(change.relation));
         if (!state) continue;
         const matches = this.match(change, state, subscribers, asks);
         if (matches.length > 0) planned.push({ change, state, matches, commitTimestamp });
@@ -126,18 +129,18 @@ export class ChangesDispatcher {
         if (!vis) continue;
         // DELETE cannot be checked against RLS (the row is gone): upstream delivers it with the key only.
         if (change.type !== 'DELETE' && state.meta.rlsEnabled && vis.pkReadable && !vis.visible.has(rowIndex)) continue;
-        const idsJson = m.subscriber.legacy ? null : `[${m.ids.join(',')}]`;
+        const idsJson = m.subscriber.legacy ? null : idsText(m.ids);
         let item: OutgoingChange;
         if (byView === null) {
           // One subscriber for this row (the common case): nothing to share.
-          item = { type: change.type, data: buildChangeData(full, { select: m.select, selectable: (c) => vis.columns.has(c) }), idsJson };
+          item = { type: change.type, data: buildPreparedChangeData(full, preparedView(m, vis)), idsJson };
         } else {
           let views = byView.get(m.ask);
           if (!views) byView.set(m.ask, (views = new Map()));
           const selectKey = m.select ? m.select.join('\u0000') : '*';
           let view = views.get(selectKey);
           if (!view) {
-            const data = buildChangeData(full, { select: m.select, selectable: (c) => vis.columns.has(c) });
+            const data = buildPreparedChangeData(full, preparedView(m, vis));
             views.set(selectKey, (view = { data, payloads: new Map() }));
           }
           const idsKey = idsJson ?? 'legacy';
@@ -256,6 +259,29 @@ interface Ask {
   claimsText: string;
   rows: number[];
   visibility: Visibility | null;
+  /** The answer's column privileges resolved against the table's plan, per `select`. */
+  views?: Map<string, PreparedView>;
+}
+
+/** What a match's viewer sees of its table: built once per (table, claims, select) and batch. */
+function preparedView(m: Match, vis: Visibility): PreparedView {
+  const views = (m.ask.views ??= new Map());
+  const key = m.select ? m.select.join('\u0000') : '*';
+  let view = views.get(key);
+  if (!view) views.set(key, (view = prepareView(m.ask.state.plan, { select: m.select, selectable: (c) => vis.columns.has(c) })));
+  return view;
+}
+
+/** `[1,2]`; the single-id list of the common one-binding channel is cached. */
+const singleIds = new Map<number, string>();
+function idsText(ids: readonly number[]): string {
+  if (ids.length !== 1) return `[${ids.join(',')}]`;
+  let text = singleIds.get(ids[0]!);
+  if (text === undefined) {
+    if (singleIds.size > 10_000) singleIds.clear();
+    singleIds.set(ids[0]!, (text = `[${ids[0]}]`));
+  }
+  return text;
 }
 
 interface Planned {

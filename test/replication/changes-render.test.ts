@@ -175,9 +175,9 @@ async function typeResolver(oids: number[]): Promise<TypeResolver> {
   return resolve;
 }
 
-async function readInserts(slot: string): Promise<{ cache: RelationCache; inserts: InsertMessage[] }> {
+async function readInserts(slot: string, peek = false): Promise<{ cache: RelationCache; inserts: InsertMessage[] }> {
   const res = await client.query<{ data: Buffer }>(
-    `SELECT data FROM pg_logical_slot_get_binary_changes($1, NULL, NULL, 'proto_version', '1', 'publication_names', 'pub')`,
+    `SELECT data FROM pg_logical_slot_${peek ? 'peek' : 'get'}_binary_changes($1, NULL, NULL, 'proto_version', '1', 'publication_names', 'pub')`,
     [slot],
   );
   const ctx = createPgoutputContext(1);
@@ -365,19 +365,24 @@ describe('rendering pgoutput rows like to_jsonb', () => {
          FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY AS x(f8, f4, n, tstz, t, i)`,
       [0, 1, 2, 3, 4].map((k) => values.map((v) => v[k])),
     );
+    // The same changes decoded by a UTC session (the short path) and by one with an odd offset.
+    const utc = await readInserts('prop_slot', true);
     await client.query(`SET TimeZone = 'Asia/Kathmandu'`);
-    const { cache, inserts } = await readInserts('prop_slot');
+    const zoned = await readInserts('prop_slot');
     await client.query(`SET TimeZone = 'UTC'`);
-    const plan = await planFor(cache, inserts[0]!.relationId);
     const expected = await client.query<Record<string, string>>(
       `SELECT to_jsonb(f8)::text AS f8, to_jsonb(f4)::text AS f4, to_jsonb(n)::text AS n, to_jsonb(tstz)::text AS tstz,
               to_jsonb(t)::text AS t FROM floats ORDER BY id`,
     );
-    for (const [r, insert] of inserts.entries()) {
-      const rendered = renderTuple(plan, insert.new);
-      for (const name of ['f8', 'f4', 'n', 'tstz', 't']) {
-        const got = rendered.values[plan.byName.get(name)!.index];
-        expect({ r, name, got }).toEqual({ r, name, got: expected.rows[r]![name] });
+    for (const { cache, inserts } of [utc, zoned]) {
+      expect(inserts).toHaveLength(rows.length);
+      const plan = await planFor(cache, inserts[0]!.relationId);
+      for (const [r, insert] of inserts.entries()) {
+        const rendered = renderTuple(plan, insert.new);
+        for (const name of ['f8', 'f4', 'n', 'tstz', 't']) {
+          const got = rendered.values[plan.byName.get(name)!.index];
+          expect({ r, name, got }).toEqual({ r, name, got: expected.rows[r]![name] });
+        }
       }
     }
   });

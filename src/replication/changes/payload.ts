@@ -60,41 +60,71 @@ export interface SubscriberView {
 /** Which error shape, if any, an INSERT/UPDATE takes for this view (DELETE never errors). */
 export function changeError(change: Change, view: SubscriberView = {}): '400' | '401' | null {
   if (change.type === 'DELETE') return null;
-  if (!change.plan.hasPrimaryKey) return '400';
-  const selectable = view.selectable;
-  if (selectable && change.plan.columns.some((c) => c.isPrimaryKey && !selectable(c.name))) return '401';
+  return writeError(change.plan, view.selectable);
+}
+
+function writeError(plan: RowPlan, selectable: ((column: string) => boolean) | undefined): '400' | '401' | null {
+  if (!plan.hasPrimaryKey) return '400';
+  if (selectable && plan.columns.some((c) => c.isPrimaryKey && !selectable(c.name))) return '401';
   return null;
+}
+
+/**
+ * A subscriber view resolved against one row plan: the columns it shows and their `columns` JSON. It depends on
+ * the table, the viewer's column privileges and `select`, not on the row, so a dispatch builds it once and reuses
+ * it for every row of the table that viewer gets.
+ */
+export interface PreparedView {
+  readonly plan: RowPlan;
+  /** Columns the viewer may see, in attribute order. */
+  readonly shown: readonly PlanColumn[];
+  readonly columnsJson: string;
+  /** The error shape an INSERT or UPDATE takes for this viewer. */
+  readonly writeError: '400' | '401' | null;
+  readonly maxRecordBytes: number;
+}
+
+export function prepareView(plan: RowPlan, view: SubscriberView = {}): PreparedView {
+  const selectable = view.selectable;
+  const select = view.select ? new Set(view.select) : null;
+  const shown = plan.columns.filter((c) => (!selectable || selectable(c.name)) && (select === null || select.has(c.name) || c.isPrimaryKey));
+  return {
+    plan,
+    shown,
+    columnsJson: shown.length === plan.columns.length ? allColumnsJson(plan) : columnsJson(plan, (c) => shown.includes(c)),
+    writeError: writeError(plan, selectable),
+    maxRecordBytes: view.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES,
+  };
 }
 
 /** The `data` object of §6.2 as JSON text. */
 export function buildChangeData(change: Change, view: SubscriberView = {}): string {
+  return buildPreparedChangeData(change, prepareView(change.plan, view));
+}
+
+/** {@link buildChangeData} for a view prepared for `change.plan`. */
+export function buildPreparedChangeData(change: Change, view: PreparedView): string {
   const head = headOf(change);
   const type = `"type":"${change.type}"`;
-  const error = changeError(change, view);
+  const error = change.type === 'DELETE' ? null : view.writeError;
   if (error !== null) {
     const old = change.type === 'UPDATE' ? ',"old_record":{}' : '';
     const message = error === '400' ? ERROR_400 : ERROR_401;
     return `${head}null,${type},"columns":[],"record":{}${old},"errors":[${quoteJson(message)}]}`;
   }
 
-  const selectable = view.selectable;
-  const select = view.select ? new Set(view.select) : null;
-  const include = (c: PlanColumn): boolean =>
-    (!selectable || selectable(c.name)) && (select === null || select.has(c.name) || c.isPrimaryKey);
-  const limit = view.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES;
+  const limit = view.maxRecordBytes;
   const tooLarge = change.recordBytes !== undefined ? change.recordBytes > limit : exceedsLimit(change, limit);
-
-  const columns = select === null && !selectable ? allColumnsJson(change.plan) : columnsJson(change.plan, include);
   // Pieces joined once: a flat string, where a chain of concatenations would leave a rope of dozens of nodes
   // that every socket write (UTF-8 conversion) first has to flatten.
-  const parts = [head, quotedTimestamp(change.commitTimestamp), ',', type, ',"columns":', columns];
+  const parts = [head, quotedTimestamp(change.commitTimestamp), ',', type, ',"columns":', view.columnsJson];
   if (change.type !== 'DELETE') {
     parts.push(',"record":');
-    newRecord(parts, change, include, tooLarge);
+    newRecord(parts, change, view.shown, tooLarge);
   }
   if (change.type !== 'INSERT') {
     parts.push(',"old_record":');
-    oldRecord(parts, change, include, tooLarge);
+    oldRecord(parts, change, view.shown, tooLarge);
   }
   parts.push(',"errors":', tooLarge ? `[${quoteJson(ERROR_413)}]` : 'null', '}');
   return parts.join('');
@@ -142,12 +172,11 @@ export function changePayloadParts(idsJson: string, data: string): string[] {
 // SQL NULLs and for values filled in from the old image.
 const fitsOversize = (value: string): boolean => value !== 'null' && jsonbTextLength(value) <= OVERSIZE_FIELD_BYTES;
 
-function newRecord(parts: string[], change: Change, include: (c: PlanColumn) => boolean, tooLarge: boolean): void {
+function newRecord(parts: string[], change: Change, shown: readonly PlanColumn[], tooLarge: boolean): void {
   const row = change.record;
   if (!row) return void parts.push('{}');
   let sep = '{';
-  for (const c of change.plan.columns) {
-    if (!include(c)) continue;
+  for (const c of shown) {
     let value = row.values[c.index];
     let filled = false;
     if (value === undefined) {
@@ -162,11 +191,11 @@ function newRecord(parts: string[], change: Change, include: (c: PlanColumn) => 
   parts.push(sep === '{' ? '{}' : '}');
 }
 
-function oldRecord(parts: string[], change: Change, include: (c: PlanColumn) => boolean, tooLarge: boolean): void {
+function oldRecord(parts: string[], change: Change, shown: readonly PlanColumn[], tooLarge: boolean): void {
   const pkOnly = change.type === 'DELETE' && change.rlsEnabled === true;
   let sep = '{';
-  for (const c of change.plan.columns) {
-    if (!include(c) || (pkOnly && !c.isPrimaryKey)) continue;
+  for (const c of shown) {
+    if (pkOnly && !c.isPrimaryKey) continue;
     const value = oldValue(change, c);
     if (value === undefined || (tooLarge && !fitsOversize(value))) continue;
     parts.push(sep, c.key, value);

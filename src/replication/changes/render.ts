@@ -158,8 +158,11 @@ function renderer(type: PgTypeInfo, types: TypeResolver | undefined): ValueRende
       return numericToJson;
     case 'bool':
       return boolToJson;
+    case 'uuid':
+      // uuid_out prints hex digits and dashes only: nothing to escape.
+      return (t) => `"${t}"`;
     case 'timestamptz':
-      return (t) => quoteJson(timestamptzToJsonText(t));
+      return timestamptzToJson;
     case 'timestamp':
       return (t) => quoteJson(timestampToJsonText(t));
     case 'array':
@@ -170,6 +173,14 @@ function renderer(type: PgTypeInfo, types: TypeResolver | undefined): ValueRende
 }
 
 const identity: ValueRenderer = (t) => t;
+
+function timestamptzToJson(text: string): string {
+  // The UTC session's `2026-01-02 03:04:05+00` straight to its quoted form; anything else the long way.
+  if (text.length >= 22 && text.charCodeAt(10) === 0x20 && text.charCodeAt(4) === 0x2d && text.endsWith('+00')) {
+    return `"${text.slice(0, 10)}T${text.slice(11)}:00"`;
+  }
+  return quoteJson(timestamptzToJsonText(text));
+}
 const boolToJson: ValueRenderer = (t) => (t === 't' ? 'true' : 'false');
 
 function numericToJson(text: string): string {
