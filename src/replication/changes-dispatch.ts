@@ -45,6 +45,9 @@ export interface RowChange {
   old: OldTuple | null;
 }
 
+/** Waits between attempts of a failed visibility check (about 3 s in all). */
+const VISIBILITY_RETRY_MS = [50, 150, 400, 800, 1600];
+
 /** Column privileges of tables without RLS change rarely: cached briefly so that those tables cost no query. */
 const PRIVILEGE_TTL_MS = 5000;
 
@@ -237,9 +240,19 @@ export class ChangesDispatcher {
             positions.push(i);
           }
         }
-        const result = await checkVisibility(pool, meta, keys, { claims: ask.claims }, meta.rlsEnabled);
+        // A failed check (pool busy, connection lost, statement timeout) is asked again before the viewer's rows are
+        // given up: nothing is confirmed while this waits, and the stream holds back behind it.
+        let result = await checkVisibility(pool, meta, keys, { claims: ask.claims }, meta.rlsEnabled);
+        for (let attempt = 0; !result.ok && attempt < VISIBILITY_RETRY_MS.length; attempt++) {
+          this.log.warn({ error_code: result.failure.code, reason: result.failure.message, table: meta.name, attempt }, 'postgres changes visibility check failed; retrying');
+          await new Promise((resolve) => setTimeout(resolve, VISIBILITY_RETRY_MS[attempt]));
+          result = await checkVisibility(pool, meta, keys, { claims: ask.claims }, meta.rlsEnabled);
+        }
         if (!result.ok) {
-          this.log.warn({ error_code: result.failure.code, reason: result.failure.message, table: meta.name }, 'postgres changes visibility check failed');
+          this.log.error(
+            { error_code: result.failure.code, reason: result.failure.message, table: meta.name, rows: ask.rows.length },
+            'postgres changes visibility check kept failing; these rows are not delivered to this viewer',
+          );
           return;
         }
         // Map the answer (indexes into keys) back to row positions in the transaction.
