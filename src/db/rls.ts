@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { guardLent, type Loan } from './lend.js';
 
 /**
  * Running tenant-database statements as a channel's user (spec §4.8): a transaction that is always rolled back,
@@ -54,9 +55,9 @@ export async function inRolledBackTransaction<T>(
   if (breakerOpen(pool, windowMs)) {
     return { ok: false, failure: { code: 'IncreaseConnectionPool', message: 'too many connection pool timeouts' } };
   }
-  let client: pg.PoolClient;
+  let loan: Loan;
   try {
-    client = await pool.connect();
+    loan = guardLent(await pool.connect());
   } catch (err) {
     const message = errorMessage(err);
     if (POOL_TIMEOUT.test(message)) {
@@ -65,6 +66,7 @@ export async function inRolledBackTransaction<T>(
     }
     return { ok: false, failure: { code: 'UnableToConnect', message } };
   }
+  const client = loan.client;
   let broken: Error | undefined;
   try {
     await client.query('BEGIN');
@@ -79,7 +81,7 @@ export async function inRolledBackTransaction<T>(
         broken = err instanceof Error ? err : new Error(String(err));
       });
     }
-    client.release(broken);
+    loan.release(broken);
   }
 }
 

@@ -69,6 +69,8 @@ export function startDatabaseBroadcast(opts: DatabaseBroadcastOptions): Database
     ...opts.replication,
     prepare: async () => {
       const client = new pg.Client({ connectionString: opts.databaseUrl, connectionTimeoutMillis: 10_000 });
+      // A connection the server ends between queries reports here, not as an uncaught event; the query fails.
+      client.on('error', (err) => log.debug({ err }, 'messages publication check: connection error'));
       await client.connect();
       try {
         const outcome = await ensureMessagesPublication(client);

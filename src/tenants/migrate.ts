@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { withLentClient } from '../db/lend.js';
 import { tenantMigrations, type TenantMigration } from './migrations/index.js';
 
 export type MigrationLog = (message: string) => void;
@@ -36,12 +37,7 @@ export async function runMigrations(
   log: MigrationLog = () => undefined,
 ): Promise<{ applied: number[] }> {
   if (isPool(client)) {
-    const lent = await client.connect();
-    try {
-      return await migrateWithClient(lent, target, log, migrations);
-    } finally {
-      lent.release();
-    }
+    return withLentClient(client, (lent) => migrateWithClient(lent, target, log, migrations));
   }
   return migrateWithClient(client, target, log, migrations);
 }

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { guardLent } from '../db/lend.js';
 import type { Logger } from '../observability/logger.js';
 import { controlMigrations } from './control-migrations.js';
 import { runMigrations } from './migrate.js';
@@ -57,7 +58,8 @@ export class TenantStore {
 
   /** Inserts or replaces a tenant and its extensions in one transaction; returns it as stored. */
   async save(record: TenantRecord): Promise<TenantRecord> {
-    const client = await this.pool.connect();
+    const loan = guardLent(await this.pool.connect());
+    const client = loan.client;
     try {
       await client.query('BEGIN');
       const l = record.limits;
@@ -95,7 +97,7 @@ export class TenantStore {
       await client.query('ROLLBACK').catch(() => undefined);
       throw err;
     } finally {
-      client.release();
+      loan.release();
     }
     return (await this.get(record.externalId)) as TenantRecord;
   }

@@ -1,7 +1,7 @@
 /**
  * The `postgres_changes` payload (§6.2) as JSON text. The `data` object depends only on the change and on the
  * subscriber's view of it (its column privileges and `select`), so the caller builds it once per distinct view
- * and wraps it once per distinct `ids` list with {@link buildChangePayload}; legacy (§6.8) subscribers get the
+ * and wraps it once per distinct `ids` list with {@link changePayloadParts}; legacy (§6.8) subscribers get the
  * bare data object.
  *
  * The record rules follow upstream's apply_rls: columns the role cannot SELECT are left out everywhere; with a
@@ -158,12 +158,10 @@ function allColumnsJson(plan: RowPlan): string {
   return json;
 }
 
-/** `{"ids":[...],"data":...}`: the new-API event payload around a data object from {@link buildChangeData}. */
-export function buildChangePayload(ids: readonly number[], data: string): string {
-  return changePayloadParts(`[${ids.join(',')}]`, data).join('');
-}
-
-/** The pieces of {@link buildChangePayload}, for a caller that joins them into a larger frame in one go. */
+/**
+ * The pieces of the new-API event payload `{"ids":[...],"data":...}` around a data object from
+ * {@link buildChangeData}, for a caller that joins them into a larger frame in one go.
+ */
 export function changePayloadParts(idsJson: string, data: string): string[] {
   return ['{"ids":', idsJson, ',"data":', data, '}'];
 }
