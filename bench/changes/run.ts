@@ -16,7 +16,8 @@ import { ChildProc } from './proc.js';
 import { PHASE_MEASURE, PHASE_WARM, stampText, Subscriber, Tally } from './subscriber.js';
 import { buildPerformer } from '../common/performer.js';
 import { configureReport, f, logRow, machine, section, shapeText, withoutProfilerOverhead, writeResults } from './report.js';
-import type { Kind, Latency, Probe, RecvResult, RecvRow, Results, Row, Shape, Syscalls, Usage } from './types.js';
+import type { Kind, Latency, Probe, RecvLive, RecvResult, RecvRow, Results, Row, Shape, Syscalls, Usage } from './types.js';
+import { startLiveRecv } from './recv-live.js';
 
 /**
  * Postgres Changes end to end: INSERT committed -> walsender (pgoutput) -> Performer's changes stream -> RLS /
@@ -29,7 +30,7 @@ import type { Kind, Latency, Probe, RecvResult, RecvRow, Results, Row, Shape, Sy
  *
  *   node --import tsx bench/changes/run.ts [--quick] [--write|--no-write] [--rows=20000] [--batch=100] [--n=1,100]
  *        [--profile|--no-profile] [--profile-rows=1:batch,1:single,100:batch] [--strace] [--catchup|--no-catchup]
- *        [--catchup-n=1] [--paced|--no-paced] [--paced-rate=500] [--no-notify] [--no-rls] [--produce-cap-ms=..]
+ *        [--catchup-n=1] [--paced|--no-paced] [--paced-rate=500] [--no-notify] [--no-rls] [--produce-cap-ms=..] [--shapes=batch,single]
  *        [--drain-cap-ms=..] [--quiet-budget=s] [--repeat-budget=s]
  *
  * Quick mode (< 60 s): 4,000 rows per row, no catch-up / steady-rate rows, no profiles, RESULTS.md only with --write.
@@ -85,6 +86,8 @@ const opts = {
   quietBudgetMs: Number(option('quiet-budget') ?? (quick ? 0 : 30)) * 1000,
   repeatBudgetMs: Number(option('repeat-budget') ?? (quick ? 0 : 45)) * 1000,
   strace: flag('strace'),
+  /** Transaction shapes measured: `batch` (100 rows/txn), `single` (1 row/txn). */
+  shapes: (option('shapes') ?? 'batch,single').split(',').filter((x): x is Shape => x === 'batch' || x === 'single'),
 };
 
 /** Row owners (uuid) cycle over K users: row id -> OWNERS[id % K]. */
@@ -531,12 +534,12 @@ async function createRecvSlots(count = RECV_RUNS): Promise<string> {
  * pg_recvlogical from `slot` up to `endLsn`: its walsender decodes, it writes the messages to stdout (`-f -`), which is
  * only counted here (bytes, first and last byte time). The slot is dropped after.
  */
-async function recvlogical(slot: string, startLsn: string, endLsn: string): Promise<RecvResult> {
+async function recvlogical(slot: string, startLsn: string, endLsn: string, publication = PUBLICATION): Promise<RecvResult> {
   const u = new URL((pgServer as EmbeddedPostgres).url);
   const args = [
     '-d', `host=127.0.0.1 port=${u.port} dbname=postgres user=${decodeURIComponent(u.username)}`,
     '-S', slot, '--start', '--no-loop', '-f', '-', '--endpos', endLsn,
-    '--option=proto_version=1', `--option=publication_names=${PUBLICATION}`,
+    '--option=proto_version=1', `--option=publication_names=${publication}`,
   ];
   const a = await snap();
   const started = nowUs();
@@ -599,12 +602,66 @@ async function recvlogical(slot: string, startLsn: string, endLsn: string): Prom
   };
 }
 
+const RECV_LIVE_TABLE = 'bench_recv';
+const RECV_LIVE_PUBLICATION = 'bench_recv_live';
+
+/**
+ * pg_recvlogical as the live consumer (before Performer runs, so its walsender is the only one): streaming from a
+ * fresh slot while the producers commit the same rows in the same shape as in Performer's live rows. changes/s =
+ * rows / (its last output byte - first commit acknowledgement), Performer's formula with pg_recvlogical as the
+ * client. Complete when its output matches, in bytes, what a slot created at the same moment yields afterwards.
+ */
+async function recvLiveRow(shape: Shape): Promise<RecvLive> {
+  await waitQuiet();
+  const startLsn = await createRecvSlots(2);
+  const db = admin as pg.Client;
+  const live = startLiveRecv(recvBin, (pgServer as EmbeddedPostgres).url, recvSlot(0), RECV_LIVE_PUBLICATION);
+  let walsenderPid = 0;
+  for (let i = 0; i < 500 && walsenderPid === 0; i++) {
+    const { rows } = await db.query<{ pid: number }>(`SELECT active_pid AS pid FROM pg_replication_slots WHERE slot_name = $1 AND active`, [recvSlot(0)]);
+    if (rows[0]?.pid) walsenderPid = rows[0].pid;
+    else await sleep(5);
+  }
+  if (walsenderPid === 0) throw new Error('pg_recvlogical (live) did not start streaming');
+  const a = await snap();
+  const cpuA = live.cpuSeconds();
+  const p = await produce(RECV_LIVE_TABLE, shape, opts.rows, opts.produceCapMs, () => 1);
+  const settled = await live.settle(300, opts.drainCapMs);
+  const b = await snap();
+  const cpuB = live.cpuSeconds();
+  await live.stop();
+  const endLsn = await lsnNow();
+  const check = await recvlogical(recvSlot(1), startLsn, endLsn, RECV_LIVE_PUBLICATION);
+  const spanMs = Math.max(1e-3, (live.lastUs - p.firstCommitUs) / 1000);
+  const u = usage(a, b);
+  const row: RecvLive = {
+    shape,
+    rows: p.rows,
+    txns: p.txns,
+    committedPerSec: p.rows / Math.max(1e-6, (p.lastCommitUs - p.startUs) / 1e6),
+    changesPerSec: p.rows / (spanMs / 1000),
+    spanMs,
+    // The quiet window after the last byte is not part of the row.
+    recvPct: (100 * (cpuB - cpuA)) / Math.max(1e-6, u.windowS - 0.3),
+    usage: u,
+    complete: settled && check.ok && live.outBytes === check.outBytes,
+    outBytes: live.outBytes,
+    checkBytes: check.outBytes,
+  };
+  console.log(
+    `  pg_recvlogical no RLS N=1 ${shapeText(shape)} live: ${f(row.rows)} rows in ${f(row.txns)} txns (committed ${f(row.committedPerSec)}/s); ` +
+      `${f(row.changesPerSec)} changes/s over ${f(spanMs)} ms; output ${f(row.outBytes)} B (backlog of the same rows ${f(row.checkBytes)} B${row.complete ? '' : ', INCOMPLETE'}); ` +
+      `CPU % pg_recvlogical ${f(row.recvPct)}, Postgres ${f(u.pgPct)} (walsender ${f(u.pgBy['recvlogical walsender'])}, producers ${f(u.pgBy.producers)}), machine ${f(u.machinePct)} (other ${f(u.otherPct - row.recvPct)})`,
+  );
+  return row;
+}
+
 /** Wall time of pg_recvlogical with nothing to decode (connection, auth, START_REPLICATION, exit): median of 3, for reference. */
 async function recvStartup(): Promise<number> {
   const times: number[] = [];
   for (let i = 0; i < 3; i++) {
     const start = await createRecvSlots(1);
-    const r = await recvlogical(recvSlot(0), start, start);
+    const r = await recvlogical(recvSlot(0), start, start, RECV_LIVE_PUBLICATION);
     times.push(r.wallMs);
   }
   times.sort((x, y) => x - y);
@@ -702,12 +759,15 @@ async function liveRow(set: SubSet, shape: Shape, port: number, withRecv: boolea
   TALLY.reset(sampleEvery(opts.rows * set.perRow));
   if (set.target === 'notify') await (peer as ChildProc).call('reset');
   const a = await snap();
+  const ioA = procIo(set.target === 'performer' ? (performer as ChildProc).pid : (peer as ChildProc).pid);
   hooks.onStart?.();
   const p = await produce(set.table, shape, opts.rows, opts.produceCapMs, set.expectedFor);
   const endLsn = await lsnNow();
   const drained = await drain(p.expected, opts.drainCapMs);
   hooks.onEnd?.();
   const b = await snap();
+  const ioB = procIo(set.target === 'performer' ? (performer as ChildProc).pid : (peer as ChildProc).pid);
+  console.log(`  syscalls: read ${ioB.syscr - ioA.syscr}, write ${ioB.syscw - ioA.syscw}, bytes in ${ioB.rchar - ioA.rchar}`);
   const row = finish(set, 'live', shape, p, drained, p.firstCommitUs, a, b);
   row.tableRows = before;
   if (set.target === 'notify') {
@@ -722,6 +782,12 @@ async function liveRow(set: SubSet, shape: Shape, port: number, withRecv: boolea
 }
 
 let repeatSpentMs = 0;
+
+function procIo(pid: number): { syscr: number; syscw: number; rchar: number } {
+  const text = readFileSync(`/proc/${pid}/io`, 'latin1');
+  const get = (k: string) => Number(/^KEY: (\d+)/m.exec(text.replace(k, 'KEY'))?.[1] ?? NaN);
+  return { syscr: get('syscr'), syscw: get('syscw'), rchar: get('rchar') };
+}
 
 /**
  * A short row is run again (once, within a per-run budget) when processes outside the bench took more than 30 % of
@@ -965,7 +1031,7 @@ async function main(): Promise<void> {
     const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
     producers.push({ client, pid: rows[0]!.pid });
   }
-  const results: Results = { rows: [], skipped: [], pgVersion, profiles: [], syscalls: [] };
+  const results: Results = { rows: [], skipped: [], pgVersion, profiles: [], syscalls: [], recvLive: [] };
   const hb = setInterval(() => subs.forEach((s) => s.heartbeat()), 15_000);
   hb.unref();
 
@@ -988,7 +1054,7 @@ async function main(): Promise<void> {
       for (const n of opts.ns) {
         const set = await connectSubs('notify', n, false, port);
         await warmUp(set);
-        for (const shape of ['batch', 'single'] as const) {
+        for (const shape of opts.shapes) {
           const { row, resubscribe } = await bestLiveRow(set, shape, port, false);
           results.rows.push(row);
           if (resubscribe) await connectSubs('notify', n, false, port);
@@ -999,6 +1065,15 @@ async function main(): Promise<void> {
       await peer.stop();
       peer = null;
     }
+
+    // ---- pg_recvlogical as the live consumer, on the same kind of rows (no Performer, no other slot yet) ----
+    await admin.query(`
+      CREATE TABLE public.${RECV_LIVE_TABLE} (id bigint PRIMARY KEY, owner uuid, body text, at timestamptz DEFAULT now());
+      CREATE PUBLICATION ${RECV_LIVE_PUBLICATION} FOR TABLE public.${RECV_LIVE_TABLE};
+    `);
+    recvStartupMs = await recvStartup();
+    console.log(`pg_recvlogical start-up with nothing to decode: ${f(recvStartupMs)} ms (median of 3)`);
+    for (const shape of opts.shapes) results.recvLive.push(await recvLiveRow(shape));
 
     // ---- Performer ----
     buildPerformer();
@@ -1020,9 +1095,6 @@ async function main(): Promise<void> {
       GRANT SELECT ON public.bench, public.bench_rls TO anon, authenticated;
       ALTER PUBLICATION ${PUBLICATION} ADD TABLE public.bench, public.bench_rls;
     `);
-    recvStartupMs = await recvStartup();
-    console.log(`pg_recvlogical start-up with nothing to decode: ${f(recvStartupMs)} ms (median of 3)`);
-
     // Main rows first (every configuration, both shapes), then the extras while the budget lasts.
     const rlsModes = opts.rls ? [false, true] : [false];
     const singleRates = new Map<string, number>();
@@ -1037,7 +1109,7 @@ async function main(): Promise<void> {
         let set = await connectSubs('performer', n, rls, port);
         console.log(`${n} Performer subscriber(s), ${rls ? 'RLS' : 'no RLS'}, subscribed in ${Date.now() - started} ms`);
         await warmUp(set);
-        for (const shape of ['batch', 'single'] as const) {
+        for (const shape of opts.shapes) {
           if (timeLeftMs() < rowWorstMs() + profileReserveMs) {
             results.skipped.push(`Performer ${rls ? 'RLS' : 'no RLS'} N=${n} ${shapeText(shape)} (time budget)`);
             continue;
@@ -1060,7 +1132,7 @@ async function main(): Promise<void> {
     if (opts.strace && timeLeftMs() > 30_000 + profileReserveMs) {
       const set = await connectSubs('performer', 1, false, port);
       await warmUp(set);
-      for (const shape of ['batch', 'single'] as const) {
+      for (const shape of opts.shapes) {
         const r = await straceRow(set, shape, port);
         if (r) results.syscalls.push(r);
         else results.skipped.push(`strace ${shapeText(shape)} (strace not usable here)`);
@@ -1079,7 +1151,7 @@ async function main(): Promise<void> {
         }
         let set = await connectSubs('performer', n, rls, port);
         await warmUp(set);
-        for (const shape of doCatchup ? (['batch', 'single'] as const) : []) {
+        for (const shape of doCatchup ? opts.shapes : []) {
           if (timeLeftMs() < rowWorstMs() + profileReserveMs) {
             results.skipped.push(`catch-up N=${n} ${shapeText(shape)} (time budget)`);
             continue;

@@ -78,6 +78,23 @@ export interface RecvResult {
 
 export type RecvRow = RecvResult & { changesPerSec: number; netChangesPerSec: number; walls: number[]; otherPct: number };
 
+/** pg_recvlogical streaming live while the producers commit (the like-for-like reference of the live rows). */
+export interface RecvLive {
+  shape: Shape;
+  rows: number;
+  txns: number;
+  committedPerSec: number;
+  /** Rows / (last output byte - first commit acknowledgement). */
+  changesPerSec: number;
+  spanMs: number;
+  recvPct: number;
+  usage: Usage;
+  /** Its output had every change: as many bytes as the same rows from a second slot, read afterwards. */
+  complete: boolean;
+  outBytes: number;
+  checkBytes: number;
+}
+
 export interface Probe {
   bigRows: number;
   bigMs: number;
@@ -103,4 +120,5 @@ export interface Results {
   profiles: { label: string; summary: ProfileSummary; row: Row; cpuMs: number }[];
   probe?: Probe;
   syscalls: Syscalls[];
+  recvLive: RecvLive[];
 }
