@@ -5,6 +5,37 @@ import { epochMsToPgTimestamp, parseLsn, type Lsn, type PgoutputProtocolVersion 
 // Helpers of the replication stream: the bytes and commands it sends on its connection.
 
 const STANDBY_STATUS_UPDATE = 0x72; // 'r'
+const XLOG_DATA = 0x77; // 'w'
+const PRIMARY_KEEPALIVE = 0x6b; // 'k'
+
+/**
+ * One CopyData message of the replication protocol: XLogData ('w': start, end, clock, payload from byte 25) or a
+ * primary keepalive ('k': WAL end, clock, reply flag). Header fields are read as numbers and handed to the
+ * callbacks, allocating nothing per message. False for anything else.
+ */
+export function readCopyData(
+  chunk: Buffer,
+  onData: (lsn: Lsn, payload: Buffer) => void,
+  onKeepalive: (walEnd: Lsn, replyRequested: boolean) => void,
+): boolean {
+  if (chunk.length >= 25 && chunk[0] === XLOG_DATA) onData(chunk.readBigUInt64BE(1), chunk.subarray(25));
+  else if (chunk.length >= 18 && chunk[0] === PRIMARY_KEEPALIVE) onKeepalive(chunk.readBigUInt64BE(1), chunk[17] !== 0);
+  else return false;
+  return true;
+}
+
+/** Client settings of a replication connection: text values pinned to the formats the decoders expect. */
+export function replicationClientConfig(connection: string | pg.ClientConfig, applicationName?: string): pg.ClientConfig {
+  const base = typeof connection === 'string' ? { connectionString: connection } : connection;
+  return {
+    connectionTimeoutMillis: 10_000,
+    keepAlive: true,
+    ...base,
+    application_name: applicationName ?? 'realtime_replication_connection',
+    // Text-mode values are rendered with the walsender's settings; pin the ones decoders depend on.
+    options: '-c bytea_output=hex -c DateStyle=ISO -c IntervalStyle=postgres -c extra_float_digits=3',
+  };
+}
 
 /**
  * A Standby Status Update: positions are "last byte + 1" already, sent exactly as given (the library's own

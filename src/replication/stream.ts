@@ -10,6 +10,8 @@ import {
   failureCode,
   negotiateVersion,
   quotePublications,
+  readCopyData,
+  replicationClientConfig,
   settledWithin,
   standbyStatusUpdate,
   validSlotName,
@@ -24,9 +26,6 @@ interface WireConnection {
   on(event: 'copyData', listener: (msg: { chunk: Buffer }) => void): void;
   removeAllListeners(event: 'copyData'): void;
 }
-
-const XLOG_DATA = 0x77; // 'w'
-const PRIMARY_KEEPALIVE = 0x6b; // 'k'
 
 type Plugin = Parameters<LogicalReplicationService['subscribe']>[0];
 
@@ -74,6 +73,9 @@ export class ReplicationStream {
   private timer: NodeJS.Timeout | null = null;
   private statusSoon: NodeJS.Timeout | null = null;
   private paused = false;
+  // Bound once: the CopyData reader calls them per message.
+  private readonly onDataBound = (lsn: Lsn, data: Buffer) => this.onData(lsn, data);
+  private readonly onKeepaliveBound = (walEnd: Lsn, replyRequested: boolean) => this.onKeepalive(walEnd, replyRequested);
 
   private readonly queue: OrderedQueue<ReplicationEvent>;
   private acked: Lsn;
@@ -202,16 +204,8 @@ export class ReplicationStream {
       return err;
     }
     if (this.stopping) return null;
-    const base = typeof this.opts.connection === 'string' ? { connectionString: this.opts.connection } : this.opts.connection;
     const service = new LogicalReplicationService(
-      {
-        connectionTimeoutMillis: 10_000,
-        keepAlive: true,
-        ...base,
-        application_name: this.opts.applicationName ?? 'realtime_replication_connection',
-        // Text-mode values are rendered with the walsender's settings; pin the ones decoders depend on.
-        options: '-c bytea_output=hex -c DateStyle=ISO -c IntervalStyle=postgres -c extra_float_digits=3',
-      },
+      replicationClientConfig(this.opts.connection, this.opts.applicationName),
       // Acknowledgement and periodic updates are ours: the library would confirm positions nobody handled yet.
       { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: false } },
     );
@@ -317,12 +311,12 @@ export class ReplicationStream {
     this.sendStatus(!this.paused && quietFor >= (this.opts.statusIntervalMs ?? 10_000));
   }
 
-  /** XLogData ('w': start, end, clock, payload from byte 25) or a primary keepalive ('k': WAL end, clock, reply). */
   private onCopyData(chunk: Buffer): void {
-    if (chunk.length >= 25 && chunk[0] === XLOG_DATA) this.onData(chunk.readBigUInt64BE(1), chunk.subarray(25));
-    else if (chunk.length >= 18 && chunk[0] === PRIMARY_KEEPALIVE) this.onKeepalive(chunk.readBigUInt64BE(1), chunk[17] !== 0);
-    else this.log.warn({ error_code: 'ReplicationUnknownMessage', kind: chunk[0] }, 'unknown message on the replication stream; ignored');
+    if (!readCopyData(chunk, this.onDataBound, this.onKeepaliveBound)) {
+      this.log.warn({ error_code: 'ReplicationUnknownMessage', kind: chunk[0] }, 'unknown message on the replication stream; ignored');
+    }
   }
+
 
   private onData(lsn: Lsn, data: Buffer): void {
     const ctx = this.ctx;

@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { formatLsn, parseLsn, type Lsn } from '../../src/replication/pgoutput/index.js';
 import { ReplicationStream, type ReplicationEvent, type ReplicationStatus, type ReplicationStreamOptions } from '../../src/replication/stream.js';
 import { OrderedQueue } from '../../src/replication/ordered-queue.js';
-import { chooseProtocolVersion, quotePublications, standbyStatusUpdate } from '../../src/replication/stream-wire.js';
+import { chooseProtocolVersion, quotePublications, readCopyData, replicationClientConfig, standbyStatusUpdate } from '../../src/replication/stream-wire.js';
 import { createTestDatabase, startDedicatedPostgres, withClient, type DedicatedPostgres, type TestDatabase } from '../support/postgres.js';
 
 const FAST = { backoff: { initialMs: 100, maxMs: 1000 }, statusIntervalMs: 200 } as const;
@@ -93,6 +93,27 @@ describe('stream helpers', () => {
     expect(buf.readBigUInt64BE(17)).toBe(0x1_0000_0008n);
     expect(buf.readBigInt64BE(25)).toBe(1000n);
     expect(buf[33]).toBe(1);
+  });
+
+  it('reads XLogData and keepalive headers, and refuses anything else', () => {
+    const seen: unknown[] = [];
+    const onData = (lsn: Lsn, payload: Buffer) => seen.push(['w', lsn, payload.toString('hex')]);
+    const onKeepalive = (walEnd: Lsn, reply: boolean) => seen.push(['k', walEnd, reply]);
+    // 'w', start 0/2A, end 0/30, clock, payload 'B'.
+    const xlog = Buffer.concat([Buffer.from([0x77]), Buffer.from('000000000000002a', 'hex'), Buffer.from('0000000000000030', 'hex'), Buffer.alloc(8), Buffer.from('42', 'hex')]);
+    const keepalive = Buffer.concat([Buffer.from([0x6b]), Buffer.from('0000000100000010', 'hex'), Buffer.alloc(8), Buffer.from([1])]);
+    expect(readCopyData(xlog, onData, onKeepalive)).toBe(true);
+    expect(readCopyData(keepalive, onData, onKeepalive)).toBe(true);
+    expect(readCopyData(keepalive.subarray(0, 17), onData, onKeepalive)).toBe(false);
+    expect(readCopyData(Buffer.from([0x78, 0, 0]), onData, onKeepalive)).toBe(false);
+    expect(seen).toEqual([['w', 0x2an, '42'], ['k', 0x1_0000_0010n, true]]);
+  });
+
+  it('pins the text formats the decoders depend on in the replication client settings', () => {
+    const config = replicationClientConfig('postgres://u@h/db', 'performer_postgres_changes');
+    expect(config).toMatchObject({ connectionString: 'postgres://u@h/db', application_name: 'performer_postgres_changes' });
+    expect(config.options).toContain('DateStyle=ISO');
+    expect(config.options).toContain('bytea_output=hex');
   });
 
   it('picks the protocol version and quotes publication names', () => {
