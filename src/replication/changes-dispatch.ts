@@ -45,8 +45,8 @@ export interface RowChange {
   old: OldTuple | null;
 }
 
-/** Waits between attempts of a failed visibility check (about 3 s in all). */
-const VISIBILITY_RETRY_MS = [50, 150, 400, 800, 1600];
+/** Waits between attempts of a failed dispatch or visibility check (about 3 s in all). */
+const RETRY_MS = [50, 150, 400, 800, 1600];
 
 /** Column privileges of tables without RLS change rarely: cached briefly so that those tables cost no query. */
 const PRIVILEGE_TTL_MS = 5000;
@@ -93,6 +93,20 @@ export class ChangesDispatcher {
    */
   async dispatch(txns: readonly CommittedChanges[], subscribers: readonly ChangesSubscriber[]): Promise<Dispatched> {
     if (subscribers.length === 0 || txns.length === 0) return NOTHING;
+    // A failure before the hand-out (the tenant's pool unavailable, a catalog query on a lost connection) has
+    // delivered nothing, so the whole batch is tried again; the stream holds back meanwhile.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.dispatchOnce(txns, subscribers);
+      } catch (err) {
+        if (attempt >= RETRY_MS.length) throw err;
+        this.log.warn({ err, error_code: 'UnableToDispatchChanges', attempt }, 'dispatching changes failed; retrying');
+        await new Promise((resolve) => setTimeout(resolve, RETRY_MS[attempt]));
+      }
+    }
+  }
+
+  private async dispatchOnce(txns: readonly CommittedChanges[], subscribers: readonly ChangesSubscriber[]): Promise<Dispatched> {
     const planned: Planned[] = [];
     const asks = new Map<RelationState, Map<string, Ask>>();
     for (const txn of txns) {
@@ -243,9 +257,9 @@ export class ChangesDispatcher {
         // A failed check (pool busy, connection lost, statement timeout) is asked again before the viewer's rows are
         // given up: nothing is confirmed while this waits, and the stream holds back behind it.
         let result = await checkVisibility(pool, meta, keys, { claims: ask.claims }, meta.rlsEnabled);
-        for (let attempt = 0; !result.ok && attempt < VISIBILITY_RETRY_MS.length; attempt++) {
+        for (let attempt = 0; !result.ok && attempt < RETRY_MS.length; attempt++) {
           this.log.warn({ error_code: result.failure.code, reason: result.failure.message, table: meta.name, attempt }, 'postgres changes visibility check failed; retrying');
-          await new Promise((resolve) => setTimeout(resolve, VISIBILITY_RETRY_MS[attempt]));
+          await new Promise((resolve) => setTimeout(resolve, RETRY_MS[attempt]));
           result = await checkVisibility(pool, meta, keys, { claims: ask.claims }, meta.rlsEnabled);
         }
         if (!result.ok) {

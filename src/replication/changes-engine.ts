@@ -256,7 +256,7 @@ export class ChangesEngine {
       while (this.batch.length > 0) {
         const txns = this.takeBatch();
         const { deliveries, touched, queued } = await this.dispatcher.dispatch(txns, [...this.groups.list(), ...this.pending]).catch((err: unknown) => {
-          this.log.error({ err, error_code: 'UnableToDispatchChanges' }, 'dispatching changes failed');
+          this.log.error({ err, error_code: 'UnableToDispatchChanges' }, 'dispatching changes kept failing; these changes are not delivered');
           return { deliveries: 0, touched: [], queued: 0 };
         });
         if (deliveries > 0) this.opts.onDeliveries?.(deliveries);
