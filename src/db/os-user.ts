@@ -39,8 +39,11 @@ export async function ensurePostgresOsUser(): Promise<OsUser> {
   return created;
 }
 
-/** Postgres runs without supplementary groups, so only "other", owner and primary group bits count. */
-export async function assertTraversable(dir: string, user: OsUser): Promise<void> {
+/**
+ * Postgres runs without supplementary groups, so only "other", owner and primary group bits count. `what` names
+ * the directory in the error (the data directory, or the Postgres binaries under node_modules).
+ */
+export async function assertTraversable(dir: string, user: OsUser, what = 'the data directory'): Promise<void> {
   for (let current = dir; ; current = path.dirname(current)) {
     const st = await stat(current);
     const ok =
@@ -50,7 +53,7 @@ export async function assertTraversable(dir: string, user: OsUser): Promise<void
     if (!ok) {
       throw new Error(
         `running as root, Postgres runs as OS user "postgres" (uid ${user.uid}), which cannot enter ${current} ` +
-          `(mode ${(st.mode & 0o777).toString(8)}); put the data directory under a world-traversable path or chmod o+x ${current}`,
+          `(mode ${(st.mode & 0o777).toString(8)}) on the way to ${what}; put it under a world-traversable path or chmod o+x ${current}`,
       );
     }
     if (current === path.dirname(current)) return;
