@@ -1,6 +1,5 @@
-import net from 'node:net';
 import { readDigits } from '../broadcast/common.js';
-import { encodeClientFrame } from '../broadcast/rawws.js';
+import { RawWsClient } from '../common/raw-ws.js';
 
 /**
  * A lean WebSocket subscriber over `net` for the Postgres Changes bench, speaking either Performer's vsn 2.0.0
@@ -95,8 +94,6 @@ export class Tally {
   }
 }
 
-const SHARED_READ = Buffer.allocUnsafe(256 * 1024);
-const WS_KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
 
 export interface SubscriberOptions {
   proto: Proto;
@@ -114,67 +111,23 @@ export interface SubscriberOptions {
   timeoutMs?: number;
 }
 
-export class Subscriber {
-  readonly socket: net.Socket;
+export class Subscriber extends RawWsClient {
   readonly owner: string | null;
   received = 0;
-  private upgraded = false;
   private replied = false;
-  private joined = false;
-  private closedByUs = false;
-  private head = '';
   private lastText = '';
-  private pending: Buffer | null = null;
-  private settle: ((err: Error | null) => void) | null;
   /** Offset of the event name in a Performer fan-out frame (after `[null,null,"<topic>","`). */
   private readonly eventOff: number;
 
-  private constructor(
-    private readonly opts: SubscriberOptions,
-    settle: (err: Error | null) => void,
-  ) {
-    this.settle = settle;
+  private constructor(private readonly opts: SubscriberOptions) {
+    super(opts.port, opts.proto === 'performer' ? `/socket/websocket?apikey=${opts.apikey ?? opts.token}&vsn=2.0.0` : '/ws');
     this.owner = opts.owner ?? null;
     this.eventOff = PERFORMER_HEAD.length + Buffer.byteLength(opts.topic) + 3;
-    const path = opts.proto === 'performer' ? `/socket/websocket?apikey=${opts.apikey ?? opts.token}&vsn=2.0.0` : '/ws';
-    this.socket = net.connect({
-      host: '127.0.0.1',
-      port: opts.port,
-      noDelay: true,
-      onread: {
-        buffer: SHARED_READ,
-        callback: (n: number, buf: Uint8Array) => {
-          this.onRead(buf as Buffer, n);
-          return true;
-        },
-      },
-    });
-    this.socket.on('connect', () => {
-      this.socket.write(
-        `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${opts.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-          `Sec-WebSocket-Key: ${WS_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
-      );
-    });
-    this.socket.on('error', (err) => this.fail(err));
-    this.socket.on('close', () => {
-      if (this.joined && !this.closedByUs) opts.tally.unexpectedCloses++;
-      this.fail(new Error(`connection closed before the subscription was confirmed (upgraded ${this.upgraded}, join reply ${this.replied}, last text ${this.lastText.slice(0, 200) || '-'})`));
-    });
   }
 
   /** Connects, upgrades, joins; resolves once the subscription is confirmed (Performer: "Subscribed to PostgreSQL"). */
   static open(opts: SubscriberOptions): Promise<Subscriber> {
-    return new Promise((resolve, reject) => {
-      let sub: Subscriber | null = null;
-      const timer = setTimeout(() => sub?.fail(new Error('connect/join/subscribe timed out')), opts.timeoutMs ?? 30_000);
-      sub = new Subscriber(opts, (err) => {
-        clearTimeout(timer);
-        if (err) {
-          sub?.socket.destroy();
-          reject(err);
-        } else resolve(sub as Subscriber);
-      });
-    });
+    return RawWsClient.connect(new Subscriber(opts), opts.timeoutMs ?? 30_000);
   }
 
   heartbeat(): void {
@@ -182,46 +135,15 @@ export class Subscriber {
     this.sendText('[null,"hb","phoenix","heartbeat",{}]');
   }
 
-  close(): void {
-    this.closedByUs = true;
-    this.socket.destroy();
+  protected override closedState(): string {
+    return `${super.closedState()}, join reply ${this.replied}, last text ${this.lastText.slice(0, 200) || '-'}`;
   }
 
-  private sendText(text: string): void {
-    this.socket.write(encodeClientFrame(1, Buffer.from(text)));
+  protected onUnexpectedClose(): void {
+    this.opts.tally.unexpectedCloses++;
   }
 
-  private fail(err: Error): void {
-    const settle = this.settle;
-    this.settle = null;
-    settle?.(err);
-  }
-
-  private done(): void {
-    this.joined = true;
-    const settle = this.settle;
-    this.settle = null;
-    settle?.(null);
-  }
-
-  private onRead(buf: Buffer, n: number): void {
-    if (!this.upgraded) {
-      this.head += buf.toString('latin1', 0, n);
-      const end = this.head.indexOf('\r\n\r\n');
-      if (end === -1) return;
-      const status = this.head.slice(0, this.head.indexOf('\r\n'));
-      if (!status.startsWith('HTTP/1.1 101')) return this.fail(new Error(`upgrade refused: ${status} ${this.head.slice(end + 4, end + 300)}`));
-      this.upgraded = true;
-      const rest = Buffer.from(this.head.slice(end + 4), 'latin1');
-      this.head = '';
-      this.join();
-      if (rest.length > 0) this.onFrames(rest, rest.length);
-      return;
-    }
-    this.onFrames(buf, n);
-  }
-
-  private join(): void {
+  protected onUpgraded(): void {
     if (this.opts.proto === 'simple') return this.sendText(`join:${this.opts.topic}`);
     const config =
       `{"broadcast":{"self":false},"presence":{"enabled":false},` +
@@ -229,49 +151,10 @@ export class Subscriber {
     this.sendText(`["1","1","${this.opts.topic}","phx_join",{"config":${config},"access_token":"${this.opts.token}"}]`);
   }
 
-  private onFrames(chunk: Buffer, len: number): void {
-    const now = nowUsFast();
-    let buf = chunk;
-    let end = len;
-    if (this.pending !== null) {
-      buf = Buffer.concat([this.pending, chunk.subarray(0, len)]);
-      end = buf.length;
-      this.pending = null;
-    }
-    let off = 0;
-    while (off < end) {
-      if (end - off < 2) break;
-      const op = buf[off]! & 0x0f;
-      let plen = buf[off + 1]! & 0x7f;
-      let hdr = 2;
-      if (plen === 126) {
-        if (end - off < 4) break;
-        plen = (buf[off + 2]! << 8) | buf[off + 3]!;
-        hdr = 4;
-      } else if (plen === 127) {
-        if (end - off < 10) break;
-        plen = buf[off + 6]! * 0x1000000 + ((buf[off + 7]! << 16) | (buf[off + 8]! << 8) | buf[off + 9]!);
-        hdr = 10;
-      }
-      if (end - off < hdr + plen) break;
-      this.frame(op, buf, off + hdr, off + hdr + plen, now);
-      off += hdr + plen;
-    }
-    // A frame split across reads: keep its bytes (the shared read buffer is reused).
-    if (off < end) this.pending = Buffer.from(buf.subarray(off, end));
-  }
-
-  private frame(op: number, buf: Buffer, p: number, e: number, now: number): void {
-    if (op === 1) {
-      if (this.joined && this.isData(buf, p, e)) return this.opts.tally.count(this, buf, p, e, now);
-      if (!this.joined) this.control(buf.toString('utf8', p, e));
-      return;
-    }
-    if (op === 9) this.socket.write(encodeClientFrame(10, Buffer.from(buf.subarray(p, e))));
-    else if (op === 8) {
-      this.socket.end();
-      this.fail(new Error(`server closed the connection ${e - p >= 2 ? (buf[p]! << 8) | buf[p + 1]! : ''}`));
-    }
+  protected onFrame(op: 1 | 2, buf: Buffer, p: number, e: number, now: number): void {
+    if (op !== 1) return;
+    if (this.joined && this.isData(buf, p, e)) return this.opts.tally.count(this, buf, p, e, now);
+    if (!this.joined) this.control(buf.toString('utf8', p, e));
   }
 
   /** A change: the forwarder's row JSON, or Performer's fan-out frame with event `postgres_changes`. */
@@ -285,7 +168,7 @@ export class Subscriber {
   private control(text: string): void {
     this.lastText = text;
     if (this.opts.proto === 'simple') {
-      if (text === 'joined') this.done();
+      if (text === 'joined') this.confirm();
       return;
     }
     if (text.includes('"phx_reply"')) {
@@ -293,16 +176,11 @@ export class Subscriber {
       else this.fail(new Error(`join refused: ${text}`));
     } else if (text.includes('"system"') && text.includes('"postgres_changes"')) {
       if (text.includes('Subscribed to PostgreSQL') && text.includes('"status":"ok"')) {
-        if (this.replied) this.done();
+        if (this.replied) this.confirm();
         else this.fail(new Error(`subscribed before the join reply: ${text}`));
       } else this.fail(new Error(`postgres_changes subscription failed: ${text}`));
     } else if (text.includes('"phx_close"') || text.includes('"phx_error"')) {
       this.fail(new Error(`join failed: ${text}`));
     }
   }
-}
-
-function nowUsFast(): number {
-  const t = process.hrtime();
-  return t[0] * 1e6 + Math.floor(t[1] / 1000);
 }

@@ -1,6 +1,5 @@
-import os from 'node:os';
-import path from 'node:path';
 import { loadPerformer } from '../common/performer.js';
+import { benchServerEnv } from '../common/server-env.js';
 
 const { loadConfig, startServer, signHs256 } = await loadPerformer();
 
@@ -13,22 +12,10 @@ const { loadConfig, startServer, signHs256 } = await loadPerformer();
 const url = process.env.BENCH_DATABASE_URL;
 if (!url) throw new Error('BENCH_DATABASE_URL is required');
 
-const config = loadConfig({
-  PORT: '0',
-  HOST: '127.0.0.1',
-  DATABASE_URL: url,
-  LOG_LEVEL: 'silent',
-  TENANT_MAX_CONCURRENT_USERS: '1000000',
-  TENANT_MAX_EVENTS_PER_SECOND: '100000000',
-  TENANT_MAX_JOINS_PER_SECOND: '1000000',
-  TENANT_MAX_CHANNELS_PER_CLIENT: '1000',
+const config = loadConfig(benchServerEnv(url, 'performer-bench-presence-data', {
   TENANT_MAX_PRESENCE_EVENTS_PER_SECOND: '100000000',
-  // The tenant store keeps this in an int4 column: 2 GB/s is the largest that fits.
-  TENANT_MAX_BYTES_PER_SECOND: '2000000000',
   CLIENT_PRESENCE_MAX_CALLS: '1000',
-  DB_ENC_KEY: 'performer-bench-encryption-key-not-a-secret',
-  PERFORMER_DATA_DIR: path.join(os.tmpdir(), 'performer-bench-presence-data'),
-});
+}));
 const server = await startServer(config, { databaseUrl: url });
 const token = await signHs256({ role: 'anon', exp: Math.floor(Date.now() / 1000) + 3 * 3600 }, config.jwtSecret);
 process.send?.({ type: 'ready', port: server.port, token });

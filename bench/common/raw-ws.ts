@@ -1,0 +1,153 @@
+import net from 'node:net';
+import { nowUs } from '../broadcast/common.js';
+import { encodeClientFrame } from '../broadcast/rawws.js';
+
+/** Every client reads into this one buffer: frames are looked at in place, only one split across reads is copied. */
+const SHARED_READ = Buffer.allocUnsafe(256 * 1024);
+const WS_KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
+
+/**
+ * A lean WebSocket client over `net` for the benches' subscribers: HTTP upgrade, frame parsing in the shared read
+ * buffer, ping answers and close handling. A subclass sends its join once upgraded (`onUpgraded`), reads frames
+ * (`onFrame`, with the receipt time of the read) and calls `confirm()` once it is subscribed, which settles
+ * {@link RawWsClient.connect}'s promise.
+ */
+export abstract class RawWsClient {
+  readonly socket: net.Socket;
+  /** Subscribed: set by confirm(). */
+  protected joined = false;
+  protected closedByUs = false;
+  private upgraded = false;
+  private head = '';
+  private pending: Buffer | null = null;
+  private settle: ((err: Error | null) => void) | null = null;
+
+  protected constructor(port: number, path: string) {
+    this.socket = net.connect({
+      host: '127.0.0.1',
+      port,
+      noDelay: true,
+      onread: {
+        buffer: SHARED_READ,
+        callback: (n: number, buf: Uint8Array) => {
+          this.onRead(buf as Buffer, n);
+          return true;
+        },
+      },
+    });
+    this.socket.on('connect', () => {
+      this.socket.write(
+        `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+          `Sec-WebSocket-Key: ${WS_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+      );
+    });
+    this.socket.on('error', (err) => this.fail(err));
+    this.socket.on('close', () => {
+      if (this.joined && !this.closedByUs) this.onUnexpectedClose();
+      this.fail(new Error(`connection closed before the subscription was confirmed (${this.closedState()})`));
+    });
+  }
+
+  /** Resolves once `client` confirmed its subscription; rejects (and drops the socket) on failure or timeout. */
+  protected static connect<T extends RawWsClient>(client: T, timeoutMs: number): Promise<T> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => client.fail(new Error('connect/join/subscribe timed out')), timeoutMs);
+      client.settle = (err) => {
+        clearTimeout(timer);
+        if (err) {
+          client.socket.destroy();
+          reject(err);
+        } else resolve(client);
+      };
+    });
+  }
+
+  close(): void {
+    this.closedByUs = true;
+    this.socket.destroy();
+  }
+
+  /** Sends the join once the upgrade is through. */
+  protected abstract onUpgraded(): void;
+  /** A text (op 1) or binary (op 2) frame: payload bytes buf[p, e), read at `now` (µs). */
+  protected abstract onFrame(op: 1 | 2, buf: Buffer, p: number, e: number, now: number): void;
+  /** The server closed a subscribed connection. */
+  protected abstract onUnexpectedClose(): void;
+  /** Extra words for the error of a connection that closed before it was subscribed. */
+  protected closedState(): string {
+    return `upgraded ${this.upgraded}`;
+  }
+
+  protected sendText(text: string): void {
+    this.socket.write(encodeClientFrame(1, Buffer.from(text)));
+  }
+
+  protected fail(err: Error): void {
+    const settle = this.settle;
+    this.settle = null;
+    settle?.(err);
+  }
+
+  protected confirm(): void {
+    this.joined = true;
+    const settle = this.settle;
+    this.settle = null;
+    settle?.(null);
+  }
+
+  private onRead(buf: Buffer, n: number): void {
+    if (!this.upgraded) {
+      this.head += buf.toString('latin1', 0, n);
+      const end = this.head.indexOf('\r\n\r\n');
+      if (end === -1) return;
+      const status = this.head.slice(0, this.head.indexOf('\r\n'));
+      if (!status.startsWith('HTTP/1.1 101')) return this.fail(new Error(`upgrade refused: ${status} ${this.head.slice(end + 4, end + 300)}`));
+      this.upgraded = true;
+      const rest = Buffer.from(this.head.slice(end + 4), 'latin1');
+      this.head = '';
+      this.onUpgraded();
+      if (rest.length > 0) this.onFrames(rest, rest.length);
+      return;
+    }
+    this.onFrames(buf, n);
+  }
+
+  private onFrames(chunk: Buffer, len: number): void {
+    const now = nowUs();
+    let buf = chunk;
+    let end = len;
+    if (this.pending !== null) {
+      buf = Buffer.concat([this.pending, chunk.subarray(0, len)]);
+      end = buf.length;
+      this.pending = null;
+    }
+    let off = 0;
+    while (off < end) {
+      if (end - off < 2) break;
+      const op = buf[off]! & 0x0f;
+      let plen = buf[off + 1]! & 0x7f;
+      let hdr = 2;
+      if (plen === 126) {
+        if (end - off < 4) break;
+        plen = (buf[off + 2]! << 8) | buf[off + 3]!;
+        hdr = 4;
+      } else if (plen === 127) {
+        if (end - off < 10) break;
+        plen = buf[off + 6]! * 0x1000000 + ((buf[off + 7]! << 16) | (buf[off + 8]! << 8) | buf[off + 9]!);
+        hdr = 10;
+      }
+      if (end - off < hdr + plen) break;
+      const p = off + hdr;
+      const e = p + plen;
+      if (op === 1 || op === 2) this.onFrame(op, buf, p, e, now);
+      else if (op === 9) this.socket.write(encodeClientFrame(10, Buffer.from(buf.subarray(p, e))));
+      else if (op === 8) {
+        this.socket.end();
+        this.fail(new Error(`server closed the connection ${e - p >= 2 ? (buf[p]! << 8) | buf[p + 1]! : ''}`));
+      }
+      off = e;
+    }
+    // A frame split across reads: keep its bytes (the shared read buffer is reused).
+    if (off < end) this.pending = Buffer.from(buf.subarray(off, end));
+  }
+}
