@@ -1,7 +1,6 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import type { ProfileSummary } from '../broadcast/cpuprofile.js';
+import { f, machine, table, writeSection } from '../common/report.js';
 import { PG_LABELS } from './pgprocs.js';
 import type { RecvLive, Results, Row, Shape, Usage } from './types.js';
 
@@ -37,7 +36,6 @@ function context(): ReportContext {
 }
 
 
-export const f = (v: number, d = 0) => (Number.isFinite(v) ? v.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }) : '-');
 /** A rate: no decimals, except one below 100 (the slow RLS rows). */
 export const fr = (v: number) => f(v, Number.isFinite(v) && Math.abs(v) < 100 ? 1 : 0);
 export const ratio = (x: number, y: number) => {
@@ -72,9 +70,6 @@ export function logRow(r: Row): void {
   );
 }
 
-export function table(head: string[], rows: string[][]): string {
-  return [head, head.map((_, i) => (i === 0 ? '---' : '---:')), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
-}
 
 /**
  * The issue's target, judged like for like on N=1 without RLS (pg_recvlogical is one consumer): the catch-up rows
@@ -157,10 +152,6 @@ function liveVersusBacklog(live: Row[], catchup: Row[]): string[] {
   ];
 }
 
-export function machine(): string {
-  const cpus = os.cpus();
-  return `${cpus.length} cores (nproc), ${cpus[0]?.model ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${os.type()} ${os.release()}`;
-}
 
 
 
@@ -503,16 +494,7 @@ const HEADING = '## Postgres Changes';
 
 /** Replaces this bench's section of RESULTS.md (others' sections are left as they are), or appends it. */
 export function writeResults(text: string): void {
-  const file = path.join(context().repoRoot, 'bench', 'RESULTS.md');
-  const current = existsSync(file) ? readFileSync(file, 'utf8') : '# Bench results\n';
-  const start = current.search(/^## Postgres Changes\s*$/m);
-  let next: string;
-  if (start === -1) {
-    next = `${current.replace(/\n*$/, '')}\n\n${text}`;
-  } else {
-    const after = current.slice(start + HEADING.length).search(/^## /m);
-    const end = after === -1 ? current.length : start + HEADING.length + after;
-    next = `${current.slice(0, start)}${text}${after === -1 ? '' : `\n\n${current.slice(end)}`}`;
-  }
-  writeFileSync(file, next.replace(/\n*$/, '\n'));
+  writeSection(context().repoRoot, HEADING, text);
 }
+
+export { f, machine, table };

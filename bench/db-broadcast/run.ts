@@ -1,5 +1,5 @@
 import { fork, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +10,7 @@ import { formatSummary, summarize, type ProfileSummary } from '../broadcast/cpup
 import { pgCpuDelta, readPgCpu, type PgCpu } from './pgcpu.js';
 import { PHASE_MEASURE, PHASE_WARM, stampText, Subscriber, Tally, type Vsn } from './subscriber.js';
 import { buildPerformer } from '../common/performer.js';
+import { f, machine, table, writeSection } from '../common/report.js';
 
 /**
  * Broadcast from the database: realtime.send (public) -> realtime.messages -> logical replication -> Performer ->
@@ -664,7 +665,6 @@ async function connectSubscribers(ctx: Ctx, n: number, vsn: Vsn): Promise<Subscr
 
 // ---- report ----
 
-const f = (v: number, d = 0) => (Number.isFinite(v) ? v.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }) : '-');
 
 function logRow(r: Row): void {
   const what = `${r.kind === 'closed' ? 'closed' : `open ${f(r.rate)} msgs/s`} ${r.perTxn} msg/txn x${r.conns} conns`;
@@ -679,15 +679,7 @@ function logRow(r: Row): void {
   );
 }
 
-function table(head: string[], rows: string[][]): string {
-  const align = head.map((_, i) => (i === 0 ? '---' : '---:'));
-  return [head, align, ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
-}
 
-function machine(): string {
-  const cpus = os.cpus();
-  return `${os.cpus().length} cores (nproc), ${cpus[0]?.model ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${os.type()} ${os.release()}`;
-}
 
 interface Results {
   rows: Row[];
@@ -854,18 +846,7 @@ const HEADING = '## Broadcast from the database';
 
 /** Replaces this bench's section of RESULTS.md (others' sections are left as they are), or appends it. */
 function writeResults(text: string): void {
-  const file = path.join(repoRoot, 'bench', 'RESULTS.md');
-  const current = existsSync(file) ? readFileSync(file, 'utf8') : '# Bench results\n';
-  const start = current.search(/^## Broadcast from the database\s*$/m);
-  let next: string;
-  if (start === -1) {
-    next = `${current.replace(/\n*$/, '')}\n\n${text}`;
-  } else {
-    const after = current.slice(start + HEADING.length).search(/^## /m);
-    const end = after === -1 ? current.length : start + HEADING.length + after;
-    next = `${current.slice(0, start)}${text}${after === -1 ? '' : `\n\n${current.slice(end)}`}`;
-  }
-  writeFileSync(file, next.replace(/\n*$/, '\n'));
+  writeSection(repoRoot, HEADING, text);
 }
 
 // ---- main ----

@@ -1,11 +1,12 @@
 import { fork, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { BenchClient, type Counters } from './client.js';
 import { buildPerformer } from '../common/performer.js';
+import { machine, writeSection } from '../common/report.js';
 
 /**
  * Presence churn bench: Performer in a child process on the machine's Postgres, raw vsn 2.0.0 clients on loopback.
@@ -275,10 +276,6 @@ async function memory(url: string): Promise<MemResult> {
 
 // ---- report ----
 
-function machine(): string {
-  const cpus = os.cpus();
-  return `${cpus[0]?.model ?? 'unknown CPU'} x${cpus.length}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${os.type()} ${os.release()}`;
-}
 
 function section(churnR: ChurnResult, memR: MemResult): string {
   const f = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
@@ -307,20 +304,8 @@ heap per entry when the heap already had the pages committed after the joins.
 ${churnR.limitHits > 0 ? `\n**Invalid run:** ${churnR.limitHits} limit shutdowns seen.\n` : ''}`;
 }
 
-/** Replaces this bench's own section of RESULTS.md (other benches write theirs), or appends it. */
 function writeResults(text: string): void {
-  const file = path.join(repoRoot, 'bench', 'RESULTS.md');
-  const current = existsSync(file) ? readFileSync(file, 'utf8') : '# Bench results\n';
-  const start = current.search(/^## Presence\s*$/m);
-  let next: string;
-  if (start === -1) {
-    next = `${current.replace(/\n*$/, '')}\n\n${text}`;
-  } else {
-    const after = current.slice(start + 1).search(/^## /m);
-    const end = after === -1 ? current.length : start + 1 + after;
-    next = `${current.slice(0, start)}${text}${after === -1 ? '' : `\n${current.slice(end)}`}`;
-  }
-  writeFileSync(file, next.replace(/\n*$/, '\n'));
+  writeSection(repoRoot, '## Presence', text);
 }
 
 async function main(): Promise<void> {

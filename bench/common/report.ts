@@ -1,0 +1,39 @@
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+// What every bench's report shares: number formatting, markdown tables, the machine line and its RESULTS.md section.
+
+/** A number with thousands separators and `d` decimals; `-` when not finite. */
+export const f = (v: number, d = 0): string => (Number.isFinite(v) ? v.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }) : '-');
+
+/** A markdown table, the first column left-aligned and the figures right-aligned. */
+export function table(head: string[], rows: string[][]): string {
+  return [head, head.map((_, i) => (i === 0 ? '---' : '---:')), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
+}
+
+export function machine(): string {
+  const cpus = os.cpus();
+  return `${cpus.length} cores (nproc), ${cpus[0]?.model ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${os.type()} ${os.release()}`;
+}
+
+/**
+ * Replaces the section that starts with `heading` (a `## ` line) in bench/RESULTS.md with `text`, or appends it;
+ * the other benches' sections are left as they are.
+ */
+export function writeSection(repoRoot: string, heading: string, text: string): void {
+  const file = path.join(repoRoot, 'bench', 'RESULTS.md');
+  const current = existsSync(file) ? readFileSync(file, 'utf8') : '# Bench results\n';
+  const section = text.replace(/\n*$/, '');
+  const escaped = heading.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const start = current.search(new RegExp(`^${escaped}\\s*$`, 'm'));
+  let next: string;
+  if (start === -1) {
+    next = `${current.replace(/\n*$/, '')}\n\n${section}`;
+  } else {
+    const after = current.slice(start + heading.length).search(/^## /m);
+    const end = after === -1 ? current.length : start + heading.length + after;
+    next = `${current.slice(0, start)}${section}${after === -1 ? '' : `\n\n${current.slice(end)}`}`;
+  }
+  writeFileSync(file, next.replace(/\n*$/, '\n'));
+}
