@@ -1,6 +1,19 @@
 import type pg from 'pg';
 import { actAs, inRolledBackTransaction } from '../db/rls.js';
-import { TYPE_CATALOG_QUERY, builtinType, typeInfoFromCatalog, type CatalogTypeRow, type PgTypeInfo, type TypeResolver } from './changes/index.js';
+import {
+  TYPE_CATALOG_QUERY,
+  builtinType,
+  checkSelectColumns,
+  compileFilters,
+  notEnabledMessage,
+  postgresErrorText,
+  subscriptionExceptionMessage,
+  typeInfoFromCatalog,
+  type Binding,
+  type CatalogTypeRow,
+  type PgTypeInfo,
+  type TypeResolver,
+} from './changes/index.js';
 import type { TableIdentity } from './visibility.js';
 
 /** What dispatch needs to know of a table beyond the Relation message: its primary key and whether RLS is on. */
@@ -114,6 +127,28 @@ export class ChangesCatalog {
       return rows.map((r) => ({ name: r.name, typeOid: r.type, selectable: r.selectable }));
     });
     return outcome.ok ? outcome.value : null;
+  }
+
+  /**
+   * Checks a channel's bindings against the publication and the tables' columns as its role sees them.
+   * Returns the upstream `system` error text of the first binding that cannot be subscribed.
+   */
+  async validateBindings(publication: string, bindings: readonly Binding[], claims: Record<string, unknown>): Promise<string | null> {
+    for (const binding of bindings) {
+      const tables = await this.publicationTables(publication, binding.schema, binding.table);
+      if (tables.length === 0) return notEnabledMessage(binding);
+      for (const table of tables) {
+        const columns = await this.columnsFor(table.relationId, claims);
+        if (columns === null) return notEnabledMessage(binding);
+        await this.ensureTypes(columns.map((c) => c.typeOid));
+        const selectable = (name: string) => columns.some((c) => c.name === name && c.selectable);
+        const selectError = checkSelectColumns(binding.select, columns, selectable);
+        if (selectError) return subscriptionExceptionMessage(binding, postgresErrorText(selectError));
+        const compiled = compileFilters(binding.filters, columns, { types: this.resolveType, selectable });
+        if (!compiled.ok) return subscriptionExceptionMessage(binding, postgresErrorText(compiled.error));
+      }
+    }
+    return null;
   }
 }
 

@@ -1,12 +1,13 @@
 import type pg from 'pg';
 import type { Logger } from '../observability/logger.js';
 import type { Binding } from './changes/index.js';
-import { checkSelectColumns, compileFilters, notEnabledMessage, postgresErrorText, subscriptionExceptionMessage } from './changes/index.js';
 import { ChangesCatalog } from './changes-catalog.js';
 import { ChangesDispatcher, type CommittedChanges, type RowChange } from './changes-dispatch.js';
 import { SubscriberGroups, type FanoutMember } from './changes-groups.js';
 import { PendingSubscriber, SubscriberStore, type ChangesSubscriber } from './changes-subscribers.js';
 import type { Lsn, PgTimestamp } from './pgoutput/index.js';
+import { CarriedMessages } from './changes-messages.js';
+import type { DatabaseBroadcast } from './db-broadcast.js';
 import { changesSlotName } from './slot-names.js';
 import { ReplicationStream } from './stream.js';
 import { settledWithin, untilUp } from './stream-wire.js';
@@ -39,6 +40,8 @@ export interface ChangesEngineOptions {
   allow?: () => boolean;
   onDeliveries?: (n: number) => void;
   onStopped?: () => void;
+  /** The tenant's database-broadcast pipeline: while this stream runs it reads realtime.messages for it too. */
+  messages?: () => DatabaseBroadcast | null;
 }
 
 /** What a subscriber hears besides changes: the `system` messages of the postgres_changes extension. */
@@ -64,6 +67,8 @@ export class ChangesEngine {
   private readonly groups = new SubscriberGroups<LiveSubscriber>();
   private pending: PendingSubscriber[] = [];
   private stream: ReplicationStream | null = null;
+  /** realtime.messages this stream reads for the database-broadcast pipeline, if it does. */
+  private carried: CarriedMessages | null = null;
   private txn: RowChange[] | null = null;
   /** Committed transactions waiting for the dispatch under way. */
   private batch: (CommittedChanges & { ackLsn: Lsn | null })[] = [];
@@ -108,7 +113,7 @@ export class ChangesEngine {
         this.log.info({ pending: this.pending.length, grace_ms: this.opts.graceMs }, 'holding changes for subscribers of an earlier run');
         this.every(this.opts.graceMs, () => this.expirePending(), true);
       }
-      this.startStream();
+      await this.startStream();
       this.every(this.opts.lagCheckMs, () => void this.checkLag());
       this.every(Math.min(this.opts.idleDropMs, 60_000), () => void this.checkIdle());
     })();
@@ -119,22 +124,8 @@ export class ChangesEngine {
    * Checks a channel's bindings against the publication and the tables' columns as its role sees them.
    * Returns the upstream `system` error text of the first binding that cannot be subscribed.
    */
-  async validate(bindings: readonly Binding[], claims: Record<string, unknown>): Promise<string | null> {
-    for (const binding of bindings) {
-      const tables = await this.catalog.publicationTables(this.opts.publication, binding.schema, binding.table);
-      if (tables.length === 0) return notEnabledMessage(binding);
-      for (const table of tables) {
-        const columns = await this.catalog.columnsFor(table.relationId, claims);
-        if (columns === null) return notEnabledMessage(binding);
-        await this.catalog.ensureTypes(columns.map((c) => c.typeOid));
-        const selectable = (name: string) => columns.some((c) => c.name === name && c.selectable);
-        const selectError = checkSelectColumns(binding.select, columns, selectable);
-        if (selectError) return subscriptionExceptionMessage(binding, postgresErrorText(selectError));
-        const compiled = compileFilters(binding.filters, columns, { types: this.catalog.resolveType, selectable });
-        if (!compiled.ok) return subscriptionExceptionMessage(binding, postgresErrorText(compiled.error));
-      }
-    }
-    return null;
+  validate(bindings: readonly Binding[], claims: Record<string, unknown>): Promise<string | null> {
+    return this.catalog.validateBindings(this.opts.publication, bindings, claims);
   }
 
   /** Starts delivering to a subscriber: first what was held for it if it is a rejoin, then live changes. */
@@ -179,19 +170,30 @@ export class ChangesEngine {
     await this.store.save(sub);
   }
 
-  private startStream(): void {
-    const stream = new ReplicationStream({
+  private async startStream(): Promise<void> {
+    const carried = await CarriedMessages.lookup({ pipeline: () => this.opts.messages?.() ?? null, pool: this.opts.pool, publication: this.opts.publication, log: this.log });
+    const stream: ReplicationStream = new ReplicationStream({
       connection: this.opts.databaseUrl,
-      publications: [this.opts.publication],
+      publications: carried ? carried.publications(this.opts.publication) : [this.opts.publication],
       slot: this.slot,
       temporary: false,
       handler: (event) => this.onEvent(event),
       log: this.log,
       applicationName: 'performer_postgres_changes',
       backoff: this.opts.backoff,
+      prepare: carried ? async () => carried.preparePublication(await this.opts.pool()) : undefined,
+      onStreamStart: (startLsn) => carried?.started(stream, startLsn),
     });
     this.stream = stream;
+    this.carried = carried;
     stream.start();
+  }
+
+  /** Before the stream stops: realtime.messages go back to the database-broadcast pipeline. */
+  private async handMessagesBack(): Promise<void> {
+    // The stream keeps carrying them until the pipeline's own stream has taken over.
+    await this.carried?.handBack(this.stream);
+    this.carried = null;
   }
 
   /** Synchronous for every message but a commit with changes to hand out: the queue then runs them inline. */
@@ -201,6 +203,7 @@ export class ChangesEngine {
       case 'begin':
         this.txn = [];
         this.commitTime = m.commitTime;
+        this.carried?.begin(m.finalLsn);
         return;
       case 'relation':
         this.dispatcher.relationChanged(m);
@@ -210,6 +213,7 @@ export class ChangesEngine {
       case 'delete': {
         const relation = this.stream?.relations.get(m.relationId);
         if (!relation || !this.txn) return;
+        if (this.carried?.take(relation, m.tag, m.tag === 'delete' ? null : m.new)) return;
         const type = m.tag === 'insert' ? 'INSERT' : m.tag === 'update' ? 'UPDATE' : 'DELETE';
         this.txn.push({
           relation,
@@ -220,6 +224,7 @@ export class ChangesEngine {
         return;
       }
       case 'commit': {
+        this.carried?.commit();
         let changes = this.txn ?? [];
         this.txn = null;
         if (changes.length > 0 && this.subscriberCount === 0) changes = [];
@@ -355,13 +360,14 @@ export class ChangesEngine {
       for (const sub of this.live) {
         sub.notify('error', `Replication lag of ${lag} bytes exceeded the limit of ${this.opts.maxLagBytes} bytes; changes were skipped and the replication slot was recreated`);
       }
+      await this.handMessagesBack();
       await this.stream?.stop();
       await this.dropSlot(pool);
       this.pending = [];
       this.heldAckLsn = null;
       this.batch = [];
       this.batchRows = 0;
-      this.startStream();
+      await this.startStream();
     } catch (err) {
       this.log.warn({ err }, 'replication lag check failed');
     }
@@ -384,8 +390,11 @@ export class ChangesEngine {
     this.timers.push(timer);
   }
 
-  /** Stops streaming; with dropSlot, the slot goes too (idle), otherwise it keeps its position (shutdown). */
-  async stop(dropSlot = false): Promise<void> {
+  /**
+   * Stops streaming; with dropSlot, the slot goes too (idle), otherwise it keeps its position (shutdown). With
+   * handBack, realtime.messages go back to the database-broadcast pipeline first (not when the tenant stops).
+   */
+  async stop(dropSlot = false, handBack = dropSlot): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     for (const t of this.timers) clearTimeout(t);
@@ -395,6 +404,7 @@ export class ChangesEngine {
     this.flushSoon = null;
     // Frames already handed out still go to their sockets.
     this.flushFrames();
+    if (handBack) await this.handMessagesBack();
     // stop() sends the final acknowledged position itself.
     await this.stream?.stop();
     this.stream = null;

@@ -39,6 +39,8 @@ export interface ReplicationStreamOptions {
   autoAck?: boolean;
   /** Runs before every connection attempt (e.g. to ensure the publication); a failure counts as a failed attempt. */
   prepare?: () => Promise<void>;
+  /** Called with the position streaming starts from, just before START_REPLICATION (every connection). */
+  onStreamStart?: (startLsn: Lsn) => void;
   log?: Logger;
   applicationName?: string;
   /** Reconnect delays: initialMs doubling up to maxMs. Defaults 500 ms and 30 s. */

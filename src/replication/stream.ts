@@ -66,6 +66,7 @@ export class ReplicationStream {
   private ctx: PgoutputContext | null = null;
   private walEnd: Lsn = 0n;
   private received: Lsn = 0n;
+  private handled: Lsn = 0n;
   private highestAckable: Lsn = 0n;
   private inTxn = false;
   private lastReceiveAt = 0;
@@ -93,11 +94,14 @@ export class ReplicationStream {
         return opts.handler(event);
       },
       done: (event) => {
+        if (event.ackLsn !== null && event.ackLsn > this.handled) this.handled = event.ackLsn;
         if (opts.autoAck && event.ackLsn !== null) this.ack(event.ackLsn);
       },
       // Not acknowledged even with autoAck; a later acknowledgement still moves past it.
-      failed: (event, err) =>
-        this.log.error({ err, error_code: 'ReplicationHandlerError', lsn: formatLsn(event.lsn), tag: event.message.tag }, 'replication handler failed'),
+      failed: (event, err) => {
+        if (event.ackLsn !== null && event.ackLsn > this.handled) this.handled = event.ackLsn;
+        this.log.error({ err, error_code: 'ReplicationHandlerError', lsn: formatLsn(event.lsn), tag: event.message.tag }, 'replication handler failed');
+      },
       highWaterMark: opts.highWaterMark ?? 1000,
       lowWaterMark: opts.lowWaterMark ?? 100,
       pause: () => {
@@ -118,6 +122,15 @@ export class ReplicationStream {
   /** The highest position the consumer acknowledged. */
   get ackedLsn(): Lsn {
     return this.acked;
+  }
+
+  /**
+   * The position through which every transaction the server sent has been handled: the last handled commit, or,
+   * with nothing waiting or half-read, the server's last reported position (it has sent everything before it).
+   */
+  get handledLsn(): Lsn {
+    if (this.queue.idle && !this.inTxn && this.received > this.handled) return this.received;
+    return this.handled;
   }
 
   get error(): unknown {
@@ -250,6 +263,7 @@ export class ReplicationStream {
         wire.on('copyData', ({ chunk }) => {
           if (session === this.session) this.onCopyData(chunk);
         });
+        this.opts.onStreamStart?.(this.acked);
         const options = [`proto_version '${version}'`, `publication_names ${quotePublications(this.opts.publications)}`];
         if (this.opts.messages) options.push(`messages 'true'`);
         // Resume from the acknowledged position; the server moves it forward to the slot's confirmed_flush_lsn.

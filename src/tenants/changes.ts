@@ -24,6 +24,7 @@ export function changesEngine(runtime: TenantRuntime, config: Config): ChangesEn
     onStopped: () => {
       if (runtime.changes === engine) runtime.changes = null;
     },
+    messages: () => runtime.replication,
   });
   runtime.changes = engine;
   return engine;
@@ -43,7 +44,8 @@ export function changesChild(runtime: TenantRuntime, config: Config): ChildSpec 
       return {
         exited: new Promise<never>(() => undefined),
         async stop() {
-          await runtime.changes?.stop(false);
+          // The tenant is stopping: its database-broadcast pipeline stops too, nothing to hand back.
+          await runtime.changes?.stop(false, false);
         },
       };
     },

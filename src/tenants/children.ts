@@ -3,6 +3,7 @@ import type { PubSubMessage } from '../cluster/pubsub.js';
 import type { Config } from '../config/index.js';
 import { databaseTag } from '../replication/slot-names.js';
 import { startDatabaseBroadcast } from '../replication/db-broadcast.js';
+import { MessagesRelay } from '../replication/messages-relay.js';
 import { changesChild } from './changes.js';
 import { databaseChild } from './database-child.js';
 import { startJanitor } from './janitor.js';
@@ -20,16 +21,23 @@ export function tenantChildren(runtime: TenantRuntime, config: Config, publish: 
     async start() {
       await runtime.database();
       const limits = runtime.settings.limits;
-      const broadcast = startDatabaseBroadcast({
-        databaseUrl: runtime.settings.databaseUrl,
+      runtime.messagesRelay ??= new MessagesRelay({
         tenantId: runtime.id,
         publish: (msg) => {
           runtime.events.add(1);
           publish(msg);
         },
-        log: runtime.log,
+        log: runtime.log.child({ replication: 'broadcast_from_database' }),
         payloadLimitBytes: () => payloadLimitBytes(limits.maxPayloadSizeInKb),
         allow: () => runtime.events.rate < limits.maxEventsPerSecond,
+      });
+      const broadcast = startDatabaseBroadcast({
+        databaseUrl: runtime.settings.databaseUrl,
+        tenantId: runtime.id,
+        publish,
+        log: runtime.log,
+        payloadLimitBytes: () => payloadLimitBytes(limits.maxPayloadSizeInKb),
+        relay: runtime.messagesRelay,
         // Upstream's name plus a tag of the database: tenants whose databases share a cluster need distinct slots.
         slotSuffix: [config.slotNameSuffix, databaseTag(runtime.settings.databaseUrl)].filter(Boolean).join('_'),
         replication: { backoff: { initialMs: config.tenantBackoffMinMs, maxMs: config.tenantBackoffMaxMs } },

@@ -4,6 +4,8 @@ import type { TenantLimits } from '../config/index.js';
 import type { Logger } from '../observability/logger.js';
 import { TenantPresence } from '../presence/tenant-presence.js';
 import type { ChangesEngine } from '../replication/changes-engine.js';
+import type { DatabaseBroadcast } from '../replication/db-broadcast.js';
+import type { MessagesRelay } from '../replication/messages-relay.js';
 import { RateCounter } from './rate-counter.js';
 
 export interface TenantSettings {
@@ -70,7 +72,9 @@ export class TenantRuntime {
   readonly log: Logger;
   dbState: DatabaseState = 'idle';
   /** The database-broadcast stream while it runs (its status is what `replication_ready` waits for). */
-  replication: { readonly status: string } | null = null;
+  replication: DatabaseBroadcast | null = null;
+  /** Broadcast from the database of this tenant, whichever stream reads realtime.messages; outlives restarts of the pipeline. */
+  messagesRelay: MessagesRelay | null = null;
   /** Postgres Changes, while anyone subscribes (or an earlier run's subscribers may rejoin). */
   changes: ChangesEngine | null = null;
   /** Set by the tenant's supervisor: where an exception from this tenant's handlers is reported. */

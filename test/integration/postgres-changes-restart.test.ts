@@ -88,9 +88,19 @@ describe('no committed change is lost across a crash', () => {
         if (m.extension === 'postgres_changes' && m.status === 'ok') subscribedCount += 1;
       });
     channel.subscribe();
+    // Broadcasts from the database on another channel: as upstream, those committed while Performer is down are not
+    // sent afterwards (its changes slot, which reads realtime.messages too while it runs, must not replay them).
+    const beacons: number[] = [];
+    let beaconsJoined = 0;
+    const beaconChannel = client.channel('beacons').on('broadcast', { event: 'b' }, (m: { payload: { n: number } }) => beacons.push(m.payload.n));
+    beaconChannel.subscribe((status) => {
+      if (status === 'SUBSCRIBED') beaconsJoined += 1;
+    });
+    const beacon = (n: number) => sql!.query(`SELECT realtime.send(jsonb_build_object('n', $1::int), 'b', 'beacons', false)`, [n]);
     const deadline0 = Date.now() + 15_000;
-    while (subscribedCount === 0 && Date.now() < deadline0) await sleep(50);
+    while ((subscribedCount === 0 || beaconsJoined === 0) && Date.now() < deadline0) await sleep(50);
     expect(subscribedCount).toBe(1);
+    await beacon(1);
 
     const committed: number[] = [];
     let next = 1;
@@ -104,8 +114,9 @@ describe('no committed change is lost across a crash', () => {
     }
     child.kill('SIGKILL');
     await new Promise((r) => child?.once('exit', r));
-    // Rows committed while Performer is down.
+    // Rows and a broadcast committed while Performer is down.
     for (let i = 0; i < 20; i++) await insert();
+    await beacon(2);
     child = await startPerformer(port, db.url);
     // The client reconnects and rejoins on its own; keep writing meanwhile.
     const deadline1 = Date.now() + 30_000;
@@ -122,6 +133,13 @@ describe('no committed change is lost across a crash', () => {
     while (received.length < committed.length && Date.now() < deadline2) await sleep(50);
     await sleep(500);
     expect(received).toEqual(committed);
+    const deadline3 = Date.now() + 15_000;
+    while (beaconsJoined < 2 && Date.now() < deadline3) await sleep(50);
+    await beacon(3);
+    const deadline4 = Date.now() + 10_000;
+    while (!beacons.includes(3) && Date.now() < deadline4) await sleep(50);
+    await sleep(300);
+    expect(beacons).toEqual([1, 3]);
     client.realtime.disconnect();
     await sql.end();
     sql = null;

@@ -1,0 +1,77 @@
+import { describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/observability/logger.js';
+import type { PubSubMessage } from '../../src/cluster/pubsub.js';
+import { MessagesRelay } from '../../src/replication/messages-relay.js';
+import type { RelationMessage, TupleData } from '../../src/replication/pgoutput/index.js';
+
+const messages: RelationMessage = {
+  tag: 'relation',
+  xid: null,
+  relationId: 1,
+  namespace: 'realtime',
+  name: 'messages',
+  replicaIdentity: 'default',
+  columns: ['id', 'topic', 'extension', 'payload', 'event', 'private', 'inserted_at', 'binary_payload'].map((name) => ({
+    flags: 0,
+    isKey: false,
+    name,
+    typeOid: 25,
+    typeModifier: -1,
+  })),
+};
+
+function row(n: number): TupleData {
+  const text = (value: string) => ({ kind: 'text' as const, value });
+  return [text(`id-${n}`), text('room'), text('broadcast'), text(`{"n": ${n}}`), text('e'), text('f'), text('2026-11-25 10:00:00'), { kind: 'null' }];
+}
+
+function relay(): { relay: MessagesRelay; sent: string[] } {
+  const sent: string[] = [];
+  const r = new MessagesRelay({
+    tenantId: 't',
+    publish: (msg: PubSubMessage) => sent.push(Buffer.from(msg.env.type === 'user' ? msg.env.payload : new Uint8Array()).toString()),
+    log: createLogger('silent'),
+    payloadLimitBytes: () => 1000,
+  });
+  return { relay: r, sent };
+}
+
+describe('MessagesRelay', () => {
+  it('broadcasts nothing before the first stream of the run started, nor what committed before that', () => {
+    const { relay: r, sent } = relay();
+    expect(r.claim(100n)).toBe(false);
+    r.startsAt(200n);
+    r.startsAt(50n); // later streams do not move the start back
+    expect(r.claim(150n)).toBe(false);
+    expect(r.claim(200n)).toBe(true);
+    expect(sent).toEqual([]);
+  });
+
+  it('gives each transaction to the first stream that reaches it, and only forward', () => {
+    const { relay: r, sent } = relay();
+    r.startsAt(10n);
+    const a = r.reader();
+    const b = r.reader();
+    for (const [reader, lsn, n] of [[a, 20n, 1], [b, 20n, 1], [b, 30n, 2], [a, 30n, 2], [a, 40n, 3], [b, 35n, 99]] as const) {
+      reader.begin(lsn);
+      reader.insert(messages, row(n));
+      reader.commit();
+    }
+    expect(sent).toEqual(['{"n": 1}', '{"n": 2}', '{"n": 3}']);
+  });
+
+  it('claims a transaction at its commit: one a stream stopped in the middle of stays for the other stream', () => {
+    const { relay: r, sent } = relay();
+    r.startsAt(10n);
+    const stopping = r.reader();
+    const other = r.reader();
+    stopping.begin(20n);
+    stopping.insert(messages, row(1));
+    // `stopping` goes away here, before the commit.
+    other.begin(20n);
+    other.insert(messages, row(1));
+    other.insert(messages, row(2));
+    other.commit();
+    expect(sent).toEqual(['{"n": 1}', '{"n": 2}']);
+  });
+});
