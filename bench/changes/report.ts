@@ -145,9 +145,9 @@ function liveVersusBacklog(live: Row[], catchup: Row[]): string[] {
   const perChange = (r: Row) => ((r.usage.performerPct / 100) * 1e6) / Math.max(1, r.changesPerSec);
   return [
     `**Live versus backlog (N=1, ${shapeText('batch')}).** Live, Performer spent ${f(perChange(l), 1)} µs of CPU per change at ${f(l.usage.performerPct)} % CPU with a p50 of`,
-    `${f(l.lat.p50, 0)} ms; on a backlog ${f(perChange(c), 1)} µs at ${f(c.usage.performerPct)} %. Live, it shares the ${os.cpus().length} cores with the producers' backends, two`,
-    'walsenders (its changes slot and its database-broadcast stream) and the load generator: it gets less of a core and each change costs more',
-    '(caches, context switches). pg_recvlogical live (above) shows the same effect on a consumer that does nothing with the changes.',
+    `${f(l.lat.p50, 0)} ms; on a backlog ${f(perChange(c), 1)} µs at ${f(c.usage.performerPct)} %. Live, it shares the ${os.cpus().length} cores with the producers' backends, the`,
+    'walsender and the load generator: it gets less of a core and each change costs more (caches, context switches). pg_recvlogical live (above)',
+    'shows the same effect on a consumer that does nothing with the changes.',
     '',
   ];
 }
@@ -382,8 +382,8 @@ export function section(res: Results): string {
   }
   L.push(...findings(res));
   L.push(
-    '**Caveats.** One 2-core machine for everything: producers\' backends, two walsenders (Performer\'s changes slot and its database-broadcast',
-    'stream, which decodes the same WAL to filter realtime.messages), Performer, the forwarder and the clients compete, and other people\'s jobs add',
+    '**Caveats.** One 2-core machine for everything: producers\' backends, the walsender (while Postgres Changes runs, its stream also reads',
+    'realtime.messages for the database-broadcast pipeline, whose own walsender stops), Performer, the forwarder and the clients compete, and other people\'s jobs add',
     'noise ("other"). Postgres CPU is read from /proc for the postmaster\'s children, labelled by application_name. fsync=off makes commits cheaper than',
     'on durable storage, which favours the producers and the 1-row-per-transaction shapes. Rows that did not drain within the cap report changes/s from',
     'what was delivered. The pg_recvlogical ceiling is measured on a backlog after the row; Performer is measured live, so the ratio is conservative',
