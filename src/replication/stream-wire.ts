@@ -106,6 +106,11 @@ export async function ensureSlot(client: pg.Client, slot: string, temporary: boo
   return lsn ? parseLsn(lsn) : 0n;
 }
 
+/** Reconnect delay after `attempt` failures in a row: initialMs doubling up to maxMs (defaults 500 ms and 30 s). */
+export function backoffDelay(attempt: number, backoff: { initialMs?: number; maxMs?: number } = {}): number {
+  return Math.min(backoff.maxMs ?? 30_000, (backoff.initialMs ?? 500) * 2 ** Math.min(attempt, 30));
+}
+
 /** The error_code logged for a failed or lost replication connection. */
 export function failureCode(error: unknown): string {
   const e = error as { code?: string; message?: string } | null;

@@ -6,6 +6,7 @@ import { OrderedQueue } from './ordered-queue.js';
 import { createPgoutputContext, decodePgoutput, formatLsn, RelationCache, type Lsn, type PgoutputContext } from './pgoutput/index.js';
 import type { ReplicationEvent, ReplicationStatus, ReplicationStreamOptions, StatusListener } from './stream-types.js';
 import {
+  backoffDelay,
   ensureSlot,
   failureCode,
   negotiateVersion,
@@ -195,8 +196,8 @@ export class ReplicationStream {
       // A handler still running for the old connection must finish first: the next session resumes from acks.
       await this.queue.settled();
       if (this.stopping) break;
-      const delay = this.nextDelay();
-      this.logFailure(error, delay);
+      const delay = backoffDelay(this.attempt++, this.opts.backoff);
+      this.log.warn({ err: error, error_code: failureCode(error), retryInMs: delay }, 'replication stream down; reconnecting');
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, delay);
         this.wake = () => {
@@ -392,18 +393,6 @@ export class ReplicationStream {
     } catch (err) {
       this.log.debug({ err }, 'standby status update not sent');
     }
-  }
-
-  private nextDelay(): number {
-    const initial = this.opts.backoff?.initialMs ?? 500;
-    const max = this.opts.backoff?.maxMs ?? 30_000;
-    const delay = Math.min(max, initial * 2 ** Math.min(this.attempt, 30));
-    this.attempt += 1;
-    return delay;
-  }
-
-  private logFailure(error: unknown, retryInMs: number): void {
-    this.log.warn({ err: error, error_code: failureCode(error), retryInMs }, 'replication stream down; reconnecting');
   }
 
   private setStatus(status: ReplicationStatus, error: unknown): void {

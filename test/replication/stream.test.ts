@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { formatLsn, parseLsn, type Lsn } from '../../src/replication/pgoutput/index.js';
 import { ReplicationStream, type ReplicationEvent, type ReplicationStatus, type ReplicationStreamOptions } from '../../src/replication/stream.js';
 import { OrderedQueue } from '../../src/replication/ordered-queue.js';
-import { chooseProtocolVersion, quotePublications, readCopyData, replicationClientConfig, standbyStatusUpdate } from '../../src/replication/stream-wire.js';
+import { backoffDelay, chooseProtocolVersion, quotePublications, readCopyData, replicationClientConfig, standbyStatusUpdate } from '../../src/replication/stream-wire.js';
 import { createTestDatabase, startDedicatedPostgres, withClient, type DedicatedPostgres, type TestDatabase } from '../support/postgres.js';
 
 const FAST = { backoff: { initialMs: 100, maxMs: 1000 }, statusIntervalMs: 200 } as const;
@@ -107,6 +107,11 @@ describe('stream helpers', () => {
     expect(readCopyData(keepalive.subarray(0, 17), onData, onKeepalive)).toBe(false);
     expect(readCopyData(Buffer.from([0x78, 0, 0]), onData, onKeepalive)).toBe(false);
     expect(seen).toEqual([['w', 0x2an, '42'], ['k', 0x1_0000_0010n, true]]);
+  });
+
+  it('backs off reconnects by doubling up to the maximum', () => {
+    expect([0, 1, 2, 3, 10].map((n) => backoffDelay(n))).toEqual([500, 1000, 2000, 4000, 30_000]);
+    expect([0, 1, 2].map((n) => backoffDelay(n, { initialMs: 10, maxMs: 25 }))).toEqual([10, 20, 25]);
   });
 
   it('pins the text formats the decoders depend on in the replication client settings', () => {
