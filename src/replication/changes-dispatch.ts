@@ -20,7 +20,7 @@ import {
 import type { ChangesCatalog, TableMeta } from './changes-catalog.js';
 import type { ChangesSubscriber, OutgoingChange } from './changes-subscribers.js';
 import type { OldTuple, PgTimestamp, RelationMessage, TupleData } from './pgoutput/index.js';
-import { checkVisibility, type Visibility } from './visibility.js';
+import { checkVisibility, untilVisible, type Visibility } from './visibility.js';
 
 /** What a dispatch handed out: deliveries per subscriber, the targets with queued events, and how many events were queued. */
 export interface Dispatched {
@@ -35,6 +35,8 @@ const NOTHING: Dispatched = Object.freeze({ deliveries: 0, touched: [], queued: 
 export interface CommittedChanges {
   changes: readonly RowChange[];
   commitTime: PgTimestamp;
+  /** The transaction's id (pgoutput's 32-bit xid); 0 when unknown. */
+  xid?: number;
 }
 
 /** One row change of a committed transaction, as pgoutput delivered it. */
@@ -44,6 +46,9 @@ export interface RowChange {
   newTuple: TupleData | null;
   old: OldTuple | null;
 }
+
+/** How long a dispatch waits for its transactions to become visible before checking RLS anyway. */
+const VISIBLE_WAIT_MS = 10_000;
 
 /** Waits between attempts of a failed dispatch or visibility check (about 3 s in all). */
 const RETRY_MS = [50, 150, 400, 800, 1600];
@@ -117,7 +122,7 @@ export class ChangesDispatcher {
         const state = this.relations.get(change.relation.relationId) ?? (await this.relationState(change.relation));
         if (!state) continue;
         const matches = this.match(change, state, subscribers, asks);
-        if (matches.length > 0) planned.push({ change, state, matches, commitTimestamp });
+        if (matches.length > 0) planned.push({ change, state, matches, commitTimestamp, xid: txn.xid ?? 0 });
       }
     }
     if (planned.length === 0) return NOTHING;
@@ -235,6 +240,12 @@ export class ChangesDispatcher {
     const pool = await this.pool();
     const all: Ask[] = [];
     for (const byClaims of asks.values()) for (const ask of byClaims.values()) all.push(ask);
+    // Rows are looked up in the table, so their transactions must be visible to a new snapshot first.
+    const xids = new Set<number>();
+    for (const { change, state, xid } of planned) if (state.meta.rlsEnabled && change.type !== 'DELETE' && xid !== 0) xids.add(xid);
+    if (xids.size > 0 && !(await untilVisible(pool, [...xids], VISIBLE_WAIT_MS))) {
+      this.log.warn({ error_code: 'ChangesNotYetVisible', xids: xids.size }, 'committed transactions still invisible to new snapshots (synchronous standby not answering?); checking RLS anyway');
+    }
     await Promise.all(
       all.map(async (ask) => {
         const meta = ask.state.meta;
@@ -315,6 +326,7 @@ interface Planned {
   change: RowChange;
   state: RelationState;
   matches: Match[];
+  xid: number;
   commitTimestamp: string;
 }
 

@@ -75,6 +75,7 @@ export class ChangesEngine {
   private batchRows = 0;
   private dispatching: Promise<void> | null = null;
   private commitTime: PgTimestamp = 0n;
+  private xid = 0;
   /** The newest commit handled while changes were held: confirmed once nothing is held any more. */
   private heldAckLsn: Lsn | null = null;
   private flushSoon: NodeJS.Immediate | null = null;
@@ -203,6 +204,7 @@ export class ChangesEngine {
       case 'begin':
         this.txn = [];
         this.commitTime = m.commitTime;
+        this.xid = m.xid;
         this.carried?.begin(m.finalLsn);
         return;
       case 'relation':
@@ -238,7 +240,7 @@ export class ChangesEngine {
           if (event.ackLsn !== null) this.confirm(event.ackLsn);
           return;
         }
-        this.batch.push({ changes, commitTime: this.commitTime, ackLsn: event.ackLsn });
+        this.batch.push({ changes, commitTime: this.commitTime, xid: this.xid, ackLsn: event.ackLsn });
         this.batchRows += changes.length;
         this.dispatching ??= this.dispatchBatches();
         // A large batch holds back the stream (the queue keeps the next messages) until the dispatch under way ends.

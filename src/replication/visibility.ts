@@ -82,3 +82,32 @@ export async function checkVisibility(
 function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
 }
+
+/**
+ * Waits (polling, at most `timeoutMs`) until transactions logical decoding has delivered are visible to new
+ * snapshots. Postgres writes a commit to the WAL, where the walsender reads it, before it takes the transaction out
+ * of the running set; with synchronous replication the gap lasts until the standby answers. A row looked up by
+ * primary key in that gap is missing, which would read as "hidden by RLS". `xids` are pgoutput's 32-bit ids, placed
+ * in the epoch next to the snapshot's xmax. False when the time ran out.
+ */
+export async function untilVisible(pool: pg.Pool, xids: readonly number[], timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (let wait = 1; ; wait = Math.min(wait * 2, 50)) {
+    const { rows } = await pool.query<{ visible: boolean | null }>(VISIBLE_QUERY, [xids]);
+    if (rows[0]?.visible !== false) return true;
+    if (Date.now() >= deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, wait));
+  }
+}
+
+const VISIBLE_QUERY = `
+  SELECT bool_and(pg_catalog.pg_visible_in_snapshot((x.full)::text::xid8, v.s)) AS visible
+    FROM (SELECT s, pg_catalog.pg_snapshot_xmax(s)::text::numeric AS xmax FROM pg_catalog.pg_current_snapshot() AS s) v
+    CROSS JOIN LATERAL (
+      SELECT CASE
+               WHEN base + id > v.xmax + 2147483648 THEN base + id - 4294967296
+               WHEN base + id < v.xmax - 2147483648 THEN base + id + 4294967296
+               ELSE base + id
+             END AS full
+        FROM unnest($1::bigint[]) AS i(id), LATERAL (SELECT v.xmax - mod(v.xmax, 4294967296) AS base) b
+    ) x`;
