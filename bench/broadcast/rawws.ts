@@ -1,5 +1,8 @@
-import net from 'node:net';
+import type net from 'node:net';
+import { encodeClientFrame, upgradeSocket } from '../common/raw-ws.js';
 import { EVENT, PAYLOAD_PREFIX_LEN, TOPIC, type Proto } from './common.js';
+
+export { encodeClientFrame };
 
 /**
  * A lean WebSocket client over `net` for the load generator: the upgrade is written by hand, reads go into one
@@ -16,8 +19,6 @@ export interface Sink {
 
 /** Header + frame bytes a data frame needs in one piece: kind-4 header with the topic and event, plus t/s/f. */
 const PREFIX = 96;
-const SHARED_READ = Buffer.allocUnsafe(256 * 1024);
-const WS_KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
 
 /** Socket reads and data frames of this process since the last reset (frames per read shows server-side batching). */
 export const readStats = { reads: 0, frames: 0 };
@@ -59,24 +60,7 @@ export class RawConn {
     this.sink = opts.sink;
     this.token = opts.token ?? '';
     this.settle = settle;
-    this.socket = net.connect({
-      host: '127.0.0.1',
-      port: opts.port,
-      noDelay: true,
-      onread: {
-        buffer: SHARED_READ,
-        callback: (n: number, buf: Uint8Array) => {
-          this.onRead(buf as Buffer, n);
-          return true;
-        },
-      },
-    });
-    this.socket.on('connect', () => {
-      this.socket.write(
-        `GET ${opts.path} HTTP/1.1\r\nHost: 127.0.0.1:${opts.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-          `Sec-WebSocket-Key: ${WS_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
-      );
-    });
+    this.socket = upgradeSocket(opts.port, opts.path, (buf, n) => this.onRead(buf, n));
     this.socket.on('error', (err) => this.fail(err));
     this.socket.on('close', () => {
       this.closed = true;
@@ -314,26 +298,6 @@ function needed(b: Buffer, have: number): number {
 function nowUsFast(): number {
   const t = process.hrtime();
   return t[0] * 1e6 + Math.floor(t[1] / 1000);
-}
-
-/** A masked client frame with mask key 0 (the payload goes out unchanged). */
-export function encodeClientFrame(opcode: number, payload: Uint8Array): Buffer {
-  const len = payload.length;
-  const hdr = len < 126 ? 6 : len < 65536 ? 8 : 14;
-  const out = Buffer.allocUnsafe(hdr + len);
-  out[0] = 0x80 | opcode;
-  if (len < 126) out[1] = 0x80 | len;
-  else if (len < 65536) {
-    out[1] = 0x80 | 126;
-    out.writeUInt16BE(len, 2);
-  } else {
-    out[1] = 0x80 | 127;
-    out.writeUInt32BE(0, 2);
-    out.writeUInt32BE(len, 6);
-  }
-  out.writeUInt32BE(0, hdr - 4); // mask key 0
-  out.set(payload, hdr);
-  return out;
 }
 
 export function clientFrameHeaderLength(payloadLength: number): number {

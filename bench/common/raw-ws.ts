@@ -1,10 +1,35 @@
 import net from 'node:net';
 import { nowUs } from '../broadcast/common.js';
-import { encodeClientFrame } from '../broadcast/rawws.js';
 
 /** Every client reads into this one buffer: frames are looked at in place, only one split across reads is copied. */
 const SHARED_READ = Buffer.allocUnsafe(256 * 1024);
 const WS_KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
+
+/**
+ * A TCP connection to 127.0.0.1:`port` that asks for a WebSocket upgrade of `path` once connected; every read lands
+ * in the shared buffer and is handed to `onRead` (bytes buf[0, n), valid until the callback returns).
+ */
+export function upgradeSocket(port: number, path: string, onRead: (buf: Buffer, n: number) => void): net.Socket {
+  const socket = net.connect({
+    host: '127.0.0.1',
+    port,
+    noDelay: true,
+    onread: {
+      buffer: SHARED_READ,
+      callback: (n: number, buf: Uint8Array) => {
+        onRead(buf as Buffer, n);
+        return true;
+      },
+    },
+  });
+  socket.on('connect', () => {
+    socket.write(
+      `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        `Sec-WebSocket-Key: ${WS_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+    );
+  });
+  return socket;
+}
 
 /**
  * A lean WebSocket client over `net` for the benches' subscribers: HTTP upgrade, frame parsing in the shared read
@@ -23,24 +48,7 @@ export abstract class RawWsClient {
   private settle: ((err: Error | null) => void) | null = null;
 
   protected constructor(port: number, path: string) {
-    this.socket = net.connect({
-      host: '127.0.0.1',
-      port,
-      noDelay: true,
-      onread: {
-        buffer: SHARED_READ,
-        callback: (n: number, buf: Uint8Array) => {
-          this.onRead(buf as Buffer, n);
-          return true;
-        },
-      },
-    });
-    this.socket.on('connect', () => {
-      this.socket.write(
-        `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-          `Sec-WebSocket-Key: ${WS_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
-      );
-    });
+    this.socket = upgradeSocket(port, path, (buf, n) => this.onRead(buf, n));
     this.socket.on('error', (err) => this.fail(err));
     this.socket.on('close', () => {
       if (this.joined && !this.closedByUs) this.onUnexpectedClose();
@@ -150,4 +158,24 @@ export abstract class RawWsClient {
     // A frame split across reads: keep its bytes (the shared read buffer is reused).
     if (off < end) this.pending = Buffer.from(buf.subarray(off, end));
   }
+}
+
+/** A masked client frame with mask key 0 (the payload goes out unchanged). */
+export function encodeClientFrame(opcode: number, payload: Uint8Array): Buffer {
+  const len = payload.length;
+  const hdr = len < 126 ? 6 : len < 65536 ? 8 : 14;
+  const out = Buffer.allocUnsafe(hdr + len);
+  out[0] = 0x80 | opcode;
+  if (len < 126) out[1] = 0x80 | len;
+  else if (len < 65536) {
+    out[1] = 0x80 | 126;
+    out.writeUInt16BE(len, 2);
+  } else {
+    out[1] = 0x80 | 127;
+    out.writeUInt32BE(0, 2);
+    out.writeUInt32BE(len, 6);
+  }
+  out.writeUInt32BE(0, hdr - 4); // mask key 0
+  out.set(payload, hdr);
+  return out;
 }
