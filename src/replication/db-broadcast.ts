@@ -160,11 +160,12 @@ export function startDatabaseBroadcast(opts: DatabaseBroadcastOptions): Database
       own = stream;
       const timeout = new Promise<null>((resolve) => setTimeout(() => resolve(null), timeoutMs).unref());
       const at = await Promise.race([started, timeout]);
-      if (at === null) return null;
       // Up means START_REPLICATION went through: from here on the own stream misses nothing.
       const deadline = Date.now() + timeoutMs;
-      while (stream.status !== 'up' && Date.now() < deadline && !stopped) await new Promise((r) => setTimeout(r, 10));
-      return stream.status === 'up' ? at : null;
+      while (at !== null && stream.status !== 'up' && Date.now() < deadline && !stopped) await new Promise((r) => setTimeout(r, 10));
+      if (at !== null && stream.status === 'up') return at;
+      if (!stopped) log.warn({ slot, timeout_ms: timeoutMs }, 'own stream not up in time to take realtime.messages back; broadcasts committed meanwhile may be missed');
+      return null;
     },
     async stop() {
       stopped = true;
