@@ -1,0 +1,182 @@
+import { check, f0, f1, f2, f3, size, table } from './format.js';
+import type { Load, Results } from './run.js';
+
+export const TARGETS = {
+  deliveriesVsUws: 0.8,
+  cpuPerDeliveryVsUws: 1.25,
+  deliveriesVsSocketio: 8,
+  p99VsUws: 1.5,
+  idleBytesPerSocket: 4096,
+};
+
+const SYSTEM_ORDER = ['uws', 'performer', 'socketio'];
+function bySystem(a: { n: number; payload: number; system: string }, b: { n: number; payload: number; system: string }): number {
+  return a.n - b.n || a.payload - b.payload || SYSTEM_ORDER.indexOf(a.system) - SYSTEM_ORDER.indexOf(b.system);
+}
+
+/** The markdown report of a run: tables per row kind, then the ratios against the peers and the targets. */
+export function report(r: Results): string {
+  const out: string[] = [];
+  if (r.ceiling.length) {
+    out.push('### Generator ceiling (raw client vs a frame blaster, no server work)', '');
+    out.push(
+      table(
+        ['connections', 'payload', 'deliveries/s', 'generator CPU %', 'blaster CPU %'],
+        r.ceiling.map((c) => [f0(c.connections), size(c.payload), f0(c.deliveriesPerSec), c.genPcts.map(f0).join(' / '), f0(c.blasterPct)]),
+      ),
+      '',
+    );
+  }
+  out.push(`### Closed loop (one sender, ${r.options.window} messages in flight, ${r.options.closedMs / 1000} s)`, '');
+  out.push(
+    table(
+      ['system', 'N', 'payload', 'msg/s', 'deliveries/s', 'server CPU %', 'µs CPU/delivery', 'frames/read', 'gen+sender CPU %', 'other %', 'peak RSS MB', 'lost', 'saturated', 'reps: spread'],
+      [...[...r.closed].sort(bySystem), ...r.sioClient].map((c) => [
+        c.system,
+        f0(c.n),
+        size(c.payload),
+        f0(c.msgsPerSec),
+        f0(c.deliveriesPerSec),
+        f0(c.serverPct),
+        f3(c.cpuUsPerDelivery),
+        f2(c.framesPerRead),
+        c.genPcts.map(f0).join(' / '),
+        f0(c.otherPct),
+        f0(c.peakRssMb),
+        f0(c.loss),
+        c.saturated,
+        `${c.reps ?? 1}${c.spread ? `: ${c.spread}` : ''}`,
+      ]),
+    ),
+    '',
+  );
+  out.push(`### Open loop (same rate for every system, ${r.options.openMs / 1000} s; latency sampled at the receivers)`, '');
+  out.push(
+    table(
+      ['system', 'N', 'payload', 'load', 'msg/s', 'deliveries/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'server CPU s', 'server CPU %', 'µs CPU/delivery', 'gen+sender CPU %', 'other %', 'peak RSS MB', 'lost', 'samples', 'reps: spread'],
+      [...r.open].sort((a, b) => a.load.localeCompare(b.load) || bySystem(a, b)).map((o) => [
+        o.system,
+        f0(o.n),
+        size(o.payload),
+        o.load,
+        f0(o.rate),
+        f0(o.deliveriesPerSec),
+        f2(o.p50Ms),
+        f2(o.p99Ms),
+        f2(o.p999Ms),
+        f2(o.maxMs),
+        f2(o.serverCpuS),
+        f0(o.serverPct),
+        f3(o.cpuUsPerDelivery),
+        o.genPcts.map(f0).join(' / '),
+        f0(o.otherPct),
+        f0(o.peakRssMb),
+        f0(o.loss),
+        f0(o.samples),
+        `${o.reps ?? 1}${o.spread ? `: ${o.spread}` : ''}`,
+      ]),
+    ),
+    '',
+  );
+  if (r.idle.length) {
+    out.push('### Memory per idle joined socket', '');
+    if (r.options.idleSockets < 10_000) {
+      out.push(`(${f0(r.options.idleSockets)} sockets: one-off heap growth dominates at this count; the target is defined at 10,000)`, '');
+    }
+    out.push(
+      table(
+        ['system', 'sockets', 'RSS before MB', 'RSS after MB', 'RSS bytes/socket', `target <= ${TARGETS.idleBytesPerSocket}`, 'marginal RSS bytes/socket', 'JS heap used bytes/socket', 'JS heap committed bytes/socket'],
+        r.idle.map((i) => [
+          i.system,
+          f0(i.sockets),
+          f1(i.rssBeforeMb),
+          f1(i.rssAfterMb),
+          f0(i.bytesPerSocket),
+          i.system === 'performer' ? check(i.bytesPerSocket, TARGETS.idleBytesPerSocket, false) : '',
+          f0(i.marginalBytesPerSocket),
+          f0(i.heapBytesPerSocket),
+          f0(i.heapCommittedBytesPerSocket),
+        ]),
+      ),
+      '',
+    );
+  }
+  for (const i of r.idle) {
+    if (!i.heapTop?.length) continue;
+    out.push(`### ${i.system}: JS heap per idle joined socket, by object (heap snapshot diff at ${f0(i.sockets)} sockets)`, '');
+    out.push(table(['object (type:name)', 'objects/socket', 'bytes/socket'], i.heapTop.map((e) => [e.key, f2(e.perSocket), f0(e.bytesPerSocket)])), '');
+  }
+  out.push(...ratios(r, 'uws'), ...ratios(r, 'socketio'));
+  return out.join('\n');
+}
+
+function ratios(r: Results, other: 'uws' | 'socketio'): string[] {
+  const find = <T extends { system: string; n: number; payload: number }>(rows: T[], system: string, n: number, payload: number, pick: (x: T) => boolean = () => true) =>
+    rows.find((x) => x.system === system && x.n === n && x.payload === payload && pick(x));
+  const rows: string[][] = [];
+  const cell = (v: number, target: number | null, higherIsBetter = false) => (target === null ? f2(v) : `${f2(v)} (${check(v, target, higherIsBetter)})`);
+  for (const n of r.options.ns) {
+    for (const payload of r.options.payloads) {
+      const pc = find(r.closed, 'performer', n, payload);
+      const oc = find(r.closed, other, n, payload);
+      if (!pc || !oc) continue;
+      const open = (load: Load) => {
+        const po = find(r.open, 'performer', n, payload, (x) => x.load === load);
+        const oo = find(r.open, other, n, payload, (x) => x.load === load);
+        return po && oo ? { cpu: po.cpuUsPerDelivery / oo.cpuUsPerDelivery, p99: po.p99Ms / oo.p99Ms } : { cpu: NaN, p99: NaN };
+      };
+      const common = open('common');
+      const dRatio = pc.deliveriesPerSec / oc.deliveriesPerSec;
+      const cpuClosed = pc.cpuUsPerDelivery / oc.cpuUsPerDelivery;
+      if (other === 'uws') {
+        const high = open('high');
+        rows.push([
+          f0(n),
+          size(payload),
+          cell(dRatio, TARGETS.deliveriesVsUws, true),
+          cell(cpuClosed, TARGETS.cpuPerDeliveryVsUws),
+          cell(high.cpu, TARGETS.cpuPerDeliveryVsUws),
+          cell(high.p99, TARGETS.p99VsUws),
+          cell(common.cpu, TARGETS.cpuPerDeliveryVsUws),
+          cell(common.p99, TARGETS.p99VsUws),
+        ]);
+      } else {
+        rows.push([f0(n), size(payload), cell(dRatio, TARGETS.deliveriesVsSocketio, true), cell(cpuClosed, null), cell(common.cpu, null), cell(common.p99, null)]);
+      }
+    }
+  }
+  if (rows.length === 0) return [];
+  const pi = r.idle.find((i) => i.system === 'performer');
+  const oi = r.idle.find((i) => i.system === other);
+  const mem = pi && oi ? `memory per idle joined socket: Performer ${f0(pi.bytesPerSocket)} B vs ${f0(oi.bytesPerSocket)} B = ${f2(pi.bytesPerSocket / oi.bytesPerSocket)}x` : '';
+  if (other === 'uws') {
+    return [
+      '### Performer / bare uWS (ratios; target in brackets)',
+      '',
+      table(
+        [
+          'N',
+          'payload',
+          `deliveries/s (>= ${TARGETS.deliveriesVsUws})`,
+          `CPU/delivery closed loop (<= ${TARGETS.cpuPerDeliveryVsUws})`,
+          `CPU/delivery high load (<= ${TARGETS.cpuPerDeliveryVsUws})`,
+          `p99 high load (<= ${TARGETS.p99VsUws})`,
+          'CPU/delivery common load',
+          'p99 common load',
+        ],
+        rows,
+      ),
+      '',
+      mem,
+      '',
+    ];
+  }
+  return [
+    '### Performer / socket.io (ratios)',
+    '',
+    table(['N', 'payload', `deliveries/s (>= ${TARGETS.deliveriesVsSocketio})`, 'CPU/delivery closed loop', 'CPU/delivery common load', 'p99 common load'], rows),
+    '',
+    mem,
+    '',
+  ];
+}
