@@ -519,11 +519,18 @@ async function recvLiveRow(shape: Shape): Promise<RecvLive> {
   const a = await snap();
   const cpuA = live.cpuSeconds();
   const p = await produce(RECV_LIVE_TABLE, shape, opts.rows, opts.produceCapMs, () => 1);
-  const settled = await live.settle(300, opts.drainCapMs);
+  // Done when its walsender has sent the WAL up to the last commit and pg_recvlogical's output has gone quiet.
+  const endLsn = await lsnNow();
+  const sentBy = Date.now() + opts.drainCapMs;
+  for (let i = 0; i < 100_000 && Date.now() < sentBy; i++) {
+    const { rows } = await db.query<{ ok: boolean }>('SELECT sent_lsn >= $2::pg_lsn AS ok FROM pg_stat_replication WHERE pid = $1', [walsenderPid, endLsn]);
+    if (rows[0]?.ok) break;
+    await sleep(5);
+  }
+  const settled = await live.settle(100, opts.drainCapMs);
   const b = await snap();
   const cpuB = live.cpuSeconds();
   await live.stop();
-  const endLsn = await lsnNow();
   const check = await rl.run(rl.slot(1), startLsn, endLsn, RECV_LIVE_PUBLICATION);
   const spanMs = Math.max(1e-3, (live.lastUs - p.firstCommitUs) / 1000);
   const u = usage(a, b);
@@ -534,8 +541,8 @@ async function recvLiveRow(shape: Shape): Promise<RecvLive> {
     committedPerSec: p.rows / Math.max(1e-6, (p.lastCommitUs - p.startUs) / 1e6),
     changesPerSec: p.rows / (spanMs / 1000),
     spanMs,
-    // The quiet window after the last byte is not part of the row.
-    recvPct: (100 * (cpuB - cpuA)) / Math.max(1e-6, u.windowS - 0.3),
+    // The quiet window after the last byte (settle) is not part of the row.
+    recvPct: (100 * (cpuB - cpuA)) / Math.max(1e-6, u.windowS - 0.1),
     usage: u,
     complete: settled && check.ok && live.outBytes === check.outBytes,
     outBytes: live.outBytes,
@@ -848,7 +855,15 @@ async function main(): Promise<void> {
     `);
     recvStartupMs = await (recv as Recvlogical).startupMs(RECV_LIVE_PUBLICATION);
     console.log(`pg_recvlogical start-up with nothing to decode: ${f(recvStartupMs)} ms (median of 3)`);
-    for (const shape of opts.shapes) results.recvLive.push(await recvLiveRow(shape));
+    for (const shape of opts.shapes) {
+      let row = await recvLiveRow(shape);
+      // Now and then its output misses the last transaction (seen about once in five 1 row/txn runs): run it again.
+      if (!row.complete) {
+        console.log('  (pg_recvlogical live run incomplete: running it again)');
+        row = await recvLiveRow(shape);
+      }
+      results.recvLive.push(row);
+    }
 
     // ---- Performer ----
     buildPerformer();
