@@ -16,7 +16,8 @@ import {
   TS_OFF,
   type Target,
 } from './common.js';
-import { clientFrameHeaderLength, encodeClientFrame, encodeKind3, kind3PayloadOffset, RawConn, readStats, type Sink } from './rawws.js';
+import { encodeClientFrame } from '../common/raw-ws.js';
+import { clientFrameHeaderLength, encodeKind3, kind3PayloadOffset, RawConn, readStats, type Sink } from './rawws.js';
 
 /**
  * A load generator process (forked by run.ts). It holds a share of the subscribers and counts what they receive:

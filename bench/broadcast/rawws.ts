@@ -2,8 +2,6 @@ import type net from 'node:net';
 import { encodeClientFrame, upgradeSocket } from '../common/raw-ws.js';
 import { EVENT, PAYLOAD_PREFIX_LEN, TOPIC, type Proto } from './common.js';
 
-export { encodeClientFrame };
-
 /**
  * A lean WebSocket client over `net` for the load generator: the upgrade is written by hand, reads go into one
  * shared static buffer (`onread`, no per-read allocation, no streams), and server frames are parsed in place. Only

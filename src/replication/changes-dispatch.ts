@@ -19,7 +19,7 @@ import {
 } from './changes/index.js';
 import type { ChangesCatalog, TableMeta } from './changes-catalog.js';
 import type { ChangesSubscriber, OutgoingChange } from './changes-subscribers.js';
-import type { OldTuple, PgTimestamp, RelationMessage, TupleData } from './pgoutput/index.js';
+import type { Lsn, OldTuple, PgTimestamp, RelationMessage, TupleData } from './pgoutput/index.js';
 import { checkVisibility, untilVisible, type Visibility } from './visibility.js';
 
 /** What a dispatch handed out: deliveries per subscriber, the targets with queued events, and how many events were queued. */
@@ -37,6 +37,44 @@ export interface CommittedChanges {
   commitTime: PgTimestamp;
   /** The transaction's id (pgoutput's 32-bit xid); 0 when unknown. */
   xid?: number;
+}
+
+/** A committed transaction waiting for dispatch, with the position that confirms it. */
+export type PendingCommit = CommittedChanges & { ackLsn: Lsn | null };
+
+/** Committed transactions waiting for the dispatch under way, handed out in batches of whole transactions. */
+export class CommitQueue {
+  private items: PendingCommit[] = [];
+  /** Rows waiting, all transactions together. */
+  rows = 0;
+
+  constructor(
+    /** Rows dispatched together at most (a larger transaction still goes whole). */
+    private readonly batchRows: number,
+  ) {}
+
+  get empty(): boolean {
+    return this.items.length === 0;
+  }
+
+  push(commit: PendingCommit): void {
+    this.items.push(commit);
+    this.rows += commit.changes.length;
+  }
+
+  /** The next batch: whole transactions up to `batchRows` rows, at least one, so a long backlog starts early. */
+  take(): PendingCommit[] {
+    let n = 0;
+    let rows = 0;
+    while (n < this.items.length && (n === 0 || rows + this.items[n]!.changes.length <= this.batchRows)) rows += this.items[n++]!.changes.length;
+    this.rows -= rows;
+    return this.items.splice(0, n);
+  }
+
+  clear(): void {
+    this.items = [];
+    this.rows = 0;
+  }
 }
 
 /** One row change of a committed transaction, as pgoutput delivered it. */

@@ -2,7 +2,7 @@ import type pg from 'pg';
 import type { Logger } from '../observability/logger.js';
 import type { Binding } from './changes/index.js';
 import { ChangesCatalog } from './changes-catalog.js';
-import { ChangesDispatcher, type CommittedChanges, type RowChange } from './changes-dispatch.js';
+import { ChangesDispatcher, CommitQueue, type RowChange } from './changes-dispatch.js';
 import { SubscriberGroups, type FanoutMember } from './changes-groups.js';
 import { PendingSubscriber, SubscriberStore, type ChangesSubscriber } from './changes-subscribers.js';
 import type { Lsn, PgTimestamp } from './pgoutput/index.js';
@@ -71,8 +71,7 @@ export class ChangesEngine {
   private carried: CarriedMessages | null = null;
   private txn: RowChange[] | null = null;
   /** Committed transactions waiting for the dispatch under way. */
-  private batch: (CommittedChanges & { ackLsn: Lsn | null })[] = [];
-  private batchRows = 0;
+  private readonly waiting = new CommitQueue(DISPATCH_ROWS);
   private dispatching: Promise<void> | null = null;
   private commitTime: PgTimestamp = 0n;
   private xid = 0;
@@ -240,11 +239,10 @@ export class ChangesEngine {
           if (event.ackLsn !== null) this.confirm(event.ackLsn);
           return;
         }
-        this.batch.push({ changes, commitTime: this.commitTime, xid: this.xid, ackLsn: event.ackLsn });
-        this.batchRows += changes.length;
+        this.waiting.push({ changes, commitTime: this.commitTime, xid: this.xid, ackLsn: event.ackLsn });
         this.dispatching ??= this.dispatchBatches();
         // A large batch holds back the stream (the queue keeps the next messages) until the dispatch under way ends.
-        if (this.batchRows >= MAX_BATCH_ROWS) return this.dispatching;
+        if (this.waiting.rows >= MAX_BATCH_ROWS) return this.dispatching;
         return;
       }
       default:
@@ -260,8 +258,8 @@ export class ChangesEngine {
     // Yield once, so the commits of the rest of this read join the first batch.
     await null;
     try {
-      while (this.batch.length > 0) {
-        const txns = this.takeBatch();
+      while (!this.waiting.empty) {
+        const txns = this.waiting.take();
         const { deliveries, touched, queued } = await this.dispatcher.dispatch(txns, [...this.groups.list(), ...this.pending]).catch((err: unknown) => {
           this.log.error({ err, error_code: 'UnableToDispatchChanges' }, 'dispatching changes kept failing; these changes are not delivered');
           return { deliveries: 0, touched: [], queued: 0 };
@@ -278,19 +276,6 @@ export class ChangesEngine {
     } finally {
       this.dispatching = null;
     }
-  }
-
-  /**
-   * The next transactions to dispatch together: whole transactions, up to DISPATCH_ROWS rows (at least one), so
-   * that the first of a long backlog do not wait for the visibility checks of all the others.
-   */
-  private takeBatch(): (CommittedChanges & { ackLsn: Lsn | null })[] {
-    let n = 0;
-    let rows = 0;
-    while (n < this.batch.length && (n === 0 || rows + this.batch[n]!.changes.length <= DISPATCH_ROWS)) rows += this.batch[n++]!.changes.length;
-    const taken = this.batch.splice(0, n);
-    this.batchRows -= rows;
-    return taken;
   }
 
   /** A subscriber has frames queued: they leave at the end of this loop turn, before the status update. */
@@ -367,8 +352,7 @@ export class ChangesEngine {
       await this.dropSlot(pool);
       this.pending = [];
       this.heldAckLsn = null;
-      this.batch = [];
-      this.batchRows = 0;
+      this.waiting.clear();
       await this.startStream();
     } catch (err) {
       this.log.warn({ err }, 'replication lag check failed');

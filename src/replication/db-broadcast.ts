@@ -1,13 +1,11 @@
 import pg from 'pg';
 import type { PubSubMessage } from '../cluster/pubsub.js';
 import type { Logger } from '../observability/logger.js';
-import { MessagesReader, MessagesRelay } from './messages-relay.js';
+import { MessagesRelay } from './messages-relay.js';
 import type { Lsn } from './pgoutput/index.js';
 import { ReplicationStream, type ReplicationEvent, type ReplicationStatus, type ReplicationStreamOptions } from './stream.js';
 
 // Broadcast from the database (spec §4.6): rows inserted into realtime.messages become user broadcasts.
-
-export { decodeByteaText, rowToPubSub, type MessageRowText, type RowOutcome } from './messages-rows.js';
 
 export const MESSAGES_PUBLICATION = 'supabase_realtime_messages_publication';
 export const MESSAGES_SLOT_PREFIX = 'supabase_realtime_messages_replication_slot_';
@@ -15,22 +13,24 @@ export const MESSAGES_SLOT_PREFIX = 'supabase_realtime_messages_replication_slot
 /** How often a hand-over checks whether the own stream has caught up with the other one. */
 const HANDOVER_CHECK_MS = 50;
 
-export interface DatabaseBroadcastOptions {
+/** Where and how the pipeline streams, whoever broadcasts the rows. */
+export interface PipelineOptions {
   databaseUrl: string;
-  tenantId: string;
-  /** Hands a message to pub/sub, e.g. `(msg) => ctx.pubsub.publish(msg, null)`. Called synchronously, in commit order. */
-  publish: (msg: PubSubMessage) => void;
   log: Logger;
-  /** Largest payload (bytes) broadcast; a function is read per row so limit changes apply at once. */
-  payloadLimitBytes: number | (() => number);
-  /** The tenant's events limiter: false drops the row. */
-  allow?: () => boolean;
-  /** The tenant's relay, when it outlives this pipeline (one is made from the options above otherwise). */
-  relay?: MessagesRelay;
   /** SLOT_NAME_SUFFIX; lower-cased, characters outside [a-z0-9_] become '_'. Empty by default (name ends in '_'). */
   slotSuffix?: string;
   /** Stream tuning (tests use short backoffs). */
   replication?: Pick<ReplicationStreamOptions, 'backoff' | 'statusIntervalMs' | 'receiveTimeoutMs'>;
+}
+
+export interface DatabaseBroadcastOptions extends PipelineOptions {
+  tenantId: string;
+  /** Hands a message to pub/sub, e.g. `(msg) => ctx.pubsub.publish(msg, null)`. Called synchronously, in commit order. */
+  publish: (msg: PubSubMessage) => void;
+  /** Largest payload (bytes) broadcast; a function is read per row so limit changes apply at once. */
+  payloadLimitBytes: number | (() => number);
+  /** The tenant's events limiter: false drops the row. */
+  allow?: () => boolean;
 }
 
 /** Another replication stream that reads realtime.messages into the relay: Postgres Changes' stream. */
@@ -69,17 +69,22 @@ export interface DatabaseBroadcast {
  * inserted broadcast row published to its topic namespace. Never throws; connection trouble shows in status.
  */
 export function startDatabaseBroadcast(opts: DatabaseBroadcastOptions): DatabaseBroadcast {
+  const limit = typeof opts.payloadLimitBytes === 'function' ? opts.payloadLimitBytes : () => opts.payloadLimitBytes as number;
+  const log = opts.log.child({ replication: 'broadcast_from_database' });
+  return startBroadcastPipeline(opts, new MessagesRelay({ tenantId: opts.tenantId, publish: opts.publish, log, payloadLimitBytes: limit, allow: opts.allow }));
+}
+
+/** {@link startDatabaseBroadcast} around the tenant's relay, which outlives restarts of the pipeline. */
+export function startBroadcastPipeline(opts: PipelineOptions, relay: MessagesRelay): DatabaseBroadcast {
   const slot = messagesSlotName(opts.slotSuffix ?? '');
   const log = opts.log.child({ replication: 'broadcast_from_database' });
-  const limit = typeof opts.payloadLimitBytes === 'function' ? opts.payloadLimitBytes : () => opts.payloadLimitBytes as number;
-  const relay = opts.relay ?? new MessagesRelay({ tenantId: opts.tenantId, publish: opts.publish, log, payloadLimitBytes: limit, allow: opts.allow });
   const statusListeners = new Set<(status: ReplicationStatus, error: unknown) => void>();
   let stopped = false;
   let carrier: MessagesCarrier | null = null;
   let handover: NodeJS.Timeout | null = null;
 
   const startOwn = (onStart?: (lsn: Lsn) => void): ReplicationStream => {
-    const reader = new MessagesReader(relay);
+    const reader = relay.reader();
     const stream: ReplicationStream = new ReplicationStream({
       connection: opts.databaseUrl,
       publications: [MESSAGES_PUBLICATION],

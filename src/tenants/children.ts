@@ -2,7 +2,7 @@ import { payloadLimitBytes } from '../channels/broadcast.js';
 import type { PubSubMessage } from '../cluster/pubsub.js';
 import type { Config } from '../config/index.js';
 import { databaseTag } from '../replication/slot-names.js';
-import { startDatabaseBroadcast } from '../replication/db-broadcast.js';
+import { startBroadcastPipeline } from '../replication/db-broadcast.js';
 import { MessagesRelay } from '../replication/messages-relay.js';
 import { changesChild } from './changes.js';
 import { databaseChild } from './database-child.js';
@@ -31,17 +31,16 @@ export function tenantChildren(runtime: TenantRuntime, config: Config, publish: 
         payloadLimitBytes: () => payloadLimitBytes(limits.maxPayloadSizeInKb),
         allow: () => runtime.events.rate < limits.maxEventsPerSecond,
       });
-      const broadcast = startDatabaseBroadcast({
-        databaseUrl: runtime.settings.databaseUrl,
-        tenantId: runtime.id,
-        publish,
-        log: runtime.log,
-        payloadLimitBytes: () => payloadLimitBytes(limits.maxPayloadSizeInKb),
-        relay: runtime.messagesRelay,
-        // Upstream's name plus a tag of the database: tenants whose databases share a cluster need distinct slots.
-        slotSuffix: [config.slotNameSuffix, databaseTag(runtime.settings.databaseUrl)].filter(Boolean).join('_'),
-        replication: { backoff: { initialMs: config.tenantBackoffMinMs, maxMs: config.tenantBackoffMaxMs } },
-      });
+      const broadcast = startBroadcastPipeline(
+        {
+          databaseUrl: runtime.settings.databaseUrl,
+          log: runtime.log,
+          // Upstream's name plus a tag of the database: tenants whose databases share a cluster need distinct slots.
+          slotSuffix: [config.slotNameSuffix, databaseTag(runtime.settings.databaseUrl)].filter(Boolean).join('_'),
+          replication: { backoff: { initialMs: config.tenantBackoffMinMs, maxMs: config.tenantBackoffMaxMs } },
+        },
+        runtime.messagesRelay,
+      );
       runtime.replication = broadcast;
       return {
         exited: RUNS_UNTIL_STOPPED,

@@ -4,15 +4,14 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { topicKey } from '../../src/channels/fanout.js';
 import type { PubSubMessage } from '../../src/cluster/pubsub.js';
 import {
-  decodeByteaText,
   ensureMessagesPublication,
   MESSAGES_PUBLICATION,
   messagesSlotName,
-  rowToPubSub,
   startDatabaseBroadcast,
   type DatabaseBroadcast,
   type DatabaseBroadcastOptions,
 } from '../../src/replication/db-broadcast.js';
+import { decodeByteaText, rowToPubSub } from '../../src/replication/messages-rows.js';
 import { migrateTenantDatabase } from '../../src/tenants/migrate.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
 
