@@ -170,6 +170,30 @@ export function cleanToken(raw: string): string {
   return t.replace(/\s+/g, '');
 }
 
+/**
+ * Whether `secret` is one of the HMAC keys a tenant's tokens may be signed with: its JWT secret, or an `oct` key of
+ * its JWKS. Such a secret must never sign management tokens, or the tenant's (public) anon key would be one.
+ */
+export function isHmacKeyOf(secret: string, signers: Pick<JwtSigners, 'secret' | 'jwks'>): boolean {
+  const wanted = encoder.encode(secret);
+  if (signers.secret !== null && sameBytes(encoder.encode(signers.secret), wanted)) return true;
+  for (const jwk of signers.jwks?.keys ?? []) {
+    if (jwk.kty !== 'oct' || typeof jwk.k !== 'string') continue;
+    let key: Uint8Array;
+    try {
+      key = base64url.decode(jwk.k);
+    } catch {
+      continue;
+    }
+    if (sameBytes(key, wanted)) return true;
+  }
+  return false;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((byte, i) => byte === b[i]);
+}
+
 const SIGNER_MESSAGE = 'Failed to generate JWT signer, check your JWT secret or JWKS configuration';
 
 /** The message text shared by handshake errors and channel errors. */

@@ -6,12 +6,15 @@ import { mountTenantsApi } from './tenants-api.js';
 import { uws, type HttpRequest, type HttpResponse, type TemplatedApp } from './uws.js';
 import { mountWebSocket } from './websocket.js';
 
-/** Builds the uWS app: the Phoenix socket, the REST API and the operational endpoints. */
-export function createApp(ctx: ChannelsContext): TemplatedApp {
+/**
+ * Builds the uWS app: the Phoenix socket, the REST API and the operational endpoints. `managementSecrets` sign
+ * management API tokens (resolved at start: API_JWT_SECRET or the generated one).
+ */
+export function createApp(ctx: ChannelsContext, managementSecrets: readonly string[]): TemplatedApp {
   const app = uws.App();
   mountWebSocket(app, ctx);
   mountRestBroadcast(app, ctx);
-  mountTenantsApi(app, ctx);
+  mountTenantsApi(app, ctx, managementSecrets);
   const metricsVerifier = ctx.config.metricsJwtSecret ? new JwtVerifier({ secret: ctx.config.metricsJwtSecret, jwks: null }) : null;
 
   app.get('/healthcheck', (res) => new Reply(res).send(200, 'ok', 'text/plain'));
