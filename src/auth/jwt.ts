@@ -62,7 +62,14 @@ export class JwtVerifier {
   }
 
   async verify(rawToken: string, opts: VerifyOptions): Promise<JwtResult> {
-    const token = cleanToken(rawToken);
+    return this.verifyCleaned(cleanToken(rawToken), opts);
+  }
+
+  /**
+   * Verifies a token exactly as given, already cleaned (bearerToken): a caller that compares the token with a
+   * blocklist first must verify that same text, not a second decoding of it (`%252E` would otherwise pass as `.`).
+   */
+  async verifyCleaned(token: string, opts: VerifyOptions): Promise<JwtResult> {
     let header: ReturnType<typeof decodeProtectedHeader>;
     try {
       header = decodeProtectedHeader(token);
@@ -168,6 +175,12 @@ export function cleanToken(raw: string): string {
     // Not URL-encoded: verify it as given.
   }
   return t.replace(/\s+/g, '');
+}
+
+/** The token of an `Authorization: Bearer <jwt>` header, cleaned as verification cleans it; null without one. */
+export function bearerToken(header: string | undefined): string | null {
+  const m = header ? /^bearer\s+(.+)$/i.exec(header.trim()) : null;
+  return m ? cleanToken(m[1]) : null;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { JwtVerifier } from '../auth/jwt.js';
+import { bearerToken, cleanToken, JwtVerifier } from '../auth/jwt.js';
 import type { ChannelsContext } from '../channels/context.js';
 import { corsHeaders, readRequest, Reply } from './respond.js';
 import { mountRestBroadcast, tenantGate } from './rest-broadcast.js';
@@ -26,7 +26,7 @@ export function createApp(ctx: ChannelsContext, managementSecrets: readonly stri
     });
   }
 
-  const metricsBlocklist = new Set(ctx.config.metricsTokenBlocklist);
+  const metricsBlocklist = new Set(ctx.config.metricsTokenBlocklist.map(cleanToken));
   const serveMetrics = (res: HttpResponse, req: HttpRequest) => {
     const reply = new Reply(res);
     const auth = readRequest(req).headers.authorization ?? '';
@@ -57,9 +57,9 @@ export function createApp(ctx: ChannelsContext, managementSecrets: readonly stri
   return app;
 }
 
+/** Blocklisted and verified in the one cleaned form, so no spelling of a listed token gets past the list. */
 async function verifyBearer(verifier: JwtVerifier, header: string, blocklist: Set<string>): Promise<boolean> {
-  const m = /^bearer\s+(.+)$/i.exec(header.trim());
-  if (!m || blocklist.has(m[1])) return false;
-  const result = await verifier.verify(m[1], { requireRoleAndExp: false });
-  return result.ok;
+  const token = bearerToken(header);
+  if (token === null || blocklist.has(token)) return false;
+  return (await verifier.verifyCleaned(token, { requireRoleAndExp: false })).ok;
 }

@@ -1,4 +1,4 @@
-import { isHmacKeyOf, JwtVerifier } from '../auth/jwt.js';
+import { bearerToken, cleanToken, isHmacKeyOf, JwtVerifier } from '../auth/jwt.js';
 import type { ChannelsContext } from '../channels/context.js';
 import { applyTenantInput, type TenantRecord } from '../tenants/record.js';
 import { renderTenant } from '../tenants/store.js';
@@ -17,18 +17,17 @@ type Handler = (reply: Reply, id: string | null, body: unknown) => Promise<void>
  */
 export function mountTenantsApi(app: TemplatedApp, ctx: ChannelsContext, secrets: readonly string[]): void {
   const verifiers = secrets.map((secret) => ({ secret, verifier: new JwtVerifier({ secret, jwks: null }) }));
-  const blocklist = new Set(ctx.config.apiTokenBlocklist);
+  const blocklist = new Set(ctx.config.apiTokenBlocklist.map(cleanToken));
   const registry = ctx.registry;
   const defaults = ctx.config.tenantDefaults;
   const signsForTenant = (secret: string, record: TenantRecord) => isHmacKeyOf(secret, { secret: record.jwtSecret, jwks: record.jwtJwks });
 
   const authorized = async (header: string | undefined): Promise<boolean> => {
-    const m = header ? /^bearer\s+(.+)$/i.exec(header.trim()) : null;
-    if (!m) return false;
-    const token = m[1].replace(/\s+/g, '');
-    if (blocklist.has(token)) return false;
+    // Blocklisted and verified in the one cleaned form, so no spelling of a listed token gets past the list.
+    const token = bearerToken(header);
+    if (token === null || blocklist.has(token)) return false;
     for (const { secret, verifier } of verifiers) {
-      if (!(await verifier.verify(token, { requireRoleAndExp: false })).ok) continue;
+      if (!(await verifier.verifyCleaned(token, { requireRoleAndExp: false })).ok) continue;
       // Tenants written by another node, or before this check existed, may share it: fail closed, say why.
       const sharing = registry.list().find((record) => signsForTenant(secret, record));
       if (!sharing) return true;
