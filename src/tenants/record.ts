@@ -39,6 +39,8 @@ const EXTENSION_TYPES = new Set(['postgres_cdc_rls', 'postgres']);
  * gives is the id it gets back (the response, the location header and later /api/tenants/:id calls agree).
  */
 const EXTERNAL_ID = /^[a-z0-9_-]{1,200}$/;
+/** Upstream requires only that a setting be present; a trust-authenticated database has an empty password. */
+const MAY_BE_EMPTY = new Set(['db_password']);
 
 const LIMIT_FIELDS: [keyof TenantLimits, string][] = [
   ['maxConcurrentUsers', 'max_concurrent_users'],
@@ -144,7 +146,8 @@ function validateExtensions(list: unknown[], existing: TenantRecord | null, now:
       delete settings.postgres_changes_pool;
     }
     for (const field of REQUIRED_SETTINGS) {
-      if (settings[field] === undefined || settings[field] === null || settings[field] === '') fail(`${field} can't be blank`);
+      const blank = settings[field] === undefined || settings[field] === null || (settings[field] === '' && !MAY_BE_EMPTY.has(field));
+      if (blank) fail(`${field} can't be blank`);
       else if (typeof settings[field] !== 'string') fail(`${field} is invalid`);
     }
     settings.publication ??= 'supabase_realtime';

@@ -1,5 +1,6 @@
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
+import { createMachineTestDatabase, createTestDatabase, type TestDatabase } from '../support/postgres.js';
 import { RawClient } from '../support/raw-client.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { api, extensionFor } from '../support/tenants.js';
@@ -15,8 +16,8 @@ afterAll(async () => {
   await Promise.all(databases.map((d) => d.drop()));
 });
 
-async function database(): Promise<TestDatabase> {
-  const d = await createTestDatabase('tenant_input');
+async function database(onMachinePostgres = false): Promise<TestDatabase> {
+  const d = onMachinePostgres ? await createMachineTestDatabase('tenant_input') : await createTestDatabase('tenant_input');
   databases.push(d);
   return d;
 }
@@ -51,5 +52,41 @@ describe('external_id', () => {
     expect(res.status).toBe(201);
     expect(await joinStatus('mixed-case.localhost', secret)).toBe('ok');
     expect(await joinStatus('MIXED-Case.localhost', secret)).toBe('ok');
+  });
+});
+
+describe('db_password', () => {
+  it('accepts an empty db_password (trust authentication) and connects with it', async () => {
+    // The machine's PostgreSQL 15 trusts local connections: no password at all.
+    const d = await database(true);
+    const ext = extensionFor(d.url);
+    expect(ext.settings.db_password).toBe('');
+    const secret = 'trust-auth-tenant-secret-with-32-characters';
+    const res = await api(t, 'POST', '/api/tenants', { tenant: { external_id: 'trusted', jwt_secret: secret, extensions: [ext] } });
+    expect([res.status, res.text]).toEqual([201, expect.any(String)]);
+    // Its database was migrated on creation, over the password-less connection.
+    const client = new pg.Client({ connectionString: d.url });
+    await client.connect();
+    const { rows } = await client.query('SELECT count(*)::int AS n FROM realtime.schema_migrations');
+    await client.end();
+    expect(rows[0].n).toBeGreaterThan(0);
+    expect(await joinStatus('trusted.localhost', secret)).toBe('ok');
+  });
+
+  it('still requires the db_password key: absent or null is blank, as upstream', async () => {
+    const d = await database();
+    for (const password of [undefined, null]) {
+      const ext = extensionFor(d.url);
+      if (password === undefined) delete ext.settings.db_password;
+      else ext.settings.db_password = password;
+      const res = await api(t, 'POST', '/api/tenants', { tenant: { external_id: 'no-password', jwt_secret: 's'.repeat(40), extensions: [ext] } });
+      expect(res.status).toBe(422);
+      expect((res.body as { errors: { extensions: string[] } }).errors.extensions).toEqual(["db_password can't be blank"]);
+    }
+    // The other connection settings may not be empty: an empty host would silently mean localhost.
+    const ext = extensionFor(d.url);
+    ext.settings.db_host = '';
+    const res = await api(t, 'POST', '/api/tenants', { tenant: { external_id: 'no-host', jwt_secret: 's'.repeat(40), extensions: [ext] } });
+    expect((res.body as { errors: { extensions: string[] } }).errors.extensions).toEqual(["db_host can't be blank"]);
   });
 });
