@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { signHs256 } from './auth/jwt.js';
+import { MANAGEMENT_TOKEN_LIFETIME_SECONDS, signManagementToken } from './auth/management.js';
 import { ConfigError, loadConfig, type Config } from './config/index.js';
 import { startEmbeddedPostgres } from './db/embedded-postgres.js';
 import { createLogger } from './observability/logger.js';
@@ -34,6 +35,8 @@ async function main(): Promise<void> {
   });
   const anonKey = await signHs256({ iss: 'supabase-demo', role: 'anon', exp: KEY_EXPIRY }, config.jwtSecret);
   const serviceKey = await signHs256({ iss: 'supabase-demo', role: 'service_role', exp: KEY_EXPIRY }, config.jwtSecret);
+  const managementToken = await signManagementToken(server.management.primary);
+  const managementSecretFrom = server.management.file ?? 'API_JWT_SECRET';
   process.stdout.write(
     [
       '',
@@ -43,6 +46,8 @@ async function main(): Promise<void> {
       `          Tenant: ${config.tenantId}`,
       `        anon key: ${anonKey}`,
       `service_role key: ${serviceKey}`,
+      `management token: ${managementToken}`,
+      `                  (management API /api/tenants; valid ${MANAGEMENT_TOKEN_LIFETIME_SECONDS / 3600} h; secret: ${managementSecretFrom})`,
       `        Database: ${embedded ? `embedded Postgres, data in ${dataDir}` : 'DATABASE_URL'}`,
       '',
       '',

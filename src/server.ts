@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { managementSecrets, type ManagementSecrets } from './auth/management.js';
 import type { ChannelsContext } from './channels/context.js';
 import { Fanout, isPresenceTopicKey } from './channels/fanout.js';
 import { LocalPubSub, type PubSubMessage } from './cluster/pubsub.js';
@@ -19,6 +20,8 @@ export interface RunningServer {
   port: number;
   url: string;
   ctx: ChannelsContext;
+  /** The management API's secrets (API_JWT_SECRET or the generated one). */
+  management: ManagementSecrets;
   stop(): Promise<void>;
 }
 
@@ -39,6 +42,8 @@ async function prepareTenantDatabase(pool: pg.Pool, log: Logger): Promise<void> 
 export async function startServer(config: Config, opts: ServerOptions): Promise<RunningServer> {
   const log = opts.log ?? createLogger(config.logLevel);
   const metrics = new Metrics();
+  const management = await managementSecrets(config);
+  if (management.file !== null) log.info({ file: management.file }, 'API_JWT_SECRET is not set: the management API secret is kept in the data dir');
   const store = await TenantStore.open(config.controlDatabaseUrl ?? opts.databaseUrl, new SecretBox(await encryptionKey(config)), log);
   await ensureDefaultTenant(store, config, opts.databaseUrl);
   // Database broadcasts enter pub/sub like any other message; bound once pub/sub exists.
@@ -85,7 +90,7 @@ export async function startServer(config: Config, opts: ServerOptions): Promise<
     series.outputBytes.inc(stats.bytes);
   };
   const ctx: ChannelsContext = { config, registry, pubsub: new LocalPubSub(deliverLocal), metrics, log, fanout: null, shuttingDown: false };
-  const app = createApp(ctx);
+  const app = createApp(ctx, management.accepted);
   fanout = new Fanout(app);
   ctx.fanout = fanout;
   publish = (msg) => ctx.pubsub.publish(msg, null);
@@ -135,7 +140,7 @@ export async function startServer(config: Config, opts: ServerOptions): Promise<
     })();
     return stopping;
   };
-  return { port, url: `http://${shownHost}:${port}`, ctx, stop };
+  return { port, url: `http://${shownHost}:${port}`, ctx, management, stop };
 }
 
 async function waitFor(condition: () => boolean, timeoutMs: number): Promise<void> {

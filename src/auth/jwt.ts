@@ -62,7 +62,14 @@ export class JwtVerifier {
   }
 
   async verify(rawToken: string, opts: VerifyOptions): Promise<JwtResult> {
-    const token = cleanToken(rawToken);
+    return this.verifyCleaned(cleanToken(rawToken), opts);
+  }
+
+  /**
+   * Verifies a token exactly as given, already cleaned (bearerToken): a caller that compares the token with a
+   * blocklist first must verify that same text, not a second decoding of it (`%252E` would otherwise pass as `.`).
+   */
+  async verifyCleaned(token: string, opts: VerifyOptions): Promise<JwtResult> {
     let header: ReturnType<typeof decodeProtectedHeader>;
     try {
       header = decodeProtectedHeader(token);
@@ -168,6 +175,36 @@ export function cleanToken(raw: string): string {
     // Not URL-encoded: verify it as given.
   }
   return t.replace(/\s+/g, '');
+}
+
+/** The token of an `Authorization: Bearer <jwt>` header, cleaned as verification cleans it; null without one. */
+export function bearerToken(header: string | undefined): string | null {
+  const m = header ? /^bearer\s+(.+)$/i.exec(header.trim()) : null;
+  return m ? cleanToken(m[1]) : null;
+}
+
+/**
+ * Whether `secret` is one of the HMAC keys a tenant's tokens may be signed with: its JWT secret, or an `oct` key of
+ * its JWKS. Such a secret must never sign management tokens, or the tenant's (public) anon key would be one.
+ */
+export function isHmacKeyOf(secret: string, signers: Pick<JwtSigners, 'secret' | 'jwks'>): boolean {
+  const wanted = encoder.encode(secret);
+  if (signers.secret !== null && sameBytes(encoder.encode(signers.secret), wanted)) return true;
+  for (const jwk of signers.jwks?.keys ?? []) {
+    if (jwk.kty !== 'oct' || typeof jwk.k !== 'string') continue;
+    let key: Uint8Array;
+    try {
+      key = base64url.decode(jwk.k);
+    } catch {
+      continue;
+    }
+    if (sameBytes(key, wanted)) return true;
+  }
+  return false;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((byte, i) => byte === b[i]);
 }
 
 const SIGNER_MESSAGE = 'Failed to generate JWT signer, check your JWT secret or JWKS configuration';

@@ -4,7 +4,9 @@ import type { TenantRuntime } from '../tenants/tenant.js';
 /**
  * What a private channel's member may do, from the tenant's RLS policies on realtime.messages, cached for the
  * channel's life and re-evaluated on `access_token` (upstream caches the same way). Public channels allow all.
- * A write permission is evaluated on first use; callers get a boolean when it is known, else a promise.
+ * A write permission, and a presence read not asked at join, are evaluated on first use; callers get a boolean when
+ * it is known, else a promise. Only answers are cached: a check that failed (database unreachable, missing
+ * partition, a policy that raised) refuses that one message and is asked again next time, as upstream does.
  */
 export class ChannelPolicies {
   /** Write answers by extension; created on the first check (most channels never write). */
@@ -35,7 +37,10 @@ export class ChannelPolicies {
 
   canReadPresence(): boolean | Promise<boolean> {
     if (this.presenceRead !== null) return this.presenceRead;
-    return this.read(['presence']).then((r) => (this.presenceRead = r?.presence ?? false));
+    return this.read(['presence']).then((r) => {
+      if (r === null) return false;
+      return (this.presenceRead = r.presence);
+    });
   }
 
   canWrite(extension: Extension): boolean | Promise<boolean> {
@@ -48,9 +53,13 @@ export class ChannelPolicies {
     const pending = tenant
       .database()
       .then((pool) => checkWrite(pool, { ...request, extension }, { log: tenant.log }))
-      .then((r) => r.ok && r.allowed, () => false)
+      .then((r) => (r.ok ? r.allowed : null), () => null)
       .then((allowed) => {
-        // Upstream does not cache a failed check (only an answer); a failure reads as "not now".
+        if (allowed === null) {
+          // A failure is "not now": this message is refused, the next one asks again.
+          writes.delete(extension);
+          return false;
+        }
         writes.set(extension, allowed);
         return allowed;
       });

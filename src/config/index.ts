@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { isHmacKeyOf } from '../auth/jwt.js';
 
 /**
  * Every environment variable Performer reads, parsed and validated once at start-up.
@@ -14,7 +15,8 @@ export interface Config {
   /** Exact-match claims required in every tenant JWT (upstream JWT_CLAIM_VALIDATORS), e.g. {"iss":"supabase"}. */
   jwtClaimValidators: Record<string, unknown>;
   tenantId: string;
-  apiJwtSecret: string;
+  /** Management API secret; null = a random one kept in the data dir (never the tenants' JWT_SECRET). */
+  apiJwtSecret: string | null;
   apiJwtSecretNext: string | null;
   metricsJwtSecret: string | null;
   redisUrl: string | null;
@@ -94,7 +96,7 @@ export function loadConfig(env: Env = process.env): Config {
     jwtJwks: r.jwks('JWT_JWKS'),
     jwtClaimValidators: r.jsonObject('JWT_CLAIM_VALIDATORS'),
     tenantId: r.tenantId('TENANT_ID', 'realtime-dev'),
-    apiJwtSecret: r.string('API_JWT_SECRET', jwtSecret),
+    apiJwtSecret: r.optionalString('API_JWT_SECRET'),
     apiJwtSecretNext: r.optionalString('API_JWT_SECRET_NEXT'),
     metricsJwtSecret: r.optionalString('METRICS_JWT_SECRET'),
     redisUrl: r.optionalUrl('REDIS_URL', ['redis:', 'rediss:']),
@@ -139,7 +141,21 @@ export function loadConfig(env: Env = process.env): Config {
     clientPresenceMaxCalls: r.int('CLIENT_PRESENCE_MAX_CALLS', 5, 1),
     clientPresenceWindowMs: r.int('CLIENT_PRESENCE_WINDOW_MS', 30_000, 1, 86_400_000),
   };
+  checkManagementSecretsApart(config);
   return config;
+}
+
+/**
+ * A management secret that is also the default tenant's signing key would make that tenant's tokens (the public
+ * anon key first) admin tokens of the management API: refused outright rather than tolerated.
+ */
+function checkManagementSecretsApart(config: Config): void {
+  const tenantSigners = { secret: config.jwtSecret, jwks: config.jwtJwks };
+  for (const [name, secret] of [['API_JWT_SECRET', config.apiJwtSecret], ['API_JWT_SECRET_NEXT', config.apiJwtSecretNext]] as const) {
+    if (secret !== null && isHmacKeyOf(secret, tenantSigners)) {
+      throw new ConfigError(name, "must differ from JWT_SECRET and JWT_JWKS keys, or the tenant's anon key would be a management token");
+    }
+  }
 }
 
 class Reader {

@@ -1,4 +1,4 @@
-import { JwtVerifier } from '../auth/jwt.js';
+import { bearerToken, cleanToken, JwtVerifier } from '../auth/jwt.js';
 import type { ChannelsContext } from '../channels/context.js';
 import { corsHeaders, readRequest, Reply } from './respond.js';
 import { mountRestBroadcast, tenantGate } from './rest-broadcast.js';
@@ -6,12 +6,15 @@ import { mountTenantsApi } from './tenants-api.js';
 import { uws, type HttpRequest, type HttpResponse, type TemplatedApp } from './uws.js';
 import { mountWebSocket } from './websocket.js';
 
-/** Builds the uWS app: the Phoenix socket, the REST API and the operational endpoints. */
-export function createApp(ctx: ChannelsContext): TemplatedApp {
+/**
+ * Builds the uWS app: the Phoenix socket, the REST API and the operational endpoints. `managementSecrets` sign
+ * management API tokens (resolved at start: API_JWT_SECRET or the generated one).
+ */
+export function createApp(ctx: ChannelsContext, managementSecrets: readonly string[]): TemplatedApp {
   const app = uws.App();
   mountWebSocket(app, ctx);
   mountRestBroadcast(app, ctx);
-  mountTenantsApi(app, ctx);
+  mountTenantsApi(app, ctx, managementSecrets);
   const metricsVerifier = ctx.config.metricsJwtSecret ? new JwtVerifier({ secret: ctx.config.metricsJwtSecret, jwks: null }) : null;
 
   app.get('/healthcheck', (res) => new Reply(res).send(200, 'ok', 'text/plain'));
@@ -23,7 +26,7 @@ export function createApp(ctx: ChannelsContext): TemplatedApp {
     });
   }
 
-  const metricsBlocklist = new Set(ctx.config.metricsTokenBlocklist);
+  const metricsBlocklist = new Set(ctx.config.metricsTokenBlocklist.map(cleanToken));
   const serveMetrics = (res: HttpResponse, req: HttpRequest) => {
     const reply = new Reply(res);
     const auth = readRequest(req).headers.authorization ?? '';
@@ -54,9 +57,9 @@ export function createApp(ctx: ChannelsContext): TemplatedApp {
   return app;
 }
 
+/** Blocklisted and verified in the one cleaned form, so no spelling of a listed token gets past the list. */
 async function verifyBearer(verifier: JwtVerifier, header: string, blocklist: Set<string>): Promise<boolean> {
-  const m = /^bearer\s+(.+)$/i.exec(header.trim());
-  if (!m || blocklist.has(m[1])) return false;
-  const result = await verifier.verify(m[1], { requireRoleAndExp: false });
-  return result.ok;
+  const token = bearerToken(header);
+  if (token === null || blocklist.has(token)) return false;
+  return (await verifier.verifyCleaned(token, { requireRoleAndExp: false })).ok;
 }

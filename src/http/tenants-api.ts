@@ -1,6 +1,6 @@
-import { JwtVerifier } from '../auth/jwt.js';
+import { bearerToken, cleanToken, isHmacKeyOf, JwtVerifier } from '../auth/jwt.js';
 import type { ChannelsContext } from '../channels/context.js';
-import { applyTenantInput } from '../tenants/record.js';
+import { applyTenantInput, type TenantRecord } from '../tenants/record.js';
 import { renderTenant } from '../tenants/store.js';
 import { BodyTooLarge, readBody, readRequest, Reply } from './respond.js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js';
@@ -11,15 +11,33 @@ type Handler = (reply: Reply, id: string | null, body: unknown) => Promise<void>
 
 /**
  * The upstream management API: tenants created, changed and stopped at run time, behind a Bearer JWT signed with
- * API_JWT_SECRET (or API_JWT_SECRET_NEXT during rotation). Any auth failure is a 403 with an empty body.
+ * a management secret (API_JWT_SECRET or the generated one, or API_JWT_SECRET_NEXT during rotation). Any auth
+ * failure is a 403 with an empty body. A management secret that is also a tenant's signing key never authorizes:
+ * that tenant's anon key would otherwise be an admin token.
  */
-export function mountTenantsApi(app: TemplatedApp, ctx: ChannelsContext): void {
-  const verifiers = [ctx.config.apiJwtSecret, ctx.config.apiJwtSecretNext]
-    .filter((s): s is string => s !== null)
-    .map((secret) => new JwtVerifier({ secret, jwks: null }));
-  const blocklist = new Set(ctx.config.apiTokenBlocklist);
+export function mountTenantsApi(app: TemplatedApp, ctx: ChannelsContext, secrets: readonly string[]): void {
+  const verifiers = secrets.map((secret) => ({ secret, verifier: new JwtVerifier({ secret, jwks: null }) }));
+  const blocklist = new Set(ctx.config.apiTokenBlocklist.map(cleanToken));
   const registry = ctx.registry;
   const defaults = ctx.config.tenantDefaults;
+  const signsForTenant = (secret: string, record: TenantRecord) => isHmacKeyOf(secret, { secret: record.jwtSecret, jwks: record.jwtJwks });
+
+  const authorized = async (header: string | undefined): Promise<boolean> => {
+    // Blocklisted and verified in the one cleaned form, so no spelling of a listed token gets past the list.
+    const token = bearerToken(header);
+    if (token === null || blocklist.has(token)) return false;
+    for (const { secret, verifier } of verifiers) {
+      if (!(await verifier.verifyCleaned(token, { requireRoleAndExp: false })).ok) continue;
+      // Tenants written by another node, or before this check existed, may share it: fail closed, say why.
+      const sharing = registry.list().find((record) => signsForTenant(secret, record));
+      if (!sharing) return true;
+      ctx.log.error(
+        { tenant: sharing.externalId, error_code: 'ManagementSecretIsTenantKey' },
+        'management token refused: its secret is also a signing key of this tenant; change API_JWT_SECRET or the tenant secret',
+      );
+    }
+    return false;
+  };
 
   const route = (withBody: boolean, handler: Handler) => (res: HttpResponse, req: HttpRequest) => {
     const reply = new Reply(res);
@@ -28,7 +46,7 @@ export function mountTenantsApi(app: TemplatedApp, ctx: ChannelsContext): void {
     const id = req.getParameter(0) || null;
     const body = withBody ? readBody(res, reply, MAX_BODY_BYTES) : Promise.resolve(null);
     body.catch(() => undefined);
-    authorized(verifiers, blocklist, info.headers.authorization)
+    authorized(info.headers.authorization)
       .then(async (ok) => {
         if (!ok) return reply.send(403);
         const raw = await body;
@@ -54,6 +72,11 @@ export function mountTenantsApi(app: TemplatedApp, ctx: ChannelsContext): void {
     const existing = wanted ? registry.record(wanted) : null;
     const result = applyTenantInput(body, existing, defaults, id);
     if ('errors' in result) return reply.json(422, { errors: result.errors });
+    // Refused here too, so an operator cannot lock the management API out by giving a tenant its secret.
+    if (secrets.some((secret) => signsForTenant(secret, result.record))) {
+      const field = result.record.jwtSecret !== null && secrets.includes(result.record.jwtSecret) ? 'jwt_secret' : 'jwt_jwks';
+      return reply.json(422, { errors: { [field]: ['must not be a management API secret'] } });
+    }
     const stored = await registry.save(result.record);
     if (!existing) {
       // A new tenant's database gets its migrations now, as upstream does; a failure is retried on first use.
@@ -111,15 +134,4 @@ export function mountTenantsApi(app: TemplatedApp, ctx: ChannelsContext): void {
 function externalIdOf(body: unknown): string | null {
   const id = (body as { tenant?: { external_id?: unknown } } | null)?.tenant?.external_id;
   return typeof id === 'string' ? id : null;
-}
-
-async function authorized(verifiers: JwtVerifier[], blocklist: Set<string>, header: string | undefined): Promise<boolean> {
-  const m = header ? /^bearer\s+(.+)$/i.exec(header.trim()) : null;
-  if (!m) return false;
-  const token = m[1].replace(/\s+/g, '');
-  if (blocklist.has(token)) return false;
-  for (const verifier of verifiers) {
-    if ((await verifier.verify(token, { requireRoleAndExp: false })).ok) return true;
-  }
-  return false;
 }

@@ -1,7 +1,5 @@
-import { randomBytes } from 'node:crypto';
-import { link, mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import type { Config } from '../config/index.js';
+import { keyFileSecret } from '../config/key-file.js';
 import { newTenantRecord, settingsFromDatabaseUrl, type TenantRecord } from './record.js';
 import type { TenantStore } from './store.js';
 
@@ -26,23 +24,5 @@ export async function ensureDefaultTenant(store: TenantStore, config: Config, da
  */
 export async function encryptionKey(config: Config): Promise<string> {
   if (config.dbEncKey) return config.dbEncKey;
-  const file = path.resolve(config.dataDir, 'encryption.key');
-  try {
-    return (await readFile(file, 'utf8')).trim();
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
-  await mkdir(path.dirname(file), { recursive: true });
-  // Written aside and linked into place, so a concurrent starter never reads a half-written key.
-  const temp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
-  await writeFile(temp, randomBytes(32).toString('base64url'), { mode: 0o600 });
-  try {
-    await link(temp, file);
-  } catch (err) {
-    // Another process created it first: use theirs.
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-  } finally {
-    await unlink(temp);
-  }
-  return (await readFile(file, 'utf8')).trim();
+  return (await keyFileSecret(config.dataDir, 'encryption.key')).secret;
 }

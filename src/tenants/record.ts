@@ -33,7 +33,14 @@ export interface ExtensionRecord {
 export const ENCRYPTED_SETTINGS = ['db_host', 'db_port', 'db_name', 'db_user', 'db_password'] as const;
 const REQUIRED_SETTINGS = ['db_host', 'db_port', 'db_name', 'db_user', 'db_password', 'region'] as const;
 const EXTENSION_TYPES = new Set(['postgres_cdc_rls', 'postgres']);
-const EXTERNAL_ID = /^[A-Za-z0-9_-]{1,200}$/;
+/**
+ * Lower case only: the tenant is found by the first label of the Host header, which is case-insensitive and looked
+ * up lower-cased, so an upper-case id could never be reached. Refused rather than lower-cased, so the id a caller
+ * gives is the id it gets back (the response, the location header and later /api/tenants/:id calls agree).
+ */
+const EXTERNAL_ID = /^[a-z0-9_-]{1,200}$/;
+/** Upstream requires only that a setting be present; a trust-authenticated database has an empty password. */
+const MAY_BE_EMPTY = new Set(['db_password']);
 
 const LIMIT_FIELDS: [keyof TenantLimits, string][] = [
   ['maxConcurrentUsers', 'max_concurrent_users'],
@@ -66,7 +73,8 @@ export function applyTenantInput(
 
   const externalId = existing?.externalId ?? (typeof t.external_id === 'string' ? t.external_id : pathId);
   if (typeof externalId !== 'string' || externalId === '') add('external_id', "can't be blank");
-  else if (!EXTERNAL_ID.test(externalId)) add('external_id', 'is invalid');
+  // A stored id is not judged again (one from before the lower-case rule stays editable).
+  else if (!existing && !EXTERNAL_ID.test(externalId)) add('external_id', 'is invalid');
 
   const record: TenantRecord = existing ? structuredClone(existing) : newTenantRecord(externalId ?? '', defaults, now);
   record.updatedAt = now;
@@ -138,7 +146,8 @@ function validateExtensions(list: unknown[], existing: TenantRecord | null, now:
       delete settings.postgres_changes_pool;
     }
     for (const field of REQUIRED_SETTINGS) {
-      if (settings[field] === undefined || settings[field] === null || settings[field] === '') fail(`${field} can't be blank`);
+      const blank = settings[field] === undefined || settings[field] === null || (settings[field] === '' && !MAY_BE_EMPTY.has(field));
+      if (blank) fail(`${field} can't be blank`);
       else if (typeof settings[field] !== 'string') fail(`${field} is invalid`);
     }
     settings.publication ??= 'supabase_realtime';

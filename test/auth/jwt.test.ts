@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { base64url, CompactSign, exportJWK, generateKeyPair, generateSecret, SignJWT, type JWK } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
+  bearerToken,
   cleanToken,
   handshakeJwtMessage,
   jwtFailureCode,
@@ -353,6 +354,32 @@ describe('token cleanup', () => {
 
   it('leaves strings with a stray % as they are, minus whitespace', () => {
     expect(cleanToken('ab%zz cd')).toBe('ab%zzcd');
+  });
+
+  it('bearerToken gives the one cleaned form of every spelling of a token (what blocklists compare)', async () => {
+    const token = await signHs256({ role: 'anon', exp: later() }, SECRET);
+    const spelling = fc.array(fc.constantFrom('as-is', '%2E', '%2e', ' ', '\t', '%20'), { minLength: token.length, maxLength: token.length });
+    fc.assert(
+      fc.property(spelling, fc.constantFrom('Bearer ', 'bearer  ', 'BEARER\t'), (choices, scheme) => {
+        // Each character: kept, or (for dots) percent-encoded, or followed by whitespace, raw or encoded.
+        const written = [...token].map((ch, i) => {
+          const how = choices[i];
+          if (how === '%2E' || how === '%2e') return ch === '.' ? how : ch;
+          return how === 'as-is' ? ch : `${ch}${how}`;
+        }).join('');
+        expect(bearerToken(`${scheme}${written}`)).toBe(token);
+      }),
+    );
+    for (const header of [undefined, '', 'Basic abc', 'Bearer', 'Bearer   ']) expect(bearerToken(header)).toBeNull();
+  });
+
+  it('verifyCleaned verifies the text as given: a double-encoded dot is not decoded a second time', async () => {
+    const v = new JwtVerifier({ secret: SECRET, jwks: null });
+    const token = await signHs256({ role: 'anon', exp: later() }, SECRET);
+    const doubly = token.replace('.', '%252E');
+    // verify() decodes once (as upstream does before comparing); verifyCleaned must not decode what is left again.
+    expect((await v.verifyCleaned(bearerToken(`Bearer ${doubly}`) as string, strict)).ok).toBe(false);
+    expect((await v.verifyCleaned(bearerToken(`Bearer ${token.replace('.', '%2E')}`) as string, strict)).ok).toBe(true);
   });
 });
 

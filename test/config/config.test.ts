@@ -27,7 +27,8 @@ describe('defaults', () => {
       jwtSecret: DEFAULT_JWT_SECRET,
       jwtJwks: null,
       tenantId: 'realtime-dev',
-      apiJwtSecret: DEFAULT_JWT_SECRET,
+      // Unset: the server generates one in the data dir; never the tenant secret.
+      apiJwtSecret: null,
       apiJwtSecretNext: null,
       metricsJwtSecret: null,
       redisUrl: null,
@@ -59,6 +60,7 @@ describe('defaults', () => {
       HOST: '127.0.0.1',
       DATABASE_URL: 'postgresql://u:p@db:5432/app',
       JWT_SECRET: 'my-own-secret-that-is-long-enough-for-hs256',
+      API_JWT_SECRET: 'my-management-secret',
       API_JWT_SECRET_NEXT: 'next',
       METRICS_JWT_SECRET: 'metrics',
       REDIS_URL: 'rediss://cache:6380',
@@ -73,8 +75,7 @@ describe('defaults', () => {
       host: '127.0.0.1',
       databaseUrl: 'postgresql://u:p@db:5432/app',
       jwtSecret: 'my-own-secret-that-is-long-enough-for-hs256',
-      // API_JWT_SECRET defaults to the tenant secret.
-      apiJwtSecret: 'my-own-secret-that-is-long-enough-for-hs256',
+      apiJwtSecret: 'my-management-secret',
       apiJwtSecretNext: 'next',
       metricsJwtSecret: 'metrics',
       redisUrl: 'rediss://cache:6380',
@@ -84,6 +85,30 @@ describe('defaults', () => {
     });
     expect(c.tenantDefaults.maxEventsPerSecond).toBe(0);
     expect(c.tenantDefaults.maxPayloadSizeInKb).toBe(1);
+  });
+});
+
+describe('management API secrets', () => {
+  it('does not default API_JWT_SECRET to JWT_SECRET, set or not', () => {
+    expect(loadConfig({}).apiJwtSecret).toBeNull();
+    expect(loadConfig({ JWT_SECRET: 'my-own-secret-that-is-long-enough-for-hs256' }).apiJwtSecret).toBeNull();
+  });
+
+  it.each([
+    ['API_JWT_SECRET', {}],
+    ['API_JWT_SECRET_NEXT', {}],
+    ['API_JWT_SECRET', { JWT_SECRET: 'shared-secret-of-at-least-32-characters!' }],
+  ])('refuses %s equal to the tenant secret (%j)', (name, env: Record<string, string>) => {
+    const tenantSecret = env.JWT_SECRET ?? DEFAULT_JWT_SECRET;
+    const err = configError({ ...env, [name]: tenantSecret });
+    expect(err.variable).toBe(name);
+    expect(err.message).toContain('must differ from JWT_SECRET');
+  });
+
+  it('refuses API_JWT_SECRET equal to an oct key of JWT_JWKS', () => {
+    const secret = 'management-secret-also-in-the-jwks';
+    const jwks = { keys: [{ kty: 'oct', kid: 'k1', k: Buffer.from(secret).toString('base64url') }] };
+    expect(configError({ API_JWT_SECRET: secret, JWT_JWKS: JSON.stringify(jwks) }).variable).toBe('API_JWT_SECRET');
   });
 });
 
@@ -255,6 +280,16 @@ describe('process contract', () => {
     expect(stderr).toMatch(/invalid configuration/i);
     // A configuration error is a one-line message, not a stack trace.
     expect(stderr).not.toMatch(/\n\s+at /);
+    expect(stdout).not.toContain('Performer is running');
+  });
+
+  it('refuses to start when API_JWT_SECRET is the tenant secret, saying so in one line', async () => {
+    const { code, stdout, stderr } = await runMain({ JWT_SECRET: 'one-secret-for-everything-32-characters', API_JWT_SECRET: 'one-secret-for-everything-32-characters' });
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/invalid configuration: API_JWT_SECRET: must differ from JWT_SECRET/i);
+    expect(stderr).not.toMatch(/\n\s+at /);
+    // The secret itself is never echoed.
+    expect(stderr + stdout).not.toContain('one-secret-for-everything');
     expect(stdout).not.toContain('Performer is running');
   });
 

@@ -375,6 +375,21 @@ describe('docker-compose.yml', () => {
     expect(env.METRICS_JWT_SECRET ?? '').toBe('');
   });
 
+  it('never defaults API_JWT_SECRET to a tenant secret: unset, so the server generates one', () => {
+    const env = environmentOf(compose.services.performer);
+    expect(env).toHaveProperty('API_JWT_SECRET');
+    // With nothing in the shell, the value is empty: the server then generates the management secret.
+    expect(env.API_JWT_SECRET ?? '').toBe('');
+    expect(env.API_JWT_SECRET ?? '').not.toBe(env.JWT_SECRET);
+  });
+
+  it('keeps performer\'s data dir (generated encryption key and management secret) in a named volume', () => {
+    const mount = mountsOf(compose.services.performer).find((m) => m.target === '/app/.performer');
+    expect(mount, 'a volume on /app/.performer').toBeDefined();
+    expect(compose.volumes ?? {}).toHaveProperty(mount!.source);
+    expect(readFileSync(DOCKERFILE, 'utf8')).toContain('/app/.performer');
+  });
+
   it('names the performer container so that the first Host label is the tenant id', () => {
     const performer = compose.services.performer;
     const name = performer.container_name ?? performer.hostname;

@@ -38,7 +38,7 @@ describe('npm start with no DATABASE_URL', () => {
     proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
     proc.stderr?.on('data', (d: Buffer) => (out += d.toString()));
     const banner = await waitForEvent<string>((cb) => {
-      const check = () => /service_role key: \S+/.test(out) && cb(out);
+      const check = () => /Database: .+\n/.test(out) && cb(out);
       proc.stdout?.on('data', check);
       proc.on('exit', () => cb(`exited early:\n${out}`));
     }, 150_000, 'the start banner');
@@ -47,6 +47,14 @@ describe('npm start with no DATABASE_URL', () => {
     expect(url, banner).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(banner).toContain(`embedded Postgres, data in ${path.join(dataDir, 'postgres')}`);
     expect(postgresProcessesFor(dataDir).length).toBeGreaterThan(0);
+
+    // The management API: the banner's token opens it, the public anon key (same default secret as ever) does not.
+    const managementToken = /management token: (\S+)/.exec(banner)?.[1];
+    expect(banner).toContain(`valid 24 h; secret: ${path.join(dataDir, 'api-jwt-secret.key')}`);
+    const tenants = (token: string) => fetch(`${url}/api/tenants`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.status);
+    expect(await tenants(managementToken as string)).toBe(200);
+    expect(await tenants(anonKey as string)).toBe(403);
+    expect(await tenants(/service_role key: (\S+)/.exec(banner)?.[1] as string)).toBe(403);
 
     const client = createClient(url as string, anonKey as string, {
       realtime: { transport: WebSocket as never },

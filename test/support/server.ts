@@ -2,11 +2,13 @@ import { createClient, type SupabaseClient } from '@supabase/supabase-js';
 import WebSocket from 'ws';
 import { signHs256, type Claims } from '../../src/auth/jwt.js';
 import { loadConfig } from '../../src/config/index.js';
-import { createLogger } from '../../src/observability/logger.js';
+import { createLogger, type Logger } from '../../src/observability/logger.js';
 import { startServer, type RunningServer } from '../../src/server.js';
 import { createTestDatabase, type TestDatabase } from './postgres.js';
 
 export const TEST_SECRET = 'test-secret-with-at-least-32-characters-long!';
+/** The management API's secret in tests: set, so no test writes a generated one into the working tree. */
+export const TEST_API_SECRET = 'test-management-api-secret-with-32-characters';
 
 export interface TestServer {
   server: RunningServer;
@@ -16,6 +18,8 @@ export interface TestServer {
   port: number;
   anonKey: string;
   serviceKey: string;
+  /** The management API's secret: API_JWT_SECRET, or the one the server generated in its data dir. */
+  managementSecret: string;
   sign(claims: Claims, secret?: string): Promise<string>;
   /**
    * An unmodified supabase-js client on the `ws` transport (Node 20 has no global WebSocket). `host` selects a
@@ -25,8 +29,12 @@ export interface TestServer {
   stop(): Promise<void>;
 }
 
-/** A Performer on a free port with its own fresh database and short error backoffs. */
-export async function startTestServer(env: Record<string, string> = {}, database?: TestDatabase): Promise<TestServer> {
+/**
+ * A Performer on a free port with its own fresh database and short error backoffs. API_JWT_SECRET is TEST_API_SECRET
+ * unless `env` says otherwise (`API_JWT_SECRET: ''` with a PERFORMER_DATA_DIR tests the generated secret). `log`
+ * replaces the server's logger (tests that wait for a logged event).
+ */
+export async function startTestServer(env: Record<string, string> = {}, database?: TestDatabase, log?: Logger): Promise<TestServer> {
   const db = database ?? (await createTestDatabase('srv'));
   const config = loadConfig({
     PORT: '0',
@@ -34,12 +42,13 @@ export async function startTestServer(env: Record<string, string> = {}, database
     DATABASE_URL: db.url,
     JWT_SECRET: TEST_SECRET,
     DB_ENC_KEY: 'test-encryption-key-0123456789',
+    API_JWT_SECRET: TEST_API_SECRET,
     CONNECT_ERROR_BACKOFF_MS: '50',
     CHANNEL_ERROR_BACKOFF_MS: '50',
     LOG_LEVEL: process.env.PERFORMER_TEST_LOG ?? 'silent',
     ...env,
   });
-  const server = await startServer(config, { databaseUrl: db.url, log: createLogger(config.logLevel) });
+  const server = await startServer(config, { databaseUrl: db.url, log: log ?? createLogger(config.logLevel) });
   const exp = Math.floor(Date.now() / 1000) + 3600;
   const anonKey = await signHs256({ role: 'anon', exp }, config.jwtSecret);
   const serviceKey = await signHs256({ role: 'service_role', exp }, config.jwtSecret);
@@ -52,6 +61,7 @@ export async function startTestServer(env: Record<string, string> = {}, database
     port: server.port,
     anonKey,
     serviceKey,
+    managementSecret: server.management.primary,
     sign: (claims, secret = config.jwtSecret) => signHs256(claims, secret),
     client(opts = {}) {
       const c = createClient(url, opts.key ?? anonKey, {

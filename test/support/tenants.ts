@@ -1,9 +1,9 @@
 import { createTestDatabase, type TestDatabase } from './postgres.js';
 import type { TestServer } from './server.js';
 
-/** Management API calls against a test server, authorized with its API secret. */
+/** Management API calls against a test server, authorized with a token signed with its management secret. */
 export async function api(t: TestServer, method: string, path: string, body?: unknown, token?: string): Promise<{ status: number; body: unknown; headers: Headers; text: string }> {
-  const auth = token ?? (await t.sign({ role: 'service_role', exp: Math.floor(Date.now() / 1000) + 600 }));
+  const auth = token ?? (await t.sign({ exp: Math.floor(Date.now() / 1000) + 600 }, t.managementSecret));
   const res = await fetch(`${t.url}${path}`, {
     method,
     headers: { authorization: `Bearer ${auth}`, 'content-type': 'application/json' },
