@@ -4,21 +4,29 @@ import { topicKey, type Envelope } from '../channels/fanout.js';
 import type { Claims } from '../auth/jwt.js';
 import { checkWrite, restRefusal } from '../tenants/authorization.js';
 import type { TenantRuntime } from '../tenants/tenant.js';
-import { BodyTooLarge, corsHeaders, readBody, readRequest, Reply, type RequestInfo } from './respond.js';
+import {
+  BodyTooLarge,
+  corsHeaders,
+  MAX_REQUEST_BODY_BYTES,
+  readBody,
+  readBodyUpTo,
+  readRequest,
+  refusedByContentLength,
+  Reply,
+  type RequestInfo,
+} from './respond.js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-/** Bodies are read whole; anything past this cannot be a valid broadcast for any tenant limit we allow. */
-const MAX_BODY_BYTES = 64 * 1024 * 1024;
 
 /** `POST /api/broadcast` and `POST /api/broadcast/:topic/events/:event`, at the root and under `/realtime/v1`. */
 export function mountRestBroadcast(app: TemplatedApp, ctx: ChannelsContext): void {
   for (const prefix of ['', '/realtime/v1']) {
-    app.post(`${prefix}/api/broadcast`, (res, req) => handle(ctx, res, req, batch));
+    app.post(`${prefix}/api/broadcast`, (res, req) => handle(ctx, res, req, readWholeBody, batch));
     app.post(`${prefix}/api/broadcast/:topic/events/:event`, (res, req) => {
       const topic = safeDecode(req.getParameter(0) ?? '');
       const event = safeDecode(req.getParameter(1) ?? '');
-      handle(ctx, res, req, (c, t, r, i, body, claims) => single(c, t, r, i, body, claims, topic, event));
+      handle(ctx, res, req, readPayloadBody, (c, t, r, i, body, claims) => single(c, t, r, i, body, claims, topic, event));
     });
   }
 }
@@ -44,16 +52,28 @@ export function tenantGate(ctx: ChannelsContext, reply: Reply, info: RequestInfo
   return tenant;
 }
 
-type Handler = (ctx: ChannelsContext, tenant: TenantRuntime, reply: Reply, info: RequestInfo, body: Buffer, claims: Claims) => void | Promise<void>;
+type BodyReader<B> = (res: HttpResponse, reply: Reply, info: RequestInfo, tenant: TenantRuntime) => Promise<B>;
+type Handler<B> = (ctx: ChannelsContext, tenant: TenantRuntime, reply: Reply, info: RequestInfo, body: B, claims: Claims) => void | Promise<void>;
 
-/** Shared front half: tenant, rate headers, auth, body. */
-function handle(ctx: ChannelsContext, res: HttpResponse, req: HttpRequest, handler: Handler): void {
+/** A batch is read whole, up to upstream's body limit: its messages are checked one by one. */
+const readWholeBody: BodyReader<Buffer> = (res, reply, info) => readBody(res, reply, info.headers, MAX_REQUEST_BODY_BYTES);
+
+/** A single broadcast's body is its payload: nothing past the tenant's payload limit is kept (null then). */
+const readPayloadBody: BodyReader<Buffer | null> = (res, reply, info, tenant) =>
+  readBodyUpTo(res, reply, info.headers, MAX_REQUEST_BODY_BYTES, payloadLimitBytes(tenant.settings.limits.maxPayloadSizeInKb));
+
+/**
+ * Shared front half: body limit, tenant, rate headers, auth, body. Upstream's body parser runs before the tenant and
+ * auth plugs, so a body announced too large is refused first, uncounted; the body is read only for a known tenant.
+ */
+function handle<B>(ctx: ChannelsContext, res: HttpResponse, req: HttpRequest, read: BodyReader<B>, handler: Handler<B>): void {
   const reply = corsHeaders(new Reply(res));
   const info = readRequest(req);
-  const bodyPromise = readBody(res, reply, MAX_BODY_BYTES);
-  bodyPromise.catch(() => undefined);
+  if (refusedByContentLength(reply, info.headers, MAX_REQUEST_BODY_BYTES)) return;
   const tenant = tenantGate(ctx, reply, info);
   if (!tenant) return;
+  const bodyPromise = read(res, reply, info, tenant);
+  bodyPromise.catch(() => undefined);
   const token = bearer(info.headers.authorization) ?? info.headers.apikey;
   if (!token) return reply.json(401, { message: 'Unauthorized' });
   tenant.verifier
@@ -65,8 +85,8 @@ function handle(ctx: ChannelsContext, res: HttpResponse, req: HttpRequest, handl
       await handler(ctx, tenant, reply, info, body, result.claims);
     })
     .catch((err: unknown) => {
-      if (err instanceof BodyTooLarge) return reply.json(413, { message: 'Request body too large' });
-      if (reply.aborted) return;
+      // An oversize body was answered 413 by the reader, as soon as it knew.
+      if (err instanceof BodyTooLarge || reply.aborted) return;
       tenant.log.error({ err, error_code: 'UnableToBroadcast' }, 'REST broadcast failed');
       reply.json(500, { message: 'Unable to broadcast' });
     });
@@ -145,7 +165,8 @@ async function single(
   tenant: TenantRuntime,
   reply: Reply,
   info: RequestInfo,
-  body: Buffer,
+  /** Null when the body passed the tenant's payload limit (not kept). */
+  body: Buffer | null,
   claims: Claims,
   topic: string,
   event: string,
@@ -155,6 +176,7 @@ async function single(
   if (!binary && contentType !== 'application/json') {
     return reply.json(415, { error: 'Unsupported Media Type. Use application/json or application/octet-stream' });
   }
+  if (body === null) return reply.json(422, { errors: { payload: ['Payload size exceeds tenant limit'] } });
   let payload: Uint8Array = body;
   if (!binary) {
     if (body.length === 0) payload = Buffer.from('{}');
