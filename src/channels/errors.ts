@@ -1,4 +1,10 @@
 /**
+ * The longest sub-topic (after `realtime:`), in UTF-8 bytes: the whole topic must fit the one-byte length of a kind-4
+ * frame, the cap the REST broadcast applies too.
+ */
+export const MAX_SUB_TOPIC_BYTES = 255 - 'realtime:'.length;
+
+/**
  * Join error reasons exactly as upstream words them (`<Code>: <message>`), built in one place.
  */
 export const JoinError = {
@@ -17,6 +23,9 @@ export const JoinError = {
   replayParams: 'UnableToReplayMessages: Replay params are not valid',
   replayFailed: 'UnableToReplayMessages: Realtime was unable to replay messages',
   unknown: 'Unknown Error on Channel',
+  // Not upstream (which takes any topic, bounded only by its 5 MB frame): Performer's own bound, worded in upstream's
+  // `<Code>: <message>` form.
+  topicNameTooLong: `TopicNameTooLong: The topic name must not exceed ${MAX_SUB_TOPIC_BYTES} bytes`,
 } as const;
 
 /** The code part of a reason, for the error metric and log lines. */

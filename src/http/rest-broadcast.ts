@@ -1,5 +1,6 @@
 import { payloadLimitBytes } from '../channels/broadcast.js';
 import type { ChannelsContext } from '../channels/context.js';
+import { MAX_SUB_TOPIC_BYTES } from '../channels/errors.js';
 import { topicKey, type Envelope } from '../channels/fanout.js';
 import type { Claims } from '../auth/jwt.js';
 import { checkWrite, restRefusal } from '../tenants/authorization.js';
@@ -188,7 +189,7 @@ async function single(
   if (tenant.events.rate >= tenant.settings.limits.maxEventsPerSecond) {
     return reply.json(429, { message: 'You have exceeded your rate limit' });
   }
-  if (Buffer.byteLength(topic) > 255 - 'realtime:'.length || Buffer.byteLength(event) > 255) {
+  if (Buffer.byteLength(topic) > MAX_SUB_TOPIC_BYTES || Buffer.byteLength(event) > 255) {
     return reply.json(422, { errors: { topic: ['is too long'] } });
   }
   const priv = info.query.get('private') === 'true';
