@@ -57,6 +57,17 @@ export async function handleJoin(conn: Connection, msg: PhoenixMessage): Promise
   channel.startChanges();
 }
 
+/**
+ * A phx_join whose payload could not be taken (nested too deeply): refused like any failed join, after the backoff,
+ * once the topic itself has been checked. As for any join, an existing channel on the topic closes first.
+ */
+export function refuseJoin(conn: Connection, header: JoinHeader, reason: string): void {
+  if (!acceptsTopic(conn, header)) return;
+  conn.channels.get(header.topic)?.close('rejoin');
+  conn.tenant.joins.add(1);
+  refuseAfterBackoff(conn, header.joinRef ?? header.ref, header.ref, header.topic, { reason });
+}
+
 type JoinHeader = Omit<PhoenixMessage, 'payload'>;
 
 /**

@@ -1,6 +1,7 @@
 import { payloadLimitBytes } from '../channels/broadcast.js';
 import type { ChannelsContext } from '../channels/context.js';
 import { MAX_SUB_TOPIC_BYTES } from '../channels/errors.js';
+import { jsonTextDeeperThan, jsonValueDeeperThan, MAX_PAYLOAD_DEPTH } from '../channels/protocol/index.js';
 import { topicKey, type Envelope } from '../channels/fanout.js';
 import type { Claims } from '../auth/jwt.js';
 import { checkWrite, restRefusal } from '../tenants/authorization.js';
@@ -94,14 +95,17 @@ function handle<B>(ctx: ChannelsContext, res: HttpResponse, req: HttpRequest, re
 }
 
 async function batch(ctx: ChannelsContext, tenant: TenantRuntime, reply: Reply, info: RequestInfo, body: Buffer, claims: Claims): Promise<void> {
-  const parsed = parseJson(body);
+  const text = body.toString('utf8');
+  const parsed = parseJsonText(text);
+  // Only a body this deep can hold a payload nested past the bound: {"messages":[{"payload": …}]} adds three levels.
+  const mayNestTooDeep = jsonTextDeeperThan(text, MAX_PAYLOAD_DEPTH + 3);
   const messages = (parsed as { messages?: unknown } | undefined)?.messages;
   if (messages === undefined || messages === null || (Array.isArray(messages) && messages.length === 0)) {
     return reply.json(422, { errors: { messages: ["can't be blank"] } });
   }
   if (!Array.isArray(messages)) return reply.json(422, { errors: { messages: ['is invalid'] } });
   const limitBytes = payloadLimitBytes(tenant.settings.limits.maxPayloadSizeInKb);
-  const errors = messages.map((m) => validateBatchMessage(m, limitBytes));
+  const errors = messages.map((m) => validateBatchMessage(m, limitBytes, mayNestTooDeep));
   if (errors.some((e) => Object.keys(e).length > 0)) return reply.json(422, { errors: { messages: errors } });
   const max = tenant.settings.limits.maxEventsPerSecond;
   if (tenant.events.rate > max) return reply.json(429, { message: 'You have exceeded your rate limit' });
@@ -141,7 +145,7 @@ interface BatchMessage {
   id?: string;
 }
 
-function validateBatchMessage(m: unknown, limitBytes: number): Record<string, string[]> {
+function validateBatchMessage(m: unknown, limitBytes: number, mayNestTooDeep: boolean): Record<string, string[]> {
   const errors: Record<string, string[]> = {};
   if (m === null || typeof m !== 'object' || Array.isArray(m)) return { topic: ["can't be blank"], event: ["can't be blank"], payload: ["can't be blank"] };
   const o = m as Record<string, unknown>;
@@ -153,6 +157,8 @@ function validateBatchMessage(m: unknown, limitBytes: number): Record<string, st
   }
   if (o.payload === undefined || o.payload === null) errors.payload = ["can't be blank"];
   else if (typeof o.payload !== 'object' || Array.isArray(o.payload)) errors.payload = ['is invalid'];
+  // Measuring and re-encoding it would overflow the stack (upstream has no such bound: Performer's own).
+  else if (mayNestTooDeep && jsonValueDeeperThan(o.payload, MAX_PAYLOAD_DEPTH)) errors.payload = [`is nested more than ${MAX_PAYLOAD_DEPTH} levels deep`];
   else if (Buffer.byteLength(JSON.stringify(o.payload)) > limitBytes) errors.payload = ['Payload size exceeds tenant limit'];
   if (o.id !== undefined && o.id !== null && (typeof o.id !== 'string' || !UUID.test(o.id))) errors.id = ['is invalid'];
   if (o.private !== undefined && o.private !== null && typeof o.private !== 'boolean' && o.private !== 'true' && o.private !== 'false') {
@@ -220,8 +226,12 @@ function bearer(header: string | undefined): string | undefined {
 }
 
 function parseJson(body: Buffer): unknown {
+  return parseJsonText(body.toString('utf8'));
+}
+
+function parseJsonText(text: string): unknown {
   try {
-    return JSON.parse(body.toString('utf8'));
+    return JSON.parse(text);
   } catch {
     return undefined;
   }

@@ -76,3 +76,17 @@ describe('REST request bodies are bounded before they are read', () => {
     await c.closed;
   });
 });
+
+describe('REST payload nesting', () => {
+  it('refuses a batch payload nested 20,000 levels deep with 422 for that message, and keeps the tenant healthy', async () => {
+    const deep = '{"a":'.repeat(20_000) + '1' + '}'.repeat(20_000);
+    const body = `{"messages":[{"topic":"t","event":"e","payload":{"ok":1}},{"topic":"t","event":"e","payload":${deep}}]}`;
+    const res = await fetch(`${t.url}/api/broadcast`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${t.serviceKey}`, 'content-type': 'application/json' },
+      body,
+    });
+    expect([res.status, await res.json()]).toEqual([422, { errors: { messages: [{}, { payload: ['is nested more than 1000 levels deep'] }] } }]);
+    expect(t.server.ctx.registry.supervisor(t.server.ctx.config.tenantId)?.state).toBe('ready');
+  });
+});
