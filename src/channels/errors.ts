@@ -1,3 +1,11 @@
+import { MAX_PAYLOAD_DEPTH } from './protocol/nesting.js';
+
+/**
+ * The longest sub-topic (after `realtime:`), in UTF-8 bytes: the whole topic must fit the one-byte length of a kind-4
+ * frame, the cap the REST broadcast applies too.
+ */
+export const MAX_SUB_TOPIC_BYTES = 255 - 'realtime:'.length;
+
 /**
  * Join error reasons exactly as upstream words them (`<Code>: <message>`), built in one place.
  */
@@ -17,6 +25,10 @@ export const JoinError = {
   replayParams: 'UnableToReplayMessages: Replay params are not valid',
   replayFailed: 'UnableToReplayMessages: Realtime was unable to replay messages',
   unknown: 'Unknown Error on Channel',
+  // Not upstream (which takes any topic and any nesting, bounded only by its 5 MB frame): Performer's own bounds,
+  // worded in upstream's `<Code>: <message>` form.
+  topicNameTooLong: `TopicNameTooLong: The topic name must not exceed ${MAX_SUB_TOPIC_BYTES} bytes`,
+  payloadTooDeep: `PayloadTooDeep: The payload must not nest more than ${MAX_PAYLOAD_DEPTH} levels deep`,
 } as const;
 
 /** The code part of a reason, for the error metric and log lines. */

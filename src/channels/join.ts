@@ -2,7 +2,7 @@ import { jwtFailureCode, jwtFailureMessage, type Claims } from '../auth/jwt.js';
 import { replayMessages, replayRefusal, type ReplayedMessage } from '../replication/replay.js';
 import { checkRead, joinRefusal } from '../tenants/authorization.js';
 import { Channel } from './channel.js';
-import { JoinError, reasonCode } from './errors.js';
+import { JoinError, MAX_SUB_TOPIC_BYTES, reasonCode } from './errors.js';
 import { ChannelPolicies } from './policies.js';
 import { parseJoinPayload, postgresChangesId, type JoinConfig } from './join-payload.js';
 import { legacyTopicParams } from '../replication/changes/index.js';
@@ -20,12 +20,9 @@ type JoinOutcome =
  * backoff, so a misconfigured client cannot spin in a tight join loop.
  */
 export async function handleJoin(conn: Connection, msg: PhoenixMessage): Promise<void> {
+  if (!acceptsTopic(conn, msg)) return;
   const { topic, ref } = msg;
   const joinRef = msg.joinRef ?? msg.ref;
-  if (!topic.startsWith(TOPIC_PREFIX)) {
-    conn.reply(joinRef, ref, topic, 'error', { reason: 'unmatched topic' });
-    return;
-  }
   const existing = conn.channels.get(topic);
   if (existing) existing.close('rejoin');
   const config = parseJoinPayload(msg.payload);
@@ -43,19 +40,8 @@ export async function handleJoin(conn: Connection, msg: PhoenixMessage): Promise
     conn.joinEnded(topic);
   }
   if (conn.closed) return;
+  if (!outcome.ok) return refuseAfterBackoff(conn, joinRef, ref, topic, outcome);
   const tenant = conn.tenant;
-  if (!outcome.ok) {
-    const failure = outcome;
-    const code = reasonCode(failure.reason);
-    conn.ctx.metrics.channelErrors.inc({ tenant: tenant.id, code });
-    conn.log.warn({ error_code: code, topic, reason: failure.reason }, 'join refused');
-    const timer = setTimeout(() => {
-      conn.reply(joinRef, ref, topic, 'error', { reason: failure.reason });
-      if (failure.disconnect) conn.disconnect(1001, null);
-    }, conn.ctx.config.channelErrorBackoffMs);
-    timer.unref();
-    return;
-  }
   // A second join for the topic may have completed while this one awaited the database.
   conn.channels.get(topic)?.close('rejoin');
   const channel = new Channel(conn, topic, joinRef, config, outcome.token, outcome.claims, outcome.exp, outcome.policies);
@@ -69,6 +55,51 @@ export async function handleJoin(conn: Connection, msg: PhoenixMessage): Promise
   channel.presence.afterJoin();
   if (config.replicationReady) channel.watchReplicationReady(conn.ctx.config.replicationReadyTimeoutMs);
   channel.startChanges();
+}
+
+/**
+ * A phx_join whose payload could not be taken (nested too deeply): refused like any failed join, after the backoff,
+ * once the topic itself has been checked. As for any join, an existing channel on the topic closes first.
+ */
+export function refuseJoin(conn: Connection, header: JoinHeader, reason: string): void {
+  if (!acceptsTopic(conn, header)) return;
+  conn.channels.get(header.topic)?.close('rejoin');
+  conn.tenant.joins.add(1);
+  refuseAfterBackoff(conn, header.joinRef ?? header.ref, header.ref, header.topic, { reason });
+}
+
+type JoinHeader = Omit<PhoenixMessage, 'payload'>;
+
+/**
+ * The topic checks answered at once: a topic outside `realtime:` is not routed (Phoenix's "unmatched topic"), and an
+ * over-long one is refused before anything sized by it is kept. Its refusal skips the backoff, which would hold the
+ * topic until the reply goes out. False when the join was answered.
+ */
+function acceptsTopic(conn: Connection, header: JoinHeader): boolean {
+  const { topic, ref } = header;
+  const joinRef = header.joinRef ?? ref;
+  if (!topic.startsWith(TOPIC_PREFIX)) {
+    conn.reply(joinRef, ref, topic, 'error', { reason: 'unmatched topic' });
+    return false;
+  }
+  const subTopicBytes = Buffer.byteLength(topic) - TOPIC_PREFIX.length;
+  if (subTopicBytes <= MAX_SUB_TOPIC_BYTES) return true;
+  conn.tenant.joins.add(1);
+  conn.ctx.metrics.channelErrors.inc({ tenant: conn.tenant.id, code: reasonCode(JoinError.topicNameTooLong) });
+  conn.log.warn({ error_code: reasonCode(JoinError.topicNameTooLong), sub_topic_bytes: subTopicBytes }, 'join refused');
+  conn.reply(joinRef, ref, topic, 'error', { reason: JoinError.topicNameTooLong });
+  return false;
+}
+
+function refuseAfterBackoff(conn: Connection, joinRef: string | null, ref: string | null, topic: string, failure: { reason: string; disconnect?: boolean }): void {
+  const code = reasonCode(failure.reason);
+  conn.ctx.metrics.channelErrors.inc({ tenant: conn.tenant.id, code });
+  conn.log.warn({ error_code: code, topic, reason: failure.reason }, 'join refused');
+  const timer = setTimeout(() => {
+    conn.reply(joinRef, ref, topic, 'error', { reason: failure.reason });
+    if (failure.disconnect) conn.disconnect(1001, null);
+  }, conn.ctx.config.channelErrorBackoffMs);
+  timer.unref();
 }
 
 async function checkJoin(conn: Connection, subTopic: string, config: JoinConfig): Promise<JoinOutcome> {

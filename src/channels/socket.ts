@@ -5,8 +5,9 @@ import type { Logger } from '../observability/logger.js';
 import type { SocketHandle, TenantRuntime } from '../tenants/tenant.js';
 import { Channel } from './channel.js';
 import type { ChannelsContext } from './context.js';
-import { handleJoin } from './join.js';
-import { decodeFrame, encodeV1Raw, encodeV2Raw, FrameDecodeError, type Inbound, type Vsn } from './protocol/index.js';
+import { JoinError, reasonCode } from './errors.js';
+import { handleJoin, refuseJoin } from './join.js';
+import { decodeFrame, encodeV1Raw, encodeV2Raw, FrameDecodeError, PayloadTooDeep, type Inbound, type Vsn } from './protocol/index.js';
 
 export interface SocketData {
   conn: Connection;
@@ -112,6 +113,7 @@ export class Connection implements SocketHandle {
     try {
       msg = decodeFrame(this.vsn, data, isBinary);
     } catch (err) {
+      if (err instanceof PayloadTooDeep) return this.refuseTooDeep(err.header);
       const code = err instanceof FrameDecodeError ? 'MalformedWebSocketMessage' : 'UnknownErrorOnWebSocketMessage';
       this.log.warn({ error_code: code, reason: (err as Error).message }, 'dropped malformed frame');
       this.ctx.metrics.channelErrors.inc({ tenant: this.tenant.id, code });
@@ -154,6 +156,20 @@ export class Connection implements SocketHandle {
     }
     if (!channel) return this.sendUnjoined(topic, msg.joinRef);
     channel.handleMessage(msg);
+  }
+
+  /**
+   * A push whose payload nests too deeply to be walked safely: a join is refused like any failed join; any other push
+   * with a ref gets an error reply. The socket and the channel stay as they were.
+   */
+  private refuseTooDeep(header: PayloadTooDeep['header']): void {
+    const code = reasonCode(JoinError.payloadTooDeep);
+    if (header.event === 'phx_join') return refuseJoin(this, header, JoinError.payloadTooDeep);
+    this.ctx.metrics.channelErrors.inc({ tenant: this.tenant.id, code });
+    this.log.warn({ error_code: code }, 'refused a payload nested too deeply');
+    if (header.ref === null) return;
+    const channel = this.channels.get(header.topic);
+    this.reply(channel?.joinRef ?? header.joinRef, header.ref, header.topic, 'error', { reason: JoinError.payloadTooDeep });
   }
 
   /** A push on a topic this socket has not joined: Phoenix answers with phx_close. */

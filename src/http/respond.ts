@@ -48,6 +48,15 @@ export class Reply {
     });
   }
 
+  /** An answer without the queued headers that closes the connection once written (uWS stops reading it). */
+  sendAndClose(status: number, body: string, contentType: string): void {
+    if (this.aborted || this.done) return;
+    this.done = true;
+    this.res.cork(() => {
+      this.res.writeStatus(statusLine(status)).writeHeader('content-type', contentType).end(body, true);
+    });
+  }
+
   json(status: number, body: unknown): void {
     this.send(status, JSON.stringify(body), 'application/json; charset=utf-8');
   }
@@ -69,26 +78,107 @@ export function readRequest(req: HttpRequest): RequestInfo {
   return { method: req.getMethod(), url: req.getUrl(), query: new URLSearchParams(req.getQuery() ?? ''), headers };
 }
 
+/** Upstream's request body limit (Plug.Parsers' default `length`); a longer body is answered 413. */
+export const MAX_REQUEST_BODY_BYTES = 8_000_000;
+
 export class BodyTooLarge extends Error {}
 
-/** Reads the request body up to `limit` bytes; must be called synchronously inside the handler. */
-export function readBody(res: HttpResponse, reply: Reply, limit: number): Promise<Buffer> {
+/**
+ * Reads the request body, refusing it past `limit` bytes: by Content-Length before a byte is read, else as soon as
+ * the running total passes the limit (a chunked body). A refused request is answered 413 here and its connection
+ * closed, so nothing past the limit is read or kept. Must be called synchronously inside the handler.
+ */
+export function readBody(res: HttpResponse, reply: Reply, headers: Record<string, string>, limit: number): Promise<Buffer> {
+  return boundedRead(res, reply, headers, limit, limit) as Promise<Buffer>;
+}
+
+/**
+ * As {@link readBody}, but bytes past `keepLimit` are only counted, not kept: the body then resolves to null (the
+ * caller refuses it in its own words), and memory never holds more than `keepLimit` of it.
+ */
+export function readBodyUpTo(res: HttpResponse, reply: Reply, headers: Record<string, string>, limit: number, keepLimit: number): Promise<Buffer | null> {
+  return boundedRead(res, reply, headers, limit, keepLimit);
+}
+
+/** Answers 413 when the Content-Length header announces more than `limit` bytes; true when it did. */
+export function refusedByContentLength(reply: Reply, headers: Record<string, string>, limit: number): boolean {
+  const declared = Number(headers['content-length']);
+  if (!(declared > limit)) return false;
+  refuseTooLarge(reply, headers);
+  return true;
+}
+
+function boundedRead(res: HttpResponse, reply: Reply, headers: Record<string, string>, limit: number, keepLimit: number): Promise<Buffer | null> {
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
+    if (refusedByContentLength(reply, headers, limit)) return reject(new BodyTooLarge());
+    // One copy of each chunk as it comes, one concatenation at the end; null once past keepLimit.
+    let chunks: Buffer[] | null = [];
     let size = 0;
-    reply.onAbort(() => reject(new Error('request aborted')));
+    let settled = false;
+    reply.onAbort(() => {
+      if (!settled) reject(new Error('request aborted'));
+      settled = true;
+    });
     res.onData((chunk, isLast) => {
-      if (size > limit) return;
+      if (settled) return;
       size += chunk.byteLength;
       if (size > limit) {
-        reject(new BodyTooLarge());
-        return;
+        settled = true;
+        chunks = null;
+        refuseTooLarge(reply, headers);
+        return reject(new BodyTooLarge());
       }
+      if (chunks !== null && size > keepLimit) chunks = null;
       // uWS reuses the chunk's memory after this callback returns.
-      chunks.push(Buffer.from(new Uint8Array(chunk.slice(0))));
-      if (isLast) resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
+      if (chunks !== null) chunks.push(Buffer.from(new Uint8Array(chunk)));
+      if (!isLast) return;
+      settled = true;
+      resolve(chunks === null ? null : chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
     });
   });
+}
+
+/**
+ * Upstream's 413: Plug.Parsers raises before any route plug runs, so Phoenix renders it with the error view, in HTML
+ * unless the Accept header asks for JSON, and without the route's headers. The connection is closed: the rest of the
+ * body is not read.
+ */
+function refuseTooLarge(reply: Reply, headers: Record<string, string>): void {
+  const text = 'Request Entity Too Large';
+  if (errorFormat(headers.accept) === 'json') reply.sendAndClose(413, JSON.stringify(text), 'application/json; charset=utf-8');
+  else reply.sendAndClose(413, text, 'text/html; charset=utf-8');
+}
+
+/**
+ * The format Phoenix's `accepts(conn, ["html", "json"])` picks for an error page: html without an Accept header or
+ * for "any type"; otherwise the first entry with q=1 that names one of the two, else the best-q entry that does, else
+ * html (the error renderer's fallback for a header it cannot satisfy).
+ */
+export function errorFormat(accept: string | undefined): 'html' | 'json' {
+  if (accept === undefined || accept.trim() === '' || accept === '*/*') return 'html';
+  const ranked: { q: number; entry: string; format: 'html' | 'json' | null }[] = [];
+  for (const entry of accept.split(',')) {
+    const [range, ...params] = entry.trim().split(';');
+    const [type, subtype] = range.trim().toLowerCase().split('/');
+    if (!type || subtype === undefined) continue;
+    const qParam = params.map((p) => p.trim().split('=')).find(([k]) => k.trim() === 'q');
+    // Float.parse semantics: a numeric prefix counts, anything unparsable is 1.
+    const parsedQ = qParam ? parseFloat(qParam[1] ?? '') : 1;
+    const q = Number.isNaN(parsedQ) ? 1 : parsedQ;
+    const format = formatFor(type, subtype.trim());
+    if (q === 1 && format !== null) return format;
+    ranked.push({ q, entry: entry.trim(), format });
+  }
+  ranked.sort((a, b) => b.q - a.q || (a.entry < b.entry ? -1 : a.entry > b.entry ? 1 : 0));
+  return ranked.find((r) => r.format !== null)?.format ?? 'html';
+}
+
+function formatFor(type: string, subtype: string): 'html' | 'json' | null {
+  if (type === '*' && subtype === '*') return 'html';
+  if (subtype === '*') return type === 'text' ? 'html' : type === 'application' ? 'json' : null;
+  if (type === 'text' && (subtype === 'html' || subtype === 'htm')) return 'html';
+  if (type === 'application' && subtype === 'json') return 'json';
+  return null;
 }
 
 export function corsHeaders(reply: Reply): Reply {

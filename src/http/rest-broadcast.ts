@@ -1,24 +1,34 @@
 import { payloadLimitBytes } from '../channels/broadcast.js';
 import type { ChannelsContext } from '../channels/context.js';
+import { MAX_SUB_TOPIC_BYTES } from '../channels/errors.js';
+import { jsonTextDeeperThan, jsonValueDeeperThan, MAX_PAYLOAD_DEPTH } from '../channels/protocol/index.js';
 import { topicKey, type Envelope } from '../channels/fanout.js';
 import type { Claims } from '../auth/jwt.js';
 import { checkWrite, restRefusal } from '../tenants/authorization.js';
 import type { TenantRuntime } from '../tenants/tenant.js';
-import { BodyTooLarge, corsHeaders, readBody, readRequest, Reply, type RequestInfo } from './respond.js';
+import {
+  BodyTooLarge,
+  corsHeaders,
+  MAX_REQUEST_BODY_BYTES,
+  readBody,
+  readBodyUpTo,
+  readRequest,
+  refusedByContentLength,
+  Reply,
+  type RequestInfo,
+} from './respond.js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-/** Bodies are read whole; anything past this cannot be a valid broadcast for any tenant limit we allow. */
-const MAX_BODY_BYTES = 64 * 1024 * 1024;
 
 /** `POST /api/broadcast` and `POST /api/broadcast/:topic/events/:event`, at the root and under `/realtime/v1`. */
 export function mountRestBroadcast(app: TemplatedApp, ctx: ChannelsContext): void {
   for (const prefix of ['', '/realtime/v1']) {
-    app.post(`${prefix}/api/broadcast`, (res, req) => handle(ctx, res, req, batch));
+    app.post(`${prefix}/api/broadcast`, (res, req) => handle(ctx, res, req, readWholeBody, batch));
     app.post(`${prefix}/api/broadcast/:topic/events/:event`, (res, req) => {
       const topic = safeDecode(req.getParameter(0) ?? '');
       const event = safeDecode(req.getParameter(1) ?? '');
-      handle(ctx, res, req, (c, t, r, i, body, claims) => single(c, t, r, i, body, claims, topic, event));
+      handle(ctx, res, req, readPayloadBody, (c, t, r, i, body, claims) => single(c, t, r, i, body, claims, topic, event));
     });
   }
 }
@@ -44,16 +54,28 @@ export function tenantGate(ctx: ChannelsContext, reply: Reply, info: RequestInfo
   return tenant;
 }
 
-type Handler = (ctx: ChannelsContext, tenant: TenantRuntime, reply: Reply, info: RequestInfo, body: Buffer, claims: Claims) => void | Promise<void>;
+type BodyReader<B> = (res: HttpResponse, reply: Reply, info: RequestInfo, tenant: TenantRuntime) => Promise<B>;
+type Handler<B> = (ctx: ChannelsContext, tenant: TenantRuntime, reply: Reply, info: RequestInfo, body: B, claims: Claims) => void | Promise<void>;
 
-/** Shared front half: tenant, rate headers, auth, body. */
-function handle(ctx: ChannelsContext, res: HttpResponse, req: HttpRequest, handler: Handler): void {
+/** A batch is read whole, up to upstream's body limit: its messages are checked one by one. */
+const readWholeBody: BodyReader<Buffer> = (res, reply, info) => readBody(res, reply, info.headers, MAX_REQUEST_BODY_BYTES);
+
+/** A single broadcast's body is its payload: nothing past the tenant's payload limit is kept (null then). */
+const readPayloadBody: BodyReader<Buffer | null> = (res, reply, info, tenant) =>
+  readBodyUpTo(res, reply, info.headers, MAX_REQUEST_BODY_BYTES, payloadLimitBytes(tenant.settings.limits.maxPayloadSizeInKb));
+
+/**
+ * Shared front half: body limit, tenant, rate headers, auth, body. Upstream's body parser runs before the tenant and
+ * auth plugs, so a body announced too large is refused first, uncounted; the body is read only for a known tenant.
+ */
+function handle<B>(ctx: ChannelsContext, res: HttpResponse, req: HttpRequest, read: BodyReader<B>, handler: Handler<B>): void {
   const reply = corsHeaders(new Reply(res));
   const info = readRequest(req);
-  const bodyPromise = readBody(res, reply, MAX_BODY_BYTES);
-  bodyPromise.catch(() => undefined);
+  if (refusedByContentLength(reply, info.headers, MAX_REQUEST_BODY_BYTES)) return;
   const tenant = tenantGate(ctx, reply, info);
   if (!tenant) return;
+  const bodyPromise = read(res, reply, info, tenant);
+  bodyPromise.catch(() => undefined);
   const token = bearer(info.headers.authorization) ?? info.headers.apikey;
   if (!token) return reply.json(401, { message: 'Unauthorized' });
   tenant.verifier
@@ -65,22 +87,25 @@ function handle(ctx: ChannelsContext, res: HttpResponse, req: HttpRequest, handl
       await handler(ctx, tenant, reply, info, body, result.claims);
     })
     .catch((err: unknown) => {
-      if (err instanceof BodyTooLarge) return reply.json(413, { message: 'Request body too large' });
-      if (reply.aborted) return;
+      // An oversize body was answered 413 by the reader, as soon as it knew.
+      if (err instanceof BodyTooLarge || reply.aborted) return;
       tenant.log.error({ err, error_code: 'UnableToBroadcast' }, 'REST broadcast failed');
       reply.json(500, { message: 'Unable to broadcast' });
     });
 }
 
 async function batch(ctx: ChannelsContext, tenant: TenantRuntime, reply: Reply, info: RequestInfo, body: Buffer, claims: Claims): Promise<void> {
-  const parsed = parseJson(body);
+  const text = body.toString('utf8');
+  const parsed = parseJsonText(text);
+  // Only a body this deep can hold a payload nested past the bound: {"messages":[{"payload": …}]} adds three levels.
+  const mayNestTooDeep = jsonTextDeeperThan(text, MAX_PAYLOAD_DEPTH + 3);
   const messages = (parsed as { messages?: unknown } | undefined)?.messages;
   if (messages === undefined || messages === null || (Array.isArray(messages) && messages.length === 0)) {
     return reply.json(422, { errors: { messages: ["can't be blank"] } });
   }
   if (!Array.isArray(messages)) return reply.json(422, { errors: { messages: ['is invalid'] } });
   const limitBytes = payloadLimitBytes(tenant.settings.limits.maxPayloadSizeInKb);
-  const errors = messages.map((m) => validateBatchMessage(m, limitBytes));
+  const errors = messages.map((m) => validateBatchMessage(m, limitBytes, mayNestTooDeep));
   if (errors.some((e) => Object.keys(e).length > 0)) return reply.json(422, { errors: { messages: errors } });
   const max = tenant.settings.limits.maxEventsPerSecond;
   if (tenant.events.rate > max) return reply.json(429, { message: 'You have exceeded your rate limit' });
@@ -120,7 +145,7 @@ interface BatchMessage {
   id?: string;
 }
 
-function validateBatchMessage(m: unknown, limitBytes: number): Record<string, string[]> {
+function validateBatchMessage(m: unknown, limitBytes: number, mayNestTooDeep: boolean): Record<string, string[]> {
   const errors: Record<string, string[]> = {};
   if (m === null || typeof m !== 'object' || Array.isArray(m)) return { topic: ["can't be blank"], event: ["can't be blank"], payload: ["can't be blank"] };
   const o = m as Record<string, unknown>;
@@ -132,6 +157,8 @@ function validateBatchMessage(m: unknown, limitBytes: number): Record<string, st
   }
   if (o.payload === undefined || o.payload === null) errors.payload = ["can't be blank"];
   else if (typeof o.payload !== 'object' || Array.isArray(o.payload)) errors.payload = ['is invalid'];
+  // Measuring and re-encoding it would overflow the stack (upstream has no such bound: Performer's own).
+  else if (mayNestTooDeep && jsonValueDeeperThan(o.payload, MAX_PAYLOAD_DEPTH)) errors.payload = [`is nested more than ${MAX_PAYLOAD_DEPTH} levels deep`];
   else if (Buffer.byteLength(JSON.stringify(o.payload)) > limitBytes) errors.payload = ['Payload size exceeds tenant limit'];
   if (o.id !== undefined && o.id !== null && (typeof o.id !== 'string' || !UUID.test(o.id))) errors.id = ['is invalid'];
   if (o.private !== undefined && o.private !== null && typeof o.private !== 'boolean' && o.private !== 'true' && o.private !== 'false') {
@@ -145,7 +172,8 @@ async function single(
   tenant: TenantRuntime,
   reply: Reply,
   info: RequestInfo,
-  body: Buffer,
+  /** Null when the body passed the tenant's payload limit (not kept). */
+  body: Buffer | null,
   claims: Claims,
   topic: string,
   event: string,
@@ -155,6 +183,7 @@ async function single(
   if (!binary && contentType !== 'application/json') {
     return reply.json(415, { error: 'Unsupported Media Type. Use application/json or application/octet-stream' });
   }
+  if (body === null) return reply.json(422, { errors: { payload: ['Payload size exceeds tenant limit'] } });
   let payload: Uint8Array = body;
   if (!binary) {
     if (body.length === 0) payload = Buffer.from('{}');
@@ -166,7 +195,7 @@ async function single(
   if (tenant.events.rate >= tenant.settings.limits.maxEventsPerSecond) {
     return reply.json(429, { message: 'You have exceeded your rate limit' });
   }
-  if (Buffer.byteLength(topic) > 255 - 'realtime:'.length || Buffer.byteLength(event) > 255) {
+  if (Buffer.byteLength(topic) > MAX_SUB_TOPIC_BYTES || Buffer.byteLength(event) > 255) {
     return reply.json(422, { errors: { topic: ['is too long'] } });
   }
   const priv = info.query.get('private') === 'true';
@@ -197,8 +226,12 @@ function bearer(header: string | undefined): string | undefined {
 }
 
 function parseJson(body: Buffer): unknown {
+  return parseJsonText(body.toString('utf8'));
+}
+
+function parseJsonText(text: string): unknown {
   try {
-    return JSON.parse(body.toString('utf8'));
+    return JSON.parse(text);
   } catch {
     return undefined;
   }

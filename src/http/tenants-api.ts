@@ -44,7 +44,7 @@ export function mountTenantsApi(app: TemplatedApp, ctx: ChannelsContext, secrets
     const info = readRequest(req);
     // uWS answers '' for a parameter the route does not have.
     const id = req.getParameter(0) || null;
-    const body = withBody ? readBody(res, reply, MAX_BODY_BYTES) : Promise.resolve(null);
+    const body = withBody ? readBody(res, reply, info.headers, MAX_BODY_BYTES) : Promise.resolve(null);
     body.catch(() => undefined);
     authorized(info.headers.authorization)
       .then(async (ok) => {
@@ -61,7 +61,8 @@ export function mountTenantsApi(app: TemplatedApp, ctx: ChannelsContext, secrets
         await handler(reply, id === null ? null : decodeURIComponent(id), parsed);
       })
       .catch((err: unknown) => {
-        if (err instanceof BodyTooLarge) return reply.json(413, { message: 'request body too large' });
+        // The reader answered an oversize body with upstream's 413 as soon as it knew.
+        if (err instanceof BodyTooLarge) return;
         ctx.log.error({ err, error_code: 'TenantsApiError' }, 'management API request failed');
         reply.json(500, { errors: { detail: 'Internal Server Error' } });
       });

@@ -3,6 +3,7 @@ import { decodeV2Binary, decodeV2Text } from './v2.js';
 import { FrameDecodeError, type Inbound, type Vsn } from './types.js';
 
 export * from './types.js';
+export { MAX_PAYLOAD_DEPTH, jsonTextDeeperThan, jsonValueDeeperThan } from './nesting.js';
 export { decodeV1, encodeV1, encodeV1Raw } from './v1.js';
 export { decodeV2Text, decodeV2Binary, encodeV2, encodeV2Raw, encodeUserBroadcast } from './v2.js';
 

@@ -48,6 +48,17 @@ export class FrameDecodeError extends Error {
   }
 }
 
+/**
+ * A well-formed text frame whose payload nests deeper than MAX_PAYLOAD_DEPTH. Unlike other malformed frames it is
+ * answered: the header is known, so the client hears why its push was refused.
+ */
+export class PayloadTooDeep extends FrameDecodeError {
+  constructor(readonly header: Omit<PhoenixMessage, 'payload'>) {
+    super('payload nested too deeply');
+    this.name = 'PayloadTooDeep';
+  }
+}
+
 export const BINARY_KIND = {
   push: 0,
   reply: 1,

@@ -1,4 +1,5 @@
-import { FrameDecodeError, type Inbound, type PhoenixMessage } from './types.js';
+import { MAX_PAYLOAD_DEPTH, jsonTextDeeperThan } from './nesting.js';
+import { FrameDecodeError, PayloadTooDeep, type Inbound, type PhoenixMessage } from './types.js';
 
 /**
  * vsn 1.0.0: JSON objects. Input carries topic/event/payload/ref and an optional join_ref;
@@ -21,7 +22,10 @@ export function decodeV1(text: string): Inbound {
     throw new FrameDecodeError('missing topic, event or payload');
   }
   if (!isRef(ref) || !isRef(joinRef ?? null)) throw new FrameDecodeError('ref must be a string or null');
-  return { kind: 'message', joinRef: normalizeRef(joinRef), ref: normalizeRef(ref), topic, event, payload: o.payload };
+  const header = { joinRef: normalizeRef(joinRef), ref: normalizeRef(ref), topic, event };
+  // The frame object is one level above the payload.
+  if (jsonTextDeeperThan(text, MAX_PAYLOAD_DEPTH + 1)) throw new PayloadTooDeep(header);
+  return { kind: 'message', ...header, payload: o.payload };
 }
 
 function isRef(v: unknown): boolean {

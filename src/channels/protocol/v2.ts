@@ -1,5 +1,6 @@
 import { normalizeRef } from './v1.js';
-import { BINARY_KIND, FrameDecodeError, type Inbound, type PhoenixMessage } from './types.js';
+import { MAX_PAYLOAD_DEPTH, jsonTextDeeperThan } from './nesting.js';
+import { BINARY_KIND, FrameDecodeError, PayloadTooDeep, type Inbound, type PhoenixMessage } from './types.js';
 
 /**
  * vsn 2.0.0: text frames are JSON arrays `[join_ref, ref, topic, event, payload]`;
@@ -16,7 +17,10 @@ export function decodeV2Text(text: string): Inbound {
   const [joinRef, ref, topic, event, payload] = parsed;
   if (typeof topic !== 'string' || typeof event !== 'string') throw new FrameDecodeError('topic and event must be strings');
   if (!isRefLike(joinRef) || !isRefLike(ref)) throw new FrameDecodeError('refs must be strings or null');
-  return { kind: 'message', joinRef: normalizeRef(joinRef), ref: normalizeRef(ref), topic, event, payload };
+  const header = { joinRef: normalizeRef(joinRef), ref: normalizeRef(ref), topic, event };
+  // The frame array is one level above the payload.
+  if (jsonTextDeeperThan(text, MAX_PAYLOAD_DEPTH + 1)) throw new PayloadTooDeep(header);
+  return { kind: 'message', ...header, payload };
 }
 
 function isRefLike(v: unknown): boolean {
