@@ -39,8 +39,8 @@ export interface CommittedChanges {
   xid?: number;
 }
 
-/** A committed transaction waiting for dispatch, with the position that confirms it. */
-export type PendingCommit = CommittedChanges & { ackLsn: Lsn | null };
+/** A committed transaction waiting for dispatch: where its commit record is, and the position that confirms it. */
+export type PendingCommit = CommittedChanges & { commitLsn: Lsn; ackLsn: Lsn | null };
 
 /** Committed transactions waiting for the dispatch under way, handed out in batches of whole transactions. */
 export class CommitQueue {
@@ -55,6 +55,11 @@ export class CommitQueue {
 
   get empty(): boolean {
     return this.items.length === 0;
+  }
+
+  /** Where the first waiting transaction's commit record is; null when none waits. */
+  get nextCommitLsn(): Lsn | null {
+    return this.items[0]?.commitLsn ?? null;
   }
 
   push(commit: PendingCommit): void {

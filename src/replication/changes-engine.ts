@@ -2,9 +2,10 @@ import type pg from 'pg';
 import type { Logger } from '../observability/logger.js';
 import type { Binding } from './changes/index.js';
 import { ChangesCatalog } from './changes-catalog.js';
-import { ChangesDispatcher, CommitQueue, type RowChange } from './changes-dispatch.js';
+import { ChangesDispatcher, CommitQueue, type PendingCommit, type RowChange } from './changes-dispatch.js';
 import { SubscriberGroups, type FanoutMember } from './changes-groups.js';
-import { PendingSubscriber, SubscriberStore, type ChangesSubscriber } from './changes-subscribers.js';
+import { SubscriberStarts } from './changes-starts.js';
+import { SubscriberStore, type ChangesSubscriber } from './changes-subscribers.js';
 import type { Lsn, PgTimestamp } from './pgoutput/index.js';
 import { CarriedMessages } from './changes-messages.js';
 import type { DatabaseBroadcast } from './db-broadcast.js';
@@ -54,8 +55,10 @@ export type LiveSubscriber = FanoutMember & SubscriberNotices;
 /**
  * Postgres Changes for one tenant: one logical replication stream over the publication, from a persistent slot
  * whose position is confirmed only after a transaction's changes were handed to every matching subscriber, so a
- * restart resumes where it stopped. Subscribers persisted by an earlier run have their changes held for a grace
- * period until they rejoin (same topic, bindings and user); until then the position is not confirmed past them.
+ * restart resumes where it stopped. A new subscriber gets exactly the transactions that commit after it was put on
+ * record (see changes-starts). For subscribers persisted by an earlier run the commits are held for a grace
+ * period; a rejoin (same topic, bindings and user) gets them, checked against its own claims, and the position is
+ * not confirmed past them until then.
  */
 export class ChangesEngine {
   readonly catalog: ChangesCatalog;
@@ -65,7 +68,10 @@ export class ChangesEngine {
   private readonly live = new Set<LiveSubscriber>();
   /** The live subscribers by identical events: what the dispatcher serves. */
   private readonly groups = new SubscriberGroups<LiveSubscriber>();
-  private pending: PendingSubscriber[] = [];
+  /** Subscribers of an earlier run and subscribers on their way in: what each is owed before it goes live. */
+  private readonly starts = new SubscriberStarts<LiveSubscriber>();
+  /** The commit record of the last transaction the stream delivered in this run. */
+  private lastCommitLsn: Lsn = 0n;
   private stream: ReplicationStream | null = null;
   /** realtime.messages this stream reads for the database-broadcast pipeline, if it does. */
   private carried: CarriedMessages | null = null;
@@ -81,8 +87,6 @@ export class ChangesEngine {
   private readonly unflushed = new Set<ChangesSubscriber>();
   private statusDue = false;
   private unflushedItems = 0;
-  /** Subscribers being put on record: confirmation waits for them. */
-  private unsaved = 0;
   private idleSince = Date.now();
   private readonly timers: NodeJS.Timeout[] = [];
   private started: Promise<void> | null = null;
@@ -94,7 +98,7 @@ export class ChangesEngine {
     this.slot = changesSlotName(opts.tenantId, opts.databaseUrl);
     this.catalog = new ChangesCatalog(opts.pool);
     this.dispatcher = new ChangesDispatcher(this.catalog, opts.pool, this.log);
-    this.store = new SubscriberStore(opts.pool, opts.node);
+    this.store = new SubscriberStore(opts.pool, opts.node, opts.tenantId);
   }
 
   get status(): string {
@@ -102,15 +106,16 @@ export class ChangesEngine {
   }
 
   get subscriberCount(): number {
-    return this.live.size + this.pending.length;
+    return this.live.size + this.starts.pendingCount;
   }
 
   /** Loads the subscribers an earlier run persisted, then streams. Idempotent. */
   start(): Promise<void> {
     this.started ??= (async () => {
-      this.pending = await this.store.loadPending();
-      if (this.pending.length > 0) {
-        this.log.info({ pending: this.pending.length, grace_ms: this.opts.graceMs }, 'holding changes for subscribers of an earlier run');
+      const pending = await this.store.loadPending();
+      this.starts.hold(pending);
+      if (pending.length > 0) {
+        this.log.info({ pending: pending.length, grace_ms: this.opts.graceMs }, 'holding changes for subscribers of an earlier run');
         this.every(this.opts.graceMs, () => this.expirePending(), true);
       }
       await this.startStream();
@@ -128,36 +133,45 @@ export class ChangesEngine {
     return this.catalog.validateBindings(this.opts.publication, bindings, claims);
   }
 
-  /** Starts delivering to a subscriber: first what was held for it if it is a rejoin, then live changes. */
+  /**
+   * Starts delivering to a subscriber: the transactions that commit after it is on record, or, for a rejoin of a
+   * subscriber of an earlier run, first what was held for that one. Resolves once it is on record.
+   */
   async subscribe(sub: LiveSubscriber): Promise<void> {
     await this.start();
     if (this.stream?.status !== 'up') await untilUp(this.stream, 10_000);
-    const sub_ = typeof sub.claims.sub === 'string' ? sub.claims.sub : null;
-    // Claim and go live in one synchronous step: a commit dispatched in between would otherwise reach neither.
-    const i = this.pending.findIndex((p) => p.claimableBy(sub.topic, sub.bindings, sub_));
-    const claimed = i >= 0 ? this.pending.splice(i, 1)[0]! : null;
-    if (claimed) {
-      const held = claimed.handOver(sub);
-      this.written(sub);
-      this.log.info({ topic: sub.topic, held }, 'rejoined subscriber got its held changes');
-    }
+    if (this.live.has(sub)) return;
+    // Synchronous: every commit taken for dispatch from here on is kept for it until it goes live.
+    const claimed = this.starts.register(sub);
     this.live.add(sub);
-    this.groups.join(sub);
     this.idleSince = Date.now();
-    // Positions are not confirmed until the subscriber is on record: a crash before that would leave a restart
-    // nobody to hold its changes for.
-    this.unsaved += 1;
+    let at: Lsn;
     try {
-      await this.store.save(sub);
-      if (claimed) await this.store.remove(claimed.instance).catch((err: unknown) => this.log.warn({ err }, 'removing a claimed subscriber failed'));
-    } finally {
-      this.unsaved -= 1;
-      this.releaseHeldIfDone();
+      // Positions are not confirmed until it is on record: a crash before that would leave a restart nobody to
+      // hold its changes for.
+      at = await this.store.save(sub);
+    } catch (err) {
+      this.live.delete(sub);
+      this.leaveStarts(sub);
+      throw err;
+    }
+    if (!this.live.has(sub)) {
+      // It left while being recorded.
+      await this.store.remove(sub.instance).catch((err: unknown) => this.log.warn({ err }, 'removing a subscriber failed'));
+      return;
+    }
+    this.starts.recorded(sub, at);
+    this.releaseHeldIfDone();
+    this.dispatching ??= this.dispatchBatches();
+    if (claimed) {
+      this.log.info({ topic: sub.topic }, 'a rejoined subscriber continues one of an earlier run');
+      await this.store.remove(claimed.instance).catch((err: unknown) => this.log.warn({ err }, 'removing a claimed subscriber failed'));
     }
   }
 
   async unsubscribe(sub: LiveSubscriber): Promise<void> {
     if (!this.live.delete(sub)) return;
+    this.leaveStarts(sub);
     this.groups.leave(sub);
     if (this.live.size === 0) this.idleSince = Date.now();
     await this.store.remove(sub.instance).catch((err: unknown) => this.log.warn({ err }, 'removing a subscriber failed'));
@@ -166,8 +180,15 @@ export class ChangesEngine {
   /** New claims (access_token): persisted, and used by the next visibility checks. */
   async updateClaims(sub: LiveSubscriber, claims: Record<string, unknown>): Promise<void> {
     sub.claims = claims;
-    if (this.live.has(sub)) this.groups.rejoin(sub);
+    if (this.groups.has(sub)) this.groups.rejoin(sub);
     await this.store.save(sub);
+  }
+
+  private leaveStarts(sub: LiveSubscriber): void {
+    if (!this.starts.isJoining(sub)) return;
+    const expired = this.starts.leave(sub);
+    if (expired) void this.store.remove(expired.instance).catch(() => undefined);
+    this.releaseHeldIfDone();
   }
 
   private async startStream(): Promise<void> {
@@ -228,6 +249,9 @@ export class ChangesEngine {
         this.carried?.commit();
         let changes = this.txn ?? [];
         this.txn = null;
+        // A reconnected stream starts again at the confirmed position: what this run took already is not taken twice.
+        if (m.commitLsn <= this.lastCommitLsn) changes = [];
+        else this.lastCommitLsn = m.commitLsn;
         if (changes.length > 0 && this.subscriberCount === 0) changes = [];
         if (changes.length > 0 && this.opts.allow && !this.opts.allow()) {
           this.log.warn({ error_code: 'ChangesRateLimited', changes: changes.length }, 'tenant over its events limit; changes dropped');
@@ -239,7 +263,7 @@ export class ChangesEngine {
           if (event.ackLsn !== null) this.confirm(event.ackLsn);
           return;
         }
-        this.waiting.push({ changes, commitTime: this.commitTime, xid: this.xid, ackLsn: event.ackLsn });
+        this.waiting.push({ changes, commitTime: this.commitTime, xid: this.xid, commitLsn: m.commitLsn, ackLsn: event.ackLsn });
         this.dispatching ??= this.dispatchBatches();
         // A large batch holds back the stream (the queue keeps the next messages) until the dispatch under way ends.
         if (this.waiting.rows >= MAX_BATCH_ROWS) return this.dispatching;
@@ -253,22 +277,18 @@ export class ChangesEngine {
   /**
    * Dispatches what committed, in batches: the transactions that committed while one dispatch ran (waiting on
    * RLS queries, say) go out together in the next, with one visibility check per (table, claims) for all of them.
+   * Between batches, joiners whose start has come go live.
    */
   private async dispatchBatches(): Promise<void> {
     // Yield once, so the commits of the rest of this read join the first batch.
     await null;
     try {
-      while (!this.waiting.empty) {
+      for (;;) {
+        await this.admitJoiners();
+        if (this.waiting.empty) break;
         const txns = this.waiting.take();
-        const { deliveries, touched, queued } = await this.dispatcher.dispatch(txns, [...this.groups.list(), ...this.pending]).catch((err: unknown) => {
-          this.log.error({ err, error_code: 'UnableToDispatchChanges' }, 'dispatching changes kept failing; these changes are not delivered');
-          return { deliveries: 0, touched: [], queued: 0 };
-        });
-        if (deliveries > 0) this.opts.onDeliveries?.(deliveries);
-        for (const sub of touched) this.written(sub);
-        // One loop turn can read megabytes of backlog: past a bound, frames leave now rather than pile up in the heap.
-        this.unflushedItems += queued;
-        if (this.unflushedItems >= FLUSH_EVERY_ITEMS) this.flushFrames();
+        this.starts.taken(txns);
+        await this.deliver(txns, this.groups.list());
         let ackLsn: Lsn | null = null;
         for (const t of txns) if (t.ackLsn !== null) ackLsn = t.ackLsn;
         if (ackLsn !== null) this.confirm(ackLsn);
@@ -276,6 +296,39 @@ export class ChangesEngine {
     } finally {
       this.dispatching = null;
     }
+  }
+
+  /**
+   * Joiners go live once every commit before their start has been taken: first what they are owed, checked
+   * against their own claims, then they join the groups every later batch is dispatched to.
+   */
+  private async admitJoiners(): Promise<void> {
+    for (;;) {
+      const ready = this.starts.ready(this.waiting.nextCommitLsn ?? this.lastCommitLsn + 1n);
+      if (ready.length === 0) return;
+      for (const { sub, owed } of ready) {
+        if (owed.length > 0) await this.deliver(owed, [sub]);
+      }
+      // A group hands out its queued frames to whoever is a member when it flushes: they leave before anyone joins.
+      this.flushFrames();
+      for (const { sub, owed } of ready) {
+        if (this.starts.admitted(sub, owed) && this.live.has(sub)) this.groups.join(sub);
+      }
+      this.releaseHeldIfDone();
+    }
+  }
+
+  /** Hands a batch to the given subscribers (queued; the frames leave at the end of the loop turn). */
+  private async deliver(txns: readonly PendingCommit[], targets: readonly ChangesSubscriber[]): Promise<void> {
+    const { deliveries, touched, queued } = await this.dispatcher.dispatch(txns, targets).catch((err: unknown) => {
+      this.log.error({ err, error_code: 'UnableToDispatchChanges' }, 'dispatching changes kept failing; these changes are not delivered');
+      return { deliveries: 0, touched: [], queued: 0 };
+    });
+    if (deliveries > 0) this.opts.onDeliveries?.(deliveries);
+    for (const sub of touched) this.written(sub);
+    // One loop turn can read megabytes of backlog: past a bound, frames leave now rather than pile up in the heap.
+    this.unflushedItems += queued;
+    if (this.unflushedItems >= FLUSH_EVERY_ITEMS) this.flushFrames();
   }
 
   /** A subscriber has frames queued: they leave at the end of this loop turn, before the status update. */
@@ -290,9 +343,9 @@ export class ChangesEngine {
     this.unflushedItems = 0;
   }
 
-  /** Confirms a handled position, unless changes are held for subscribers that may still rejoin. */
+  /** Confirms a handled position, unless changes are held for subscribers that may still rejoin or are joining. */
   private confirm(lsn: Lsn): void {
-    if (this.pending.length > 0 || this.unsaved > 0) {
+    if (this.starts.holding) {
       this.heldAckLsn = lsn;
       return;
     }
@@ -318,19 +371,18 @@ export class ChangesEngine {
   }
 
   private releaseHeldIfDone(): void {
-    if (this.pending.length > 0 || this.unsaved > 0 || this.heldAckLsn === null) return;
+    if (this.starts.holding || this.heldAckLsn === null) return;
     const lsn = this.heldAckLsn;
     this.heldAckLsn = null;
     this.confirm(lsn);
   }
 
   private async expirePending(): Promise<void> {
-    if (this.pending.length === 0) return;
-    const expired = this.pending;
-    this.pending = [];
+    const expired = this.starts.expire();
+    if (expired.length === 0) return;
     this.log.info({ expired: expired.length }, 'grace period over: changes held for subscribers that did not rejoin are dropped');
-    for (const p of expired) await this.store.remove(p.instance).catch(() => undefined);
     this.releaseHeldIfDone();
+    for (const p of expired) await this.store.remove(p.instance).catch(() => undefined);
   }
 
   private async checkLag(): Promise<void> {
@@ -350,7 +402,7 @@ export class ChangesEngine {
       await this.handMessagesBack();
       await this.stream?.stop();
       await this.dropSlot(pool);
-      this.pending = [];
+      this.starts.reset();
       this.heldAckLsn = null;
       this.waiting.clear();
       await this.startStream();

@@ -111,6 +111,10 @@ export class SubscriberGroups<M extends FanoutMember> {
     if (group.weight === 0) this.byKey.delete(group.key);
   }
 
+  has(member: M): boolean {
+    return this.groupOf.has(member);
+  }
+
   /** After the member's claims changed: it may belong elsewhere now. */
   rejoin(member: M): void {
     this.leave(member);

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { Binding } from './changes/index.js';
+import { parseLsn, type Lsn } from './pgoutput/index.js';
 
 /**
  * One postgres_changes event as handed to subscribers. Every subscriber that gets the same payload gets the same
@@ -35,8 +36,7 @@ export class ChangeQueue {
 
 /**
  * A Postgres Changes subscriber: one joined channel with its bindings and claims. `deliverMany` receives the
- * events of one transaction in order (the channel encodes them for its socket, in one write); a pending subscriber
- * (persisted before a restart, not rejoined yet) buffers them instead.
+ * events of one transaction in order (the channel encodes them for its socket, in one write).
  */
 export interface ChangesSubscriber {
   readonly instance: string;
@@ -54,41 +54,40 @@ export interface ChangesSubscriber {
   flush(): void;
 }
 
-/** A subscriber persisted by an earlier run of this node and not rejoined yet: its changes are held for it. */
-export class PendingSubscriber implements ChangesSubscriber {
-  readonly held: OutgoingChange[] = [];
-  /** The live subscriber that claimed this one: a dispatch already under way when it rejoined still reaches it. */
-  private heir: ChangesSubscriber | null = null;
+/**
+ * A subscriber persisted by an earlier run of this node for this tenant, not rejoined yet: the commits since the
+ * stream started are held for it (see HeldLog). A rejoin it matches continues it and is owed those commits, which
+ * are then matched, RLS-checked and shaped for the rejoiner's own bindings and claims like any other change.
+ */
+export class PendingSubscriber {
   constructor(
     readonly instance: string,
     readonly topic: string,
     readonly legacy: boolean,
     readonly bindings: readonly Binding[],
-    public claims: Record<string, unknown>,
-    readonly sub: string | null,
+    readonly claims: Record<string, unknown>,
   ) {}
 
-  deliverMany(items: readonly OutgoingChange[]): void {
-    if (this.heir) this.heir.deliverMany(items);
-    else for (const item of items) this.held.push(item);
+  /**
+   * The rejoin this subscriber waits for: the same topic and bindings, and the same user (role and sub claims, an
+   * absent claim matching only an absent one). The match only decides who continues it, so that the right user
+   * gets the held commits once; it grants nothing, since they are checked against the rejoiner's claims.
+   */
+  claimableBy(rejoin: Pick<ChangesSubscriber, 'topic' | 'legacy' | 'bindings' | 'claims'>): boolean {
+    return (
+      rejoin.topic === this.topic &&
+      rejoin.legacy === this.legacy &&
+      sameIds(rejoin.bindings, this.bindings) &&
+      userOf(rejoin.claims) === userOf(this.claims)
+    );
   }
+}
 
-  flush(): void {
-    this.heir?.flush();
-  }
-
-  /** Gives what was held to the rejoined subscriber, and forwards anything that still arrives here. */
-  handOver(heir: ChangesSubscriber): number {
-    const n = this.held.length;
-    if (n > 0) heir.deliverMany(this.held.splice(0));
-    this.heir = heir;
-    return n;
-  }
-
-  /** The same topic, the same bindings and the same user: the rejoin this subscriber waits for. */
-  claimableBy(topic: string, bindings: readonly Binding[], sub: string | null): boolean {
-    return topic === this.topic && sub === this.sub && sameIds(bindings, this.bindings);
-  }
+/** The role and sub claims as one comparable text, each with whether it is there at all. */
+function userOf(claims: Record<string, unknown>): string {
+  const role = claims.role === undefined ? [] : [claims.role];
+  const sub = claims.sub === undefined ? [] : [claims.sub];
+  return JSON.stringify([role, sub]);
 }
 
 function sameIds(a: readonly Binding[], b: readonly Binding[]): boolean {
@@ -102,36 +101,48 @@ interface StoredRow {
   topic: string;
   bindings: { legacy?: boolean; list: Binding[] };
   claims: Record<string, unknown>;
-  sub: string | null;
 }
 
-/** Persistence of subscribers in the tenant database (realtime.performer_changes_subscribers). */
+/**
+ * Persistence of subscribers in the tenant database (realtime.performer_changes_subscribers), per tenant: several
+ * tenants may share one database, and each sees only its own.
+ */
 export class SubscriberStore {
   constructor(
     private readonly pool: () => Promise<pg.Pool>,
     private readonly node: string,
+    private readonly tenant: string,
   ) {}
 
-  async save(s: ChangesSubscriber): Promise<void> {
+  /**
+   * Puts a subscriber on record (or updates its claims) and returns the WAL insert position read while doing so:
+   * every transaction that commits after the subscription was confirmed has its commit record at or past it.
+   */
+  async save(s: ChangesSubscriber): Promise<Lsn> {
     const pool = await this.pool();
     const sub = typeof s.claims.sub === 'string' ? s.claims.sub : null;
-    await pool.query(
-      `INSERT INTO realtime.performer_changes_subscribers (instance, topic, bindings, claims, sub, node)
-       VALUES ($1, $2, $3, $4, $5, $6)
-       ON CONFLICT (instance) DO UPDATE SET claims = EXCLUDED.claims, sub = EXCLUDED.sub`,
-      [s.instance, s.topic, JSON.stringify({ legacy: s.legacy, list: s.bindings }), JSON.stringify(s.claims), sub, this.node],
+    const { rows } = await pool.query<{ at: string }>(
+      `INSERT INTO realtime.performer_changes_subscribers (instance, topic, bindings, claims, sub, node, tenant)
+       VALUES ($1, $2, $3, $4, $5, $6, $7)
+       ON CONFLICT (instance) DO UPDATE SET claims = EXCLUDED.claims, sub = EXCLUDED.sub
+       RETURNING pg_catalog.pg_current_wal_insert_lsn()::text AS at`,
+      [s.instance, s.topic, JSON.stringify({ legacy: s.legacy, list: s.bindings }), JSON.stringify(s.claims), sub, this.node, this.tenant],
     );
+    return parseLsn(rows[0]!.at);
   }
 
   async remove(instance: string): Promise<void> {
     const pool = await this.pool();
-    await pool.query('DELETE FROM realtime.performer_changes_subscribers WHERE instance = $1', [instance]);
+    await pool.query('DELETE FROM realtime.performer_changes_subscribers WHERE instance = $1 AND tenant = $2', [instance, this.tenant]);
   }
 
-  /** Everything persisted: subscribers of an earlier run that may rejoin. */
+  /** This tenant's persisted subscribers: those of an earlier run that may rejoin. */
   async loadPending(): Promise<PendingSubscriber[]> {
     const pool = await this.pool();
-    const { rows } = await pool.query<StoredRow>('SELECT instance::text, topic, bindings, claims, sub FROM realtime.performer_changes_subscribers');
-    return rows.map((r) => new PendingSubscriber(r.instance, r.topic, r.bindings.legacy === true, r.bindings.list, r.claims, r.sub));
+    const { rows } = await pool.query<StoredRow>(
+      'SELECT instance::text, topic, bindings, claims FROM realtime.performer_changes_subscribers WHERE tenant = $1 ORDER BY created_at, instance',
+      [this.tenant],
+    );
+    return rows.map((r) => new PendingSubscriber(r.instance, r.topic, r.bindings.legacy === true, r.bindings.list, r.claims));
   }
 }

@@ -39,7 +39,7 @@ export function changesChild(runtime: TenantRuntime, config: Config): ChildSpec 
     name: 'postgres_changes',
     async start() {
       const pool = await runtime.database();
-      const { rows } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM realtime.performer_changes_subscribers');
+      const { rows } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM realtime.performer_changes_subscribers WHERE tenant = $1', [runtime.id]);
       if ((rows[0]?.n ?? 0) > 0) await changesEngine(runtime, config).start();
       return {
         exited: new Promise<never>(() => undefined),

@@ -4,7 +4,7 @@ import { createLogger } from '../../src/observability/logger.js';
 import { parseBinding, type Binding } from '../../src/replication/changes/index.js';
 import { ChangesCatalog } from '../../src/replication/changes-catalog.js';
 import { ChangesDispatcher, type RowChange } from '../../src/replication/changes-dispatch.js';
-import { PendingSubscriber } from '../../src/replication/changes-subscribers.js';
+import type { ChangesSubscriber, OutgoingChange } from '../../src/replication/changes-subscribers.js';
 import type { RelationMessage } from '../../src/replication/pgoutput/index.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
 
@@ -43,10 +43,21 @@ function insertOf(id: number, body: string): RowChange {
   return { relation, type: 'INSERT', newTuple: [{ kind: 'text', value: String(id) }, { kind: 'text', value: body }], old: null };
 }
 
-function subscriber(): PendingSubscriber {
+/** A subscriber that keeps what it is handed. */
+function subscriber(): ChangesSubscriber & { held: OutgoingChange[] } {
   const parsed = parseBinding({ event: 'INSERT', schema: 'public', table: 'things' }, 7);
   if (!parsed.ok) throw new Error(parsed.message);
-  return new PendingSubscriber('i1', 'room', false, [parsed.binding as Binding], { role: 'anon' }, null);
+  const held: OutgoingChange[] = [];
+  return {
+    held,
+    instance: 'i1',
+    topic: 'room',
+    legacy: false,
+    bindings: [parsed.binding as Binding],
+    claims: { role: 'anon' },
+    deliverMany: (items) => void held.push(...items),
+    flush: () => undefined,
+  };
 }
 
 describe('ChangesDispatcher', () => {

@@ -1,0 +1,51 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Binding } from '../../src/replication/changes/index.js';
+import { SubscriberStore, type ChangesSubscriber } from '../../src/replication/changes-subscribers.js';
+import { parseLsn } from '../../src/replication/pgoutput/index.js';
+import { migrateTenantDatabase } from '../../src/tenants/migrate.js';
+import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
+
+let db: TestDatabase;
+let pool: pg.Pool;
+
+beforeAll(async () => {
+  db = await createTestDatabase('substore');
+  pool = new pg.Pool({ connectionString: db.url, max: 2 });
+  await migrateTenantDatabase(pool);
+});
+afterAll(async () => {
+  await pool?.end();
+  await db?.drop();
+});
+
+const binding = { id: 7, event: 'INSERT', schema: 'public', table: 't', filters: [], select: null } as unknown as Binding;
+
+function subscriber(instance: string, claims: Record<string, unknown>): ChangesSubscriber {
+  return { instance, topic: 'room', legacy: false, bindings: [binding], claims, deliverMany: () => undefined, flush: () => undefined };
+}
+
+const insertPosition = async () => parseLsn((await pool.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn')).rows[0]!.lsn);
+
+describe('persisted changes subscribers', () => {
+  it('belong to their tenant: two tenants on one database never load, or remove, each other’s', async () => {
+    const a = new SubscriberStore(async () => pool, 'node-1', 'tenant-a');
+    const b = new SubscriberStore(async () => pool, 'node-1', 'tenant-b');
+    await a.save(subscriber('00000000-0000-4000-8000-00000000000a', { role: 'service_role' }));
+    expect(await b.loadPending()).toEqual([]);
+    await b.remove('00000000-0000-4000-8000-00000000000a');
+    const loaded = await a.loadPending();
+    expect(loaded.map((p) => [p.instance, p.topic, p.claims])).toEqual([['00000000-0000-4000-8000-00000000000a', 'room', { role: 'service_role' }]]);
+    await a.remove('00000000-0000-4000-8000-00000000000a');
+    expect(await a.loadPending()).toEqual([]);
+  });
+
+  it('returns, when saved, a WAL position between what committed before and what commits after', async () => {
+    const store = new SubscriberStore(async () => pool, 'node-1', 'tenant-a');
+    const before = await insertPosition();
+    const at = await store.save(subscriber('00000000-0000-4000-8000-00000000000b', { role: 'anon' }));
+    const after = await insertPosition();
+    expect(at).toBeGreaterThanOrEqual(before);
+    expect(at).toBeLessThanOrEqual(after);
+  });
+});
