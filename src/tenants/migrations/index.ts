@@ -5,6 +5,7 @@ import { sql as broadcastFunctions } from './004-broadcast-functions.js';
 import { sql as publications } from './005-publications.js';
 import { sql as subscription } from './006-subscription.js';
 import { sql as changesSubscribers } from './007-changes-subscribers.js';
+import { sql as apiRoleGrants } from './008-api-role-grants.js';
 
 export interface TenantMigration {
   /** Recorded in realtime.schema_migrations; small integers never collide with upstream's timestamp versions. */
@@ -22,4 +23,5 @@ export const tenantMigrations: readonly TenantMigration[] = [
   { version: 5, name: 'publications', sql: publications },
   { version: 6, name: 'subscription', sql: subscription },
   { version: 7, name: 'changes_subscribers', sql: changesSubscribers },
+  { version: 8, name: 'api_role_grants', sql: apiRoleGrants },
 ];
