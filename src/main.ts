@@ -26,7 +26,12 @@ async function main(): Promise<void> {
   const dataDir = path.resolve(config.dataDir, 'postgres');
   if (databaseUrl === null) {
     log.info({ dataDir }, 'DATABASE_URL is not set: starting an embedded Postgres');
-    embedded = await startEmbeddedPostgres({ dataDir, logger: (line) => log.debug({ postgres: line }) });
+    embedded = await startEmbeddedPostgres({
+      dataDir,
+      systemDir: config.systemDir,
+      logger: (line) => log.debug({ postgres: line }),
+    });
+    for (const notice of embedded.notices) log.info({ dataDir }, `embedded Postgres: ${notice}`);
     databaseUrl = embedded.url;
   }
   const server = await startServer(config, { databaseUrl, log }).catch(async (err: unknown) => {
@@ -48,7 +53,9 @@ async function main(): Promise<void> {
       `service_role key: ${serviceKey}`,
       `management token: ${managementToken}`,
       `                  (management API /api/tenants; valid ${MANAGEMENT_TOKEN_LIFETIME_SECONDS / 3600} h; secret: ${managementSecretFrom})`,
-      `        Database: ${embedded ? `embedded Postgres, data in ${dataDir}` : 'DATABASE_URL'}`,
+      `        Database: ${embedded ? `embedded Postgres, data in ${embedded.home}` : 'DATABASE_URL'}`,
+      // Running as root from a private directory: say where things are instead, and why.
+      ...(embedded?.notices ?? []).map((notice) => `                  (${notice})`),
       '',
       '',
     ].join('\n'),

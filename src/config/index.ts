@@ -1,5 +1,7 @@
 import { hostname } from 'node:os';
 import { isHmacKeyOf } from '../auth/jwt.js';
+import { isAbsolute } from 'node:path';
+import { DEFAULT_SYSTEM_DIR } from '../db/embedded-postgres.js';
 
 /**
  * Every environment variable Performer reads, parsed and validated once at start-up.
@@ -10,6 +12,8 @@ export interface Config {
   host: string;
   databaseUrl: string | null;
   dataDir: string;
+  /** Running as root from a directory the OS user postgres cannot enter: the embedded Postgres' binaries and cluster. */
+  systemDir: string;
   jwtSecret: string;
   jwtJwks: { keys: Record<string, unknown>[] } | null;
   /** Exact-match claims required in every tenant JWT (upstream JWT_CLAIM_VALIDATORS), e.g. {"iss":"supabase"}. */
@@ -92,6 +96,7 @@ export function loadConfig(env: Env = process.env): Config {
     host: r.string('HOST', '0.0.0.0'),
     databaseUrl: r.optionalUrl('DATABASE_URL', ['postgres:', 'postgresql:']),
     dataDir: r.string('PERFORMER_DATA_DIR', '.performer'),
+    systemDir: r.absolutePath('PERFORMER_SYSTEM_DIR', DEFAULT_SYSTEM_DIR),
     jwtSecret,
     jwtJwks: r.jwks('JWT_JWKS'),
     jwtClaimValidators: r.jsonObject('JWT_CLAIM_VALIDATORS'),
@@ -168,6 +173,12 @@ class Reader {
 
   string(name: string, fallback: string): string {
     return this.raw(name) ?? fallback;
+  }
+
+  absolutePath(name: string, fallback: string): string {
+    const v = this.raw(name) ?? fallback;
+    if (!isAbsolute(v)) throw new ConfigError(name, `expected an absolute path, got "${v}"`);
+    return v;
   }
 
   optionalString(name: string): string | null {

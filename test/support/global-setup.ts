@@ -34,5 +34,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   return async () => {
     await running.stop();
     await rm(dataDir, { recursive: true, force: true });
+    // Kept outside dataDir when root runs the tests with TMPDIR under a private directory.
+    await rm(running.home, { recursive: true, force: true });
   };
 }

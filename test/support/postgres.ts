@@ -96,6 +96,8 @@ export async function startDedicatedPostgres(opts: { logger?: (line: string) => 
     throw err;
   }
   const url = server.url;
+  // Kept outside dataDir when root runs the tests with TMPDIR under a private directory.
+  const home = server.home;
 
   const stopServer = async (): Promise<void> => {
     const current = server;
@@ -125,6 +127,7 @@ export async function startDedicatedPostgres(opts: { logger?: (line: string) => 
     stop: async () => {
       await stopServer();
       await rm(dataDir, { recursive: true, force: true });
+      await rm(home, { recursive: true, force: true });
     },
   };
 }

@@ -46,6 +46,20 @@ async function expectMigratedSchema(pool: pg.Pool): Promise<void> {
     expect(privileges.rows[0].ok).toBe(true);
   }
 
+  // Supabase's default privileges: what the migrating role creates in public is granted to the API roles.
+  const defaults = await pool.query<{ kind: string; grantees: string[] }>(
+    `SELECT d.defaclobjtype::text AS kind, array_agg(DISTINCT a.grantee::regrole::text ORDER BY a.grantee::regrole::text) AS grantees
+       FROM pg_default_acl d, aclexplode(d.defaclacl) a
+      WHERE d.defaclrole = current_user::regrole AND d.defaclnamespace = 'public'::regnamespace
+      GROUP BY 1 ORDER BY 1`,
+  );
+  const apiRoles = ['anon', 'authenticated', 'service_role'];
+  expect(defaults.rows).toEqual([
+    { kind: 'S', grantees: apiRoles },
+    { kind: 'f', grantees: apiRoles },
+    { kind: 'r', grantees: apiRoles },
+  ]);
+
   const partitions = await pool.query<{ name: string; present: boolean }>(
     `SELECT 'messages_' || to_char(d, 'YYYY_MM_DD') AS name,
             to_regclass('realtime.messages_' || to_char(d, 'YYYY_MM_DD')) IS NOT NULL AS present
@@ -147,6 +161,54 @@ describe('migrateTenantDatabase on Postgres 18', () => {
                (SELECT array_agg(tablename::text) FROM pg_publication_tables WHERE pubname = 'supabase_realtime') AS tables,
                (SELECT count(*)::int FROM realtime.schema_migrations) AS versions`);
       expect(rows[0]).toEqual({ uid: '00000000-0000-0000-0000-000000000001', tables: ['notes'], versions: allVersions.length + 1 });
+    } finally {
+      await client.end();
+      await other.drop();
+    }
+  });
+
+  it('gives the API roles Supabase privileges in public: on new objects, and once on existing ones nobody granted', async () => {
+    const other = await createTestDatabase('migrate_grants');
+    const client = new pg.Client(other.url);
+    const privileges = async (role: string) =>
+      (
+        await client.query<Record<string, boolean>>(
+          `SELECT has_table_privilege($1, 'public.untouched', 'SELECT, INSERT, UPDATE, DELETE') AS untouched,
+                  has_table_privilege($1, 'public.chosen', 'SELECT') AS chosen,
+                  has_sequence_privilege($1, 'public.counter', 'USAGE') AS counter,
+                  has_table_privilege($1, 'public.later', 'SELECT, INSERT, UPDATE, DELETE') AS later,
+                  has_sequence_privilege($1, 'public.later_id_seq', 'USAGE, SELECT, UPDATE') AS later_seq,
+                  has_function_privilege($1, 'public.later_fn()', 'EXECUTE') AS later_fn`,
+          [role],
+        )
+      ).rows[0];
+    try {
+      await client.connect();
+      await client.query(`
+        CREATE TABLE public.untouched (id int PRIMARY KEY);
+        CREATE SEQUENCE public.counter;
+        -- A privilege set by hand: the migration must not widen it.
+        CREATE TABLE public.chosen (id int PRIMARY KEY);
+        GRANT SELECT ON public.chosen TO service_role;
+      `);
+      await migrateTenantDatabase(client);
+      await client.query(`
+        CREATE TABLE public.later (id bigserial PRIMARY KEY, body text);
+        CREATE FUNCTION public.later_fn() RETURNS int LANGUAGE sql AS 'SELECT 1';
+        REVOKE EXECUTE ON FUNCTION public.later_fn() FROM PUBLIC;
+      `);
+      for (const role of ['anon', 'authenticated']) {
+        expect({ role, ...(await privileges(role)) }).toEqual({
+          role,
+          untouched: true,
+          chosen: false,
+          counter: true,
+          later: true,
+          later_seq: true,
+          later_fn: true,
+        });
+      }
+      expect(await privileges('service_role')).toMatchObject({ untouched: true, chosen: true, later: true, later_fn: true });
     } finally {
       await client.end();
       await other.drop();

@@ -5,6 +5,7 @@ import { sql as broadcastFunctions } from './004-broadcast-functions.js';
 import { sql as publications } from './005-publications.js';
 import { sql as subscription } from './006-subscription.js';
 import { sql as changesSubscribers } from './007-changes-subscribers.js';
+import { sql as apiRoleGrants } from './008-api-role-grants.js';
 import { sql as changesSubscribersTenant } from './009-changes-subscribers-tenant.js';
 
 export interface TenantMigration {
@@ -23,5 +24,6 @@ export const tenantMigrations: readonly TenantMigration[] = [
   { version: 5, name: 'publications', sql: publications },
   { version: 6, name: 'subscription', sql: subscription },
   { version: 7, name: 'changes_subscribers', sql: changesSubscribers },
+  { version: 8, name: 'api_role_grants', sql: apiRoleGrants },
   { version: 9, name: 'changes_subscribers_tenant', sql: changesSubscribersTenant },
 ];
