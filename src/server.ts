@@ -1,8 +1,10 @@
 import type pg from 'pg';
 import { managementSecrets, type ManagementSecrets } from './auth/management.js';
 import type { ChannelsContext } from './channels/context.js';
-import { Fanout, isPresenceTopicKey } from './channels/fanout.js';
-import { LocalPubSub, type PubSubMessage } from './cluster/pubsub.js';
+import { Fanout } from './channels/fanout.js';
+import { isPresenceTopicKey } from './shared/topic-keys.js';
+import { LocalPubSub } from './cluster/pubsub.js';
+import type { PubSubMessage } from './shared/messages.js';
 import type { Config } from './config/index.js';
 import { createApp } from './http/app.js';
 import { uws, type us_listen_socket, type WebSocket } from './http/uws.js';

@@ -1,11 +1,7 @@
-import type { Envelope } from './fanout.js';
+import type { Envelope } from '../shared/messages.js';
+import { payloadLimitBytes } from '../tenants/limits.js';
 import type { Channel } from './channel.js';
 import type { PhoenixMessage, UserBroadcast } from './protocol/index.js';
-
-/** Upstream allows the tenant's limit plus 500 bytes of envelope slack. */
-export function payloadLimitBytes(maxPayloadSizeInKb: number): number {
-  return maxPayloadSizeInKb * 1000 + 500;
-}
 
 /** A text `broadcast` push: re-broadcast verbatim to the channel's topic. */
 export function handleTextBroadcast(channel: Channel, msg: PhoenixMessage): void {

@@ -1,36 +1,7 @@
-import { encodeUserBroadcast, encodeV1Raw, encodeV2Raw, type Vsn } from './protocol/index.js';
-import type { TemplatedApp, WebSocket } from '../http/uws.js';
-
-/**
- * What travels between nodes and reaches subscribers of a topic. Payloads stay serialized: a JSON message carries
- * its payload as JSON text, a user broadcast its raw bytes, so a fan-out never parses and re-serializes.
- */
-export type Envelope =
-  | { type: 'json'; event: string; payloadJson: string }
-  | { type: 'user'; userEvent: string; encoding: 0 | 1; payload: Uint8Array; metaJson: string | null };
-
-/** Topic key of a tenant's channel namespace; the separator cannot occur in tenant ids. */
-export function topicKey(tenantId: string, subTopic: string, isPrivate: boolean): string {
-  return `${tenantId}|${isPrivate ? 'private' : 'public'}|${subTopic}`;
-}
-
-const PRESENCE_SUFFIX = '-presence';
-
-/**
- * Topic key of the presence receivers of a channel namespace (presence issue). A separate namespace, so channels
- * with presence disabled never get presence_diff frames; `-presence` cannot occur in the namespace of topicKey.
- * These keys are node-local: every node derives its own diffs from its presence replica, so a cluster pub/sub must
- * deliver them locally only (see isPresenceTopicKey), or remote members would see each diff twice.
- */
-export function presenceTopicKey(tenantId: string, subTopic: string, isPrivate: boolean): string {
-  return `${tenantId}|${isPrivate ? 'private' : 'public'}${PRESENCE_SUFFIX}|${subTopic}`;
-}
-
-/** True for keys made by presenceTopicKey; allocation-free, as it runs on every delivery. */
-export function isPresenceTopicKey(key: string): boolean {
-  const end = key.indexOf('|', key.indexOf('|') + 1);
-  return end !== -1 && key.startsWith(PRESENCE_SUFFIX, end - PRESENCE_SUFFIX.length);
-}
+import type { TemplatedApp, WebSocket } from 'uWebSockets.js';
+import type { Envelope } from '../shared/messages.js';
+import type { Vsn } from '../shared/serializer.js';
+import { encodeUserBroadcast, encodeV1Raw, encodeV2Raw } from './protocol/index.js';
 
 /** The uWS pub/sub topic of one serializer's subscribers of a topic key. */
 export function serializerTopic(vsn: Vsn, key: string): string {

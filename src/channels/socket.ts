@@ -1,13 +1,14 @@
 import type { Counter } from 'prom-client';
 import type { Claims } from '../auth/jwt.js';
-import type { WebSocket } from '../http/uws.js';
+import type { WebSocket } from 'uWebSockets.js';
 import type { Logger } from '../observability/logger.js';
 import type { SocketHandle, TenantRuntime } from '../tenants/tenant.js';
 import { Channel } from './channel.js';
 import type { ChannelsContext } from './context.js';
 import { JoinError, reasonCode } from './errors.js';
 import { handleJoin, refuseJoin } from './join.js';
-import { decodeFrame, encodeV1Raw, encodeV2Raw, FrameDecodeError, PayloadTooDeep, type Inbound, type Vsn } from './protocol/index.js';
+import type { Vsn } from '../shared/serializer.js';
+import { decodeFrame, encodeV1Raw, encodeV2Raw, FrameDecodeError, PayloadTooDeep, type Inbound } from './protocol/index.js';
 
 export interface SocketData {
   conn: Connection;

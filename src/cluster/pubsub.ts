@@ -1,13 +1,5 @@
-import type { Envelope } from '../channels/fanout.js';
-import type { WebSocket } from '../http/uws.js';
-
-/** One message for the subscribers of a topic key, on every node. */
-export interface PubSubMessage {
-  tenantId: string;
-  key: string;
-  subTopic: string;
-  env: Envelope;
-}
+import type { WebSocket } from 'uWebSockets.js';
+import type { PubSubMessage } from '../shared/messages.js';
 
 export type LocalDelivery = (msg: PubSubMessage, exclude: WebSocket<unknown> | null) => void;
 

@@ -1,10 +1,11 @@
-import { payloadLimitBytes } from '../channels/broadcast.js';
 import type { ChannelsContext } from '../channels/context.js';
 import { MAX_SUB_TOPIC_BYTES } from '../channels/errors.js';
 import { jsonTextDeeperThan, jsonValueDeeperThan, MAX_PAYLOAD_DEPTH } from '../channels/protocol/index.js';
-import { topicKey, type Envelope } from '../channels/fanout.js';
+import type { Envelope } from '../shared/messages.js';
+import { topicKey } from '../shared/topic-keys.js';
 import type { Claims } from '../auth/jwt.js';
 import { checkWrite, restRefusal } from '../tenants/authorization.js';
+import { payloadLimitBytes } from '../tenants/limits.js';
 import type { TenantRuntime } from '../tenants/tenant.js';
 import {
   BodyTooLarge,

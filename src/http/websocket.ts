@@ -1,7 +1,7 @@
 import { handshakeJwtMessage } from '../auth/jwt.js';
 import type { ChannelsContext } from '../channels/context.js';
 import { Connection, type SocketData } from '../channels/socket.js';
-import type { Vsn } from '../channels/protocol/index.js';
+import type { Vsn } from '../shared/serializer.js';
 import { readRequest, statusLine } from './respond.js';
 import { uws, type HttpRequest, type HttpResponse, type TemplatedApp, type us_socket_context_t } from './uws.js';
 

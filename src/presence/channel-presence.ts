@@ -7,9 +7,10 @@
  * presence (private channels, see Channel.canReadPresence). Receiving = subscribed to the presence topic key.
  */
 import { randomUUID } from 'node:crypto';
-import { payloadLimitBytes } from '../channels/broadcast.js';
 import type { Channel, CloseReason } from '../channels/channel.js';
-import { presenceTopicKey, serializerTopic } from '../channels/fanout.js';
+import { serializerTopic } from '../channels/fanout.js';
+import { presenceTopicKey } from '../shared/topic-keys.js';
+import { payloadLimitBytes } from '../tenants/limits.js';
 import type { PhoenixMessage } from '../channels/protocol/index.js';
 import { PresenceChanges, type PresenceMeta } from './crdt.js';
 import { presenceTopic } from './tenant-presence.js';

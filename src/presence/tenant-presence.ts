@@ -10,7 +10,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { presenceTopicKey } from '../channels/fanout.js';
+import { presenceTopicKey } from '../shared/topic-keys.js';
 import type { PubSub } from '../cluster/pubsub.js';
 import {
   PresenceChanges,

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { Envelope } from '../channels/fanout.js';
+import type { Envelope } from '../shared/messages.js';
 import { actAs, inRolledBackTransaction, type RlsFailure, type RlsOptions, type RlsRequest } from '../db/rls.js';
 
 /**

@@ -1,11 +1,11 @@
-import { payloadLimitBytes } from '../channels/broadcast.js';
-import type { PubSubMessage } from '../cluster/pubsub.js';
+import type { PubSubMessage } from '../shared/messages.js';
 import type { Config } from '../config/index.js';
 import { databaseTag } from '../replication/slot-names.js';
 import { startBroadcastPipeline } from '../replication/db-broadcast.js';
 import { MessagesRelay } from '../replication/messages-relay.js';
 import { changesChild } from './changes.js';
 import { databaseChild } from './database-child.js';
+import { payloadLimitBytes } from './limits.js';
 import { startJanitor } from './janitor.js';
 import type { ChildSpec } from './supervisor.js';
 import type { TenantRuntime } from './tenant.js';

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { isPresenceTopicKey, presenceTopicKey, topicKey } from '../../src/channels/fanout.js';
-import type { PubSub, PubSubMessage } from '../../src/cluster/pubsub.js';
+import type { PubSub } from '../../src/cluster/pubsub.js';
+import type { PubSubMessage } from '../../src/shared/messages.js';
+import { isPresenceTopicKey, presenceTopicKey, topicKey } from '../../src/shared/topic-keys.js';
 import { parsePresenceState, PresenceChanges } from '../../src/presence/crdt.js';
 import { newReplicaId, presenceTopic, TenantPresence } from '../../src/presence/tenant-presence.js';
 
