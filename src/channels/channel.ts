@@ -1,10 +1,10 @@
 import { jwtFailureMessage, type Claims } from '../auth/jwt.js';
 import { ChannelPresence } from '../presence/channel-presence.js';
-import { replayEnvelope, type ReplayedMessage } from '../replication/replay.js';
+import type { ReplayedMessage } from '../replication/replay.js';
 import type { ChannelHandle } from '../tenants/tenant.js';
 import { handleTextBroadcast, handleUserBroadcast } from './broadcast.js';
 import { topicKey } from '../shared/topic-keys.js';
-import { encodeFor, serializerTopic, type DirectSubscriber } from './fanout.js';
+import { serializerTopic, type DirectSubscriber } from './fanout.js';
 import { ChannelPolicies } from './policies.js';
 import { ChannelChanges } from './postgres-changes.js';
 import type { JoinConfig } from './join-payload.js';
@@ -66,7 +66,7 @@ export class Channel implements ChannelHandle {
     conn.tenant.addChannel(this.key, this);
     conn.tenant.users.add(conn);
     if (this.policies.broadcastRead) {
-      if (replayed !== null && conn.ctx.fanout) {
+      if (replayed !== null) {
         this.direct = { vsn: conn.vsn, ws: conn.ws, seenIds: new Set(replayed.map((m) => m.id)), send: (frame) => conn.send(frame) };
         conn.ctx.fanout.addDirect(this.key, this.direct);
       } else {
@@ -104,12 +104,9 @@ export class Channel implements ChannelHandle {
     check();
   }
 
-  /** Replayed messages, oldest first, as channel pushes (binary ones are skipped for V1 sockets). */
+  /** Replayed messages, oldest first, as channel pushes. */
   pushReplayed(messages: ReplayedMessage[]): void {
-    for (const m of messages) {
-      const frame = encodeFor(this.conn.vsn, this.topic, replayEnvelope(m));
-      if (frame !== null) this.conn.send(frame);
-    }
+    this.conn.ctx.dispatcher.replay(this.conn, this.topic, messages);
   }
 
   handleMessage(msg: PhoenixMessage): void {
@@ -180,7 +177,7 @@ export class Channel implements ChannelHandle {
     }
     // Presence entries go at once, whatever the reason: the others get their leave diff now.
     this.presence.close(reason);
-    if (this.direct) conn.ctx.fanout?.removeDirect(this.key, this.direct);
+    if (this.direct) conn.ctx.fanout.removeDirect(this.key, this.direct);
     if (reason === 'socket_closed') return;
     conn.ws?.unsubscribe(serializerTopic(conn.vsn, this.key));
     conn.send(conn.encode(this.joinRef, this.joinRef, this.topic, 'phx_close', '{}'));

@@ -15,6 +15,12 @@ export interface DeliveryStats {
 
 const utf8 = new TextDecoder();
 
+/** What the fan-out needs of a socket it writes to directly. */
+export interface FanoutSocket {
+  readonly vsn: Vsn;
+  send(frame: string | Uint8Array): void;
+}
+
 /**
  * A subscriber served one by one instead of through uWS pub/sub: a channel that must skip messages it already
  * has (replayed on join), which native pub/sub cannot filter per socket. Rare, so the cost stays off the hot path.

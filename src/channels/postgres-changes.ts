@@ -88,7 +88,6 @@ export class ChannelChanges implements LiveSubscriber {
   publish(topic: string, items: readonly OutgoingChange[]): void {
     const conn = this.channel.conn;
     const fanout = conn.ctx.fanout;
-    if (!fanout) return;
     let bytes = 0;
     for (const item of items) bytes += fanout.publishText(topic, this.frameFor(item));
     conn.countOutput(bytes);

@@ -1,10 +1,10 @@
 import type { Counter } from 'prom-client';
 import type { Claims } from '../auth/jwt.js';
 import type { WebSocket } from 'uWebSockets.js';
+import type { AppContext } from '../context.js';
 import type { Logger } from '../observability/logger.js';
 import type { SocketHandle, TenantRuntime } from '../tenants/tenant.js';
 import { Channel } from './channel.js';
-import type { ChannelsContext } from './context.js';
 import { JoinError, reasonCode } from './errors.js';
 import { handleJoin, refuseJoin } from './join.js';
 import type { Vsn } from '../shared/serializer.js';
@@ -38,7 +38,7 @@ export class Connection implements SocketHandle {
   private readonly inputBytes: Counter.Internal;
 
   constructor(
-    readonly ctx: ChannelsContext,
+    readonly ctx: AppContext,
     readonly tenant: TenantRuntime,
     readonly vsn: Vsn,
     public token: string,

@@ -1,17 +1,16 @@
 import { bearerToken, cleanToken, JwtVerifier } from '../auth/jwt.js';
-import type { ChannelsContext } from '../channels/context.js';
+import type { AppContext } from '../context.js';
 import { corsHeaders, readRequest, Reply } from './respond.js';
 import { mountRestBroadcast, tenantGate } from './rest-broadcast.js';
 import { mountTenantsApi } from './tenants-api.js';
-import { uws, type HttpRequest, type HttpResponse, type TemplatedApp } from './uws.js';
+import { type HttpRequest, type HttpResponse, type TemplatedApp } from './uws.js';
 import { mountWebSocket } from './websocket.js';
 
 /**
- * Builds the uWS app: the Phoenix socket, the REST API and the operational endpoints. `managementSecrets` sign
+ * Mounts on the uWS app the Phoenix socket, the REST API and the operational endpoints. `managementSecrets` sign
  * management API tokens (resolved at start: API_JWT_SECRET or the generated one).
  */
-export function createApp(ctx: ChannelsContext, managementSecrets: readonly string[]): TemplatedApp {
-  const app = uws.App();
+export function mountApp(app: TemplatedApp, ctx: AppContext, managementSecrets: readonly string[]): void {
   mountWebSocket(app, ctx);
   mountRestBroadcast(app, ctx);
   mountTenantsApi(app, ctx, managementSecrets);
@@ -54,7 +53,6 @@ export function createApp(ctx: ChannelsContext, managementSecrets: readonly stri
     if (!ctx.registry.resolve(info.headers.host ?? '')) return reply.json(404, { error: 'Tenant not found' });
     reply.json(404, { error: 'Not found' });
   });
-  return app;
 }
 
 /** Blocklisted and verified in the one cleaned form, so no spelling of a listed token gets past the list. */

@@ -1,4 +1,4 @@
-import type { ChannelsContext } from '../channels/context.js';
+import type { AppContext } from '../context.js';
 import { MAX_SUB_TOPIC_BYTES } from '../channels/errors.js';
 import { jsonTextDeeperThan, jsonValueDeeperThan, MAX_PAYLOAD_DEPTH } from '../channels/protocol/index.js';
 import type { Envelope } from '../shared/messages.js';
@@ -23,7 +23,7 @@ import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** `POST /api/broadcast` and `POST /api/broadcast/:topic/events/:event`, at the root and under `/realtime/v1`. */
-export function mountRestBroadcast(app: TemplatedApp, ctx: ChannelsContext): void {
+export function mountRestBroadcast(app: TemplatedApp, ctx: AppContext): void {
   for (const prefix of ['', '/realtime/v1']) {
     app.post(`${prefix}/api/broadcast`, (res, req) => handle(ctx, res, req, readWholeBody, batch));
     app.post(`${prefix}/api/broadcast/:topic/events/:event`, (res, req) => {
@@ -38,7 +38,7 @@ export function mountRestBroadcast(app: TemplatedApp, ctx: ChannelsContext): voi
  * The front of every tenant REST route, as upstream's AssignTenant and RateLimiter plugs: the tenant from the Host
  * (401 when unknown), the request counted, the rate headers set, 429 when over. Null when it already answered.
  */
-export function tenantGate(ctx: ChannelsContext, reply: Reply, info: RequestInfo): TenantRuntime | null {
+export function tenantGate(ctx: AppContext, reply: Reply, info: RequestInfo): TenantRuntime | null {
   const tenant = ctx.registry.resolve(info.headers.host ?? '');
   if (!tenant) {
     reply.json(401, { message: 'Tenant not found in database' });
@@ -56,7 +56,7 @@ export function tenantGate(ctx: ChannelsContext, reply: Reply, info: RequestInfo
 }
 
 type BodyReader<B> = (res: HttpResponse, reply: Reply, info: RequestInfo, tenant: TenantRuntime) => Promise<B>;
-type Handler<B> = (ctx: ChannelsContext, tenant: TenantRuntime, reply: Reply, info: RequestInfo, body: B, claims: Claims) => void | Promise<void>;
+type Handler<B> = (ctx: AppContext, tenant: TenantRuntime, reply: Reply, info: RequestInfo, body: B, claims: Claims) => void | Promise<void>;
 
 /** A batch is read whole, up to upstream's body limit: its messages are checked one by one. */
 const readWholeBody: BodyReader<Buffer> = (res, reply, info) => readBody(res, reply, info.headers, MAX_REQUEST_BODY_BYTES);
@@ -69,7 +69,7 @@ const readPayloadBody: BodyReader<Buffer | null> = (res, reply, info, tenant) =>
  * Shared front half: body limit, tenant, rate headers, auth, body. Upstream's body parser runs before the tenant and
  * auth plugs, so a body announced too large is refused first, uncounted; the body is read only for a known tenant.
  */
-function handle<B>(ctx: ChannelsContext, res: HttpResponse, req: HttpRequest, read: BodyReader<B>, handler: Handler<B>): void {
+function handle<B>(ctx: AppContext, res: HttpResponse, req: HttpRequest, read: BodyReader<B>, handler: Handler<B>): void {
   const reply = corsHeaders(new Reply(res));
   const info = readRequest(req);
   if (refusedByContentLength(reply, info.headers, MAX_REQUEST_BODY_BYTES)) return;
@@ -95,7 +95,7 @@ function handle<B>(ctx: ChannelsContext, res: HttpResponse, req: HttpRequest, re
     });
 }
 
-async function batch(ctx: ChannelsContext, tenant: TenantRuntime, reply: Reply, info: RequestInfo, body: Buffer, claims: Claims): Promise<void> {
+async function batch(ctx: AppContext, tenant: TenantRuntime, reply: Reply, info: RequestInfo, body: Buffer, claims: Claims): Promise<void> {
   const text = body.toString('utf8');
   const parsed = parseJsonText(text);
   // Only a body this deep can hold a payload nested past the bound: {"messages":[{"payload": …}]} adds three levels.
@@ -169,7 +169,7 @@ function validateBatchMessage(m: unknown, limitBytes: number, mayNestTooDeep: bo
 }
 
 async function single(
-  ctx: ChannelsContext,
+  ctx: AppContext,
   tenant: TenantRuntime,
   reply: Reply,
   info: RequestInfo,
@@ -214,7 +214,7 @@ async function single(
   reply.send(202);
 }
 
-function publish(ctx: ChannelsContext, tenant: TenantRuntime, subTopic: string, isPrivate: boolean, env: Envelope): void {
+function publish(ctx: AppContext, tenant: TenantRuntime, subTopic: string, isPrivate: boolean, env: Envelope): void {
   tenant.events.add(1);
   ctx.metrics.channelEvents.inc({ tenant: tenant.id });
   ctx.pubsub.publish({ tenantId: tenant.id, key: topicKey(tenant.id, subTopic, isPrivate), subTopic, env }, null);

@@ -1,5 +1,5 @@
 import { bearerToken, cleanToken, isHmacKeyOf, JwtVerifier } from '../auth/jwt.js';
-import type { ChannelsContext } from '../channels/context.js';
+import type { AppContext } from '../context.js';
 import { applyTenantInput, type TenantRecord } from '../tenants/record.js';
 import { renderTenant } from '../tenants/store.js';
 import { BodyTooLarge, readBody, readRequest, Reply } from './respond.js';
@@ -15,7 +15,7 @@ type Handler = (reply: Reply, id: string | null, body: unknown) => Promise<void>
  * failure is a 403 with an empty body. A management secret that is also a tenant's signing key never authorizes:
  * that tenant's anon key would otherwise be an admin token.
  */
-export function mountTenantsApi(app: TemplatedApp, ctx: ChannelsContext, secrets: readonly string[]): void {
+export function mountTenantsApi(app: TemplatedApp, ctx: AppContext, secrets: readonly string[]): void {
   const verifiers = secrets.map((secret) => ({ secret, verifier: new JwtVerifier({ secret, jwks: null }) }));
   const blocklist = new Set(ctx.config.apiTokenBlocklist.map(cleanToken));
   const registry = ctx.registry;

@@ -1,5 +1,5 @@
 import { handshakeJwtMessage } from '../auth/jwt.js';
-import type { ChannelsContext } from '../channels/context.js';
+import type { AppContext } from '../context.js';
 import { Connection, type SocketData } from '../channels/socket.js';
 import type { Vsn } from '../shared/serializer.js';
 import { readRequest, statusLine } from './respond.js';
@@ -20,7 +20,7 @@ interface HandshakeError {
 /** Shared by every socket whose upgrade carried no x-* header (most): nothing writes to it. */
 const NO_HEADERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
 
-export function mountWebSocket(app: TemplatedApp, ctx: ChannelsContext): void {
+export function mountWebSocket(app: TemplatedApp, ctx: AppContext): void {
   const behavior = {
     maxPayloadLength: ctx.config.maxFrameBytes,
     idleTimeout: ctx.config.idleTimeoutSeconds,
@@ -37,7 +37,7 @@ export function mountWebSocket(app: TemplatedApp, ctx: ChannelsContext): void {
   for (const path of WEBSOCKET_PATHS) app.ws<SocketData>(path, behavior);
 }
 
-function upgrade(ctx: ChannelsContext, res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
+function upgrade(ctx: AppContext, res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
   const info = readRequest(req);
   const secKey = info.headers['sec-websocket-key'] ?? '';
   const secProtocol = info.headers['sec-websocket-protocol'] ?? '';

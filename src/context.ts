@@ -1,0 +1,63 @@
+import type pg from 'pg';
+import type { TemplatedApp } from 'uWebSockets.js';
+import { Dispatcher } from './channels/dispatcher.js';
+import { Fanout } from './channels/fanout.js';
+import { LocalPubSub, type PubSub } from './cluster/pubsub.js';
+import type { Config } from './config/index.js';
+import type { Logger } from './observability/logger.js';
+import { Metrics } from './observability/metrics.js';
+import { tenantChildren } from './tenants/children.js';
+import { ensureMessagePartitions, migrateTenantDatabase } from './tenants/migrate.js';
+import { TenantRegistry } from './tenants/registry.js';
+import type { TenantStore } from './tenants/store.js';
+
+/** What every module of the server is given: one per server instance, built whole by createContext. */
+export interface AppContext {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  readonly registry: TenantRegistry;
+  readonly pubsub: PubSub;
+  /** uWS pub/sub of this node's sockets: what channels subscribe to. */
+  readonly fanout: Fanout;
+  /** Where every message for this node's subscribers goes (pub/sub hands them to it). */
+  readonly dispatcher: Dispatcher;
+  /** Set when the node is stopping: new joins are refused with RealtimeRestarting. */
+  shuttingDown: boolean;
+}
+
+/**
+ * Builds the app-wide context in one go. The one circle in it, tenants publishing database broadcasts into pub/sub
+ * whose dispatcher counts them on their tenant, closes through `children`, which the registry calls only when a
+ * tenant starts, after this returns.
+ */
+export function createContext(config: Config, log: Logger, store: TenantStore, app: TemplatedApp): AppContext {
+  const metrics = new Metrics();
+  const fanout = new Fanout(app);
+  const registry = new TenantRegistry(store, log, prepareTenantDatabase, {
+    defaultTenantId: config.tenantId,
+    dbPoolSize: config.dbPoolSize,
+    refreshMs: config.tenantCacheExpirationMs,
+    rates: { tickMs: config.rateCounterTickMs, windowMs: config.rateCounterWindowMs },
+    claimValidators: config.jwtClaimValidators,
+    supervisor: {
+      backoffMinMs: config.tenantBackoffMinMs,
+      backoffMaxMs: config.tenantBackoffMaxMs,
+      idleStopMs: config.tenantIdleStopMs,
+      idleCheckMs: Math.min(60_000, config.tenantIdleStopMs),
+    },
+    // Database broadcasts enter pub/sub like any other message.
+    children: (runtime) => tenantChildren(runtime, config, (msg) => pubsub.publish(msg, null)),
+  });
+  const dispatcher = new Dispatcher(registry, metrics, fanout);
+  const pubsub: PubSub = new LocalPubSub((msg, exclude) => dispatcher.deliver(msg, exclude));
+  metrics.tenantsRunning = () => registry.running().length;
+  return { config, log, metrics, registry, pubsub, fanout, dispatcher, shuttingDown: false };
+}
+
+/** Brings a tenant database to the schema Performer needs; runs once per tenant start. */
+async function prepareTenantDatabase(pool: pg.Pool, log: Logger): Promise<void> {
+  const { applied } = await migrateTenantDatabase(pool, (message) => log.info(message));
+  if (applied.length > 0) log.info({ applied }, 'tenant database migrated');
+  await ensureMessagePartitions(pool);
+}
