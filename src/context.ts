@@ -2,7 +2,8 @@ import type pg from 'pg';
 import type { TemplatedApp } from 'uWebSockets.js';
 import { Dispatcher } from './channels/dispatcher.js';
 import { Fanout } from './channels/fanout.js';
-import { LocalPubSub, type PubSub } from './cluster/pubsub.js';
+import { createPubSub } from './cluster/drivers.js';
+import type { PubSub } from './cluster/pubsub.js';
 import type { Config } from './config/index.js';
 import type { Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
@@ -50,7 +51,7 @@ export function createContext(config: Config, log: Logger, store: TenantStore, a
     children: (runtime) => tenantChildren(runtime, config, (msg) => pubsub.publish(msg, null)),
   });
   const dispatcher = new Dispatcher(registry, metrics, fanout);
-  const pubsub: PubSub = new LocalPubSub((msg, exclude) => dispatcher.deliver(msg, exclude));
+  const pubsub = createPubSub(config, dispatcher);
   metrics.tenantsRunning = () => registry.running().length;
   return { config, log, metrics, registry, pubsub, fanout, dispatcher, shuttingDown: false };
 }

@@ -49,7 +49,7 @@ function publishAllowed(channel: Channel, joinRef: string | null, ref: string | 
   series.events.inc();
   conn.ctx.pubsub.publish(
     { tenantId: tenant.id, key: channel.key, subTopic: channel.subTopic, env },
-    channel.self ? null : conn.ws,
+    channel.self ? null : conn.ctx.fanout.sender(conn),
   );
   if (channel.ack) conn.reply(joinRef ?? channel.joinRef, ref, channel.topic, 'ok', {});
 }

@@ -4,7 +4,6 @@ import type { ReplayedMessage } from '../replication/replay.js';
 import type { ChannelHandle } from '../tenants/tenant.js';
 import { handleTextBroadcast, handleUserBroadcast } from './broadcast.js';
 import { topicKey } from '../shared/topic-keys.js';
-import { serializerTopic, type DirectSubscriber } from './fanout.js';
 import { ChannelPolicies } from './policies.js';
 import { ChannelChanges } from './postgres-changes.js';
 import type { JoinConfig } from './join-payload.js';
@@ -27,8 +26,6 @@ export class Channel implements ChannelHandle {
   readonly presence: ChannelPresence;
   closed = false;
   private tokenTimer: NodeJS.Timeout | null = null;
-  /** Set when the channel replayed messages: it is then served one by one so live copies can be skipped. */
-  private direct: DirectSubscriber | null = null;
   private readyTimer: NodeJS.Timeout | null = null;
   /** The join's options, until the channel has started what they ask for (idle channels are many: not kept). */
   private config: JoinConfig | null;
@@ -66,12 +63,8 @@ export class Channel implements ChannelHandle {
     conn.tenant.addChannel(this.key, this);
     conn.tenant.users.add(conn);
     if (this.policies.broadcastRead) {
-      if (replayed !== null) {
-        this.direct = { vsn: conn.vsn, ws: conn.ws, seenIds: new Set(replayed.map((m) => m.id)), send: (frame) => conn.send(frame) };
-        conn.ctx.fanout.addDirect(this.key, this.direct);
-      } else {
-        conn.ws?.subscribe(serializerTopic(conn.vsn, this.key));
-      }
+      const seenIds = replayed === null ? null : new Set(replayed.map((m) => m.id));
+      if (conn.ctx.fanout.join(conn, this.key, seenIds)) conn.ctx.pubsub.subscribe(this.key);
     }
     this.scheduleTokenCheck();
   }
@@ -177,9 +170,8 @@ export class Channel implements ChannelHandle {
     }
     // Presence entries go at once, whatever the reason: the others get their leave diff now.
     this.presence.close(reason);
-    if (this.direct) conn.ctx.fanout.removeDirect(this.key, this.direct);
+    if (conn.ctx.fanout.leave(conn, this.key)) conn.ctx.pubsub.unsubscribe(this.key);
     if (reason === 'socket_closed') return;
-    conn.ws?.unsubscribe(serializerTopic(conn.vsn, this.key));
     conn.send(conn.encode(this.joinRef, this.joinRef, this.topic, 'phx_close', '{}'));
   }
 

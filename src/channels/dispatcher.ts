@@ -1,8 +1,8 @@
-import type { WebSocket } from 'uWebSockets.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { ReplayedMessage } from '../replication/replay.js';
 import { replayEnvelope } from '../replication/replay.js';
-import type { PubSubMessage } from '../shared/messages.js';
+import type { PubSubHandler } from '../cluster/pubsub.js';
+import type { ConnectionId, PubSubMessage } from '../shared/messages.js';
 import { isPresenceTopicKey } from '../shared/topic-keys.js';
 import { shutdownTopic, trafficLimitHit } from '../tenants/limits.js';
 import type { TenantRuntime } from '../tenants/tenant.js';
@@ -19,7 +19,7 @@ export interface RunningTenants {
  * theirs), the dispatcher applies the tenant's limits and counters for that kind, and the fan-out encodes it once
  * per serializer and publishes it. Messages for one socket (replayed at join) come the same way.
  */
-export class Dispatcher {
+export class Dispatcher implements PubSubHandler {
   constructor(
     private readonly tenants: RunningTenants,
     private readonly metrics: Metrics,
@@ -27,7 +27,7 @@ export class Dispatcher {
   ) {}
 
   /** A message for the subscribers of `msg.key` on this node; `exclude` is the sender when it must not get it. */
-  deliver(msg: PubSubMessage, exclude: WebSocket<unknown> | null): void {
+  deliver(msg: PubSubMessage, exclude: ConnectionId | null): void {
     const { fanout, metrics } = this;
     const tenant = this.tenants.peek(msg.tenantId);
     if (isPresenceTopicKey(msg.key)) {

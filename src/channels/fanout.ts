@@ -1,5 +1,5 @@
 import type { TemplatedApp, WebSocket } from 'uWebSockets.js';
-import type { Envelope } from '../shared/messages.js';
+import type { ConnectionId, Envelope } from '../shared/messages.js';
 import type { Vsn } from '../shared/serializer.js';
 import { encodeUserBroadcast, encodeV1Raw, encodeV2Raw } from './protocol/index.js';
 
@@ -15,9 +15,14 @@ export interface DeliveryStats {
 
 const utf8 = new TextDecoder();
 
-/** What the fan-out needs of a socket it writes to directly. */
+/** What the fan-out needs of a socket: its serializer, its uWS socket, and a way to write to it directly. */
 export interface FanoutSocket {
+  readonly id: ConnectionId;
   readonly vsn: Vsn;
+  /** Null until the socket is open. */
+  readonly ws: WebSocket<unknown> | null;
+  /** Once closed, uWS has dropped the socket's subscriptions itself and the socket may no longer be touched. */
+  readonly closed: boolean;
   send(frame: string | Uint8Array): void;
 }
 
@@ -25,31 +30,82 @@ export interface FanoutSocket {
  * A subscriber served one by one instead of through uWS pub/sub: a channel that must skip messages it already
  * has (replayed on join), which native pub/sub cannot filter per socket. Rare, so the cost stays off the hot path.
  */
-export interface DirectSubscriber {
-  readonly vsn: Vsn;
-  readonly ws: WebSocket<unknown> | null;
-  readonly seenIds: Set<string>;
-  send(frame: string | Uint8Array): void;
+interface DirectSubscriber {
+  readonly socket: FanoutSocket;
+  readonly seenIds: ReadonlySet<string>;
 }
 
 /**
- * Delivers a message to every local subscriber of a topic through uWS native pub/sub: the frame is encoded once per
- * serializer that has subscribers, and uWS skips sockets over their backpressure limit instead of stalling others.
+ * This node's subscribers by topic key, and delivery to them through uWS native pub/sub: the frame is encoded once
+ * per serializer that has subscribers, and uWS skips sockets over their backpressure limit instead of stalling
+ * others.
  */
 export class Fanout {
   private readonly direct = new Map<string, Set<DirectSubscriber>>();
+  /** Channel topic keys with a subscriber on this node: what pub/sub is told as interest. */
+  private readonly interest = new Set<string>();
+  /** Sockets that published with `self: false`, by id: pub/sub names the sender to exclude by its id. */
+  private readonly senders = new Map<ConnectionId, WebSocket<unknown>>();
 
   constructor(private readonly app: TemplatedApp) {}
 
-  addDirect(key: string, sub: DirectSubscriber): void {
-    let set = this.direct.get(key);
-    if (!set) this.direct.set(key, (set = new Set()));
-    set.add(sub);
+  /**
+   * A channel starts receiving the messages of its topic key; `seenIds` (replayed on join) makes it a direct
+   * subscriber that skips live copies of those. True when it is the key's first subscriber on this node.
+   */
+  join(socket: FanoutSocket, key: string, seenIds: ReadonlySet<string> | null): boolean {
+    if (seenIds !== null) {
+      let set = this.direct.get(key);
+      if (!set) this.direct.set(key, (set = new Set()));
+      set.add({ socket, seenIds });
+    } else {
+      socket.ws?.subscribe(serializerTopic(socket.vsn, key));
+    }
+    if (this.interest.has(key)) return false;
+    this.interest.add(key);
+    return true;
   }
 
-  removeDirect(key: string, sub: DirectSubscriber): void {
+  /** A channel stops receiving its topic key; true when it was the key's last subscriber on this node. */
+  leave(socket: FanoutSocket, key: string): boolean {
     const set = this.direct.get(key);
-    if (set?.delete(sub) && set.size === 0) this.direct.delete(key);
+    if (set) {
+      for (const sub of set) {
+        if (sub.socket === socket) set.delete(sub);
+      }
+      if (set.size === 0) this.direct.delete(key);
+    }
+    if (!socket.closed) socket.ws?.unsubscribe(serializerTopic(socket.vsn, key));
+    if (!this.interest.has(key) || this.hasSubscribers(key)) return false;
+    this.interest.delete(key);
+    return true;
+  }
+
+  private hasSubscribers(key: string): boolean {
+    return (
+      this.direct.has(key) ||
+      this.app.numSubscribers(serializerTopic('2.0.0', key)) > 0 ||
+      this.app.numSubscribers(serializerTopic('1.0.0', key)) > 0
+    );
+  }
+
+  /** A node-local key (presence receivers): subscribed without interest bookkeeping. */
+  subscribe(socket: FanoutSocket, key: string): void {
+    socket.ws?.subscribe(serializerTopic(socket.vsn, key));
+  }
+
+  unsubscribe(socket: FanoutSocket, key: string): void {
+    if (!socket.closed) socket.ws?.unsubscribe(serializerTopic(socket.vsn, key));
+  }
+
+  /** The id to exclude a socket's own message by; the socket is remembered until forgetSender. */
+  sender(socket: FanoutSocket): ConnectionId {
+    if (socket.ws !== null) this.senders.set(socket.id, socket.ws);
+    return socket.id;
+  }
+
+  forgetSender(id: ConnectionId): void {
+    this.senders.delete(id);
   }
 
   /** Publishes a text frame to a uWS topic; returns the bytes sent (the frame times its subscribers). */
@@ -61,27 +117,28 @@ export class Fanout {
   }
 
   /**
-   * @param exclude the sending socket when it must not receive its own message (broadcast `self: false`).
+   * @param exclude the sending connection when it must not receive its own message (broadcast `self: false`).
    */
-  deliver(key: string, channelTopic: string, env: Envelope, exclude: WebSocket<unknown> | null): DeliveryStats {
+  deliver(key: string, channelTopic: string, env: Envelope, exclude: ConnectionId | null): DeliveryStats {
     const stats: DeliveryStats = { deliveries: 0, bytes: 0 };
-    this.deliverTo('2.0.0', key, channelTopic, env, exclude, stats);
-    this.deliverTo('1.0.0', key, channelTopic, env, exclude, stats);
+    const sender = exclude === null ? null : (this.senders.get(exclude) ?? null);
+    this.deliverTo('2.0.0', key, channelTopic, env, sender, stats);
+    this.deliverTo('1.0.0', key, channelTopic, env, sender, stats);
     const direct = this.direct.get(key);
     if (direct) this.deliverDirect(direct, channelTopic, env, exclude, stats);
     return stats;
   }
 
-  private deliverDirect(subs: Set<DirectSubscriber>, channelTopic: string, env: Envelope, exclude: WebSocket<unknown> | null, stats: DeliveryStats): void {
+  private deliverDirect(subs: Set<DirectSubscriber>, channelTopic: string, env: Envelope, exclude: ConnectionId | null, stats: DeliveryStats): void {
     const id = env.type === 'user' && env.metaJson ? messageId(env.metaJson) : null;
     let v1: string | Uint8Array | null | undefined;
     let v2: string | Uint8Array | null | undefined;
-    for (const sub of subs) {
-      if (sub.ws !== null && sub.ws === exclude) continue;
-      if (id !== null && sub.seenIds.has(id)) continue;
-      const frame = sub.vsn === '2.0.0' ? (v2 ??= encodeFor('2.0.0', channelTopic, env)) : (v1 ??= encodeFor('1.0.0', channelTopic, env));
+    for (const { socket, seenIds } of subs) {
+      if (socket.id === exclude) continue;
+      if (id !== null && seenIds.has(id)) continue;
+      const frame = socket.vsn === '2.0.0' ? (v2 ??= encodeFor('2.0.0', channelTopic, env)) : (v1 ??= encodeFor('1.0.0', channelTopic, env));
       if (frame === null) continue;
-      sub.send(frame);
+      socket.send(frame);
       stats.deliveries += 1;
       stats.bytes += typeof frame === 'string' ? Buffer.byteLength(frame) : frame.length;
     }

@@ -194,6 +194,7 @@ export class Connection implements SocketHandle {
     for (const channel of [...this.channels.values()]) channel.close('socket_closed');
     this.tenant.sockets.delete(this);
     this.tenant.users.delete(this);
+    this.ctx.fanout.forgetSender(this.id);
     this.ctx.metrics.connectionsConnected.dec({ tenant: this.tenant.id });
     this.ws = null;
   }

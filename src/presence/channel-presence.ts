@@ -8,7 +8,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Channel, CloseReason } from '../channels/channel.js';
-import { serializerTopic } from '../channels/fanout.js';
 import { presenceTopicKey } from '../shared/topic-keys.js';
 import { payloadLimitBytes } from '../tenants/limits.js';
 import type { PhoenixMessage } from '../channels/protocol/index.js';
@@ -101,7 +100,7 @@ export class ChannelPresence {
   close(reason: CloseReason): void {
     const { conn } = this.channel;
     // A closed socket has left every uWS topic already.
-    if (this.receiving && reason !== 'socket_closed') conn.ws?.unsubscribe(serializerTopic(conn.vsn, this.fanoutKey));
+    if (this.receiving && reason !== 'socket_closed') conn.ctx.fanout.unsubscribe(conn, this.fanoutKey);
     this.receiving = false;
     // No pid yet: this channel never tracked anything.
     if (this.pidValue === null) return;
@@ -166,7 +165,7 @@ export class ChannelPresence {
     if (this.receiving) return;
     const { conn } = this.channel;
     this.receiving = true;
-    conn.ws?.subscribe(serializerTopic(conn.vsn, this.fanoutKey));
+    conn.ctx.fanout.subscribe(conn, this.fanoutKey);
   }
 
   /** Replies carry the channel's join_ref, whatever the push carried: clients drop frames of other join refs. */

@@ -24,3 +24,11 @@ export interface PubSubMessage {
  * sender to exclude here.
  */
 export type ConnectionId = number;
+
+/**
+ * Where node-local messages go: presence diffs, which every node derives from its own presence replica, so they
+ * never travel between nodes. Every pub/sub driver is one (PubSub.publishLocal).
+ */
+export interface LocalPublisher {
+  publishLocal(msg: PubSubMessage, exclude: ConnectionId | null): void;
+}
