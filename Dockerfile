@@ -43,6 +43,8 @@ WORKDIR /app
 COPY --from=prod-deps /app/package.json /app/package-lock.json ./
 COPY --from=prod-deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+# Apache-2.0 asks that the licence travel with the software.
+COPY LICENSE ./
 # The code stays root-owned (read-only to the server); only the local state
 # directory (.performer/, e.g. an embedded Postgres when DATABASE_URL is unset) is writable.
 RUN mkdir -p /app/.performer && chown node:node /app/.performer
