@@ -5,7 +5,8 @@ import { Fanout, isPresenceTopicKey } from './channels/fanout.js';
 import { LocalPubSub, type PubSubMessage } from './cluster/pubsub.js';
 import type { Config } from './config/index.js';
 import { createApp } from './http/app.js';
-import { uws, type us_listen_socket, type WebSocket } from './http/uws.js';
+import { listenExclusive } from './http/listen.js';
+import { uws, type WebSocket } from './http/uws.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { encryptionKey, ensureDefaultTenant } from './tenants/bootstrap.js';
@@ -113,12 +114,7 @@ export async function startServer(config: Config, opts: ServerOptions): Promise<
     log.error({ err, tenant: config.tenantId, error_code: 'UnableToConnectToProject' }, 'default tenant database is not reachable yet');
   });
 
-  const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
-    app.listen(config.host, config.port, (socket) => {
-      if (socket) resolve(socket);
-      else reject(new Error(`cannot listen on ${config.host}:${config.port}`));
-    });
-  }).catch(async (err: unknown) => {
+  const listenSocket = await listenExclusive(app, config.host, config.port).catch(async (err: unknown) => {
     await registry.stop();
     throw err;
   });

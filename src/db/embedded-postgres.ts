@@ -5,6 +5,7 @@ import { chown, mkdir, readFile, rename, rm, stat, unlink, writeFile } from 'nod
 import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { DEFAULT_SYSTEM_DIR } from '../config/index.js';
 import { CLUSTER_SUBDIR, clusterHome, type ClusterHome } from './cluster-home.js';
 import { ensurePostgresOsUser, isRoot, type OsUser } from './os-user.js';
 import { postgresBinaries, type PostgresBinaries } from './postgres-binaries.js';
@@ -47,7 +48,6 @@ export interface EmbeddedPostgres {
   stop(): Promise<void>;
 }
 
-export const DEFAULT_SYSTEM_DIR = '/var/lib/performer';
 
 interface Credentials {
   user: string;

@@ -1,10 +1,25 @@
 import { bearerToken, cleanToken, JwtVerifier } from '../auth/jwt.js';
 import type { ChannelsContext } from '../channels/context.js';
+import { packageInfo } from '../version.js';
 import { corsHeaders, readRequest, Reply } from './respond.js';
 import { mountRestBroadcast, tenantGate } from './rest-broadcast.js';
 import { mountTenantsApi } from './tenants-api.js';
 import { uws, type HttpRequest, type HttpResponse, type TemplatedApp } from './uws.js';
 import { mountWebSocket } from './websocket.js';
+
+const ROOT_DOCUMENT = {
+  name: packageInfo.name,
+  version: packageInfo.version,
+  description: packageInfo.description,
+  links: {
+    websocket: '/realtime/v1/websocket',
+    phoenix_websocket: '/socket/websocket',
+    broadcast: '/realtime/v1/api/broadcast',
+    healthcheck: '/healthcheck',
+    metrics: '/metrics',
+    tenants: '/api/tenants',
+  },
+};
 
 /**
  * Builds the uWS app: the Phoenix socket, the REST API and the operational endpoints. `managementSecrets` sign
@@ -18,6 +33,9 @@ export function createApp(ctx: ChannelsContext, managementSecrets: readonly stri
   const metricsVerifier = ctx.config.metricsJwtSecret ? new JwtVerifier({ secret: ctx.config.metricsJwtSecret, jwks: null }) : null;
 
   app.get('/healthcheck', (res) => new Reply(res).send(200, 'ok', 'text/plain'));
+  // What someone who opens the printed URL in a browser sees: what this is and where to go, for any Host.
+  app.get('/', (res) => new Reply(res).json(200, ROOT_DOCUMENT));
+
 
   for (const prefix of ['', '/realtime/v1']) {
     app.get(`${prefix}/api/ping`, (res, req) => {

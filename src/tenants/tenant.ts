@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { JwtVerifier } from '../auth/jwt.js';
 import type { TenantLimits } from '../config/index.js';
+import { withoutPoolClient } from '../db/lend.js';
 import type { Logger } from '../observability/logger.js';
 import { TenantPresence } from '../presence/tenant-presence.js';
 import type { ChangesEngine } from '../replication/changes-engine.js';
@@ -121,7 +122,7 @@ export class TenantRuntime {
       application_name: 'performer',
       connectionTimeoutMillis: 5000,
     });
-    pool.on('error', (err) => this.log.warn({ err, error_code: 'DatabaseConnectionError' }, 'idle tenant database client failed'));
+    pool.on('error', (err) => this.log.warn({ err: withoutPoolClient(err), error_code: 'DatabaseConnectionError' }, 'idle tenant database client failed'));
     this.pool = pool;
     this.dbReady = this.prepareDatabase(pool, this.log).then(
       () => {
