@@ -8,7 +8,7 @@ import { PendingSubscriber, SubscriberStore, type ChangesSubscriber } from './ch
 import type { Lsn, PgTimestamp } from './pgoutput/index.js';
 import { CarriedMessages } from './changes-messages.js';
 import type { DatabaseBroadcast } from './db-broadcast.js';
-import { changesSlotName } from './slot-names.js';
+import { dropSlotWhenReleased, prepareChangesSlot, readSlotUsage, SlotGrowthLog, type SlotUsage } from './changes-slot.js';
 import { ReplicationStream } from './stream.js';
 import { settledWithin, untilUp } from './stream-wire.js';
 import type { ReplicationEvent } from './stream-types.js';
@@ -35,6 +35,8 @@ export interface ChangesEngineOptions {
   /** Lag guard: when the slot is this many bytes behind, subscribers are told and the slot is recreated. */
   maxLagBytes: number;
   lagCheckMs: number;
+  /** Warn when the slot's lag or retained WAL passes this many bytes (and each time it doubles). */
+  slotWarnBytes: number;
   backoff: { initialMs: number; maxMs: number };
   /** The tenant's events limiter: false drops a transaction's changes, as upstream drops them. */
   allow?: () => boolean;
@@ -59,7 +61,6 @@ export type LiveSubscriber = FanoutMember & SubscriberNotices;
  */
 export class ChangesEngine {
   readonly catalog: ChangesCatalog;
-  readonly slot: string;
   private readonly dispatcher: ChangesDispatcher;
   private readonly store: SubscriberStore;
   private readonly live = new Set<LiveSubscriber>();
@@ -88,10 +89,14 @@ export class ChangesEngine {
   private started: Promise<void> | null = null;
   private stopped = false;
   private readonly log: Logger;
+  /** Named at start, from the database's identity (see prepareChangesSlot). */
+  private slotName: string | null = null;
+  private usage: SlotUsage | null = null;
+  private readonly growth: SlotGrowthLog;
 
   constructor(private readonly opts: ChangesEngineOptions) {
     this.log = opts.log.child({ extension: 'postgres_changes' });
-    this.slot = changesSlotName(opts.tenantId, opts.databaseUrl);
+    this.growth = new SlotGrowthLog(opts.slotWarnBytes, this.log);
     this.catalog = new ChangesCatalog(opts.pool);
     this.dispatcher = new ChangesDispatcher(this.catalog, opts.pool, this.log);
     this.store = new SubscriberStore(opts.pool, opts.node);
@@ -101,6 +106,16 @@ export class ChangesEngine {
     return this.stream?.status ?? 'down';
   }
 
+  /** The slot's name once start() named it. */
+  get slot(): string | null {
+    return this.slotName;
+  }
+
+  /** The slot's lag and retained WAL at the last check (every lagCheckMs). */
+  get slotUsage(): SlotUsage | null {
+    return this.usage;
+  }
+
   get subscriberCount(): number {
     return this.live.size + this.pending.length;
   }
@@ -108,6 +123,7 @@ export class ChangesEngine {
   /** Loads the subscribers an earlier run persisted, then streams. Idempotent. */
   start(): Promise<void> {
     this.started ??= (async () => {
+      this.slotName = await prepareChangesSlot(await this.opts.pool(), this.opts.tenantId, this.log);
       this.pending = await this.store.loadPending();
       if (this.pending.length > 0) {
         this.log.info({ pending: this.pending.length, grace_ms: this.opts.graceMs }, 'holding changes for subscribers of an earlier run');
@@ -171,11 +187,13 @@ export class ChangesEngine {
   }
 
   private async startStream(): Promise<void> {
+    const slot = this.slotName;
+    if (slot === null) throw new Error('the changes slot is not named yet');
     const carried = await CarriedMessages.lookup({ pipeline: () => this.opts.messages?.() ?? null, pool: this.opts.pool, publication: this.opts.publication, log: this.log });
     const stream: ReplicationStream = new ReplicationStream({
       connection: this.opts.databaseUrl,
       publications: carried ? carried.publications(this.opts.publication) : [this.opts.publication],
-      slot: this.slot,
+      slot,
       temporary: false,
       handler: (event) => this.onEvent(event),
       log: this.log,
@@ -333,16 +351,17 @@ export class ChangesEngine {
     this.releaseHeldIfDone();
   }
 
+  /** Measures the slot (metrics, growth warnings) and, while streaming, applies the lag guard. */
   private async checkLag(): Promise<void> {
-    if (this.stopped || this.stream?.status !== 'up') return;
+    const slot = this.slotName;
+    if (this.stopped || slot === null) return;
     try {
       const pool = await this.opts.pool();
-      const { rows } = await pool.query<{ lag: string | null }>(
-        `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::text AS lag FROM pg_replication_slots WHERE slot_name = $1`,
-        [this.slot],
-      );
-      const lag = Number(rows[0]?.lag ?? 0);
-      if (lag <= this.opts.maxLagBytes) return;
+      // Measured while the stream is down too: a slot nobody reads is the one that piles up WAL.
+      this.usage = await readSlotUsage(pool, slot);
+      if (this.usage) this.growth.observe(this.usage);
+      const lag = this.usage?.lagBytes ?? 0;
+      if (this.stream?.status !== 'up' || lag <= this.opts.maxLagBytes) return;
       this.log.error({ error_code: 'ReplicationLagExceeded', lag_bytes: lag, max: this.opts.maxLagBytes }, 'changes slot too far behind; recreating it');
       for (const sub of this.live) {
         sub.notify('error', `Replication lag of ${lag} bytes exceeded the limit of ${this.opts.maxLagBytes} bytes; changes were skipped and the replication slot was recreated`);
@@ -355,7 +374,9 @@ export class ChangesEngine {
       this.waiting.clear();
       await this.startStream();
     } catch (err) {
-      this.log.warn({ err }, 'replication lag check failed');
+      // A database that is down is reported by its own probe; this check only adds to it while streaming.
+      if (this.stream?.status === 'up') this.log.warn({ err }, 'replication lag check failed');
+      else this.log.debug({ err }, 'replication lag check failed');
     }
   }
 
@@ -367,7 +388,9 @@ export class ChangesEngine {
   }
 
   private async dropSlot(pool: pg.Pool): Promise<void> {
-    await pool.query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active', [this.slot]);
+    if (this.slotName === null) return;
+    if (!(await dropSlotWhenReleased(pool, this.slotName))) this.log.warn({ slot: this.slotName }, 'changes slot still in use by another connection; not dropped');
+    this.usage = null;
   }
 
   private every(ms: number, fn: () => void, once = false): void {

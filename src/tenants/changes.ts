@@ -18,6 +18,7 @@ export function changesEngine(runtime: TenantRuntime, config: Config): ChangesEn
     idleDropMs: config.changesSlotIdleDropMs,
     maxLagBytes: config.changesMaxLagBytes,
     lagCheckMs: config.changesLagCheckMs,
+    slotWarnBytes: config.changesSlotWarnBytes,
     backoff: { initialMs: config.tenantBackoffMinMs, maxMs: config.tenantBackoffMaxMs },
     allow: () => trafficLimitHit(runtime) === null,
     onDeliveries: (n) => runtime.events.add(n),

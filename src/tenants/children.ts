@@ -1,7 +1,8 @@
 import { payloadLimitBytes } from '../channels/broadcast.js';
 import type { PubSubMessage } from '../cluster/pubsub.js';
 import type { Config } from '../config/index.js';
-import { databaseTag } from '../replication/slot-names.js';
+import { databaseOid } from '../replication/changes-slot.js';
+import { broadcastSlotTag } from '../replication/slot-names.js';
 import { startBroadcastPipeline } from '../replication/db-broadcast.js';
 import { MessagesRelay } from '../replication/messages-relay.js';
 import { changesChild } from './changes.js';
@@ -19,7 +20,7 @@ export function tenantChildren(runtime: TenantRuntime, config: Config, publish: 
   children.push({
     name: 'replication',
     async start() {
-      await runtime.database();
+      const oid = await databaseOid(await runtime.database());
       const limits = runtime.settings.limits;
       runtime.messagesRelay ??= new MessagesRelay({
         tenantId: runtime.id,
@@ -35,8 +36,9 @@ export function tenantChildren(runtime: TenantRuntime, config: Config, publish: 
         {
           databaseUrl: runtime.settings.databaseUrl,
           log: runtime.log,
-          // Upstream's name plus a tag of the database: tenants whose databases share a cluster need distinct slots.
-          slotSuffix: [config.slotNameSuffix, databaseTag(runtime.settings.databaseUrl)].filter(Boolean).join('_'),
+          // Upstream's name plus a tag of the tenant and database: tenants whose databases share a cluster need
+          // distinct slots.
+          slotSuffix: [config.slotNameSuffix, broadcastSlotTag(runtime.id, oid)].filter(Boolean).join('_'),
           replication: { backoff: { initialMs: config.tenantBackoffMinMs, maxMs: config.tenantBackoffMaxMs } },
         },
         runtime.messagesRelay,
