@@ -32,6 +32,8 @@ async function main(): Promise<void> {
     await embedded?.stop();
     throw err;
   });
+  // A database that cannot replicate is said up front, not only as a log line among others.
+  const replicationProblem = await server.ctx.registry.get(config.tenantId)?.replicationCheck.run().catch(() => null);
   const anonKey = await signHs256({ iss: 'supabase-demo', role: 'anon', exp: KEY_EXPIRY }, config.jwtSecret);
   const serviceKey = await signHs256({ iss: 'supabase-demo', role: 'service_role', exp: KEY_EXPIRY }, config.jwtSecret);
   process.stdout.write(
@@ -44,6 +46,7 @@ async function main(): Promise<void> {
       `        anon key: ${anonKey}`,
       `service_role key: ${serviceKey}`,
       `        Database: ${embedded ? `embedded Postgres, data in ${dataDir}` : 'DATABASE_URL'}`,
+      ...(replicationProblem ? [`     Replication: UNAVAILABLE. ${replicationProblem.message}`] : []),
       '',
       '',
     ].join('\n'),

@@ -1,5 +1,6 @@
 import { JwtVerifier } from '../auth/jwt.js';
 import type { ChannelsContext } from '../channels/context.js';
+import { nodeHealth } from './health.js';
 import { corsHeaders, readRequest, Reply } from './respond.js';
 import { mountRestBroadcast, tenantGate } from './rest-broadcast.js';
 import { mountTenantsApi } from './tenants-api.js';
@@ -14,7 +15,24 @@ export function createApp(ctx: ChannelsContext): TemplatedApp {
   mountTenantsApi(app, ctx);
   const metricsVerifier = ctx.config.metricsJwtSecret ? new JwtVerifier({ secret: ctx.config.metricsJwtSecret, jwks: null }) : null;
 
-  app.get('/healthcheck', (res) => new Reply(res).send(200, 'ok', 'text/plain'));
+  const metricsBlocklist = new Set(ctx.config.metricsTokenBlocklist);
+  // Plain: liveness, upstream's `200 ok`. Verbose: readiness, 503 unless every running tenant streams its database;
+  // tenant names and their state only for whoever may read /metrics (which names them too).
+  app.get('/healthcheck', (res, req) => {
+    const reply = new Reply(res);
+    const info = readRequest(req);
+    const verbose = info.query.get('verbose');
+    if (verbose !== '1' && verbose !== 'true') return reply.send(200, 'ok', 'text/plain');
+    const auth = info.headers.authorization ?? '';
+    const mayName = metricsVerifier === null ? Promise.resolve(true) : verifyBearer(metricsVerifier, auth, metricsBlocklist);
+    void mayName.then(
+      (withTenants) => {
+        const health = nodeHealth(ctx, withTenants);
+        reply.json(health.status === 'ok' ? 200 : 503, health);
+      },
+      () => reply.send(500),
+    );
+  });
 
   for (const prefix of ['', '/realtime/v1']) {
     app.get(`${prefix}/api/ping`, (res, req) => {
@@ -23,7 +41,6 @@ export function createApp(ctx: ChannelsContext): TemplatedApp {
     });
   }
 
-  const metricsBlocklist = new Set(ctx.config.metricsTokenBlocklist);
   const serveMetrics = (res: HttpResponse, req: HttpRequest) => {
     const reply = new Reply(res);
     const auth = readRequest(req).headers.authorization ?? '';

@@ -41,7 +41,8 @@ export function changesChild(runtime: TenantRuntime, config: Config): ChildSpec 
     async start() {
       const pool = await runtime.database();
       const { rows } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM realtime.performer_changes_subscribers');
-      if ((rows[0]?.n ?? 0) > 0) await changesEngine(runtime, config).start();
+      // A database that cannot replicate is reported by the replication check; rejoining subscribers hear it then.
+      if ((rows[0]?.n ?? 0) > 0 && (await runtime.replicationCheck.run()) === null) await changesEngine(runtime, config).start();
       return {
         exited: new Promise<never>(() => undefined),
         async stop() {
