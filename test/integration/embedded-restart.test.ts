@@ -9,13 +9,13 @@ import pg from 'pg';
 import WebSocket from 'ws';
 import { afterAll, describe, expect, it } from 'vitest';
 import { signHs256 } from '../../src/auth/jwt.js';
-import { findFreePort } from '../../src/db/embedded-postgres.js';
+import { findFreePort, startEmbeddedPostgres } from '../../src/db/embedded-postgres.js';
 import { isAlive } from '../../src/db/postgres-process.js';
 import { sleep, TEST_SECRET, waitForEvent } from '../support/server.js';
 
-// `npm start` without DATABASE_URL, killed and started again three times: the embedded Postgres keeps its port when
-// it can, Performer keeps one changes slot whatever the port, and a row committed while Performer was down still
-// reaches the supabase-js client that rejoins on its own.
+// `npm start` without DATABASE_URL, stopped or killed and started again three times: the embedded Postgres keeps its
+// port when it can, Performer keeps one changes slot whatever the port, and a row committed while Performer was down
+// still reaches the supabase-js client that rejoins on its own.
 
 const repoRoot = path.resolve(import.meta.dirname, '../..');
 let child: ChildProcess | null = null;
@@ -62,10 +62,10 @@ async function startPerformer(port: number): Promise<ChildProcess> {
   return proc;
 }
 
-async function killPerformer(): Promise<void> {
+async function stopPerformer(signal: 'SIGTERM' | 'SIGKILL'): Promise<void> {
   const proc = child!;
   const exited = once(proc, 'exit');
-  proc.kill('SIGKILL');
+  proc.kill(signal);
   await exited;
 }
 
@@ -134,9 +134,17 @@ describe('the embedded Postgres across restarts', () => {
 
     const ports = [firstPort];
     for (const cycle of [1, 2, 3]) {
-      await killPerformer();
-      // Killed with its owner, the postmaster lives on as an orphan: a row committed now has no Performer to read it.
-      await sql('INSERT INTO public.events VALUES ($1)', [cycle]);
+      if (cycle === 1) {
+        // Ctrl-C stops Performer and its database; the row is committed on the database started on its own.
+        await stopPerformer('SIGTERM');
+        const alone = await startEmbeddedPostgres({ dataDir: pgDir() });
+        await sql('INSERT INTO public.events VALUES ($1)', [cycle]);
+        await alone.stop();
+      } else {
+        // Killed with its owner, the postmaster lives on as an orphan: a row committed now has no Performer to read it.
+        await stopPerformer('SIGKILL');
+        await sql('INSERT INTO public.events VALUES ($1)', [cycle]);
+      }
       if (cycle === 2) {
         // This time the port is taken by something else when Performer starts: the database moves to another one.
         const pid = await postmasterPid();
