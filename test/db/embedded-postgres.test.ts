@@ -85,10 +85,10 @@ describe('startEmbeddedPostgres', () => {
   it('listens on the port of its last start, and on another (kept from then on) when that one is taken', async () => {
     const first = await start();
     await first.stop();
-    expect(Number((await readFile(path.join(dataDir, 'port'), 'utf8')).trim())).toBe(first.port);
     const second = await start();
     expect(second.port).toBe(first.port);
     await second.stop();
+    expect(Number((await readFile(path.join(dataDir, 'port'), 'utf8')).trim())).toBe(first.port);
     const blocker = net.createServer();
     blocker.listen(first.port, '127.0.0.1');
     await once(blocker, 'listening');
