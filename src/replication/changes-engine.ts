@@ -8,7 +8,7 @@ import { PendingSubscriber, SubscriberStore, type ChangesSubscriber } from './ch
 import type { Lsn, PgTimestamp } from './pgoutput/index.js';
 import { CarriedMessages } from './changes-messages.js';
 import type { DatabaseBroadcast } from './db-broadcast.js';
-import { dropSlotWhenReleased, prepareChangesSlot, readSlotUsage, SlotGrowthLog, type SlotUsage } from './changes-slot.js';
+import { TrackedSlot, type SlotUsage } from './changes-slot.js';
 import { ReplicationStream } from './stream.js';
 import { settledWithin, untilUp } from './stream-wire.js';
 import type { ReplicationEvent } from './stream-types.js';
@@ -90,13 +90,11 @@ export class ChangesEngine {
   private stopped = false;
   private readonly log: Logger;
   /** Named at start, from the database's identity (see prepareChangesSlot). */
-  private slotName: string | null = null;
-  private usage: SlotUsage | null = null;
-  private readonly growth: SlotGrowthLog;
+  private readonly tracked: TrackedSlot;
 
   constructor(private readonly opts: ChangesEngineOptions) {
     this.log = opts.log.child({ extension: 'postgres_changes' });
-    this.growth = new SlotGrowthLog(opts.slotWarnBytes, this.log);
+    this.tracked = new TrackedSlot(opts.tenantId, opts.slotWarnBytes, this.log);
     this.catalog = new ChangesCatalog(opts.pool);
     this.dispatcher = new ChangesDispatcher(this.catalog, opts.pool, this.log);
     this.store = new SubscriberStore(opts.pool, opts.node);
@@ -108,12 +106,12 @@ export class ChangesEngine {
 
   /** The slot's name once start() named it. */
   get slot(): string | null {
-    return this.slotName;
+    return this.tracked.name;
   }
 
   /** The slot's lag and retained WAL at the last check (every lagCheckMs). */
   get slotUsage(): SlotUsage | null {
-    return this.usage;
+    return this.tracked.usage;
   }
 
   get subscriberCount(): number {
@@ -123,7 +121,7 @@ export class ChangesEngine {
   /** Loads the subscribers an earlier run persisted, then streams. Idempotent. */
   start(): Promise<void> {
     this.started ??= (async () => {
-      this.slotName = await prepareChangesSlot(await this.opts.pool(), this.opts.tenantId, this.log);
+      await this.tracked.prepare(await this.opts.pool());
       this.pending = await this.store.loadPending();
       if (this.pending.length > 0) {
         this.log.info({ pending: this.pending.length, grace_ms: this.opts.graceMs }, 'holding changes for subscribers of an earlier run');
@@ -187,8 +185,7 @@ export class ChangesEngine {
   }
 
   private async startStream(): Promise<void> {
-    const slot = this.slotName;
-    if (slot === null) throw new Error('the changes slot is not named yet');
+    const slot = this.tracked.requireName();
     const carried = await CarriedMessages.lookup({ pipeline: () => this.opts.messages?.() ?? null, pool: this.opts.pool, publication: this.opts.publication, log: this.log });
     const stream: ReplicationStream = new ReplicationStream({
       connection: this.opts.databaseUrl,
@@ -353,14 +350,11 @@ export class ChangesEngine {
 
   /** Measures the slot (metrics, growth warnings) and, while streaming, applies the lag guard. */
   private async checkLag(): Promise<void> {
-    const slot = this.slotName;
-    if (this.stopped || slot === null) return;
+    if (this.stopped) return;
     try {
       const pool = await this.opts.pool();
       // Measured while the stream is down too: a slot nobody reads is the one that piles up WAL.
-      this.usage = await readSlotUsage(pool, slot);
-      if (this.usage) this.growth.observe(this.usage);
-      const lag = this.usage?.lagBytes ?? 0;
+      const lag = (await this.tracked.measure(pool))?.lagBytes ?? 0;
       if (this.stream?.status !== 'up' || lag <= this.opts.maxLagBytes) return;
       this.log.error({ error_code: 'ReplicationLagExceeded', lag_bytes: lag, max: this.opts.maxLagBytes }, 'changes slot too far behind; recreating it');
       for (const sub of this.live) {
@@ -388,9 +382,7 @@ export class ChangesEngine {
   }
 
   private async dropSlot(pool: pg.Pool): Promise<void> {
-    if (this.slotName === null) return;
-    if (!(await dropSlotWhenReleased(pool, this.slotName))) this.log.warn({ slot: this.slotName }, 'changes slot still in use by another connection; not dropped');
-    this.usage = null;
+    await this.tracked.drop(pool);
   }
 
   private every(ms: number, fn: () => void, once = false): void {

@@ -141,6 +141,47 @@ export async function readSlotUsage(db: Queryable, slot: string): Promise<SlotUs
 }
 
 /**
+ * The engine's view of its slot: named at start (prepareChangesSlot), measured at every lag check (kept for metrics,
+ * growth warned about), dropped when idle.
+ */
+export class TrackedSlot {
+  name: string | null = null;
+  usage: SlotUsage | null = null;
+  private readonly growth: SlotGrowthLog;
+
+  constructor(
+    private readonly tenantId: string,
+    warnBytes: number,
+    private readonly log: Logger,
+  ) {
+    this.growth = new SlotGrowthLog(warnBytes, log);
+  }
+
+  async prepare(db: Queryable): Promise<string> {
+    this.name = await prepareChangesSlot(db, this.tenantId, this.log);
+    return this.name;
+  }
+
+  requireName(): string {
+    if (this.name === null) throw new Error('the changes slot is not named yet');
+    return this.name;
+  }
+
+  async measure(db: Queryable): Promise<SlotUsage | null> {
+    if (this.name === null) return null;
+    this.usage = await readSlotUsage(db, this.name);
+    if (this.usage) this.growth.observe(this.usage);
+    return this.usage;
+  }
+
+  async drop(db: Queryable): Promise<void> {
+    if (this.name === null) return;
+    if (!(await dropSlotWhenReleased(db, this.name))) this.log.warn({ slot: this.name }, 'changes slot still in use by another connection; not dropped');
+    this.usage = null;
+  }
+}
+
+/**
  * Warns when a slot's lag or retained WAL passes a threshold, and again each time it doubles, so a slot that keeps
  * growing is heard about without a line per check; says so once when it is back under.
  */
