@@ -7,9 +7,10 @@ import pg from 'pg';
 import WebSocket from 'ws';
 import { afterAll, describe, expect, it } from 'vitest';
 import { signHs256 } from '../../src/auth/jwt.js';
-import { findFreePort } from '../../src/db/embedded-postgres.js';
+import { findFreePort, startEmbeddedPostgres, type EmbeddedPostgres } from '../../src/db/embedded-postgres.js';
 import { createMachineTestDatabase, type TestDatabase } from '../support/postgres.js';
-import { sleep, TEST_SECRET, waitForEvent } from '../support/server.js';
+import { RawClient } from '../support/raw-client.js';
+import { sleep, startTestServer, TEST_SECRET, waitForEvent, type TestServer } from '../support/server.js';
 
 // The machine's PostgreSQL 15 runs with wal_level=replica: a database Performer can serve broadcasts and presence
 // from, but never stream. It must say so once, clearly, everywhere an operator or a client looks.
@@ -131,4 +132,51 @@ describe('a database without wal_level=logical', () => {
     expect(loud).toEqual([expect.objectContaining({ level: 'error', error_code: 'ReplicationWalLevelNotLogical', msg: WAL_LEVEL_MESSAGE })]);
     expect(out).not.toMatch(/"stack"/);
   }, 90_000);
+});
+
+describe('a database whose wal_level is fixed while Performer runs', () => {
+  let pgServer: EmbeddedPostgres | null = null;
+  let server: TestServer | null = null;
+  let pgDir = '';
+  afterAll(async () => {
+    await server?.stop();
+    await pgServer?.stop();
+    if (pgDir) await rm(pgDir, { recursive: true, force: true });
+  });
+
+  it('streams once Postgres is restarted with wal_level=logical, without the subscriber joining again', async () => {
+    pgDir = await mkdtemp(path.join(os.tmpdir(), 'performer-wal-fixed-'));
+    const port = await findFreePort();
+    const startPostgres = (settings: Record<string, string>) => startEmbeddedPostgres({ dataDir: pgDir, port, ephemeral: true, settings });
+    pgServer = await startPostgres({ wal_level: 'replica' });
+    const url = pgServer.url;
+    server = await startTestServer({ TENANT_DB_PROBE_MS: '200', TENANT_BACKOFF_MIN_MS: '50', TENANT_BACKOFF_MAX_MS: '500' }, { url, name: 'postgres', drop: async () => undefined });
+    const sql = new pg.Client({ connectionString: url });
+    await sql.connect();
+    await sql.query(`CREATE TABLE public.items (id int PRIMARY KEY); GRANT SELECT ON public.items TO anon;
+                     ALTER PUBLICATION supabase_realtime ADD TABLE public.items;`);
+    await sql.end();
+
+    const c = await RawClient.connect(`ws://127.0.0.1:${server.port}/socket/websocket?apikey=${server.anonKey}&vsn=2.0.0`);
+    c.send(['1', '1', 'realtime:items', 'phx_join', { config: { postgres_changes: [{ event: 'INSERT', schema: 'public', table: 'items' }] } }]);
+    expect((await c.reply('1'))[4]).toMatchObject({ status: 'ok' });
+    const isSystem = (m: unknown) => (m as unknown[])[3] === 'system';
+    expect((await c.nextText(isSystem, 15_000) as unknown[])[4]).toMatchObject({ status: 'error', message: expect.stringContaining('wal_level=replica') });
+
+    await pgServer.stop();
+    pgServer = await startPostgres({});
+    expect((await c.nextText(isSystem, 60_000) as unknown[])[4]).toEqual({ extension: 'postgres_changes', status: 'ok', message: 'Subscribed to PostgreSQL', channel: 'items' });
+    const insert = new pg.Client({ connectionString: url });
+    await insert.connect();
+    await insert.query('INSERT INTO public.items VALUES (7)');
+    await insert.end();
+    const change = (await c.nextText((m) => (m as unknown[])[3] === 'postgres_changes', 15_000)) as unknown[];
+    expect(change[4]).toMatchObject({ data: { type: 'INSERT', record: { id: 7 } } });
+    const runtime = server.server.ctx.registry.peek('realtime-dev')!;
+    const deadline = Date.now() + 15_000;
+    while (runtime.replication?.status !== 'up' && Date.now() < deadline) await sleep(50);
+    expect(runtime.replicationCheck.problem).toBeNull();
+    expect(runtime.replication?.status).toBe('up');
+    c.close();
+  }, 120_000);
 });
