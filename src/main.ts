@@ -53,6 +53,8 @@ async function main(): Promise<void> {
     await embedded?.stop();
     throw err;
   });
+  // A database that cannot replicate is said up front, not only as a log line among others.
+  const replicationProblem = await server.ctx.registry.get(config.tenantId)?.replicationCheck.run().catch(() => null);
   const anonKey = await signHs256({ iss: 'supabase-demo', role: 'anon', exp: KEY_EXPIRY }, config.jwtSecret);
   const serviceKey = await signHs256({ iss: 'supabase-demo', role: 'service_role', exp: KEY_EXPIRY }, config.jwtSecret);
   const managementToken = await signManagementToken(server.management.primary);
@@ -65,11 +67,12 @@ async function main(): Promise<void> {
     ['service_role key', serviceKey],
     ['management token', managementToken],
     ['', `(management API /api/tenants; valid ${MANAGEMENT_TOKEN_LIFETIME_SECONDS / 3600} h; secret: ${managementSecretFrom})`],
-    // The embedded database listens on 127.0.0.1 only, on a port picked at each start, with a generated password.
+    // The embedded database listens on 127.0.0.1 only (on the port of the last start when free), with a generated password.
     ['Database URL', embedded ? embedded.url : maskedDatabaseUrl(databaseUrl)],
     ...(embedded ? ([['Database', `embedded Postgres, data in ${embedded.home}`]] as BannerLine[]) : []),
     // Running as root from a private directory: say where things are instead, and why.
     ...(embedded?.notices ?? []).map((notice): BannerLine => ['', `(${notice})`]),
+    ...(replicationProblem ? ([['Replication', `UNAVAILABLE. ${replicationProblem.message}`]] as BannerLine[]) : []),
   ];
   const notes =
     config.jwtSecret === DEFAULT_JWT_SECRET && isLoopback(config.host)

@@ -14,6 +14,7 @@ import { tenantChildren } from './tenants/children.js';
 import { shutdownTopic, trafficLimitHit } from './tenants/limits.js';
 import { ensureMessagePartitions, migrateTenantDatabase } from './tenants/migrate.js';
 import { TenantRegistry } from './tenants/registry.js';
+import { replicationFigures } from './tenants/replication-report.js';
 import { SecretBox } from './tenants/secrets.js';
 import { TenantStore } from './tenants/store.js';
 
@@ -96,6 +97,7 @@ export async function startServer(config: Config, opts: ServerOptions): Promise<
   ctx.fanout = fanout;
   publish = (msg) => ctx.pubsub.publish(msg, null);
   metrics.tenantsRunning = () => registry.running().length;
+  metrics.replicationFigures = () => registry.running().map(replicationFigures);
   // Upstream's sweeper: a socket that has had no channel for a whole period holds resources for nothing.
   const sweeper = setInterval(() => {
     const cutoff = Date.now() - config.noChannelTimeoutMs;

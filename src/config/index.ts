@@ -53,6 +53,8 @@ export interface Config {
   changesSlotIdleDropMs: number;
   changesMaxLagBytes: number;
   changesLagCheckMs: number;
+  /** Warn when the changes slot's lag or retained WAL passes this many bytes (and each time it doubles). */
+  changesSlotWarnBytes: number;
   /** Appended to the database-broadcast replication slot name (upstream SLOT_NAME_SUFFIX). */
   slotNameSuffix: string;
   runJanitor: boolean;
@@ -154,6 +156,7 @@ export function loadConfig(env: Env = process.env): Config {
     changesSlotIdleDropMs: r.int('CHANGES_SLOT_IDLE_DROP_MS', 600_000, 1000, 86_400_000),
     changesMaxLagBytes: r.int('CHANGES_MAX_LAG_BYTES', 1024 * 1024 * 1024, 1024, Number.MAX_SAFE_INTEGER),
     changesLagCheckMs: r.int('CHANGES_LAG_CHECK_MS', 10_000, 100, 3_600_000),
+    changesSlotWarnBytes: r.int('CHANGES_SLOT_WARN_BYTES', 256 * 1024 * 1024, 1024, Number.MAX_SAFE_INTEGER),
     slotNameSuffix: r.string('SLOT_NAME_SUFFIX', ''),
     runJanitor: r.bool('RUN_JANITOR', true),
     janitorIntervalMs: r.int('JANITOR_INTERVAL_MS', 3_600_000, 1000, 86_400_000),

@@ -1,6 +1,7 @@
 import { bearerToken, cleanToken, JwtVerifier } from '../auth/jwt.js';
 import type { ChannelsContext } from '../channels/context.js';
 import { packageInfo } from '../version.js';
+import { nodeHealth } from './health.js';
 import { corsHeaders, readRequest, Reply } from './respond.js';
 import { mountRestBroadcast, tenantGate } from './rest-broadcast.js';
 import { mountTenantsApi } from './tenants-api.js';
@@ -32,7 +33,24 @@ export function createApp(ctx: ChannelsContext, managementSecrets: readonly stri
   mountTenantsApi(app, ctx, managementSecrets);
   const metricsVerifier = ctx.config.metricsJwtSecret ? new JwtVerifier({ secret: ctx.config.metricsJwtSecret, jwks: null }) : null;
 
-  app.get('/healthcheck', (res) => new Reply(res).send(200, 'ok', 'text/plain'));
+  const metricsBlocklist = new Set(ctx.config.metricsTokenBlocklist.map(cleanToken));
+  // Plain: liveness, upstream's `200 ok`. Verbose: readiness, 503 unless every running tenant streams its database;
+  // tenant names and their state only for whoever may read /metrics (which names them too).
+  app.get('/healthcheck', (res, req) => {
+    const reply = new Reply(res);
+    const info = readRequest(req);
+    const verbose = info.query.get('verbose');
+    if (verbose !== '1' && verbose !== 'true') return reply.send(200, 'ok', 'text/plain');
+    const auth = info.headers.authorization ?? '';
+    const mayName = metricsVerifier === null ? Promise.resolve(true) : verifyBearer(metricsVerifier, auth, metricsBlocklist);
+    void mayName.then(
+      (withTenants) => {
+        const health = nodeHealth(ctx, withTenants);
+        reply.json(health.status === 'ok' ? 200 : 503, health);
+      },
+      () => reply.send(500),
+    );
+  });
   // What someone who opens the printed URL in a browser sees: what this is and where to go, for any Host.
   app.get('/', (res) => new Reply(res).json(200, ROOT_DOCUMENT));
 
@@ -44,7 +62,6 @@ export function createApp(ctx: ChannelsContext, managementSecrets: readonly stri
     });
   }
 
-  const metricsBlocklist = new Set(ctx.config.metricsTokenBlocklist.map(cleanToken));
   const serveMetrics = (res: HttpResponse, req: HttpRequest) => {
     const reply = new Reply(res);
     const auth = readRequest(req).headers.authorization ?? '';

@@ -307,7 +307,7 @@ describe('docker-compose.yml', () => {
     expect(healthcheckCommand(compose.services.redis.healthcheck)).toMatch(/\bredis-cli\b.*\bping\b/);
     const performerCheck = healthcheckCommand(compose.services.performer.healthcheck);
     expect(performerCheck).toMatch(/^CMD node /);
-    expect(performerCheck).toContain('/healthcheck');
+    expect(performerCheck).toContain('/healthcheck?verbose=1');
   });
 
   it('starts performer only once db and redis are healthy', () => {
