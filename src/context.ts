@@ -10,6 +10,7 @@ import { Metrics } from './observability/metrics.js';
 import { tenantChildren } from './tenants/children.js';
 import { ensureMessagePartitions, migrateTenantDatabase } from './tenants/migrate.js';
 import { TenantRegistry } from './tenants/registry.js';
+import { replicationFigures } from './tenants/replication-report.js';
 import type { TenantStore } from './tenants/store.js';
 
 /** What every module of the server is given: one per server instance, built whole by createContext. */
@@ -53,6 +54,7 @@ export function createContext(config: Config, log: Logger, store: TenantStore, a
   const dispatcher = new Dispatcher(registry, metrics, fanout);
   const pubsub = createPubSub(config, dispatcher);
   metrics.tenantsRunning = () => registry.running().length;
+  metrics.replicationFigures = () => registry.running().map(replicationFigures);
   return { config, log, metrics, registry, pubsub, fanout, dispatcher, shuttingDown: false };
 }
 

@@ -2,7 +2,8 @@ import { managementSecrets, type ManagementSecrets } from './auth/management.js'
 import type { Config } from './config/index.js';
 import { createContext, type AppContext } from './context.js';
 import { mountApp } from './http/app.js';
-import { uws, type us_listen_socket } from './http/uws.js';
+import { listenExclusive } from './http/listen.js';
+import { uws } from './http/uws.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { encryptionKey, ensureDefaultTenant } from './tenants/bootstrap.js';
 import { SecretBox } from './tenants/secrets.js';
@@ -53,12 +54,7 @@ export async function startServer(config: Config, opts: ServerOptions): Promise<
     log.error({ err, tenant: config.tenantId, error_code: 'UnableToConnectToProject' }, 'default tenant database is not reachable yet');
   });
 
-  const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
-    app.listen(config.host, config.port, (socket) => {
-      if (socket) resolve(socket);
-      else reject(new Error(`cannot listen on ${config.host}:${config.port}`));
-    });
-  }).catch(async (err: unknown) => {
+  const listenSocket = await listenExclusive(app, config.host, config.port).catch(async (err: unknown) => {
     await registry.stop();
     throw err;
   });

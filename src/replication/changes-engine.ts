@@ -9,7 +9,7 @@ import { SubscriberStore, type ChangesSubscriber } from './changes-subscribers.j
 import type { Lsn, PgTimestamp } from './pgoutput/index.js';
 import { CarriedMessages } from './changes-messages.js';
 import type { DatabaseBroadcast } from './db-broadcast.js';
-import { changesSlotName } from './slot-names.js';
+import { TrackedSlot, type SlotUsage } from './changes-slot.js';
 import { ReplicationStream } from './stream.js';
 import { settledWithin, untilUp } from './stream-wire.js';
 import type { ReplicationEvent } from './stream-types.js';
@@ -36,6 +36,8 @@ export interface ChangesEngineOptions {
   /** Lag guard: when the slot is this many bytes behind, subscribers are told and the slot is recreated. */
   maxLagBytes: number;
   lagCheckMs: number;
+  /** Warn when the slot's lag or retained WAL passes this many bytes (and each time it doubles). */
+  slotWarnBytes: number;
   backoff: { initialMs: number; maxMs: number };
   /** The tenant's events limiter: false drops a transaction's changes, as upstream drops them. */
   allow?: () => boolean;
@@ -62,7 +64,6 @@ export type LiveSubscriber = FanoutMember & SubscriberNotices;
  */
 export class ChangesEngine {
   readonly catalog: ChangesCatalog;
-  readonly slot: string;
   private readonly dispatcher: ChangesDispatcher;
   private readonly store: SubscriberStore;
   private readonly live = new Set<LiveSubscriber>();
@@ -92,10 +93,12 @@ export class ChangesEngine {
   private started: Promise<void> | null = null;
   private stopped = false;
   private readonly log: Logger;
+  /** Named at start, from the database's identity (see prepareChangesSlot). */
+  private readonly tracked: TrackedSlot;
 
   constructor(private readonly opts: ChangesEngineOptions) {
     this.log = opts.log.child({ extension: 'postgres_changes' });
-    this.slot = changesSlotName(opts.tenantId, opts.databaseUrl);
+    this.tracked = new TrackedSlot(opts.tenantId, opts.slotWarnBytes, this.log);
     this.catalog = new ChangesCatalog(opts.pool);
     this.dispatcher = new ChangesDispatcher(this.catalog, opts.pool, this.log);
     this.store = new SubscriberStore(opts.pool, opts.node, opts.tenantId);
@@ -105,6 +108,16 @@ export class ChangesEngine {
     return this.stream?.status ?? 'down';
   }
 
+  /** The slot's name once start() named it. */
+  get slot(): string | null {
+    return this.tracked.name;
+  }
+
+  /** The slot's lag and retained WAL at the last check (every lagCheckMs). */
+  get slotUsage(): SlotUsage | null {
+    return this.tracked.usage;
+  }
+
   get subscriberCount(): number {
     return this.live.size + this.starts.pendingCount;
   }
@@ -112,6 +125,7 @@ export class ChangesEngine {
   /** Loads the subscribers an earlier run persisted, then streams. Idempotent. */
   start(): Promise<void> {
     this.started ??= (async () => {
+      await this.tracked.prepare(await this.opts.pool());
       const pending = await this.store.loadPending();
       this.starts.hold(pending);
       if (pending.length > 0) {
@@ -169,11 +183,13 @@ export class ChangesEngine {
     }
   }
 
-  async unsubscribe(sub: LiveSubscriber): Promise<void> {
+  /** With keepRecord (shutdown), the subscriber stays on record for the next run to hold its changes. */
+  async unsubscribe(sub: LiveSubscriber, { keepRecord = false } = {}): Promise<void> {
     if (!this.live.delete(sub)) return;
     this.leaveStarts(sub);
     this.groups.leave(sub);
     if (this.live.size === 0) this.idleSince = Date.now();
+    if (keepRecord) return;
     await this.store.remove(sub.instance).catch((err: unknown) => this.log.warn({ err }, 'removing a subscriber failed'));
   }
 
@@ -192,11 +208,12 @@ export class ChangesEngine {
   }
 
   private async startStream(): Promise<void> {
+    const slot = this.tracked.requireName();
     const carried = await CarriedMessages.lookup({ pipeline: () => this.opts.messages?.() ?? null, pool: this.opts.pool, publication: this.opts.publication, log: this.log });
     const stream: ReplicationStream = new ReplicationStream({
       connection: this.opts.databaseUrl,
       publications: carried ? carried.publications(this.opts.publication) : [this.opts.publication],
-      slot: this.slot,
+      slot,
       temporary: false,
       handler: (event) => this.onEvent(event),
       log: this.log,
@@ -385,16 +402,14 @@ export class ChangesEngine {
     for (const p of expired) await this.store.remove(p.instance).catch(() => undefined);
   }
 
+  /** Measures the slot (metrics, growth warnings) and, while streaming, applies the lag guard. */
   private async checkLag(): Promise<void> {
-    if (this.stopped || this.stream?.status !== 'up') return;
+    if (this.stopped) return;
     try {
       const pool = await this.opts.pool();
-      const { rows } = await pool.query<{ lag: string | null }>(
-        `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::text AS lag FROM pg_replication_slots WHERE slot_name = $1`,
-        [this.slot],
-      );
-      const lag = Number(rows[0]?.lag ?? 0);
-      if (lag <= this.opts.maxLagBytes) return;
+      // Measured while the stream is down too: a slot nobody reads is the one that piles up WAL.
+      const lag = (await this.tracked.measure(pool))?.lagBytes ?? 0;
+      if (this.stream?.status !== 'up' || lag <= this.opts.maxLagBytes) return;
       this.log.error({ error_code: 'ReplicationLagExceeded', lag_bytes: lag, max: this.opts.maxLagBytes }, 'changes slot too far behind; recreating it');
       for (const sub of this.live) {
         sub.notify('error', `Replication lag of ${lag} bytes exceeded the limit of ${this.opts.maxLagBytes} bytes; changes were skipped and the replication slot was recreated`);
@@ -407,7 +422,9 @@ export class ChangesEngine {
       this.waiting.clear();
       await this.startStream();
     } catch (err) {
-      this.log.warn({ err }, 'replication lag check failed');
+      // A database that is down is reported by its own probe; this check only adds to it while streaming.
+      if (this.stream?.status === 'up') this.log.warn({ err }, 'replication lag check failed');
+      else this.log.debug({ err }, 'replication lag check failed');
     }
   }
 
@@ -419,7 +436,7 @@ export class ChangesEngine {
   }
 
   private async dropSlot(pool: pg.Pool): Promise<void> {
-    await pool.query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active', [this.slot]);
+    await this.tracked.drop(pool);
   }
 
   private every(ms: number, fn: () => void, once = false): void {

@@ -18,6 +18,7 @@ export function changesEngine(runtime: TenantRuntime, config: Config): ChangesEn
     idleDropMs: config.changesSlotIdleDropMs,
     maxLagBytes: config.changesMaxLagBytes,
     lagCheckMs: config.changesLagCheckMs,
+    slotWarnBytes: config.changesSlotWarnBytes,
     backoff: { initialMs: config.tenantBackoffMinMs, maxMs: config.tenantBackoffMaxMs },
     allow: () => trafficLimitHit(runtime) === null,
     onDeliveries: (n) => runtime.events.add(n),
@@ -40,7 +41,8 @@ export function changesChild(runtime: TenantRuntime, config: Config): ChildSpec 
     async start() {
       const pool = await runtime.database();
       const { rows } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM realtime.performer_changes_subscribers WHERE tenant = $1', [runtime.id]);
-      if ((rows[0]?.n ?? 0) > 0) await changesEngine(runtime, config).start();
+      // A database that cannot replicate is reported by the replication check; rejoining subscribers hear it then.
+      if ((rows[0]?.n ?? 0) > 0 && (await runtime.replicationCheck.run()) === null) await changesEngine(runtime, config).start();
       return {
         exited: new Promise<never>(() => undefined),
         async stop() {

@@ -1,12 +1,14 @@
 import pg from 'pg';
 import { JwtVerifier } from '../auth/jwt.js';
 import type { TenantLimits } from '../config/index.js';
+import { withoutPoolClient } from '../db/lend.js';
 import type { Logger } from '../observability/logger.js';
 import { TenantPresence } from '../presence/tenant-presence.js';
 import type { ChangesEngine } from '../replication/changes-engine.js';
 import type { DatabaseBroadcast } from '../replication/db-broadcast.js';
 import type { MessagesRelay } from '../replication/messages-relay.js';
 import { RateCounter } from './rate-counter.js';
+import { ReplicationCheck } from './replication-check.js';
 
 export interface TenantSettings {
   externalId: string;
@@ -46,6 +48,8 @@ export type DatabasePreparer = (pool: pg.Pool, log: Logger) => Promise<void>;
 
 /** How long stop() waits for the tenant's pool to close. */
 const POOL_CLOSE_TIMEOUT_MS = 5000;
+/** How often the database's replication settings are checked again (they change only with a server restart). */
+const REPLICATION_RECHECK_MS = 5000;
 
 export type DatabaseState = 'idle' | 'connecting' | 'ready' | 'failed';
 
@@ -77,6 +81,8 @@ export class TenantRuntime {
   messagesRelay: MessagesRelay | null = null;
   /** Postgres Changes, while anyone subscribes (or an earlier run's subscribers may rejoin). */
   changes: ChangesEngine | null = null;
+  /** Whether the database can do logical replication at all (wal_level and the like). */
+  readonly replicationCheck: ReplicationCheck;
   /** Set by the tenant's supervisor: where an exception from this tenant's handlers is reported. */
   onFault: (err: unknown, where: string) => void = () => undefined;
   private pool: pg.Pool | null = null;
@@ -97,6 +103,7 @@ export class TenantRuntime {
     this.presenceEvents = this.counter();
     this.verifier = new JwtVerifier({ secret: settings.jwtSecret, jwks: settings.jwtJwks, claimValidators: settings.claimValidators });
     this.presence = new TenantPresence(settings.externalId);
+    this.replicationCheck = new ReplicationCheck(() => this.database(), this.log, REPLICATION_RECHECK_MS);
   }
 
   /** A rolling rate counter ticking as configured for this node (tests use short ticks). */
@@ -121,7 +128,7 @@ export class TenantRuntime {
       application_name: 'performer',
       connectionTimeoutMillis: 5000,
     });
-    pool.on('error', (err) => this.log.warn({ err, error_code: 'DatabaseConnectionError' }, 'idle tenant database client failed'));
+    pool.on('error', (err) => this.log.warn({ err: withoutPoolClient(err), error_code: 'DatabaseConnectionError' }, 'idle tenant database client failed'));
     this.pool = pool;
     this.dbReady = this.prepareDatabase(pool, this.log).then(
       () => {

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, DEFAULT_JWT_SECRET, loadConfig } from '../../src/config/index.js';
+import { ConfigError, DEFAULT_JWT_SECRET, jwtSecretWeakness, loadConfig } from '../../src/config/index.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -22,7 +22,7 @@ describe('defaults', () => {
     const c = loadConfig({});
     expect(c).toMatchObject({
       port: 4000,
-      host: '0.0.0.0',
+      host: '127.0.0.1',
       databaseUrl: null,
       jwtSecret: DEFAULT_JWT_SECRET,
       jwtJwks: null,
@@ -109,6 +109,32 @@ describe('management API secrets', () => {
     const secret = 'management-secret-also-in-the-jwks';
     const jwks = { keys: [{ kty: 'oct', kid: 'k1', k: Buffer.from(secret).toString('base64url') }] };
     expect(configError({ API_JWT_SECRET: secret, JWT_JWKS: JSON.stringify(jwks) }).variable).toBe('API_JWT_SECRET');
+  });
+});
+
+describe('listen address and secret strength', () => {
+  const OWN_SECRET = 'my-own-secret-that-is-long-enough-for-hs256';
+
+  it('stays on loopback while the demo JWT secret is in use', () => {
+    expect(loadConfig({}).host).toBe('127.0.0.1');
+    expect(loadConfig({ JWT_SECRET: DEFAULT_JWT_SECRET }).host).toBe('127.0.0.1');
+  });
+
+  it('listens on every interface once JWT_SECRET is the operator\'s own', () => {
+    expect(loadConfig({ JWT_SECRET: OWN_SECRET }).host).toBe('0.0.0.0');
+  });
+
+  it('lets an explicit HOST win either way', () => {
+    expect(loadConfig({ HOST: '0.0.0.0' }).host).toBe('0.0.0.0');
+    expect(loadConfig({ HOST: '::1', JWT_SECRET: OWN_SECRET }).host).toBe('::1');
+  });
+
+  it('calls the demo secret and secrets under 32 characters weak, and nothing else', () => {
+    expect(jwtSecretWeakness(DEFAULT_JWT_SECRET)).toMatch(/public demo secret/);
+    expect(jwtSecretWeakness('x'.repeat(31))).toMatch(/shorter than 32 characters/);
+    expect(jwtSecretWeakness('short')).toMatch(/shorter than 32 characters/);
+    expect(jwtSecretWeakness('x'.repeat(32))).toBeNull();
+    expect(jwtSecretWeakness(OWN_SECRET)).toBeNull();
   });
 });
 
