@@ -48,8 +48,7 @@ export function createContext(config: Config, log: Logger, store: TenantStore, a
       idleStopMs: config.tenantIdleStopMs,
       idleCheckMs: Math.min(60_000, config.tenantIdleStopMs),
     },
-    // Database broadcasts enter pub/sub like any other message.
-    children: (runtime) => tenantChildren(runtime, config, (msg) => pubsub.publish(msg, null)),
+    children: (runtime) => tenantChildren(runtime, config, pubsub),
   });
   const dispatcher = new Dispatcher(registry, metrics, fanout);
   const pubsub = createPubSub(config, dispatcher);

@@ -1,7 +1,7 @@
 import type { TemplatedApp, WebSocket } from 'uWebSockets.js';
-import type { ConnectionId, Envelope } from '../shared/messages.js';
+import type { BroadcastEnvelope, ChangesEnvelope, ConnectionId, OutgoingChange } from '../shared/messages.js';
 import type { Vsn } from '../shared/serializer.js';
-import { encodeUserBroadcast, encodeV1Raw, encodeV2Raw } from './protocol/index.js';
+import { ChangeFrames, encodeFor, messageId } from './frames.js';
 
 /** The uWS pub/sub topic of one serializer's subscribers of a topic key. */
 export function serializerTopic(vsn: Vsn, key: string): string {
@@ -13,8 +13,6 @@ export interface DeliveryStats {
   bytes: number;
 }
 
-const utf8 = new TextDecoder();
-
 /** What the fan-out needs of a socket: its serializer, its uWS socket, and a way to write to it directly. */
 export interface FanoutSocket {
   readonly id: ConnectionId;
@@ -24,6 +22,31 @@ export interface FanoutSocket {
   /** Once closed, uWS has dropped the socket's subscriptions itself and the socket may no longer be touched. */
   readonly closed: boolean;
   send(frame: string | Uint8Array): void;
+}
+
+/** A socket written to in batches (Postgres Changes): uncounted sends inside one cork, counted once. */
+export interface BatchSocket extends FanoutSocket {
+  /** Writes a text frame (as text, or as UTF-8 bytes); returns its size, 0 when the socket is gone. */
+  sendUncounted(frame: string | Uint8Array): number;
+  cork(fn: () => void): void;
+}
+
+/** The members of one Postgres Changes group on this node that share a serializer, and their frames. */
+interface ChangesMembers {
+  readonly vsn: Vsn;
+  readonly uwsTopic: string;
+  readonly sockets: Set<BatchSocket>;
+  /** Made on the first delivery, which names the channel topic and form (the same for the whole group). */
+  frames: ChangeFrames | null;
+}
+
+/** Writes Postgres Changes events to one socket in one corked write; returns the bytes written. */
+export function writeChanges(socket: BatchSocket, frames: ChangeFrames, items: readonly OutgoingChange[]): number {
+  let bytes = 0;
+  socket.cork(() => {
+    for (const item of items) bytes += socket.sendUncounted(frames.frame(item));
+  });
+  return bytes;
 }
 
 /**
@@ -38,7 +61,7 @@ interface DirectSubscriber {
 /**
  * This node's subscribers by topic key, and delivery to them through uWS native pub/sub: the frame is encoded once
  * per serializer that has subscribers, and uWS skips sockets over their backpressure limit instead of stalling
- * others.
+ * others. The one place that subscribes sockets to uWS topics or publishes to them.
  */
 export class Fanout {
   private readonly direct = new Map<string, Set<DirectSubscriber>>();
@@ -46,6 +69,8 @@ export class Fanout {
   private readonly interest = new Set<string>();
   /** Sockets that published with `self: false`, by id: pub/sub names the sender to exclude by its id. */
   private readonly senders = new Map<ConnectionId, WebSocket<unknown>>();
+  /** Postgres Changes groups with members on this node: by group key, then by serializer. */
+  private readonly changes = new Map<string, ChangesMembers[]>();
 
   constructor(private readonly app: TemplatedApp) {}
 
@@ -108,8 +133,48 @@ export class Fanout {
     this.senders.delete(id);
   }
 
+  /** A channel's socket starts receiving the events of a Postgres Changes group (a node-local key). */
+  joinChanges(socket: BatchSocket, key: string): void {
+    let groups = this.changes.get(key);
+    if (!groups) this.changes.set(key, (groups = []));
+    let members = groups.find((m) => m.vsn === socket.vsn);
+    if (!members) groups.push((members = { vsn: socket.vsn, uwsTopic: serializerTopic(socket.vsn, key), sockets: new Set(), frames: null }));
+    members.sockets.add(socket);
+    if (!socket.closed) socket.ws?.subscribe(members.uwsTopic);
+  }
+
+  leaveChanges(socket: BatchSocket, key: string): void {
+    const groups = this.changes.get(key);
+    const members = groups?.find((m) => m.vsn === socket.vsn);
+    if (!groups || !members?.sockets.delete(socket)) return;
+    // A closed socket has left its topics already (and may no longer be touched).
+    if (!socket.closed) socket.ws?.unsubscribe(members.uwsTopic);
+    if (members.sockets.size > 0) return;
+    groups.splice(groups.indexOf(members), 1);
+    if (groups.length === 0) this.changes.delete(key);
+  }
+
+  /**
+   * The events of one batch for a group: one uWS publish per event and serializer, its frame encoded once; a member
+   * alone with its serializer is written to directly, in one write. Returns the bytes sent.
+   */
+  deliverChanges(key: string, subTopic: string, env: ChangesEnvelope): number {
+    const groups = this.changes.get(key);
+    if (!groups) return 0;
+    let bytes = 0;
+    for (const members of groups) {
+      const frames = (members.frames ??= new ChangeFrames(members.vsn, `realtime:${subTopic}`, env.legacy));
+      if (members.sockets.size === 1) {
+        bytes += writeChanges(members.sockets.values().next().value as BatchSocket, frames, env.items);
+        continue;
+      }
+      for (const item of env.items) bytes += this.publishText(members.uwsTopic, frames.frame(item));
+    }
+    return bytes;
+  }
+
   /** Publishes a text frame to a uWS topic; returns the bytes sent (the frame times its subscribers). */
-  publishText(topic: string, frame: string | Uint8Array): number {
+  private publishText(topic: string, frame: string | Uint8Array): number {
     const receivers = this.app.numSubscribers(topic);
     if (receivers === 0) return 0;
     this.app.publish(topic, frame, false);
@@ -119,7 +184,7 @@ export class Fanout {
   /**
    * @param exclude the sending connection when it must not receive its own message (broadcast `self: false`).
    */
-  deliver(key: string, channelTopic: string, env: Envelope, exclude: ConnectionId | null): DeliveryStats {
+  deliver(key: string, channelTopic: string, env: BroadcastEnvelope, exclude: ConnectionId | null): DeliveryStats {
     const stats: DeliveryStats = { deliveries: 0, bytes: 0 };
     const sender = exclude === null ? null : (this.senders.get(exclude) ?? null);
     this.deliverTo('2.0.0', key, channelTopic, env, sender, stats);
@@ -129,7 +194,7 @@ export class Fanout {
     return stats;
   }
 
-  private deliverDirect(subs: Set<DirectSubscriber>, channelTopic: string, env: Envelope, exclude: ConnectionId | null, stats: DeliveryStats): void {
+  private deliverDirect(subs: Set<DirectSubscriber>, channelTopic: string, env: BroadcastEnvelope, exclude: ConnectionId | null, stats: DeliveryStats): void {
     const id = env.type === 'user' && env.metaJson ? messageId(env.metaJson) : null;
     let v1: string | Uint8Array | null | undefined;
     let v2: string | Uint8Array | null | undefined;
@@ -144,7 +209,7 @@ export class Fanout {
     }
   }
 
-  private deliverTo(vsn: Vsn, key: string, channelTopic: string, env: Envelope, exclude: WebSocket<unknown> | null, stats: DeliveryStats): void {
+  private deliverTo(vsn: Vsn, key: string, channelTopic: string, env: BroadcastEnvelope, exclude: WebSocket<unknown> | null, stats: DeliveryStats): void {
     const topic = serializerTopic(vsn, key);
     let receivers = this.app.numSubscribers(topic);
     if (receivers === 0) return;
@@ -158,44 +223,5 @@ export class Fanout {
     else this.app.publish(topic, frame, isBinary);
     stats.deliveries += receivers;
     stats.bytes += receivers * (isBinary ? frame.length : Buffer.byteLength(frame));
-  }
-}
-
-/** Encodes a fan-out message for one serializer; null when that serializer cannot carry it (binary to V1). */
-export function encodeFor(vsn: Vsn, channelTopic: string, env: Envelope): string | Uint8Array | null {
-  if (env.type === 'json') {
-    return vsn === '2.0.0'
-      ? encodeV2Raw(null, null, channelTopic, env.event, env.payloadJson)
-      : encodeV1Raw(channelTopic, env.event, env.payloadJson, null);
-  }
-  if (vsn === '2.0.0') return encodeUserBroadcast(channelTopic, env.userEvent, env.encoding, env.payload, env.metaJson);
-  if (env.encoding === 0) return null;
-  const text = utf8.decode(env.payload);
-  // Embedded verbatim into a V1 frame, so it must be valid JSON; checked once per message, only for V1 receivers.
-  if (!isJson(text)) return null;
-  return encodeV1Raw(channelTopic, 'broadcast', userBroadcastJson(env.userEvent, text, env.metaJson), null);
-}
-
-/** The JSON form of a user broadcast for V1 sockets; the payload text is embedded as it came. */
-export function userBroadcastJson(userEvent: string, payloadJsonText: string, metaJson: string | null): string {
-  const meta = metaJson ? `,"meta":${metaJson}` : '';
-  return `{"event":${JSON.stringify(userEvent)},"payload":${payloadJsonText},"type":"broadcast"${meta}}`;
-}
-
-function isJson(text: string): boolean {
-  try {
-    JSON.parse(text);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function messageId(metaJson: string): string | null {
-  try {
-    const id = (JSON.parse(metaJson) as { id?: unknown }).id;
-    return typeof id === 'string' ? id : null;
-  } catch {
-    return null;
   }
 }

@@ -1,4 +1,4 @@
-import type { ConnectionId, LocalPublisher, PubSubMessage } from '../shared/messages.js';
+import type { ConnectionId, PubSubMessage, Publisher } from '../shared/messages.js';
 
 /** Where a driver hands the messages for this node's subscribers: the channels dispatcher. */
 export interface PubSubHandler {
@@ -14,7 +14,7 @@ export interface PubSubHandler {
  * Redis driver of the cluster issue) passes the contract suite in test/cluster/. Channel code publishes and tells it
  * where this node has subscribers; delivery on each node goes through that node's handler.
  */
-export interface PubSub extends LocalPublisher {
+export interface PubSub extends Publisher {
   /**
    * To the subscribers of `msg.key` on every node with interest in it; this node's handler gets it before the call
    * returns. `exclude`: the sending connection, when it must not receive its own message (broadcast `self: false`).

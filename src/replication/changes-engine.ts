@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { Logger } from '../observability/logger.js';
+import type { LocalPublisher } from '../shared/messages.js';
 import type { Binding } from './changes/index.js';
 import { ChangesCatalog } from './changes-catalog.js';
 import { ChangesDispatcher, CommitQueue, type PendingCommit, type RowChange } from './changes-dispatch.js';
@@ -39,6 +40,8 @@ export interface ChangesEngineOptions {
   /** Warn when the slot's lag or retained WAL passes this many bytes (and each time it doubles). */
   slotWarnBytes: number;
   backoff: { initialMs: number; maxMs: number };
+  /** Where the groups' events are published (the channels dispatcher and fan-out take them to the sockets). */
+  pubsub: LocalPublisher;
   /** The tenant's events limiter: false drops a transaction's changes, as upstream drops them. */
   allow?: () => boolean;
   onDeliveries?: (n: number) => void;
@@ -68,7 +71,7 @@ export class ChangesEngine {
   private readonly store: SubscriberStore;
   private readonly live = new Set<LiveSubscriber>();
   /** The live subscribers by identical events: what the dispatcher serves. */
-  private readonly groups = new SubscriberGroups<LiveSubscriber>();
+  private readonly groups: SubscriberGroups<LiveSubscriber>;
   /** Subscribers of an earlier run and subscribers on their way in: what each is owed before it goes live. */
   private readonly starts = new SubscriberStarts<LiveSubscriber>();
   /** The commit record of the last transaction the stream delivered in this run. */
@@ -102,6 +105,7 @@ export class ChangesEngine {
     this.catalog = new ChangesCatalog(opts.pool);
     this.dispatcher = new ChangesDispatcher(this.catalog, opts.pool, this.log);
     this.store = new SubscriberStore(opts.pool, opts.node, opts.tenantId);
+    this.groups = new SubscriberGroups(opts.tenantId, opts.pubsub);
   }
 
   get status(): string {

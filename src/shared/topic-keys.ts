@@ -20,3 +20,11 @@ export function isPresenceTopicKey(key: string): boolean {
   const end = key.indexOf('|', key.indexOf('|') + 1);
   return end !== -1 && key.startsWith(PRESENCE_SUFFIX, end - PRESENCE_SUFFIX.length);
 }
+
+/**
+ * Topic key of one group of identical Postgres Changes subscribers (same topic, bindings and claims). Group ids are
+ * per node for now, so these keys are published node-locally.
+ */
+export function changesTopicKey(tenantId: string, groupId: string): string {
+  return `${tenantId}|pgc|${groupId}`;
+}

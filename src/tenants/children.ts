@@ -1,5 +1,5 @@
 import type { Config } from '../config/index.js';
-import type { PubSubMessage } from '../shared/messages.js';
+import type { Publisher } from '../shared/messages.js';
 import { changesChild } from './changes.js';
 import { databaseChild } from './database-child.js';
 import { startJanitor } from './janitor.js';
@@ -11,10 +11,11 @@ import type { TenantRuntime } from './tenant.js';
 const RUNS_UNTIL_STOPPED = new Promise<never>(() => undefined);
 
 /** What every tenant runs under its supervisor: its database, the database-broadcast stream, the janitor. */
-export function tenantChildren(runtime: TenantRuntime, config: Config, publish: (msg: PubSubMessage) => void): ChildSpec[] {
+export function tenantChildren(runtime: TenantRuntime, config: Config, pubsub: Publisher): ChildSpec[] {
   const children: ChildSpec[] = [databaseChild(runtime, config.tenantDbProbeMs)];
-  children.push(replicationChild(runtime, config, publish));
-  children.push(changesChild(runtime, config));
+  // Database broadcasts enter pub/sub like any other message.
+  children.push(replicationChild(runtime, config, (msg) => pubsub.publish(msg, null)));
+  children.push(changesChild(runtime, config, pubsub));
   if (config.runJanitor) {
     children.push({
       name: 'janitor',

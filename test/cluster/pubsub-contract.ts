@@ -108,13 +108,22 @@ export function describePubSubContract(name: string, driver: DriverUnderTest): v
       expect(recorders[0]!.take()).toHaveLength(3);
     });
 
-    it('carries every envelope kind intact: JSON text, binary and text user payloads, meta or none', async () => {
+    it('carries every envelope kind intact: JSON text, binary and text user payloads, meta or none, changes', async () => {
       const { nodes, recorders } = await startNodes(1);
       const envs: Envelope[] = [
         json('broadcast', { text: 'ünïcödé \u2028', nested: [1, { a: null }] }),
         { type: 'user', userEvent: 'bin', encoding: 0, payload: new Uint8Array([0, 255, 0xc3, 0x28, 10]), metaJson: '{"id":"00000000-0000-0000-0000-000000000001"}' },
         { type: 'user', userEvent: 'text', encoding: 1, payload: Buffer.from('{"a":1}'), metaJson: null },
         { type: 'user', userEvent: 'empty', encoding: 0, payload: new Uint8Array(0), metaJson: null },
+        {
+          type: 'changes',
+          legacy: false,
+          items: [
+            { type: 'INSERT', data: '{"record":{"id":1}}', idsJson: '[12345,678]' },
+            { type: 'DELETE', data: '{"old_record":{"id":1}}', idsJson: '[12345]' },
+          ],
+        },
+        { type: 'changes', legacy: true, items: [{ type: 'UPDATE', data: '{"record":{"id":2}}', idsJson: null }] },
       ];
       for (const env of envs) nodes[0]!.publish(message('room', env), null);
       expect(recorders[0]!.take().map((r) => comparable(r.msg))).toEqual(envs.map((env) => comparable(message('room', env))));
