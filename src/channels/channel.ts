@@ -1,5 +1,4 @@
 import { jwtFailureMessage, type Claims } from '../auth/jwt.js';
-import { ChannelPresence } from '../presence/channel-presence.js';
 import type { ReplayedMessage } from '../replication/replay.js';
 import type { ChannelHandle } from '../tenants/tenant.js';
 import { handleTextBroadcast, handleUserBroadcast } from './broadcast.js';
@@ -8,21 +7,20 @@ import { ChannelPolicies } from './policies.js';
 import { ChannelChanges } from './postgres-changes.js';
 import type { JoinConfig } from './join-payload.js';
 import type { PhoenixMessage, UserBroadcast } from './protocol/index.js';
-import type { Connection } from './socket.js';
+import type { ChannelPort, CloseReason, SocketPort } from './ports.js';
+import { ChannelPresence } from './presence.js';
 
 /** The longest a token re-check timer waits; a timer beyond ~24 days would overflow setTimeout anyway. */
 const MAX_TOKEN_CHECK_MS = 60 * 60 * 1000;
 
-export type CloseReason = 'leave' | 'rejoin' | 'socket_closed' | 'shutdown';
-
 /** One joined topic on one socket: its options, token, and the handlers for its events. */
-export class Channel implements ChannelHandle {
+export class Channel implements ChannelHandle, ChannelPort {
   readonly subTopic: string;
   readonly key: string;
   readonly isPrivate: boolean;
   readonly self: boolean;
   readonly ack: boolean;
-  /** Presence track/untrack, presence_state and diffs of this channel (src/presence/channel-presence.ts). */
+  /** Presence track/untrack, presence_state and diffs of this channel (presence.ts). */
   readonly presence: ChannelPresence;
   closed = false;
   private tokenTimer: NodeJS.Timeout | null = null;
@@ -33,7 +31,7 @@ export class Channel implements ChannelHandle {
   changes: ChannelChanges | null = null;
 
   constructor(
-    readonly conn: Connection,
+    readonly conn: SocketPort,
     readonly topic: string,
     readonly joinRef: string | null,
     config: JoinConfig,

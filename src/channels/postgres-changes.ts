@@ -4,7 +4,7 @@ import type { ChangesEngine, LiveSubscriber } from '../replication/changes-engin
 import { ChangeQueue } from '../replication/changes-subscribers.js';
 import type { OutgoingChange } from '../shared/messages.js';
 import { changesEngine } from '../tenants/changes.js';
-import type { Channel } from './channel.js';
+import type { ChannelPort } from './ports.js';
 import { ChangeFrames } from './frames.js';
 
 /** How long before a subscription that failed for a passing reason is tried again (upstream: 5-10 s). */
@@ -29,7 +29,7 @@ export class ChannelChanges implements LiveSubscriber {
   private readonly queued = new ChangeQueue();
 
   constructor(
-    private readonly channel: Channel,
+    private readonly channel: ChannelPort,
     readonly legacy: boolean,
   ) {
     this.topic = channel.subTopic;

@@ -1,12 +1,11 @@
 import type { Counter } from 'prom-client';
 import type { Claims } from '../auth/jwt.js';
 import type { WebSocket } from 'uWebSockets.js';
-import type { AppContext } from '../context.js';
 import type { Logger } from '../observability/logger.js';
 import type { SocketHandle, TenantRuntime } from '../tenants/tenant.js';
-import { Channel } from './channel.js';
 import { JoinError, reasonCode } from './errors.js';
 import { handleJoin, refuseJoin } from './join.js';
+import type { ChannelPort, ChannelServices, SocketPort } from './ports.js';
 import type { Vsn } from '../shared/serializer.js';
 import { decodeFrame, encodeV1Raw, encodeV2Raw, FrameDecodeError, PayloadTooDeep, type Inbound } from './protocol/index.js';
 
@@ -20,14 +19,14 @@ let nextConnectionId = 1;
  * One WebSocket connection: its serializer, token, and joined channels by topic. Frames come in through
  * `onFrame`; everything the connection sends goes through `send`, which knows when the socket is gone.
  */
-export class Connection implements SocketHandle {
+export class Connection implements SocketHandle, SocketPort {
   readonly id = nextConnectionId++;
   /** Since when this socket has had no channel: what the no-channel sweeper looks at. */
   get idleSince(): number | null {
     return this.channels.size === 0 && this.pendingJoins === null ? this.lastChannelAt : null;
   }
   lastChannelAt = Date.now();
-  readonly channels = new Map<string, Channel>();
+  readonly channels = new Map<string, ChannelPort>();
   /** Topics whose join is being processed (a join reply has not been sent yet); null when none (most of the time). */
   private pendingJoins: Set<string> | null = null;
   ws: WebSocket<SocketData> | null = null;
@@ -38,7 +37,7 @@ export class Connection implements SocketHandle {
   private readonly inputBytes: Counter.Internal;
 
   constructor(
-    readonly ctx: AppContext,
+    readonly ctx: ChannelServices,
     readonly tenant: TenantRuntime,
     readonly vsn: Vsn,
     public token: string,

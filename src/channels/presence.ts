@@ -7,12 +7,12 @@
  * presence (private channels, see Channel.canReadPresence). Receiving = subscribed to the presence topic key.
  */
 import { randomUUID } from 'node:crypto';
-import type { Channel, CloseReason } from '../channels/channel.js';
+import { PresenceChanges, type PresenceMeta } from '../presence/crdt.js';
+import { presenceTopic } from '../presence/tenant-presence.js';
 import { presenceTopicKey } from '../shared/topic-keys.js';
 import { payloadLimitBytes } from '../tenants/limits.js';
-import type { PhoenixMessage } from '../channels/protocol/index.js';
-import { PresenceChanges, type PresenceMeta } from './crdt.js';
-import { presenceTopic } from './tenant-presence.js';
+import type { ChannelPort, CloseReason } from './ports.js';
+import type { PhoenixMessage } from './protocol/index.js';
 
 /** Replies and shutdown texts exactly as upstream words them. */
 export const PresenceError = {
@@ -38,7 +38,7 @@ export class ChannelPresence {
   private pending: Promise<void> | null = null;
 
   constructor(
-    private readonly channel: Channel,
+    private readonly channel: ChannelPort,
     key: string | null,
     private readonly enabledAtJoin: boolean,
   ) {
