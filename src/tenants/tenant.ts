@@ -40,6 +40,8 @@ export interface SocketHandle {
   readonly idleSince: number | null;
   channelCount(): number;
   disconnect(code: number, systemMessage: string | null): void;
+  /** False (after telling it and starting to close it) when the socket has fallen too far behind its writes. */
+  keepsUp(): boolean;
 }
 
 export type DatabasePreparer = (pool: pg.Pool, log: Logger) => Promise<void>;
