@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { Logger } from '../observability/logger.js';
 import type { Binding } from './changes/index.js';
 import { ChangesCatalog } from './changes-catalog.js';
+import { ChangesRateGate } from './changes-rate.js';
 import { ChangesDispatcher, CommitQueue, type RowChange } from './changes-dispatch.js';
 import { SubscriberGroups, type FanoutMember } from './changes-groups.js';
 import { PendingSubscriber, SubscriberStore, type ChangesSubscriber } from './changes-subscribers.js';
@@ -36,7 +37,7 @@ export interface ChangesEngineOptions {
   maxLagBytes: number;
   lagCheckMs: number;
   backoff: { initialMs: number; maxMs: number };
-  /** The tenant's events limiter: false drops a transaction's changes, as upstream drops them. */
+  /** The tenant's changes limiter (upstream's db_events): while false, changes are held, never dropped. */
   allow?: () => boolean;
   onDeliveries?: (n: number) => void;
   onStopped?: () => void;
@@ -77,6 +78,8 @@ export class ChangesEngine {
   private xid = 0;
   /** The newest commit handled while changes were held: confirmed once nothing is held any more. */
   private heldAckLsn: Lsn | null = null;
+  /** Holds (never drops) what committed while the tenant is over its changes rate. */
+  private readonly rate: ChangesRateGate;
   private flushSoon: NodeJS.Immediate | null = null;
   private readonly unflushed = new Set<ChangesSubscriber>();
   private statusDue = false;
@@ -95,6 +98,7 @@ export class ChangesEngine {
     this.catalog = new ChangesCatalog(opts.pool);
     this.dispatcher = new ChangesDispatcher(this.catalog, opts.pool, this.log);
     this.store = new SubscriberStore(opts.pool, opts.node);
+    this.rate = new ChangesRateGate(opts.allow, this.log);
   }
 
   get status(): string {
@@ -229,10 +233,6 @@ export class ChangesEngine {
         let changes = this.txn ?? [];
         this.txn = null;
         if (changes.length > 0 && this.subscriberCount === 0) changes = [];
-        if (changes.length > 0 && this.opts.allow && !this.opts.allow()) {
-          this.log.warn({ error_code: 'ChangesRateLimited', changes: changes.length }, 'tenant over its events limit; changes dropped');
-          changes = [];
-        }
         // Nothing to hand out and nothing ahead of it: confirm at once. Otherwise it joins the next batch, so its
         // position is confirmed only after the changes committed before it.
         if (changes.length === 0 && this.dispatching === null) {
@@ -259,6 +259,8 @@ export class ChangesEngine {
     await null;
     try {
       while (!this.waiting.empty) {
+        // Stopped while held: the waiting transactions were not confirmed, so they come again after a restart.
+        if (!(await this.rate.pass(this.waiting.rows, () => this.stopped)) || this.waiting.empty) break;
         const txns = this.waiting.take();
         const { deliveries, touched, queued } = await this.dispatcher.dispatch(txns, [...this.groups.list(), ...this.pending]).catch((err: unknown) => {
           this.log.error({ err, error_code: 'UnableToDispatchChanges' }, 'dispatching changes kept failing; these changes are not delivered');
