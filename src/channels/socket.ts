@@ -107,11 +107,15 @@ export class Connection implements SocketHandle {
    * Whether the socket keeps up with what is written to it. One whose unsent bytes passed WEBSOCKET_MAX_BUFFERED_BYTES
    * is told so on every channel (a `system` error after everything it was sent so far: what it got is a gap-free
    * prefix), its channels are closed so it gets nothing more, and the socket closes with 1008 once it has read that.
-   * Checked after every write that built up backpressure, before each publish of changes, and by a periodic sweep
-   * (broadcasts are published by uWS without a per-socket call).
+   * Checked after every write that built up backpressure, before each publish of changes, and by a sweep every
+   * 250 ms (broadcasts are published by uWS without a per-socket call), which also closes a told socket once drained.
    */
   keepsUp(): boolean {
-    if (this.closed || this.ws === null || this.tooSlow) return false;
+    if (this.closed || this.ws === null) return false;
+    if (this.tooSlow) {
+      this.closeIfDrained();
+      return false;
+    }
     if (this.telling) return true;
     const buffered = this.ws.getBufferedAmount();
     if (buffered <= this.ctx.config.maxBufferedBytes) return true;
@@ -134,12 +138,11 @@ export class Connection implements SocketHandle {
     // positions they were told about can be confirmed, and broadcast, presence and fan-out topics are left.
     for (const channel of [...this.channels.values()]) channel.close('shutdown');
     for (const topic of ws.getTopics()) ws.unsubscribe(topic);
-    this.drained();
   }
 
-  /** uWS drained some backpressure: a socket that was told it is too slow closes once it has read everything. */
-  drained(): void {
-    if (this.tooSlow && this.ws !== null && !this.closed && this.ws.getBufferedAmount() === 0) this.ws.end(1008, 'client too slow');
+  /** A socket told it is too slow closes once it has read everything (the sweep asks again every 250 ms). */
+  private closeIfDrained(): void {
+    if (this.ws !== null && !this.closed && this.ws.getBufferedAmount() === 0) this.ws.end(1008, 'client too slow');
   }
 
   countOutput(bytes: number): void {

@@ -36,7 +36,6 @@ export function mountWebSocket(app: TemplatedApp, ctx: ChannelsContext): void {
     open: (ws: import('./uws.js').WebSocket<SocketData>) => ws.getUserData().conn.opened(ws),
     message: (ws: import('./uws.js').WebSocket<SocketData>, data: ArrayBuffer, isBinary: boolean) =>
       ws.getUserData().conn.onFrame(data, isBinary),
-    drain: (ws: import('./uws.js').WebSocket<SocketData>) => ws.getUserData().conn.drained(),
     close: (ws: import('./uws.js').WebSocket<SocketData>) => ws.getUserData().conn.onClosed(),
   };
   for (const path of WEBSOCKET_PATHS) app.ws<SocketData>(path, behavior);

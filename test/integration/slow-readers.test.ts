@@ -164,3 +164,50 @@ describe('a subscriber that stops reading', () => {
     sender.close();
   }, 120_000);
 });
+
+describe('a socket told it is too slow that keeps sending but never reads', () => {
+  let s: TestServer;
+  beforeAll(async () => {
+    s = await startTestServer({
+      WEBSOCKET_MAX_BUFFERED_BYTES: String(MAX_BUFFERED),
+      WEBSOCKET_IDLE_TIMEOUT_SECONDS: '8',
+      TENANT_MAX_EVENTS_PER_SECOND: '100000000',
+      TENANT_MAX_BYTES_PER_SECOND: '100000000000',
+    });
+  });
+  afterAll(async () => {
+    await s?.stop();
+  });
+
+  it('is closed after the idle timeout instead of holding its buffer while its heartbeats keep it alive', async () => {
+    const url = `ws://127.0.0.1:${s.port}/socket/websocket?apikey=${s.anonKey}&vsn=2.0.0`;
+    const slow = await RawClient.connect(url);
+    const sender = await RawClient.connect(url);
+    for (const c of [slow, sender]) {
+      c.send(['1', '1', 'realtime:room', 'phx_join', { config: { broadcast: { self: false } } }]);
+      expect((await c.reply('1'))[4]).toMatchObject({ status: 'ok' });
+    }
+    const tenant = s.server.ctx.registry.peek('realtime-dev')!;
+    expect(tenant.sockets.size).toBe(2);
+    tcp(slow).pause();
+    // Heartbeats reach the server (only reading is paused), so uWS's idle timeout alone would never close it.
+    const beats = setInterval(() => {
+      for (const c of [slow, sender]) c.send(['hb', 'hb', 'phoenix', 'heartbeat', {}]);
+    }, 1000);
+    try {
+      const blob = 'y'.repeat(8000);
+      for (let seq = 1; seq <= 2000; seq++) sender.send(['1', null, 'realtime:room', 'broadcast', { type: 'broadcast', event: 'e', payload: { seq, blob } }]);
+      // Told (its channel closed at once) ...
+      await until(() => tenant.channelsByKey.get('realtime-dev|public|room')?.size === 1, 10_000, 'the slow channel closed');
+      const told = [...tenant.sockets].find((x) => x.channelCount() === 0)!;
+      const other = [...tenant.sockets].find((x) => x !== told)!;
+      // ... and, as it never reads what it was told, its socket goes after the idle timeout.
+      await until(() => !tenant.sockets.has(told), 30_000, 'the slow socket closed');
+      expect(tenant.sockets.has(other)).toBe(true);
+    } finally {
+      clearInterval(beats);
+    }
+    sender.close();
+    slow.ws.terminate();
+  }, 60_000);
+});
