@@ -108,6 +108,10 @@ export class ChannelChanges implements LiveSubscriber {
     conn.countOutput(bytes);
   }
 
+  keepsUp(): boolean {
+    return this.channel.conn.keepsUp();
+  }
+
   deliverMany(items: readonly OutgoingChange[]): void {
     this.queued.add(items);
   }

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { Logger } from '../observability/logger.js';
 import type { Binding } from './changes/index.js';
 import { ChangesCatalog } from './changes-catalog.js';
+import { ChangesRateGate } from './changes-rate.js';
 import { ChangesDispatcher, CommitQueue, type PendingCommit, type RowChange } from './changes-dispatch.js';
 import { SubscriberGroups, type FanoutMember } from './changes-groups.js';
 import { SubscriberStarts } from './changes-starts.js';
@@ -39,7 +40,7 @@ export interface ChangesEngineOptions {
   /** Warn when the slot's lag or retained WAL passes this many bytes (and each time it doubles). */
   slotWarnBytes: number;
   backoff: { initialMs: number; maxMs: number };
-  /** The tenant's events limiter: false drops a transaction's changes, as upstream drops them. */
+  /** The tenant's changes limiter (upstream's db_events): while false, changes are held, never dropped. */
   allow?: () => boolean;
   onDeliveries?: (n: number) => void;
   onStopped?: () => void;
@@ -84,6 +85,8 @@ export class ChangesEngine {
   private xid = 0;
   /** The newest commit handled while changes were held: confirmed once nothing is held any more. */
   private heldAckLsn: Lsn | null = null;
+  /** Holds (never drops) what committed while the tenant is over its changes rate. */
+  private readonly rate: ChangesRateGate;
   private flushSoon: NodeJS.Immediate | null = null;
   private readonly unflushed = new Set<ChangesSubscriber>();
   private statusDue = false;
@@ -102,6 +105,7 @@ export class ChangesEngine {
     this.catalog = new ChangesCatalog(opts.pool);
     this.dispatcher = new ChangesDispatcher(this.catalog, opts.pool, this.log);
     this.store = new SubscriberStore(opts.pool, opts.node, opts.tenantId);
+    this.rate = new ChangesRateGate(opts.allow, this.log);
   }
 
   get status(): string {
@@ -270,10 +274,6 @@ export class ChangesEngine {
         if (m.commitLsn <= this.lastCommitLsn) changes = [];
         else this.lastCommitLsn = m.commitLsn;
         if (changes.length > 0 && this.subscriberCount === 0) changes = [];
-        if (changes.length > 0 && this.opts.allow && !this.opts.allow()) {
-          this.log.warn({ error_code: 'ChangesRateLimited', changes: changes.length }, 'tenant over its events limit; changes dropped');
-          changes = [];
-        }
         // Nothing to hand out and nothing ahead of it: confirm at once. Otherwise it joins the next batch, so its
         // position is confirmed only after the changes committed before it.
         if (changes.length === 0 && this.dispatching === null) {
@@ -301,6 +301,9 @@ export class ChangesEngine {
     await null;
     try {
       for (;;) {
+        // Held while over the changes rate; stopped while held: the waiting transactions were not confirmed, so they
+        // come again after a restart.
+        if (!this.waiting.empty && !(await this.rate.pass(this.waiting.rows, () => this.stopped))) break;
         await this.admitJoiners();
         if (this.waiting.empty) break;
         const txns = this.waiting.take();

@@ -1,6 +1,5 @@
 import type { Config } from '../config/index.js';
 import { ChangesEngine } from '../replication/changes-engine.js';
-import { trafficLimitHit } from './limits.js';
 import type { ChildSpec } from './supervisor.js';
 import type { TenantRuntime } from './tenant.js';
 
@@ -20,8 +19,9 @@ export function changesEngine(runtime: TenantRuntime, config: Config): ChangesEn
     lagCheckMs: config.changesLagCheckMs,
     slotWarnBytes: config.changesSlotWarnBytes,
     backoff: { initialMs: config.tenantBackoffMinMs, maxMs: config.tenantBackoffMaxMs },
-    allow: () => trafficLimitHit(runtime) === null,
-    onDeliveries: (n) => runtime.events.add(n),
+    // Changes have their own counter, as upstream's db_events: broadcast traffic cannot hold them back.
+    allow: () => runtime.dbEvents.rate < runtime.settings.limits.maxEventsPerSecond,
+    onDeliveries: (n) => runtime.dbEvents.add(n),
     onStopped: () => {
       if (runtime.changes === engine) runtime.changes = null;
     },
