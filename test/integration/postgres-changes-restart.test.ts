@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,9 +9,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { findFreePort } from '../../src/db/embedded-postgres.js';
 import { signHs256 } from '../../src/auth/jwt.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
-import { sleep, TEST_SECRET, waitForEvent } from '../support/server.js';
+import { startPerformerProcess } from '../support/performer-process.js';
+import { sleep, TEST_SECRET } from '../support/server.js';
 
-const repoRoot = path.resolve(import.meta.dirname, '../..');
 let child: ChildProcess | null = null;
 let db: TestDatabase | null = null;
 let dataDir = '';
@@ -25,36 +25,18 @@ afterAll(async () => {
 });
 
 /** Performer as its own process, so the test can SIGKILL it. */
-async function startPerformer(port: number, databaseUrl: string): Promise<ChildProcess> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    cwd: repoRoot,
+function startPerformer(port: number, databaseUrl: string): Promise<ChildProcess> {
+  return startPerformerProcess({
+    port,
+    databaseUrl,
+    dataDir,
     env: {
-      ...process.env,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      DATABASE_URL: databaseUrl,
-      JWT_SECRET: TEST_SECRET,
       DB_ENC_KEY: 'restart-test-encryption-key-0123',
-      PERFORMER_DATA_DIR: dataDir,
-      LOG_LEVEL: 'warn',
       CHANGES_GRACE_MS: '30000',
       TENANT_MAX_EVENTS_PER_SECOND: '1000000',
       TENANT_MAX_BYTES_PER_SECOND: '1000000000',
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let out = '';
-  await waitForEvent<void>((cb) => {
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('API URL')) cb();
-    };
-    proc.stdout?.on('data', onData);
-    proc.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-    proc.on('exit', () => cb());
-  }, 60_000, 'Performer to start');
-  if (proc.exitCode !== null) throw new Error(`Performer exited:\n${out}`);
-  return proc;
 }
 
 describe('no committed change is lost across a crash', () => {
