@@ -42,6 +42,12 @@ describe('regex matcher (golden)', () => {
     ['\\m', '   ', false],
     ['\\Y', '', true],
     ['x|\\M', 'a', true],
+    ['a\\yb', 'ab', false],
+    ['a\\Yb', 'ab', true],
+    ['_\\Yb', '_b', true],
+    ['x|\\mfoo', 'afoo', false],
+    ['(?n)^\\mb', 'a\nb', true],
+    ['\\Ab\\M', 'b c', true],
     // Brackets, classes and escapes.
     ['[a\\D]', '1', false],
     ['[a\\D]', 'x', true],
@@ -56,6 +62,9 @@ describe('regex matcher (golden)', () => {
     ['(a)\\11', 'a\t', true],
     ['\\cA', '\u0001', true],
     ['\\x110000|b', 'b', true],
+    ['[\\x110000]', 'a', false],
+    ['[^\\x110000]', 'a', true],
+    ['(?n)[^\\x110000]', '\n', false],
     ['a{,2}', 'a{,2}', true],
     ['a{', 'a{', true],
     // Prefixes, options, newline modes.
@@ -171,7 +180,7 @@ describe('regex evaluation agrees with PostgreSQL', () => {
   it('rejects invalid patterns with the messages Postgres gives', async () => {
     const bad = ['(a', 'a)', '[a', 'a{256}', 'a{2,1}', 'a{1', 'a{1,2', '*a', 'a**', '^*', '\\m*', '(?P<n>a)', '\\8', '(?:a)\\1', '\\Q',
       '\\u12', '\\x', '[[:foo:]]', '[z-a]', '[a-c-e]', '[a-\\d]', '[\\A]', '[\\1]', '(?z)a', 'a|*b', 'x{1}{2}', '(?<=a)*b', 'a(?i)b',
-      '(?i', '\\', '***x', '(?', 'a{1x}', '[[.a'];
+      '(?i', '\\', '***x', '***?', '(?', 'a{1x}', '[[.a'];
     const rows = await postgres(bad.map((pattern) => ({ pattern, subject: '' })));
     bad.forEach((pattern, k) => {
       expect(rows[k]!.cs).toMatch(/^ERROR invalid regular expression: /);

@@ -82,6 +82,7 @@ export function re2Char(cp: number): string {
   return /^[A-Za-z0-9]$/.test(String.fromCodePoint(cp)) ? String.fromCodePoint(cp) : `\\x{${cp.toString(16)}}`;
 }
 export const NEVER = '[^\\x{0}-\\x{10FFFF}]';
+const ANY = '[\\x{0}-\\x{10FFFF}]';
 
 export interface LexOptions {
   expanded: boolean;
@@ -268,7 +269,8 @@ class AreLexer {
         continue;
       }
       if (!this.rangeFollows()) {
-        body += re2Char(element.cp);
+        // A character above U+10FFFF is valid but matches nothing.
+        if (element.cp <= 0x10ffff) body += re2Char(element.cp);
         continue;
       }
       this.pos++;
@@ -279,6 +281,7 @@ class AreLexer {
     }
     if (complements.length === 0) {
       if (!negated) return body === '' ? NEVER : `[${body}]`;
+      if (body === '' && !this.opts.newlineStop) return ANY;
       return `[^${body}${this.opts.newlineStop ? '\\n' : ''}]`;
     }
     // [a\D] is "a or a non-digit"; its negation would need a class intersection, which RE2 does not have.

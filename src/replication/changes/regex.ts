@@ -49,7 +49,7 @@ export function compileRegex(pattern: string, caseInsensitive: boolean): RegexMa
 }
 
 /** The RE2 pattern and re2js flags equivalent to a Postgres ARE. @throws PatternError */
-export function translateRegex(pattern: string, caseInsensitive: boolean): { re2: string; flags: number } {
+function translateRegex(pattern: string, caseInsensitive: boolean): { re2: string; flags: number } {
   let src = pattern;
   let icase = caseInsensitive;
   let newlineStop = false;
@@ -96,6 +96,7 @@ export function translateRegex(pattern: string, caseInsensitive: boolean): { re2
 // The pieces of a word constraint. Word-ness does not depend on case, so these ignore the case flag.
 const WORD_CHAR = `(?-i:[${WORD_CLASS}])`;
 const NON_WORD_OR_END = `(?:(?-i:[^${WORD_CLASS}])|\\z)`;
+const START_OR_NON_WORD = `(?:\\A|(?-i:[^${WORD_CLASS}]))`;
 const AFTER_WORD = `(?<=${WORD_CHAR})`;
 const NOT_AFTER_WORD = `(?<!${WORD_CHAR})`;
 
@@ -166,29 +167,37 @@ function emit(tokens: readonly Token[]): string {
 }
 
 /**
- * A word constraint at tokens[i] in RE2 syntax, and how many of the following tokens that text includes. The side
- * before is a lookbehind; the side after must be settled by what follows (see the header).
+ * A word constraint at tokens[i] in RE2 syntax, and how many of the following tokens that text includes (see the
+ * header). Where the pattern settles a side (a literal character, `^`, the start or end of the pattern) no
+ * lookbehind is needed, which keeps the pattern on RE2's fast DFA.
  */
 function wordConstraint(which: WordConstraint, tokens: readonly Token[], i: number, depth: number): [string, number] {
-  const sides = SIDES[which];
+  const prev = tokens[i - 1];
+  const atStart = prev === undefined || (prev.kind === 'alt' && depth === 0);
+  // What the character before is, when the pattern says: a literal, or none at all after ^ or \A.
+  const known = prev?.kind === 'char' ? isWordCharacter(prev.cp) : prev?.kind === 'anchor' && !prev.beforeEnd ? false : null;
+  const sides = SIDES[which].filter(([b]) => known === null || b === known);
+  // At the start of the pattern the constraint may consume the character before it: what precedes a match is free.
+  const beforeSide = (word: boolean): string => (known !== null ? '' : atStart ? (word ? WORD_CHAR : START_OR_NON_WORD) : before(word));
+
   const next = tokens[i + 1];
   const after = tokens[i + 2];
   const repeat = after?.kind === 'quant' ? after : null;
   if ((next?.kind === 'char' || next?.kind === 'atom') && !(repeat && repeat.min === 0)) {
     if (next.kind === 'char') {
       const word = isWordCharacter(next.cp);
-      return [either(sides.filter(([, a]) => a === word).map(([b]) => before(b))), 0];
+      return [either(sides.filter(([, a]) => a === word).map(([b]) => beforeSide(b))), 0];
     }
     // One character from a class: check it with a lookbehind once consumed, then repeat the rest.
-    const first = either(sides.map(([b, a]) => `${before(b)}${next.re2}${before(a)}`));
+    const first = either(sides.map(([b, a]) => `${beforeSide(b)}${next.re2}${before(a)}`));
     if (!repeat) return [first, 1];
     const rest = repeat.max === 1 ? '' : re2Quantifier(repeat.min - 1, repeat.max === null ? null : repeat.max - 1, repeat.lazy);
     return [`${first}${rest === '' ? '' : `${next.re2}${rest}`}`, 2];
   }
-  if (next?.kind === 'anchor' && next.beforeEnd) return [either(sides.filter(([, a]) => !a).map(([b]) => before(b))), 0];
+  if (next?.kind === 'anchor' && next.beforeEnd) return [either(sides.filter(([, a]) => !a).map(([b]) => beforeSide(b))), 0];
   // At the end of the pattern the constraint may consume the character after it: what follows a match is free.
   if (next === undefined || (next.kind === 'alt' && depth === 0)) {
-    return [either(sides.map(([b, a]) => `${before(b)}${a ? WORD_CHAR : NON_WORD_OR_END}`)), 0];
+    return [either(sides.map(([b, a]) => `${beforeSide(b)}${a ? WORD_CHAR : NON_WORD_OR_END}`)), 0];
   }
   throw new PatternError(
     '\\m, \\M, \\y, \\Y, [[:<:]] and [[:>:]] are supported only before a literal character, a bracket expression, ., $ or \\Z, or at the end of the pattern',
