@@ -259,7 +259,7 @@ class AreLexer {
         break;
       }
       // A `-` that is neither first nor last, and not between two range ends, is a range with no start.
-      if (!first && this.peek() === '-' && this.peek(1) !== ']') throw new PatternError(PG.ERANGE);
+      if (!first && this.rangeFollows()) throw new PatternError(PG.ERANGE);
       const element = this.bracketElement();
       first = false;
       if (element.kind === 'class') {
@@ -314,7 +314,7 @@ class AreLexer {
       return { kind: 'char', cp: chars[0]!.codePointAt(0)! };
     }
     if (c === 0x5c) {
-      if (this.pos >= this.src.length) throw new PatternError(PG.EBRACK);
+      if (this.pos >= this.src.length) throw new PatternError(PG.EESCAPE);
       const e = this.escape(true);
       if (e.kind === 'char' || e.kind === 'class') return e;
       throw new PatternError(PG.EESCAPE);
