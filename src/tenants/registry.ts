@@ -1,4 +1,5 @@
 import type { Logger } from '../observability/logger.js';
+import type { TenantMetrics } from '../observability/metrics.js';
 import { toRuntimeSettings, type TenantRecord } from './record.js';
 import type { TenantStore } from './store.js';
 import { TenantSupervisor, type ChildSpec, type SupervisorOptions } from './supervisor.js';
@@ -14,6 +15,8 @@ export interface RegistryOptions {
   children: (runtime: TenantRuntime) => ChildSpec[];
   rates: { tickMs: number; windowMs: number };
   claimValidators: Record<string, unknown>;
+  /** A tenant's metric series (the server's Metrics.forTenant). */
+  metrics: (tenantId: string) => TenantMetrics;
 }
 
 /** Changes that invalidate every connected socket's authorization: upstream disconnects them (close 1012). */
@@ -76,7 +79,7 @@ export class TenantRegistry {
     if (running) return running.runtime;
     const record = this.records.get(tenantId);
     if (!record) return null;
-    const runtime = new TenantRuntime(toRuntimeSettings(record, this.opts.dbPoolSize, this.opts.claimValidators), this.log, this.prepareDatabase, this.opts.rates);
+    const runtime = new TenantRuntime(toRuntimeSettings(record, this.opts.dbPoolSize, this.opts.claimValidators), this.log, this.prepareDatabase, this.opts.metrics(tenantId), this.opts.rates);
     const supervisor = new TenantSupervisor(runtime, this.opts.supervisor, (s) => {
       if (this.supervisors.get(tenantId) === s) this.supervisors.delete(tenantId);
     });
