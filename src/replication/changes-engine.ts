@@ -2,7 +2,7 @@ import type pg from 'pg';
 import type { Logger } from '../observability/logger.js';
 import type { Binding } from './changes/index.js';
 import { ChangesCatalog } from './changes-catalog.js';
-import { ChangesDispatcher, CommitQueue, type RowChange } from './changes-dispatch.js';
+import { ChangesDispatcher, CommitQueue, type ChangesMetrics, type RowChange } from './changes-dispatch.js';
 import { SubscriberGroups, type FanoutMember } from './changes-groups.js';
 import { PendingSubscriber, SubscriberStore, type ChangesSubscriber } from './changes-subscribers.js';
 import type { Lsn, PgTimestamp } from './pgoutput/index.js';
@@ -39,6 +39,7 @@ export interface ChangesEngineOptions {
   /** The tenant's events limiter: false drops a transaction's changes, as upstream drops them. */
   allow?: () => boolean;
   onDeliveries?: (n: number) => void;
+  metrics?: ChangesMetrics;
   onStopped?: () => void;
   /** The tenant's database-broadcast pipeline: while this stream runs it reads realtime.messages for it too. */
   messages?: () => DatabaseBroadcast | null;
@@ -93,7 +94,7 @@ export class ChangesEngine {
     this.log = opts.log.child({ extension: 'postgres_changes' });
     this.slot = changesSlotName(opts.tenantId, opts.databaseUrl);
     this.catalog = new ChangesCatalog(opts.pool);
-    this.dispatcher = new ChangesDispatcher(this.catalog, opts.pool, this.log);
+    this.dispatcher = new ChangesDispatcher(this.catalog, opts.pool, this.log, opts.metrics);
     this.store = new SubscriberStore(opts.pool, opts.node);
   }
 

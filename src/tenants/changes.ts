@@ -20,7 +20,11 @@ export function changesEngine(runtime: TenantRuntime, config: Config): ChangesEn
     lagCheckMs: config.changesLagCheckMs,
     backoff: { initialMs: config.tenantBackoffMinMs, maxMs: config.tenantBackoffMaxMs },
     allow: () => trafficLimitHit(runtime) === null,
-    onDeliveries: (n) => runtime.events.add(n),
+    onDeliveries: (n) => {
+      runtime.events.add(n);
+      runtime.metrics.dbEvents.inc(n);
+    },
+    metrics: { payloadBytes: runtime.metrics.postgresChangesPayload, authorizationMs: runtime.metrics.postgresChangesAuthorization },
     onStopped: () => {
       if (runtime.changes === engine) runtime.changes = null;
     },
