@@ -205,7 +205,7 @@ export class ChangesEngine {
         this.txn = [];
         this.commitTime = m.commitTime;
         this.xid = m.xid;
-        this.carried?.begin(m.finalLsn);
+        this.carried?.begin(m.finalLsn, m.commitTime);
         return;
       case 'relation':
         this.dispatcher.relationChanged(m);

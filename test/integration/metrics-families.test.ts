@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import type { RealtimeChannel } from '@supabase/supabase-js';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -148,6 +149,61 @@ describe('broadcast payload size', () => {
     // The 700-odd bytes land in the 1000 bucket, the 50-odd in the 100 one (buckets are cumulative).
     expect(['100', '500', '1000'].map((le) => bucket(samples, le) - bucket(samplesBefore, le))).toEqual([1, 1, 2]);
     expect(after.inf).toBe(before.inf + 2);
+  });
+});
+
+describe('broadcast from the database metrics', () => {
+  it('observes commit-to-fan-out and inserted_at latencies, the payload size and the send, per database broadcast', async () => {
+    const committed = 'realtime_tenants_broadcast_from_database_latency_committed_at';
+    const inserted = 'realtime_tenants_broadcast_from_database_latency_inserted_at';
+    const size = { tenant: TENANT, message_type: 'broadcast' };
+    const { raw } = await member();
+    expect(await join(raw, 'mdb', '1', { config: {} })).toMatchObject({ status: 'ok' });
+    const before = await metrics();
+    const payload = { text: 'd'.repeat(400) };
+    const started = performance.now();
+    await db.query(`SELECT realtime.send($1::jsonb, 'e', 'mdb', false)`, [JSON.stringify(payload)]);
+    // A user broadcast: a binary frame on V2.
+    await raw.next((f) => f instanceof Buffer);
+    const elapsedMs = performance.now() - started;
+    const eventsBefore = value(before, 'realtime_channel_events', tenant) ?? 0;
+    // One send and one delivery, as for a socket broadcast.
+    const after = await scrapeUntil(t.url, (s) => (value(s, 'realtime_channel_events', tenant) ?? 0) >= eventsBefore + 2, 'channel events');
+    expect(value(after, 'realtime_channel_events', tenant)).toBe(eventsBefore + 2);
+    for (const name of [committed, inserted]) {
+      const a = histogram(after, name, tenant);
+      const b = histogram(before, name, tenant);
+      expect([name, a.count, a.inf]).toEqual([name, b.count + 1, b.inf + 1]);
+      // In milliseconds: the commit and the insert happened within what this test waited (timestamps are whole ms).
+      expect(a.sum - b.sum).toBeGreaterThanOrEqual(0);
+      expect(a.sum - b.sum).toBeLessThanOrEqual(elapsedMs + 1);
+    }
+    const sizeBefore = histogram(before, 'realtime_tenants_payload_size', size);
+    const sizeAfter = histogram(after, 'realtime_tenants_payload_size', size);
+    expect(sizeAfter.count).toBe(sizeBefore.count + 1);
+    // The stored jsonb text: the payload plus the id realtime.send injects.
+    expect(sizeAfter.sum - sizeBefore.sum).toBeGreaterThan(Buffer.byteLength(JSON.stringify(payload)));
+    expect(sizeAfter.sum - sizeBefore.sum).toBeLessThan(Buffer.byteLength(JSON.stringify(payload)) + 100);
+    raw.close();
+  });
+});
+
+describe('broadcast from the database metrics, carried by the Postgres Changes stream', () => {
+  it('still observes the commit-to-fan-out latency once the changes stream reads realtime.messages', async () => {
+    const committed = 'realtime_tenants_broadcast_from_database_latency_committed_at';
+    const changes = t.client().channel('mrows-carrier').on('postgres_changes', { event: '*', schema: 'public', table: 'mrows' }, () => undefined);
+    expect(await subscribedToPostgres(changes)).toBe('ok: Subscribed to PostgreSQL');
+    // The pipeline hands realtime.messages to the changes stream and stops its own.
+    await until(() => t.server.ctx.registry.peek(TENANT)?.replication?.ownStream === false, 15_000);
+    const { raw } = await member();
+    expect(await join(raw, 'mdb-carried', '1', { config: {} })).toMatchObject({ status: 'ok' });
+    const before = histogram(await metrics(), committed, tenant);
+    await db.query(`SELECT realtime.send('{"carried":true}'::jsonb, 'e', 'mdb-carried', false)`);
+    await raw.next((f) => f instanceof Buffer);
+    const after = histogram(await metrics(), committed, tenant);
+    expect([after.count, after.inf]).toEqual([before.count + 1, before.inf + 1]);
+    raw.close();
+    await changes.unsubscribe();
   });
 });
 
