@@ -232,3 +232,24 @@ describe('replay metrics', () => {
     other.close();
   });
 });
+
+describe('presence metrics', () => {
+  it('counts presence_state pushes and delivered diffs, and observes the tracked payload size', async () => {
+    const size = { tenant: TENANT, message_type: 'presence' };
+    const { raw } = await member();
+    const before = await metrics();
+    expect(await join(raw, 'mpres', '1', { config: { presence: { enabled: true, key: 'a' } } })).toMatchObject({ status: 'ok' });
+    await raw.nextText((m) => Array.isArray(m) && m[3] === 'presence_state');
+    const meta = { name: 'p'.repeat(200) };
+    raw.send(['1', '2', 'realtime:mpres', 'presence', { type: 'presence', event: 'track', payload: meta }]);
+    await raw.nextText((m) => Array.isArray(m) && m[3] === 'presence_diff');
+    const eventsBefore = value(before, 'realtime_channel_presence_events', tenant) ?? 0;
+    // The presence_state push and the diff delivered back to the tracking socket.
+    const after = await scrapeUntil(t.url, (s) => (value(s, 'realtime_channel_presence_events', tenant) ?? 0) >= eventsBefore + 2, 'presence events');
+    expect(value(after, 'realtime_channel_presence_events', tenant)).toBe(eventsBefore + 2);
+    const a = histogram(after, 'realtime_tenants_payload_size', size);
+    const b = histogram(before, 'realtime_tenants_payload_size', size);
+    expect([a.count, a.inf, a.sum - b.sum]).toEqual([b.count + 1, b.inf + 1, Buffer.byteLength(JSON.stringify(meta))]);
+    raw.close();
+  });
+});
