@@ -42,6 +42,7 @@ export function createContext(config: Config, log: Logger, store: TenantStore, a
     refreshMs: config.tenantCacheExpirationMs,
     rates: { tickMs: config.rateCounterTickMs, windowMs: config.rateCounterWindowMs },
     claimValidators: config.jwtClaimValidators,
+    metrics: (tenantId) => metrics.forTenant(tenantId),
     supervisor: {
       backoffMinMs: config.tenantBackoffMinMs,
       backoffMaxMs: config.tenantBackoffMaxMs,

@@ -9,6 +9,9 @@ import { encryptionKey, ensureDefaultTenant } from './tenants/bootstrap.js';
 import { SecretBox } from './tenants/secrets.js';
 import { TenantStore } from './tenants/store.js';
 
+/** How often every socket's unsent bytes are checked against WEBSOCKET_MAX_BUFFERED_BYTES. */
+const SLOW_READER_SWEEP_MS = 250;
+
 export interface RunningServer {
   port: number;
   url: string;
@@ -47,6 +50,12 @@ export async function startServer(config: Config, opts: ServerOptions): Promise<
     }
   }, config.noChannelTimeoutMs);
   sweeper.unref();
+  // Broadcasts are published by uWS with no per-socket call: a socket that stopped reading is found here, told and
+  // closed, well before uWS's own limit would cut it.
+  const slowReaders = setInterval(() => {
+    for (const tenant of registry.running()) for (const socket of [...tenant.sockets]) socket.keepsUp();
+  }, SLOW_READER_SWEEP_MS);
+  slowReaders.unref();
 
   // Start the default tenant now, so its database is migrated before the first client arrives.
   const defaultTenant = registry.get(config.tenantId);
@@ -66,6 +75,7 @@ export async function startServer(config: Config, opts: ServerOptions): Promise<
     stopping ??= (async () => {
       ctx.shuttingDown = true;
       clearInterval(sweeper);
+      clearInterval(slowReaders);
       uws.us_listen_socket_close(listenSocket);
       for (const tenant of registry.running()) {
         for (const socket of [...tenant.sockets]) socket.disconnect(1001, null);

@@ -95,9 +95,9 @@ export class Channel implements ChannelHandle, ChannelPort {
     check();
   }
 
-  /** Replayed messages, oldest first, as channel pushes. */
-  pushReplayed(messages: ReplayedMessage[]): void {
-    this.conn.ctx.dispatcher.replay(this.conn, this.topic, messages);
+  /** Replayed messages, oldest first, as channel pushes; returns how many went out (binary ones skip V1 sockets). */
+  pushReplayed(messages: ReplayedMessage[]): number {
+    return this.conn.ctx.dispatcher.replay(this.conn, this.topic, messages);
   }
 
   handleMessage(msg: PhoenixMessage): void {

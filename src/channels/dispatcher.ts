@@ -60,12 +60,19 @@ export class Dispatcher implements PubSubHandler {
     series.outputBytes.inc(stats.bytes);
   }
 
-  /** Broadcasts replayed to a channel that just joined, oldest first (binary ones are skipped for V1 sockets). */
-  replay(socket: FanoutSocket, channelTopic: string, messages: readonly ReplayedMessage[]): void {
+  /**
+   * Broadcasts replayed to a channel that just joined, oldest first; binary ones are skipped for V1 sockets. Returns
+   * how many went out.
+   */
+  replay(socket: FanoutSocket, channelTopic: string, messages: readonly ReplayedMessage[]): number {
+    let pushed = 0;
     for (const m of messages) {
       const frame = encodeFor(socket.vsn, channelTopic, replayEnvelope(m));
-      if (frame !== null) socket.send(frame);
+      if (frame === null) continue;
+      socket.send(frame);
+      pushed++;
     }
+    return pushed;
   }
 
   /** Postgres Changes owed to one subscriber that is joining (committed before it could join its group). */

@@ -29,6 +29,11 @@ export interface BatchSocket extends FanoutSocket {
   /** Writes a text frame (as text, or as UTF-8 bytes); returns its size, 0 when the socket is gone. */
   sendUncounted(frame: string | Uint8Array): number;
   cork(fn: () => void): void;
+  /**
+   * False when the socket has fallen too far behind: it has then been told, and its channels are leaving, so it gets
+   * nothing more instead of a silent subset (uWS's own publish skips such a socket without a word).
+   */
+  keepsUp(): boolean;
 }
 
 /** The members of one Postgres Changes group on this node that share a serializer, and their frames. */
@@ -70,7 +75,7 @@ export class Fanout {
   /** Sockets that published with `self: false`, by id: pub/sub names the sender to exclude by its id. */
   private readonly senders = new Map<ConnectionId, WebSocket<unknown>>();
   /** Postgres Changes groups with members on this node: by group key, then by serializer. */
-  private readonly changes = new Map<string, ChangesMembers[]>();
+  private readonly changes = new Map<string, Record<Vsn, ChangesMembers | null>>();
 
   constructor(private readonly app: TemplatedApp) {}
 
@@ -123,6 +128,13 @@ export class Fanout {
     if (!socket.closed) socket.ws?.unsubscribe(serializerTopic(socket.vsn, key));
   }
 
+  /** Takes the socket out of every uWS topic it is in, whatever put it there (a socket cut off as too slow). */
+  unsubscribeAll(socket: FanoutSocket): void {
+    const ws = socket.ws;
+    if (ws === null || socket.closed) return;
+    for (const topic of ws.getTopics()) ws.unsubscribe(topic);
+  }
+
   /** The id to exclude a socket's own message by; the socket is remembered until forgetSender. */
   sender(socket: FanoutSocket): ConnectionId {
     if (socket.ws !== null) this.senders.set(socket.id, socket.ws);
@@ -135,23 +147,22 @@ export class Fanout {
 
   /** A channel's socket starts receiving the events of a Postgres Changes group (a node-local key). */
   joinChanges(socket: BatchSocket, key: string): void {
-    let groups = this.changes.get(key);
-    if (!groups) this.changes.set(key, (groups = []));
-    let members = groups.find((m) => m.vsn === socket.vsn);
-    if (!members) groups.push((members = { vsn: socket.vsn, uwsTopic: serializerTopic(socket.vsn, key), sockets: new Set(), frames: null }));
+    let group = this.changes.get(key);
+    if (!group) this.changes.set(key, (group = { '1.0.0': null, '2.0.0': null }));
+    const members = (group[socket.vsn] ??= { vsn: socket.vsn, uwsTopic: serializerTopic(socket.vsn, key), sockets: new Set(), frames: null });
     members.sockets.add(socket);
     if (!socket.closed) socket.ws?.subscribe(members.uwsTopic);
   }
 
   leaveChanges(socket: BatchSocket, key: string): void {
-    const groups = this.changes.get(key);
-    const members = groups?.find((m) => m.vsn === socket.vsn);
-    if (!groups || !members?.sockets.delete(socket)) return;
+    const group = this.changes.get(key);
+    const members = group?.[socket.vsn];
+    if (!group || !members?.sockets.delete(socket)) return;
     // A closed socket has left its topics already (and may no longer be touched).
     if (!socket.closed) socket.ws?.unsubscribe(members.uwsTopic);
     if (members.sockets.size > 0) return;
-    groups.splice(groups.indexOf(members), 1);
-    if (groups.length === 0) this.changes.delete(key);
+    group[socket.vsn] = null;
+    if (group['1.0.0'] === null && group['2.0.0'] === null) this.changes.delete(key);
   }
 
   /**
@@ -159,17 +170,27 @@ export class Fanout {
    * alone with its serializer is written to directly, in one write. Returns the bytes sent.
    */
   deliverChanges(key: string, subTopic: string, env: ChangesEnvelope): number {
-    const groups = this.changes.get(key);
-    if (!groups) return 0;
-    let bytes = 0;
-    for (const members of groups) {
-      const frames = (members.frames ??= new ChangeFrames(members.vsn, `realtime:${subTopic}`, env.legacy));
-      if (members.sockets.size === 1) {
-        bytes += writeChanges(members.sockets.values().next().value as BatchSocket, frames, env.items);
-        continue;
-      }
-      for (const item of env.items) bytes += this.publishText(members.uwsTopic, frames.frame(item));
+    const group = this.changes.get(key);
+    if (!group) return 0;
+    // Read again after the first serializer: a socket found too slow there leaves, which may empty the group.
+    return this.deliverChangesTo(group['2.0.0'], subTopic, env) + this.deliverChangesTo(group['1.0.0'], subTopic, env);
+  }
+
+  private deliverChangesTo(members: ChangesMembers | null, subTopic: string, env: ChangesEnvelope): number {
+    if (members === null) return 0;
+    // A socket that fell behind is told and leaves (its channel unsubscribes) while it is asked here.
+    let keepingUp = 0;
+    let last: BatchSocket | null = null;
+    for (const socket of members.sockets) {
+      if (!socket.keepsUp()) continue;
+      keepingUp += 1;
+      last = socket;
     }
+    if (last === null) return 0;
+    const frames = (members.frames ??= new ChangeFrames(members.vsn, `realtime:${subTopic}`, env.legacy));
+    if (keepingUp === 1) return writeChanges(last, frames, env.items);
+    let bytes = 0;
+    for (const item of env.items) bytes += this.publishText(members.uwsTopic, frames.frame(item));
     return bytes;
   }
 

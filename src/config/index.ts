@@ -31,6 +31,11 @@ export interface Config {
   channelErrorBackoffMs: number;
   idleTimeoutSeconds: number;
   maxFrameBytes: number;
+  /**
+   * Unsent bytes a socket may have queued before it is told (`system` message) and closed as too slow. uWS's own
+   * limit, which cuts a socket at once, is set well above it as a memory backstop.
+   */
+  maxBufferedBytes: number;
   noChannelTimeoutMs: number;
   shutdownTimeoutMs: number;
   /** Tenant defaults (upstream TENANT_MAX_*). */
@@ -129,6 +134,7 @@ export function loadConfig(env: Env = process.env): Config {
     channelErrorBackoffMs: r.int('CHANNEL_ERROR_BACKOFF_MS', 5000, 0, 60_000),
     idleTimeoutSeconds: r.int('WEBSOCKET_IDLE_TIMEOUT_SECONDS', 60, 8, 960),
     maxFrameBytes: r.int('WEBSOCKET_MAX_FRAME_BYTES', 5_000_000, 1024, 64 * 1024 * 1024),
+    maxBufferedBytes: r.int('WEBSOCKET_MAX_BUFFERED_BYTES', 1024 * 1024, 16 * 1024, 256 * 1024 * 1024),
     noChannelTimeoutMs: r.int('NO_CHANNEL_TIMEOUT_IN_MS', 600_000, 1000, 86_400_000),
     shutdownTimeoutMs: r.int('SHUTDOWN_TIMEOUT_MS', 10_000, 100, 60_000),
     tenantDefaults: {

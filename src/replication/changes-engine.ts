@@ -3,7 +3,8 @@ import type { Logger } from '../observability/logger.js';
 import type { LocalPublisher } from '../shared/messages.js';
 import type { Binding } from './changes/index.js';
 import { ChangesCatalog } from './changes-catalog.js';
-import { ChangesDispatcher, CommitQueue, type PendingCommit, type RowChange } from './changes-dispatch.js';
+import { ChangesRateGate } from './changes-rate.js';
+import { ChangesDispatcher, CommitQueue, type ChangesMetrics, type PendingCommit, type RowChange } from './changes-dispatch.js';
 import { SubscriberGroups, type FanoutMember } from './changes-groups.js';
 import { SubscriberStarts } from './changes-starts.js';
 import { SubscriberStore, type ChangesSubscriber } from './changes-subscribers.js';
@@ -42,9 +43,10 @@ export interface ChangesEngineOptions {
   backoff: { initialMs: number; maxMs: number };
   /** Where the groups' events are published (the channels dispatcher and fan-out take them to the sockets). */
   pubsub: LocalPublisher;
-  /** The tenant's events limiter: false drops a transaction's changes, as upstream drops them. */
+  /** The tenant's changes limiter (upstream's db_events): while false, changes are held, never dropped. */
   allow?: () => boolean;
   onDeliveries?: (n: number) => void;
+  metrics?: ChangesMetrics;
   onStopped?: () => void;
   /** The tenant's database-broadcast pipeline: while this stream runs it reads realtime.messages for it too. */
   messages?: () => DatabaseBroadcast | null;
@@ -87,6 +89,8 @@ export class ChangesEngine {
   private xid = 0;
   /** The newest commit handled while changes were held: confirmed once nothing is held any more. */
   private heldAckLsn: Lsn | null = null;
+  /** Holds (never drops) what committed while the tenant is over its changes rate. */
+  private readonly rate: ChangesRateGate;
   private flushSoon: NodeJS.Immediate | null = null;
   private readonly unflushed = new Set<ChangesSubscriber>();
   private statusDue = false;
@@ -103,9 +107,10 @@ export class ChangesEngine {
     this.log = opts.log.child({ extension: 'postgres_changes' });
     this.tracked = new TrackedSlot(opts.tenantId, opts.slotWarnBytes, this.log);
     this.catalog = new ChangesCatalog(opts.pool);
-    this.dispatcher = new ChangesDispatcher(this.catalog, opts.pool, this.log);
+    this.dispatcher = new ChangesDispatcher(this.catalog, opts.pool, this.log, opts.metrics);
     this.store = new SubscriberStore(opts.pool, opts.node, opts.tenantId);
     this.groups = new SubscriberGroups(opts.tenantId, opts.pubsub);
+    this.rate = new ChangesRateGate(opts.allow, this.log);
   }
 
   get status(): string {
@@ -246,7 +251,7 @@ export class ChangesEngine {
         this.txn = [];
         this.commitTime = m.commitTime;
         this.xid = m.xid;
-        this.carried?.begin(m.finalLsn);
+        this.carried?.begin(m.finalLsn, m.commitTime);
         return;
       case 'relation':
         this.dispatcher.relationChanged(m);
@@ -274,10 +279,6 @@ export class ChangesEngine {
         if (m.commitLsn <= this.lastCommitLsn) changes = [];
         else this.lastCommitLsn = m.commitLsn;
         if (changes.length > 0 && this.subscriberCount === 0) changes = [];
-        if (changes.length > 0 && this.opts.allow && !this.opts.allow()) {
-          this.log.warn({ error_code: 'ChangesRateLimited', changes: changes.length }, 'tenant over its events limit; changes dropped');
-          changes = [];
-        }
         // Nothing to hand out and nothing ahead of it: confirm at once. Otherwise it joins the next batch, so its
         // position is confirmed only after the changes committed before it.
         if (changes.length === 0 && this.dispatching === null) {
@@ -305,6 +306,9 @@ export class ChangesEngine {
     await null;
     try {
       for (;;) {
+        // Held while over the changes rate; stopped while held: the waiting transactions were not confirmed, so they
+        // come again after a restart.
+        if (!this.waiting.empty && !(await this.rate.pass(this.waiting.rows, () => this.stopped))) break;
         await this.admitJoiners();
         if (this.waiting.empty) break;
         const txns = this.waiting.take();

@@ -1,7 +1,6 @@
 import type { Config } from '../config/index.js';
 import { ChangesEngine } from '../replication/changes-engine.js';
 import type { LocalPublisher } from '../shared/messages.js';
-import { trafficLimitHit } from './limits.js';
 import type { ChildSpec } from './supervisor.js';
 import type { TenantRuntime } from './tenant.js';
 
@@ -25,8 +24,13 @@ export function changesEngine(runtime: TenantRuntime, config: Config, pubsub: Lo
     slotWarnBytes: config.changesSlotWarnBytes,
     backoff: { initialMs: config.tenantBackoffMinMs, maxMs: config.tenantBackoffMaxMs },
     pubsub,
-    allow: () => trafficLimitHit(runtime) === null,
-    onDeliveries: (n) => runtime.events.add(n),
+    // Changes have their own counter, as upstream's db_events: broadcast traffic cannot hold them back.
+    allow: () => runtime.dbEvents.rate < runtime.settings.limits.maxEventsPerSecond,
+    onDeliveries: (n) => {
+      runtime.dbEvents.add(n);
+      runtime.metrics.dbEvents.inc(n);
+    },
+    metrics: { payloadBytes: runtime.metrics.postgresChangesPayload, authorizationMs: runtime.metrics.postgresChangesAuthorization },
     onStopped: () => {
       if (runtime.changes === engine) runtime.changes = null;
     },

@@ -3,6 +3,7 @@ import { JwtVerifier } from '../auth/jwt.js';
 import type { TenantLimits } from '../config/index.js';
 import { withoutPoolClient } from '../db/lend.js';
 import type { Logger } from '../observability/logger.js';
+import type { TenantMetrics } from '../observability/metrics.js';
 import { TenantPresence } from '../presence/tenant-presence.js';
 import type { ChangesEngine } from '../replication/changes-engine.js';
 import type { DatabaseBroadcast } from '../replication/db-broadcast.js';
@@ -42,6 +43,8 @@ export interface SocketHandle {
   readonly idleSince: number | null;
   channelCount(): number;
   disconnect(code: number, systemMessage: string | null): void;
+  /** False (after telling it and starting to close it) when the socket has fallen too far behind its writes. */
+  keepsUp(): boolean;
 }
 
 export type DatabasePreparer = (pool: pg.Pool, log: Logger) => Promise<void>;
@@ -71,6 +74,8 @@ export class TenantRuntime {
   readonly requests: RateCounter;
   /** presence_state pushes and delivered presence_diffs, against max_presence_events_per_second. */
   readonly presenceEvents: RateCounter;
+  /** Delivered postgres_changes events (upstream's db_events), against max_events_per_second. */
+  readonly dbEvents: RateCounter;
   /** This tenant's presence replica on this node (the cluster layer replicates it through its delta methods). */
   readonly presence: TenantPresence;
   readonly log: Logger;
@@ -93,6 +98,8 @@ export class TenantRuntime {
     readonly settings: TenantSettings,
     parentLog: Logger,
     private readonly prepareDatabase: DatabasePreparer,
+    /** The tenant's labelled metric series, looked up once for the paths that run per message. */
+    readonly metrics: TenantMetrics,
     private readonly rates: { tickMs: number; windowMs: number } = { tickMs: 1000, windowMs: 60_000 },
   ) {
     this.log = parentLog.child({ tenant: settings.externalId });
@@ -101,6 +108,7 @@ export class TenantRuntime {
     this.bytes = this.counter();
     this.requests = this.counter();
     this.presenceEvents = this.counter();
+    this.dbEvents = this.counter();
     this.verifier = new JwtVerifier({ secret: settings.jwtSecret, jwks: settings.jwtJwks, claimValidators: settings.claimValidators });
     this.presence = new TenantPresence(settings.externalId);
     this.replicationCheck = new ReplicationCheck(() => this.database(), this.log, REPLICATION_RECHECK_MS);
@@ -183,6 +191,7 @@ export class TenantRuntime {
     this.bytes.stop();
     this.requests.stop();
     this.presenceEvents.stop();
+    this.dbEvents.stop();
     const pool = this.pool;
     this.pool = null;
     this.dbReady = null;

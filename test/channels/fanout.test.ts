@@ -24,6 +24,8 @@ interface Peer {
   socket: BatchSocket;
   client: WebSocket;
   frames: string[];
+  /** What the socket answers when asked whether it keeps up with its writes. */
+  keepsUp: boolean;
 }
 
 async function connect(vsn: Vsn): Promise<Peer> {
@@ -32,7 +34,8 @@ async function connect(vsn: Vsn): Promise<Peer> {
   const frames: string[] = [];
   client.on('message', (data: Buffer) => frames.push(data.toString('utf8')));
   const ws = await server;
-  const socket: BatchSocket = {
+  const peer = { client, frames, keepsUp: true } as Peer;
+  peer.socket = {
     id: nextId++,
     vsn,
     ws,
@@ -43,8 +46,9 @@ async function connect(vsn: Vsn): Promise<Peer> {
       return typeof frame === 'string' ? Buffer.byteLength(frame) : frame.length;
     },
     cork: (fn) => void ws.cork(fn),
+    keepsUp: () => peer.keepsUp,
   };
-  return { socket, client, frames };
+  return peer;
 }
 
 beforeAll(async () => {
@@ -89,6 +93,29 @@ describe('fan-out of Postgres Changes groups', () => {
     expect(fanout.deliverChanges('t1|pgc|g1', 'room', env)).toBe(0);
     // b left before the third event: a and c have theirs, b still has only the first two.
     expect(b.frames).toHaveLength(2);
+    for (const p of [a, b, c]) p.client.close();
+  });
+
+  it('leaves out a member that fell behind (it was told and is leaving) and writes to the rest', async () => {
+    const fanout = new Fanout(app);
+    const [a, b, c] = [await connect('2.0.0'), await connect('2.0.0'), await connect('2.0.0')];
+    for (const p of [a, b, c]) fanout.joinChanges(p.socket, 't1|pgc|slow');
+    // b fell behind and is leaving, but its channel has not left the group yet: a is written to directly...
+    b.keepsUp = false;
+    fanout.leaveChanges(c.socket, 't1|pgc|slow');
+    const bytes = fanout.deliverChanges('t1|pgc|slow', 'room', { type: 'changes', legacy: false, items: [change(1)] });
+    await until(() => a.frames.length === 1, 5000, 'frames');
+    expect(a.frames).toEqual([v2Change(1)]);
+    expect(bytes).toBe(Buffer.byteLength(v2Change(1)));
+    // ...and nothing is written when no member keeps up.
+    a.keepsUp = false;
+    expect(fanout.deliverChanges('t1|pgc|slow', 'room', { type: 'changes', legacy: false, items: [change(2)] })).toBe(0);
+    fanout.joinChanges(c.socket, 't1|pgc|slow');
+    fanout.deliverChanges('t1|pgc|slow', 'room', { type: 'changes', legacy: false, items: [change(3)] });
+    await until(() => c.frames.length === 1, 5000, 'frames');
+    expect(c.frames).toEqual([v2Change(3)]);
+    expect(a.frames).toHaveLength(1);
+    expect(b.frames).toEqual([]);
     for (const p of [a, b, c]) p.client.close();
   });
 });

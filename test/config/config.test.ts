@@ -36,6 +36,7 @@ describe('defaults', () => {
       connectErrorBackoffMs: 2000,
       channelErrorBackoffMs: 5000,
       noChannelTimeoutMs: 600_000,
+      maxBufferedBytes: 1024 * 1024,
       tenantDefaults: {
         maxConcurrentUsers: 200,
         maxEventsPerSecond: 100,
@@ -145,6 +146,7 @@ describe('integers', () => {
     'CHANNEL_ERROR_BACKOFF_MS',
     'WEBSOCKET_IDLE_TIMEOUT_SECONDS',
     'WEBSOCKET_MAX_FRAME_BYTES',
+    'WEBSOCKET_MAX_BUFFERED_BYTES',
     'NO_CHANNEL_TIMEOUT_IN_MS',
     'SHUTDOWN_TIMEOUT_MS',
     'TENANT_MAX_CONCURRENT_USERS',
@@ -179,6 +181,8 @@ describe('integers', () => {
     ['WEBSOCKET_IDLE_TIMEOUT_SECONDS', '7'],
     ['WEBSOCKET_IDLE_TIMEOUT_SECONDS', '961'],
     ['WEBSOCKET_MAX_FRAME_BYTES', '1023'],
+    ['WEBSOCKET_MAX_BUFFERED_BYTES', '16383'],
+    ['WEBSOCKET_MAX_BUFFERED_BYTES', '268435457'],
     ['NO_CHANNEL_TIMEOUT_IN_MS', '999'],
     ['SHUTDOWN_TIMEOUT_MS', '99'],
     ['CONNECT_ERROR_BACKOFF_MS', '60001'],
@@ -198,6 +202,7 @@ describe('integers', () => {
     ['WEBSOCKET_IDLE_TIMEOUT_SECONDS', '8', 'idleTimeoutSeconds', 8],
     ['WEBSOCKET_IDLE_TIMEOUT_SECONDS', '960', 'idleTimeoutSeconds', 960],
     ['SHUTDOWN_TIMEOUT_MS', ' 100 ', 'shutdownTimeoutMs', 100],
+    ['WEBSOCKET_MAX_BUFFERED_BYTES', '16384', 'maxBufferedBytes', 16384],
   ] as const)('accepts the boundary %s=%j', (name, value, key, expected) => {
     expect(loadConfig({ [name]: value })[key]).toBe(expected);
   });
