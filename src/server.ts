@@ -1,5 +1,6 @@
 import { managementSecrets, type ManagementSecrets } from './auth/management.js';
 import type { Config } from './config/index.js';
+import { startSocketSweeps } from './channels/sweeps.js';
 import { createContext, type AppContext } from './context.js';
 import { mountApp } from './http/app.js';
 import { listenExclusive } from './http/listen.js';
@@ -8,9 +9,6 @@ import { createLogger, type Logger } from './observability/logger.js';
 import { encryptionKey, ensureDefaultTenant } from './tenants/bootstrap.js';
 import { SecretBox } from './tenants/secrets.js';
 import { TenantStore } from './tenants/store.js';
-
-/** How often every socket's unsent bytes are checked against WEBSOCKET_MAX_BUFFERED_BYTES. */
-const SLOW_READER_SWEEP_MS = 250;
 
 export interface RunningServer {
   port: number;
@@ -39,23 +37,7 @@ export async function startServer(config: Config, opts: ServerOptions): Promise<
   const { registry } = ctx;
   await registry.load();
   mountApp(app, ctx, management.accepted);
-  // Upstream's sweeper: a socket that has had no channel for a whole period holds resources for nothing.
-  const sweeper = setInterval(() => {
-    const cutoff = Date.now() - config.noChannelTimeoutMs;
-    for (const tenant of registry.running()) {
-      for (const socket of [...tenant.sockets]) {
-        const idle = socket.idleSince;
-        if (idle !== null && idle <= cutoff) socket.disconnect(1000, null);
-      }
-    }
-  }, config.noChannelTimeoutMs);
-  sweeper.unref();
-  // Broadcasts are published by uWS with no per-socket call: a socket that stopped reading is found here, told and
-  // closed, well before uWS's own limit would cut it.
-  const slowReaders = setInterval(() => {
-    for (const tenant of registry.running()) for (const socket of [...tenant.sockets]) socket.keepsUp();
-  }, SLOW_READER_SWEEP_MS);
-  slowReaders.unref();
+  const sweeps = startSocketSweeps(registry, config.noChannelTimeoutMs);
 
   // Start the default tenant now, so its database is migrated before the first client arrives.
   const defaultTenant = registry.get(config.tenantId);
@@ -64,6 +46,7 @@ export async function startServer(config: Config, opts: ServerOptions): Promise<
   });
 
   const listenSocket = await listenExclusive(app, config.host, config.port).catch(async (err: unknown) => {
+    sweeps.stop();
     await registry.stop();
     throw err;
   });
@@ -74,8 +57,7 @@ export async function startServer(config: Config, opts: ServerOptions): Promise<
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       ctx.shuttingDown = true;
-      clearInterval(sweeper);
-      clearInterval(slowReaders);
+      sweeps.stop();
       uws.us_listen_socket_close(listenSocket);
       for (const tenant of registry.running()) {
         for (const socket of [...tenant.sockets]) socket.disconnect(1001, null);
