@@ -58,11 +58,12 @@ export class Channel implements ChannelHandle, ChannelPort {
   start(replayed: ReplayedMessage[] | null = null): void {
     const { conn } = this;
     conn.channels.set(this.topic, this);
-    conn.tenant.addChannel(this.key, this);
+    // Interest: where this node has channels of a key, a cluster brings that key's messages (and limits apply).
+    if (conn.tenant.addChannel(this.key, this)) conn.ctx.pubsub.subscribe(this.key);
     conn.tenant.users.add(conn);
     if (this.policies.broadcastRead) {
       const seenIds = replayed === null ? null : new Set(replayed.map((m) => m.id));
-      if (conn.ctx.fanout.join(conn, this.key, seenIds)) conn.ctx.pubsub.subscribe(this.key);
+      conn.ctx.fanout.join(conn, this.key, seenIds);
     }
     this.scheduleTokenCheck();
   }
@@ -161,14 +162,14 @@ export class Channel implements ChannelHandle, ChannelPort {
     if (this.readyTimer) clearTimeout(this.readyTimer);
     this.changes?.close();
     if (conn.channels.get(this.topic) === this) conn.channels.delete(this.topic);
-    conn.tenant.removeChannel(this.key, this);
+    if (conn.tenant.removeChannel(this.key, this)) conn.ctx.pubsub.unsubscribe(this.key);
     if (conn.channels.size === 0) {
       conn.tenant.users.delete(conn);
       conn.lastChannelAt = Date.now();
     }
     // Presence entries go at once, whatever the reason: the others get their leave diff now.
     this.presence.close(reason);
-    if (conn.ctx.fanout.leave(conn, this.key)) conn.ctx.pubsub.unsubscribe(this.key);
+    conn.ctx.fanout.leave(conn, this.key);
     if (reason === 'socket_closed') return;
     conn.send(conn.encode(this.joinRef, this.joinRef, this.topic, 'phx_close', '{}'));
   }

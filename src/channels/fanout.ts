@@ -70,8 +70,6 @@ interface DirectSubscriber {
  */
 export class Fanout {
   private readonly direct = new Map<string, Set<DirectSubscriber>>();
-  /** Channel topic keys with a subscriber on this node: what pub/sub is told as interest. */
-  private readonly interest = new Set<string>();
   /** Sockets that published with `self: false`, by id: pub/sub names the sender to exclude by its id. */
   private readonly senders = new Map<ConnectionId, WebSocket<unknown>>();
   /** Postgres Changes groups with members on this node: by group key, then by serializer. */
@@ -81,9 +79,9 @@ export class Fanout {
 
   /**
    * A channel starts receiving the messages of its topic key; `seenIds` (replayed on join) makes it a direct
-   * subscriber that skips live copies of those. True when it is the key's first subscriber on this node.
+   * subscriber that skips live copies of those.
    */
-  join(socket: FanoutSocket, key: string, seenIds: ReadonlySet<string> | null): boolean {
+  join(socket: FanoutSocket, key: string, seenIds: ReadonlySet<string> | null): void {
     if (seenIds !== null) {
       let set = this.direct.get(key);
       if (!set) this.direct.set(key, (set = new Set()));
@@ -91,13 +89,10 @@ export class Fanout {
     } else {
       socket.ws?.subscribe(serializerTopic(socket.vsn, key));
     }
-    if (this.interest.has(key)) return false;
-    this.interest.add(key);
-    return true;
   }
 
-  /** A channel stops receiving its topic key; true when it was the key's last subscriber on this node. */
-  leave(socket: FanoutSocket, key: string): boolean {
+  /** A channel stops receiving its topic key. */
+  leave(socket: FanoutSocket, key: string): void {
     const set = this.direct.get(key);
     if (set) {
       for (const sub of set) {
@@ -106,20 +101,9 @@ export class Fanout {
       if (set.size === 0) this.direct.delete(key);
     }
     if (!socket.closed) socket.ws?.unsubscribe(serializerTopic(socket.vsn, key));
-    if (!this.interest.has(key) || this.hasSubscribers(key)) return false;
-    this.interest.delete(key);
-    return true;
   }
 
-  private hasSubscribers(key: string): boolean {
-    return (
-      this.direct.has(key) ||
-      this.app.numSubscribers(serializerTopic('2.0.0', key)) > 0 ||
-      this.app.numSubscribers(serializerTopic('1.0.0', key)) > 0
-    );
-  }
-
-  /** A node-local key (presence receivers): subscribed without interest bookkeeping. */
+  /** A socket starts (stops) receiving a node-local key: the presence receivers of a channel. */
   subscribe(socket: FanoutSocket, key: string): void {
     socket.ws?.subscribe(serializerTopic(socket.vsn, key));
   }

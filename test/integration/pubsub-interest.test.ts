@@ -1,7 +1,7 @@
 /**
- * Interest: pub/sub is told when this node gets its first subscriber of a channel topic and when its last one goes,
- * which a cluster driver needs to route messages only to nodes with subscribers. Presence keys are node-local and are
- * never reported.
+ * Interest: pub/sub is told when this node gets its first channel of a topic and when its last one goes, which a
+ * cluster driver needs to bring a topic's messages only to the nodes that have its channels. Presence keys are
+ * node-local and are never reported.
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -53,7 +53,7 @@ async function leave(c: RawClient, topic: string, ref: string): Promise<void> {
 }
 
 describe('pub/sub interest', () => {
-  it('is told of the first and the last subscriber of a channel topic on this node, whatever the serializer', async () => {
+  it('is told of the first and the last channel of a topic on this node, whatever the serializer', async () => {
     const key = topicKey(t.server.ctx.config.tenantId, 'room', false);
     calls.length = 0;
     const a = await RawClient.connect(url('2.0.0'));
@@ -73,7 +73,7 @@ describe('pub/sub interest', () => {
     await until(() => calls.length === 4, 5000, 'unsubscribe');
   });
 
-  it('counts a channel served one by one after a replay as a subscriber too', async () => {
+  it('counts a channel served one by one after a replay too', async () => {
     const key = topicKey(t.server.ctx.config.tenantId, 'interest', true);
     const token = await t.sign({ role: 'authenticated', sub: '5a6c2f1e-1b7f-4a37-9a36-4f5bd8a6a0c1', exp: Math.floor(Date.now() / 1000) + 600 });
     calls.length = 0;
