@@ -1,8 +1,8 @@
 import { jwtFailureMessage, type Claims } from '../auth/jwt.js';
 import type { ReplayedMessage } from '../replication/replay.js';
+import { topicKey } from '../shared/topic-keys.js';
 import type { ChannelHandle } from '../tenants/tenant.js';
 import { handleTextBroadcast, handleUserBroadcast } from './broadcast.js';
-import { topicKey } from '../shared/topic-keys.js';
 import { ChannelPolicies } from './policies.js';
 import { ChannelChanges } from './postgres-changes.js';
 import type { JoinConfig } from './join-payload.js';

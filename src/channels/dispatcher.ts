@@ -1,6 +1,6 @@
+import type { PubSubHandler } from '../cluster/pubsub.js';
 import type { Metrics } from '../observability/metrics.js';
 import { replayEnvelope, type ReplayedMessage } from '../replication/replay.js';
-import type { PubSubHandler } from '../cluster/pubsub.js';
 import type { ConnectionId, OutgoingChange, PubSubMessage } from '../shared/messages.js';
 import { isPresenceTopicKey } from '../shared/topic-keys.js';
 import { shutdownTopic, trafficLimitHit } from '../tenants/limits.js';
