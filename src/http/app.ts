@@ -1,7 +1,8 @@
 import { bearerToken, cleanToken, JwtVerifier } from '../auth/jwt.js';
 import type { ChannelsContext } from '../channels/context.js';
+import { openRequest, tenantGate } from './gate.js';
 import { corsHeaders, readRequest, Reply } from './respond.js';
-import { mountRestBroadcast, tenantGate } from './rest-broadcast.js';
+import { mountRestBroadcast } from './rest-broadcast.js';
 import { mountTenantsApi } from './tenants-api.js';
 import { uws, type HttpRequest, type HttpResponse, type TemplatedApp } from './uws.js';
 import { mountWebSocket } from './websocket.js';
@@ -21,8 +22,8 @@ export function createApp(ctx: ChannelsContext, managementSecrets: readonly stri
 
   for (const prefix of ['', '/realtime/v1']) {
     app.get(`${prefix}/api/ping`, (res, req) => {
-      const reply = new Reply(res);
-      if (tenantGate(ctx, reply, readRequest(req))) reply.json(200, { message: 'Success' });
+      const { reply, info } = openRequest(res, req);
+      if (tenantGate(ctx, reply, info)) reply.json(200, { message: 'Success' });
     });
   }
 

@@ -2,7 +2,8 @@ import { bearerToken, cleanToken, isHmacKeyOf, JwtVerifier } from '../auth/jwt.j
 import type { ChannelsContext } from '../channels/context.js';
 import { applyTenantInput, type TenantRecord } from '../tenants/record.js';
 import { renderTenant } from '../tenants/store.js';
-import { BodyTooLarge, readBody, readRequest, Reply } from './respond.js';
+import { openRequest, readJsonBody } from './gate.js';
+import { BodyTooLarge, type Reply } from './respond.js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js';
 
 const MAX_BODY_BYTES = 1024 * 1024;
@@ -40,25 +41,17 @@ export function mountTenantsApi(app: TemplatedApp, ctx: ChannelsContext, secrets
   };
 
   const route = (withBody: boolean, handler: Handler) => (res: HttpResponse, req: HttpRequest) => {
-    const reply = new Reply(res);
-    const info = readRequest(req);
+    const { reply, info } = openRequest(res, req);
     // uWS answers '' for a parameter the route does not have.
     const id = req.getParameter(0) || null;
-    const body = withBody ? readBody(res, reply, info.headers, MAX_BODY_BYTES) : Promise.resolve(null);
+    const body = withBody ? readJsonBody(res, reply, info.headers, MAX_BODY_BYTES) : Promise.resolve({ ok: true as const, value: null });
     body.catch(() => undefined);
     authorized(info.headers.authorization)
       .then(async (ok) => {
         if (!ok) return reply.send(403);
-        const raw = await body;
-        let parsed: unknown = null;
-        if (raw !== null && raw.length > 0) {
-          try {
-            parsed = JSON.parse(raw.toString('utf8'));
-          } catch {
-            return reply.json(400, { message: 'invalid JSON body' });
-          }
-        }
-        await handler(reply, id === null ? null : decodeURIComponent(id), parsed);
+        const parsed = await body;
+        if (!parsed.ok) return reply.json(400, { message: 'invalid JSON body' });
+        await handler(reply, id === null ? null : decodeURIComponent(id), parsed.value);
       })
       .catch((err: unknown) => {
         // The reader answered an oversize body with upstream's 413 as soon as it knew.
