@@ -6,6 +6,7 @@ import { topicKey, type Envelope } from '../channels/fanout.js';
 import { checkWrite, restRefusal } from '../tenants/authorization.js';
 import type { TenantRuntime } from '../tenants/tenant.js';
 import { parseJson, serveTenantRequest, wholeBody, type BodyReader, type TenantCall, type TenantRouteOptions } from './gate.js';
+import type { Module } from './module.js';
 import { MAX_REQUEST_BODY_BYTES, readBodyUpTo } from './respond.js';
 import type { TemplatedApp } from './uws.js';
 
@@ -21,7 +22,9 @@ const BATCH: TenantRouteOptions<Buffer> = { cors: true, body: wholeBody, failure
 const SINGLE: TenantRouteOptions<Buffer | null> = { cors: true, body: payloadBody, failure: FAILURE };
 
 /** `POST /api/broadcast` and `POST /api/broadcast/:topic/events/:event`, at the root and under `/realtime/v1`. */
-export function mountRestBroadcast(app: TemplatedApp, ctx: ChannelsContext): void {
+export const restBroadcastModule: Module = { name: 'rest-broadcast', mount: mountRestBroadcast };
+
+function mountRestBroadcast(app: TemplatedApp, ctx: ChannelsContext): void {
   for (const prefix of ['', '/realtime/v1']) {
     app.post(`${prefix}/api/broadcast`, (res, req) => serveTenantRequest(ctx, res, req, BATCH, (call) => batch(ctx, call)));
     app.post(`${prefix}/api/broadcast/:topic/events/:event`, (res, req) => {

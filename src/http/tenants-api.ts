@@ -3,6 +3,7 @@ import type { ChannelsContext } from '../channels/context.js';
 import { applyTenantInput, type TenantRecord } from '../tenants/record.js';
 import { renderTenant } from '../tenants/store.js';
 import { openRequest, readJsonBody } from './gate.js';
+import type { Module } from './module.js';
 import { BodyTooLarge, type Reply } from './respond.js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js';
 
@@ -16,7 +17,10 @@ type Handler = (reply: Reply, id: string | null, body: unknown) => Promise<void>
  * failure is a 403 with an empty body. A management secret that is also a tenant's signing key never authorizes:
  * that tenant's anon key would otherwise be an admin token.
  */
-export function mountTenantsApi(app: TemplatedApp, ctx: ChannelsContext, secrets: readonly string[]): void {
+export const tenantsApiModule: Module = { name: 'tenants-api', mount: mountTenantsApi };
+
+function mountTenantsApi(app: TemplatedApp, ctx: ChannelsContext): void {
+  const secrets = ctx.managementSecrets;
   const verifiers = secrets.map((secret) => ({ secret, verifier: new JwtVerifier({ secret, jwks: null }) }));
   const blocklist = new Set(ctx.config.apiTokenBlocklist.map(cleanToken));
   const registry = ctx.registry;
