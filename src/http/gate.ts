@@ -79,6 +79,11 @@ export type BodyReader<B> = (res: HttpResponse, reply: Reply, info: RequestInfo,
 /** A body read whole, up to upstream's request body limit. */
 export const wholeBody: BodyReader<Buffer> = (res, reply, info) => readBody(res, reply, info.headers, MAX_REQUEST_BODY_BYTES);
 
+/** A JSON body of at most `limit` bytes (413 past it); an empty body reads as null. */
+export function jsonBody(limit = MAX_REQUEST_BODY_BYTES): BodyReader<JsonResult> {
+  return (res, reply, info) => readJsonBody(res, reply, info.headers, limit);
+}
+
 /** What a tenant route's handler is given once the gate let the request through. */
 export interface TenantCall<B> {
   tenant: TenantRuntime;
