@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Claims } from '../auth/jwt.js';
 import type { ChannelsContext } from '../channels/context.js';
 import type { TenantRuntime } from '../tenants/tenant.js';
@@ -6,24 +7,62 @@ import type { HttpRequest, HttpResponse } from './uws.js';
 
 /**
  * The front of every HTTP module's routes, as upstream's endpoint and router plugs are of its controllers: the
- * request's facts copied out, CORS, the tenant from the Host with its request rate (AssignTenant, RateLimiter), the
- * tenant's JWT from `Authorization: Bearer` or `apikey` (AuthTenant), and JSON bodies read within a limit.
+ * request's facts copied out, its request id, CORS, the tenant from the Host with its request rate (AssignTenant,
+ * RateLimiter), the tenant's JWT from `Authorization: Bearer` or `apikey` (AuthTenant), and JSON bodies read within a
+ * limit.
  */
 
 /** A request as the gate opened it: answer through `reply`; `info` stays valid after the handler returns. */
 export interface OpenedRequest {
   reply: Reply;
   info: RequestInfo;
+  /** Sent back as `x-request-id`; log it as `request_id`. */
+  requestId: string;
 }
 
 /**
  * Opens a request: its facts copied out of the uWS request (valid only until the handler first returns or awaits),
- * and with `cors`, upstream's open CORS headers on whatever the answer is.
+ * its request id set on the answer, and with `cors`, upstream's open CORS headers on whatever the answer is.
  */
 export function openRequest(res: HttpResponse, req: HttpRequest, opts: { cors?: boolean } = {}): OpenedRequest {
   const reply = new Reply(res);
+  const info = readRequest(req);
+  const id = requestId(info.headers);
+  reply.header('x-request-id', id);
   if (opts.cors) corsHeaders(reply);
-  return { reply, info: readRequest(req) };
+  return { reply, info, requestId: id };
+}
+
+/**
+ * The request id, as upstream's BaggageRequestId and Plug.RequestId pick it: the `request-id` entry of the W3C
+ * `baggage` header when it is 10 to 200 bytes, else the caller's `x-request-id` when it is 20 to 200 bytes, else a new
+ * one. Only visible ASCII is taken from the caller: a decoded baggage value could otherwise put a line break into the
+ * response headers.
+ */
+export function requestId(headers: Record<string, string>): string {
+  const fromBaggage = baggageEntry(headers.baggage, 'request-id');
+  if (fromBaggage !== null && fromBaggage.length >= 10 && fromBaggage.length <= 200 && VISIBLE_ASCII.test(fromBaggage)) return fromBaggage;
+  const given = headers['x-request-id'];
+  if (given !== undefined && given.length >= 20 && given.length <= 200 && VISIBLE_ASCII.test(given)) return given;
+  return randomBytes(16).toString('hex');
+}
+
+const VISIBLE_ASCII = /^[\x21-\x7e]+$/;
+
+/** One entry of a W3C baggage header (`key=value;property,...`, values percent-encoded); null when absent or garbled. */
+function baggageEntry(header: string | undefined, key: string): string | null {
+  if (!header) return null;
+  for (const member of header.split(',')) {
+    const eq = member.indexOf('=');
+    if (eq === -1 || member.slice(0, eq).trim() !== key) continue;
+    const value = member.slice(eq + 1).split(';')[0].trim();
+    try {
+      return decodeURIComponent(value);
+    } catch {
+      return null;
+    }
+  }
+  return null;
 }
 
 /**
@@ -91,6 +130,7 @@ export interface TenantCall<B> {
   info: RequestInfo;
   body: B;
   claims: Claims;
+  requestId: string;
 }
 
 export interface TenantRouteOptions<B> {
@@ -113,7 +153,7 @@ export function serveTenantRequest<B>(
   options: TenantRouteOptions<B>,
   handler: (call: TenantCall<B>) => void | Promise<void>,
 ): void {
-  const { reply, info } = openRequest(res, req, { cors: options.cors });
+  const { reply, info, requestId: id } = openRequest(res, req, { cors: options.cors });
   if (refusedByContentLength(reply, info.headers, MAX_REQUEST_BODY_BYTES)) return;
   const tenant = tenantGate(ctx, reply, info);
   if (!tenant) return;
@@ -127,12 +167,12 @@ export function serveTenantRequest<B>(
       if (!result.ok) return reply.json(401, { message: 'Unauthorized' });
       if (tenant.settings.suspend) return reply.json(403, { message: 'Tenant is suspended' });
       const body = await bodyPromise;
-      await handler({ tenant, reply, info, body, claims: result.claims });
+      await handler({ tenant, reply, info, body, claims: result.claims, requestId: id });
     })
     .catch((err: unknown) => {
       // An oversize body was answered 413 by the reader, as soon as it knew.
       if (err instanceof BodyTooLarge || reply.aborted) return;
-      tenant.log.error({ err, error_code: options.failure.errorCode }, options.failure.log);
+      tenant.log.error({ err, error_code: options.failure.errorCode, request_id: id }, options.failure.log);
       reply.json(500, { message: options.failure.message });
     });
 }

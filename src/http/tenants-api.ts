@@ -45,7 +45,7 @@ function mountTenantsApi(app: TemplatedApp, ctx: ChannelsContext): void {
   };
 
   const route = (withBody: boolean, handler: Handler) => (res: HttpResponse, req: HttpRequest) => {
-    const { reply, info } = openRequest(res, req);
+    const { reply, info, requestId } = openRequest(res, req);
     // uWS answers '' for a parameter the route does not have.
     const id = req.getParameter(0) || null;
     const body = withBody ? readJsonBody(res, reply, info.headers, MAX_BODY_BYTES) : Promise.resolve({ ok: true as const, value: null });
@@ -60,7 +60,7 @@ function mountTenantsApi(app: TemplatedApp, ctx: ChannelsContext): void {
       .catch((err: unknown) => {
         // The reader answered an oversize body with upstream's 413 as soon as it knew.
         if (err instanceof BodyTooLarge) return;
-        ctx.log.error({ err, error_code: 'TenantsApiError' }, 'management API request failed');
+        ctx.log.error({ err, error_code: 'TenantsApiError', request_id: requestId }, 'management API request failed');
         reply.json(500, { errors: { detail: 'Internal Server Error' } });
       });
   };

@@ -56,8 +56,12 @@ interface Answer {
 
 /** A POST with a chosen Host header (fetch does not let a caller set Host). */
 function post(path: string, headers: Record<string, string>, body = '{}'): Promise<Answer> {
+  return request('POST', path, { 'content-type': 'application/json', ...headers }, body);
+}
+
+function request(method: string, path: string, headers: Record<string, string> = {}, body = ''): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: t.port, method: 'POST', path, headers: { 'content-type': 'application/json', ...headers } }, (res) => {
+    const req = http.request({ host: '127.0.0.1', port: t.port, method, path, headers }, (res) => {
       let text = '';
       res.on('data', (c: Buffer) => (text += c.toString()));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text }));
@@ -91,6 +95,7 @@ describe('a module mounted through the Module contract', () => {
     expect(JSON.parse(byApikey.text)).toEqual({ tenant: tenantId, role: 'anon', body: { x: 1 } });
     expect(byApikey.headers['access-control-allow-origin']).toBe('*');
     expect(byApikey.headers['x-rate-limit-remaining']).toMatch(/^-?\d+$/);
+    expect(byApikey.headers['x-request-id']).toMatch(/^[0-9a-f]{32}$/);
 
     const byBearer = await post('/probe/echo', { authorization: `Bearer ${t.serviceKey}` }, '');
     expect(byBearer.status).toBe(200);
@@ -118,6 +123,37 @@ describe('a module mounted through the Module contract', () => {
   it('leaves the other modules as they were: a REST broadcast still answers 202', async () => {
     const r = await post('/api/broadcast', { authorization: `Bearer ${t.serviceKey}` }, JSON.stringify({ messages: [{ topic: 'room', event: 'e', payload: {} }] }));
     expect(r.status).toBe(202);
+  });
+});
+
+describe('the request id', () => {
+  it('is on the answer of every HTTP route, new for each request', async () => {
+    const answers = await Promise.all([
+      request('GET', '/healthcheck'),
+      request('GET', '/api/ping'),
+      request('GET', '/metrics'),
+      request('GET', '/api/tenants', { authorization: 'Bearer not-a-token' }),
+      request('POST', '/api/broadcast', { authorization: `Bearer ${t.serviceKey}`, 'content-type': 'application/json' }, '{"messages":[]}'),
+      request('POST', '/probe/echo', { apikey: t.anonKey }, '{}'),
+      request('OPTIONS', '/api/broadcast'),
+      request('GET', '/no/such/route'),
+    ]);
+    expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 403, 422, 200, 204, 404]);
+    const ids = answers.map((a) => a.headers['x-request-id']);
+    for (const id of ids) expect(id).toMatch(/^[0-9a-f]{32}$/);
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  it("is the caller's own x-request-id or baggage request-id when it has one", async () => {
+    const given = 'caller-request-0123456789';
+    expect((await request('GET', '/api/ping', { 'x-request-id': given })).headers['x-request-id']).toBe(given);
+    expect((await request('GET', '/api/ping', { baggage: 'request-id=trace-0001' })).headers['x-request-id']).toBe('trace-0001');
+  });
+
+  it("is not on upstream's 413, which is answered before any plug runs", async () => {
+    const r = await post('/probe/echo', { apikey: t.anonKey, 'content-length': String(9_000_000) }, '');
+    expect(r.status).toBe(413);
+    expect(r.headers['x-request-id']).toBeUndefined();
   });
 });
 
