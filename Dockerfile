@@ -5,7 +5,7 @@
 #   base      - node + the npm that wrote package-lock.json (npm 11, which honours
 #               package.json's "allowScripts" policy; node:20's bundled npm 10 ignores it
 #               and would run the denied bufferutil / utf-8-validate install scripts).
-#   build     - all dependencies, `npm run build` (tsc -> dist/).
+#   build     - all dependencies (the compiler is a devDependency), `npm run build` (tsc -> dist/).
 #   prod-deps - production dependencies only (`npm ci --omit=dev`).
 #   runtime   - node, dist/ and the production node_modules; runs as the
 #               unprivileged `node` user (uid 1000, shipped by the node image).
@@ -34,6 +34,8 @@ RUN npm ci --omit=dev --no-audit --no-fund \
  && npm cache clean --force
 
 FROM ${NODE_IMAGE} AS runtime
+# HOST is set on purpose: without it the server listens on 127.0.0.1 while JWT_SECRET is the demo secret,
+# and a published port (-p 4000:4000) would reach nothing inside the container.
 ENV NODE_ENV=production \
     PORT=4000 \
     HOST=0.0.0.0
@@ -41,6 +43,8 @@ WORKDIR /app
 COPY --from=prod-deps /app/package.json /app/package-lock.json ./
 COPY --from=prod-deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+# Apache-2.0 asks that the licence travel with the software.
+COPY LICENSE ./
 # The code stays root-owned (read-only to the server); only the local state
 # directory (.performer/, e.g. an embedded Postgres when DATABASE_URL is unset) is writable.
 RUN mkdir -p /app/.performer && chown node:node /app/.performer

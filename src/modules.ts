@@ -2,6 +2,7 @@ import { healthModule } from './http/health.js';
 import { metricsModule } from './http/metrics.js';
 import type { Module } from './http/module.js';
 import { restBroadcastModule } from './http/rest-broadcast.js';
+import { rootModule } from './http/root.js';
 import { tenantsApiModule } from './http/tenants-api.js';
 import { websocketModule } from './http/websocket.js';
 
@@ -15,5 +16,6 @@ export const MODULES: readonly Module[] = [
   restBroadcastModule,
   tenantsApiModule,
   healthModule,
+  rootModule,
   metricsModule,
 ];

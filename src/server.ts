@@ -5,9 +5,10 @@ import { Fanout, isPresenceTopicKey } from './channels/fanout.js';
 import { LocalPubSub, type PubSubMessage } from './cluster/pubsub.js';
 import type { Config } from './config/index.js';
 import { createApp } from './http/app.js';
+import { listenExclusive } from './http/listen.js';
 import { moduleChildren, type Module } from './http/module.js';
+import { uws, type WebSocket } from './http/uws.js';
 import { MODULES } from './modules.js';
-import { uws, type us_listen_socket, type WebSocket } from './http/uws.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { encryptionKey, ensureDefaultTenant } from './tenants/bootstrap.js';
@@ -15,8 +16,12 @@ import { tenantChildren } from './tenants/children.js';
 import { shutdownTopic, trafficLimitHit } from './tenants/limits.js';
 import { ensureMessagePartitions, migrateTenantDatabase } from './tenants/migrate.js';
 import { TenantRegistry } from './tenants/registry.js';
+import { replicationFigures } from './tenants/replication-report.js';
 import { SecretBox } from './tenants/secrets.js';
 import { TenantStore } from './tenants/store.js';
+
+/** How often every socket's unsent bytes are checked against WEBSOCKET_MAX_BUFFERED_BYTES. */
+const SLOW_READER_SWEEP_MS = 250;
 
 export interface RunningServer {
   port: number;
@@ -109,6 +114,7 @@ export async function startServer(config: Config, opts: ServerOptions): Promise<
   ctx.fanout = fanout;
   publish = (msg) => ctx.pubsub.publish(msg, null);
   metrics.tenantsRunning = () => registry.running().length;
+  metrics.replicationFigures = () => registry.running().map(replicationFigures);
   // Upstream's sweeper: a socket that has had no channel for a whole period holds resources for nothing.
   const sweeper = setInterval(() => {
     const cutoff = Date.now() - config.noChannelTimeoutMs;
@@ -120,6 +126,12 @@ export async function startServer(config: Config, opts: ServerOptions): Promise<
     }
   }, config.noChannelTimeoutMs);
   sweeper.unref();
+  // Broadcasts are published by uWS with no per-socket call: a socket that stopped reading is found here, told and
+  // closed, well before uWS's own limit would cut it.
+  const slowReaders = setInterval(() => {
+    for (const tenant of registry.running()) for (const socket of [...tenant.sockets]) socket.keepsUp();
+  }, SLOW_READER_SWEEP_MS);
+  slowReaders.unref();
 
   // Start the default tenant now, so its database is migrated before the first client arrives.
   const defaultTenant = registry.get(config.tenantId);
@@ -127,12 +139,7 @@ export async function startServer(config: Config, opts: ServerOptions): Promise<
     log.error({ err, tenant: config.tenantId, error_code: 'UnableToConnectToProject' }, 'default tenant database is not reachable yet');
   });
 
-  const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
-    app.listen(config.host, config.port, (socket) => {
-      if (socket) resolve(socket);
-      else reject(new Error(`cannot listen on ${config.host}:${config.port}`));
-    });
-  }).catch(async (err: unknown) => {
+  const listenSocket = await listenExclusive(app, config.host, config.port).catch(async (err: unknown) => {
     await registry.stop();
     throw err;
   });
@@ -144,6 +151,7 @@ export async function startServer(config: Config, opts: ServerOptions): Promise<
     stopping ??= (async () => {
       ctx.shuttingDown = true;
       clearInterval(sweeper);
+      clearInterval(slowReaders);
       uws.us_listen_socket_close(listenSocket);
       for (const tenant of registry.running()) {
         for (const socket of [...tenant.sockets]) socket.disconnect(1001, null);

@@ -474,7 +474,7 @@ async function performerConfirmed(lsn: string, ms: number): Promise<boolean> {
   const deadline = Date.now() + ms;
   for (let i = 0; i < 10_000; i++) {
     const { rows } = await (admin as pg.Client).query<{ ok: boolean | null }>(
-      `SELECT bool_and(confirmed_flush_lsn >= $1::pg_lsn) AS ok FROM pg_replication_slots WHERE slot_name LIKE 'performer_changes_%'`,
+      `SELECT bool_and(confirmed_flush_lsn >= $1::pg_lsn) AS ok FROM pg_replication_slots WHERE slot_name LIKE 'performer_cdc_%'`,
       [lsn],
     );
     if (rows[0]?.ok) return true;

@@ -20,6 +20,8 @@ export class ChannelChanges implements LiveSubscriber {
   private engine: ChangesEngine | null = null;
   private closed = false;
   private retry: NodeJS.Timeout | null = null;
+  /** The replication problem this subscriber was told about: it hears each one once, not once per retry. */
+  private toldProblem: string | null = null;
   private readonly envelopes = new Map<string, { key: string; head: string; tail: string }>();
   private readonly queued = new ChangeQueue();
 
@@ -53,6 +55,14 @@ export class ChannelChanges implements LiveSubscriber {
   private async subscribe(): Promise<void> {
     const conn = this.channel.conn;
     try {
+      // A database that cannot replicate (wal_level): say so, once, and look again quietly until it can.
+      const unavailable = await conn.tenant.replicationCheck.run();
+      if (this.closed) return;
+      if (unavailable) {
+        if (this.toldProblem !== unavailable.message) this.notify('error', unavailable.message);
+        this.toldProblem = unavailable.message;
+        return this.retryLater();
+      }
       const engine = changesEngine(conn.tenant, conn.ctx.config);
       const problem = await engine.validate(this.bindings, this.claims);
       if (this.closed) return;
@@ -65,9 +75,13 @@ export class ChannelChanges implements LiveSubscriber {
       if (this.closed) return;
       conn.log.warn({ err, error_code: 'UnableToSubscribeToChanges', topic: this.channel.topic }, 'postgres_changes subscription failed; retrying');
       this.notify('error', `{:error, "${(err as Error).message}"}`);
-      this.retry = setTimeout(() => void this.subscribe(), RETRY_MS);
-      this.retry.unref();
+      this.retryLater();
     }
+  }
+
+  private retryLater(): void {
+    this.retry = setTimeout(() => void this.subscribe(), RETRY_MS);
+    this.retry.unref();
   }
 
   get serializer(): string {
@@ -92,6 +106,10 @@ export class ChannelChanges implements LiveSubscriber {
     let bytes = 0;
     for (const item of items) bytes += fanout.publishText(topic, this.frameFor(item));
     conn.countOutput(bytes);
+  }
+
+  keepsUp(): boolean {
+    return this.channel.conn.keepsUp();
   }
 
   deliverMany(items: readonly OutgoingChange[]): void {
@@ -164,6 +182,8 @@ export class ChannelChanges implements LiveSubscriber {
   close(): void {
     this.closed = true;
     if (this.retry) clearTimeout(this.retry);
-    if (this.engine) void this.engine.unsubscribe(this);
+    // Closed because the server is going away: the subscriber stays on record, so the next run holds the changes
+    // committed meanwhile for its client's rejoin.
+    if (this.engine) void this.engine.unsubscribe(this, { keepRecord: this.channel.conn.ctx.shuttingDown });
   }
 }

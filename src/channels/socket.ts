@@ -15,6 +15,12 @@ export interface SocketData {
 
 let nextConnectionId = 1;
 
+/** uWS send status: written (or corked) without building up backpressure. */
+const SENT = 1;
+
+/** Told on every channel of a socket that fell too far behind, just before it is closed with 1008. */
+export const SLOW_CLIENT_MESSAGE = 'Client too slow: messages backed up past the limit; disconnecting';
+
 /**
  * One WebSocket connection: its serializer, token, and joined channels by topic. Frames come in through
  * `onFrame`; everything the connection sends goes through `send`, which knows when the socket is gone.
@@ -31,6 +37,13 @@ export class Connection implements SocketHandle {
   private pendingJoins: Set<string> | null = null;
   ws: WebSocket<SocketData> | null = null;
   closed = false;
+  /**
+   * Set once the socket fell too far behind: it was told why after everything it had been sent, gets nothing more,
+   * and closes once it has read it all (or after the idle timeout).
+   */
+  private tooSlow: { deadline: NodeJS.Timeout } | null = null;
+  /** While the too-slow notices are written: their own backpressure must not trigger the check again. */
+  private telling = false;
   private logger: Logger | null = null;
   /** The tenant's labelled counters, looked up once: send() is on every hot path. */
   private readonly outputBytes: Counter.Internal;
@@ -73,17 +86,64 @@ export class Connection implements SocketHandle {
   }
 
   send(frame: string | Uint8Array): void {
-    if (this.closed || this.ws === null) return;
+    if (this.closed || this.ws === null || this.tooSlow) return;
     const isBinary = typeof frame !== 'string';
-    this.ws.send(frame, isBinary);
+    const status = this.ws.send(frame, isBinary);
     this.outputBytes.inc(isBinary ? frame.length : Buffer.byteLength(frame));
+    if (status !== SENT && !this.telling) this.keepsUp();
   }
 
-  /** A text frame (as text, or already encoded as UTF-8); returns its size for {@link countOutput}. */
+  /**
+   * A text frame (as text, or already encoded as UTF-8); returns its size for {@link countOutput}. Nothing is
+   * written once the socket fell behind: check {@link keepsUp} to stop a batch early.
+   */
   sendUncounted(frame: string | Uint8Array): number {
-    if (this.closed || this.ws === null) return 0;
-    this.ws.send(frame, false);
+    if (this.closed || this.ws === null || this.tooSlow) return 0;
+    const status = this.ws.send(frame, false);
+    if (status !== SENT) this.keepsUp();
     return typeof frame === 'string' ? Buffer.byteLength(frame) : frame.length;
+  }
+
+  /**
+   * Whether the socket keeps up with what is written to it. One whose unsent bytes passed WEBSOCKET_MAX_BUFFERED_BYTES
+   * is told so on every channel (a `system` error after everything it was sent so far: what it got is a gap-free
+   * prefix), its channels are closed so it gets nothing more, and the socket closes with 1008 once it has read that.
+   * Checked after every write that built up backpressure, before each publish of changes, and by a sweep every
+   * 250 ms (broadcasts are published by uWS without a per-socket call), which also closes a told socket once drained.
+   */
+  keepsUp(): boolean {
+    if (this.closed || this.ws === null) return false;
+    if (this.tooSlow) {
+      this.closeIfDrained();
+      return false;
+    }
+    if (this.telling) return true;
+    const buffered = this.ws.getBufferedAmount();
+    if (buffered <= this.ctx.config.maxBufferedBytes) return true;
+    this.fellBehind(buffered);
+    return false;
+  }
+
+  private fellBehind(buffered: number): void {
+    const ws = this.ws!;
+    this.log.warn({ error_code: 'ClientTooSlow', buffered_bytes: buffered, channels: this.channels.size }, 'socket not reading fast enough: told, and closed once drained');
+    this.ctx.metrics.channelErrors.inc({ tenant: this.tenant.id, code: 'ClientTooSlow' });
+    this.telling = true;
+    for (const channel of this.channels.values()) channel.pushSystem('error', SLOW_CLIENT_MESSAGE);
+    this.telling = false;
+    // A client that keeps sending but never reads would otherwise hold its buffer until it goes.
+    const deadline = setTimeout(() => this.ws?.end(1008, 'client too slow'), this.ctx.config.idleTimeoutSeconds * 1000);
+    deadline.unref();
+    this.tooSlow = { deadline };
+    // Channels end without a word more (every send is refused now): postgres_changes unsubscribe at once, so the
+    // positions they were told about can be confirmed, and broadcast, presence and fan-out topics are left.
+    for (const channel of [...this.channels.values()]) channel.close('shutdown');
+    for (const topic of ws.getTopics()) ws.unsubscribe(topic);
+  }
+
+  /** A socket told it is too slow closes once it has read everything (the sweep asks again every 250 ms). */
+  private closeIfDrained(): void {
+    if (this.ws !== null && !this.closed && this.ws.getBufferedAmount() === 0) this.ws.end(1008, 'client too slow');
   }
 
   countOutput(bytes: number): void {
@@ -94,6 +154,8 @@ export class Connection implements SocketHandle {
   cork(fn: () => void): void {
     if (this.closed || this.ws === null) return;
     this.ws.cork(fn);
+    // The corked bytes are written on leaving the cork, where no send status reports what stayed behind.
+    this.keepsUp();
   }
 
   /** Encodes a message for this connection's serializer (V1 output has no join_ref). */
@@ -109,6 +171,8 @@ export class Connection implements SocketHandle {
 
   onFrame(data: ArrayBuffer, isBinary: boolean): void {
     this.inputBytes.inc(data.byteLength);
+    // A socket closing as too slow takes no new work (its joins and pushes would only be refused replies).
+    if (this.tooSlow) return;
     let msg: Inbound;
     try {
       msg = decodeFrame(this.vsn, data, isBinary);
@@ -184,12 +248,14 @@ export class Connection implements SocketHandle {
     if (systemMessage !== null) {
       for (const channel of this.channels.values()) channel.pushSystem('ok', systemMessage, 'system');
     }
-    this.ws.end(code);
+    // A push above may have found the socket too slow, and closing it may have run already.
+    this.ws?.end(code);
   }
 
   onClosed(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.tooSlow) clearTimeout(this.tooSlow.deadline);
     for (const channel of [...this.channels.values()]) channel.close('socket_closed');
     this.tenant.sockets.delete(this);
     this.tenant.users.delete(this);

@@ -1,7 +1,9 @@
 import { hostname } from 'node:os';
 import { isHmacKeyOf } from '../auth/jwt.js';
 import { isAbsolute } from 'node:path';
-import { DEFAULT_SYSTEM_DIR } from '../db/embedded-postgres.js';
+
+/** Where root keeps the embedded Postgres binaries and clusters when the `postgres` user cannot reach the checkout. */
+export const DEFAULT_SYSTEM_DIR = '/var/lib/performer';
 
 /**
  * Every environment variable Performer reads, parsed and validated once at start-up.
@@ -29,6 +31,11 @@ export interface Config {
   channelErrorBackoffMs: number;
   idleTimeoutSeconds: number;
   maxFrameBytes: number;
+  /**
+   * Unsent bytes a socket may have queued before it is told (`system` message) and closed as too slow. uWS's own
+   * limit, which cuts a socket at once, is set well above it as a memory backstop.
+   */
+  maxBufferedBytes: number;
   noChannelTimeoutMs: number;
   shutdownTimeoutMs: number;
   /** Tenant defaults (upstream TENANT_MAX_*). */
@@ -51,6 +58,8 @@ export interface Config {
   changesSlotIdleDropMs: number;
   changesMaxLagBytes: number;
   changesLagCheckMs: number;
+  /** Warn when the changes slot's lag or retained WAL passes this many bytes (and each time it doubles). */
+  changesSlotWarnBytes: number;
   /** Appended to the database-broadcast replication slot name (upstream SLOT_NAME_SUFFIX). */
   slotNameSuffix: string;
   runJanitor: boolean;
@@ -84,6 +93,20 @@ export class ConfigError extends Error {
 const INT32_MAX = 2_147_483_647;
 
 export const DEFAULT_JWT_SECRET = 'super-secret-jwt-token-with-at-least-32-characters-long';
+/** Shorter HS256 secrets than this are guessable offline from any token (RFC 7518 wants 256 bits). */
+export const MIN_JWT_SECRET_LENGTH = 32;
+
+/** Why JWT_SECRET is unfit for a server others can reach, or null when it is fine. */
+export function jwtSecretWeakness(secret: string): string | null {
+  if (secret === DEFAULT_JWT_SECRET) {
+    return 'JWT_SECRET is the public demo secret: anyone can sign tokens for this server (service_role included)';
+  }
+  if (secret.length < MIN_JWT_SECRET_LENGTH) {
+    return `JWT_SECRET is shorter than ${MIN_JWT_SECRET_LENGTH} characters: tokens signed with it can be brute-forced`;
+  }
+  return null;
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 type Env = Record<string, string | undefined>;
@@ -93,7 +116,8 @@ export function loadConfig(env: Env = process.env): Config {
   const jwtSecret = r.string('JWT_SECRET', DEFAULT_JWT_SECRET);
   const config: Config = {
     port: r.int('PORT', 4000, 0, 65535),
-    host: r.string('HOST', '0.0.0.0'),
+    // The well-known demo secret lets anyone mint service_role tokens: with it, stay on loopback unless told.
+    host: r.string('HOST', jwtSecret === DEFAULT_JWT_SECRET ? '127.0.0.1' : '0.0.0.0'),
     databaseUrl: r.optionalUrl('DATABASE_URL', ['postgres:', 'postgresql:']),
     dataDir: r.string('PERFORMER_DATA_DIR', '.performer'),
     systemDir: r.absolutePath('PERFORMER_SYSTEM_DIR', DEFAULT_SYSTEM_DIR),
@@ -110,6 +134,7 @@ export function loadConfig(env: Env = process.env): Config {
     channelErrorBackoffMs: r.int('CHANNEL_ERROR_BACKOFF_MS', 5000, 0, 60_000),
     idleTimeoutSeconds: r.int('WEBSOCKET_IDLE_TIMEOUT_SECONDS', 60, 8, 960),
     maxFrameBytes: r.int('WEBSOCKET_MAX_FRAME_BYTES', 5_000_000, 1024, 64 * 1024 * 1024),
+    maxBufferedBytes: r.int('WEBSOCKET_MAX_BUFFERED_BYTES', 1024 * 1024, 16 * 1024, 256 * 1024 * 1024),
     noChannelTimeoutMs: r.int('NO_CHANNEL_TIMEOUT_IN_MS', 600_000, 1000, 86_400_000),
     shutdownTimeoutMs: r.int('SHUTDOWN_TIMEOUT_MS', 10_000, 100, 60_000),
     tenantDefaults: {
@@ -137,6 +162,7 @@ export function loadConfig(env: Env = process.env): Config {
     changesSlotIdleDropMs: r.int('CHANGES_SLOT_IDLE_DROP_MS', 600_000, 1000, 86_400_000),
     changesMaxLagBytes: r.int('CHANGES_MAX_LAG_BYTES', 1024 * 1024 * 1024, 1024, Number.MAX_SAFE_INTEGER),
     changesLagCheckMs: r.int('CHANGES_LAG_CHECK_MS', 10_000, 100, 3_600_000),
+    changesSlotWarnBytes: r.int('CHANGES_SLOT_WARN_BYTES', 256 * 1024 * 1024, 1024, Number.MAX_SAFE_INTEGER),
     slotNameSuffix: r.string('SLOT_NAME_SUFFIX', ''),
     runJanitor: r.bool('RUN_JANITOR', true),
     janitorIntervalMs: r.int('JANITOR_INTERVAL_MS', 3_600_000, 1000, 86_400_000),

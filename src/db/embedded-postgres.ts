@@ -5,6 +5,7 @@ import { chown, mkdir, readFile, rename, rm, stat, unlink, writeFile } from 'nod
 import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { DEFAULT_SYSTEM_DIR } from '../config/index.js';
 import { CLUSTER_SUBDIR, clusterHome, type ClusterHome } from './cluster-home.js';
 import { ensurePostgresOsUser, isRoot, type OsUser } from './os-user.js';
 import { postgresBinaries, type PostgresBinaries } from './postgres-binaries.js';
@@ -23,7 +24,10 @@ export interface EmbeddedPostgresOptions {
    * the cluster kept (see cluster-home.ts). Only root may be able to write it. Default DEFAULT_SYSTEM_DIR.
    */
   systemDir?: string;
-  /** Port to listen on (127.0.0.1 only). A free port is picked when absent. */
+  /**
+   * Port to listen on (127.0.0.1 only). When absent, the port of the last start (remembered in the data directory)
+   * if it is free, else a free one, remembered for the next start.
+   */
   port?: number;
   logger?: (line: string) => void;
   /** Trade crash safety for speed (tests): no fsync anywhere. */
@@ -47,7 +51,6 @@ export interface EmbeddedPostgres {
   stop(): Promise<void>;
 }
 
-export const DEFAULT_SYSTEM_DIR = '/var/lib/performer';
 
 interface Credentials {
   user: string;
@@ -55,6 +58,8 @@ interface Credentials {
 }
 
 const CREDENTIALS_FILE = 'credentials.json';
+/** The port of the last start without a fixed port: the next one reuses it, so the database keeps its address. */
+const PORT_FILE = 'port';
 const LOG_TAIL_LINES = 60;
 
 export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
@@ -84,10 +89,12 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   await clearStalePostmaster(clusterDir, onLog);
 
   const fixedPort = opts.port !== undefined;
+  const remembered = fixedPort ? null : await readRememberedPort(path.resolve(opts.dataDir));
   for (let attempt = 1; ; attempt++) {
-    const port = opts.port ?? (await findFreePort());
+    const port = opts.port ?? (await choosePort(attempt === 1 ? remembered : null, onLog));
     try {
       const started = await launch(clusterDir, port, credentials, opts, command, tail);
+      if (!fixedPort && port !== remembered) await rememberPort(path.resolve(opts.dataDir), port, onLog);
       return { ...started, clusterDir, home: home.dir, notices };
     } catch (err) {
       const text = tail.join('\n');
@@ -250,6 +257,41 @@ async function exists(p: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** The remembered port when it is free, else any free one. */
+async function choosePort(remembered: number | null, onLog: (line: string) => void): Promise<number> {
+  if (remembered === null) return findFreePort();
+  if (await portIsFree(remembered)) return remembered;
+  const port = await findFreePort();
+  onLog(`embedded postgres: port ${remembered} (used last time) is taken; using ${port}`);
+  return port;
+}
+
+async function readRememberedPort(dataDir: string): Promise<number | null> {
+  const text = await readFile(path.join(dataDir, PORT_FILE), 'utf8').catch(() => null);
+  const port = text === null ? NaN : Number(text.trim());
+  return Number.isInteger(port) && port > 0 && port < 65536 ? port : null;
+}
+
+async function rememberPort(dataDir: string, port: number, onLog: (line: string) => void): Promise<void> {
+  const file = path.join(dataDir, PORT_FILE);
+  try {
+    await writeFile(`${file}.tmp`, `${port}\n`);
+    await rename(`${file}.tmp`, file);
+  } catch (err) {
+    // The server runs all the same; the next start just picks another port.
+    onLog(`embedded postgres: could not remember port ${port} in ${file}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+/** Whether nothing listens on 127.0.0.1:port (Postgres may still lose a race for it; a failed start picks another). */
+function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
 }
 
 export async function findFreePort(): Promise<number> {

@@ -50,3 +50,12 @@ export async function withLentClient<T>(pool: pg.Pool, fn: (client: pg.PoolClien
     loan.release(failed);
   }
 }
+
+/**
+ * An idle pool client's error without the client pg-pool attaches to it (`err.client`: connection settings,
+ * socket, and the backend's cancel key), for logging. pg-pool has already dropped that client from the pool.
+ */
+export function withoutPoolClient(err: Error): Error {
+  Reflect.deleteProperty(err, 'client');
+  return err;
+}

@@ -1,6 +1,7 @@
 import { bearerToken, cleanToken, isHmacKeyOf, JwtVerifier } from '../auth/jwt.js';
 import type { ChannelsContext } from '../channels/context.js';
 import { applyTenantInput, type TenantRecord } from '../tenants/record.js';
+import { replicationReport } from '../tenants/replication-report.js';
 import { renderTenant } from '../tenants/store.js';
 import { openRequest, readJsonBody } from './gate.js';
 import type { Module } from './module.js';
@@ -120,6 +121,8 @@ function mountTenantsApi(app: TemplatedApp, ctx: ChannelsContext): void {
         healthy: dbConnected || connected === 0,
         db_connected: dbConnected,
         replication_connected: runtime?.replication?.status === 'up',
+        // Not upstream's: why replication is down (e.g. wal_level) and how far the changes slot trails.
+        replication: runtime ? replicationReport(runtime) : null,
         connected_cluster: connected,
         state: supervisor?.state ?? 'stopped',
         region: 'local',

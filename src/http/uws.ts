@@ -19,4 +19,14 @@ function loadNative(): typeof UwsTypes {
 }
 
 export const uws = loadNative();
+
+/**
+ * listen() option that leaves SO_REUSEPORT off. The binding exports it as a plain number (the typings only
+ * declare an enum, which does not exist at run time); a binding without it cannot listen exclusively.
+ */
+export const LISTEN_EXCLUSIVE_PORT: number = (() => {
+  const value = (uws as unknown as { LIBUS_LISTEN_EXCLUSIVE_PORT?: unknown }).LIBUS_LISTEN_EXCLUSIVE_PORT;
+  if (typeof value !== 'number') throw new Error('this uWebSockets.js binding has no LIBUS_LISTEN_EXCLUSIVE_PORT');
+  return value;
+})();
 export type { TemplatedApp, WebSocket, HttpResponse, HttpRequest, us_listen_socket, us_socket_context_t } from 'uWebSockets.js';

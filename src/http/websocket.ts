@@ -29,7 +29,11 @@ function mountWebSocket(app: TemplatedApp, ctx: ChannelsContext): void {
     idleTimeout: ctx.config.idleTimeoutSeconds,
     // Upstream closes sockets that send nothing for 60 s; automatic pings would keep silent clients alive.
     sendPingsAutomatically: false,
-    maxBackpressure: 1024 * 1024,
+    // Never a silent drop: a socket past WEBSOCKET_MAX_BUFFERED_BYTES is told and closed by Connection.keepsUp. uWS's
+    // own limit is only a memory backstop far above it, and a socket that reaches it is cut at once (a gap-free
+    // prefix, then a disconnect) instead of silently skipping frames and carrying on.
+    maxBackpressure: hardBackpressureLimit(ctx.config.maxBufferedBytes),
+    closeOnBackpressureLimit: 1, // a boolean; typed as a number by the bindings
     compression: uws.DISABLED,
     upgrade: (res: HttpResponse, req: HttpRequest, context: us_socket_context_t) => upgrade(ctx, res, req, context),
     open: (ws: import('./uws.js').WebSocket<SocketData>) => ws.getUserData().conn.opened(ws),
@@ -38,6 +42,14 @@ function mountWebSocket(app: TemplatedApp, ctx: ChannelsContext): void {
     close: (ws: import('./uws.js').WebSocket<SocketData>) => ws.getUserData().conn.onClosed(),
   };
   for (const path of WEBSOCKET_PATHS) app.ws<SocketData>(path, behavior);
+}
+
+/**
+ * uWS's backpressure limit: what one write burst (a loop turn of changes, or the broadcasts between two sweeps) may
+ * add past the soft bound before the socket is cut.
+ */
+export function hardBackpressureLimit(maxBufferedBytes: number): number {
+  return 4 * maxBufferedBytes + 16 * 1024 * 1024;
 }
 
 function upgrade(ctx: ChannelsContext, res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {

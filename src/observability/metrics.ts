@@ -1,5 +1,14 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+/** A running tenant's replication, read at scrape time. */
+export interface ReplicationFigures {
+  tenant: string;
+  /** The server setting that rules logical replication out (wal_level), or null. */
+  misconfigured: string | null;
+  /** The Postgres Changes slot at its last check, or null while there is none. */
+  slot: { name: string; lagBytes: number; retainedWalBytes: number } | null;
+}
+
 export interface TenantMetrics {
   events: Counter.Internal;
   outputBytes: Counter.Internal;
@@ -77,10 +86,45 @@ export class Metrics {
     collect: (): void => this.tenantsConnected.set(this.tenantsRunning()),
   });
 
+  /** Set by the server: the replication of every running tenant, read at scrape time. */
+  replicationFigures: () => ReplicationFigures[] = () => [];
+  readonly replicationSlotLag: Gauge = new Gauge({
+    name: 'realtime_replication_slot_lag_bytes',
+    help: 'Bytes of WAL between the current position and the Postgres Changes slot\'s confirmed position, per tenant',
+    labelNames: ['tenant', 'slot'],
+    registers: [this.registry],
+    collect: (): void => this.collectSlots(this.replicationSlotLag, (s) => s.lagBytes),
+  });
+  readonly replicationSlotRetainedWal: Gauge = new Gauge({
+    name: 'realtime_replication_slot_retained_wal_bytes',
+    help: 'Bytes of WAL the server keeps for the Postgres Changes slot, per tenant',
+    labelNames: ['tenant', 'slot'],
+    registers: [this.registry],
+    collect: (): void => this.collectSlots(this.replicationSlotRetainedWal, (s) => s.retainedWalBytes),
+  });
+  readonly replicationMisconfigured: Gauge = new Gauge({
+    name: 'realtime_replication_misconfigured',
+    help: 'Tenants whose database settings rule logical replication out (1), by the setting at fault',
+    labelNames: ['tenant', 'setting'],
+    registers: [this.registry],
+    collect: (): void => {
+      this.replicationMisconfigured.reset();
+      for (const f of this.replicationFigures()) {
+        if (f.misconfigured) this.replicationMisconfigured.set({ tenant: f.tenant, setting: f.misconfigured }, 1);
+      }
+    },
+  });
+
   private readonly tenantCache = new Map<string, TenantMetrics>();
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Series of tenants that stopped or dropped their slot disappear with them. */
+  private collectSlots(gauge: Gauge, figure: (slot: NonNullable<ReplicationFigures['slot']>) => number): void {
+    gauge.reset();
+    for (const f of this.replicationFigures()) if (f.slot) gauge.set({ tenant: f.tenant, slot: f.slot.name }, figure(f.slot));
   }
 
   /**

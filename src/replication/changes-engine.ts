@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { Logger } from '../observability/logger.js';
 import type { Binding } from './changes/index.js';
 import { ChangesCatalog } from './changes-catalog.js';
+import { ChangesRateGate } from './changes-rate.js';
 import { ChangesDispatcher, CommitQueue, type PendingCommit, type RowChange } from './changes-dispatch.js';
 import { SubscriberGroups, type FanoutMember } from './changes-groups.js';
 import { SubscriberStarts } from './changes-starts.js';
@@ -9,7 +10,7 @@ import { SubscriberStore, type ChangesSubscriber } from './changes-subscribers.j
 import type { Lsn, PgTimestamp } from './pgoutput/index.js';
 import { CarriedMessages } from './changes-messages.js';
 import type { DatabaseBroadcast } from './db-broadcast.js';
-import { changesSlotName } from './slot-names.js';
+import { TrackedSlot, type SlotUsage } from './changes-slot.js';
 import { ReplicationStream } from './stream.js';
 import { settledWithin, untilUp } from './stream-wire.js';
 import type { ReplicationEvent } from './stream-types.js';
@@ -36,8 +37,10 @@ export interface ChangesEngineOptions {
   /** Lag guard: when the slot is this many bytes behind, subscribers are told and the slot is recreated. */
   maxLagBytes: number;
   lagCheckMs: number;
+  /** Warn when the slot's lag or retained WAL passes this many bytes (and each time it doubles). */
+  slotWarnBytes: number;
   backoff: { initialMs: number; maxMs: number };
-  /** The tenant's events limiter: false drops a transaction's changes, as upstream drops them. */
+  /** The tenant's changes limiter (upstream's db_events): while false, changes are held, never dropped. */
   allow?: () => boolean;
   onDeliveries?: (n: number) => void;
   onStopped?: () => void;
@@ -62,7 +65,6 @@ export type LiveSubscriber = FanoutMember & SubscriberNotices;
  */
 export class ChangesEngine {
   readonly catalog: ChangesCatalog;
-  readonly slot: string;
   private readonly dispatcher: ChangesDispatcher;
   private readonly store: SubscriberStore;
   private readonly live = new Set<LiveSubscriber>();
@@ -83,6 +85,8 @@ export class ChangesEngine {
   private xid = 0;
   /** The newest commit handled while changes were held: confirmed once nothing is held any more. */
   private heldAckLsn: Lsn | null = null;
+  /** Holds (never drops) what committed while the tenant is over its changes rate. */
+  private readonly rate: ChangesRateGate;
   private flushSoon: NodeJS.Immediate | null = null;
   private readonly unflushed = new Set<ChangesSubscriber>();
   private statusDue = false;
@@ -92,17 +96,30 @@ export class ChangesEngine {
   private started: Promise<void> | null = null;
   private stopped = false;
   private readonly log: Logger;
+  /** Named at start, from the database's identity (see prepareChangesSlot). */
+  private readonly tracked: TrackedSlot;
 
   constructor(private readonly opts: ChangesEngineOptions) {
     this.log = opts.log.child({ extension: 'postgres_changes' });
-    this.slot = changesSlotName(opts.tenantId, opts.databaseUrl);
+    this.tracked = new TrackedSlot(opts.tenantId, opts.slotWarnBytes, this.log);
     this.catalog = new ChangesCatalog(opts.pool);
     this.dispatcher = new ChangesDispatcher(this.catalog, opts.pool, this.log);
     this.store = new SubscriberStore(opts.pool, opts.node, opts.tenantId);
+    this.rate = new ChangesRateGate(opts.allow, this.log);
   }
 
   get status(): string {
     return this.stream?.status ?? 'down';
+  }
+
+  /** The slot's name once start() named it. */
+  get slot(): string | null {
+    return this.tracked.name;
+  }
+
+  /** The slot's lag and retained WAL at the last check (every lagCheckMs). */
+  get slotUsage(): SlotUsage | null {
+    return this.tracked.usage;
   }
 
   get subscriberCount(): number {
@@ -112,6 +129,7 @@ export class ChangesEngine {
   /** Loads the subscribers an earlier run persisted, then streams. Idempotent. */
   start(): Promise<void> {
     this.started ??= (async () => {
+      await this.tracked.prepare(await this.opts.pool());
       const pending = await this.store.loadPending();
       this.starts.hold(pending);
       if (pending.length > 0) {
@@ -169,11 +187,13 @@ export class ChangesEngine {
     }
   }
 
-  async unsubscribe(sub: LiveSubscriber): Promise<void> {
+  /** With keepRecord (shutdown), the subscriber stays on record for the next run to hold its changes. */
+  async unsubscribe(sub: LiveSubscriber, { keepRecord = false } = {}): Promise<void> {
     if (!this.live.delete(sub)) return;
     this.leaveStarts(sub);
     this.groups.leave(sub);
     if (this.live.size === 0) this.idleSince = Date.now();
+    if (keepRecord) return;
     await this.store.remove(sub.instance).catch((err: unknown) => this.log.warn({ err }, 'removing a subscriber failed'));
   }
 
@@ -192,11 +212,12 @@ export class ChangesEngine {
   }
 
   private async startStream(): Promise<void> {
+    const slot = this.tracked.requireName();
     const carried = await CarriedMessages.lookup({ pipeline: () => this.opts.messages?.() ?? null, pool: this.opts.pool, publication: this.opts.publication, log: this.log });
     const stream: ReplicationStream = new ReplicationStream({
       connection: this.opts.databaseUrl,
       publications: carried ? carried.publications(this.opts.publication) : [this.opts.publication],
-      slot: this.slot,
+      slot,
       temporary: false,
       handler: (event) => this.onEvent(event),
       log: this.log,
@@ -253,10 +274,6 @@ export class ChangesEngine {
         if (m.commitLsn <= this.lastCommitLsn) changes = [];
         else this.lastCommitLsn = m.commitLsn;
         if (changes.length > 0 && this.subscriberCount === 0) changes = [];
-        if (changes.length > 0 && this.opts.allow && !this.opts.allow()) {
-          this.log.warn({ error_code: 'ChangesRateLimited', changes: changes.length }, 'tenant over its events limit; changes dropped');
-          changes = [];
-        }
         // Nothing to hand out and nothing ahead of it: confirm at once. Otherwise it joins the next batch, so its
         // position is confirmed only after the changes committed before it.
         if (changes.length === 0 && this.dispatching === null) {
@@ -284,6 +301,9 @@ export class ChangesEngine {
     await null;
     try {
       for (;;) {
+        // Held while over the changes rate; stopped while held: the waiting transactions were not confirmed, so they
+        // come again after a restart.
+        if (!this.waiting.empty && !(await this.rate.pass(this.waiting.rows, () => this.stopped))) break;
         await this.admitJoiners();
         if (this.waiting.empty) break;
         const txns = this.waiting.take();
@@ -385,16 +405,14 @@ export class ChangesEngine {
     for (const p of expired) await this.store.remove(p.instance).catch(() => undefined);
   }
 
+  /** Measures the slot (metrics, growth warnings) and, while streaming, applies the lag guard. */
   private async checkLag(): Promise<void> {
-    if (this.stopped || this.stream?.status !== 'up') return;
+    if (this.stopped) return;
     try {
       const pool = await this.opts.pool();
-      const { rows } = await pool.query<{ lag: string | null }>(
-        `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::text AS lag FROM pg_replication_slots WHERE slot_name = $1`,
-        [this.slot],
-      );
-      const lag = Number(rows[0]?.lag ?? 0);
-      if (lag <= this.opts.maxLagBytes) return;
+      // Measured while the stream is down too: a slot nobody reads is the one that piles up WAL.
+      const lag = (await this.tracked.measure(pool))?.lagBytes ?? 0;
+      if (this.stream?.status !== 'up' || lag <= this.opts.maxLagBytes) return;
       this.log.error({ error_code: 'ReplicationLagExceeded', lag_bytes: lag, max: this.opts.maxLagBytes }, 'changes slot too far behind; recreating it');
       for (const sub of this.live) {
         sub.notify('error', `Replication lag of ${lag} bytes exceeded the limit of ${this.opts.maxLagBytes} bytes; changes were skipped and the replication slot was recreated`);
@@ -407,7 +425,9 @@ export class ChangesEngine {
       this.waiting.clear();
       await this.startStream();
     } catch (err) {
-      this.log.warn({ err }, 'replication lag check failed');
+      // A database that is down is reported by its own probe; this check only adds to it while streaming.
+      if (this.stream?.status === 'up') this.log.warn({ err }, 'replication lag check failed');
+      else this.log.debug({ err }, 'replication lag check failed');
     }
   }
 
@@ -419,7 +439,7 @@ export class ChangesEngine {
   }
 
   private async dropSlot(pool: pg.Pool): Promise<void> {
-    await pool.query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active', [this.slot]);
+    await this.tracked.drop(pool);
   }
 
   private every(ms: number, fn: () => void, once = false): void {

@@ -14,6 +14,11 @@ export interface FanoutMember extends ChangesSubscriber {
   exitFanout(topic: string): void;
   /** Encodes the items once for this member's serializer and publishes them to every socket in the topic. */
   publish(topic: string, items: readonly OutgoingChange[]): void;
+  /**
+   * False when the member's socket has fallen too far behind: it has then been told, and is leaving (its channel
+   * unsubscribes), so it gets nothing more instead of a silent subset.
+   */
+  keepsUp(): boolean;
 }
 
 let groupsMade = 0;
@@ -73,13 +78,15 @@ export class SubscriberGroup<M extends FanoutMember> implements ChangesSubscribe
   flush(): void {
     const items = this.queued.take();
     if (!items) return;
-    for (const [serializer, set] of this.bySerializer) {
-      const first = set.values().next().value as M;
-      if (set.size === 1) {
-        first.deliverMany(items);
-        first.flush();
+    for (const [serializer, set] of [...this.bySerializer]) {
+      // uWS publishes without a word to a socket over its limit: one that fell behind is told and removed first.
+      const members = [...set].filter((m) => m.keepsUp());
+      if (members.length === 0) continue;
+      if (members.length === 1) {
+        members[0]!.deliverMany(items);
+        members[0]!.flush();
       } else {
-        first.publish(this.fanoutTopic(serializer), items);
+        members[0]!.publish(this.fanoutTopic(serializer), items);
       }
     }
   }

@@ -98,9 +98,10 @@ export async function ensureSlot(client: pg.Client, slot: string, temporary: boo
   } catch (err) {
     if ((err as { code?: string }).code !== '42710') throw err; // duplicate_object: already there
   }
-  // Replication connections only speak the simple protocol, hence the literal (safe: validated name).
+  // A replication connection refuses the extended protocol, so no $1 here: the name goes in as a literal quoted by
+  // the driver (and it passed validSlotName, so there is nothing to quote).
   const res = await client.query<{ lsn: string | null }>(
-    `SELECT confirmed_flush_lsn::text AS lsn FROM pg_catalog.pg_replication_slots WHERE slot_name = '${slot}'`,
+    `SELECT confirmed_flush_lsn::text AS lsn FROM pg_catalog.pg_replication_slots WHERE slot_name = ${client.escapeLiteral(slot)}`,
   );
   const lsn = res.rows[0]?.lsn;
   return lsn ? parseLsn(lsn) : 0n;
@@ -116,6 +117,7 @@ export function failureCode(error: unknown): string {
   const e = error as { code?: string; message?: string } | null;
   if (e?.code === '53300' && /wal_senders|replication/i.test(e.message ?? '')) return 'ReplicationMaxWalSendersReached';
   if (e?.code === '42710' || e?.code === '55006') return 'ReplicationSlotBusy'; // exists / active elsewhere
+  if (e?.code === '55000' && /wal_level/i.test(e.message ?? '')) return 'ReplicationWalLevelNotLogical';
   return 'ReplicationConnectionDown';
 }
 

@@ -1,6 +1,5 @@
 import type { Config } from '../config/index.js';
 import { ChangesEngine } from '../replication/changes-engine.js';
-import { trafficLimitHit } from './limits.js';
 import type { ChildSpec } from './supervisor.js';
 import type { TenantRuntime } from './tenant.js';
 
@@ -18,9 +17,11 @@ export function changesEngine(runtime: TenantRuntime, config: Config): ChangesEn
     idleDropMs: config.changesSlotIdleDropMs,
     maxLagBytes: config.changesMaxLagBytes,
     lagCheckMs: config.changesLagCheckMs,
+    slotWarnBytes: config.changesSlotWarnBytes,
     backoff: { initialMs: config.tenantBackoffMinMs, maxMs: config.tenantBackoffMaxMs },
-    allow: () => trafficLimitHit(runtime) === null,
-    onDeliveries: (n) => runtime.events.add(n),
+    // Changes have their own counter, as upstream's db_events: broadcast traffic cannot hold them back.
+    allow: () => runtime.dbEvents.rate < runtime.settings.limits.maxEventsPerSecond,
+    onDeliveries: (n) => runtime.dbEvents.add(n),
     onStopped: () => {
       if (runtime.changes === engine) runtime.changes = null;
     },
@@ -40,7 +41,8 @@ export function changesChild(runtime: TenantRuntime, config: Config): ChildSpec 
     async start() {
       const pool = await runtime.database();
       const { rows } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM realtime.performer_changes_subscribers WHERE tenant = $1', [runtime.id]);
-      if ((rows[0]?.n ?? 0) > 0) await changesEngine(runtime, config).start();
+      // A database that cannot replicate is reported by the replication check; rejoining subscribers hear it then.
+      if ((rows[0]?.n ?? 0) > 0 && (await runtime.replicationCheck.run()) === null) await changesEngine(runtime, config).start();
       return {
         exited: new Promise<never>(() => undefined),
         async stop() {

@@ -1,4 +1,6 @@
+import pg from 'pg';
 import type { Logger } from '../observability/logger.js';
+import { dropTenantChangesSlots } from '../replication/changes-slot.js';
 import { toRuntimeSettings, type TenantRecord } from './record.js';
 import type { TenantStore } from './store.js';
 import { TenantSupervisor, type ChildSpec, type SupervisorOptions } from './supervisor.js';
@@ -114,9 +116,28 @@ export class TenantRegistry {
   }
 
   async delete(tenantId: string): Promise<void> {
+    const record = this.records.get(tenantId);
     await this.store.delete(tenantId);
     this.records.delete(tenantId);
     await this.stopTenant(tenantId, SERVER_REQUESTED_DISCONNECT);
+    if (record) await this.dropSlotsOf(record);
+  }
+
+  /** A deleted tenant's Postgres Changes slots would keep WAL for nobody: dropped, as upstream drops its slots. */
+  private async dropSlotsOf(record: TenantRecord): Promise<void> {
+    const log = this.log.child({ tenant: record.externalId });
+    const client = new pg.Client({ connectionString: toRuntimeSettings(record, 1).databaseUrl, connectionTimeoutMillis: 5000 });
+    client.on('error', (err) => log.debug({ err }, 'slot cleanup connection error'));
+    try {
+      await client.connect();
+      const dropped = await dropTenantChangesSlots(client, record.externalId, log);
+      if (dropped.length > 0) log.info({ dropped }, 'dropped the deleted tenant\'s replication slots');
+    } catch (err) {
+      // The tenant is gone either way; a slot left behind (database unreachable) is for its operator to drop.
+      log.warn({ err, error_code: 'UnableToDropReplicationSlots' }, 'could not drop the deleted tenant\'s replication slots');
+    } finally {
+      await client.end().catch(() => undefined);
+    }
   }
 
   /** Disconnects the tenant's sockets and stops its runtime; the next request starts it afresh. */

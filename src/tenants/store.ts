@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { guardLent } from '../db/lend.js';
+import { guardLent, withoutPoolClient } from '../db/lend.js';
 import type { Logger } from '../observability/logger.js';
 import { controlMigrations } from './control-migrations.js';
 import { runMigrations } from './migrate.js';
@@ -41,7 +41,7 @@ export class TenantStore {
 
   static async open(url: string, box: SecretBox, log: Logger): Promise<TenantStore> {
     const pool = new pg.Pool({ connectionString: url, max: 4, application_name: 'performer_control' });
-    pool.on('error', (err) => log.warn({ err }, 'idle control-plane client failed'));
+    pool.on('error', (err) => log.warn({ err: withoutPoolClient(err) }, 'idle control-plane client failed'));
     await runMigrations(pool, CONTROL_TARGET, controlMigrations, (m) => log.info(m));
     return new TenantStore(pool, box);
   }

@@ -1,12 +1,14 @@
 import pg from 'pg';
 import { JwtVerifier } from '../auth/jwt.js';
 import type { TenantLimits } from '../config/index.js';
+import { withoutPoolClient } from '../db/lend.js';
 import type { Logger } from '../observability/logger.js';
 import { TenantPresence } from '../presence/tenant-presence.js';
 import type { ChangesEngine } from '../replication/changes-engine.js';
 import type { DatabaseBroadcast } from '../replication/db-broadcast.js';
 import type { MessagesRelay } from '../replication/messages-relay.js';
 import { RateCounter } from './rate-counter.js';
+import { ReplicationCheck } from './replication-check.js';
 
 export interface TenantSettings {
   externalId: string;
@@ -40,12 +42,16 @@ export interface SocketHandle {
   readonly idleSince: number | null;
   channelCount(): number;
   disconnect(code: number, systemMessage: string | null): void;
+  /** False (after telling it and starting to close it) when the socket has fallen too far behind its writes. */
+  keepsUp(): boolean;
 }
 
 export type DatabasePreparer = (pool: pg.Pool, log: Logger) => Promise<void>;
 
 /** How long stop() waits for the tenant's pool to close. */
 const POOL_CLOSE_TIMEOUT_MS = 5000;
+/** How often the database's replication settings are checked again (they change only with a server restart). */
+const REPLICATION_RECHECK_MS = 5000;
 
 export type DatabaseState = 'idle' | 'connecting' | 'ready' | 'failed';
 
@@ -67,6 +73,8 @@ export class TenantRuntime {
   readonly requests: RateCounter;
   /** presence_state pushes and delivered presence_diffs, against max_presence_events_per_second. */
   readonly presenceEvents: RateCounter;
+  /** Delivered postgres_changes events (upstream's db_events), against max_events_per_second. */
+  readonly dbEvents: RateCounter;
   /** This tenant's presence replica on this node (the cluster layer replicates it through its delta methods). */
   readonly presence: TenantPresence;
   readonly log: Logger;
@@ -77,6 +85,8 @@ export class TenantRuntime {
   messagesRelay: MessagesRelay | null = null;
   /** Postgres Changes, while anyone subscribes (or an earlier run's subscribers may rejoin). */
   changes: ChangesEngine | null = null;
+  /** Whether the database can do logical replication at all (wal_level and the like). */
+  readonly replicationCheck: ReplicationCheck;
   /** Set by the tenant's supervisor: where an exception from this tenant's handlers is reported. */
   onFault: (err: unknown, where: string) => void = () => undefined;
   private pool: pg.Pool | null = null;
@@ -95,8 +105,10 @@ export class TenantRuntime {
     this.bytes = this.counter();
     this.requests = this.counter();
     this.presenceEvents = this.counter();
+    this.dbEvents = this.counter();
     this.verifier = new JwtVerifier({ secret: settings.jwtSecret, jwks: settings.jwtJwks, claimValidators: settings.claimValidators });
     this.presence = new TenantPresence(settings.externalId);
+    this.replicationCheck = new ReplicationCheck(() => this.database(), this.log, REPLICATION_RECHECK_MS);
   }
 
   /** A rolling rate counter ticking as configured for this node (tests use short ticks). */
@@ -121,7 +133,7 @@ export class TenantRuntime {
       application_name: 'performer',
       connectionTimeoutMillis: 5000,
     });
-    pool.on('error', (err) => this.log.warn({ err, error_code: 'DatabaseConnectionError' }, 'idle tenant database client failed'));
+    pool.on('error', (err) => this.log.warn({ err: withoutPoolClient(err), error_code: 'DatabaseConnectionError' }, 'idle tenant database client failed'));
     this.pool = pool;
     this.dbReady = this.prepareDatabase(pool, this.log).then(
       () => {
@@ -176,6 +188,7 @@ export class TenantRuntime {
     this.bytes.stop();
     this.requests.stop();
     this.presenceEvents.stop();
+    this.dbEvents.stop();
     const pool = this.pool;
     this.pool = null;
     this.dbReady = null;

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, DEFAULT_JWT_SECRET, loadConfig } from '../../src/config/index.js';
+import { ConfigError, DEFAULT_JWT_SECRET, jwtSecretWeakness, loadConfig } from '../../src/config/index.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -22,7 +22,7 @@ describe('defaults', () => {
     const c = loadConfig({});
     expect(c).toMatchObject({
       port: 4000,
-      host: '0.0.0.0',
+      host: '127.0.0.1',
       databaseUrl: null,
       jwtSecret: DEFAULT_JWT_SECRET,
       jwtJwks: null,
@@ -36,6 +36,7 @@ describe('defaults', () => {
       connectErrorBackoffMs: 2000,
       channelErrorBackoffMs: 5000,
       noChannelTimeoutMs: 600_000,
+      maxBufferedBytes: 1024 * 1024,
       tenantDefaults: {
         maxConcurrentUsers: 200,
         maxEventsPerSecond: 100,
@@ -112,6 +113,32 @@ describe('management API secrets', () => {
   });
 });
 
+describe('listen address and secret strength', () => {
+  const OWN_SECRET = 'my-own-secret-that-is-long-enough-for-hs256';
+
+  it('stays on loopback while the demo JWT secret is in use', () => {
+    expect(loadConfig({}).host).toBe('127.0.0.1');
+    expect(loadConfig({ JWT_SECRET: DEFAULT_JWT_SECRET }).host).toBe('127.0.0.1');
+  });
+
+  it('listens on every interface once JWT_SECRET is the operator\'s own', () => {
+    expect(loadConfig({ JWT_SECRET: OWN_SECRET }).host).toBe('0.0.0.0');
+  });
+
+  it('lets an explicit HOST win either way', () => {
+    expect(loadConfig({ HOST: '0.0.0.0' }).host).toBe('0.0.0.0');
+    expect(loadConfig({ HOST: '::1', JWT_SECRET: OWN_SECRET }).host).toBe('::1');
+  });
+
+  it('calls the demo secret and secrets under 32 characters weak, and nothing else', () => {
+    expect(jwtSecretWeakness(DEFAULT_JWT_SECRET)).toMatch(/public demo secret/);
+    expect(jwtSecretWeakness('x'.repeat(31))).toMatch(/shorter than 32 characters/);
+    expect(jwtSecretWeakness('short')).toMatch(/shorter than 32 characters/);
+    expect(jwtSecretWeakness('x'.repeat(32))).toBeNull();
+    expect(jwtSecretWeakness(OWN_SECRET)).toBeNull();
+  });
+});
+
 describe('integers', () => {
   const INT_VARS = [
     'PORT',
@@ -119,6 +146,7 @@ describe('integers', () => {
     'CHANNEL_ERROR_BACKOFF_MS',
     'WEBSOCKET_IDLE_TIMEOUT_SECONDS',
     'WEBSOCKET_MAX_FRAME_BYTES',
+    'WEBSOCKET_MAX_BUFFERED_BYTES',
     'NO_CHANNEL_TIMEOUT_IN_MS',
     'SHUTDOWN_TIMEOUT_MS',
     'TENANT_MAX_CONCURRENT_USERS',
@@ -153,6 +181,8 @@ describe('integers', () => {
     ['WEBSOCKET_IDLE_TIMEOUT_SECONDS', '7'],
     ['WEBSOCKET_IDLE_TIMEOUT_SECONDS', '961'],
     ['WEBSOCKET_MAX_FRAME_BYTES', '1023'],
+    ['WEBSOCKET_MAX_BUFFERED_BYTES', '16383'],
+    ['WEBSOCKET_MAX_BUFFERED_BYTES', '268435457'],
     ['NO_CHANNEL_TIMEOUT_IN_MS', '999'],
     ['SHUTDOWN_TIMEOUT_MS', '99'],
     ['CONNECT_ERROR_BACKOFF_MS', '60001'],
@@ -172,6 +202,7 @@ describe('integers', () => {
     ['WEBSOCKET_IDLE_TIMEOUT_SECONDS', '8', 'idleTimeoutSeconds', 8],
     ['WEBSOCKET_IDLE_TIMEOUT_SECONDS', '960', 'idleTimeoutSeconds', 960],
     ['SHUTDOWN_TIMEOUT_MS', ' 100 ', 'shutdownTimeoutMs', 100],
+    ['WEBSOCKET_MAX_BUFFERED_BYTES', '16384', 'maxBufferedBytes', 16384],
   ] as const)('accepts the boundary %s=%j', (name, value, key, expected) => {
     expect(loadConfig({ [name]: value })[key]).toBe(expected);
   });

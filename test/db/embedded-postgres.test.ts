@@ -84,6 +84,29 @@ describe('startEmbeddedPostgres', () => {
     await server.stop();
   });
 
+  it('listens on the port of its last start, and on another (kept from then on) when that one is taken', async () => {
+    const first = await start();
+    await first.stop();
+    const second = await start();
+    expect(second.port).toBe(first.port);
+    await second.stop();
+    expect(Number((await readFile(path.join(dataDir, 'port'), 'utf8')).trim())).toBe(first.port);
+    const blocker = net.createServer();
+    blocker.listen(first.port, '127.0.0.1');
+    await once(blocker, 'listening');
+    let moved: EmbeddedPostgres;
+    try {
+      moved = await start();
+      expect(moved.port).not.toBe(first.port);
+      await moved.stop();
+    } finally {
+      blocker.close();
+    }
+    const fourth = await start();
+    expect(fourth.port).toBe(moved.port);
+    await fourth.stop();
+  });
+
   it('starts again after the postmaster was SIGKILLed (stale postmaster.pid)', async () => {
     const crashed = await start();
     await withClient(crashed.url, (client) => client.query(`INSERT INTO kept VALUES ('before crash')`));

@@ -307,7 +307,7 @@ describe('docker-compose.yml', () => {
     expect(healthcheckCommand(compose.services.redis.healthcheck)).toMatch(/\bredis-cli\b.*\bping\b/);
     const performerCheck = healthcheckCommand(compose.services.performer.healthcheck);
     expect(performerCheck).toMatch(/^CMD node /);
-    expect(performerCheck).toContain('/healthcheck');
+    expect(performerCheck).toContain('/healthcheck?verbose=1');
   });
 
   it('starts performer only once db and redis are healthy', () => {
@@ -367,6 +367,10 @@ describe('docker-compose.yml', () => {
     for (const name of Object.keys(environmentOf(compose.services.performer))) {
       expect(source, `${name} is read in src/config`).toMatch(new RegExp(`['"\`]${name}['"\`]`));
     }
+  });
+
+  it('sets HOST=0.0.0.0: the server alone stays on loopback while the demo JWT secret is in use', () => {
+    expect(environmentOf(compose.services.performer).HOST).toBe('0.0.0.0');
   });
 
   it('leaves METRICS_JWT_SECRET unset by default so Prometheus can scrape /metrics', () => {
@@ -477,6 +481,14 @@ describe('Dockerfile', () => {
     const source = dockerfile.stages.find((s) => s.name === fromStage);
     expect(source, 'stage node_modules is copied from').toBeDefined();
     expect(source!.instructions.some((i) => i.keyword === 'RUN' && /--omit=dev/.test(i.args))).toBe(true);
+  });
+
+  it('sets HOST=0.0.0.0 so that a published port reaches the server whatever JWT_SECRET is', () => {
+    const env = new Map<string, string>();
+    for (const e of all('ENV')) {
+      for (const m of e.args.matchAll(/([A-Za-z_][A-Za-z0-9_]*)=("[^"]*"|\S+)/g)) env.set(m[1], m[2].replace(/^"(.*)"$/, '$1'));
+    }
+    expect(env.get('HOST')).toBe('0.0.0.0');
   });
 
   it('exposes 4000', () => {

@@ -2,10 +2,11 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { pino } from 'pino';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signHs256 } from '../../src/auth/jwt.js';
 import { loadConfig } from '../../src/config/index.js';
+import { createLogger } from '../../src/observability/logger.js';
 import { startServer, type RunningServer } from '../../src/server.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
 import { failedHandshake, RawClient } from '../support/raw-client.js';
@@ -29,16 +30,8 @@ const memory = new Writable({
   },
 });
 
-/** The same pino options as createLogger, writing to memory instead of stdout. */
-const log = pino(
-  {
-    level: 'debug',
-    base: { service: 'performer' },
-    timestamp: pino.stdTimeFunctions.isoTime,
-    formatters: { level: (label) => ({ level: label }) },
-  },
-  memory,
-);
+/** The server's own logger, writing to memory instead of stdout. */
+const log = createLogger('debug', memory);
 
 let db: TestDatabase;
 let server: RunningServer;
@@ -149,6 +142,34 @@ describe('log lines about refused handshakes', () => {
     expect((await failedHandshake(ws(anonKey), { host: `nope.localhost:${server.port}` })).status).toBe(404);
     const [line] = await linesAfter(mark, (l) => l.error_code === 'TenantNotFound');
     expect(line.level).not.toBe('debug');
+  });
+});
+
+describe('log lines about a database connection that dies while idle', () => {
+  it('carry the Postgres error, not the pg client with its connection settings and cancel key', async () => {
+    const pool = await server.ctx.registry.get(TENANT)!.database();
+    await pool.query('SELECT 1'); // leaves at least one idle client in the tenant's pool
+    const mark = raw.length;
+    // What Ctrl-C does to an embedded Postgres (it shares the terminal's process group): it ends every backend.
+    const admin = new pg.Client({ connectionString: db.url });
+    await admin.connect();
+    try {
+      const { rows } = await admin.query<{ pid: number }>(
+        `SELECT pid FROM pg_stat_activity
+          WHERE datname = current_database() AND application_name = 'performer' AND backend_type = 'client backend' AND state = 'idle'`,
+      );
+      expect(rows.length).toBeGreaterThan(0);
+      await admin.query('SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid', [rows.map((r) => r.pid)]);
+    } finally {
+      await admin.end();
+    }
+    const [line] = await linesAfter(mark, (l) => l.msg === 'idle tenant database client failed');
+    expect(line).toMatchObject({ level: 'warn', tenant: TENANT, error_code: 'DatabaseConnectionError' });
+    expect(line.err).toMatchObject({ code: '57P01', message: 'terminating connection due to administrator command' });
+    const text = raw.slice(mark).join('\n');
+    for (const field of ['"client"', '"secretKey"', '"processID"', '"connectionParameters"', '"password"']) {
+      expect(text).not.toContain(field);
+    }
   });
 });
 

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import { SignJWT } from 'jose';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RawClient } from '../support/raw-client.js';
 import { startTestServer, type TestServer } from '../support/server.js';
@@ -198,6 +199,47 @@ describe('GET /metrics', () => {
   });
 });
 
+describe('replication metrics', () => {
+  let r: TestServer;
+  beforeAll(async () => {
+    r = await startTestServer({ CHANGES_LAG_CHECK_MS: '100' });
+  });
+  afterAll(async () => {
+    await r?.stop();
+  });
+
+  it('report the changes slot\'s lag and retained WAL per tenant and slot, and no misconfiguration', async () => {
+    const sql = new pg.Client({ connectionString: r.db.url });
+    await sql.connect();
+    await sql.query(`CREATE TABLE public.m (id int PRIMARY KEY); GRANT SELECT ON public.m TO anon; ALTER PUBLICATION supabase_realtime ADD TABLE public.m;`);
+    const c = await connect(r);
+    await joined(c, 'm', '1', { config: { postgres_changes: [{ event: '*', schema: 'public', table: 'm' }] } });
+    await c.nextText((m) => (m as unknown[])[3] === 'system', 15_000);
+    const slot = (await sql.query<{ slot_name: string }>(`SELECT slot_name FROM pg_replication_slots WHERE database = current_database() AND NOT temporary`)).rows[0]!.slot_name;
+    await sql.query('INSERT INTO public.m SELECT generate_series(1, 100)');
+    let samples: Sample[] = [];
+    const deadline = Date.now() + 15_000;
+    while (value(samples, 'realtime_replication_slot_retained_wal_bytes', { tenant: TENANT, slot }) === undefined && Date.now() < deadline) {
+      await new Promise((res) => setTimeout(res, 50));
+      samples = (await scrape(r)).samples;
+    }
+    const lag = value(samples, 'realtime_replication_slot_lag_bytes', { tenant: TENANT, slot });
+    const retained = value(samples, 'realtime_replication_slot_retained_wal_bytes', { tenant: TENANT, slot });
+    expect(lag).toBeGreaterThanOrEqual(0);
+    expect(retained).toBeGreaterThanOrEqual(lag!);
+    expect(samples.filter((x) => x.name === 'realtime_replication_misconfigured')).toEqual([]);
+    // The tenant health shows the same slot.
+    const health = await fetch(`${r.url}/api/tenants/${TENANT}/health`, { headers: { authorization: `Bearer ${await r.sign({ role: 'service_role' }, r.managementSecret)}` } });
+    expect(((await health.json()) as { data: { replication: unknown } }).data.replication).toMatchObject({
+      state: 'up',
+      problem: null,
+      postgres_changes: { state: 'up', slot, subscribers: 1, slot_lag_bytes: expect.any(Number), retained_wal_bytes: expect.any(Number) },
+    });
+    c.close();
+    await sql.end();
+  });
+});
+
 describe('metrics authentication', () => {
   const exp = () => Math.floor(Date.now() / 1000) + 600;
   const metricsToken = (claims: Record<string, unknown> = {}, secret = METRICS_SECRET) =>
@@ -251,6 +293,15 @@ describe('metrics authentication', () => {
     expect(await status({ authorization: `Bearer ${blocked}` }, '/metrics/eu-west-2')).toEqual({ status: 403, text: '' });
   });
 
+  it('shows tenants in /healthcheck?verbose=1 only to whoever may read the metrics', async () => {
+    const anonymous = await fetch(`${s.url}/healthcheck?verbose=1`);
+    const body = (await anonymous.json()) as Record<string, unknown>;
+    expect(Object.keys(body).sort()).toEqual(['node', 'status']);
+    const authorized = await fetch(`${s.url}/healthcheck?verbose=1`, { headers: { authorization: `Bearer ${await metricsToken({ exp: exp() })}` } });
+    expect(((await authorized.json()) as { tenants: Record<string, unknown> }).tenants).toHaveProperty(TENANT);
+    expect(anonymous.status).toBe(authorized.status);
+  });
+
   it('guards /metrics/:region the same way', async () => {
     expect(await status({}, '/metrics/us-east-1')).toEqual({ status: 403, text: '' });
     const res = await status({ authorization: `Bearer ${await metricsToken({ exp: exp() })}` }, '/metrics/us-east-1');
@@ -264,6 +315,23 @@ describe('operational endpoints', () => {
     const res = await fetch(`${t.url}/healthcheck`);
     expect(res.status).toBe(200);
     expect(await res.text()).toBe('ok');
+  });
+
+  it('GET /healthcheck?verbose=1 answers 200 with every running tenant\'s replication once it streams', async () => {
+    let res = await fetch(`${t.url}/healthcheck?verbose=1`);
+    const deadline = Date.now() + 15_000;
+    while (res.status !== 200 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      res = await fetch(`${t.url}/healthcheck?verbose=1`);
+    }
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(await res.json()).toMatchObject({
+      status: 'ok',
+      node: expect.any(String),
+      tenants: { [TENANT]: { state: 'ready', db_connected: true, replication: { state: 'up', problem: null } } },
+    });
+    expect(await (await fetch(`${t.url}/healthcheck?verbose=0`)).text()).toBe('ok');
   });
 
   it('GET /healthcheck needs no tenant', async () => {

@@ -71,7 +71,7 @@ describe('postgres_changes under RLS', () => {
 describe('the changes slot', () => {
   it('is persistent while subscribed and dropped after an idle period without subscribers', async () => {
     const slots = async () =>
-      (await db.query<{ slot_name: string; temporary: boolean }>("SELECT slot_name, temporary FROM pg_replication_slots WHERE slot_name LIKE 'performer_changes_%' AND database = current_database()")).rows;
+      (await db.query<{ slot_name: string; temporary: boolean }>("SELECT slot_name, temporary FROM pg_replication_slots WHERE slot_name LIKE 'performer_cdc_%' AND database = current_database()")).rows;
     const c = await subscriber(alice, 'idle-slot');
     expect((await slots()).map((s) => s.temporary)).toEqual([false]);
     c.send(['1', '2', 'realtime:idle-slot', 'phx_leave', {}]);

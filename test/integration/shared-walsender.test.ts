@@ -61,7 +61,7 @@ describe('one walsender per tenant while Postgres Changes runs', () => {
     // The changes stream took realtime.messages over: its slot is the only one streaming.
     await until(async () => pipeline()?.ownStream === false, 15_000);
     await until(async () => (await activeSlots()).length === 1, 15_000);
-    expect(await activeSlots()).toEqual([expect.stringMatching(/^performer_changes_/)]);
+    expect(await activeSlots()).toEqual([expect.stringMatching(/^performer_cdc_/)]);
     expect(pipeline()?.status).toBe('up');
     await db.query('INSERT INTO public.items VALUES (1), (2)');
     await until(() => rows.length === 2);
@@ -88,7 +88,7 @@ describe('one walsender per tenant while Postgres Changes runs', () => {
     await until(async () => (await activeSlots()).length === 2, 15_000);
     await sleep(500);
     expect(pipeline()?.ownStream).toBe(true);
-    expect(await activeSlots()).toEqual([expect.stringMatching(/^performer_changes_/), expect.stringMatching(/^supabase_realtime_messages_replication_slot_/)]);
+    expect(await activeSlots()).toEqual([expect.stringMatching(/^performer_cdc_/), expect.stringMatching(/^supabase_realtime_messages_replication_slot_/)]);
     const got: number[] = [];
     const listener = t.client().channel('own-room');
     listener.on('broadcast', { event: 'seq' }, (m: { payload: { n: number } }) => got.push(m.payload.n));

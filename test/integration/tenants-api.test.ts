@@ -4,6 +4,9 @@ import { failedHandshake, RawClient } from '../support/raw-client.js';
 import { startTestServer, waitForEvent, type TestServer } from '../support/server.js';
 import { api, createTenant, extensionFor, type TestTenant } from '../support/tenants.js';
 import { subscribed, until } from '../support/channels.js';
+import { withClient } from '../support/postgres.js';
+import { databaseOid } from '../../src/replication/changes-slot.js';
+import { changesSlotName } from '../../src/replication/slot-names.js';
 
 let t: TestServer;
 const tenants: TestTenant[] = [];
@@ -164,13 +167,22 @@ describe('tenant lifecycle over the management API', () => {
     expect(rest).toEqual({ status: 403, body: { message: 'Tenant is suspended' } });
   });
 
-  it('deletes a tenant: 204 (also when absent), its sockets closed, then unknown', async () => {
+  it('deletes a tenant: 204 (also when absent), its sockets closed and its changes slots dropped, then unknown', async () => {
     const del = await tenant('gone');
     const c = await RawClient.connect(rawUrl(del.anonKey), { host: `gone.localhost:${t.port}` });
     c.send(['1', '1', 'realtime:a', 'phx_join', { config: {} }]);
     await c.reply('1');
+    // Its Postgres Changes slot (this scheme and the earlier one) and another tenant's slot in the same database.
+    const slotsLeft = () => withClient(del.db.url, async (sql) => (await sql.query<{ slot_name: string }>('SELECT slot_name FROM pg_replication_slots WHERE database = current_database() ORDER BY 1')).rows.map((r) => r.slot_name));
+    const oid = await withClient(del.db.url, async (sql) => databaseOid(sql));
+    await withClient(del.db.url, async (sql) => {
+      for (const slot of [changesSlotName('gone', oid), 'performer_changes_gone_0123456789', changesSlotName('kept', oid)]) {
+        await sql.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [slot]);
+      }
+    });
     expect((await api(t, 'DELETE', '/api/tenants/gone')).status).toBe(204);
     expect(await c.closed).toBe(1012);
+    expect(await slotsLeft()).toEqual([changesSlotName('kept', oid)]);
     expect((await api(t, 'DELETE', '/api/tenants/gone')).status).toBe(204);
     expect(await failedHandshake(rawUrl(del.anonKey), { host: `gone.localhost:${t.port}` })).toEqual({ status: 404, body: { error: 'Tenant not found' } });
   });

@@ -141,11 +141,11 @@ describe('npm run lint', () => {
 
   it.concurrent('fails on a folder that is on no floor, so new rooms get placed', async () => {
     const run = await lint({
-      'src/shared/envelope.ts': `export type Envelope = string;`,
-      'src/cluster/pubsub.ts': `import type { Envelope } from '../shared/envelope.js';\nexport const publish = (m: Envelope) => m;`,
+      'src/messages/envelope.ts': `export type Envelope = string;`,
+      'src/cluster/pubsub.ts': `import type { Envelope } from '../messages/envelope.js';\nexport const publish = (m: Envelope) => m;`,
     });
     expect(run.code).not.toBe(0);
-    expect(run.output).toContain('error room-unknown-target: src/cluster/pubsub.ts → src/shared/envelope.ts');
+    expect(run.output).toContain('error room-unknown-target: src/cluster/pubsub.ts → src/messages/envelope.ts');
   });
 
   it.concurrent('fails on packages a production install lacks or package.json does not list', async () => {

@@ -5,9 +5,10 @@ import type { OutgoingChange } from '../../src/replication/changes-subscribers.j
 
 const binding = { id: 7, event: 'INSERT', schema: 'public', table: 't', filters: [], select: null } as unknown as Binding;
 
-function member(name: string, serializer: string, claims: Record<string, unknown>, log: string[]): FanoutMember {
+function member(name: string, serializer: string, claims: Record<string, unknown>, log: string[], keepsUp = () => true): FanoutMember {
   const queued: OutgoingChange[] = [];
   return {
+    keepsUp,
     instance: name,
     topic: 'room',
     legacy: false,
@@ -55,5 +56,33 @@ describe('subscriber groups', () => {
     groups.leave(b);
     expect(groups.count).toBe(0);
     expect(log.filter((l) => l.includes('exit'))).toHaveLength(3);
+  });
+
+  it('leaves out a member that fell behind (it was told and is leaving) and writes to the rest', () => {
+    const log: string[] = [];
+    const groups = new SubscriberGroups<FanoutMember>();
+    let bKeepsUp = true;
+    const a = member('a', '2.0.0', { role: 'anon' }, log);
+    const b = member('b', '2.0.0', { role: 'anon' }, log, () => bKeepsUp);
+    const c = member('c', '2.0.0', { role: 'anon' }, log);
+    for (const m of [a, b, c]) groups.join(m);
+    const [group] = groups.list();
+    log.length = 0;
+    group!.deliverMany([{ type: 'INSERT', data: 'x', idsJson: '[7]' }]);
+    group!.flush();
+    expect(log).toEqual(['a publish 2.0.0 x']);
+    // b fell behind and is leaving, but its channel has not left the group yet: a is written to directly...
+    bKeepsUp = false;
+    groups.leave(c);
+    log.length = 0;
+    group!.deliverMany([{ type: 'INSERT', data: 'y', idsJson: '[7]' }]);
+    group!.flush();
+    expect(log.filter((l) => !l.includes('exit'))).toEqual(['a direct y']);
+    // ...and nothing is written when no member keeps up.
+    groups.leave(a);
+    log.length = 0;
+    group!.deliverMany([{ type: 'INSERT', data: 'z', idsJson: '[7]' }]);
+    group!.flush();
+    expect(log.filter((l) => !l.includes('exit'))).toEqual([]);
   });
 });

@@ -4,8 +4,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { formatLsn, parseLsn, type Lsn } from '../../src/replication/pgoutput/index.js';
 import { ReplicationStream, type ReplicationEvent, type ReplicationStatus, type ReplicationStreamOptions } from '../../src/replication/stream.js';
 import { OrderedQueue } from '../../src/replication/ordered-queue.js';
-import { backoffDelay, chooseProtocolVersion, quotePublications, readCopyData, replicationClientConfig, standbyStatusUpdate } from '../../src/replication/stream-wire.js';
-import { createTestDatabase, startDedicatedPostgres, withClient, type DedicatedPostgres, type TestDatabase } from '../support/postgres.js';
+import { backoffDelay, chooseProtocolVersion, failureCode, quotePublications, readCopyData, replicationClientConfig, standbyStatusUpdate } from '../../src/replication/stream-wire.js';
+import { createMachineTestDatabase, createTestDatabase, startDedicatedPostgres, withClient, type DedicatedPostgres, type TestDatabase } from '../support/postgres.js';
 
 const FAST = { backoff: { initialMs: 100, maxMs: 1000 }, statusIntervalMs: 200 } as const;
 
@@ -174,6 +174,21 @@ describe('stream helpers', () => {
     expect(stream.status).toBe('stopped');
     for (const socket of sockets) socket.destroy();
     await new Promise((resolve) => silent.close(resolve));
+  });
+
+  it('names a server without wal_level=logical in its failure code (machine PG 15)', async () => {
+    const machine = await createMachineTestDatabase('stream_wal');
+    const stream = new ReplicationStream({ connection: machine.url, publications: ['p'], slot: 'wal_level_probe', temporary: true, handler: () => {}, ...FAST });
+    try {
+      stream.start();
+      await waitUntil(() => stream.error !== null, 15_000, 'the stream to fail');
+      expect(failureCode(stream.error)).toBe('ReplicationWalLevelNotLogical');
+      expect(failureCode({ code: '55006', message: 'replication slot "x" is active for PID 1' })).toBe('ReplicationSlotBusy');
+      expect(failureCode(new Error('connection reset'))).toBe('ReplicationConnectionDown');
+    } finally {
+      await stream.stop();
+      await machine.drop();
+    }
   });
 
   it('rejects invalid slot names', () => {

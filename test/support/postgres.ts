@@ -31,9 +31,12 @@ export interface DedicatedPostgres {
   crash(): Promise<void>;
 }
 
-/** A fresh database in the shared embedded Postgres 18 (wal_level=logical) started by global-setup. */
-export function createTestDatabase(prefix = 'test'): Promise<TestDatabase> {
-  return createDatabaseOn(inject('pgAdminUrl'), prefix);
+/**
+ * A fresh database in the shared embedded Postgres 18 (wal_level=logical) started by global-setup. `options` are
+ * appended to CREATE DATABASE (e.g. a locale provider).
+ */
+export function createTestDatabase(prefix = 'test', options = ''): Promise<TestDatabase> {
+  return createDatabaseOn(inject('pgAdminUrl'), prefix, options);
 }
 
 /** A fresh database in the machine's PostgreSQL 15. */
@@ -41,9 +44,9 @@ export function createMachineTestDatabase(prefix = 'test'): Promise<TestDatabase
   return createDatabaseOn(machinePostgresUrl, prefix);
 }
 
-export async function createDatabaseOn(adminUrl: string, prefix = 'test'): Promise<TestDatabase> {
+export async function createDatabaseOn(adminUrl: string, prefix = 'test', options = ''): Promise<TestDatabase> {
   const name = uniqueDatabaseName(prefix);
-  await withClient(adminUrl, (client) => client.query(`CREATE DATABASE ${quoteIdent(name)}`));
+  await withClient(adminUrl, (client) => client.query(`CREATE DATABASE ${quoteIdent(name)} ${options}`));
   let dropping: Promise<void> | undefined;
   return {
     url: urlForDatabase(adminUrl, name),

@@ -9,10 +9,16 @@
  * are rejected up front: `=`-based operators on json, `in` on array columns, ILIKE on bytea, a LIKE pattern ending
  * in the escape character; ordering operators on types we cannot order (inet, ranges, geometric, user types
  * without enum labels) are rejected as unsupported.
+ *
+ * Filters run on the event loop for every changed row, so patterns are evaluated in time linear in the value: LIKE
+ * by a bitset automaton (like.ts), regexes by RE2 (regex.ts). Patterns are bounded in length, regexes in compiled
+ * size, and the regex constructs RE2 cannot run (back references, lookahead) are refused at subscription.
  */
 import type { TupleData } from '../pgoutput/types.js';
 import type { Filter, FilterOp } from './filter.js';
-import { likeToRegExp, PatternError, posixToRegExp } from './pattern.js';
+import { compileLike as compileLikePattern, type LikeMatcher } from './like.js';
+import { characterLength, MAX_PATTERN_LENGTH, PatternError } from './pattern.js';
+import { compileRegex, type RegexMatcher } from './regex.js';
 import { isCastError, type CastError } from './scalars.js';
 import { resolveType, type PgTypeInfo, type TypeResolver } from './types.js';
 import { flattenArray, parseArrayLiteral } from './pg-array.js';
@@ -292,15 +298,16 @@ function compileLike(
     if (isCastError(bytes)) return { ...bytes, column: f.column };
     pattern = (bytes as Buffer).toString('latin1');
   }
-  let re: RegExp;
+  if (characterLength(pattern) > MAX_PATTERN_LENGTH) return tooLong(f);
+  let matcher: LikeMatcher;
   try {
-    re = likeToRegExp(pattern, f.op === 'ilike' || type.kind === 'citext');
+    matcher = compileLikePattern(pattern, f.op === 'ilike' || type.kind === 'citext');
   } catch (err) {
     if (!(err instanceof PatternError)) throw err;
     return { column: f.column, sqlstate: '22025', condition: 'invalid_escape_sequence', message: err.message };
   }
   const subject = bytea ? (v: string) => Buffer.from(v.slice(2), 'hex').toString('latin1') : (v: string) => v;
-  return make((v) => (v === null ? null : re.test(subject(v))));
+  return make((v) => (v === null ? null : matcher.test(subject(v))));
 }
 
 function compileMatch(
@@ -311,14 +318,20 @@ function compileMatch(
   if (!MATCH_KINDS.has(type.kind) || !ownsTextOperators(type)) {
     return raise(f.column, `operator ${f.op} requires a text-compatible column type, got ${type.sqlName}`);
   }
-  let re: RegExp;
+  if (characterLength(f.value) > MAX_PATTERN_LENGTH) return tooLong(f);
+  let matcher: RegexMatcher;
   try {
-    re = posixToRegExp(f.value, f.op === 'imatch' || type.kind === 'citext');
+    matcher = compileRegex(f.value, f.op === 'imatch' || type.kind === 'citext');
   } catch (err) {
     if (!(err instanceof PatternError)) throw err;
     return raise(f.column, `invalid regular expression for ${f.op} filter: invalid regular expression: ${err.message}`);
   }
-  return make((v) => (v === null ? null : re.test(v)));
+  return make((v) => (v === null ? null : matcher.test(v)));
+}
+
+// Patterns are bounded so that evaluating one stays cheap (the matchers are linear in the value, times the pattern).
+function tooLong(f: Filter): FilterCheckError {
+  return raise(f.column, `pattern for ${f.op} filter is too long. Maximum ${MAX_PATTERN_LENGTH} characters`);
 }
 
 function unsupported(column: string, op: FilterOp, type: PgTypeInfo): FilterCheckError {

@@ -10,6 +10,6 @@ export * from './payload.js';
 export * from './types.js';
 export { quoteJson, jsonbTextLength, utf8Length } from './json-text.js';
 export { parseArrayLiteral, flattenArray, ArrayLiteralError, type PgArray } from './pg-array.js';
-export { likeToRegExp, posixToRegExp, PatternError } from './pattern.js';
+export { PatternError } from './pattern.js';
 export { inspect, inspectList, inspectPretty, Tuple, type InspectTerm } from './elixir-inspect.js';
 export type { CastError } from './scalars.js';
