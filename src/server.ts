@@ -64,6 +64,7 @@ export async function startServer(config: Config, opts: ServerOptions): Promise<
     refreshMs: config.tenantCacheExpirationMs,
     rates: { tickMs: config.rateCounterTickMs, windowMs: config.rateCounterWindowMs },
     claimValidators: config.jwtClaimValidators,
+    metrics: (tenantId) => metrics.forTenant(tenantId),
     supervisor: {
       backoffMinMs: config.tenantBackoffMinMs,
       backoffMaxMs: config.tenantBackoffMaxMs,

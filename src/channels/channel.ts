@@ -103,12 +103,16 @@ export class Channel implements ChannelHandle {
     check();
   }
 
-  /** Replayed messages, oldest first, as channel pushes (binary ones are skipped for V1 sockets). */
-  pushReplayed(messages: ReplayedMessage[]): void {
+  /** Replayed messages, oldest first, as channel pushes (binary ones are skipped for V1 sockets); returns how many went out. */
+  pushReplayed(messages: ReplayedMessage[]): number {
+    let pushed = 0;
     for (const m of messages) {
       const frame = encodeFor(this.conn.vsn, this.topic, replayEnvelope(m));
-      if (frame !== null) this.conn.send(frame);
+      if (frame === null) continue;
+      this.conn.send(frame);
+      pushed++;
     }
+    return pushed;
   }
 
   handleMessage(msg: PhoenixMessage): void {

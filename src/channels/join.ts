@@ -50,7 +50,7 @@ export async function handleJoin(conn: Connection, msg: PhoenixMessage): Promise
   const echoed = config.hasConfig ? config.postgresChanges.map((p) => ({ ...p.raw, id: p.id })) : legacyEcho(channel.subTopic);
   conn.reply(joinRef, ref, topic, 'ok', { postgres_changes: echoed });
   // Replayed messages come first after the reply, then presence_state (upstream's order).
-  if (outcome.replayed) channel.pushReplayed(outcome.replayed);
+  if (outcome.replayed) tenant.metrics.replayedMessages.inc(channel.pushReplayed(outcome.replayed));
   // presence_state follows the ok reply (the client ignores channel pushes before it has joined).
   channel.presence.afterJoin();
   if (config.replicationReady) channel.watchReplicationReady(conn.ctx.config.replicationReadyTimeoutMs);
@@ -132,7 +132,7 @@ async function checkJoin(conn: Connection, subTopic: string, config: JoinConfig)
   if (config.private) {
     // Presence read is asked at join only when presence is on; otherwise at the first track.
     const presenceOn = config.presenceEnabled || tenant.settings.presenceEnabled;
-    const read = await checkRead(pool, { ...request, extensions: presenceOn ? ['broadcast', 'presence'] : ['broadcast'] }, { log: tenant.log });
+    const read = await checkRead(pool, { ...request, extensions: presenceOn ? ['broadcast', 'presence'] : ['broadcast'] }, { log: tenant.log, latencyMs: tenant.metrics.readAuthorization });
     if (!read.ok) return { ok: false, reason: joinRefusal(read.failure, subTopic) };
     if (!read.broadcast && !read.presence) return { ok: false, reason: JoinError.unauthorized(subTopic) };
     policies = ChannelPolicies.private(tenant, request, read.broadcast, presenceOn ? read.presence : null);
@@ -141,7 +141,7 @@ async function checkJoin(conn: Connection, subTopic: string, config: JoinConfig)
   if (config.replay !== null) {
     if (!config.private) return { ok: false, reason: JoinError.replayPublic };
     if (!policies.broadcastRead) return { ok: false, reason: JoinError.unauthorized(subTopic) };
-    const result = await replayMessages(pool, { ...request, since: config.replay.since, limit: config.replay.limit });
+    const result = await replayMessages(pool, { ...request, since: config.replay.since, limit: config.replay.limit }, { latencyMs: tenant.metrics.replay });
     if (!result.ok) return { ok: false, reason: replayRefusal(result) };
     replayed = result.messages;
   }

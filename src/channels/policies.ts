@@ -52,7 +52,7 @@ export class ChannelPolicies {
     const request = this.request;
     const pending = tenant
       .database()
-      .then((pool) => checkWrite(pool, { ...request, extension }, { log: tenant.log }))
+      .then((pool) => checkWrite(pool, { ...request, extension }, { log: tenant.log, latencyMs: tenant.metrics.writeAuthorization }))
       .then((r) => (r.ok ? r.allowed : null), () => null)
       .then((allowed) => {
         if (allowed === null) {
@@ -89,7 +89,7 @@ export class ChannelPolicies {
     if (!this.tenant || !this.request) return { broadcast: true, presence: true };
     const pool = await this.tenant.database().catch(() => null);
     if (!pool) return null;
-    const r = await checkRead(pool, { ...this.request, extensions }, { log: this.tenant.log });
+    const r = await checkRead(pool, { ...this.request, extensions }, { log: this.tenant.log, latencyMs: this.tenant.metrics.readAuthorization });
     return r.ok ? r : null;
   }
 }

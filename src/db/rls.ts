@@ -1,4 +1,6 @@
+import { performance } from 'node:perf_hooks';
 import type pg from 'pg';
+import type { Observer } from '../observability/metrics.js';
 import { guardLent, type Loan } from './lend.js';
 
 /**
@@ -34,6 +36,8 @@ export interface RlsOptions {
   statementTimeoutMs?: number;
   /** Window of the pool-exhaustion breaker. Default 30 s. */
   breakerWindowMs?: number;
+  /** Receives the transaction's milliseconds, pool checkout included (what the caller waited), answer or failure. */
+  latencyMs?: Observer;
 }
 
 const POOL_TIMEOUT = /timeout exceeded when trying to connect/i;
@@ -55,6 +59,16 @@ export async function inRolledBackTransaction<T>(
   if (breakerOpen(pool, windowMs)) {
     return { ok: false, failure: { code: 'IncreaseConnectionPool', message: 'too many connection pool timeouts' } };
   }
+  if (!opts.latencyMs) return rolledBack(pool, fn, windowMs);
+  const started = performance.now();
+  try {
+    return await rolledBack(pool, fn, windowMs);
+  } finally {
+    opts.latencyMs.observe(performance.now() - started);
+  }
+}
+
+async function rolledBack<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>, windowMs: number): Promise<RlsOutcome<T>> {
   let loan: Loan;
   try {
     loan = guardLent(await pool.connect());

@@ -63,7 +63,7 @@ async function batch(ctx: ChannelsContext, { tenant, reply, info, body, claims }
     const pool = await tenant.database().catch(() => null);
     await Promise.all(
       privateTopics.map(async (topic) => {
-        const r = pool ? await checkWrite(pool, { topic, claims, headers: info.headers, extension: 'broadcast' }, { log: tenant.log }) : null;
+        const r = pool ? await checkWrite(pool, { topic, claims, headers: info.headers, extension: 'broadcast' }, { log: tenant.log, latencyMs: tenant.metrics.writeAuthorization }) : null;
         writable.set(topic, r !== null && r.ok && r.allowed);
       }),
     );
@@ -72,8 +72,9 @@ async function batch(ctx: ChannelsContext, { tenant, reply, info, body, claims }
     const priv = isPrivate(m);
     if (priv && !writable.get(m.topic)) continue;
     const meta = m.id === undefined ? '' : `,"meta":{"id":${JSON.stringify(m.id)}}`;
-    const payloadJson = `{"event":${JSON.stringify(m.event)}${meta},"payload":${JSON.stringify(m.payload)},"type":"broadcast"}`;
-    publish(ctx, tenant, m.topic, priv, { type: 'json', event: 'broadcast', payloadJson });
+    const payloadText = JSON.stringify(m.payload);
+    const payloadJson = `{"event":${JSON.stringify(m.event)}${meta},"payload":${payloadText},"type":"broadcast"}`;
+    publish(ctx, tenant, m.topic, priv, Buffer.byteLength(payloadText), { type: 'json', event: 'broadcast', payloadJson });
   }
   reply.send(202);
 }
@@ -139,20 +140,21 @@ async function single(
   if (priv) {
     const pool = await tenant.database().catch(() => null);
     if (!pool) return reply.json(422, { message: 'Tenant database unavailable' });
-    const r = await checkWrite(pool, { topic, claims, headers: info.headers, extension: 'broadcast' }, { log: tenant.log });
+    const r = await checkWrite(pool, { topic, claims, headers: info.headers, extension: 'broadcast' }, { log: tenant.log, latencyMs: tenant.metrics.writeAuthorization });
     if (!r.ok) {
       const refusal = restRefusal(r.failure);
       return reply.json(refusal.status, { message: refusal.message });
     }
     if (!r.allowed) return reply.json(403, { message: 'Unauthorized' });
   }
-  publish(ctx, tenant, topic, priv, { type: 'user', userEvent: event, encoding: binary ? 0 : 1, payload, metaJson: null });
+  publish(ctx, tenant, topic, priv, payload.length, { type: 'user', userEvent: event, encoding: binary ? 0 : 1, payload, metaJson: null });
   reply.send(202);
 }
 
-function publish(ctx: ChannelsContext, tenant: TenantRuntime, subTopic: string, isPrivate: boolean, env: Envelope): void {
+function publish(ctx: ChannelsContext, tenant: TenantRuntime, subTopic: string, isPrivate: boolean, payloadBytes: number, env: Envelope): void {
   tenant.events.add(1);
-  ctx.metrics.channelEvents.inc({ tenant: tenant.id });
+  tenant.metrics.events.inc();
+  tenant.metrics.broadcastPayload.observe(payloadBytes);
   ctx.pubsub.publish({ tenantId: tenant.id, key: topicKey(tenant.id, subTopic, isPrivate), subTopic, env }, null);
 }
 

@@ -9,11 +9,34 @@ export interface ReplicationFigures {
   slot: { name: string; lagBytes: number; retainedWalBytes: number } | null;
 }
 
+/** Something that records one measurement: a prom-client histogram child, or nothing in code run without a server. */
+export interface Observer {
+  observe(value: number): void;
+}
+
+/** One tenant's labelled series, looked up once and kept (on the tenant's runtime) for the hot paths. */
 export interface TenantMetrics {
   events: Counter.Internal;
   outputBytes: Counter.Internal;
+  /** Postgres Changes events delivered (upstream's realtime_channel_db_events). */
+  dbEvents: Counter.Internal;
   broadcastPayload: Histogram.Internal<string>;
+  postgresChangesPayload: Histogram.Internal<string>;
+  readAuthorization: Histogram.Internal<string>;
+  writeAuthorization: Histogram.Internal<string>;
+  postgresChangesAuthorization: Histogram.Internal<string>;
+  replay: Histogram.Internal<string>;
+  replayedMessages: Counter.Internal;
+  broadcastFromDatabaseCommitted: Histogram.Internal<string>;
+  broadcastFromDatabaseInserted: Histogram.Internal<string>;
 }
+
+/** Upstream's payload-size boundaries (bytes), plus 100 and 2000. */
+const PAYLOAD_BYTES_BUCKETS = [100, 250, 500, 1000, 2000, 3000, 5000, 10_000, 25_000, 100_000, 500_000, 1_000_000, 3_000_000];
+/** Milliseconds: upstream's boundaries for authorization checks and replay (10, 250, 5000, 15000), and finer steps between. */
+const CHECK_MS_BUCKETS = [1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 15_000];
+/** Milliseconds: upstream's boundaries for broadcast from the database (10, 250, 5000), and finer steps, up to a minute. */
+const DATABASE_BROADCAST_MS_BUCKETS = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 15_000, 60_000];
 
 /**
  * Metric families, named as upstream where upstream has a name, labelled by tenant.
@@ -42,7 +65,7 @@ export class Metrics {
   });
   readonly channelDbEvents = new Counter({
     name: 'realtime_channel_db_events',
-    help: 'Database change events per tenant',
+    help: 'Postgres Changes events delivered to subscribers per tenant',
     labelNames: ['tenant'],
     registers: [this.registry],
   });
@@ -68,7 +91,55 @@ export class Metrics {
     name: 'realtime_tenants_payload_size',
     help: 'Payload sizes in bytes per tenant and message type',
     labelNames: ['tenant', 'message_type'],
-    buckets: [100, 250, 500, 1000, 2000, 3000, 5000, 10_000, 25_000, 100_000, 1_000_000, 3_000_000],
+    buckets: PAYLOAD_BYTES_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly readAuthorizationCheck = new Histogram({
+    name: 'realtime_tenants_read_authorization_check',
+    help: 'Milliseconds of private channel read authorization checks (RLS on realtime.messages), pool checkout included',
+    labelNames: ['tenant'],
+    buckets: CHECK_MS_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly writeAuthorizationCheck = new Histogram({
+    name: 'realtime_tenants_write_authorization_check',
+    help: 'Milliseconds of private channel write authorization checks (RLS on realtime.messages), pool checkout included',
+    labelNames: ['tenant'],
+    buckets: CHECK_MS_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly postgresChangesAuthorizationCheck = new Histogram({
+    name: 'realtime_tenants_postgres_changes_authorization_check',
+    help: 'Milliseconds of Postgres Changes visibility checks (RLS and column privileges, one per table and viewer per batch)',
+    labelNames: ['tenant'],
+    buckets: CHECK_MS_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly replay = new Histogram({
+    name: 'realtime_tenants_replay',
+    help: 'Milliseconds of broadcast replay queries at private channel joins; its count is the replay requests',
+    labelNames: ['tenant'],
+    buckets: CHECK_MS_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly replayedMessages = new Counter({
+    name: 'realtime_tenants_replay_messages_total',
+    help: 'Stored broadcasts handed to clients by replay per tenant',
+    labelNames: ['tenant'],
+    registers: [this.registry],
+  });
+  readonly broadcastFromDatabaseCommitted = new Histogram({
+    name: 'realtime_tenants_broadcast_from_database_latency_committed_at',
+    help: 'Milliseconds from the commit of a realtime.messages broadcast row to its fan-out on this node',
+    labelNames: ['tenant'],
+    buckets: DATABASE_BROADCAST_MS_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly broadcastFromDatabaseInserted = new Histogram({
+    name: 'realtime_tenants_broadcast_from_database_latency_inserted_at',
+    help: 'Milliseconds from the inserted_at of a realtime.messages broadcast row (read as UTC) to its fan-out on this node',
+    labelNames: ['tenant'],
+    buckets: DATABASE_BROADCAST_MS_BUCKETS,
     registers: [this.registry],
   });
   readonly channelErrors = new Counter({
@@ -137,7 +208,16 @@ export class Metrics {
       m = {
         events: this.channelEvents.labels({ tenant }),
         outputBytes: this.outputBytes.labels({ tenant }),
+        dbEvents: this.channelDbEvents.labels({ tenant }),
         broadcastPayload: this.payloadSize.labels({ tenant, message_type: 'broadcast' }),
+        postgresChangesPayload: this.payloadSize.labels({ tenant, message_type: 'postgres_changes' }),
+        readAuthorization: this.readAuthorizationCheck.labels({ tenant }),
+        writeAuthorization: this.writeAuthorizationCheck.labels({ tenant }),
+        postgresChangesAuthorization: this.postgresChangesAuthorizationCheck.labels({ tenant }),
+        replay: this.replay.labels({ tenant }),
+        replayedMessages: this.replayedMessages.labels({ tenant }),
+        broadcastFromDatabaseCommitted: this.broadcastFromDatabaseCommitted.labels({ tenant }),
+        broadcastFromDatabaseInserted: this.broadcastFromDatabaseInserted.labels({ tenant }),
       };
       this.tenantCache.set(tenant, m);
     }

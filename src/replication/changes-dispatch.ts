@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { Logger } from '../observability/logger.js';
+import type { Observer } from '../observability/metrics.js';
 import {
   bindingAcceptsAction,
   bindingMatchesTable,
@@ -30,6 +31,12 @@ export interface Dispatched {
 }
 
 const NOTHING: Dispatched = Object.freeze({ deliveries: 0, touched: [], queued: 0 }) as never;
+
+/** What the dispatcher measures: each changed row's payload once, and each visibility check. */
+export interface ChangesMetrics {
+  payloadBytes: Observer;
+  authorizationMs: Observer;
+}
 
 /** The changes of one committed transaction. */
 export interface CommittedChanges {
@@ -125,6 +132,7 @@ export class ChangesDispatcher {
     private readonly catalog: ChangesCatalog,
     private readonly pool: () => Promise<pg.Pool>,
     private readonly log: Logger,
+    private readonly metrics: ChangesMetrics | null = null,
   ) {}
 
   /** A Relation message: the table's shape or settings may have changed. */
@@ -171,6 +179,7 @@ export class ChangesDispatcher {
     if (planned.length === 0) return NOTHING;
     await this.resolveVisibility(planned, asks);
     let deliveries = 0;
+    const payloadBytes = this.metrics?.payloadBytes;
     // Frames are collected per subscriber and handed over together: one socket write per subscriber and transaction.
     const outbox = new Map<ChangesSubscriber, OutgoingChange[]>();
     for (let rowIndex = 0; rowIndex < planned.length; rowIndex++) {
@@ -189,6 +198,7 @@ export class ChangesDispatcher {
       };
       // Built once per distinct view of the row, and each payload once per distinct ids list of that view.
       const byView = matches.length > 1 ? new Map<Ask, Map<string, { data: string; payloads: Map<string, OutgoingChange> }>>() : null;
+      let sized = false;
       for (const m of matches) {
         const vis = m.ask.visibility;
         if (!vis) continue;
@@ -212,6 +222,10 @@ export class ChangesDispatcher {
           let shared = view.payloads.get(idsKey);
           if (!shared) view.payloads.set(idsKey, (shared = { type: change.type, data: view.data, idsJson }));
           item = shared;
+        }
+        if (payloadBytes && !sized) {
+          sized = true;
+          payloadBytes.observe(Buffer.byteLength(item.data));
         }
         let queue = outbox.get(m.subscriber);
         if (!queue) outbox.set(m.subscriber, (queue = []));
@@ -310,11 +324,11 @@ export class ChangesDispatcher {
         }
         // A failed check (pool busy, connection lost, statement timeout) is asked again before the viewer's rows are
         // given up: nothing is confirmed while this waits, and the stream holds back behind it.
-        let result = await checkVisibility(pool, meta, keys, { claims: ask.claims }, meta.rlsEnabled);
+        let result = await checkVisibility(pool, meta, keys, { claims: ask.claims }, meta.rlsEnabled, { latencyMs: this.metrics?.authorizationMs });
         for (let attempt = 0; !result.ok && attempt < RETRY_MS.length; attempt++) {
           this.log.warn({ error_code: result.failure.code, reason: result.failure.message, table: meta.name, attempt }, 'postgres changes visibility check failed; retrying');
           await new Promise((resolve) => setTimeout(resolve, RETRY_MS[attempt]));
-          result = await checkVisibility(pool, meta, keys, { claims: ask.claims }, meta.rlsEnabled);
+          result = await checkVisibility(pool, meta, keys, { claims: ask.claims }, meta.rlsEnabled, { latencyMs: this.metrics?.authorizationMs });
         }
         if (!result.ok) {
           this.log.error(

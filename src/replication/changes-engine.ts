@@ -3,7 +3,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Binding } from './changes/index.js';
 import { ChangesCatalog } from './changes-catalog.js';
 import { ChangesRateGate } from './changes-rate.js';
-import { ChangesDispatcher, CommitQueue, type PendingCommit, type RowChange } from './changes-dispatch.js';
+import { ChangesDispatcher, CommitQueue, type ChangesMetrics, type PendingCommit, type RowChange } from './changes-dispatch.js';
 import { SubscriberGroups, type FanoutMember } from './changes-groups.js';
 import { SubscriberStarts } from './changes-starts.js';
 import { SubscriberStore, type ChangesSubscriber } from './changes-subscribers.js';
@@ -43,6 +43,7 @@ export interface ChangesEngineOptions {
   /** The tenant's changes limiter (upstream's db_events): while false, changes are held, never dropped. */
   allow?: () => boolean;
   onDeliveries?: (n: number) => void;
+  metrics?: ChangesMetrics;
   onStopped?: () => void;
   /** The tenant's database-broadcast pipeline: while this stream runs it reads realtime.messages for it too. */
   messages?: () => DatabaseBroadcast | null;
@@ -103,7 +104,7 @@ export class ChangesEngine {
     this.log = opts.log.child({ extension: 'postgres_changes' });
     this.tracked = new TrackedSlot(opts.tenantId, opts.slotWarnBytes, this.log);
     this.catalog = new ChangesCatalog(opts.pool);
-    this.dispatcher = new ChangesDispatcher(this.catalog, opts.pool, this.log);
+    this.dispatcher = new ChangesDispatcher(this.catalog, opts.pool, this.log, opts.metrics);
     this.store = new SubscriberStore(opts.pool, opts.node, opts.tenantId);
     this.rate = new ChangesRateGate(opts.allow, this.log);
   }
@@ -246,7 +247,7 @@ export class ChangesEngine {
         this.txn = [];
         this.commitTime = m.commitTime;
         this.xid = m.xid;
-        this.carried?.begin(m.finalLsn);
+        this.carried?.begin(m.finalLsn, m.commitTime);
         return;
       case 'relation':
         this.dispatcher.relationChanged(m);

@@ -3,7 +3,7 @@ import { withLentClient } from '../db/lend.js';
 import type { Logger } from '../observability/logger.js';
 import { ensureMessagesPublication, MESSAGES_PUBLICATION, type DatabaseBroadcast } from './db-broadcast.js';
 import { MessagesReader } from './messages-relay.js';
-import type { Lsn, RelationMessage, TupleData } from './pgoutput/index.js';
+import type { Lsn, PgTimestamp, RelationMessage, TupleData } from './pgoutput/index.js';
 import type { ReplicationStream } from './stream.js';
 
 /** How long each step of handing realtime.messages back may take at most. */
@@ -85,8 +85,8 @@ export class CarriedMessages {
     });
   }
 
-  begin(commitLsn: Lsn): void {
-    this.reader.begin(commitLsn);
+  begin(commitLsn: Lsn, commitTime: PgTimestamp): void {
+    this.reader.begin(commitLsn, commitTime);
   }
 
   commit(): void {

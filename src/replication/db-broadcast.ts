@@ -100,7 +100,7 @@ export function startBroadcastPipeline(opts: PipelineOptions, relay: MessagesRel
       },
       handler: (event: ReplicationEvent) => {
         const message = event.message;
-        if (message.tag === 'begin') return reader.begin(message.finalLsn);
+        if (message.tag === 'begin') return reader.begin(message.finalLsn, message.commitTime);
         if (message.tag === 'commit') return reader.commit();
         if (message.tag !== 'insert') return;
         const relation = stream.relations.get(message.relationId);

@@ -1,7 +1,17 @@
 import type { PubSubMessage } from '../cluster/pubsub.js';
 import type { Logger } from '../observability/logger.js';
-import { columnIndex, DropLog, readRow, rowToPubSub, type ColumnIndex } from './messages-rows.js';
-import type { Lsn, RelationMessage, TupleData } from './pgoutput/index.js';
+import type { Observer } from '../observability/metrics.js';
+import { columnIndex, DropLog, readRow, rowToPubSub, timestampTextToEpochMs, type ColumnIndex } from './messages-rows.js';
+import { pgTimestampToEpochMs, type Lsn, type PgTimestamp, type RelationMessage, type TupleData } from './pgoutput/index.js';
+
+/** What the relay measures of each broadcast it hands to pub/sub (upstream's broadcast_from_database families). */
+export interface MessagesRelayMetrics {
+  payloadBytes: Observer;
+  /** Milliseconds from the transaction's commit to the end of the local fan-out. */
+  latencyCommittedAt: Observer;
+  /** Milliseconds from the row's inserted_at (a timestamp without time zone, read as UTC as upstream does). */
+  latencyInsertedAt: Observer;
+}
 
 export interface MessagesRelayOptions {
   tenantId: string;
@@ -12,6 +22,7 @@ export interface MessagesRelayOptions {
   payloadLimitBytes: () => number;
   /** The tenant's events limiter: false drops the row. */
   allow?: () => boolean;
+  metrics?: MessagesRelayMetrics;
 }
 
 /**
@@ -51,11 +62,12 @@ export class MessagesRelay {
   }
 
   /** One inserted row of a claimed transaction: broadcast if it is a realtime.messages broadcast row. */
-  insert(relation: RelationMessage, tuple: TupleData): void {
+  insert(relation: RelationMessage, tuple: TupleData, committedAtMs: number | null = null): void {
     let index = this.columns.get(relation);
     if (index === undefined) this.columns.set(relation, (index = columnIndex(relation)));
     if (index === null) return;
-    const outcome = rowToPubSub(this.opts.tenantId, readRow(index, tuple), this.opts.payloadLimitBytes());
+    const row = readRow(index, tuple);
+    const outcome = rowToPubSub(this.opts.tenantId, row, this.opts.payloadLimitBytes());
     if (!outcome.ok) {
       if (outcome.reason !== 'not_broadcast') this.drops.note(outcome.reason);
       return;
@@ -65,6 +77,14 @@ export class MessagesRelay {
       return;
     }
     this.opts.publish(outcome.msg);
+    const metrics = this.opts.metrics;
+    if (!metrics) return;
+    metrics.payloadBytes.observe(outcome.size);
+    // Clocks of the database and this node may differ by a little: a negative latency counts as none.
+    const now = Date.now();
+    if (committedAtMs !== null) metrics.latencyCommittedAt.observe(Math.max(0, now - committedAtMs));
+    const insertedAtMs = timestampTextToEpochMs(row.insertedAt!);
+    if (!Number.isNaN(insertedAtMs)) metrics.latencyInsertedAt.observe(Math.max(0, now - insertedAtMs));
   }
 }
 
@@ -75,12 +95,15 @@ export class MessagesRelay {
  */
 export class MessagesReader {
   private commitLsn: Lsn | null = null;
+  private commitTime: PgTimestamp | null = null;
   private rows: [RelationMessage, TupleData][] = [];
 
   constructor(private readonly relay: MessagesRelay) {}
 
-  begin(commitLsn: Lsn): void {
+  /** A transaction starts; `commitTime` (pgoutput's, from Begin) feeds the commit-to-fan-out latency. */
+  begin(commitLsn: Lsn, commitTime: PgTimestamp | null = null): void {
     this.commitLsn = commitLsn;
+    this.commitTime = commitTime;
     this.rows = [];
   }
 
@@ -91,10 +114,12 @@ export class MessagesReader {
   commit(): void {
     const lsn = this.commitLsn;
     const rows = this.rows;
+    const committedAtMs = this.commitTime === null ? null : pgTimestampToEpochMs(this.commitTime);
     this.commitLsn = null;
+    this.commitTime = null;
     this.rows = [];
     if (lsn === null || rows.length === 0 || !this.relay.claim(lsn)) return;
-    for (const [relation, tuple] of rows) this.relay.insert(relation, tuple);
+    for (const [relation, tuple] of rows) this.relay.insert(relation, tuple, committedAtMs);
   }
 
   /** True for realtime.messages (the relation the messages publication publishes, via its partition root). */

@@ -49,6 +49,14 @@ export function rowToPubSub(tenantId: string, row: MessageRowText, payloadLimitB
   return { ok: true, size: payload.length, msg: { tenantId, key: topicKey(tenantId, topic, isPrivate), subTopic: topic, env } };
 }
 
+/**
+ * A `timestamp without time zone` as pgoutput sends it in text (ISO DateStyle, `2026-11-25 10:00:00.123456`),
+ * read as UTC; NaN when it is not one (`infinity`, BC dates).
+ */
+export function timestampTextToEpochMs(text: string): number {
+  return Date.parse(`${text.replace(' ', 'T')}Z`);
+}
+
 /** bytea's text output: hex (`\x0a1b`, the default) or the legacy escape format. Null when malformed. */
 export function decodeByteaText(text: string): Buffer | null {
   if (text.startsWith('\\x')) {

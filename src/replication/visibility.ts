@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { actAs, inRolledBackTransaction, type RlsFailure } from '../db/rls.js';
+import { actAs, inRolledBackTransaction, type RlsFailure, type RlsOptions } from '../db/rls.js';
 
 /** A table as the visibility check needs it: its qualified name and primary key with type names. */
 export interface TableIdentity {
@@ -35,6 +35,8 @@ export async function checkVisibility(
   keys: (string | null)[][],
   viewer: Viewer,
   rlsEnabled: boolean,
+  /** Only the transaction's options (latency); the viewer's claims come from `viewer`. */
+  opts: Pick<RlsOptions, 'latencyMs'> = {},
 ): Promise<{ ok: true; value: Visibility } | { ok: false; failure: RlsFailure }> {
   return inRolledBackTransaction(pool, async (client) => {
     if (!(await actAs(client, { topic: '', claims: viewer.claims }))) {
@@ -76,7 +78,7 @@ export async function checkVisibility(
       [JSON.stringify(keys)],
     );
     return { visible: new Set(res.rows.map((r) => Number(r.i))), columns, pkReadable };
-  });
+  }, opts);
 }
 
 function quoteIdent(name: string): string {

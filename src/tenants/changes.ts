@@ -21,7 +21,11 @@ export function changesEngine(runtime: TenantRuntime, config: Config): ChangesEn
     backoff: { initialMs: config.tenantBackoffMinMs, maxMs: config.tenantBackoffMaxMs },
     // Changes have their own counter, as upstream's db_events: broadcast traffic cannot hold them back.
     allow: () => runtime.dbEvents.rate < runtime.settings.limits.maxEventsPerSecond,
-    onDeliveries: (n) => runtime.dbEvents.add(n),
+    onDeliveries: (n) => {
+      runtime.dbEvents.add(n);
+      runtime.metrics.dbEvents.inc(n);
+    },
+    metrics: { payloadBytes: runtime.metrics.postgresChangesPayload, authorizationMs: runtime.metrics.postgresChangesAuthorization },
     onStopped: () => {
       if (runtime.changes === engine) runtime.changes = null;
     },

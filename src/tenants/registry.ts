@@ -1,6 +1,7 @@
 import pg from 'pg';
 import type { Logger } from '../observability/logger.js';
 import { dropTenantChangesSlots } from '../replication/changes-slot.js';
+import type { TenantMetrics } from '../observability/metrics.js';
 import { toRuntimeSettings, type TenantRecord } from './record.js';
 import type { TenantStore } from './store.js';
 import { TenantSupervisor, type ChildSpec, type SupervisorOptions } from './supervisor.js';
@@ -16,6 +17,8 @@ export interface RegistryOptions {
   children: (runtime: TenantRuntime) => ChildSpec[];
   rates: { tickMs: number; windowMs: number };
   claimValidators: Record<string, unknown>;
+  /** A tenant's metric series (the server's Metrics.forTenant). */
+  metrics: (tenantId: string) => TenantMetrics;
 }
 
 /** Changes that invalidate every connected socket's authorization: upstream disconnects them (close 1012). */
@@ -78,7 +81,7 @@ export class TenantRegistry {
     if (running) return running.runtime;
     const record = this.records.get(tenantId);
     if (!record) return null;
-    const runtime = new TenantRuntime(toRuntimeSettings(record, this.opts.dbPoolSize, this.opts.claimValidators), this.log, this.prepareDatabase, this.opts.rates);
+    const runtime = new TenantRuntime(toRuntimeSettings(record, this.opts.dbPoolSize, this.opts.claimValidators), this.log, this.prepareDatabase, this.opts.metrics(tenantId), this.opts.rates);
     const supervisor = new TenantSupervisor(runtime, this.opts.supervisor, (s) => {
       if (this.supervisors.get(tenantId) === s) this.supervisors.delete(tenantId);
     });

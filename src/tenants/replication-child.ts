@@ -32,11 +32,17 @@ export function replicationChild(runtime: TenantRuntime, config: Config, publish
           tenantId: runtime.id,
           publish: (msg) => {
             runtime.events.add(1);
+            runtime.metrics.events.inc();
             publish(msg);
           },
           log: runtime.log.child({ replication: 'broadcast_from_database' }),
           payloadLimitBytes: () => payloadLimitBytes(limits.maxPayloadSizeInKb),
           allow: () => runtime.events.rate < limits.maxEventsPerSecond,
+          metrics: {
+            payloadBytes: runtime.metrics.broadcastPayload,
+            latencyCommittedAt: runtime.metrics.broadcastFromDatabaseCommitted,
+            latencyInsertedAt: runtime.metrics.broadcastFromDatabaseInserted,
+          },
         });
         pipeline = startBroadcastPipeline(
           {

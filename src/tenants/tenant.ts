@@ -3,6 +3,7 @@ import { JwtVerifier } from '../auth/jwt.js';
 import type { TenantLimits } from '../config/index.js';
 import { withoutPoolClient } from '../db/lend.js';
 import type { Logger } from '../observability/logger.js';
+import type { TenantMetrics } from '../observability/metrics.js';
 import { TenantPresence } from '../presence/tenant-presence.js';
 import type { ChangesEngine } from '../replication/changes-engine.js';
 import type { DatabaseBroadcast } from '../replication/db-broadcast.js';
@@ -97,6 +98,8 @@ export class TenantRuntime {
     readonly settings: TenantSettings,
     parentLog: Logger,
     private readonly prepareDatabase: DatabasePreparer,
+    /** The tenant's labelled metric series, looked up once for the paths that run per message. */
+    readonly metrics: TenantMetrics,
     private readonly rates: { tickMs: number; windowMs: number } = { tickMs: 1000, windowMs: 60_000 },
   ) {
     this.log = parentLog.child({ tenant: settings.externalId });

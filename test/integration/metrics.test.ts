@@ -2,6 +2,7 @@ import http from 'node:http';
 import { SignJWT } from 'jose';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { scrape as scrapeMetrics, value, type Sample, type Scrape } from '../support/metrics.js';
 import { RawClient } from '../support/raw-client.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 
@@ -16,39 +17,8 @@ afterAll(async () => {
   await t?.stop();
 });
 
-interface Sample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-
-/** Parses Prometheus text exposition into samples (comments skipped). */
-function parseMetrics(text: string): Sample[] {
-  const samples: Sample[] = [];
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\d+)?$/.exec(line);
-    if (!m) throw new Error(`unparseable metrics line: ${line}`);
-    const labels: Record<string, string> = {};
-    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]] = l[2];
-    samples.push({ name: m[1], labels, value: Number(m[3]) });
-  }
-  return samples;
-}
-
-async function scrape(server = t, headers: Record<string, string> = {}): Promise<{ text: string; samples: Sample[]; contentType: string | null }> {
-  const res = await fetch(`${server.url}/metrics`, { headers });
-  expect(res.status).toBe(200);
-  const text = await res.text();
-  return { text, samples: parseMetrics(text), contentType: res.headers.get('content-type') };
-}
-
-/** The value of one series (labels must match exactly the ones given); undefined when the series is absent. */
-function value(samples: Sample[], name: string, labels: Record<string, string>): number | undefined {
-  const found = samples.find(
-    (s) => s.name === name && Object.keys(labels).length === Object.keys(s.labels).length && Object.entries(labels).every(([k, v]) => s.labels[k] === v),
-  );
-  return found?.value;
+async function scrape(server = t, headers: Record<string, string> = {}): Promise<Scrape> {
+  return scrapeMetrics(server.url, headers);
 }
 
 async function metricValue(name: string, labels: Record<string, string>, server = t): Promise<number> {
@@ -99,6 +69,15 @@ describe('GET /metrics', () => {
       ['realtime_channel_output_bytes', 'counter'],
       ['realtime_channel_error', 'counter'],
       ['realtime_tenants_payload_size', 'histogram'],
+      ['realtime_channel_db_events', 'counter'],
+      ['realtime_channel_presence_events', 'counter'],
+      ['realtime_tenants_read_authorization_check', 'histogram'],
+      ['realtime_tenants_write_authorization_check', 'histogram'],
+      ['realtime_tenants_postgres_changes_authorization_check', 'histogram'],
+      ['realtime_tenants_replay', 'histogram'],
+      ['realtime_tenants_replay_messages_total', 'counter'],
+      ['realtime_tenants_broadcast_from_database_latency_committed_at', 'histogram'],
+      ['realtime_tenants_broadcast_from_database_latency_inserted_at', 'histogram'],
       ['realtime_tenants_connected', 'gauge'],
       ['process_cpu_seconds_total', 'counter'],
     ]) {

@@ -11,7 +11,7 @@ import {
   type DatabaseBroadcast,
   type DatabaseBroadcastOptions,
 } from '../../src/replication/db-broadcast.js';
-import { decodeByteaText, rowToPubSub } from '../../src/replication/messages-rows.js';
+import { decodeByteaText, rowToPubSub, timestampTextToEpochMs } from '../../src/replication/messages-rows.js';
 import { migrateTenantDatabase } from '../../src/tenants/migrate.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
 
@@ -227,6 +227,14 @@ describe('row conversion', () => {
     expect(decodeByteaText('\\x0')).toBeNull();
     expect(decodeByteaText('a\\\\b\\000\\377')?.toString('hex')).toBe('615c6200ff');
     expect(decodeByteaText('\\9')).toBeNull();
+  });
+
+  it('reads inserted_at text (timestamp without time zone, ISO) as UTC milliseconds', () => {
+    expect(timestampTextToEpochMs('2026-11-25 10:00:00')).toBe(Date.UTC(2026, 10, 25, 10, 0, 0));
+    expect(timestampTextToEpochMs('2026-11-25 10:00:00.123456')).toBe(Date.UTC(2026, 10, 25, 10, 0, 0, 123));
+    expect(timestampTextToEpochMs('2026-11-25 10:00:00.5')).toBe(Date.UTC(2026, 10, 25, 10, 0, 0, 500));
+    expect(timestampTextToEpochMs('infinity')).toBeNaN();
+    expect(timestampTextToEpochMs('0044-03-15 12:00:00 BC')).toBeNaN();
   });
 
   it('names slots like upstream', () => {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/observability/logger.js';
 import type { PubSubMessage } from '../../src/cluster/pubsub.js';
 import { MessagesRelay } from '../../src/replication/messages-relay.js';
-import type { RelationMessage, TupleData } from '../../src/replication/pgoutput/index.js';
+import { epochMsToPgTimestamp, type RelationMessage, type TupleData } from '../../src/replication/pgoutput/index.js';
 
 const messages: RelationMessage = {
   tag: 'relation',
@@ -20,9 +20,15 @@ const messages: RelationMessage = {
   })),
 };
 
-function row(n: number): TupleData {
+function row(n: number, insertedAt = '2026-11-25 10:00:00'): TupleData {
   const text = (value: string) => ({ kind: 'text' as const, value });
-  return [text(`id-${n}`), text('room'), text('broadcast'), text(`{"n": ${n}}`), text('e'), text('f'), text('2026-11-25 10:00:00'), { kind: 'null' }];
+  return [text(`id-${n}`), text('room'), text('broadcast'), text(`{"n": ${n}}`), text('e'), text('f'), text(insertedAt), { kind: 'null' }];
+}
+
+/** An observer that keeps what it was given. */
+function recorder(): { observe(v: number): void; values: number[] } {
+  const values: number[] = [];
+  return { values, observe: (v) => values.push(v) };
 }
 
 function relay(): { relay: MessagesRelay; sent: string[] } {
@@ -73,5 +79,56 @@ describe('MessagesRelay', () => {
     other.insert(messages, row(2));
     other.commit();
     expect(sent).toEqual(['{"n": 1}', '{"n": 2}']);
+  });
+
+  it('measures each broadcast it hands out once: payload bytes, and milliseconds since commit and since inserted_at', () => {
+    const payloadBytes = recorder();
+    const latencyCommittedAt = recorder();
+    const latencyInsertedAt = recorder();
+    const sent: PubSubMessage[] = [];
+    const r = new MessagesRelay({
+      tenantId: 't',
+      publish: (msg) => sent.push(msg),
+      log: createLogger('silent'),
+      payloadLimitBytes: () => 1000,
+      metrics: { payloadBytes, latencyCommittedAt, latencyInsertedAt },
+    });
+    r.startsAt(10n);
+    const a = r.reader();
+    const b = r.reader();
+    const committedMs = Date.now() - 5000;
+    const insertedMs = committedMs - 2000;
+    const insertedText = new Date(insertedMs).toISOString().replace('T', ' ').replace('Z', '');
+    for (const reader of [a, b]) {
+      reader.begin(20n, epochMsToPgTimestamp(committedMs));
+      reader.insert(messages, row(1, insertedText));
+      reader.insert(messages, row(22, insertedText));
+      reader.commit();
+    }
+    const after = Date.now();
+    // Two rows, once each, although both streams read the transaction.
+    expect(sent).toHaveLength(2);
+    expect(payloadBytes.values).toEqual([8, 9]);
+    expect(latencyCommittedAt.values).toHaveLength(2);
+    expect(latencyInsertedAt.values).toHaveLength(2);
+    for (const v of latencyCommittedAt.values) expect(v >= 5000 && v <= after - committedMs).toBe(true);
+    for (const v of latencyInsertedAt.values) expect(v >= 7000 && v <= after - insertedMs).toBe(true);
+  });
+
+  it('measures nothing for rows it drops', () => {
+    const payloadBytes = recorder();
+    const r = new MessagesRelay({
+      tenantId: 't',
+      publish: () => undefined,
+      log: createLogger('silent'),
+      payloadLimitBytes: () => 5,
+      metrics: { payloadBytes, latencyCommittedAt: recorder(), latencyInsertedAt: recorder() },
+    });
+    r.startsAt(10n);
+    const reader = r.reader();
+    reader.begin(20n, epochMsToPgTimestamp(Date.now()));
+    reader.insert(messages, row(1));
+    reader.commit();
+    expect(payloadBytes.values).toEqual([]);
   });
 });
