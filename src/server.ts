@@ -4,7 +4,9 @@ import { startSocketSweeps } from './channels/sweeps.js';
 import { createContext, type AppContext } from './context.js';
 import { mountApp } from './http/app.js';
 import { listenExclusive } from './http/listen.js';
+import { moduleChildren, type Module } from './http/module.js';
 import { uws } from './http/uws.js';
+import { MODULES } from './modules.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { encryptionKey, ensureDefaultTenant } from './tenants/bootstrap.js';
 import { SecretBox } from './tenants/secrets.js';
@@ -23,20 +25,26 @@ export interface ServerOptions {
   /** The default tenant's database (DATABASE_URL or the embedded one). */
   databaseUrl: string;
   log?: Logger;
+  /** The modules to mount; MODULES unless a test adds its own. */
+  modules?: readonly Module[];
 }
 
 /** Starts the HTTP/WebSocket server on the configured host and port (0 = any free port). */
 export async function startServer(config: Config, opts: ServerOptions): Promise<RunningServer> {
   const log = opts.log ?? createLogger(config.logLevel);
+  const modules = opts.modules ?? MODULES;
   const management = await managementSecrets(config);
   if (management.file !== null) log.info({ file: management.file }, 'API_JWT_SECRET is not set: the management API secret is kept in the data dir');
   const store = await TenantStore.open(config.controlDatabaseUrl ?? opts.databaseUrl, new SecretBox(await encryptionKey(config)), log);
   await ensureDefaultTenant(store, config, opts.databaseUrl);
   const app = uws.App();
-  const ctx = createContext(config, log, store, app);
+  const ctx = createContext(config, log, store, app, {
+    managementSecrets: management.accepted,
+    moduleChildren: (runtime, context) => moduleChildren(modules, runtime, context),
+  });
   const { registry } = ctx;
   await registry.load();
-  mountApp(app, ctx, management.accepted);
+  mountApp(app, ctx, modules);
   const sweeps = startSocketSweeps(registry, config.noChannelTimeoutMs);
 
   // Start the default tenant now, so its database is migrated before the first client arrives.

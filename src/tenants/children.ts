@@ -10,8 +10,11 @@ import type { TenantRuntime } from './tenant.js';
 /** Never settles: for children that recover on their own (the replication stream reconnects itself). */
 const RUNS_UNTIL_STOPPED = new Promise<never>(() => undefined);
 
-/** What every tenant runs under its supervisor: its database, the database-broadcast stream, the janitor. */
-export function tenantChildren(runtime: TenantRuntime, config: Config, pubsub: Publisher): ChildSpec[] {
+/**
+ * What every tenant runs under its supervisor: its database, the database-broadcast stream, Postgres Changes, the
+ * janitor, then `moduleChildren`: what the HTTP modules run per tenant (http/module.ts).
+ */
+export function tenantChildren(runtime: TenantRuntime, config: Config, pubsub: Publisher, moduleChildren: readonly ChildSpec[] = []): ChildSpec[] {
   const children: ChildSpec[] = [databaseChild(runtime, config.tenantDbProbeMs)];
   // Database broadcasts enter pub/sub like any other message.
   children.push(replicationChild(runtime, config, (msg) => pubsub.publish(msg, null)));
@@ -25,5 +28,6 @@ export function tenantChildren(runtime: TenantRuntime, config: Config, pubsub: P
       },
     });
   }
+  children.push(...moduleChildren);
   return children;
 }
