@@ -16,7 +16,7 @@ import {
   TS_OFF,
   type Target,
 } from './common.js';
-import { encodeClientFrame } from '../common/raw-ws.js';
+import { encodeClientFrame } from '../lib/raw-ws.js';
 import { clientFrameHeaderLength, encodeKind3, kind3PayloadOffset, RawConn, readStats, type Sink } from './rawws.js';
 
 /**

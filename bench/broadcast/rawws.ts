@@ -1,5 +1,5 @@
 import type net from 'node:net';
-import { encodeClientFrame, upgradeSocket } from '../common/raw-ws.js';
+import { encodeClientFrame, upgradeSocket } from '../lib/raw-ws.js';
 import { EVENT, PAYLOAD_PREFIX_LEN, TOPIC, type Proto } from './common.js';
 
 /**

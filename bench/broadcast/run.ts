@@ -4,9 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { formatSummary, summarize } from './cpuprofile.js';
+import { formatSummary, summarize } from '../lib/cpuprofile.js';
 import { machineCpuSeconds, procCpuSeconds, procMem, resetPeakRss, type HeapEntry, type Reply, type System, type Target } from './common.js';
-import { buildPerformer } from '../common/performer.js';
+import { buildPerformer } from '../lib/performer.js';
 import { f0, f1, f2, f3, size } from './format.js';
 import { report } from './report.js';
 

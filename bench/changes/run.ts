@@ -1,22 +1,31 @@
 import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import pg from 'pg';
+import type pg from 'pg';
 import { signHs256 } from '../../src/auth/jwt.js';
-import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../src/db/embedded-postgres.js';
-import { machineCpuSeconds, nowUs, procCpuSeconds, procMem } from '../broadcast/common.js';
-import { formatSummary, summarize } from '../broadcast/cpuprofile.js';
-import { pgDelta, pgLabels, pgSnap, PG_LABELS, type PgLabel } from './pgprocs.js';
-import { rlsProbe } from './rls-probe.js';
-import { ChildProc } from './proc.js';
-import { PHASE_MEASURE, PHASE_WARM, stampText, Subscriber, Tally } from './subscriber.js';
-import { buildPerformer } from '../common/performer.js';
-import { configureReport, f, logRow, machine, section, shapeText, withoutProfilerOverhead, writeResults } from './report.js';
-import type { Kind, Latency, RecvLive, Results, Row, Shape, Snap, Syscalls, Usage } from './types.js';
+import { changesSlotName } from '../../src/replication/slot-names.js';
+import { Args } from '../lib/args.js';
+import { Child } from '../lib/child.js';
+import { formatSummary, profileWindow } from '../lib/cpuprofile.js';
+import { procMem } from '../lib/cpu.js';
+import { connectSessions, startBenchPostgres, type BenchPostgres, type Session } from '../lib/db.js';
+import { runBench } from '../lib/main.js';
+import { performerBuilds, startPerformer, type PerformerBuild } from '../lib/performer.js';
+import { QuietMachine } from '../lib/quiet.js';
+import { connectMany } from '../lib/raw-ws.js';
+import { repoRoot } from '../lib/paths.js';
+import { PHASE_WARM } from '../lib/stamp.js';
+import { Tally } from '../lib/tally.js';
+import { nowUs, sleep, waitForCount } from '../lib/time.js';
+import { Producers } from './producers.js';
 import { Recvlogical } from './recv.js';
+import { compareSection, configureReport, f, machine, section, shapeText, withoutProfilerOverhead, writeResults } from './report.js';
+import { rlsProbe } from './rls-probe.js';
+import { bestLiveRow, catchupRow, pacedRow, recvLiveRow, liveRow, snap, straceRow, usage, type Bench, type SubSet, type System } from './rows.js';
+import { Subscriber } from './subscriber.js';
+import type { Results, Row, Shape } from './types.js';
 
 /**
  * Postgres Changes end to end: INSERT committed -> walsender (pgoutput) -> Performer's changes stream -> RLS /
@@ -27,14 +36,16 @@ import { Recvlogical } from './recv.js';
  *  (b) a trigger + LISTEN/NOTIFY pipeline: AFTER INSERT trigger -> pg_notify(row_to_json(NEW)) -> one node-postgres
  *      LISTEN client -> a bare uWebSockets.js topic -> the same raw WebSocket subscribers (bench/changes/notify-peer.ts).
  *
- *   node --import tsx bench/changes/run.ts [--quick] [--write|--no-write] [--rows=20000] [--batch=100] [--n=1,100]
+ *   npm run bench:changes -- [--quick] [--write|--no-write] [--rows=20000] [--batch=100] [--n=1,100]
  *        [--profile|--no-profile] [--profile-rows=1:batch,1:single,100:batch] [--strace] [--catchup|--no-catchup]
  *        [--catchup-n=1] [--paced|--no-paced] [--paced-rate=500] [--no-notify] [--no-rls] [--produce-cap-ms=..] [--shapes=batch,single]
- *        [--drain-cap-ms=..] [--quiet-budget=s] [--repeat-budget=s]
+ *        [--drain-cap-ms=..] [--quiet-budget=s] [--repeat-budget=s] [--compare=<git rev>] [--reps=1]
  *
  * Quick mode (< 60 s): 4,000 rows per row, no catch-up / steady-rate rows, no profiles, RESULTS.md only with --write.
  * Full mode (< 6 min): 20,000 rows, catch-up (N=1) and steady-rate rows, profiles, writes the `## Postgres Changes`
  * section of bench/RESULTS.md. --strace adds two rows with `strace -c` attached to Performer (syscalls per frame).
+ * --compare=<rev> starts Performer as it was at that revision beside this one (its own tenant id, so its own slot)
+ * and measures the live rows of both, `--reps` times, alternating which goes first; the before/after table is printed.
  *
  * An embedded Postgres (wal_level=logical, fsync=off) is started here; Performer and the forwarder run in child
  * processes; producers (node-postgres) and subscribers (raw vsn 2.0.0 WebSocket clients) are this process, so send
@@ -47,46 +58,41 @@ import { Recvlogical } from './recv.js';
  * (carried in the `body` column), so it includes the INSERT and COMMIT and, in these closed loops, the backlog.
  */
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const repoRoot = path.resolve(here, '..', '..');
-
-const argv = process.argv.slice(2);
-const flag = (name: string) => argv.includes(`--${name}`);
-const option = (name: string): string | undefined => argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
-const numbers = (name: string, fallback: number[]) => option(name)?.split(',').filter(Boolean).map(Number) ?? fallback;
-
-const quick = flag('quick');
+const args = new Args();
+const quick = args.quick;
+const reps = args.number('reps', 1);
 const opts = {
   quick,
-  rows: Number(option('rows') ?? (quick ? 4000 : 20_000)),
-  batch: Number(option('batch') ?? 100),
-  ns: numbers('n', [1, 100]),
-  batchConns: Number(option('batch-conns') ?? 2),
-  singleConns: Number(option('single-conns') ?? 4),
+  rows: args.number('rows', quick ? 4000 : 20_000),
+  batch: args.number('batch', 100),
+  ns: args.numbers('n', [1, 100]),
+  batchConns: args.number('batch-conns', 2),
+  singleConns: args.number('single-conns', 4),
   /** Production stops after this long even if not all rows went in (slow configurations). */
-  produceCapMs: Number(option('produce-cap-ms') ?? (quick ? 4000 : 15_000)),
+  produceCapMs: args.number('produce-cap-ms', quick ? 4000 : 15_000),
   /** Waiting for the last deliveries stops after this long (from the end of production). */
-  drainCapMs: Number(option('drain-cap-ms') ?? (quick ? 4000 : 15_000)),
+  drainCapMs: args.number('drain-cap-ms', quick ? 4000 : 15_000),
   /** ...or after this long without a new delivery. */
   stallMs: 3000,
-  bodyLen: Number(option('body') ?? 100),
-  notify: !flag('no-notify'),
-  rls: !flag('no-rls'),
-  catchup: quick ? flag('catchup') : !flag('no-catchup'),
-  paced: quick ? flag('paced') : !flag('no-paced'),
-  pacedRate: Number(option('paced-rate') ?? 500),
-  pacedMs: Number(option('paced-ms') ?? 2000),
-  profile: quick ? flag('profile') : !flag('no-profile'),
+  bodyLen: args.number('body', 100),
+  notify: !args.flag('no-notify'),
+  rls: !args.flag('no-rls'),
+  catchup: args.fullOnly('catchup'),
+  paced: args.fullOnly('paced'),
+  pacedRate: args.number('paced-rate', 500),
+  pacedMs: args.number('paced-ms', 2000),
+  profile: args.fullOnly('profile'),
   /** Profiled rows (no RLS), `N:shape`. */
-  profileRows: (option('profile-rows') ?? '1:batch,1:single,100:batch').split(',').filter(Boolean),
-  write: quick ? flag('write') : !flag('no-write'),
-  catchupNs: numbers('catchup-n', [1]),
-  budgetMs: quick ? 47_000 : 330_000,
-  quietBudgetMs: Number(option('quiet-budget') ?? (quick ? 0 : 30)) * 1000,
-  repeatBudgetMs: Number(option('repeat-budget') ?? (quick ? 0 : 45)) * 1000,
-  strace: flag('strace'),
+  profileRows: args.list('profile-rows') ?? ['1:batch', '1:single', '100:batch'],
+  write: args.fullOnly('write'),
+  catchupNs: args.numbers('catchup-n', [1]),
+  /** Compared runs take `reps` times the live rows, each of two systems. */
+  budgetMs: (quick ? 47_000 : 330_000) * (args.option('compare') ? 2 * reps : 1),
+  quietBudgetMs: args.number('quiet-budget', quick ? 0 : 30) * 1000,
+  repeatBudgetMs: args.number('repeat-budget', quick ? 0 : 45) * 1000,
+  strace: args.flag('strace'),
   /** Transaction shapes measured: `batch` (100 rows/txn), `single` (1 row/txn). */
-  shapes: (option('shapes') ?? 'batch,single').split(',').filter((x): x is Shape => x === 'batch' || x === 'single'),
+  shapes: (args.list('shapes') ?? ['batch', 'single']).filter((x): x is Shape => x === 'batch' || x === 'single'),
 };
 
 /** Row owners (uuid) cycle over K users: row id -> OWNERS[id % K]. */
@@ -97,255 +103,43 @@ const NOTIFY_CHANNEL = 'bench_changes';
 const PUBLICATION = 'supabase_realtime';
 const SAMPLE_CAP = 200_000;
 const JIT_WARM_ROWS = quick ? 2000 : 5000;
+/** pg_recvlogical runs per row (one slot each, all created before the row): the fastest is the ceiling. */
+const RECV_RUNS = quick ? 1 : 3;
+/** Catch-up repetitions per shape (the fastest is kept, as the ceiling keeps its fastest run). */
+const CATCHUP_RUNS = quick ? 1 : 3;
+const RECV_LIVE_TABLE = 'bench_recv';
+const RECV_LIVE_PUBLICATION = 'bench_recv_live';
 
 const runStarted = Date.now();
-const loadAtStart = os.loadavg()[0];
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const loadAtStart = os.loadavg()[0]!;
 const timeLeftMs = () => opts.budgetMs - (Date.now() - runStarted);
 /** Worst case of one closed-loop row: production cap + drain cap + the pg_recvlogical run and bookkeeping. */
 const rowWorstMs = () => opts.produceCapMs + opts.drainCapMs + 4000;
-const HARD_LIMIT_MS = opts.budgetMs + (quick ? 10_000 : 20_000);
 
-// ---- processes, cleanup, watchdog ----
+// ---- processes ----
 
-let pgServer: EmbeddedPostgres | null = null;
-let dataDir: string | null = null;
-let performer: ChildProc | null = null;
-let peer: ChildProc | null = null;
-let admin: pg.Client | null = null;
+let db: BenchPostgres | null = null;
+let sessions: Session[] = [];
+let systems: System[] = [];
+let bench: Bench | null = null;
 let subs: Subscriber[] = [];
-const producers: { client: pg.Client; pid: number }[] = [];
 
-async function cleanup(): Promise<void> {
+function closeSubs(): void {
   subs.forEach((s) => s.close());
   subs = [];
-  performer?.kill();
-  peer?.kill();
-  await Promise.all(producers.map((p) => p.client.end().catch(() => undefined)));
-  await admin?.end().catch(() => undefined);
-  admin = null;
-  await pgServer?.stop().catch(() => undefined);
-  pgServer = null;
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
-  dataDir = null;
 }
 
-const watchdog = setTimeout(() => {
-  console.error(`changes bench: over its ${Math.round(HARD_LIMIT_MS / 1000)} s hard limit, aborting`);
-  void cleanup().finally(() => process.exit(2));
-}, HARD_LIMIT_MS);
-watchdog.unref();
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    console.error(`changes bench: ${sig}, cleaning up`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
-
-// ---- CPU ----
-
-
-async function snap(): Promise<Snap> {
-  const labels = await pgLabels(admin as pg.Client);
-  return {
-    atUs: nowUs(),
-    performer: performer ? procCpuSeconds(performer.pid) : 0,
-    peer: peer ? procCpuSeconds(peer.pid) : 0,
-    gen: procCpuSeconds(process.pid),
-    machine: machineCpuSeconds().busy,
-    pg: pgSnap((pgServer as EmbeddedPostgres).pid, labels),
-  };
-}
-
-
-function usage(a: Snap, b: Snap): Usage {
-  const windowS = Math.max(1e-6, (b.atUs - a.atUs) / 1e6);
-  const pct = (s: number) => (100 * s) / windowS;
-  const d = pgDelta(a.pg, b.pg);
-  const pgBy = Object.fromEntries(PG_LABELS.map((l) => [l, pct(d[l])])) as Record<PgLabel, number>;
-  const u = {
-    windowS,
-    performerPct: pct(b.performer - a.performer),
-    peerPct: pct(b.peer - a.peer),
-    pgPct: pct(d.total),
-    pgBy,
-    genPct: pct(b.gen - a.gen),
-    machinePct: pct(b.machine - a.machine),
-  };
-  const otherPct = u.machinePct - u.performerPct - u.peerPct - u.pgPct - u.genPct;
-  const sat: string[] = [];
-  if (u.performerPct >= 85) sat.push('Performer');
-  if (u.peerPct >= 85) sat.push('forwarder');
-  if (pgBy['changes walsender'] >= 85) sat.push('changes walsender');
-  if (pgBy.listener >= 85) sat.push('listener backend');
-  if (u.genPct >= 85) sat.push('load generator');
-  if (u.machinePct >= 185) sat.push(`${os.cpus().length} cores`);
-  return { ...u, otherPct, saturated: sat.join(' + ') || 'none' };
-}
-
-let quietSpentMs = 0;
-
-/** Waits (bounded per call and per run) until processes outside the bench use less than 25 % of a core. */
-async function waitQuiet(): Promise<void> {
-  if (opts.quietBudgetMs <= 0) return;
-  const started = Date.now();
-  const deadline = started + Math.min(15_000, Math.max(0, opts.quietBudgetMs - quietSpentMs));
-  let other = NaN;
-  for (let i = 0; i < 60; i++) {
-    const a = await snap();
-    await sleep(500);
-    other = usage(a, await snap()).otherPct;
-    if (other <= 25 || Date.now() >= deadline) break;
-  }
-  const waited = Date.now() - started;
-  quietSpentMs += Math.max(0, waited - 600);
-  if (waited > 1500) console.log(`  (waited ${(waited / 1000).toFixed(1)} s for outside load; now ${f(other)} % of a core)`);
-}
-
-// ---- producers ----
-
-
-interface Produced {
-  rows: number;
-  txns: number;
-  expected: number;
-  startUs: number;
-  firstCommitUs: number;
-  lastCommitUs: number;
-  acks: Float64Array;
-  capped: boolean;
-}
-
-let nextId = 1;
-
-function body(phase: number, sendUs: number, txn: number): string {
-  const s = stampText(phase, sendUs, txn);
-  return s + 'x'.repeat(Math.max(0, opts.bodyLen - s.length));
-}
-
-function insertOne(c: pg.Client, table: string, id: number, text: string): Promise<unknown> {
-  return c.query({ name: `one_${table}`, text: `INSERT INTO public.${table} (id, owner, body) VALUES ($1, $2, $3)`, values: [id, OWNERS[id % K], text] });
-}
-
-function insertMany(c: pg.Client, table: string, firstId: number, count: number, text: string): Promise<unknown> {
-  return c.query({
-    name: `many_${table}`,
-    text:
-      `INSERT INTO public.${table} (id, owner, body) SELECT g, ($2::uuid[])[1 + (g % ${K})::int], $3 ` +
-      'FROM generate_series($1::bigint, $1::bigint + $4::int - 1) g',
-    values: [firstId, OWNERS, text, count],
-  });
-}
-
-/** Closed loop: `rows` rows as fast as the connections go (bounded by `capMs`), `perTxn` rows per transaction. */
-async function produce(table: string, shape: Shape, rows: number, capMs: number, expectedFor: (id: number) => number): Promise<Produced> {
-  const perTxn = shape === 'batch' ? opts.batch : 1;
-  const conns = producers.slice(0, shape === 'batch' ? opts.batchConns : opts.singleConns).map((p) => p.client);
-  const maxTxns = Math.ceil(rows / perTxn) + 1;
-  const out: Produced = { rows: 0, txns: 0, expected: 0, startUs: nowUs(), firstCommitUs: 0, lastCommitUs: 0, acks: new Float64Array(maxTxns), capped: false };
-  const deadline = out.startUs + capMs * 1000;
-  let issued = 0;
-  let txn = 0;
-  await Promise.all(
-    conns.map(async (c) => {
-      for (let i = 0; i < maxTxns; i++) {
-        if (issued >= rows) break;
-        if (nowUs() >= deadline) {
-          out.capped = true;
-          break;
-        }
-        const n = Math.min(perTxn, rows - issued);
-        issued += n;
-        const first = nextId;
-        nextId += n;
-        const t = txn++;
-        const sendUs = nowUs();
-        const text = body(PHASE_MEASURE, sendUs, t);
-        await (n === 1 ? insertOne(c, table, first, text) : insertMany(c, table, first, n, text));
-        const ack = nowUs();
-        out.acks[t] = ack;
-        if (out.firstCommitUs === 0 || ack < out.firstCommitUs) out.firstCommitUs = ack;
-        if (ack > out.lastCommitUs) out.lastCommitUs = ack;
-        out.rows += n;
-        out.txns++;
-        for (let id = first; id < first + n; id++) out.expected += expectedFor(id);
-      }
-    }),
-  );
-  return out;
-}
-
-/**
- * Open loop for latency: one row per transaction at `rate`/s for `ms`, stamped with its scheduled time (queueing in
- * the load generator counts), from a 1 ms tick. Issuing stops 2 s after the window at the latest.
- */
-async function paced(table: string, rate: number, ms: number, expectedFor: (id: number) => number): Promise<Produced> {
-  const conns = producers.slice(0, opts.singleConns).map((p) => p.client);
-  const free = [...conns];
-  const interval = 1e6 / rate;
-  const t0 = nowUs() + 1000;
-  const total = Math.floor((ms * 1000) / interval);
-  const hardEnd = t0 + ms * 1000 + 2_000_000;
-  const out: Produced = { rows: 0, txns: 0, expected: 0, startUs: t0, firstCommitUs: 0, lastCommitUs: 0, acks: new Float64Array(total + 1), capped: false };
-  let issued = 0;
-  let inflight = 0;
-  let failure: unknown = null;
-  await new Promise<void>((resolve) => {
-    const pump = () => {
-      const now = nowUs();
-      if (now >= hardEnd && issued < total) {
-        out.capped = true;
-        issued = total;
-      }
-      const due = Math.min(total, Math.floor((now - t0) / interval) + 1);
-      while (issued < due && free.length > 0 && failure === null) {
-        const c = free.pop() as pg.Client;
-        const t = issued++;
-        const id = nextId++;
-        inflight++;
-        insertOne(c, table, id, body(PHASE_MEASURE, t0 + t * interval, t)).then(
-          () => {
-            const ack = nowUs();
-            out.acks[t] = ack;
-            if (out.firstCommitUs === 0) out.firstCommitUs = ack;
-            out.lastCommitUs = ack;
-            out.rows++;
-            out.txns++;
-            out.expected += expectedFor(id);
-            inflight--;
-            free.push(c);
-          },
-          (err: unknown) => {
-            failure ??= err;
-            inflight--;
-            free.push(c);
-          },
-        );
-      }
-      if ((issued >= total || failure !== null) && inflight === 0) {
-        clearInterval(timer);
-        resolve();
-      }
-    };
-    const timer = setInterval(pump, 1);
-  });
-  if (failure !== null) throw failure;
-  return out;
+async function cleanup(): Promise<void> {
+  closeSubs();
+  for (const s of systems) s.child.kill();
+  bench?.peer?.kill();
+  await Promise.all(sessions.map((p) => p.client.end().catch(() => undefined)));
+  sessions = [];
+  await db?.stop();
+  db = null;
 }
 
 // ---- subscribers ----
-
-interface SubSet {
-  target: 'performer' | 'notify';
-  n: number;
-  rls: boolean;
-  table: string;
-  /** Subscribers per owner index (RLS) — how many deliveries a row of that owner makes. */
-  perOwner: number[];
-  expectedFor: (id: number) => number;
-  /** Mean deliveries per committed row. */
-  perRow: number;
-}
 
 let anonToken = '';
 let jwtSecret = '';
@@ -357,13 +151,13 @@ async function userToken(sub: string): Promise<string> {
 }
 
 /**
- * Performer subscribers. Without RLS every subscriber uses the anon key (identical claims, as supabase-js clients
- * that are not signed in). With RLS subscriber i is user OWNERS[i % K] for i < N/2 (N = 1: OWNERS[0]) and a user who
- * owns no row for the others, each with its own token.
+ * Subscribers of `system` (null: the LISTEN/NOTIFY forwarder on `port`). Without RLS every subscriber uses the anon
+ * key (identical claims, as supabase-js clients that are not signed in). With RLS subscriber i is user
+ * OWNERS[i % K] for i < N/2 (N = 1: OWNERS[0]) and a user who owns no row for the others, each with its own token.
  */
-async function connectSubs(target: 'performer' | 'notify', n: number, rls: boolean, port: number): Promise<SubSet> {
+async function connectSubs(b: Bench, system: System | null, n: number, rls: boolean, port = system?.port ?? 0): Promise<SubSet> {
+  const target = system ? 'performer' : 'notify';
   const table = target === 'notify' ? 'bench_notify' : rls ? 'bench_rls' : 'bench';
-  const tally = TALLY;
   const perOwner = new Array<number>(K).fill(0);
   const specs: { owner: string | null; token: string }[] = [];
   for (let i = 0; i < n; i++) {
@@ -376,52 +170,18 @@ async function connectSubs(target: 'performer' | 'notify', n: number, rls: boole
     if (ownerIndex >= 0) perOwner[ownerIndex]!++;
     specs.push({ owner: sub, token: await userToken(sub) });
   }
-  let next = 0;
   const opened: Subscriber[] = [];
-  const worker = async () => {
-    while (next < specs.length) {
-      const spec = specs[next++]!;
-      opened.push(
-        await openWithRetry({
-          proto: target === 'performer' ? 'performer' : 'simple',
-          port,
-          topic: ROOM_TOPIC,
-          table,
-          apikey: anonToken,
-          token: spec.token,
-          owner: spec.owner,
-          tally,
-        }),
-      );
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(20, n) }, worker));
+  const proto = target === 'performer' ? 'performer' : 'simple';
+  await connectMany(n, 20, async (i) => {
+    const spec = specs[i]!;
+    opened.push(await Subscriber.open({ proto, port, topic: ROOM_TOPIC, table, apikey: anonToken, token: spec.token, owner: spec.owner, tally: b.tally, leaks: b.leaks }));
+  });
   subs = opened;
   const expectedFor = rls ? (id: number) => perOwner[id % K]! : () => n;
-  return { target, n, rls, table, perOwner, expectedFor, perRow: rls ? perOwner.reduce((a, b) => a + b, 0) / K : n };
+  return { target, system, n, rls, table, expectedFor, perRow: rls ? perOwner.reduce((a, c) => a + c, 0) / K : n, subs: opened };
 }
 
-/** Opens a subscriber, trying again (twice at most) when the attempt fails; the failures are logged. */
-async function openWithRetry(o: Parameters<typeof Subscriber.open>[0]): Promise<Subscriber> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await Subscriber.open(o);
-    } catch (err) {
-      if (attempt >= 3) throw err;
-      console.log(`  (subscriber attempt ${attempt} failed: ${(err as Error).message}; retrying)`);
-      await sleep(200);
-    }
-  }
-}
-
-function closeSubs(): void {
-  subs.forEach((s) => s.close());
-  subs = [];
-}
-
-const TALLY = new Tally(SAMPLE_CAP);
-
-/** Sets whose first warm-up also warmed the JIT (per Performer process: reset when it restarts). */
+/** Sets whose first warm-up also warmed the JIT (per Performer process). */
 const jitWarm = new Set<string>();
 
 /**
@@ -429,391 +189,86 @@ const jitWarm = new Set<string>();
  * warm-up of a no-RLS set also commits JIT_WARM_ROWS rows in transactions of 100, unmeasured, so the measured rows
  * see optimised code as a long-running server would, not the compiler at work.
  */
-async function warmUp(set: SubSet): Promise<void> {
-  TALLY.reset(1);
-  const first = nextId;
-  const jitKey = `${set.target}:${set.n}:${set.table}`;
+async function warmUp(b: Bench, set: SubSet): Promise<void> {
+  b.tally.reset(1);
+  const jitKey = `${set.system?.label ?? 'notify'}:${set.n}:${set.table}`;
   const rows = !set.rls && !jitWarm.has(jitKey) ? JIT_WARM_ROWS : K;
   jitWarm.add(jitKey);
-  nextId += rows;
+  const first = b.producers.take(rows);
   for (let at = first; at < first + rows; at += 100) {
-    await insertMany(producers[0]!.client, set.table, at, Math.min(100, first + rows - at), body(PHASE_WARM, nowUs(), 0));
+    await b.producers.insertMany(b.producers.clients[0]!, set.table, at, Math.min(100, first + rows - at), b.producers.body(PHASE_WARM, nowUs(), 0));
   }
   let expected = 0;
   for (let id = first; id < first + rows; id++) expected += set.expectedFor(id);
-  const deadline = Date.now() + 15_000;
-  while (TALLY.delivered < expected && Date.now() < deadline) await sleep(5);
-  if (TALLY.delivered < expected) throw new Error(`warm-up: ${TALLY.delivered} of ${expected} deliveries after 15 s (${set.target}, N=${set.n})`);
+  const got = await waitForCount(() => b.tally.delivered, expected, { capMs: 15_000, stallMs: 15_000, pollMs: 5 });
+  if (got < expected) throw new Error(`warm-up: ${got} of ${expected} deliveries after 15 s (${set.target}, N=${set.n})`);
   await sleep(50);
 }
 
-/** Waits for `expected` deliveries, or `stallMs` without progress, or `capMs`; polled every 2 ms. */
-async function drain(expected: number, capMs: number): Promise<boolean> {
-  const deadline = Date.now() + capMs;
-  let last = TALLY.delivered;
-  let lastAt = Date.now();
-  for (let i = 0; i < 1_000_000 && TALLY.delivered < expected; i++) {
-    if (Date.now() >= deadline) return false;
-    await sleep(2);
-    if (TALLY.delivered !== last) {
-      last = TALLY.delivered;
-      lastAt = Date.now();
-    } else if (Date.now() - lastAt > opts.stallMs) return false;
-  }
-  return TALLY.delivered >= expected;
-}
-
-// ---- Performer's slot ----
-
-async function lsnNow(): Promise<string> {
-  return (await (admin as pg.Client).query<{ l: string }>('SELECT pg_current_wal_lsn()::text AS l')).rows[0]!.l;
-}
-
-/** Waits (bounded) until Performer's changes slot has confirmed `lsn`. */
-async function performerConfirmed(lsn: string, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  for (let i = 0; i < 10_000; i++) {
-    const { rows } = await (admin as pg.Client).query<{ ok: boolean | null }>(
-      `SELECT bool_and(confirmed_flush_lsn >= $1::pg_lsn) AS ok FROM pg_replication_slots WHERE slot_name LIKE 'performer_cdc_%'`,
-      [lsn],
-    );
-    if (rows[0]?.ok) return true;
-    if (Date.now() >= deadline) return false;
-    await sleep(50);
-  }
-  return false;
-}
-
-// ---- pg_recvlogical ----
-
-/** pg_recvlogical runs per row (one slot each, all created before the row): the fastest is the ceiling. */
-const RECV_RUNS = quick ? 1 : 3;
-/** Catch-up repetitions per shape (the fastest is kept, as the ceiling keeps its fastest run). */
-const CATCHUP_RUNS = quick ? 1 : 3;
-let recv: Recvlogical | null = null;
-let recvVersion = '';
-let recvStartupMs = NaN;
-
-const RECV_LIVE_TABLE = 'bench_recv';
-const RECV_LIVE_PUBLICATION = 'bench_recv_live';
-
-/**
- * pg_recvlogical as the live consumer (before Performer runs, so its walsender is the only one): streaming from a
- * fresh slot while the producers commit the same rows in the same shape as in Performer's live rows. changes/s =
- * rows / (its last output byte - first commit acknowledgement), Performer's formula with pg_recvlogical as the
- * client. Complete when its output matches, in bytes, what a slot created at the same moment yields afterwards.
- */
-async function recvLiveRow(shape: Shape): Promise<RecvLive> {
-  await waitQuiet();
-  const rl = recv as Recvlogical;
-  const startLsn = await rl.createSlots(2);
-  const db = admin as pg.Client;
-  const live = rl.live(0, RECV_LIVE_PUBLICATION);
-  let walsenderPid = 0;
-  for (let i = 0; i < 500 && walsenderPid === 0; i++) {
-    const { rows } = await db.query<{ pid: number }>(`SELECT active_pid AS pid FROM pg_replication_slots WHERE slot_name = $1 AND active`, [rl.slot(0)]);
-    if (rows[0]?.pid) walsenderPid = rows[0].pid;
-    else await sleep(5);
-  }
-  if (walsenderPid === 0) throw new Error('pg_recvlogical (live) did not start streaming');
-  const a = await snap();
-  const cpuA = live.cpuSeconds();
-  const p = await produce(RECV_LIVE_TABLE, shape, opts.rows, opts.produceCapMs, () => 1);
-  // Done when its walsender has sent the WAL up to the last commit and pg_recvlogical's output has gone quiet.
-  const endLsn = await lsnNow();
-  const sentBy = Date.now() + opts.drainCapMs;
-  for (let i = 0; i < 100_000 && Date.now() < sentBy; i++) {
-    const { rows } = await db.query<{ ok: boolean }>('SELECT sent_lsn >= $2::pg_lsn AS ok FROM pg_stat_replication WHERE pid = $1', [walsenderPid, endLsn]);
-    if (rows[0]?.ok) break;
-    await sleep(5);
-  }
-  const settled = await live.settle(100, opts.drainCapMs);
-  const b = await snap();
-  const cpuB = live.cpuSeconds();
-  await live.stop();
-  const check = await rl.run(rl.slot(1), startLsn, endLsn, RECV_LIVE_PUBLICATION);
-  const spanMs = Math.max(1e-3, (live.lastUs - p.firstCommitUs) / 1000);
-  const u = usage(a, b);
-  const row: RecvLive = {
-    shape,
-    rows: p.rows,
-    txns: p.txns,
-    committedPerSec: p.rows / Math.max(1e-6, (p.lastCommitUs - p.startUs) / 1e6),
-    changesPerSec: p.rows / (spanMs / 1000),
-    spanMs,
-    // The quiet window after the last byte (settle) is not part of the row.
-    recvPct: (100 * (cpuB - cpuA)) / Math.max(1e-6, u.windowS - 0.1),
-    usage: u,
-    complete: settled && check.ok && live.outBytes === check.outBytes,
-    outBytes: live.outBytes,
-    checkBytes: check.outBytes,
-  };
-  console.log(
-    `  pg_recvlogical no RLS N=1 ${shapeText(shape)} live: ${f(row.rows)} rows in ${f(row.txns)} txns (committed ${f(row.committedPerSec)}/s); ` +
-      `${f(row.changesPerSec)} changes/s over ${f(spanMs)} ms; output ${f(row.outBytes)} B (backlog of the same rows ${f(row.checkBytes)} B${row.complete ? '' : ', INCOMPLETE'}); ` +
-      `CPU % pg_recvlogical ${f(row.recvPct)}, Postgres ${f(u.pgPct)} (walsender ${f(u.pgBy['recvlogical walsender'])}, producers ${f(u.pgBy.producers)}), machine ${f(u.machinePct)} (other ${f(u.otherPct - row.recvPct)})`,
-  );
-  return row;
-}
-
-// ---- measurements ----
-
-
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
-function latency(acks: Float64Array): Latency {
-  const n = TALLY.nSamples;
-  const send = new Float64Array(n);
-  const fromAck: number[] = [];
-  for (let i = 0; i < n; i++) {
-    send[i] = (TALLY.recvUs[i]! - TALLY.sendUs[i]!) / 1000;
-    const t = TALLY.txn[i]!;
-    const ack = t < acks.length ? acks[t]! : 0;
-    if (ack > 0) fromAck.push((TALLY.recvUs[i]! - ack) / 1000);
-  }
-  send.sort();
-  const ack = Float64Array.from(fromAck).sort();
-  return { samples: n, p50: percentile(send, 50), p99: percentile(send, 99), max: n ? send[n - 1]! : NaN, c50: percentile(ack, 50), c99: percentile(ack, 99) };
-}
-
-
-
-function sampleEvery(expectedDeliveries: number): number {
-  return Math.max(1, Math.ceil(expectedDeliveries / (SAMPLE_CAP * 0.9)));
-}
-
-function finish(set: SubSet, kind: Kind, shape: Shape, p: Produced, drained: boolean, fromUs: number, a: Snap, b: Snap): Row {
-  const spanMs = Math.max(1e-3, (TALLY.lastUs - fromUs) / 1000);
-  // Not drained (a configuration slower than the producers): changes/s from what was delivered.
-  const deliveredRows = drained ? p.rows : p.expected > 0 ? (TALLY.delivered / p.expected) * p.rows : 0;
-  return {
-    target: set.target,
-    kind,
-    n: set.n,
-    rls: set.rls,
-    shape,
-    rows: p.rows,
-    txns: p.txns,
-    capped: p.capped,
-    drained,
-    expected: p.expected,
-    delivered: TALLY.delivered,
-    changesPerSec: deliveredRows / (spanMs / 1000),
-    deliveriesPerSec: TALLY.delivered / (spanMs / 1000),
-    committedPerSec: p.rows / Math.max(1e-6, (p.lastCommitUs - p.startUs) / 1e6),
-    spanMs,
-    lat: latency(p.acks),
-    usage: usage(a, b),
-    foreignOwner: TALLY.foreignOwner,
-    unparsed: TALLY.unparsed,
-  };
-}
-
-/** After a run that did not drain: the subscribers go (Performer then skips what is left) and the slot catches up. */
-async function recover(set: SubSet, endLsn: string): Promise<void> {
-  closeSubs();
-  if (set.target === 'performer') {
-    const waitMs = Math.min(60_000, Math.max(3000, timeLeftMs() - 3000));
-    const ok = await performerConfirmed(endLsn, waitMs);
-    if (!ok) console.log(`  (Performer had not caught up with the backlog after ${f(waitMs / 1000)} s)`);
-  } else {
-    await sleep(1000);
-  }
-}
-
-async function tableRows(table: string): Promise<number> {
-  return (await (admin as pg.Client).query<{ n: number }>(`SELECT count(*)::int AS n FROM public.${table}`)).rows[0]!.n;
-}
-
-/**
- * The RLS check's cost follows the table's size (see the probe), so every RLS row starts from an empty bench_rls
- * (TRUNCATE: pgoutput sends a Truncate message, which Performer's changes engine ignores).
- */
-async function resetRlsTable(set: SubSet): Promise<void> {
-  if (!set.rls) return;
-  const lsn = await lsnNow();
-  await (admin as pg.Client).query('TRUNCATE public.bench_rls');
-  await performerConfirmed(lsn, 10_000);
-}
-
-async function liveRow(set: SubSet, shape: Shape, port: number, withRecv: boolean, hooks: { onStart?: () => void; onEnd?: () => void } = {}): Promise<{ row: Row; resubscribe: boolean }> {
-  await waitQuiet();
-  await resetRlsTable(set);
-  const before = await tableRows(set.table);
-  const startLsn = withRecv ? await (recv as Recvlogical).createSlots() : '';
-  TALLY.reset(sampleEvery(opts.rows * set.perRow));
-  if (set.target === 'notify') await (peer as ChildProc).call('reset');
-  const a = await snap();
-  hooks.onStart?.();
-  const p = await produce(set.table, shape, opts.rows, opts.produceCapMs, set.expectedFor);
-  const endLsn = await lsnNow();
-  const drained = await drain(p.expected, opts.drainCapMs);
-  hooks.onEnd?.();
-  const b = await snap();
-  const row = finish(set, 'live', shape, p, drained, p.firstCommitUs, a, b);
-  row.tableRows = before;
-  if (set.target === 'notify') {
-    const st = await (peer as ChildProc).call('stats');
-    row.listenerPerSec = Number(st.notifications) / Math.max(1e-6, (Number(st.lastUs) - p.firstCommitUs) / 1e6);
-  }
-  if (!drained) await recover(set, endLsn);
-  else if (set.target === 'performer') await performerConfirmed(endLsn, 10_000);
-  if (withRecv) row.recv = await (recv as Recvlogical).best(startLsn, endLsn, p.rows, PUBLICATION);
-  logRow(row);
-  return { row, resubscribe: !drained };
-}
-
-let repeatSpentMs = 0;
-
-/**
- * A short row is run again (once, within a per-run budget) when processes outside the bench took more than 30 % of
- * a core during it; the attempt with less outside load is kept.
- */
-async function bestLiveRow(set: SubSet, shape: Shape, port: number, withRecv: boolean): Promise<{ row: Row; resubscribe: boolean }> {
-  const first = await liveRow(set, shape, port, withRecv);
-  const short = first.row.drained && first.row.spanMs < 12_000;
-  if (!short || first.row.usage.otherPct <= 30 || repeatSpentMs >= opts.repeatBudgetMs || timeLeftMs() < rowWorstMs() + 30_000) return first;
+/** A Performer build in its own child, its tenant (and so its changes slot) its own when it is not the first. */
+async function startSystem(build: PerformerBuild, i: number, dir: string, databaseUrl: string, admin: pg.Client): Promise<System> {
+  const tenant = i === 0 ? 'realtime-dev' : `realtime-dev-${i}`;
   const t0 = Date.now();
-  console.log(`  (outside load ${f(first.row.usage.otherPct)} % of a core during that row: running it again)`);
-  const second = await liveRow(set, shape, port, withRecv);
-  repeatSpentMs += Date.now() - t0;
-  return second.row.usage.otherPct < first.row.usage.otherPct ? second : first;
+  const child = startPerformer(build, {
+    databaseUrl,
+    dataName: 'performer-bench-changes-data',
+    waitReplication: true,
+    env: { JWT_SECRET: jwtSecret, TENANT_ID: tenant, PERFORMER_DATA_DIR: path.join(dir, `performer-${i}`) },
+  });
+  const port = Number((await child.ready).port);
+  const oid = (await admin.query<{ oid: string }>('SELECT oid::text FROM pg_database WHERE datname = current_database()')).rows[0]!.oid;
+  console.log(`${build.label} up in ${Date.now() - t0} ms (pid ${child.pid}, port ${port})`);
+  return { label: build.label, child, port, slot: changesSlotName(tenant, oid) };
 }
-
-
-/**
- * Catch-up: Performer frozen (SIGSTOP) while the rows are committed, then let go; changes/s = rows / (last receipt -
- * resume). pg_recvlogical then consumes the same backlog from its own slot. The walsender keeps decoding into the
- * socket buffers while Performer is frozen; how far it got is reported (preSentPct).
- */
-async function catchupRow(set: SubSet, shape: Shape): Promise<Row> {
-  await waitQuiet();
-  const srv = performer as ChildProc;
-  const startLsn = await (recv as Recvlogical).createSlots();
-  TALLY.reset(sampleEvery(opts.rows * set.perRow));
-  srv.freeze(true);
-  let p: Produced;
-  let endLsn: string;
-  let preSentPct = NaN;
-  try {
-    p = await produce(set.table, shape, opts.rows, Math.min(opts.produceCapMs, 20_000), set.expectedFor);
-    endLsn = await lsnNow();
-    await sleep(200);
-    const { rows } = await (admin as pg.Client).query<{ pct: number | null }>(
-      `SELECT 100 * pg_wal_lsn_diff(sent_lsn, $1::pg_lsn) / nullif(pg_wal_lsn_diff($2::pg_lsn, $1::pg_lsn), 0) AS pct
-         FROM pg_stat_replication WHERE application_name = 'performer_postgres_changes'`,
-      [startLsn, endLsn],
-    );
-    preSentPct = Math.min(100, Math.max(0, Number(rows[0]?.pct ?? NaN)));
-  } finally {
-    srv.freeze(false);
-  }
-  const a = await snap();
-  const resumeUs = a.atUs;
-  const drained = await drain(p.expected, opts.drainCapMs);
-  const b = await snap();
-  const row = finish(set, 'catchup', shape, p, drained, resumeUs, a, b);
-  row.preSentPct = preSentPct;
-  if (!drained) await recover(set, endLsn);
-  else await performerConfirmed(endLsn, 10_000);
-  row.recv = await (recv as Recvlogical).best(startLsn, endLsn, p.rows, PUBLICATION);
-  logRow(row);
-  return row;
-}
-
-async function pacedRow(set: SubSet, rate: number): Promise<Row> {
-  await waitQuiet();
-  await resetRlsTable(set);
-  TALLY.reset(1);
-  if (set.target === 'notify') await (peer as ChildProc).call('reset');
-  const a = await snap();
-  const p = await paced(set.table, rate, opts.pacedMs, set.expectedFor);
-  const endLsn = await lsnNow();
-  const drained = await drain(p.expected, opts.drainCapMs);
-  const b = await snap();
-  const row = finish(set, 'paced', 'single', p, drained, p.firstCommitUs, a, b);
-  row.rate = rate;
-  if (!drained) await recover(set, endLsn);
-  logRow(row);
-  return row;
-}
-
-// ---- syscalls (--strace) ----
-
-
-/** One no-RLS row with `strace -c -f` attached to the Performer child: its write-type syscalls per frame / transaction. */
-async function straceRow(set: SubSet, shape: Shape, port: number): Promise<Syscalls | null> {
-  const srv = performer as ChildProc;
-  const file = path.join(dataDir as string, `strace-${shape}.txt`);
-  const tracer = spawn('strace', ['-c', '-f', '-e', 'trace=write,writev,sendto,sendmsg', '-o', file, '-p', String(srv.pid)], { stdio: 'ignore' });
-  const exited = new Promise<void>((r) => tracer.once('exit', () => r()));
-  tracer.once('error', () => undefined);
-  await sleep(800);
-  if (tracer.exitCode !== null) return null;
-  const { row } = await liveRow(set, shape, port, false);
-  tracer.kill('SIGINT');
-  const timer = setTimeout(() => tracer.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(timer);
-  const calls: Record<string, number> = {};
-  try {
-    for (const line of readFileSync(file, 'utf8').split('\n')) {
-      const m = /^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)\s*$/.exec(line);
-      if (m && m[2] !== 'total') calls[m[2]!] = Number(m[1]);
-    }
-  } catch {
-    return null;
-  }
-  console.log(`  strace (${shapeText(shape)}): ${Object.entries(calls).map(([k, v]) => `${k} ${f(v)}`).join(', ')} for ${f(row.delivered)} frames in ${f(row.txns)} transactions`);
-  return { label: `no RLS, N=${set.n}, ${shapeText(shape)}`, row, calls };
-}
-
-// ---- main ----
-
-configureReport({
-  opts,
-  argv,
-  repoRoot,
-  loadAtStart,
-  K,
-  RECV_RUNS,
-  CATCHUP_RUNS,
-  JIT_WARM_ROWS,
-  PUBLICATION,
-  NOTIFY_CHANNEL,
-  recvVersion: () => recvVersion,
-  recvStartupMs: () => recvStartupMs,
-});
 
 async function main(): Promise<void> {
   console.log(`changes bench${quick ? ' (quick)' : ''}: ${machine()}; load average ${f(loadAtStart, 1)}`);
   const recvBin = Recvlogical.findBinary(repoRoot);
-  recvVersion = await new Promise<string>((resolve) => {
+  const recvVersion = await new Promise<string>((resolve) => {
     const c = spawn(recvBin, ['--version'], { stdio: ['ignore', 'pipe', 'ignore'] });
     let out = '';
     c.stdout.on('data', (d: Buffer) => (out += d.toString()));
     c.once('exit', () => resolve(out.trim() || 'pg_recvlogical'));
   });
-  dataDir = mkdtempSync(path.join(os.tmpdir(), 'performer-bench-changes-'));
-  chmodSync(dataDir, 0o755);
-  const t0 = Date.now();
-  pgServer = await startEmbeddedPostgres({ dataDir: path.join(dataDir, 'pg'), ephemeral: true });
-  console.log(`embedded Postgres up in ${Date.now() - t0} ms (pid ${pgServer.pid}, port ${pgServer.port}); ${recvVersion} at ${recvBin}`);
-  admin = new pg.Client({ connectionString: pgServer.url, application_name: 'bench_admin' });
-  await admin.connect();
-  recv = new Recvlogical({ admin, databaseUrl: pgServer.url, snap, usage }, recvBin, RECV_RUNS);
+  db = await startBenchPostgres('changes');
+  const url = db.server.url;
+  console.log(`${recvVersion} at ${recvBin}`);
+  sessions = await connectSessions(url, 1 + Math.max(opts.batchConns, opts.singleConns), (i) => (i === 0 ? 'bench_admin' : 'bench_producer'));
+  const admin = sessions[0]!.client;
   const pgVersion = (await admin.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]!.v;
-  for (let i = 0; i < Math.max(opts.batchConns, opts.singleConns); i++) {
-    const client = new pg.Client({ connectionString: pgServer.url, application_name: 'bench_producer' });
-    client.on('error', () => undefined);
-    await client.connect();
-    const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
-    producers.push({ client, pid: rows[0]!.pid });
-  }
-  const results: Results = { rows: [], skipped: [], pgVersion, profiles: [], syscalls: [], recvLive: [] };
+  const b: Bench = {
+    o: opts,
+    admin,
+    pgPid: db.server.pid,
+    producers: new Producers(
+      sessions.slice(1).map((s) => s.client),
+      OWNERS,
+      opts,
+    ),
+    tally: new Tally(SAMPLE_CAP),
+    leaks: { foreignOwner: 0 },
+    recv: null as unknown as Recvlogical,
+    quiet: new QuietMachine({
+      measure: async () => {
+        const a = await snap(b, null);
+        await sleep(500);
+        return usage(a, await snap(b, null)).otherPct;
+      },
+      maxOtherPct: 25,
+      perWaitMs: 15_000,
+      budgetMs: opts.quietBudgetMs,
+      repeatBudgetMs: opts.repeatBudgetMs,
+    }),
+    sampleCap: SAMPLE_CAP,
+    publication: PUBLICATION,
+    peer: null,
+    timeLeftMs,
+    rowWorstMs,
+    closeSubs,
+  };
+  bench = b;
+  b.recv = new Recvlogical({ admin, databaseUrl: url, snap: () => snap(b, null), usage }, recvBin, RECV_RUNS);
+  const results: Results = { rows: [], skipped: [], pgVersion, profiles: [], syscalls: [], recvLive: [], recvVersion, recvStartupMs: NaN };
   const hb = setInterval(() => subs.forEach((s) => s.heartbeat()), 15_000);
   hb.unref();
 
@@ -829,23 +284,22 @@ async function main(): Promise<void> {
       CREATE TRIGGER bench_notify_trg AFTER INSERT ON public.bench_notify FOR EACH ROW EXECUTE FUNCTION public.bench_notify_fn();
     `);
     if (opts.notify) {
-      peer = new ChildProc('notify-peer', 'notify-peer.ts', { BENCH_DATABASE_URL: pgServer.url, NOTIFY_CHANNEL, NOTIFY_TOPIC: ROOM_TOPIC });
-      const ready = await peer.ready;
-      const port = Number(ready.port);
-      console.log(`LISTEN/NOTIFY forwarder up (pid ${peer.pid}, port ${port})`);
+      b.peer = new Child('notify-peer', 'bench/changes/notify-peer.ts', { env: { BENCH_DATABASE_URL: url, NOTIFY_CHANNEL, NOTIFY_TOPIC: ROOM_TOPIC } });
+      const port = Number((await b.peer.ready).port);
+      console.log(`LISTEN/NOTIFY forwarder up (pid ${b.peer.pid}, port ${port})`);
       for (const n of opts.ns) {
-        const set = await connectSubs('notify', n, false, port);
-        await warmUp(set);
+        const set = await connectSubs(b, null, n, false, port);
+        await warmUp(b, set);
         for (const shape of opts.shapes) {
-          const { row, resubscribe } = await bestLiveRow(set, shape, port, false);
+          const { row, resubscribe } = await bestLiveRow(b, set, shape, false);
           results.rows.push(row);
-          if (resubscribe) await connectSubs('notify', n, false, port);
+          if (resubscribe) await connectSubs(b, null, n, false, port);
         }
-        if (opts.paced) results.rows.push(await pacedRow(set, opts.pacedRate));
+        if (opts.paced) results.rows.push(await pacedRow(b, set, opts.pacedRate));
         closeSubs();
       }
-      await peer.stop();
-      peer = null;
+      await b.peer.stop();
+      b.peer = null;
     }
 
     // ---- pg_recvlogical as the live consumer, on the same kind of rows (no Performer, no other slot yet) ----
@@ -853,30 +307,24 @@ async function main(): Promise<void> {
       CREATE TABLE public.${RECV_LIVE_TABLE} (id bigint PRIMARY KEY, owner uuid, body text, at timestamptz DEFAULT now());
       CREATE PUBLICATION ${RECV_LIVE_PUBLICATION} FOR TABLE public.${RECV_LIVE_TABLE};
     `);
-    recvStartupMs = await (recv as Recvlogical).startupMs(RECV_LIVE_PUBLICATION);
-    console.log(`pg_recvlogical start-up with nothing to decode: ${f(recvStartupMs)} ms (median of 3)`);
+    results.recvStartupMs = await b.recv.startupMs(RECV_LIVE_PUBLICATION);
+    console.log(`pg_recvlogical start-up with nothing to decode: ${f(results.recvStartupMs)} ms (median of 3)`);
     for (const shape of opts.shapes) {
-      let row = await recvLiveRow(shape);
+      let row = await recvLiveRow(b, shape, RECV_LIVE_TABLE, RECV_LIVE_PUBLICATION);
       // Now and then its output misses the last transaction (seen about once in five 1 row/txn runs): run it again.
       if (!row.complete) {
         console.log('  (pg_recvlogical live run incomplete: running it again)');
-        row = await recvLiveRow(shape);
+        row = await recvLiveRow(b, shape, RECV_LIVE_TABLE, RECV_LIVE_PUBLICATION);
       }
       results.recvLive.push(row);
     }
 
-    // ---- Performer ----
-    buildPerformer();
+    // ---- Performer (and with --compare the other revision's, beside it) ----
+    const builds = performerBuilds(args);
     jwtSecret = randomBytes(32).toString('hex');
     anonToken = await signHs256({ iss: 'supabase-demo', role: 'anon', exp: Math.floor(Date.now() / 1000) + 3 * 3600 }, jwtSecret);
-    const t1 = Date.now();
-    performer = new ChildProc('performer', 'server.ts', {
-      BENCH_DATABASE_URL: pgServer.url,
-      BENCH_JWT_SECRET: jwtSecret,
-      BENCH_DATA_DIR: path.join(dataDir, 'performer'),
-    });
-    const port = Number((await performer.ready).port);
-    console.log(`Performer up in ${Date.now() - t1} ms (pid ${performer.pid}, port ${port})`);
+    for (const [i, build] of builds.entries()) systems.push(await startSystem(build, i, db.dir, url, admin));
+    const main = systems[0]!;
     await admin.query(`
       CREATE TABLE public.bench (id bigint PRIMARY KEY, owner uuid, body text, at timestamptz DEFAULT now());
       CREATE TABLE public.bench_rls (id bigint PRIMARY KEY, owner uuid, body text, at timestamptz DEFAULT now());
@@ -885,45 +333,54 @@ async function main(): Promise<void> {
       GRANT SELECT ON public.bench, public.bench_rls TO anon, authenticated;
       ALTER PUBLICATION ${PUBLICATION} ADD TABLE public.bench, public.bench_rls;
     `);
-    // Main rows first (every configuration, both shapes), then the extras while the budget lasts.
+    // Main rows first (every configuration, both shapes; with --compare every system, `reps` times, the order
+    // flipping every repetition), then the extras while the budget lasts.
     const rlsModes = opts.rls ? [false, true] : [false];
     const singleRates = new Map<string, number>();
     const profileReserveMs = opts.profile ? 25_000 : 0;
+    const turns = (rep: number) => (rep % 2 === 0 ? systems : [...systems].reverse());
     for (const rls of rlsModes) {
       for (const n of opts.ns) {
-        if (timeLeftMs() < rowWorstMs() + profileReserveMs) {
-          results.skipped.push(`Performer ${rls ? 'RLS' : 'no RLS'} N=${n} (time budget)`);
-          continue;
-        }
-        const started = Date.now();
-        let set = await connectSubs('performer', n, rls, port);
-        console.log(`${n} Performer subscriber(s), ${rls ? 'RLS' : 'no RLS'}, subscribed in ${Date.now() - started} ms`);
-        await warmUp(set);
-        for (const shape of opts.shapes) {
-          if (timeLeftMs() < rowWorstMs() + profileReserveMs) {
-            results.skipped.push(`Performer ${rls ? 'RLS' : 'no RLS'} N=${n} ${shapeText(shape)} (time budget)`);
-            continue;
+        for (let rep = 0; rep < reps; rep++) {
+          for (const system of turns(rep)) {
+            const what = `${system.label} ${rls ? 'RLS' : 'no RLS'} N=${n}${reps > 1 ? ` (rep ${rep + 1})` : ''}`;
+            if (timeLeftMs() < rowWorstMs() + profileReserveMs) {
+              results.skipped.push(`${what} (time budget)`);
+              continue;
+            }
+            const started = Date.now();
+            let set = await connectSubs(b, system, n, rls);
+            console.log(`${what}: ${n} subscriber(s) subscribed in ${Date.now() - started} ms`);
+            await warmUp(b, set);
+            for (const shape of opts.shapes) {
+              if (timeLeftMs() < rowWorstMs() + profileReserveMs) {
+                results.skipped.push(`${what} ${shapeText(shape)} (time budget)`);
+                continue;
+              }
+              // The pg_recvlogical ceiling once per configuration, on this tree's first repetition.
+              const { row, resubscribe } = await bestLiveRow(b, set, shape, system === main && rep === 0);
+              row.rep = rep;
+              results.rows.push(row);
+              if (shape === 'single' && system === main && rep === 0) singleRates.set(`${rls}|${n}`, row.changesPerSec);
+              if (resubscribe && shape === 'batch') {
+                set = await connectSubs(b, system, n, rls);
+                await warmUp(b, set);
+              }
+            }
+            closeSubs();
+            await sleep(200);
           }
-          const { row, resubscribe } = await bestLiveRow(set, shape, port, true);
-          results.rows.push(row);
-          if (shape === 'single') singleRates.set(`${rls}|${n}`, row.changesPerSec);
-          if (resubscribe && shape === 'batch') {
-            set = await connectSubs('performer', n, rls, port);
-            await warmUp(set);
-          }
         }
-        closeSubs();
-        await sleep(200);
       }
     }
 
     // ---- syscalls per frame / transaction (opt-in: strace slows the process it traces) ----
     if (opts.strace && timeLeftMs() <= 30_000 + profileReserveMs) results.skipped.push('strace rows (time budget)');
     if (opts.strace && timeLeftMs() > 30_000 + profileReserveMs) {
-      const set = await connectSubs('performer', 1, false, port);
-      await warmUp(set);
+      const set = await connectSubs(b, main, 1, false);
+      await warmUp(b, set);
       for (const shape of opts.shapes) {
-        const r = await straceRow(set, shape, port);
+        const r = await straceRow(b, set, shape, db.dir);
         if (r) results.syscalls.push(r);
         else results.skipped.push(`strace ${shapeText(shape)} (strace not usable here)`);
       }
@@ -939,8 +396,8 @@ async function main(): Promise<void> {
           results.skipped.push(`catch-up / steady-rate rows for ${rls ? 'RLS' : 'no RLS'} N=${n} (time budget)`);
           continue;
         }
-        let set = await connectSubs('performer', n, rls, port);
-        await warmUp(set);
+        let set = await connectSubs(b, main, n, rls);
+        await warmUp(b, set);
         for (const shape of doCatchup ? opts.shapes : []) {
           if (timeLeftMs() < rowWorstMs() + profileReserveMs) {
             results.skipped.push(`catch-up N=${n} ${shapeText(shape)} (time budget)`);
@@ -949,11 +406,11 @@ async function main(): Promise<void> {
           // Best of CATCHUP_RUNS against the best pg_recvlogical run of them all: the ceiling is a fastest run too.
           const runs: Row[] = [];
           for (let i = 0; i < CATCHUP_RUNS && timeLeftMs() > rowWorstMs() + profileReserveMs; i++) {
-            const row = await catchupRow(set, shape);
+            const row = await catchupRow(b, set, shape);
             runs.push(row);
             if (!row.drained) {
-              set = await connectSubs('performer', n, rls, port);
-              await warmUp(set);
+              set = await connectSubs(b, main, n, rls);
+              await warmUp(b, set);
               break;
             }
           }
@@ -965,7 +422,7 @@ async function main(): Promise<void> {
         if (opts.paced && timeLeftMs() > opts.pacedMs + opts.drainCapMs + 5000 + profileReserveMs) {
           const measured = singleRates.get(`${rls}|${n}`) ?? NaN;
           const rate = Math.max(20, Math.min(opts.pacedRate, Math.floor(0.5 * (Number.isFinite(measured) ? measured : opts.pacedRate))));
-          results.rows.push(await pacedRow(set, rate));
+          results.rows.push(await pacedRow(b, set, rate));
         } else if (opts.paced) results.skipped.push(`steady-rate row ${rls ? 'RLS' : 'no RLS'} N=${n} (time budget)`);
         closeSubs();
         await sleep(200);
@@ -973,7 +430,7 @@ async function main(): Promise<void> {
     }
 
     // ---- profiles: no-RLS rows again, with V8's sampling profiler in the Performer child ----
-    const target = results.rows.filter((r) => r.kind === 'live' && r.target === 'performer' && !r.rls);
+    const target = results.rows.filter((r) => r.kind === 'live' && r.system === main.label && !r.rls);
     const missed = target.some((r) => r.recv && r.changesPerSec < 0.5 * r.recv.netChangesPerSec);
     if (opts.profile || missed) {
       for (const spec of opts.profileRows) {
@@ -984,30 +441,18 @@ async function main(): Promise<void> {
           results.skipped.push(`profile N=${n} ${shapeText(shape)} (time budget)`);
           continue;
         }
-        const set = await connectSubs('performer', n, false, port);
-        await warmUp(set);
-        const file = path.join(dataDir, `performer-${n}-${shape}.cpuprofile`);
-        let cpuA = 0;
-        let cpuB = 0;
-        const calls: Promise<unknown>[] = [];
-        const srv = performer;
-        const { row } = await liveRow(set, shape, port, false, {
-          onStart: () => {
-            cpuA = procCpuSeconds(srv.pid);
-            calls.push(srv.call('profileStart', { intervalUs: 250 }));
-          },
-          onEnd: () => {
-            cpuB = procCpuSeconds(srv.pid);
-            calls.push(srv.call('profileStop', { file }));
-          },
-        });
+        const set = await connectSubs(b, main, n, false);
+        await warmUp(b, set);
+        const file = path.join(db.dir, `performer-${n}-${shape}.cpuprofile`);
+        const profiler = profileWindow(main.child, file, 250);
+        const { row } = await liveRow(b, set, shape, false, profiler);
         closeSubs();
-        await Promise.all(calls);
-        const summary = withoutProfilerOverhead(summarize(file));
+        const { summary: raw, cpuMs } = await profiler.done();
+        const summary = withoutProfilerOverhead(raw);
         const label = `no RLS, N=${n}, ${shapeText(shape)}`;
-        results.profiles.push({ label, summary, row, cpuMs: (cpuB - cpuA) * 1000 });
+        results.profiles.push({ label, summary, row, cpuMs });
         console.log(`\nprofile (${label}, profiler on):`);
-        console.log(formatSummary(summary, 25, (cpuB - cpuA) * 1000));
+        console.log(formatSummary(summary, 25, cpuMs));
         if (process.env.BENCH_KEEP_PROFILES) writeFileSync(path.join(process.env.BENCH_KEEP_PROFILES, path.basename(file)), readFileSync(file));
         await sleep(200);
       }
@@ -1016,17 +461,18 @@ async function main(): Promise<void> {
     }
 
     // ---- the RLS visibility check on its own, at two table sizes ----
-    if (opts.rls && timeLeftMs() > 5000) results.probe = await rlsProbe(admin, pgServer.url, OWNERS);
-    console.log(`Performer RSS at the end: ${f(procMem(performer.pid).rssKb / 1024)} MB`);
+    if (opts.rls && timeLeftMs() > 5000) results.probe = await rlsProbe(admin, url, OWNERS);
+    console.log(`Performer RSS at the end: ${f(procMem(main.child.pid).rssKb / 1024)} MB`);
   } finally {
     clearInterval(hb);
     closeSubs();
-    await peer?.stop();
-    await performer?.stop();
+    await b.peer?.stop();
+    for (const s of systems) await s.child.stop();
     await cleanup();
   }
   const text = section(results);
   console.log(`\n${text}\n`);
+  if (systems.length > 1) console.log(`\n${compareSection(results, systems.map((s) => s.label))}\n`);
   if (opts.write) {
     writeResults(text);
     console.log('bench/RESULTS.md: section "Postgres Changes" written');
@@ -1036,10 +482,6 @@ async function main(): Promise<void> {
   console.log(`total ${((Date.now() - runStarted) / 1000).toFixed(0)} s`);
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err);
-    void cleanup().finally(() => process.exit(1));
-  },
-);
+configureReport({ opts, argv: args.argv, loadAtStart, K, RECV_RUNS, CATCHUP_RUNS, JIT_WARM_ROWS, PUBLICATION, NOTIFY_CHANNEL });
+
+runBench('changes', main, { hardLimitMs: opts.budgetMs + (quick ? 10_000 : 20_000), cleanup });

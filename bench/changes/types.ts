@@ -1,4 +1,5 @@
-import type { ProfileSummary } from '../broadcast/cpuprofile.js';
+import type { ProfileSummary } from '../lib/cpuprofile.js';
+import type { Latency } from '../lib/tally.js';
 import type { PgLabel, PgSnap } from './pgprocs.js';
 
 // The figures bench/changes measures, shared by the runner (run.ts) and the report (report.ts).
@@ -28,20 +29,14 @@ export interface Usage {
   saturated: string;
 }
 
-export interface Latency {
-  samples: number;
-  p50: number;
-  p99: number;
-  max: number;
-  /** From the producer's commit acknowledgement. */
-  c50: number;
-  c99: number;
-}
-
 export type Kind = 'live' | 'catchup' | 'paced';
 
 export interface Row {
   target: 'performer' | 'notify';
+  /** The Performer build (`performer`, `performer@<rev>`), or `notify`. */
+  system: string;
+  /** Repetition of the row (`--reps`), from 0. */
+  rep?: number;
   kind: Kind;
   n: number;
   rls: boolean;
@@ -132,4 +127,7 @@ export interface Results {
   probe?: Probe;
   syscalls: Syscalls[];
   recvLive: RecvLive[];
+  recvVersion: string;
+  /** pg_recvlogical's spawn to exit with nothing to decode. */
+  recvStartupMs: number;
 }
