@@ -432,7 +432,7 @@ async function main(): Promise<void> {
     // ---- profiles: no-RLS rows again, with V8's sampling profiler in the Performer child ----
     const target = results.rows.filter((r) => r.kind === 'live' && r.system === main.label && !r.rls);
     const missed = target.some((r) => r.recv && r.changesPerSec < 0.5 * r.recv.netChangesPerSec);
-    if (opts.profile || missed) {
+    if (opts.profile || (missed && !args.flag('no-profile'))) {
       for (const spec of opts.profileRows) {
         const [nText, shapeName] = spec.split(':');
         const n = Number(nText);

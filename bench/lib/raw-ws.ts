@@ -41,7 +41,10 @@ export abstract class RawWsClient {
   readonly socket: net.Socket;
   /** Subscribed: set by confirm(). */
   protected joined = false;
-  protected closedByUs = false;
+  /** The socket is gone (closed by either side): nothing is written any more. */
+  protected closed = false;
+  /** close() was called: the end is ours, not the server's. */
+  closedByUs = false;
   private upgraded = false;
   private head = '';
   private pending: Buffer | null = null;
@@ -51,6 +54,7 @@ export abstract class RawWsClient {
     this.socket = upgradeSocket(port, path, (buf, n) => this.onRead(buf, n));
     this.socket.on('error', (err) => this.fail(err));
     this.socket.on('close', () => {
+      this.closed = true;
       if (this.joined && !this.closedByUs) this.onUnexpectedClose();
       this.fail(new Error(`connection closed before the subscription was confirmed (${this.closedState()})`));
     });
@@ -72,6 +76,7 @@ export abstract class RawWsClient {
 
   close(): void {
     this.closedByUs = true;
+    this.closed = true;
     this.socket.destroy();
   }
 
@@ -87,7 +92,7 @@ export abstract class RawWsClient {
   }
 
   protected sendText(text: string): void {
-    this.socket.write(encodeClientFrame(1, Buffer.from(text)));
+    if (!this.closed) this.socket.write(encodeClientFrame(1, Buffer.from(text)));
   }
 
   protected fail(err: Error): void {
@@ -161,8 +166,10 @@ export abstract class RawWsClient {
 
   /** A control frame, payload buf[p, e): ping is answered, close ends the connection. */
   protected onControl(op: number, buf: Buffer, p: number, e: number): void {
-    if (op === 9) this.socket.write(encodeClientFrame(10, Buffer.from(buf.subarray(p, e))));
-    else if (op === 8) {
+    if (op === 9) {
+      if (!this.closed) this.socket.write(encodeClientFrame(10, Buffer.from(buf.subarray(p, e))));
+    } else if (op === 8) {
+      this.closed = true;
       this.socket.end();
       this.fail(new Error(`server closed the connection ${e - p >= 2 ? (buf[p]! << 8) | buf[p + 1]! : ''}`));
     }
