@@ -1,5 +1,19 @@
+import { compareTable } from '../lib/compare.js';
 import { check, f0, f1, f2, f3, size, table } from './format.js';
-import type { Load, Results } from './run.js';
+import type { Options } from './options.js';
+import type { CeilingRow, ClosedRow, IdleRow, Load, OpenRow } from './rows.js';
+
+export interface Results {
+  machine: string;
+  options: Options;
+  ceiling: CeilingRow[];
+  /** Repetitions merged (the tables); `closedRuns` keeps every repetition of the paired systems (the before/after table). */
+  closed: ClosedRow[];
+  closedRuns: ClosedRow[];
+  open: OpenRow[];
+  idle: IdleRow[];
+  sioClient: ClosedRow[];
+}
 
 export const TARGETS = {
   deliveriesVsUws: 0.8,
@@ -11,7 +25,8 @@ export const TARGETS = {
 
 const SYSTEM_ORDER = ['uws', 'performer', 'socketio'];
 function bySystem(a: { n: number; payload: number; system: string }, b: { n: number; payload: number; system: string }): number {
-  return a.n - b.n || a.payload - b.payload || SYSTEM_ORDER.indexOf(a.system) - SYSTEM_ORDER.indexOf(b.system);
+  const order = (s: string) => (s.startsWith('performer@') ? 1.5 : SYSTEM_ORDER.indexOf(s));
+  return a.n - b.n || a.payload - b.payload || order(a.system) - order(b.system);
 }
 
 /** The markdown report of a run: tables per row kind, then the ratios against the peers and the targets. */
@@ -92,7 +107,7 @@ export function report(r: Results): string {
           f1(i.rssBeforeMb),
           f1(i.rssAfterMb),
           f0(i.bytesPerSocket),
-          i.system === 'performer' ? check(i.bytesPerSocket, TARGETS.idleBytesPerSocket, false) : '',
+          i.system.startsWith('performer') ? check(i.bytesPerSocket, TARGETS.idleBytesPerSocket, false) : '',
           f0(i.marginalBytesPerSocket),
           f0(i.heapBytesPerSocket),
           f0(i.heapCommittedBytesPerSocket),
@@ -106,8 +121,46 @@ export function report(r: Results): string {
     out.push(`### ${i.system}: JS heap per idle joined socket, by object (heap snapshot diff at ${f0(i.sockets)} sockets)`, '');
     out.push(table(['object (type:name)', 'objects/socket', 'bytes/socket'], i.heapTop.map((e) => [e.key, f2(e.perSocket), f0(e.bytesPerSocket)])), '');
   }
-  out.push(...ratios(r, 'uws'), ...ratios(r, 'socketio'));
+  out.push(...ratios(r, 'uws'), ...ratios(r, 'socketio'), ...beforeAfter(r));
   return out.join('\n');
+}
+
+/**
+ * This tree's Performer against the one built at `--compare` (same run, rows alternated): per configuration each
+ * build's median and range over the repetitions, and the change of the medians.
+ */
+function beforeAfter(r: Results): string[] {
+  const before = `performer@${r.options.compare}`;
+  if (!r.options.compare) return [];
+  const o = { system: (x: { system: string }) => x.system, after: 'performer', before };
+  return [
+    `### Before / after: performer vs ${before} (same run, rows alternated; median (min-max, repetitions))`,
+    '',
+    compareTable(r.closedRuns, {
+      ...o,
+      config: (x) => `closed loop N=${f0(x.n)} ${size(x.payload)}`,
+      measures: [
+        { name: 'deliveries/s', of: (x) => x.deliveriesPerSec, digits: 0 },
+        { name: 'µs CPU/delivery', of: (x) => x.cpuUsPerDelivery, digits: 3 },
+        { name: 'outside load, % of a core', of: (x) => x.otherPct, digits: 0, context: true },
+      ],
+    }),
+    '',
+    compareTable(
+      [
+        ...r.idle.map((x) => ({ system: x.system, kind: 'no traffic', rss: x.bytesPerSocket, heap: x.heapBytesPerSocket })),
+      ],
+      {
+        ...o,
+        config: (x) => `idle joined socket, ${x.kind}`,
+        measures: [
+          { name: 'RSS bytes/socket', of: (x) => x.rss, digits: 0 },
+          { name: 'JS heap live bytes/socket (after GC)', of: (x) => x.heap, digits: 0 },
+        ],
+      },
+    ),
+    '',
+  ];
 }
 
 function ratios(r: Results, other: 'uws' | 'socketio'): string[] {
