@@ -487,9 +487,12 @@ export function writeResults(text: string): void {
 
 /** `--compare`: this tree's Performer against the other revision's, live rows, every repetition. */
 export function compareSection(res: Results, labels: string[]): string {
-  const rows = res.rows.filter((r) => r.kind === 'live' && r.target === 'performer');
+  const live = res.rows.filter((r) => r.kind === 'live' && r.target === 'performer');
+  // A row that did not drain reports what was delivered, over a window with a stall in it: not comparable.
+  const rows = live.filter((r) => r.drained);
+  const left = live.filter((r) => !r.drained).map((r) => `${r.system} N=${r.n} ${shapeText(r.shape)}`);
   return [
-    `**Before / after** (${labels.join(' vs ')}; live rows, interleaved; median (min-max, repetitions)):`,
+    `**Before / after** (${labels.join(' vs ')}; live rows, interleaved; median (min-max, repetitions)${left.length ? `; left out, not drained: ${left.join(', ')}` : ''}):`,
     '',
     compareTable(rows, {
       config: (r) => `${r.rls ? 'RLS' : 'no RLS'} N=${r.n} ${shapeText(r.shape)}`,

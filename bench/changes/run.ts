@@ -3,7 +3,6 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type pg from 'pg';
 import { signHs256 } from '../../src/auth/jwt.js';
 import { changesSlotName } from '../../src/replication/slot-names.js';
 import { Args } from '../lib/args.js';
@@ -205,20 +204,46 @@ async function warmUp(b: Bench, set: SubSet): Promise<void> {
   await sleep(50);
 }
 
-/** A Performer build in its own child, its tenant (and so its changes slot) its own when it is not the first. */
-async function startSystem(build: PerformerBuild, i: number, dir: string, databaseUrl: string, admin: pg.Client): Promise<System> {
-  const tenant = i === 0 ? 'realtime-dev' : `realtime-dev-${i}`;
+const BENCH_TABLES = `
+  CREATE TABLE public.bench (id bigint PRIMARY KEY, owner uuid, body text, at timestamptz DEFAULT now());
+  CREATE TABLE public.bench_rls (id bigint PRIMARY KEY, owner uuid, body text, at timestamptz DEFAULT now());
+  ALTER TABLE public.bench_rls ENABLE ROW LEVEL SECURITY;
+  CREATE POLICY own_rows ON public.bench_rls FOR SELECT TO authenticated USING (owner = auth.uid());
+  GRANT SELECT ON public.bench, public.bench_rls TO anon, authenticated;
+  ALTER PUBLICATION ${PUBLICATION} ADD TABLE public.bench, public.bench_rls;
+`;
+
+/**
+ * A Performer build in its own child, with the bench tables. The first one uses the embedded cluster's `postgres`
+ * database; with --compare every other one gets a database of its own in the same cluster (its own producers and
+ * admin session, so `b` is copied): a system's slot then never has the other system's rows to decode when its turn
+ * comes, and the lag guard is raised so that the WAL the others wrote meanwhile never recreates its slot.
+ */
+async function startSystem(build: PerformerBuild, i: number, b: Bench, dir: string): Promise<{ system: System; bench: Bench }> {
+  let bench = b;
+  let url = db!.server.url;
+  if (i > 0) {
+    const name = `bench_cmp_${i}`;
+    await b.admin.query(`CREATE DATABASE ${name}`);
+    const u = new URL(url);
+    u.pathname = `/${name}`;
+    url = u.toString();
+    const own = await connectSessions(url, 1 + Math.max(opts.batchConns, opts.singleConns), (k) => (k === 0 ? 'bench_admin' : 'bench_producer'));
+    sessions.push(...own);
+    bench = { ...b, admin: own[0]!.client, producers: new Producers(own.slice(1).map((s) => s.client), OWNERS, opts) };
+  }
   const t0 = Date.now();
   const child = startPerformer(build, {
-    databaseUrl,
+    databaseUrl: url,
     dataName: 'performer-bench-changes-data',
     waitReplication: true,
-    env: { JWT_SECRET: jwtSecret, TENANT_ID: tenant, PERFORMER_DATA_DIR: path.join(dir, `performer-${i}`) },
+    env: { JWT_SECRET: jwtSecret, PERFORMER_DATA_DIR: path.join(dir, `performer-${i}`), ...(args.option('compare') ? { CHANGES_MAX_LAG_BYTES: String(2 ** 50) } : {}) },
   });
   const port = Number((await child.ready).port);
-  const oid = (await admin.query<{ oid: string }>('SELECT oid::text FROM pg_database WHERE datname = current_database()')).rows[0]!.oid;
+  await bench.admin.query(BENCH_TABLES);
+  const oid = (await bench.admin.query<{ oid: string }>('SELECT oid::text FROM pg_database WHERE datname = current_database()')).rows[0]!.oid;
   console.log(`${build.label} up in ${Date.now() - t0} ms (pid ${child.pid}, port ${port})`);
-  return { label: build.label, child, port, slot: changesSlotName(tenant, oid) };
+  return { system: { label: build.label, child, port, slot: changesSlotName('realtime-dev', oid) }, bench };
 }
 
 async function main(): Promise<void> {
@@ -320,19 +345,16 @@ async function main(): Promise<void> {
     }
 
     // ---- Performer (and with --compare the other revision's, beside it) ----
-    const builds = performerBuilds(args);
     jwtSecret = randomBytes(32).toString('hex');
     anonToken = await signHs256({ iss: 'supabase-demo', role: 'anon', exp: Math.floor(Date.now() / 1000) + 3 * 3600 }, jwtSecret);
-    for (const [i, build] of builds.entries()) systems.push(await startSystem(build, i, db.dir, url, admin));
+    const builds = performerBuilds(args);
+    const benchOf = new Map<System, Bench>();
+    for (const [i, build] of builds.entries()) {
+      const started = await startSystem(build, i, b, db.dir);
+      systems.push(started.system);
+      benchOf.set(started.system, started.bench);
+    }
     const main = systems[0]!;
-    await admin.query(`
-      CREATE TABLE public.bench (id bigint PRIMARY KEY, owner uuid, body text, at timestamptz DEFAULT now());
-      CREATE TABLE public.bench_rls (id bigint PRIMARY KEY, owner uuid, body text, at timestamptz DEFAULT now());
-      ALTER TABLE public.bench_rls ENABLE ROW LEVEL SECURITY;
-      CREATE POLICY own_rows ON public.bench_rls FOR SELECT TO authenticated USING (owner = auth.uid());
-      GRANT SELECT ON public.bench, public.bench_rls TO anon, authenticated;
-      ALTER PUBLICATION ${PUBLICATION} ADD TABLE public.bench, public.bench_rls;
-    `);
     // Main rows first (every configuration, both shapes; with --compare every system, `reps` times, the order
     // flipping every repetition), then the extras while the budget lasts.
     const rlsModes = opts.rls ? [false, true] : [false];
@@ -349,22 +371,23 @@ async function main(): Promise<void> {
               continue;
             }
             const started = Date.now();
-            let set = await connectSubs(b, system, n, rls);
+            const sb = benchOf.get(system)!;
+            let set = await connectSubs(sb, system, n, rls);
             console.log(`${what}: ${n} subscriber(s) subscribed in ${Date.now() - started} ms`);
-            await warmUp(b, set);
+            await warmUp(sb, set);
             for (const shape of opts.shapes) {
               if (timeLeftMs() < rowWorstMs() + profileReserveMs) {
                 results.skipped.push(`${what} ${shapeText(shape)} (time budget)`);
                 continue;
               }
               // The pg_recvlogical ceiling once per configuration, on this tree's first repetition.
-              const { row, resubscribe } = await bestLiveRow(b, set, shape, system === main && rep === 0);
+              const { row, resubscribe } = await bestLiveRow(sb, set, shape, system === main && rep === 0);
               row.rep = rep;
               results.rows.push(row);
               if (shape === 'single' && system === main && rep === 0) singleRates.set(`${rls}|${n}`, row.changesPerSec);
               if (resubscribe && shape === 'batch') {
-                set = await connectSubs(b, system, n, rls);
-                await warmUp(b, set);
+                set = await connectSubs(sb, system, n, rls);
+                await warmUp(sb, set);
               }
             }
             closeSubs();
