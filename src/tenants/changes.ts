@@ -18,6 +18,7 @@ export function changesEngine(runtime: TenantRuntime, config: Config): ChangesEn
     maxLagBytes: config.changesMaxLagBytes,
     lagCheckMs: config.changesLagCheckMs,
     slotWarnBytes: config.changesSlotWarnBytes,
+    rlsBatch: config.changesRlsBatch,
     backoff: { initialMs: config.tenantBackoffMinMs, maxMs: config.tenantBackoffMaxMs },
     // Changes have their own counter, as upstream's db_events: broadcast traffic cannot hold them back.
     allow: () => runtime.dbEvents.rate < runtime.settings.limits.maxEventsPerSecond,

@@ -1,0 +1,195 @@
+// Postgres Changes under RLS: which rows of a batch each viewer may see, for every viewer in one call (one round
+// trip instead of one transaction per viewer). Upstream's realtime.apply_rls loops over subscribers inside Postgres
+// the same way, switching role and claims per subscriber.
+//
+// An invoker function on purpose: SET ROLE is refused inside SECURITY DEFINER functions, and the engine's
+// connection role is what may assume the API roles. EXECUTE is revoked from PUBLIC: whoever runs it can act as any
+// role its own login role belongs to (PostgREST's authenticator belongs to service_role), so only the migrating
+// role (the engine's) keeps it; a viewer's role must in addition be one current_user belongs to.
+//
+// Per viewer (roles[i], claims[i], subs[i], subsets[i]): the settings PostgREST sets (request.jwt.claims, the claim.sub and
+// claim.role of older versions), then the role; the columns it may SELECT (once per role); and, when keys are
+// given and it can read the primary key, which keys (all, or the 1-based positions listed in subsets[i], an int[]
+// literal) name a row it can SELECT now. The lookup is prepared once per
+// call and its plan reused while the role stays the same (callers sort viewers by role); the keys reach it through
+// a transaction-local setting, never spliced into SQL text. A role without row security on the table (BYPASSRLS,
+// owner) sees the same rows whatever its claims: looked up once for that role.
+//
+// Result: with keys, first a row for viewer -1 whose keys_found holds every key as the row text of its typed values
+// (ROW(...)::text, made by this session); then per viewer (0-based): columns NULL = the role does not exist or may
+// not be assumed (denied, like actAs); keys_found = the row texts of the keys naming a row it can SELECT (NULL when
+// not looked up). The caller matches the two, so key text in another format (time zones, say) still matches. A viewer whose check raises (a policy casting a malformed
+// claim) gets error_state / error_message and the others are still answered (a subtransaction each, which costs
+// well under a microsecond). Statement timeouts and cancels are not caught: they abort the call.
+//
+// Settings are transaction-local and callers roll back, so nothing outlives the call but the prepared statement,
+// which is deallocated at the end (and, left over by an aborted call, at the start of the next).
+export const sql = /* sql */ `
+CREATE OR REPLACE FUNCTION realtime.performer_visible_keys(
+  entity regclass,
+  key_columns text[],
+  keys text[],
+  roles text[],
+  claims text[],
+  subs text[],
+  subsets text[]
+) RETURNS TABLE (viewer int, columns text[], keys_found text[], error_state text, error_message text)
+LANGUAGE plpgsql VOLATILE
+AS $fn$
+DECLARE
+  caller oid := (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user);
+  entry_role text := pg_catalog.current_setting('role');
+  n_cols int := coalesce(pg_catalog.cardinality(key_columns), 0);
+  n_keys int := coalesce(pg_catalog.array_length(keys, 1), 0);
+  key_attrs record;
+  role_name text;
+  role_ok boolean;
+  role_columns text[];
+  new_columns text[];
+  role_rls boolean;
+  role_found text[];
+  full_keys text[];
+  subset int[];
+  subset_now text;
+BEGIN
+  IF n_keys > 0 AND (n_cols = 0 OR pg_catalog.array_ndims(keys) <> 2 OR pg_catalog.array_length(keys, 2) <> n_cols) THEN
+    RAISE EXCEPTION 'keys must be a [rows][%] array', n_cols USING ERRCODE = '22023';
+  END IF;
+  IF pg_catalog.cardinality(roles) IS DISTINCT FROM pg_catalog.cardinality(claims)
+     OR pg_catalog.cardinality(roles) IS DISTINCT FROM pg_catalog.cardinality(subs)
+     OR pg_catalog.cardinality(roles) IS DISTINCT FROM pg_catalog.cardinality(subsets) THEN
+    RAISE EXCEPTION 'roles, claims, subs and subsets must have the same length' USING ERRCODE = '22023';
+  END IF;
+
+  IF n_keys > 0 THEN
+    -- The key columns as the table has them: names quoted, types from the catalog, never from the caller. Each
+    -- column's keys reach the statements as an array in a transaction-local setting.
+    SELECT pg_catalog.count(*) AS n,
+           pg_catalog.string_agg(pg_catalog.format('pg_catalog.unnest(pg_catalog.current_setting(%L)::%s[])',
+             'performer.visible_keys_' || k.ord, pg_catalog.format_type(a.atttypid, NULL)), ', ' ORDER BY k.ord) AS unnests,
+           pg_catalog.min(pg_catalog.format('pg_catalog.current_setting(%L)::%s[]',
+             'performer.visible_keys_' || k.ord, pg_catalog.format_type(a.atttypid, NULL))) AS first_array,
+           pg_catalog.string_agg('c' || k.ord, ', ' ORDER BY k.ord) AS names,
+           pg_catalog.string_agg(pg_catalog.format('t.%I', a.attname), ', ' ORDER BY k.ord) AS row_cols,
+           pg_catalog.string_agg(pg_catalog.format('t.%I = k.c%s', a.attname, k.ord), ' AND ' ORDER BY k.ord) AS matches
+      INTO key_attrs
+      FROM pg_catalog.unnest(key_columns) WITH ORDINALITY AS k(name, ord)
+      JOIN pg_catalog.pg_attribute a ON a.attrelid = entity AND a.attname = k.name AND a.attnum > 0 AND NOT a.attisdropped;
+    IF key_attrs.n <> n_cols THEN
+      RAISE EXCEPTION 'key columns % not all found in %', key_columns, entity USING ERRCODE = '42703';
+    END IF;
+    FOR j IN 1 .. n_cols LOOP
+      full_keys[j] := ARRAY(SELECT keys[i][j] FROM pg_catalog.generate_series(1, n_keys) AS i)::text;
+      PERFORM pg_catalog.set_config('performer.visible_keys_' || j, full_keys[j], true);
+    END LOOP;
+    -- Keys and found rows are both given as the row text of the typed values, made by this session, so that the
+    -- caller can match them whatever text the keys came in (first row, viewer -1: the keys in order).
+    viewer := -1;
+    EXECUTE pg_catalog.format('SELECT pg_catalog.array_agg(ROW(%1$s)::text ORDER BY o.ord) FROM ROWS FROM (%2$s) WITH ORDINALITY AS o(%1$s, ord)',
+      key_attrs.names, key_attrs.unnests) INTO keys_found;
+    RETURN NEXT;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_prepared_statements p WHERE p.name = 'performer_visible_keys') THEN
+      DEALLOCATE performer_visible_keys;
+    END IF;
+    IF n_cols = 1 THEN
+      -- One index search for the whole key list.
+      EXECUTE pg_catalog.format('PREPARE performer_visible_keys AS SELECT pg_catalog.array_agg(ROW(%1$s)::text) FROM %2$s t WHERE %1$s = ANY (%3$s)',
+        key_attrs.row_cols, entity, key_attrs.first_array);
+    ELSE
+      -- OFFSET 0 keeps one index lookup per key: a generic plan could otherwise scan the whole table.
+      EXECUTE pg_catalog.format('PREPARE performer_visible_keys AS SELECT pg_catalog.array_agg(ROW(%1$s)::text)'
+        ' FROM ROWS FROM (%2$s) AS k(%3$s) CROSS JOIN LATERAL (SELECT %1$s FROM %4$s t WHERE %5$s OFFSET 0) t',
+        key_attrs.row_cols, key_attrs.unnests, key_attrs.names, entity, key_attrs.matches);
+    END IF;
+    -- Planned once per role rather than per viewer: the claims are read when it runs.
+    PERFORM pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true);
+  END IF;
+
+  PERFORM pg_catalog.set_config('realtime.topic', '', true),
+          pg_catalog.set_config('request.headers', '{}', true);
+  FOR i IN 1 .. coalesce(pg_catalog.cardinality(roles), 0) LOOP
+    viewer := i - 1;
+    columns := NULL;
+    keys_found := NULL;
+    error_state := NULL;
+    error_message := NULL;
+    IF role_name IS DISTINCT FROM roles[i] THEN
+      -- What depends on the role alone is asked once per run of viewers with the same role (callers sort them).
+      role_name := roles[i];
+      role_ok := EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = role_name AND pg_catalog.pg_has_role(caller, r.oid, 'MEMBER'));
+      role_columns := NULL;
+      role_found := NULL;
+    END IF;
+    IF role_ok THEN
+      BEGIN
+        IF role_columns IS NULL THEN
+          -- Once per role, before any viewer's claims are set: the columns it may SELECT, whether row security
+          -- applies to it, and the lookup's plan (the planner evaluates a policy's stable functions when it
+          -- estimates; planned with a viewer's claims, one viewer's claims could decide another's outcome).
+          PERFORM pg_catalog.set_config('request.jwt.claims', '{}', true),
+                  pg_catalog.set_config('request.jwt.claim.sub', '', true),
+                  pg_catalog.set_config('request.jwt.claim.role', role_name, true),
+                  pg_catalog.set_config('role', role_name, true);
+          new_columns := ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
+                                WHERE a.attrelid = entity AND a.attnum > 0 AND NOT a.attisdropped
+                                  AND pg_catalog.has_column_privilege(a.attrelid, a.attnum, 'SELECT')
+                                ORDER BY a.attnum);
+          role_rls := pg_catalog.row_security_active(entity);
+          IF n_keys > 0 AND key_columns <@ new_columns THEN
+            subset_now := '?';
+            FOR j IN 1 .. n_cols LOOP
+              PERFORM pg_catalog.set_config('performer.visible_keys_' || j, '{}', true);
+            END LOOP;
+            EXECUTE 'EXECUTE performer_visible_keys';
+          END IF;
+          role_columns := new_columns;
+        END IF;
+        PERFORM pg_catalog.set_config('request.jwt.claims', claims[i], true),
+                pg_catalog.set_config('request.jwt.claim.sub', subs[i], true),
+                pg_catalog.set_config('request.jwt.claim.role', role_name, true),
+                pg_catalog.set_config('role', role_name, true);
+        columns := role_columns;
+        IF n_keys > 0 AND key_columns <@ columns THEN
+          IF role_found IS NOT NULL THEN
+            keys_found := role_found;
+          ELSIF role_rls AND pg_catalog.cardinality(subsets[i]::int[]) = 0 THEN
+            keys_found := '{}';
+          ELSE
+            -- Without row security for this role (BYPASSRLS, owner), its claims cannot change what it sees: every
+            -- key is looked up once for the role, whatever keys each of its viewers asks about.
+            IF (CASE WHEN role_rls THEN subsets[i] END) IS DISTINCT FROM subset_now THEN
+              subset_now := CASE WHEN role_rls THEN subsets[i] END;
+              subset := subset_now::int[];
+              FOR j IN 1 .. n_cols LOOP
+                PERFORM pg_catalog.set_config('performer.visible_keys_' || j, CASE WHEN subset IS NULL THEN full_keys[j]
+                  ELSE ARRAY(SELECT keys[p][j] FROM pg_catalog.unnest(subset) AS p)::text END, true);
+              END LOOP;
+            END IF;
+            EXECUTE 'EXECUTE performer_visible_keys' INTO keys_found;
+            keys_found := coalesce(keys_found, '{}');
+            IF NOT role_rls THEN
+              role_found := keys_found;
+            END IF;
+          END IF;
+        END IF;
+      EXCEPTION WHEN OTHERS THEN
+        -- Settings made in the block (the role and the keys included) went back with it.
+        subset_now := '?';
+        columns := NULL;
+        keys_found := NULL;
+        error_state := SQLSTATE;
+        error_message := SQLERRM;
+      END;
+    END IF;
+    RETURN NEXT;
+  END LOOP;
+
+  PERFORM pg_catalog.set_config('role', entry_role, true);
+  IF n_keys > 0 THEN
+    DEALLOCATE performer_visible_keys;
+  END IF;
+END
+$fn$;
+
+REVOKE ALL ON FUNCTION realtime.performer_visible_keys(regclass, text[], text[], text[], text[], text[], text[]) FROM PUBLIC;
+`;
