@@ -40,6 +40,9 @@ export interface Latency {
 
 export type Kind = 'live' | 'catchup' | 'paced';
 
+/** How Performer checked RLS: every viewer of a batch in one call, or one transaction per viewer (before issue 14). */
+export type RlsCheck = 'batch' | 'per-viewer';
+
 export interface Row {
   target: 'performer' | 'notify';
   kind: Kind;
@@ -71,6 +74,9 @@ export interface Row {
   rate?: number;
   /** Rows in the table before the row (the RLS check's cost grows with it, see the probe). */
   tableRows?: number;
+  /** --scale: the RLS check of the Performer process, and which repetition of the sequence. */
+  rlsCheck?: RlsCheck;
+  repetition?: number;
 }
 
 export interface RecvResult {

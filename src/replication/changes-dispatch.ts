@@ -161,6 +161,7 @@ export class ChangesDispatcher {
   private async dispatchOnce(txns: readonly CommittedChanges[], subscribers: readonly ChangesSubscriber[]): Promise<Dispatched> {
     const planned: Planned[] = [];
     const asks = new Map<RelationState, Map<string, Ask>>();
+    const fixed = new Map<RelationState, Map<ChangeType, FixedMatches>>();
     for (const txn of txns) {
       if (txn.changes.length === 0) continue;
       const commitTimestamp = formatCommitTimestamp(txn.commitTime);
@@ -168,7 +169,7 @@ export class ChangesDispatcher {
         // Known relations are looked up without an await: one microtask per row adds up over a backlog.
         const state = this.relations.get(change.relation.relationId) ?? (await this.relationState(change.relation));
         if (!state) continue;
-        const matches = this.match(change, state, subscribers, asks);
+        const matches = this.match(change, state, subscribers, asks, fixed);
         if (matches.length > 0) planned.push({ change, state, matches, commitTimestamp, xid: txn.xid ?? 0 });
       }
     }
@@ -253,11 +254,51 @@ export class ChangesDispatcher {
     return state;
   }
 
-  private match(change: RowChange, state: RelationState, subscribers: readonly ChangesSubscriber[], asks: Map<RelationState, Map<string, Ask>>): Match[] {
+  /**
+   * The subscribers a change goes to. Whether a subscriber without filters on the table matches depends only on the
+   * table and the action: those matches are worked out once per batch and shared by every such row (with many
+   * viewers under RLS, one object per row and viewer was most of the dispatcher's garbage).
+   */
+  private match(
+    change: RowChange,
+    state: RelationState,
+    subscribers: readonly ChangesSubscriber[],
+    asks: Map<RelationState, Map<string, Ask>>,
+    fixed: Map<RelationState, Map<ChangeType, FixedMatches>>,
+  ): Match[] {
+    let byType = fixed.get(state);
+    if (!byType) fixed.set(state, (byType = new Map()));
+    let known = byType.get(change.type);
+    if (!known) {
+      known = { matches: [], filtered: [] };
+      for (const subscriber of subscribers) {
+        if (this.hasFilters(subscriber, state, change.type)) known.filtered.push(subscriber);
+        else {
+          const m = this.matchOne(change, state, subscriber, asks);
+          if (m) known.matches.push(m);
+        }
+      }
+      byType.set(change.type, known);
+    }
+    if (known.filtered.length === 0) return known.matches;
+    const out = known.matches.slice();
+    for (const subscriber of known.filtered) {
+      const m = this.matchOne(change, state, subscriber, asks);
+      if (m) out.push(m);
+    }
+    return out;
+  }
+
+  /** Whether one of the subscriber's bindings for this table and action has filters (its match depends on the row). */
+  private hasFilters(subscriber: ChangesSubscriber, state: RelationState, type: ChangeType): boolean {
+    const { schema, name } = state.meta;
+    return subscriber.bindings.some((b) => b.filters.length > 0 && bindingMatchesTable(b, schema, name) && bindingAcceptsAction(b, type));
+  }
+
+  private matchOne(change: RowChange, state: RelationState, subscriber: ChangesSubscriber, asks: Map<RelationState, Map<string, Ask>>): Match | null {
     const { schema, name } = state.meta;
     const tuple = change.type === 'DELETE' ? (change.old?.tuple ?? null) : change.newTuple;
-    const out: Match[] = [];
-    for (const subscriber of subscribers) {
+    {
       let ids: number[] | null = null;
       let select: readonly string[] | null | undefined;
       for (const binding of subscriber.bindings) {
@@ -270,9 +311,8 @@ export class ChangesDispatcher {
         // Several matching bindings with different column selections: the widest wins.
         select = select === undefined ? binding.select : select === null || binding.select === null ? null : [...new Set([...select, ...binding.select])];
       }
-      if (ids) out.push({ subscriber, ids: ids.reverse(), select: select ?? null, ask: askFor(asks, state, subscriber.claims) });
+      return ids ? { subscriber, ids: ids.reverse(), select: select ?? null, ask: askFor(asks, state, subscriber.claims) } : null;
     }
-    return out;
   }
 
   private filtersFor(binding: Binding, relation: RelationMessage, state: RelationState): CompiledFilters | null {
@@ -315,6 +355,12 @@ function idsText(ids: readonly number[]): string {
     singleIds.set(ids[0]!, (text = `[${ids[0]}]`));
   }
   return text;
+}
+
+/** A batch's matches of one table and action: the subscribers without filters, and those matched row by row. */
+interface FixedMatches {
+  matches: Match[];
+  filtered: ChangesSubscriber[];
 }
 
 interface Planned {

@@ -70,21 +70,32 @@ export class VisibilityResolver {
   }
 
   async resolve(pool: pg.Pool, rows: readonly AskedRow[], asks: readonly Ask[]): Promise<void> {
-    const xids = new Set<number>();
-    for (const { change, state, xid } of rows) if (state.meta.rlsEnabled && change.type !== 'DELETE' && xid !== 0) xids.add(xid);
-    if (xids.size > 0 && !(await untilVisible(pool, [...xids], VISIBLE_WAIT_MS))) {
-      this.log.warn({ error_code: 'ChangesNotYetVisible', xids: xids.size }, 'committed transactions still invisible to new snapshots (synchronous standby not answering?); checking RLS anyway');
-    }
+    const set = new Set<number>();
+    for (const { change, state, xid } of rows) if (state.meta.rlsEnabled && change.type !== 'DELETE' && xid !== 0) set.add(xid);
+    const xids = [...set];
+    // The batched call waits itself (one round trip less); checks made one viewer at a time wait here first, once.
+    let waited: Promise<void> | null = null;
+    const visible = () =>
+      (waited ??= (async () => {
+        if (xids.length > 0 && !(await untilVisible(pool, xids, VISIBLE_WAIT_MS))) this.notYetVisible(xids.length);
+      })());
+    const batch = this.opts.batch && Date.now() >= (this.unavailable.get(pool) ?? 0);
+    if (!batch) await visible();
     const byTable = new Map<AskedTable, Ask[]>();
     for (const ask of asks) {
       let list = byTable.get(ask.state);
       if (!list) byTable.set(ask.state, (list = []));
       list.push(ask);
     }
-    await Promise.all([...byTable].map(([state, list]) => this.resolveTable(pool, rows, state, list)));
+    await Promise.all([...byTable].map(([state, list]) => this.resolveTable(pool, rows, state, list, batch ? xids : null, visible)));
   }
 
-  private async resolveTable(pool: pg.Pool, rows: readonly AskedRow[], state: AskedTable, asks: Ask[]): Promise<void> {
+  private notYetVisible(xids: number): void {
+    this.log.warn({ error_code: 'ChangesNotYetVisible', xids }, 'committed transactions still invisible to new snapshots (synchronous standby not answering?); checking RLS anyway');
+  }
+
+  /** batchXids: check every viewer in one call, which first waits for these transactions; null: one at a time. */
+  private async resolveTable(pool: pg.Pool, rows: readonly AskedRow[], state: AskedTable, asks: Ask[], batchXids: number[] | null, whenVisible: () => Promise<void>): Promise<void> {
     const meta = state.meta;
     let pending = asks;
     if (!meta.rlsEnabled) {
@@ -100,8 +111,8 @@ export class VisibilityResolver {
     // The rows any viewer asks about (a DELETE cannot be checked: the row is gone), their keys in key order.
     const positions: number[] = [];
     const keyIndex = new Map<number, number>();
+    const asked = new Set<number>();
     if (meta.rlsEnabled) {
-      const asked = new Set<number>();
       for (const ask of pending) for (const i of ask.rows) asked.add(i);
       for (const i of [...asked].sort((a, b) => a - b)) {
         if (rows[i]!.change.type === 'DELETE' || !rows[i]!.change.newTuple) continue;
@@ -110,16 +121,28 @@ export class VisibilityResolver {
       }
     }
     const keys = positions.map((i) => keyOf(rows[i]!));
+    // The keys an ask's rows have (indexes into keys); undefined when it asks about every row any viewer asks about.
+    const ownKeys = (ask: Ask): number[] | undefined => {
+      if (ask.rows.length === asked.size) return undefined;
+      const own: number[] = [];
+      for (const i of ask.rows) {
+        const k = keyIndex.get(i);
+        if (k !== undefined) own.push(k);
+      }
+      return own;
+    };
     let outcomes: (ViewerOutcome | null)[] = pending.map(() => null);
-    const pausedUntil = this.unavailable.get(pool) ?? 0;
-    if (this.opts.batch && Date.now() >= pausedUntil) {
-      const viewers = pending.map((ask) => {
-        const own = ask.rows.flatMap((i) => keyIndex.get(i) ?? []);
-        return { claims: ask.claims, claimsText: ask.claimsText, keys: own.length === keys.length ? undefined : own };
+    if (batchXids) {
+      const viewers = pending.map((ask) => ({ claims: ask.claims, claimsText: ask.claimsText, keys: ownKeys(ask) }));
+      const result = await checkVisibilityBatch(pool, meta, keys, viewers, meta.rlsEnabled, {
+        latencyMs: this.opts.authorizationMs,
+        xids: batchXids,
+        visibleWaitMs: VISIBLE_WAIT_MS,
       });
-      const result = await checkVisibilityBatch(pool, meta, keys, viewers, meta.rlsEnabled, { latencyMs: this.opts.authorizationMs });
-      if (result.ok) outcomes = result.value;
-      else {
+      if (result.ok) {
+        outcomes = result.value;
+        if (result.late) this.notYetVisible(batchXids.length);
+      } else {
         if (result.unavailable) this.unavailable.set(pool, Date.now() + UNAVAILABLE_MS);
         this.log.warn(
           { error_code: result.failure.code, reason: result.failure.message, table: meta.name, viewers: pending.length },
@@ -133,7 +156,8 @@ export class VisibilityResolver {
         // Asked alone (and again, while it fails) before the viewer's rows are given up: nothing is confirmed while
         // this waits, and the stream holds back behind it.
         if (!outcome?.ok) {
-          const own = ask.rows.flatMap((i) => keyIndex.get(i) ?? []);
+          await whenVisible();
+          const own = ownKeys(ask) ?? keys.map((_k, i) => i);
           outcome = await this.checkAlone(pool, meta, own.map((k) => keys[k]!), ask, outcome?.failure);
           if (outcome.ok) outcome = { ok: true, value: { ...outcome.value, visible: new Set([...outcome.value.visible].map((k) => own[k]!)) } };
         }

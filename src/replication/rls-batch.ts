@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { classify, inRolledBackTransaction, sqlState, type RlsFailure, type RlsOptions } from '../db/rls.js';
+import { BEGIN_WITH_TIMEOUT, classify, inRolledBackTransaction, sqlState, type RlsFailure, type RlsOptions } from '../db/rls.js';
 import type { TableIdentity, Visibility } from './visibility.js';
 
 /**
@@ -21,13 +21,18 @@ export interface BatchViewer {
 export type ViewerOutcome = { ok: true; value: Visibility } | { ok: false; failure: RlsFailure };
 
 export type BatchOutcome =
-  | { ok: true; value: ViewerOutcome[] }
+  /** late: the transactions were still invisible to new snapshots after `visibleWaitMs`; checked anyway. */
+  | { ok: true; value: ViewerOutcome[]; late?: boolean }
   /** The whole call failed (timeout, connection); `unavailable`: the function is missing or may not be run. */
   | { ok: false; failure: RlsFailure; unavailable: boolean };
 
 export interface BatchOptions extends Pick<RlsOptions, 'latencyMs'> {
-  /** statement_timeout of each call. Default 5 s. */
-  statementTimeoutMs?: number;
+  /**
+   * Transactions (pgoutput's 32-bit xids) that must be visible to new snapshots before rows are looked up: the call
+   * answers "not yet" and is made again (waiting 1, 2, 4 … 50 ms) for at most `visibleWaitMs` (default 10 s).
+   */
+  xids?: readonly number[];
+  visibleWaitMs?: number;
 }
 
 /** Key lookups (viewers times keys) per call: bounds a call's time; more viewers go to parallel calls. */
@@ -67,14 +72,41 @@ export async function checkVisibilityBatch(
     calls[calls.length - 1]!.push(i);
     work += cost;
   }
-  const results = await Promise.all(calls.map((chunk) => call(pool, table, lookup ? keys : [], chunk.map((i) => viewers[i]!), keys.length, rlsEnabled, opts)));
+  const results = await Promise.all(calls.map((chunk) => visibleCall(pool, table, lookup ? keys : [], chunk.map((i) => viewers[i]!), keys.length, rlsEnabled, opts)));
+  let late = false;
   for (let c = 0; c < calls.length; c++) {
     const r = results[c]!;
     if (!r.ok) return r;
+    late ||= r.late === true;
     calls[c]!.forEach((viewerIndex, k) => (out[viewerIndex] = r.value[k]!));
   }
-  return { ok: true, value: out };
+  return { ok: true, value: out, late };
 }
+
+/** A call made again while its transactions are not visible yet; past the wait, made without waiting for them. */
+async function visibleCall(
+  pool: pg.Pool,
+  table: TableIdentity,
+  keys: readonly (readonly (string | null)[])[],
+  viewers: readonly BatchViewer[],
+  keyCount: number,
+  rlsEnabled: boolean,
+  opts: BatchOptions,
+): Promise<BatchOutcome> {
+  const xids = keys.length > 0 ? (opts.xids ?? []) : [];
+  const deadline = Date.now() + (opts.visibleWaitMs ?? 10_000);
+  for (let wait = 1; ; wait = Math.min(wait * 2, 50)) {
+    const result = await call(pool, table, keys, viewers, keyCount, rlsEnabled, xids, opts);
+    if (result !== NOT_VISIBLE) return result;
+    if (Date.now() >= deadline) break;
+    await new Promise((resolve) => setTimeout(resolve, wait));
+  }
+  const anyway = await call(pool, table, keys, viewers, keyCount, rlsEnabled, [], opts);
+  if (anyway === NOT_VISIBLE) throw new Error('realtime.performer_visible_keys: unexpected answer');
+  return anyway.ok ? { ...anyway, late: true } : anyway;
+}
+
+const NOT_VISIBLE = Symbol('not visible yet');
 
 interface Row {
   viewer: number;
@@ -91,18 +123,18 @@ async function call(
   viewers: readonly BatchViewer[],
   keyCount: number,
   rlsEnabled: boolean,
+  xids: readonly number[],
   opts: BatchOptions,
-): Promise<BatchOutcome> {
+): Promise<BatchOutcome | typeof NOT_VISIBLE> {
   const lookup = keys.length > 0;
   const everyKey = (): Set<number> => new Set(Array.from({ length: keyCount }, (_k, i) => i));
   let unavailable = false;
   const result = await inRolledBackTransaction(
     pool,
     async (client) => {
-      await client.query(`SELECT set_config('statement_timeout', $1, true)`, [String(opts.statementTimeoutMs ?? 5000)]);
       try {
         return (
-          await client.query<Row>(`SELECT * FROM realtime.performer_visible_keys($1::oid::regclass, $2, $3, $4, $5, $6, $7)`, [
+          await client.query<Row>(`SELECT * FROM realtime.performer_visible_keys($1::oid::regclass, $2, $3, $4, $5, $6, $7, $8)`, [
             table.relationId,
             lookup ? table.primaryKey.map((pk) => pk.name) : [],
             keys,
@@ -110,6 +142,7 @@ async function call(
             viewers.map((v) => v.claimsText),
             viewers.map((v) => subOf(v.claims)),
             viewers.map((v) => (lookup && v.keys ? `{${v.keys.map((k) => k + 1).join(',')}}` : null)),
+            xids,
           ])
         ).rows;
       } catch (err) {
@@ -118,9 +151,10 @@ async function call(
         throw err;
       }
     },
-    { latencyMs: opts.latencyMs },
+    { latencyMs: opts.latencyMs, begin: BEGIN_WITH_TIMEOUT },
   );
   if (!result.ok) return { ok: false, failure: result.failure, unavailable };
+  if (result.value[0]?.viewer === -2) return NOT_VISIBLE;
   // The first row (with keys) lists every key as Postgres writes it; a viewer's row lists those it can see.
   const positions = new Map<string, number[]>();
   const rows = result.value;

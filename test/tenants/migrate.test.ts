@@ -25,7 +25,7 @@ async function expectMigratedSchema(pool: pg.Pool): Promise<void> {
     'realtime.broadcast_changes(text, text, text, text, text, record, record, text)',
     'realtime.create_messages_partitions(date, date)',
     'realtime.drop_old_messages_partitions(integer)',
-    'realtime.performer_visible_keys(regclass, text[], text[], text[], text[], text[], text[])',
+    'realtime.performer_visible_keys(regclass, text[], text[], text[], text[], text[], text[], bigint[])',
   ];
   const found = await pool.query<{ signature: string; present: boolean }>(
     'SELECT s AS signature, to_regprocedure(s) IS NOT NULL AS present FROM unnest($1::text[]) AS s',
@@ -41,7 +41,7 @@ async function expectMigratedSchema(pool: pg.Pool): Promise<void> {
   // Whoever runs it acts as any role its login role belongs to: only the migrating role may.
   const visibleKeys = await pool.query<{ role: string }>(
     `SELECT r AS role FROM unnest(ARRAY['anon', 'authenticated', 'service_role']) AS r
-      WHERE has_function_privilege(r, 'realtime.performer_visible_keys(regclass, text[], text[], text[], text[], text[], text[])', 'EXECUTE')`,
+      WHERE has_function_privilege(r, 'realtime.performer_visible_keys(regclass, text[], text[], text[], text[], text[], text[], bigint[])', 'EXECUTE')`,
   );
   expect(visibleKeys.rows).toEqual([]);
   for (const role of ['anon', 'authenticated', 'service_role']) {

@@ -32,7 +32,8 @@ CREATE OR REPLACE FUNCTION realtime.performer_visible_keys(
   roles text[],
   claims text[],
   subs text[],
-  subsets text[]
+  subsets text[],
+  xids bigint[]
 ) RETURNS TABLE (viewer int, columns text[], keys_found text[], error_state text, error_message text)
 LANGUAGE plpgsql VOLATILE
 AS $fn$
@@ -51,7 +52,32 @@ DECLARE
   full_keys text[];
   subset int[];
   subset_now text;
+  role_set text;
+  all_visible boolean;
 BEGIN
+  -- The batch's rows are looked up in the table, so their transactions must be visible to new snapshots first (the
+  -- walsender can send a commit before it is; with synchronous replication, until the standby answers). xids are
+  -- pgoutput's 32-bit ids, placed in the epoch next to the snapshot's xmax. Not yet: one row, viewer -2, and nothing
+  -- else; the caller waits and asks again.
+  IF coalesce(pg_catalog.cardinality(xids), 0) > 0 THEN
+    SELECT coalesce(pg_catalog.bool_and(pg_catalog.pg_visible_in_snapshot((x.full_xid)::text::xid8, v.s)), true)
+      INTO all_visible
+      FROM (SELECT c.s, pg_catalog.pg_snapshot_xmax(c.s)::text::numeric AS xmax FROM pg_catalog.pg_current_snapshot() AS c(s)) v
+      CROSS JOIN LATERAL (
+        SELECT CASE
+                 WHEN b.base + i.id > v.xmax + 2147483648 THEN b.base + i.id - 4294967296
+                 WHEN b.base + i.id < v.xmax - 2147483648 THEN b.base + i.id + 4294967296
+                 ELSE b.base + i.id
+               END AS full_xid
+          FROM pg_catalog.unnest(xids) AS i(id), LATERAL (SELECT v.xmax - pg_catalog.mod(v.xmax, 4294967296) AS base) b
+      ) x;
+    IF NOT all_visible THEN
+      viewer := -2;
+      RETURN NEXT;
+      RETURN;
+    END IF;
+  END IF;
+
   IF n_keys > 0 AND (n_cols = 0 OR pg_catalog.array_ndims(keys) <> 2 OR pg_catalog.array_length(keys, 2) <> n_cols) THEN
     RAISE EXCEPTION 'keys must be a [rows][%] array', n_cols USING ERRCODE = '22023';
   END IF;
@@ -130,6 +156,7 @@ BEGIN
                   pg_catalog.set_config('request.jwt.claim.sub', '', true),
                   pg_catalog.set_config('request.jwt.claim.role', role_name, true),
                   pg_catalog.set_config('role', role_name, true);
+          role_set := role_name;
           new_columns := ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
                                 WHERE a.attrelid = entity AND a.attnum > 0 AND NOT a.attisdropped
                                   AND pg_catalog.has_column_privilege(a.attrelid, a.attnum, 'SELECT')
@@ -144,10 +171,13 @@ BEGIN
           END IF;
           role_columns := new_columns;
         END IF;
+        IF role_set IS DISTINCT FROM role_name THEN
+          PERFORM pg_catalog.set_config('request.jwt.claim.role', role_name, true),
+                  pg_catalog.set_config('role', role_name, true);
+          role_set := role_name;
+        END IF;
         PERFORM pg_catalog.set_config('request.jwt.claims', claims[i], true),
-                pg_catalog.set_config('request.jwt.claim.sub', subs[i], true),
-                pg_catalog.set_config('request.jwt.claim.role', role_name, true),
-                pg_catalog.set_config('role', role_name, true);
+                pg_catalog.set_config('request.jwt.claim.sub', subs[i], true);
         columns := role_columns;
         IF n_keys > 0 AND key_columns <@ columns THEN
           IF role_found IS NOT NULL THEN
@@ -175,6 +205,7 @@ BEGIN
       EXCEPTION WHEN OTHERS THEN
         -- Settings made in the block (the role and the keys included) went back with it.
         subset_now := '?';
+        role_set := NULL;
         columns := NULL;
         keys_found := NULL;
         error_state := SQLSTATE;
@@ -191,5 +222,5 @@ BEGIN
 END
 $fn$;
 
-REVOKE ALL ON FUNCTION realtime.performer_visible_keys(regclass, text[], text[], text[], text[], text[], text[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION realtime.performer_visible_keys(regclass, text[], text[], text[], text[], text[], text[], bigint[]) FROM PUBLIC;
 `;
