@@ -251,6 +251,62 @@ describe('checkVisibilityBatch on Postgres 18', () => {
 
   it('gives a viewer whose check raises its failure, and answers the viewers after it as if it were not there', failureStaysWithItsViewer);
 
+  it('tells which claims the row security of a table can read', async () => {
+    await admin.query(`CREATE OR REPLACE FUNCTION public.claims_reader() RETURNS text LANGUAGE sql STABLE AS $$ SELECT 'x' $$`);
+    const cases: [string, string][] = [
+      ['true', 'none'],
+      ['grp % 2 = 0 AND owner IS NOT NULL', 'none'],
+      [`current_user = 'anon' OR auth.role() = 'authenticated'`, 'none'],
+      ['owner = auth.uid()::text', 'sub'],
+      ['owner = auth.uid()::text OR grp IN (1, 2)', 'sub'],
+      [`owner = auth.jwt() ->> 'sub'`, 'all'],
+      [`owner = current_setting('request.jwt.claims', true)`, 'all'],
+      [`owner = (SELECT current_setting('request.jwt.claim.sub', true))`, 'all'],
+      ['EXISTS (SELECT 1 FROM public.members m WHERE m.grp = things.grp)', 'all'],
+      ['random() < 0.5', 'all'],
+      ['owner = public.claims_reader()', 'all'],
+    ];
+    const got: [string, string][] = [];
+    for (const [expression] of cases) {
+      await setUp({ table: 'things', force: false, policies: [{ expression, restrictive: false, roles: ['authenticated'] }], grants: { anon: 'none', authenticated: 'table', service_role: 'none' }, rows: [], members: [], keys: [], viewers: [] });
+      const { rows } = await admin.query<{ reads: string }>(`SELECT realtime.performer_policy_reads('public.things') AS reads`);
+      got.push([expression, rows[0]!.reads]);
+    }
+    expect(got).toEqual(cases);
+    // No SELECT policy at all: nothing is visible, whatever the claims.
+    await setUp({ table: 'things', force: false, policies: [], grants: { anon: 'none', authenticated: 'table', service_role: 'none' }, rows: [], members: [], keys: [], viewers: [] });
+    expect((await admin.query(`SELECT realtime.performer_policy_reads('public.things') AS reads`)).rows[0].reads).toBe('none');
+  });
+
+  it('shares no answer between viewers with the same sub once auth.uid() reads another claim', async () => {
+    const scenario = {
+      table: 'things' as const,
+      force: false,
+      policies: [{ expression: 'owner = auth.uid()::text', restrictive: false, roles: ['authenticated'] }],
+      grants: { anon: 'none' as const, authenticated: 'table' as const, service_role: 'none' as const },
+      rows: [{ id: 0, owner: SUBS[1]!, grp: 0 }],
+      members: [],
+      keys: [0],
+      viewers: [],
+    };
+    await setUp(scenario);
+    const { rows } = await admin.query<{ def: string }>(`SELECT pg_get_functiondef('auth.uid()'::regprocedure) AS def`);
+    // The sub is the same; the claim this auth.uid() reads is not.
+    const viewers = ['', SUBS[1]].map((other) => {
+      const claims = { role: 'authenticated', sub: SUBS[0], other_sub: other };
+      return { claims, claimsText: JSON.stringify(claims) };
+    });
+    try {
+      await admin.query(`CREATE OR REPLACE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE AS
+                           $$ SELECT nullif(current_setting('request.jwt.claims', true)::jsonb ->> 'other_sub', '')::uuid $$`);
+      const result = await checkVisibilityBatch(pool, tables.things, [['0']], viewers, true);
+      if (!result.ok) throw new Error(result.failure.message);
+      expect(result.value.map((o) => o.ok && [...o.value.visible])).toEqual([[], [0]]);
+    } finally {
+      await admin.query(rows[0]!.def);
+    }
+  });
+
   it('may only be run by the role that installed it, and acts only as roles that role belongs to', async () => {
     const engine = `rls_batch_engine_${randomUUID().slice(0, 8)}`;
     const password = randomUUID();

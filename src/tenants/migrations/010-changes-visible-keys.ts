@@ -7,24 +7,98 @@
 // role its own login role belongs to (PostgREST's authenticator belongs to service_role), so only the migrating
 // role (the engine's) keeps it; a viewer's role must in addition be one current_user belongs to.
 //
-// Per viewer (roles[i], claims[i], subs[i], subsets[i]): the settings PostgREST sets (request.jwt.claims, the claim.sub and
-// claim.role of older versions), then the role; the columns it may SELECT (once per role); and, when keys are
-// given and it can read the primary key, which keys (all, or the 1-based positions listed in subsets[i], an int[]
-// literal) name a row it can SELECT now. The lookup is prepared once per
-// call and its plan reused while the role stays the same (callers sort viewers by role); the keys reach it through
-// a transaction-local setting, never spliced into SQL text. A role without row security on the table (BYPASSRLS,
-// owner) sees the same rows whatever its claims: looked up once for that role.
+// First, the batch's transactions must be visible to new snapshots (rows are looked up in the table): if not yet,
+// the only row is viewer -2 and the caller asks again. Then per viewer (roles[i], claims[i], subs[i], subsets[i]):
+// the settings PostgREST sets (request.jwt.claims, and claim.sub / claim.role of older versions), the role; the
+// columns it may SELECT (once per role); and, when keys are given and it can read the primary key, which keys (all,
+// or the 1-based positions listed in subsets[i], an int[] literal) name a row it can SELECT now. The lookup is
+// prepared once per call and planned once per role, before any viewer's claims are set; the keys reach it through
+// transaction-local settings, never spliced into SQL text. Callers sort viewers by role.
+//
+// Viewers whose answers cannot differ share one lookup: a role without row security on the table (BYPASSRLS,
+// owner), or whose policies read none of the claims, is looked up once; policies that read only the sub claim
+// (through a known auth.uid()) once per role and sub (realtime.performer_policy_reads tells which).
 //
 // Result: with keys, first a row for viewer -1 whose keys_found holds every key as the row text of its typed values
 // (ROW(...)::text, made by this session); then per viewer (0-based): columns NULL = the role does not exist or may
-// not be assumed (denied, like actAs); keys_found = the row texts of the keys naming a row it can SELECT (NULL when
-// not looked up). The caller matches the two, so key text in another format (time zones, say) still matches. A viewer whose check raises (a policy casting a malformed
-// claim) gets error_state / error_message and the others are still answered (a subtransaction each, which costs
-// well under a microsecond). Statement timeouts and cancels are not caught: they abort the call.
+// not be assumed (denied, like actAs); keys_found = the row texts of keys naming a row it can SELECT, its own and
+// maybe others (NULL when not looked up). The caller matches the two texts, so keys in another text format (time
+// zones, say) still match. A viewer whose check raises (a policy casting a malformed claim) gets error_state /
+// error_message and the others are still answered (a subtransaction each, well under a microsecond). Statement
+// timeouts and cancels are not caught: they abort the call.
 //
 // Settings are transaction-local and callers roll back, so nothing outlives the call but the prepared statement,
 // which is deallocated at the end (and, left over by an aborted call, at the start of the next).
 export const sql = /* sql */ `
+-- What of a viewer's claims the row security of a table can read: 'none' (nothing: what a viewer sees depends on
+-- its role alone), 'sub' (its sub claim, through auth.uid()), or 'all'. Read from the stored expression of every
+-- SELECT policy of the table (whatever its roles; pg_depend leaves out built-in objects, so the expression itself
+-- is read). Conservative: an expression with any node outside a small set of plain ones (a subquery, whose tables'
+-- own policies could read claims; an aggregate; a domain; XML; subscripts…) is 'all', as is one using a type that
+-- is neither built in nor an enum, or a function or operator other than: built-in ones that are not volatile and
+-- can neither read a setting, run SQL, nor call a type's input function by name; auth.uid() and auth.role() with
+-- the bodies Performer and Supabase give them (they read the sub claim, and the role, which is the viewer's role).
+CREATE OR REPLACE FUNCTION realtime.performer_policy_reads(entity regclass) RETURNS text
+LANGUAGE sql STABLE
+AS $fn$
+  WITH quals AS (
+    SELECT p.polqual::text AS tree
+      FROM pg_catalog.pg_policy p
+     WHERE p.polrelid = entity AND p.polcmd IN ('r', '*') AND p.polqual IS NOT NULL
+  ), nodes AS (
+    SELECT m[1] AS tag FROM quals, pg_catalog.regexp_matches(quals.tree, '\\{([A-Z_]+)', 'g') AS m
+  ), types AS (
+    SELECT m[1]::bigint AS oid FROM quals, pg_catalog.regexp_matches(quals.tree, ':[a-z_]*typ[a-z_]* (-?[0-9]+)', 'g') AS m
+  ), funcs AS (
+    SELECT m[1]::oid AS oid FROM quals, pg_catalog.regexp_matches(quals.tree, ':(?:funcid|opfuncid|hashfuncid|negfuncid) ([0-9]+)', 'g') AS m
+    UNION
+    SELECT o.oprcode::oid FROM quals, pg_catalog.regexp_matches(quals.tree, ':opno ([0-9]+)', 'g') AS m
+      JOIN pg_catalog.pg_operator o ON o.oid = m[1]::oid
+  ), verdicts AS (
+    SELECT 'all' AS reads FROM nodes
+     WHERE nodes.tag NOT IN ('BOOLEXPR', 'OPEXPR', 'DISTINCTEXPR', 'NULLIFEXPR', 'SCALARARRAYOPEXPR', 'FUNCEXPR', 'VAR',
+                             'CONST', 'COERCEVIAIO', 'RELABELTYPE', 'ARRAYEXPR', 'COALESCEEXPR', 'CASEEXPR', 'CASEWHEN',
+                             'CASETESTEXPR', 'NULLTEST', 'BOOLEANTEST', 'SQLVALUEFUNCTION')
+    UNION ALL
+    SELECT 'all' FROM types
+     WHERE types.oid >= 16384
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_type t WHERE t.oid = types.oid::oid AND t.typtype = 'e')
+    UNION ALL
+    SELECT coalesce((
+      SELECT CASE
+               WHEN f.oid < 16384 THEN
+                 CASE WHEN f.provolatile = 'v'
+                        OR f.proname IN ('current_setting', 'pg_show_all_settings', 'pg_settings_get_flags',
+                                         'pg_input_is_valid', 'pg_input_error_info')
+                        OR f.proname LIKE '%xml%'
+                        OR 'pg_catalog.cstring'::pg_catalog.regtype = ANY (f.proargtypes)
+                        OR 'pg_catalog.internal'::pg_catalog.regtype = ANY (f.proargtypes)
+                      THEN 'all' ELSE 'none' END
+               WHEN n.nspname = 'auth' AND f.pronargs = 0 AND l.lanname = 'sql' AND f.proconfig IS NULL AND f.proname = 'uid'
+                    AND pg_catalog.rtrim(pg_catalog.regexp_replace(f.prosrc, '[[:space:]]', '', 'g'), ';') IN (
+                      'SELECTcoalesce(nullif(current_setting(''request.jwt.claim.sub'',true),''''),nullif(current_setting(''request.jwt.claims'',true),'''')::jsonb->>''sub'')::uuid',
+                      'selectcoalesce(nullif(current_setting(''request.jwt.claim.sub'',true),''''),(nullif(current_setting(''request.jwt.claims'',true),'''')::jsonb->>''sub''))::uuid',
+                      'selectnullif(current_setting(''request.jwt.claim.sub'',true),'''')::uuid')
+                 THEN 'sub'
+               WHEN n.nspname = 'auth' AND f.pronargs = 0 AND l.lanname = 'sql' AND f.proconfig IS NULL AND f.proname = 'role'
+                    AND pg_catalog.rtrim(pg_catalog.regexp_replace(f.prosrc, '[[:space:]]', '', 'g'), ';') IN (
+                      'SELECTcoalesce(nullif(current_setting(''request.jwt.claim.role'',true),''''),nullif(current_setting(''request.jwt.claims'',true),'''')::jsonb->>''role'')::text',
+                      'selectcoalesce(nullif(current_setting(''request.jwt.claim.role'',true),''''),(nullif(current_setting(''request.jwt.claims'',true),'''')::jsonb->>''role''))::text',
+                      'selectnullif(current_setting(''request.jwt.claim.role'',true),'''')::text')
+                 THEN 'none'
+               ELSE 'all'
+             END
+        FROM pg_catalog.pg_proc f
+        JOIN pg_catalog.pg_namespace n ON n.oid = f.pronamespace
+        JOIN pg_catalog.pg_language l ON l.oid = f.prolang
+       WHERE f.oid = funcs.oid), 'all')
+      FROM funcs
+     WHERE funcs.oid <> 0
+  )
+  SELECT CASE WHEN pg_catalog.bool_or(v.reads = 'all') THEN 'all' WHEN pg_catalog.bool_or(v.reads = 'sub') THEN 'sub' ELSE 'none' END
+    FROM verdicts v
+$fn$;
+
 CREATE OR REPLACE FUNCTION realtime.performer_visible_keys(
   entity regclass,
   key_columns text[],
@@ -48,7 +122,14 @@ DECLARE
   role_columns text[];
   new_columns text[];
   role_rls boolean;
-  role_found text[];
+  -- What the viewers of the current role share: 'role' (their answer depends on the role alone), 'sub' (on the
+  -- role and the sub claim), 'viewer' (nothing). shared: answers so far, by what they depend on.
+  role_share text;
+  shared jsonb;
+  share_key text;
+  want text;
+  policy_reads text;
+  shared_by_policy boolean := false;
   full_keys text[];
   subset int[];
   subset_now text;
@@ -144,7 +225,6 @@ BEGIN
       role_name := roles[i];
       role_ok := EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = role_name AND pg_catalog.pg_has_role(caller, r.oid, 'MEMBER'));
       role_columns := NULL;
-      role_found := NULL;
     END IF;
     IF role_ok THEN
       BEGIN
@@ -168,6 +248,15 @@ BEGIN
               PERFORM pg_catalog.set_config('performer.visible_keys_' || j, '{}', true);
             END LOOP;
             EXECUTE 'EXECUTE performer_visible_keys';
+            -- Read while that lookup's lock on the table keeps its policies from changing until the end of the
+            -- transaction (policy DDL takes an exclusive lock).
+            IF NOT role_rls THEN
+              role_share := 'role';
+            ELSE
+              policy_reads := coalesce(policy_reads, realtime.performer_policy_reads(entity));
+              role_share := CASE policy_reads WHEN 'none' THEN 'role' WHEN 'sub' THEN 'sub' ELSE 'viewer' END;
+            END IF;
+            shared := '{}';
           END IF;
           role_columns := new_columns;
         END IF;
@@ -180,26 +269,46 @@ BEGIN
                 pg_catalog.set_config('request.jwt.claim.sub', subs[i], true);
         columns := role_columns;
         IF n_keys > 0 AND key_columns <@ columns THEN
-          IF role_found IS NOT NULL THEN
-            keys_found := role_found;
-          ELSIF role_rls AND pg_catalog.cardinality(subsets[i]::int[]) = 0 THEN
+          -- Viewers whose answer cannot differ share one lookup of every key (each reads its own keys from it).
+          share_key := CASE role_share
+                         WHEN 'role' THEN ''
+                         WHEN 'sub' THEN pg_catalog.jsonb_build_array(subs[i], claims[i]::jsonb -> 'sub')::text
+                       END;
+          IF share_key IS NOT NULL AND shared -> share_key IS NOT NULL AND shared -> share_key <> 'null'::jsonb THEN
+            keys_found := ARRAY(SELECT pg_catalog.jsonb_array_elements_text(shared -> share_key));
+            shared_by_policy := shared_by_policy OR role_rls;
+          ELSIF pg_catalog.cardinality(subsets[i]::int[]) = 0 THEN
+            -- Asks about no key (its rows were all deleted).
             keys_found := '{}';
           ELSE
-            -- Without row security for this role (BYPASSRLS, owner), its claims cannot change what it sees: every
-            -- key is looked up once for the role, whatever keys each of its viewers asks about.
-            IF (CASE WHEN role_rls THEN subsets[i] END) IS DISTINCT FROM subset_now THEN
-              subset_now := CASE WHEN role_rls THEN subsets[i] END;
-              subset := subset_now::int[];
-              FOR j IN 1 .. n_cols LOOP
-                PERFORM pg_catalog.set_config('performer.visible_keys_' || j, CASE WHEN subset IS NULL THEN full_keys[j]
-                  ELSE ARRAY(SELECT keys[p][j] FROM pg_catalog.unnest(subset) AS p)::text END, true);
-              END LOOP;
-            END IF;
-            EXECUTE 'EXECUTE performer_visible_keys' INTO keys_found;
-            keys_found := coalesce(keys_found, '{}');
-            IF NOT role_rls THEN
-              role_found := keys_found;
-            END IF;
+            -- First the shared lookup of every key (unless it already failed for this key), then, if it failed,
+            -- this viewer's own keys: rows it does not ask about must not make its check fail.
+            FOR attempt IN 1 .. 2 LOOP
+              CONTINUE WHEN attempt = 1 AND (share_key IS NULL OR shared ? share_key);
+              want := CASE WHEN attempt = 2 THEN subsets[i] END;
+              IF want IS DISTINCT FROM subset_now THEN
+                subset_now := want;
+                subset := want::int[];
+                FOR j IN 1 .. n_cols LOOP
+                  PERFORM pg_catalog.set_config('performer.visible_keys_' || j, CASE WHEN subset IS NULL THEN full_keys[j]
+                    ELSE ARRAY(SELECT keys[p][j] FROM pg_catalog.unnest(subset) AS p)::text END, true);
+                END LOOP;
+              END IF;
+              IF attempt = 1 THEN
+                BEGIN
+                  EXECUTE 'EXECUTE performer_visible_keys' INTO keys_found;
+                  keys_found := coalesce(keys_found, '{}');
+                  shared := shared || pg_catalog.jsonb_build_object(share_key, pg_catalog.to_jsonb(keys_found));
+                  EXIT;
+                EXCEPTION WHEN OTHERS THEN
+                  subset_now := '?';
+                  shared := shared || pg_catalog.jsonb_build_object(share_key, 'null'::jsonb);
+                END;
+              ELSE
+                EXECUTE 'EXECUTE performer_visible_keys' INTO keys_found;
+                keys_found := coalesce(keys_found, '{}');
+              END IF;
+            END LOOP;
           END IF;
         END IF;
       EXCEPTION WHEN OTHERS THEN
@@ -218,6 +327,11 @@ BEGIN
   PERFORM pg_catalog.set_config('role', entry_role, true);
   IF n_keys > 0 THEN
     DEALLOCATE performer_visible_keys;
+  END IF;
+  -- A policy's functions can be replaced without a lock on the table: if what the policies read changed during
+  -- the call, answers shared on the old reading are dropped (the caller checks each viewer on its own).
+  IF shared_by_policy AND realtime.performer_policy_reads(entity) IS DISTINCT FROM policy_reads THEN
+    RAISE EXCEPTION 'the row security of % changed during the check', entity USING ERRCODE = '40001';
   END IF;
 END
 $fn$;
