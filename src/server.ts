@@ -6,7 +6,9 @@ import { LocalPubSub, type PubSubMessage } from './cluster/pubsub.js';
 import type { Config } from './config/index.js';
 import { createApp } from './http/app.js';
 import { listenExclusive } from './http/listen.js';
+import { moduleChildren, type Module } from './http/module.js';
 import { uws, type WebSocket } from './http/uws.js';
+import { MODULES } from './modules.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { encryptionKey, ensureDefaultTenant } from './tenants/bootstrap.js';
@@ -34,6 +36,8 @@ export interface ServerOptions {
   /** The default tenant's database (DATABASE_URL or the embedded one). */
   databaseUrl: string;
   log?: Logger;
+  /** The modules to mount; MODULES unless a test adds its own. */
+  modules?: readonly Module[];
 }
 
 /** Brings a tenant database to the schema Performer needs; runs once per tenant start. */
@@ -46,6 +50,7 @@ async function prepareTenantDatabase(pool: pg.Pool, log: Logger): Promise<void> 
 /** Starts the HTTP/WebSocket server on the configured host and port (0 = any free port). */
 export async function startServer(config: Config, opts: ServerOptions): Promise<RunningServer> {
   const log = opts.log ?? createLogger(config.logLevel);
+  const modules = opts.modules ?? MODULES;
   const metrics = new Metrics();
   const management = await managementSecrets(config);
   if (management.file !== null) log.info({ file: management.file }, 'API_JWT_SECRET is not set: the management API secret is kept in the data dir');
@@ -66,7 +71,7 @@ export async function startServer(config: Config, opts: ServerOptions): Promise<
       idleStopMs: config.tenantIdleStopMs,
       idleCheckMs: Math.min(60_000, config.tenantIdleStopMs),
     },
-    children: (runtime) => tenantChildren(runtime, config, (msg) => publish(msg)),
+    children: (runtime) => tenantChildren(runtime, config, (msg) => publish(msg), moduleChildren(modules, runtime, ctx)),
   });
   await registry.load();
 
@@ -95,8 +100,17 @@ export async function startServer(config: Config, opts: ServerOptions): Promise<
     series.events.inc(stats.deliveries);
     series.outputBytes.inc(stats.bytes);
   };
-  const ctx: ChannelsContext = { config, registry, pubsub: new LocalPubSub(deliverLocal), metrics, log, fanout: null, shuttingDown: false };
-  const app = createApp(ctx, management.accepted);
+  const ctx: ChannelsContext = {
+    config,
+    registry,
+    pubsub: new LocalPubSub(deliverLocal),
+    metrics,
+    log,
+    managementSecrets: management.accepted,
+    fanout: null,
+    shuttingDown: false,
+  };
+  const app = createApp(ctx, modules);
   fanout = new Fanout(app);
   ctx.fanout = fanout;
   publish = (msg) => ctx.pubsub.publish(msg, null);

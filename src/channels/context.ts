@@ -12,6 +12,8 @@ export interface ChannelsContext {
   pubsub: PubSub;
   metrics: Metrics;
   log: Logger;
+  /** Every secret a management API token may be signed with (ManagementSecrets.accepted), resolved at start. */
+  managementSecrets: readonly string[];
   /** Local delivery; set once the uWS app exists. */
   fanout: Fanout | null;
   /** Set when the node is stopping: new joins are refused with RealtimeRestarting. */

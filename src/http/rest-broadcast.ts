@@ -3,103 +3,44 @@ import type { ChannelsContext } from '../channels/context.js';
 import { MAX_SUB_TOPIC_BYTES } from '../channels/errors.js';
 import { jsonTextDeeperThan, jsonValueDeeperThan, MAX_PAYLOAD_DEPTH } from '../channels/protocol/index.js';
 import { topicKey, type Envelope } from '../channels/fanout.js';
-import type { Claims } from '../auth/jwt.js';
 import { checkWrite, restRefusal } from '../tenants/authorization.js';
 import type { TenantRuntime } from '../tenants/tenant.js';
-import {
-  BodyTooLarge,
-  corsHeaders,
-  MAX_REQUEST_BODY_BYTES,
-  readBody,
-  readBodyUpTo,
-  readRequest,
-  refusedByContentLength,
-  Reply,
-  type RequestInfo,
-} from './respond.js';
-import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js';
+import { parseJson, serveTenantRequest, wholeBody, type BodyReader, type TenantCall, type TenantRouteOptions } from './gate.js';
+import type { Module } from './module.js';
+import { MAX_REQUEST_BODY_BYTES, readBodyUpTo } from './respond.js';
+import type { TemplatedApp } from './uws.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/** A single broadcast's body is its payload: nothing past the tenant's payload limit is kept (null then). */
+const payloadBody: BodyReader<Buffer | null> = (res, reply, info, tenant) =>
+  readBodyUpTo(res, reply, info.headers, MAX_REQUEST_BODY_BYTES, payloadLimitBytes(tenant.settings.limits.maxPayloadSizeInKb));
+
+const FAILURE = { errorCode: 'UnableToBroadcast', log: 'REST broadcast failed', message: 'Unable to broadcast' };
+/** A batch is read whole, up to upstream's body limit: its messages are checked one by one. */
+const BATCH: TenantRouteOptions<Buffer> = { cors: true, body: wholeBody, failure: FAILURE };
+const SINGLE: TenantRouteOptions<Buffer | null> = { cors: true, body: payloadBody, failure: FAILURE };
+
 /** `POST /api/broadcast` and `POST /api/broadcast/:topic/events/:event`, at the root and under `/realtime/v1`. */
-export function mountRestBroadcast(app: TemplatedApp, ctx: ChannelsContext): void {
+export const restBroadcastModule: Module = { name: 'rest-broadcast', mount: mountRestBroadcast };
+
+function mountRestBroadcast(app: TemplatedApp, ctx: ChannelsContext): void {
   for (const prefix of ['', '/realtime/v1']) {
-    app.post(`${prefix}/api/broadcast`, (res, req) => handle(ctx, res, req, readWholeBody, batch));
+    app.post(`${prefix}/api/broadcast`, (res, req) => serveTenantRequest(ctx, res, req, BATCH, (call) => batch(ctx, call)));
     app.post(`${prefix}/api/broadcast/:topic/events/:event`, (res, req) => {
       const topic = safeDecode(req.getParameter(0) ?? '');
       const event = safeDecode(req.getParameter(1) ?? '');
-      handle(ctx, res, req, readPayloadBody, (c, t, r, i, body, claims) => single(c, t, r, i, body, claims, topic, event));
+      serveTenantRequest(ctx, res, req, SINGLE, (call) => single(ctx, call, topic, event));
     });
   }
 }
 
-/**
- * The front of every tenant REST route, as upstream's AssignTenant and RateLimiter plugs: the tenant from the Host
- * (401 when unknown), the request counted, the rate headers set, 429 when over. Null when it already answered.
- */
-export function tenantGate(ctx: ChannelsContext, reply: Reply, info: RequestInfo): TenantRuntime | null {
-  const tenant = ctx.registry.resolve(info.headers.host ?? '');
-  if (!tenant) {
-    reply.json(401, { message: 'Tenant not found in database' });
-    return null;
-  }
-  tenant.requests.add(1);
-  const limit = tenant.settings.limits.maxEventsPerSecond;
-  const rolling = Math.round(tenant.requests.avg);
-  reply.header('x-rate-rolling', String(rolling)).header('x-rate-limit', String(limit)).header('x-rate-limit-remaining', String(limit - rolling));
-  if (rolling >= limit) {
-    reply.json(429, { message: 'Too many requests' });
-    return null;
-  }
-  return tenant;
-}
-
-type BodyReader<B> = (res: HttpResponse, reply: Reply, info: RequestInfo, tenant: TenantRuntime) => Promise<B>;
-type Handler<B> = (ctx: ChannelsContext, tenant: TenantRuntime, reply: Reply, info: RequestInfo, body: B, claims: Claims) => void | Promise<void>;
-
-/** A batch is read whole, up to upstream's body limit: its messages are checked one by one. */
-const readWholeBody: BodyReader<Buffer> = (res, reply, info) => readBody(res, reply, info.headers, MAX_REQUEST_BODY_BYTES);
-
-/** A single broadcast's body is its payload: nothing past the tenant's payload limit is kept (null then). */
-const readPayloadBody: BodyReader<Buffer | null> = (res, reply, info, tenant) =>
-  readBodyUpTo(res, reply, info.headers, MAX_REQUEST_BODY_BYTES, payloadLimitBytes(tenant.settings.limits.maxPayloadSizeInKb));
-
-/**
- * Shared front half: body limit, tenant, rate headers, auth, body. Upstream's body parser runs before the tenant and
- * auth plugs, so a body announced too large is refused first, uncounted; the body is read only for a known tenant.
- */
-function handle<B>(ctx: ChannelsContext, res: HttpResponse, req: HttpRequest, read: BodyReader<B>, handler: Handler<B>): void {
-  const reply = corsHeaders(new Reply(res));
-  const info = readRequest(req);
-  if (refusedByContentLength(reply, info.headers, MAX_REQUEST_BODY_BYTES)) return;
-  const tenant = tenantGate(ctx, reply, info);
-  if (!tenant) return;
-  const bodyPromise = read(res, reply, info, tenant);
-  bodyPromise.catch(() => undefined);
-  const token = bearer(info.headers.authorization) ?? info.headers.apikey;
-  if (!token) return reply.json(401, { message: 'Unauthorized' });
-  tenant.verifier
-    .verify(token, { requireRoleAndExp: true })
-    .then(async (result) => {
-      if (!result.ok) return reply.json(401, { message: 'Unauthorized' });
-      if (tenant.settings.suspend) return reply.json(403, { message: 'Tenant is suspended' });
-      const body = await bodyPromise;
-      await handler(ctx, tenant, reply, info, body, result.claims);
-    })
-    .catch((err: unknown) => {
-      // An oversize body was answered 413 by the reader, as soon as it knew.
-      if (err instanceof BodyTooLarge || reply.aborted) return;
-      tenant.log.error({ err, error_code: 'UnableToBroadcast' }, 'REST broadcast failed');
-      reply.json(500, { message: 'Unable to broadcast' });
-    });
-}
-
-async function batch(ctx: ChannelsContext, tenant: TenantRuntime, reply: Reply, info: RequestInfo, body: Buffer, claims: Claims): Promise<void> {
+async function batch(ctx: ChannelsContext, { tenant, reply, info, body, claims }: TenantCall<Buffer>): Promise<void> {
   const text = body.toString('utf8');
-  const parsed = parseJsonText(text);
+  const parsed = parseJson(text);
   // Only a body this deep can hold a payload nested past the bound: {"messages":[{"payload": …}]} adds three levels.
   const mayNestTooDeep = jsonTextDeeperThan(text, MAX_PAYLOAD_DEPTH + 3);
-  const messages = (parsed as { messages?: unknown } | undefined)?.messages;
+  const messages = parsed.ok ? (parsed.value as { messages?: unknown } | null)?.messages : undefined;
   if (messages === undefined || messages === null || (Array.isArray(messages) && messages.length === 0)) {
     return reply.json(422, { errors: { messages: ["can't be blank"] } });
   }
@@ -170,12 +111,8 @@ function validateBatchMessage(m: unknown, limitBytes: number, mayNestTooDeep: bo
 
 async function single(
   ctx: ChannelsContext,
-  tenant: TenantRuntime,
-  reply: Reply,
-  info: RequestInfo,
-  /** Null when the body passed the tenant's payload limit (not kept). */
-  body: Buffer | null,
-  claims: Claims,
+  /** The body is null when it passed the tenant's payload limit (not kept). */
+  { tenant, reply, info, body, claims }: TenantCall<Buffer | null>,
   topic: string,
   event: string,
 ): Promise<void> {
@@ -188,7 +125,7 @@ async function single(
   let payload: Uint8Array = body;
   if (!binary) {
     if (body.length === 0) payload = Buffer.from('{}');
-    else if (parseJson(body) === undefined) return reply.json(400, { error: 'Invalid JSON body' });
+    else if (!parseJson(body.toString('utf8')).ok) return reply.json(400, { error: 'Invalid JSON body' });
   }
   if (payload.length > payloadLimitBytes(tenant.settings.limits.maxPayloadSizeInKb)) {
     return reply.json(422, { errors: { payload: ['Payload size exceeds tenant limit'] } });
@@ -219,24 +156,6 @@ function publish(ctx: ChannelsContext, tenant: TenantRuntime, subTopic: string, 
   tenant.metrics.events.inc();
   tenant.metrics.broadcastPayload.observe(payloadBytes);
   ctx.pubsub.publish({ tenantId: tenant.id, key: topicKey(tenant.id, subTopic, isPrivate), subTopic, env }, null);
-}
-
-function bearer(header: string | undefined): string | undefined {
-  if (!header) return undefined;
-  const m = /^bearer\s+(.+)$/i.exec(header.trim());
-  return m ? m[1] : undefined;
-}
-
-function parseJson(body: Buffer): unknown {
-  return parseJsonText(body.toString('utf8'));
-}
-
-function parseJsonText(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
 }
 
 function safeDecode(s: string): string {

@@ -3,7 +3,9 @@ import type { ChannelsContext } from '../channels/context.js';
 import { applyTenantInput, type TenantRecord } from '../tenants/record.js';
 import { replicationReport } from '../tenants/replication-report.js';
 import { renderTenant } from '../tenants/store.js';
-import { BodyTooLarge, readBody, readRequest, Reply } from './respond.js';
+import { openRequest, readJsonBody } from './gate.js';
+import type { Module } from './module.js';
+import { BodyTooLarge, type Reply } from './respond.js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js';
 
 const MAX_BODY_BYTES = 1024 * 1024;
@@ -16,7 +18,10 @@ type Handler = (reply: Reply, id: string | null, body: unknown) => Promise<void>
  * failure is a 403 with an empty body. A management secret that is also a tenant's signing key never authorizes:
  * that tenant's anon key would otherwise be an admin token.
  */
-export function mountTenantsApi(app: TemplatedApp, ctx: ChannelsContext, secrets: readonly string[]): void {
+export const tenantsApiModule: Module = { name: 'tenants-api', mount: mountTenantsApi };
+
+function mountTenantsApi(app: TemplatedApp, ctx: ChannelsContext): void {
+  const secrets = ctx.managementSecrets;
   const verifiers = secrets.map((secret) => ({ secret, verifier: new JwtVerifier({ secret, jwks: null }) }));
   const blocklist = new Set(ctx.config.apiTokenBlocklist.map(cleanToken));
   const registry = ctx.registry;
@@ -41,30 +46,22 @@ export function mountTenantsApi(app: TemplatedApp, ctx: ChannelsContext, secrets
   };
 
   const route = (withBody: boolean, handler: Handler) => (res: HttpResponse, req: HttpRequest) => {
-    const reply = new Reply(res);
-    const info = readRequest(req);
+    const { reply, info, requestId } = openRequest(res, req);
     // uWS answers '' for a parameter the route does not have.
     const id = req.getParameter(0) || null;
-    const body = withBody ? readBody(res, reply, info.headers, MAX_BODY_BYTES) : Promise.resolve(null);
+    const body = withBody ? readJsonBody(res, reply, info.headers, MAX_BODY_BYTES) : Promise.resolve({ ok: true as const, value: null });
     body.catch(() => undefined);
     authorized(info.headers.authorization)
       .then(async (ok) => {
         if (!ok) return reply.send(403);
-        const raw = await body;
-        let parsed: unknown = null;
-        if (raw !== null && raw.length > 0) {
-          try {
-            parsed = JSON.parse(raw.toString('utf8'));
-          } catch {
-            return reply.json(400, { message: 'invalid JSON body' });
-          }
-        }
-        await handler(reply, id === null ? null : decodeURIComponent(id), parsed);
+        const parsed = await body;
+        if (!parsed.ok) return reply.json(400, { message: 'invalid JSON body' });
+        await handler(reply, id === null ? null : decodeURIComponent(id), parsed.value);
       })
       .catch((err: unknown) => {
         // The reader answered an oversize body with upstream's 413 as soon as it knew.
         if (err instanceof BodyTooLarge) return;
-        ctx.log.error({ err, error_code: 'TenantsApiError' }, 'management API request failed');
+        ctx.log.error({ err, error_code: 'TenantsApiError', request_id: requestId }, 'management API request failed');
         reply.json(500, { errors: { detail: 'Internal Server Error' } });
       });
   };

@@ -2,6 +2,7 @@ import { handshakeJwtMessage } from '../auth/jwt.js';
 import type { ChannelsContext } from '../channels/context.js';
 import { Connection, type SocketData } from '../channels/socket.js';
 import type { Vsn } from '../channels/protocol/index.js';
+import type { Module } from './module.js';
 import { readRequest, statusLine } from './respond.js';
 import { uws, type HttpRequest, type HttpResponse, type TemplatedApp, type us_socket_context_t } from './uws.js';
 
@@ -13,14 +14,16 @@ interface HandshakeError {
   code: string;
 }
 
-/**
- * Mounts the Phoenix socket. The handshake checks tenant, token and limits in upstream's order; a failure is an
- * HTTP response with upstream's status and `{"error": ...}` body, sent after the connect error backoff.
- */
 /** Shared by every socket whose upgrade carried no x-* header (most): nothing writes to it. */
 const NO_HEADERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
 
-export function mountWebSocket(app: TemplatedApp, ctx: ChannelsContext): void {
+/**
+ * The Phoenix socket. The handshake checks tenant, token and limits in upstream's order; a failure is an HTTP
+ * response with upstream's status and `{"error": ...}` body, sent after the connect error backoff.
+ */
+export const websocketModule: Module = { name: 'websocket', mount: mountWebSocket };
+
+function mountWebSocket(app: TemplatedApp, ctx: ChannelsContext): void {
   const behavior = {
     maxPayloadLength: ctx.config.maxFrameBytes,
     idleTimeout: ctx.config.idleTimeoutSeconds,

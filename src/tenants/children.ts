@@ -10,8 +10,16 @@ import type { TenantRuntime } from './tenant.js';
 /** Never settles: for children that recover on their own (the replication stream reconnects itself). */
 const RUNS_UNTIL_STOPPED = new Promise<never>(() => undefined);
 
-/** What every tenant runs under its supervisor: its database, the database-broadcast stream, the janitor. */
-export function tenantChildren(runtime: TenantRuntime, config: Config, publish: (msg: PubSubMessage) => void): ChildSpec[] {
+/**
+ * What every tenant runs under its supervisor: its database, the database-broadcast stream, Postgres Changes, the
+ * janitor, then `moduleChildren`: what the HTTP modules run per tenant (http/module.ts).
+ */
+export function tenantChildren(
+  runtime: TenantRuntime,
+  config: Config,
+  publish: (msg: PubSubMessage) => void,
+  moduleChildren: readonly ChildSpec[] = [],
+): ChildSpec[] {
   const children: ChildSpec[] = [databaseChild(runtime, config.tenantDbProbeMs)];
   children.push(replicationChild(runtime, config, publish));
   children.push(changesChild(runtime, config));
@@ -24,5 +32,6 @@ export function tenantChildren(runtime: TenantRuntime, config: Config, publish: 
       },
     });
   }
+  children.push(...moduleChildren);
   return children;
 }

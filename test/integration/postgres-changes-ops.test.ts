@@ -76,11 +76,13 @@ describe('the changes slot', () => {
     expect((await slots()).map((s) => s.temporary)).toEqual([false]);
     c.send(['1', '2', 'realtime:idle-slot', 'phx_leave', {}]);
     await c.reply('2');
-    const deadline = Date.now() + 15_000;
+    // Dropping hands realtime.messages back first, which creates the broadcast pipeline's slot: on a loaded machine
+    // that waits on other transactions for a while.
+    const deadline = Date.now() + 45_000;
     while ((await slots()).length > 0 && Date.now() < deadline) await sleep(200);
     expect(await slots()).toEqual([]);
     c.close();
-  }, 30_000);
+  }, 60_000);
 });
 
 describe('lag guard', () => {

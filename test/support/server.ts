@@ -2,6 +2,7 @@ import { createClient, type SupabaseClient } from '@supabase/supabase-js';
 import WebSocket from 'ws';
 import { signHs256, type Claims } from '../../src/auth/jwt.js';
 import { loadConfig } from '../../src/config/index.js';
+import type { Module } from '../../src/http/module.js';
 import { createLogger, type Logger } from '../../src/observability/logger.js';
 import { startServer, type RunningServer } from '../../src/server.js';
 import { createTestDatabase, type TestDatabase } from './postgres.js';
@@ -32,9 +33,14 @@ export interface TestServer {
 /**
  * A Performer on a free port with its own fresh database and short error backoffs. API_JWT_SECRET is TEST_API_SECRET
  * unless `env` says otherwise (`API_JWT_SECRET: ''` with a PERFORMER_DATA_DIR tests the generated secret). `log`
- * replaces the server's logger (tests that wait for a logged event).
+ * replaces the server's logger (tests that wait for a logged event); `modules` the list of HTTP modules (MODULES).
  */
-export async function startTestServer(env: Record<string, string> = {}, database?: TestDatabase, log?: Logger): Promise<TestServer> {
+export async function startTestServer(
+  env: Record<string, string> = {},
+  database?: TestDatabase,
+  log?: Logger,
+  modules?: readonly Module[],
+): Promise<TestServer> {
   const db = database ?? (await createTestDatabase('srv'));
   const config = loadConfig({
     PORT: '0',
@@ -48,7 +54,7 @@ export async function startTestServer(env: Record<string, string> = {}, database
     LOG_LEVEL: process.env.PERFORMER_TEST_LOG ?? 'silent',
     ...env,
   });
-  const server = await startServer(config, { databaseUrl: db.url, log: log ?? createLogger(config.logLevel) });
+  const server = await startServer(config, { databaseUrl: db.url, log: log ?? createLogger(config.logLevel), modules });
   const exp = Math.floor(Date.now() / 1000) + 3600;
   const anonKey = await signHs256({ role: 'anon', exp }, config.jwtSecret);
   const serviceKey = await signHs256({ role: 'service_role', exp }, config.jwtSecret);
