@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { QueryParams } from '../../../src/baas/rest/grammar/ast.js';
 import { negotiate, parseAccept } from '../../../src/baas/rest/grammar/media-type.js';
+import { parsePayload } from '../../../src/baas/rest/grammar/payload.js';
 import { checkStrictPreferences, parsePreferences, preferenceApplied } from '../../../src/baas/rest/grammar/prefer.js';
 import { parseQueryParams, parseQueryString } from '../../../src/baas/rest/grammar/query-params.js';
 import { LIMIT_ZERO, readStatus, topLevelRange } from '../../../src/baas/rest/grammar/range.js';
@@ -262,6 +263,30 @@ describe('Accept', () => {
     expect(error(() => pick('application/vnd.pgrst.plan+json'))).toMatchObject({
       message: 'None of these media types are available: application/vnd.pgrst.plan+json; for="application/json"',
     });
+  });
+});
+
+describe('JSON body (columns and keys)', () => {
+  it('with columns the body passes unparsed; its shape is read from its first byte', () => {
+    expect(parsePayload(' \n[{"a":1}', { columns: ['a', 'b', 'a'], rpc: false })).toEqual({ json: ' \n[{"a":1}', isArray: true, keys: ['a', 'b'] });
+    expect(parsePayload('{"x":1}', { columns: ['x'], rpc: false })).toMatchObject({ isArray: false });
+  });
+
+  it('without columns: the keys of the object, or of every object of an array (which must agree)', () => {
+    expect(parsePayload('{"b":1,"a":2}', { rpc: false })).toEqual({ json: '{"b":1,"a":2}', isArray: false, keys: ['a', 'b'] });
+    expect(parsePayload('[{"a":1,"b":2},{"b":3,"a":4}]', { rpc: false }).keys).toEqual(['a', 'b']);
+    expect(parsePayload('[]', { rpc: false })).toEqual({ json: '[]', isArray: true, keys: [] });
+    expect(parsePayload('42', { rpc: false })).toEqual({ json: '[]', isArray: true, keys: [] });
+    expect(parsePayload('', { rpc: true })).toEqual({ json: '{}', isArray: false, keys: [] });
+  });
+
+  it('PGRST102 for invalid JSON and for objects with different keys', () => {
+    const body = { status: 400, code: 'PGRST102', details: null, hint: null };
+    expect(error(() => parsePayload('{"a":', { rpc: false }))).toEqual({ ...body, message: 'Empty or invalid json' });
+    expect(error(() => parsePayload('', { rpc: false }))).toEqual({ ...body, message: 'Empty or invalid json' });
+    expect(error(() => parsePayload('[{"a":1},{"b":1}]', { rpc: false }))).toEqual({ ...body, message: 'All object keys must match' });
+    expect(error(() => parsePayload('[{"a":1},{"a":1,"b":2}]', { rpc: false }))).toMatchObject({ message: 'All object keys must match' });
+    expect(error(() => parsePayload('[1,2]', { rpc: false }))).toMatchObject({ message: 'All object keys must match' });
   });
 });
 

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { negotiate, parseAccept } from '../../../src/baas/rest/grammar/media-type.js';
+import { parsePayload } from '../../../src/baas/rest/grammar/payload.js';
 import { parsePreferences } from '../../../src/baas/rest/grammar/prefer.js';
 import { parseQueryParams, parseQueryString } from '../../../src/baas/rest/grammar/query-params.js';
 import { topLevelRange } from '../../../src/baas/rest/grammar/range.js';
@@ -86,12 +87,10 @@ export function build(cache: SchemaCache, path: string, options: RequestOptions 
   const query = parseQueryParams(parseQueryString(qs), { rpcRead: rpc && (method === 'GET' || method === 'HEAD') });
   const preferences = parsePreferences(options.prefer ? [options.prefer] : [], { allowTransactionOverride: true });
   const rootRange = query.ranges.get('')?.range;
-  let payload: BuildInput['payload'];
-  if (options.body !== undefined) {
-    const isArray = Array.isArray(options.body);
-    const keys = query.columns ?? (isArray ? Object.keys((options.body as object[])[0] ?? {}) : Object.keys(options.body as object));
-    payload = { json: JSON.stringify(options.body), isArray, keys };
-  }
+  const payload =
+    options.body === undefined
+      ? undefined
+      : parsePayload(JSON.stringify(options.body), { ...(query.columns ? { columns: query.columns } : {}), rpc });
   return buildStatement({
     cache,
     schema: options.schema ?? 'public',

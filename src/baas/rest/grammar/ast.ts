@@ -104,3 +104,12 @@ export interface QueryParams {
   /** Every field name that appears as a filter key (PostgREST's qsFilterFields). */
   filterFields: string[];
 }
+
+/** The body of a write or a POST rpc call, as the SQL builder takes it (see ./payload.ts). */
+export interface Payload {
+  /** The JSON body as received: an object or an array of objects. Postgres parses it (one parameter). */
+  json: string;
+  isArray: boolean;
+  /** Columns written / argument names: the `columns` parameter, else the body's keys. */
+  keys: string[];
+}

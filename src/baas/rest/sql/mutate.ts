@@ -3,7 +3,7 @@
  * ONE parameter turned into rows by Postgres (json_populate_record[set] over the table's row type), so values are
  * converted to column types exactly as Postgres does; column names come from the schema cache.
  */
-import type { QueryParams } from '../grammar/ast.js';
+import type { Payload, QueryParams } from '../grammar/ast.js';
 import type { Preferences } from '../grammar/prefer.js';
 import { RestError } from '../errors.js';
 import type { Table } from '../schema/types.js';
@@ -12,13 +12,7 @@ import { resolveCondition, tableSource } from './plan.js';
 import type { ReadNode } from './plan-types.js';
 import { conditionSql } from './where.js';
 
-export interface Payload {
-  /** The JSON body as received: an object or an array of objects. */
-  json: string;
-  isArray: boolean;
-  /** Columns written: the `columns` parameter, else the body's keys. */
-  keys: string[];
-}
+export type { Payload };
 
 export type MutationKind = 'insert' | 'update' | 'delete';
 
