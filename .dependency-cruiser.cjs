@@ -51,7 +51,7 @@ const PURE = [
   '^src/replication/changes/',
   // The REST API's grammar, planner and SQL builder: a request and a schema snapshot in, a statement out. Only the
   // schema loader (src/baas/rest/schema/load.ts) talks to Postgres.
-  '^src/baas/rest/(errors|limits)\\.ts$',
+  '^src/baas/rest/(errors|limits|request)\\.ts$',
   '^src/baas/rest/grammar/',
   '^src/baas/rest/sql/',
   '^src/baas/rest/schema/(types|relationships)\\.ts$',

@@ -1,10 +1,6 @@
 import type pg from 'pg';
-import { negotiate, parseAccept } from '../../../src/baas/rest/grammar/media-type.js';
-import { parsePayload } from '../../../src/baas/rest/grammar/payload.js';
-import { parsePreferences } from '../../../src/baas/rest/grammar/prefer.js';
-import { parseQueryParams, parseQueryString } from '../../../src/baas/rest/grammar/query-params.js';
-import { topLevelRange } from '../../../src/baas/rest/grammar/range.js';
 import type { SchemaCache } from '../../../src/baas/rest/schema/types.js';
+import { prepareRequest } from '../../../src/baas/rest/request.js';
 import { buildStatement, type BuildInput, type BuiltStatement } from '../../../src/baas/rest/sql/statement.js';
 
 /** A small app schema: FKs of every cardinality, JSON, arrays, full text, views, functions. */
@@ -79,30 +75,28 @@ export interface Response {
   location: string[];
 }
 
-/** What the HTTP module will do, minus HTTP: parse, build ONE statement, run it, return the result row. */
+/** What the HTTP module will do, minus HTTP: prepare the request, build ONE statement. */
 export function build(cache: SchemaCache, path: string, options: RequestOptions = {}): BuiltStatement {
   const [target, qs = ''] = path.split(/\?(.*)/s);
   const method = options.method ?? 'GET';
-  const rpc = target.startsWith('rpc/');
-  const query = parseQueryParams(parseQueryString(qs), { rpcRead: rpc && (method === 'GET' || method === 'HEAD') });
-  const preferences = parsePreferences(options.prefer ? [options.prefer] : [], { allowTransactionOverride: true });
-  const rootRange = query.ranges.get('')?.range;
-  const payload =
-    options.body === undefined
-      ? undefined
-      : parsePayload(JSON.stringify(options.body), { ...(query.columns ? { columns: query.columns } : {}), rpc });
-  return buildStatement({
-    cache,
-    schema: options.schema ?? 'public',
-    method,
-    target: rpc ? { kind: 'function', name: target.slice(4) } : { kind: 'relation', name: target },
-    query,
-    preferences,
-    output: negotiate(parseAccept(options.accept)),
-    topRange: topLevelRange(method, rootRange, options.range),
-    ...(payload ? { payload } : {}),
-    ...(options.maxRows !== undefined ? { maxRows: options.maxRows } : {}),
-  });
+  const headers: Record<string, string | undefined> = {
+    prefer: options.prefer,
+    accept: options.accept,
+    range: options.range,
+    'content-type': options.body === undefined ? undefined : 'application/json',
+    [method === 'GET' || method === 'HEAD' ? 'accept-profile' : 'content-profile']: options.schema,
+  };
+  const prepared = prepareRequest(
+    {
+      method,
+      path: `/${target}`,
+      query: qs,
+      header: (name) => (headers[name] === undefined ? [] : [headers[name]!]),
+      ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
+    },
+    { schemas: cache.schemas, maxRows: options.maxRows ?? null, allowTransactionOverride: true },
+  );
+  return buildStatement({ cache, ...prepared });
 }
 
 export async function request(client: pg.ClientBase, cache: SchemaCache, path: string, options: RequestOptions = {}): Promise<Response> {
