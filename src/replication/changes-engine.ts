@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { Logger } from '../observability/logger.js';
+import type { LocalPublisher } from '../shared/messages.js';
 import type { Binding } from './changes/index.js';
 import { ChangesCatalog } from './changes-catalog.js';
 import { ChangesRateGate } from './changes-rate.js';
@@ -40,6 +41,8 @@ export interface ChangesEngineOptions {
   /** Warn when the slot's lag or retained WAL passes this many bytes (and each time it doubles). */
   slotWarnBytes: number;
   backoff: { initialMs: number; maxMs: number };
+  /** Where the groups' events are published (the channels dispatcher and fan-out take them to the sockets). */
+  pubsub: LocalPublisher;
   /** The tenant's changes limiter (upstream's db_events): while false, changes are held, never dropped. */
   allow?: () => boolean;
   onDeliveries?: (n: number) => void;
@@ -70,7 +73,7 @@ export class ChangesEngine {
   private readonly store: SubscriberStore;
   private readonly live = new Set<LiveSubscriber>();
   /** The live subscribers by identical events: what the dispatcher serves. */
-  private readonly groups = new SubscriberGroups<LiveSubscriber>();
+  private readonly groups: SubscriberGroups<LiveSubscriber>;
   /** Subscribers of an earlier run and subscribers on their way in: what each is owed before it goes live. */
   private readonly starts = new SubscriberStarts<LiveSubscriber>();
   /** The commit record of the last transaction the stream delivered in this run. */
@@ -106,6 +109,7 @@ export class ChangesEngine {
     this.catalog = new ChangesCatalog(opts.pool);
     this.dispatcher = new ChangesDispatcher(this.catalog, opts.pool, this.log, opts.metrics);
     this.store = new SubscriberStore(opts.pool, opts.node, opts.tenantId);
+    this.groups = new SubscriberGroups(opts.tenantId, opts.pubsub);
     this.rate = new ChangesRateGate(opts.allow, this.log);
   }
 
