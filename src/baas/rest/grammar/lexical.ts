@@ -18,6 +18,7 @@ import {
   many,
   many1,
   map,
+  memo,
   noneOf,
   notFollowedBy,
   oneOf,
@@ -61,7 +62,7 @@ const dash: Parser<string> = as(attempt(seq(char('-'), notFollowedBy(char('>')))
 
 const sepByDash = (p: Parser<string>): Parser<string> => map(sepBy1(p, dash), (parts) => parts.join('-'));
 
-export const fieldName: Parser<string> = label(alt(quotedValue, sepByDash(identifier)), 'field name (* or [a..z0..9_$])');
+export const fieldName: Parser<string> = memo(label(alt(quotedValue, sepByDash(identifier)), 'field name (* or [a..z0..9_$])'));
 
 const jsonKeyIdentifier: Parser<string> = map(many1(noneOf('(-:.,>)')), (cs) => strip(cs.join('')));
 
@@ -97,8 +98,8 @@ const jsonStep: Parser<JsonStep> = map(seq(jsonArrow, alt(attempt(jsonIndex), at
 
 export const jsonPath: Parser<JsonStep[]> = many(jsonStep);
 
-export const field: Parser<Field> = lexeme(
-  map(seq(fieldName, option<JsonStep[]>([], jsonPath)), ([name, path]) => ({ name: name as string, jsonPath: path as JsonStep[] })),
+export const field: Parser<Field> = memo(
+  lexeme(map(seq(fieldName, option<JsonStep[]>([], jsonPath)), ([name, path]) => ({ name: name as string, jsonPath: path as JsonStep[] }))),
 );
 
 export const delimiter: Parser<string> = label(char('.'), 'delimiter (.)');

@@ -5,7 +5,8 @@
  * behaviour of Haskell's parsec 3 (Text.Parsec.Prim / Error), not from its code.
  *
  * Linear time: no combinator backtracks unboundedly; `many`/`sepBy` are loops (no recursion per item), and the
- * grammars only wrap bounded prefixes in `attempt`. Input is an array of code points (Parsec works on Chars).
+ * grammars only wrap bounded prefixes in `attempt`. Input is an array of code points (Parsec works on Chars); a
+ * state is an index into it, turned into Parsec's line and column only for the final error.
  */
 
 export const SYS_UNEXPECT = 0;
@@ -13,87 +14,108 @@ export const UNEXPECT = 1;
 export const EXPECT = 2;
 export const MESSAGE = 3;
 
+/** A message; `token` (with text '') defers Haskell's show of an unexpected char to when the error is shown. */
 export interface Msg {
   kind: number;
   text: string;
+  token?: { char: string; asChar: boolean };
 }
 
+/** An error at an input index (Parsec's positions grow with the index, so comparing indexes compares positions). */
 export interface ParseError {
-  line: number;
-  col: number;
+  pos: number;
   msgs: Msg[];
 }
 
-export interface State {
-  src: readonly string[];
-  i: number;
-  line: number;
-  col: number;
-}
+/** Where a parser stands: the index of the next code point in the input being parsed. */
+export type State = number;
 
-export type Reply<T> =
-  | { ok: true; consumed: boolean; value: T; st: State; err: ParseError }
-  | { ok: false; consumed: boolean; err: ParseError };
+/** One reply shape for every outcome (monomorphic for the JIT): failures have value undefined and pos -1. */
+export class Reply<T> {
+  constructor(
+    readonly ok: boolean,
+    readonly consumed: boolean,
+    readonly value: T,
+    readonly pos: number,
+    readonly err: ParseError,
+  ) {}
+}
 
 export type Parser<T> = (st: State) => Reply<T>;
 
-/** Thrown by a grammar to stop at once (e.g. nesting over a bound); not a Parsec error. */
-export class ParseAbort extends Error {}
+/** The input of the parse under way (parsing is synchronous and never nested). */
+let SRC: readonly string[] = [];
+/** The parse under way, so memo tables from an earlier parse are never read. */
+let RUN = 0;
 
-const unknownError = (st: { line: number; col: number }): ParseError => ({ line: st.line, col: st.col, msgs: [] });
-const newError = (st: { line: number; col: number }, kind: number, text: string): ParseError => ({
-  line: st.line,
-  col: st.col,
-  msgs: [{ kind, text }],
+const NO_MSGS: Msg[] = [];
+const unknownError = (pos: number): ParseError => ({ pos, msgs: NO_MSGS });
+const endOfInput = (pos: number): ParseError => ({ pos, msgs: [{ kind: SYS_UNEXPECT, text: '' }] });
+const unexpectedToken = (pos: number, kind: number, char: string, asChar: boolean): ParseError => ({
+  pos,
+  msgs: [{ kind, text: '', token: { char, asChar } }],
 });
+const msgText = (m: Msg): string => (m.token ? (m.token.asChar ? showChar(m.token.char) : showString(m.token.char)) : m.text);
 const isUnknown = (e: ParseError): boolean => e.msgs.length === 0;
 
-function comparePos(a: ParseError, b: ParseError): number {
-  return a.line !== b.line ? a.line - b.line : a.col - b.col;
-}
+const okReply = <T>(consumed: boolean, value: T, pos: number, err: ParseError) => new Reply<T>(true, consumed, value, pos, err);
+const errReply = <T>(consumed: boolean, err: ParseError) => new Reply<T>(false, consumed, undefined as T, -1, err);
 
 export function mergeError(e1: ParseError, e2: ParseError): ParseError {
   if (e2.msgs.length === 0 && e1.msgs.length > 0) return e1;
   if (e1.msgs.length === 0 && e2.msgs.length > 0) return e2;
-  const c = comparePos(e1, e2);
-  if (c === 0) return { line: e1.line, col: e1.col, msgs: [...e1.msgs, ...e2.msgs] };
-  return c > 0 ? e1 : e2;
+  if (e1.pos === e2.pos) return { pos: e1.pos, msgs: e1.msgs.concat(e2.msgs) };
+  return e1.pos > e2.pos ? e1 : e2;
 }
 
 /** Parsec's setErrorMessage for Expect: drop every Expect message, put the given ones first. */
 function setExpect(e: ParseError, labels: readonly string[]): ParseError {
-  const rest = e.msgs.filter((m) => m.kind !== EXPECT);
-  const first: Msg[] = labels.length === 0 ? [{ kind: EXPECT, text: '' }] : [{ kind: EXPECT, text: labels[0] }];
-  let msgs = [...first, ...rest];
-  for (let k = labels.length - 1; k >= 1; k--) msgs = [...msgs, { kind: EXPECT, text: labels[k] }];
-  return { line: e.line, col: e.col, msgs };
-}
-
-function advance(st: State, c: string): State {
-  if (c === '\n') return { src: st.src, i: st.i + 1, line: st.line + 1, col: 1 };
-  if (c === '\t') return { src: st.src, i: st.i + 1, line: st.line, col: st.col + 8 - ((st.col - 1) % 8) };
-  return { src: st.src, i: st.i + 1, line: st.line, col: st.col + 1 };
+  const msgs: Msg[] = [{ kind: EXPECT, text: labels.length === 0 ? '' : labels[0] }];
+  for (const m of e.msgs) if (m.kind !== EXPECT) msgs.push(m);
+  for (let k = labels.length - 1; k >= 1; k--) msgs.push({ kind: EXPECT, text: labels[k] });
+  return { pos: e.pos, msgs };
 }
 
 export const pure =
   <T>(value: T): Parser<T> =>
-  (st) => ({ ok: true, consumed: false, value, st, err: unknownError(st) });
+  (st) => okReply(false, value, st, unknownError(st));
+
+/**
+ * Remembers p's reply per position for the parse under way. Replies are immutable and depend only on the position,
+ * so this changes nothing but the work: the grammar tries the same field name at one position several times.
+ */
+export function memo<T>(p: Parser<T>): Parser<T> {
+  let run = -1;
+  let table = new Map<number, Reply<T>>();
+  return (st) => {
+    if (run !== RUN) {
+      run = RUN;
+      table = new Map();
+    }
+    let r = table.get(st);
+    if (r === undefined) {
+      r = p(st);
+      table.set(st, r);
+    }
+    return r;
+  };
+}
 
 /** mzero / guard False: fails without a message. */
-export const zero: Parser<never> = (st) => ({ ok: false, consumed: false, err: unknownError(st) });
+export const zero: Parser<never> = (st) => errReply(false, unknownError(st));
 
-/** Parsec's bind, applied to m's reply and the reply of what follows it. */
-function joinReplies<T>(m: Reply<unknown> & { ok: true }, k: Reply<T>): Reply<T> {
+/** Parsec's bind, applied to m's (ok) reply and the reply of what follows it. */
+function joinReplies<T>(m: Reply<unknown>, k: Reply<T>): Reply<T> {
   if (k.consumed) return k;
   const err = isUnknown(m.err) ? k.err : mergeError(m.err, k.err);
-  return { ...k, consumed: m.consumed, err };
+  return new Reply(k.ok, m.consumed, k.value, k.pos, err);
 }
 
 export function bind<A, B>(p: Parser<A>, f: (a: A) => Parser<B>): Parser<B> {
   return (st) => {
     const r = p(st);
-    if (!r.ok) return r;
-    return joinReplies(r, f(r.value)(r.st));
+    if (!r.ok) return r as unknown as Reply<B>;
+    return joinReplies(r, f(r.value)(r.pos));
   };
 }
 
@@ -101,18 +123,24 @@ type Values<T extends readonly Parser<unknown>[]> = { [K in keyof T]: T[K] exten
 
 /** `do { a <- p1; b <- p2; ... }` returning every value. */
 export function seq<T extends readonly Parser<unknown>[]>(...ps: T): Parser<Values<T>> {
+  const n = ps.length;
   return (st) => {
-    const replies: Array<Reply<unknown>> = [];
+    const replies = new Array<Reply<unknown>>(n);
+    let count = 0;
     let cur = st;
-    for (const p of ps) {
-      const r = p(cur);
-      replies.push(r);
+    for (let j = 0; j < n; j++) {
+      const r = ps[j](cur);
+      replies[count++] = r;
       if (!r.ok) break;
-      cur = r.st;
+      cur = r.pos;
     }
-    let acc = replies[replies.length - 1];
-    if (acc.ok) acc = { ...acc, value: replies.map((r) => (r as { value: unknown }).value) };
-    for (let j = replies.length - 2; j >= 0; j--) acc = joinReplies(replies[j] as Reply<unknown> & { ok: true }, acc);
+    let acc = replies[count - 1];
+    if (acc.ok) {
+      const values = new Array<unknown>(n);
+      for (let j = 0; j < n; j++) values[j] = replies[j].value;
+      acc = new Reply(true, acc.consumed, values, acc.pos, acc.err);
+    }
+    for (let j = count - 2; j >= 0; j--) acc = joinReplies(replies[j], acc);
     return acc as Reply<Values<T>>;
   };
 }
@@ -120,7 +148,7 @@ export function seq<T extends readonly Parser<unknown>[]>(...ps: T): Parser<Valu
 export function map<A, B>(p: Parser<A>, f: (a: A) => B): Parser<B> {
   return (st) => {
     const r = p(st);
-    return r.ok ? { ...r, value: f(r.value) } : r;
+    return r.ok ? new Reply(true, r.consumed, f(r.value), r.pos, r.err) : (r as unknown as Reply<B>);
   };
 }
 
@@ -135,15 +163,13 @@ export const as = <B>(p: Parser<unknown>, value: B): Parser<B> => map(p, () => v
 export function alt<T>(...ps: Array<Parser<T>>): Parser<T> {
   return (st) => {
     let err: ParseError | null = null;
-    let last: Reply<T> | null = null;
     for (const p of ps) {
       const r = p(st);
       if (r.consumed) return r;
-      if (r.ok) return err ? { ...r, err: mergeError(err, r.err) } : r;
+      if (r.ok) return err ? new Reply(true, false, r.value, r.pos, mergeError(err, r.err)) : r;
       err = err ? mergeError(err, r.err) : r.err;
-      last = { ...r, err };
     }
-    return last ?? zero(st);
+    return errReply(false, err ?? unknownError(st));
   };
 }
 
@@ -151,14 +177,14 @@ export function alt<T>(...ps: Array<Parser<T>>): Parser<T> {
 export function attempt<T>(p: Parser<T>): Parser<T> {
   return (st) => {
     const r = p(st);
-    return !r.ok && r.consumed ? { ok: false, consumed: false, err: r.err } : r;
+    return !r.ok && r.consumed ? errReply(false, r.err) : r;
   };
 }
 
 export function lookAhead<T>(p: Parser<T>): Parser<T> {
   return (st) => {
     const r = p(st);
-    return r.ok ? { ok: true, consumed: false, value: r.value, st, err: unknownError(st) } : r;
+    return r.ok ? okReply(false, r.value, st, unknownError(st)) : r;
   };
 }
 
@@ -167,8 +193,8 @@ export function label<T>(p: Parser<T>, ...labels: string[]): Parser<T> {
   return (st) => {
     const r = p(st);
     if (r.consumed) return r;
-    if (r.ok) return isUnknown(r.err) ? r : { ...r, err: setExpect(r.err, labels) };
-    return { ok: false, consumed: false, err: setExpect(r.err, labels) };
+    if (r.ok) return isUnknown(r.err) ? r : new Reply(true, false, r.value, r.pos, setExpect(r.err, labels));
+    return errReply(false, setExpect(r.err, labels));
   };
 }
 
@@ -181,13 +207,13 @@ export function many<T>(p: Parser<T>): Parser<T[]> {
       const r = p(cur);
       if (r.ok && r.consumed) {
         values.push(r.value);
-        cur = r.st;
+        cur = r.pos;
         consumed = true;
         continue;
       }
-      if (!r.ok && r.consumed) return r;
+      if (!r.ok && r.consumed) return r as unknown as Reply<T[]>;
       if (r.ok) throw new Error('many: the parser accepts an empty string');
-      return { ok: true, consumed, value: values, st: cur, err: r.err };
+      return okReply(consumed, values, cur, r.err);
     }
   };
 }
@@ -209,11 +235,10 @@ export const between = <T>(open: Parser<unknown>, close: Parser<unknown>, p: Par
 /** tokenPrim over one code point; the unexpected token shows as a Haskell String (`"x"`). */
 export function satisfy(pred: (c: string) => boolean): Parser<string> {
   return (st) => {
-    if (st.i >= st.src.length) return { ok: false, consumed: false, err: newError(st, SYS_UNEXPECT, '') };
-    const c = st.src[st.i];
-    if (!pred(c)) return { ok: false, consumed: false, err: newError(st, SYS_UNEXPECT, showString(c)) };
-    const next = advance(st, c);
-    return { ok: true, consumed: true, value: c, st: next, err: unknownError(next) };
+    if (st >= SRC.length) return errReply(false, endOfInput(st));
+    const c = SRC[st];
+    if (!pred(c)) return errReply(false, unexpectedToken(st, SYS_UNEXPECT, c, false));
+    return okReply(true, c, st + 1, unknownError(st + 1));
   };
 }
 
@@ -238,35 +263,34 @@ export function string(s: string): Parser<string> {
     let cur = st;
     for (let k = 0; k < want.length; k++) {
       const consumed = k > 0;
-      if (cur.i >= cur.src.length) {
-        return { ok: false, consumed, err: { line: st.line, col: st.col, msgs: [{ kind: EXPECT, text: expected }, { kind: SYS_UNEXPECT, text: '' }] } };
-      }
-      const c = cur.src[cur.i];
+      const c = cur < SRC.length ? SRC[cur] : undefined;
       if (c !== want[k]) {
-        return { ok: false, consumed, err: { line: st.line, col: st.col, msgs: [{ kind: EXPECT, text: expected }, { kind: SYS_UNEXPECT, text: showString(c) }] } };
+        const unexpected: Msg = c === undefined ? { kind: SYS_UNEXPECT, text: '' } : { kind: SYS_UNEXPECT, text: '', token: { char: c, asChar: false } };
+        return errReply(consumed, { pos: st, msgs: [{ kind: EXPECT, text: expected }, unexpected] });
       }
-      cur = advance(cur, c);
+      cur++;
     }
-    return { ok: true, consumed: want.length > 0, value: s, st: cur, err: unknownError(cur) };
+    return okReply(want.length > 0, s, cur, unknownError(cur));
   };
 }
 
 const byKind = (a: Msg, b: Msg): number => a.kind - b.kind;
 
-/** anyToken: consumes one token without moving the position; shows it as a Haskell Char (`'x'`). */
+/**
+ * anyToken: consumes one token without moving the position; shows it as a Haskell Char (`'x'`). Its state is only
+ * ever read by the failure inside notFollowedBy, so the index stays put too (the error lands where the token is).
+ */
 const anyToken: Parser<string> = (st) => {
-  if (st.i >= st.src.length) return { ok: false, consumed: false, err: newError(st, SYS_UNEXPECT, '') };
-  const next: State = { src: st.src, i: st.i + 1, line: st.line, col: st.col };
-  return { ok: true, consumed: true, value: st.src[st.i], st: next, err: unknownError(next) };
+  if (st >= SRC.length) return errReply(false, endOfInput(st));
+  return okReply(true, SRC[st], st, unknownError(st));
 };
 
-const unexpected =
-  (text: string): Parser<never> =>
-  (st) => ({ ok: false, consumed: false, err: newError(st, UNEXPECT, text) });
-
-/** `notFollowedBy p`, where `show` renders what p returned (Char values show as `'c'`). */
-export function notFollowedBy<T>(p: Parser<T>, show: (v: T) => string = (v) => showChar(String(v))): Parser<void> {
-  return attempt(alt<void>(bind(attempt(p), (v) => unexpected(show(v))), pure(undefined)));
+/** `notFollowedBy p` for a p returning one Char: the unexpected token shows as a Haskell Char (`'c'`). */
+export function notFollowedBy(p: Parser<string>): Parser<void> {
+  const unexpected =
+    (c: string): Parser<void> =>
+    (st) => errReply(false, unexpectedToken(st, UNEXPECT, c, true));
+  return attempt(alt<void>(bind(attempt(p), unexpected), pure(undefined)));
 }
 
 export const eof: Parser<void> = label(notFollowedBy(anyToken), 'end of input');
@@ -302,8 +326,19 @@ export function showChar(c: string): string {
 
 // ---- running and reporting ----
 
-export function initialState(input: string): State {
-  return { src: Array.from(input), i: 0, line: 1, col: 1 };
+/** Parsec's line and column of an input index: a tab moves to the next multiple of 8 (+1), a newline to line+1. */
+function lineColumn(src: readonly string[], pos: number): { line: number; col: number } {
+  let line = 1;
+  let col = 1;
+  for (let k = 0; k < pos && k < src.length; k++) {
+    const c = src[k];
+    if (c === '\n') {
+      line++;
+      col = 1;
+    } else if (c === '\t') col += 8 - ((col - 1) % 8);
+    else col++;
+  }
+  return { line, col };
 }
 
 /** Text.Parsec.Error.showErrorMessages with PostgREST's words, newlines turned into spaces and trimmed. */
@@ -317,13 +352,13 @@ export function describeError(e: ParseError): string {
   const clean = (xs: string[]) => [...new Set(xs.filter((x) => x !== ''))];
   const commasOr = (xs: string[]) => (xs.length <= 1 ? (xs[0] ?? '') : `${xs.slice(0, -1).join(', ')} or ${xs[xs.length - 1]}`);
   const showMany = (pre: string, ms: Msg[]) => {
-    const texts = clean(ms.map((m) => m.text));
-    if (texts.length === 0) return '';
-    return pre === '' ? commasOr(texts) : `${pre} ${commasOr(texts)}`;
+    const shown = clean(ms.map(msgText));
+    if (shown.length === 0) return '';
+    return pre === '' ? commasOr(shown) : `${pre} ${commasOr(shown)}`;
   };
   let showSys = '';
   if (unExpect.length === 0 && sysUnExpect.length > 0) {
-    const first = sysUnExpect[0].text;
+    const first = msgText(sysUnExpect[0]);
     showSys = first === '' ? 'unexpected end of input' : `unexpected ${first}`;
   }
   const parts = clean([showSys, showMany('unexpected', unExpect), showMany('expecting', expect), showMany('', messages)]);
@@ -339,8 +374,18 @@ export interface ParseFailure {
 
 /** Runs p on the whole of `input` (without requiring end of input, as Parsec's `parse`). */
 export function runParser<T>(p: Parser<T>, source: string, input: string): { ok: true; value: T } | { ok: false; failure: ParseFailure } {
-  const r = p(initialState(input));
+  const saved = SRC;
+  const src = Array.from(input);
+  SRC = src;
+  RUN++;
+  let r: Reply<T>;
+  try {
+    r = p(0);
+  } finally {
+    SRC = saved;
+  }
   if (r.ok) return { ok: true, value: r.value };
-  const where = `(line ${r.err.line}, column ${r.err.col})`;
+  const { line, col } = lineColumn(src, r.err.pos);
+  const where = `(line ${line}, column ${col})`;
   return { ok: false, failure: { message: source === '' ? where : `"${source}" ${where}`, details: describeError(r.err) } };
 }
