@@ -21,10 +21,36 @@ export interface Msg {
   token?: { char: string; asChar: boolean };
 }
 
+/**
+ * Messages as a tree built in O(1) per merge or label (Parsec merges and relabels errors at every step); flattened
+ * into Parsec's message list only when an error is shown.
+ */
+type MsgTree = Msg | { cat: [MsgTree, MsgTree] } | { labels: readonly string[]; rest: MsgTree };
+
 /** An error at an input index (Parsec's positions grow with the index, so comparing indexes compares positions). */
 export interface ParseError {
   pos: number;
-  msgs: Msg[];
+  /** null: an unknown error (no message). */
+  msgs: MsgTree | null;
+}
+
+function flatten(tree: MsgTree): Msg[] {
+  if ('kind' in tree) return [tree];
+  if ('cat' in tree) {
+    // Left-deep chains can be long: walk them with a stack, not recursion.
+    const out: Msg[] = [];
+    const stack: MsgTree[] = [tree];
+    while (stack.length) {
+      const t = stack.pop()!;
+      if ('cat' in t) stack.push(t.cat[1], t.cat[0]);
+      else out.push(...flatten(t));
+    }
+    return out;
+  }
+  const msgs: Msg[] = [{ kind: EXPECT, text: tree.labels.length === 0 ? '' : tree.labels[0] }];
+  for (const m of flatten(tree.rest)) if (m.kind !== EXPECT) msgs.push(m);
+  for (let k = tree.labels.length - 1; k >= 1; k--) msgs.push({ kind: EXPECT, text: tree.labels[k] });
+  return msgs;
 }
 
 /** Where a parser stands: the index of the next code point in the input being parsed. */
@@ -48,32 +74,31 @@ let SRC: readonly string[] = [];
 /** The parse under way, so memo tables from an earlier parse are never read. */
 let RUN = 0;
 
-const NO_MSGS: Msg[] = [];
-const unknownError = (pos: number): ParseError => ({ pos, msgs: NO_MSGS });
-const endOfInput = (pos: number): ParseError => ({ pos, msgs: [{ kind: SYS_UNEXPECT, text: '' }] });
+const unknownError = (pos: number): ParseError => ({ pos, msgs: null });
+const END_OF_INPUT: Msg = { kind: SYS_UNEXPECT, text: '' };
+const endOfInput = (pos: number): ParseError => ({ pos, msgs: END_OF_INPUT });
 const unexpectedToken = (pos: number, kind: number, char: string, asChar: boolean): ParseError => ({
   pos,
-  msgs: [{ kind, text: '', token: { char, asChar } }],
+  msgs: { kind, text: '', token: { char, asChar } },
 });
 const msgText = (m: Msg): string => (m.token ? (m.token.asChar ? showChar(m.token.char) : showString(m.token.char)) : m.text);
-const isUnknown = (e: ParseError): boolean => e.msgs.length === 0;
+const isUnknown = (e: ParseError): boolean => e.msgs === null;
 
 const okReply = <T>(consumed: boolean, value: T, pos: number, err: ParseError) => new Reply<T>(true, consumed, value, pos, err);
 const errReply = <T>(consumed: boolean, err: ParseError) => new Reply<T>(false, consumed, undefined as T, -1, err);
 
 export function mergeError(e1: ParseError, e2: ParseError): ParseError {
-  if (e2.msgs.length === 0 && e1.msgs.length > 0) return e1;
-  if (e1.msgs.length === 0 && e2.msgs.length > 0) return e2;
-  if (e1.pos === e2.pos) return { pos: e1.pos, msgs: e1.msgs.concat(e2.msgs) };
+  if (e2.msgs === null && e1.msgs !== null) return e1;
+  if (e1.msgs === null && e2.msgs !== null) return e2;
+  if (e1.pos === e2.pos) return { pos: e1.pos, msgs: e1.msgs === null ? e2.msgs : e2.msgs === null ? e1.msgs : { cat: [e1.msgs, e2.msgs] } };
   return e1.pos > e2.pos ? e1 : e2;
 }
 
+const NO_MSG: Msg = { kind: MESSAGE, text: '' };
+
 /** Parsec's setErrorMessage for Expect: drop every Expect message, put the given ones first. */
 function setExpect(e: ParseError, labels: readonly string[]): ParseError {
-  const msgs: Msg[] = [{ kind: EXPECT, text: labels.length === 0 ? '' : labels[0] }];
-  for (const m of e.msgs) if (m.kind !== EXPECT) msgs.push(m);
-  for (let k = labels.length - 1; k >= 1; k--) msgs.push({ kind: EXPECT, text: labels[k] });
-  return { pos: e.pos, msgs };
+  return { pos: e.pos, msgs: { labels, rest: e.msgs ?? NO_MSG } };
 }
 
 export const pure =
@@ -265,8 +290,8 @@ export function string(s: string): Parser<string> {
       const consumed = k > 0;
       const c = cur < SRC.length ? SRC[cur] : undefined;
       if (c !== want[k]) {
-        const unexpected: Msg = c === undefined ? { kind: SYS_UNEXPECT, text: '' } : { kind: SYS_UNEXPECT, text: '', token: { char: c, asChar: false } };
-        return errReply(consumed, { pos: st, msgs: [{ kind: EXPECT, text: expected }, unexpected] });
+        const unexpected: Msg = c === undefined ? END_OF_INPUT : { kind: SYS_UNEXPECT, text: '', token: { char: c, asChar: false } };
+        return errReply(consumed, { pos: st, msgs: { cat: [{ kind: EXPECT, text: expected }, unexpected] } });
       }
       cur++;
     }
@@ -343,7 +368,7 @@ function lineColumn(src: readonly string[], pos: number): { line: number; col: n
 
 /** Text.Parsec.Error.showErrorMessages with PostgREST's words, newlines turned into spaces and trimmed. */
 export function describeError(e: ParseError): string {
-  const msgs = [...e.msgs].sort(byKind); // stable: keeps order within a kind
+  const msgs = e.msgs === null ? [] : flatten(e.msgs).sort(byKind); // stable: keeps order within a kind
   if (msgs.length === 0) return 'unknown parse error';
   const sysUnExpect = msgs.filter((m) => m.kind === SYS_UNEXPECT);
   const unExpect = msgs.filter((m) => m.kind === UNEXPECT);
