@@ -11,6 +11,7 @@ import { orderTerms } from './order.js';
 import { alt, char, type Parser, pure, runParser, sepBy1 } from './parsec.js';
 import { rangeFromParams } from './range.js';
 import { selectForest } from './select.js';
+import { fastSelect } from './select-fast.js';
 import { RestError } from '../errors.js';
 import { MAX_FILTERS, MAX_QUERY_BYTES, MAX_QUERY_PARAMS, MAX_SELECT_ITEMS } from '../limits.js';
 
@@ -111,7 +112,7 @@ export function parseQueryParams(pairs: readonly QueryPair[], options: ParseOpti
   const columns = columnsText == null ? undefined : parseWith(columnList, `failed to parse columns parameter (${columnsText})`, columnsText);
 
   const selectText = lookup('select') ?? '*';
-  const select = parseWith(selectForest, `failed to parse select parameter (${selectText})`, selectText);
+  const select = fastSelect(selectText) ?? parseWith(selectForest, `failed to parse select parameter (${selectText})`, selectText);
 
   const filters: Array<{ path: EmbedPath; filter: Filter }> = [];
   const rpcArguments: QueryParams['rpcArguments'] = [];
