@@ -18,7 +18,7 @@ const common = fc
   .array(
     fc.oneof(
       fc.constantFrom('id', 'title', '*', 'done', 'n:id', 'id::text', 'created_at'),
-      fc.tuple(fc.constantFrom('', 'p:', 'author:'), fc.constantFrom('profiles', 'tags'), fc.constantFrom('', '!inner', '!owner', '!owner!inner', '!left'), fc.constantFrom('name', '*', 'id,name', '', 'x,y(z)')).map(
+      fc.tuple(fc.constantFrom('', 'p:', 'author:'), fc.constantFrom('profiles', 'tags'), fc.constantFrom('', '!inner', '!owner', '!owner!inner', '!left', '!a!b', '!inner!fk', '!fk!left', '!inner!left'), fc.constantFrom('name', '*', 'id,name', '', 'x,y(z)')).map(
         ([alias, rel, params, inner]) => `${alias}${rel}${params}(${inner})`,
       ),
     ),
