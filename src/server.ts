@@ -1,32 +1,21 @@
-import type pg from 'pg';
 import { managementSecrets, type ManagementSecrets } from './auth/management.js';
-import type { ChannelsContext } from './channels/context.js';
-import { Fanout, isPresenceTopicKey } from './channels/fanout.js';
-import { LocalPubSub, type PubSubMessage } from './cluster/pubsub.js';
 import type { Config } from './config/index.js';
-import { createApp } from './http/app.js';
+import { startSocketSweeps } from './channels/sweeps.js';
+import { createContext, type AppContext } from './context.js';
+import { mountApp } from './http/app.js';
 import { listenExclusive } from './http/listen.js';
 import { moduleChildren, type Module } from './http/module.js';
-import { uws, type WebSocket } from './http/uws.js';
+import { uws } from './http/uws.js';
 import { MODULES } from './modules.js';
 import { createLogger, type Logger } from './observability/logger.js';
-import { Metrics } from './observability/metrics.js';
 import { encryptionKey, ensureDefaultTenant } from './tenants/bootstrap.js';
-import { tenantChildren } from './tenants/children.js';
-import { shutdownTopic, trafficLimitHit } from './tenants/limits.js';
-import { ensureMessagePartitions, migrateTenantDatabase } from './tenants/migrate.js';
-import { TenantRegistry } from './tenants/registry.js';
-import { replicationFigures } from './tenants/replication-report.js';
 import { SecretBox } from './tenants/secrets.js';
 import { TenantStore } from './tenants/store.js';
-
-/** How often every socket's unsent bytes are checked against WEBSOCKET_MAX_BUFFERED_BYTES. */
-const SLOW_READER_SWEEP_MS = 250;
 
 export interface RunningServer {
   port: number;
   url: string;
-  ctx: ChannelsContext;
+  ctx: AppContext;
   /** The management API's secrets (API_JWT_SECRET or the generated one). */
   management: ManagementSecrets;
   stop(): Promise<void>;
@@ -40,99 +29,23 @@ export interface ServerOptions {
   modules?: readonly Module[];
 }
 
-/** Brings a tenant database to the schema Performer needs; runs once per tenant start. */
-async function prepareTenantDatabase(pool: pg.Pool, log: Logger): Promise<void> {
-  const { applied } = await migrateTenantDatabase(pool, (message) => log.info(message));
-  if (applied.length > 0) log.info({ applied }, 'tenant database migrated');
-  await ensureMessagePartitions(pool);
-}
-
 /** Starts the HTTP/WebSocket server on the configured host and port (0 = any free port). */
 export async function startServer(config: Config, opts: ServerOptions): Promise<RunningServer> {
   const log = opts.log ?? createLogger(config.logLevel);
   const modules = opts.modules ?? MODULES;
-  const metrics = new Metrics();
   const management = await managementSecrets(config);
   if (management.file !== null) log.info({ file: management.file }, 'API_JWT_SECRET is not set: the management API secret is kept in the data dir');
   const store = await TenantStore.open(config.controlDatabaseUrl ?? opts.databaseUrl, new SecretBox(await encryptionKey(config)), log);
   await ensureDefaultTenant(store, config, opts.databaseUrl);
-  // Database broadcasts enter pub/sub like any other message; bound once pub/sub exists.
-  let publish: (msg: PubSubMessage) => void = () => undefined;
-  const registry = new TenantRegistry(store, log, prepareTenantDatabase, {
-    defaultTenantId: config.tenantId,
-    dbPoolSize: config.dbPoolSize,
-    refreshMs: config.tenantCacheExpirationMs,
-    rates: { tickMs: config.rateCounterTickMs, windowMs: config.rateCounterWindowMs },
-    claimValidators: config.jwtClaimValidators,
-    metrics: (tenantId) => metrics.forTenant(tenantId),
-    supervisor: {
-      backoffMinMs: config.tenantBackoffMinMs,
-      backoffMaxMs: config.tenantBackoffMaxMs,
-      idleStopMs: config.tenantIdleStopMs,
-      idleCheckMs: Math.min(60_000, config.tenantIdleStopMs),
-    },
-    children: (runtime) => tenantChildren(runtime, config, (msg) => publish(msg), moduleChildren(modules, runtime, ctx)),
-  });
-  await registry.load();
-
-  let fanout: Fanout | null = null;
-  const deliverLocal = (msg: PubSubMessage, exclude: WebSocket<unknown> | null) => {
-    if (!fanout) return;
-    const tenant = registry.peek(msg.tenantId);
-    if (isPresenceTopicKey(msg.key)) {
-      // presence_diff (presence issue): counts against the presence rate, not the message rate, and is not held
-      // back by the message-rate limiter (presence has its own, checked at track and at presence_state).
-      const stats = fanout.deliver(msg.key, `realtime:${msg.subTopic}`, msg.env, exclude);
-      tenant?.presenceEvents.add(stats.deliveries);
-      metrics.channelPresenceEvents.inc({ tenant: msg.tenantId }, stats.deliveries);
-      metrics.outputBytes.inc({ tenant: msg.tenantId }, stats.bytes);
-      return;
-    }
-    if (tenant) {
-      const hit = trafficLimitHit(tenant);
-      if (hit) return shutdownTopic(tenant, msg.key, hit.message, hit.code);
-    }
-    const stats = fanout.deliver(msg.key, `realtime:${msg.subTopic}`, msg.env, exclude);
-    if (stats.deliveries === 0) return;
-    tenant?.events.add(stats.deliveries);
-    tenant?.bytes.add(stats.bytes);
-    const series = metrics.forTenant(msg.tenantId);
-    series.events.inc(stats.deliveries);
-    series.outputBytes.inc(stats.bytes);
-  };
-  const ctx: ChannelsContext = {
-    config,
-    registry,
-    pubsub: new LocalPubSub(deliverLocal),
-    metrics,
-    log,
+  const app = uws.App();
+  const ctx = createContext(config, log, store, app, {
     managementSecrets: management.accepted,
-    fanout: null,
-    shuttingDown: false,
-  };
-  const app = createApp(ctx, modules);
-  fanout = new Fanout(app);
-  ctx.fanout = fanout;
-  publish = (msg) => ctx.pubsub.publish(msg, null);
-  metrics.tenantsRunning = () => registry.running().length;
-  metrics.replicationFigures = () => registry.running().map(replicationFigures);
-  // Upstream's sweeper: a socket that has had no channel for a whole period holds resources for nothing.
-  const sweeper = setInterval(() => {
-    const cutoff = Date.now() - config.noChannelTimeoutMs;
-    for (const tenant of registry.running()) {
-      for (const socket of [...tenant.sockets]) {
-        const idle = socket.idleSince;
-        if (idle !== null && idle <= cutoff) socket.disconnect(1000, null);
-      }
-    }
-  }, config.noChannelTimeoutMs);
-  sweeper.unref();
-  // Broadcasts are published by uWS with no per-socket call: a socket that stopped reading is found here, told and
-  // closed, well before uWS's own limit would cut it.
-  const slowReaders = setInterval(() => {
-    for (const tenant of registry.running()) for (const socket of [...tenant.sockets]) socket.keepsUp();
-  }, SLOW_READER_SWEEP_MS);
-  slowReaders.unref();
+    moduleChildren: (runtime, context) => moduleChildren(modules, runtime, context),
+  });
+  const { registry } = ctx;
+  await registry.load();
+  mountApp(app, ctx, modules);
+  const sweeps = startSocketSweeps(registry, config.noChannelTimeoutMs);
 
   // Start the default tenant now, so its database is migrated before the first client arrives.
   const defaultTenant = registry.get(config.tenantId);
@@ -141,6 +54,7 @@ export async function startServer(config: Config, opts: ServerOptions): Promise<
   });
 
   const listenSocket = await listenExclusive(app, config.host, config.port).catch(async (err: unknown) => {
+    sweeps.stop();
     await registry.stop();
     throw err;
   });
@@ -151,15 +65,15 @@ export async function startServer(config: Config, opts: ServerOptions): Promise<
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       ctx.shuttingDown = true;
-      clearInterval(sweeper);
-      clearInterval(slowReaders);
+      sweeps.stop();
       uws.us_listen_socket_close(listenSocket);
       for (const tenant of registry.running()) {
         for (const socket of [...tenant.sockets]) socket.disconnect(1001, null);
       }
       await waitFor(() => registry.running().every((t) => t.sockets.size === 0), 2000);
-      await ctx.pubsub.close();
+      // Tenants stop publishing first (their streams hand out what they read), then pub/sub closes.
       await registry.stop();
+      await ctx.pubsub.close();
     })();
     return stopping;
   };

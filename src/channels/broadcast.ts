@@ -1,21 +1,17 @@
-import type { Envelope } from './fanout.js';
-import type { Channel } from './channel.js';
+import type { Envelope } from '../shared/messages.js';
+import { payloadLimitBytes } from '../tenants/limits.js';
+import type { ChannelPort } from './ports.js';
 import type { PhoenixMessage, UserBroadcast } from './protocol/index.js';
 
-/** Upstream allows the tenant's limit plus 500 bytes of envelope slack. */
-export function payloadLimitBytes(maxPayloadSizeInKb: number): number {
-  return maxPayloadSizeInKb * 1000 + 500;
-}
-
 /** A text `broadcast` push: re-broadcast verbatim to the channel's topic. */
-export function handleTextBroadcast(channel: Channel, msg: PhoenixMessage): void {
+export function handleTextBroadcast(channel: ChannelPort, msg: PhoenixMessage): void {
   const payloadJson = JSON.stringify(msg.payload ?? null);
   const size = Buffer.byteLength(payloadJson);
   publishBroadcast(channel, msg.joinRef, msg.ref, size, { type: 'json', event: 'broadcast', payloadJson });
 }
 
 /** A kind-3 user broadcast: the payload bytes are forwarded untouched; client metadata is dropped. */
-export function handleUserBroadcast(channel: Channel, msg: UserBroadcast): void {
+export function handleUserBroadcast(channel: ChannelPort, msg: UserBroadcast): void {
   const env: Envelope = { type: 'user', userEvent: msg.userEvent, encoding: msg.encoding, payload: msg.payload, metaJson: null };
   publishBroadcast(channel, msg.joinRef, msg.ref, msg.payload.length, env);
 }
@@ -25,7 +21,7 @@ export function handleUserBroadcast(channel: Channel, msg: UserBroadcast): void 
  * silently, with no ack and no rate counting, as upstream. Sends made while the check runs wait for it in order
  * (their payload bytes copied, since uWS reuses the frame's memory after the message callback).
  */
-function publishBroadcast(channel: Channel, joinRef: string | null, ref: string | null, size: number, env: Envelope): void {
+function publishBroadcast(channel: ChannelPort, joinRef: string | null, ref: string | null, size: number, env: Envelope): void {
   const allowed = channel.policies.canWrite('broadcast');
   if (allowed === true) return publishAllowed(channel, joinRef, ref, size, env);
   if (allowed === false) return;
@@ -37,7 +33,7 @@ function publishBroadcast(channel: Channel, joinRef: string | null, ref: string 
     .catch((err: unknown) => channel.conn.tenant.onFault(err, 'private broadcast'));
 }
 
-function publishAllowed(channel: Channel, joinRef: string | null, ref: string | null, size: number, env: Envelope): void {
+function publishAllowed(channel: ChannelPort, joinRef: string | null, ref: string | null, size: number, env: Envelope): void {
   const { conn } = channel;
   const tenant = conn.tenant;
   const metrics = conn.ctx.metrics;
@@ -53,7 +49,7 @@ function publishAllowed(channel: Channel, joinRef: string | null, ref: string | 
   series.events.inc();
   conn.ctx.pubsub.publish(
     { tenantId: tenant.id, key: channel.key, subTopic: channel.subTopic, env },
-    channel.self ? null : conn.ws,
+    channel.self ? null : conn.ctx.fanout.sender(conn),
   );
   if (channel.ack) conn.reply(joinRef ?? channel.joinRef, ref, channel.topic, 'ok', {});
 }

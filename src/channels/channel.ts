@@ -1,33 +1,29 @@
 import { jwtFailureMessage, type Claims } from '../auth/jwt.js';
-import { ChannelPresence } from '../presence/channel-presence.js';
-import { replayEnvelope, type ReplayedMessage } from '../replication/replay.js';
+import type { ReplayedMessage } from '../replication/replay.js';
+import { topicKey } from '../shared/topic-keys.js';
 import type { ChannelHandle } from '../tenants/tenant.js';
 import { handleTextBroadcast, handleUserBroadcast } from './broadcast.js';
-import { encodeFor, serializerTopic, topicKey, type DirectSubscriber } from './fanout.js';
 import { ChannelPolicies } from './policies.js';
 import { ChannelChanges } from './postgres-changes.js';
 import type { JoinConfig } from './join-payload.js';
 import type { PhoenixMessage, UserBroadcast } from './protocol/index.js';
-import type { Connection } from './socket.js';
+import type { ChannelPort, CloseReason, SocketPort } from './ports.js';
+import { ChannelPresence } from './presence.js';
 
 /** The longest a token re-check timer waits; a timer beyond ~24 days would overflow setTimeout anyway. */
 const MAX_TOKEN_CHECK_MS = 60 * 60 * 1000;
 
-export type CloseReason = 'leave' | 'rejoin' | 'socket_closed' | 'shutdown';
-
 /** One joined topic on one socket: its options, token, and the handlers for its events. */
-export class Channel implements ChannelHandle {
+export class Channel implements ChannelHandle, ChannelPort {
   readonly subTopic: string;
   readonly key: string;
   readonly isPrivate: boolean;
   readonly self: boolean;
   readonly ack: boolean;
-  /** Presence track/untrack, presence_state and diffs of this channel (src/presence/channel-presence.ts). */
+  /** Presence track/untrack, presence_state and diffs of this channel (presence.ts). */
   readonly presence: ChannelPresence;
   closed = false;
   private tokenTimer: NodeJS.Timeout | null = null;
-  /** Set when the channel replayed messages: it is then served one by one so live copies can be skipped. */
-  private direct: DirectSubscriber | null = null;
   private readyTimer: NodeJS.Timeout | null = null;
   /** The join's options, until the channel has started what they ask for (idle channels are many: not kept). */
   private config: JoinConfig | null;
@@ -35,7 +31,7 @@ export class Channel implements ChannelHandle {
   changes: ChannelChanges | null = null;
 
   constructor(
-    readonly conn: Connection,
+    readonly conn: SocketPort,
     readonly topic: string,
     readonly joinRef: string | null,
     config: JoinConfig,
@@ -62,15 +58,12 @@ export class Channel implements ChannelHandle {
   start(replayed: ReplayedMessage[] | null = null): void {
     const { conn } = this;
     conn.channels.set(this.topic, this);
-    conn.tenant.addChannel(this.key, this);
+    // Interest: where this node has channels of a key, a cluster brings that key's messages (and limits apply).
+    if (conn.tenant.addChannel(this.key, this)) conn.ctx.pubsub.subscribe(this.key);
     conn.tenant.users.add(conn);
     if (this.policies.broadcastRead) {
-      if (replayed !== null && conn.ctx.fanout) {
-        this.direct = { vsn: conn.vsn, ws: conn.ws, seenIds: new Set(replayed.map((m) => m.id)), send: (frame) => conn.send(frame) };
-        conn.ctx.fanout.addDirect(this.key, this.direct);
-      } else {
-        conn.ws?.subscribe(serializerTopic(conn.vsn, this.key));
-      }
+      const seenIds = replayed === null ? null : new Set(replayed.map((m) => m.id));
+      conn.ctx.fanout.join(conn, this.key, seenIds);
     }
     this.scheduleTokenCheck();
   }
@@ -103,16 +96,9 @@ export class Channel implements ChannelHandle {
     check();
   }
 
-  /** Replayed messages, oldest first, as channel pushes (binary ones are skipped for V1 sockets); returns how many went out. */
+  /** Replayed messages, oldest first, as channel pushes; returns how many went out (binary ones skip V1 sockets). */
   pushReplayed(messages: ReplayedMessage[]): number {
-    let pushed = 0;
-    for (const m of messages) {
-      const frame = encodeFor(this.conn.vsn, this.topic, replayEnvelope(m));
-      if (frame === null) continue;
-      this.conn.send(frame);
-      pushed++;
-    }
-    return pushed;
+    return this.conn.ctx.dispatcher.replay(this.conn, this.topic, messages);
   }
 
   handleMessage(msg: PhoenixMessage): void {
@@ -176,16 +162,15 @@ export class Channel implements ChannelHandle {
     if (this.readyTimer) clearTimeout(this.readyTimer);
     this.changes?.close();
     if (conn.channels.get(this.topic) === this) conn.channels.delete(this.topic);
-    conn.tenant.removeChannel(this.key, this);
+    if (conn.tenant.removeChannel(this.key, this)) conn.ctx.pubsub.unsubscribe(this.key);
     if (conn.channels.size === 0) {
       conn.tenant.users.delete(conn);
       conn.lastChannelAt = Date.now();
     }
     // Presence entries go at once, whatever the reason: the others get their leave diff now.
     this.presence.close(reason);
-    if (this.direct) conn.ctx.fanout?.removeDirect(this.key, this.direct);
+    conn.ctx.fanout.leave(conn, this.key);
     if (reason === 'socket_closed') return;
-    conn.ws?.unsubscribe(serializerTopic(conn.vsn, this.key));
     conn.send(conn.encode(this.joinRef, this.joinRef, this.topic, 'phx_close', '{}'));
   }
 

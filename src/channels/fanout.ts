@@ -1,36 +1,7 @@
-import { encodeUserBroadcast, encodeV1Raw, encodeV2Raw, type Vsn } from './protocol/index.js';
-import type { TemplatedApp, WebSocket } from '../http/uws.js';
-
-/**
- * What travels between nodes and reaches subscribers of a topic. Payloads stay serialized: a JSON message carries
- * its payload as JSON text, a user broadcast its raw bytes, so a fan-out never parses and re-serializes.
- */
-export type Envelope =
-  | { type: 'json'; event: string; payloadJson: string }
-  | { type: 'user'; userEvent: string; encoding: 0 | 1; payload: Uint8Array; metaJson: string | null };
-
-/** Topic key of a tenant's channel namespace; the separator cannot occur in tenant ids. */
-export function topicKey(tenantId: string, subTopic: string, isPrivate: boolean): string {
-  return `${tenantId}|${isPrivate ? 'private' : 'public'}|${subTopic}`;
-}
-
-const PRESENCE_SUFFIX = '-presence';
-
-/**
- * Topic key of the presence receivers of a channel namespace (presence issue). A separate namespace, so channels
- * with presence disabled never get presence_diff frames; `-presence` cannot occur in the namespace of topicKey.
- * These keys are node-local: every node derives its own diffs from its presence replica, so a cluster pub/sub must
- * deliver them locally only (see isPresenceTopicKey), or remote members would see each diff twice.
- */
-export function presenceTopicKey(tenantId: string, subTopic: string, isPrivate: boolean): string {
-  return `${tenantId}|${isPrivate ? 'private' : 'public'}${PRESENCE_SUFFIX}|${subTopic}`;
-}
-
-/** True for keys made by presenceTopicKey; allocation-free, as it runs on every delivery. */
-export function isPresenceTopicKey(key: string): boolean {
-  const end = key.indexOf('|', key.indexOf('|') + 1);
-  return end !== -1 && key.startsWith(PRESENCE_SUFFIX, end - PRESENCE_SUFFIX.length);
-}
+import type { TemplatedApp, WebSocket } from 'uWebSockets.js';
+import type { BroadcastEnvelope, ChangesEnvelope, ConnectionId, OutgoingChange } from '../shared/messages.js';
+import type { Vsn } from '../shared/serializer.js';
+import { ChangeFrames, encodeFor, messageId } from './frames.js';
 
 /** The uWS pub/sub topic of one serializer's subscribers of a topic key. */
 export function serializerTopic(vsn: Vsn, key: string): string {
@@ -42,41 +13,173 @@ export interface DeliveryStats {
   bytes: number;
 }
 
-const utf8 = new TextDecoder();
+/** What the fan-out needs of a socket: its serializer, its uWS socket, and a way to write to it directly. */
+export interface FanoutSocket {
+  readonly id: ConnectionId;
+  readonly vsn: Vsn;
+  /** Null until the socket is open. */
+  readonly ws: WebSocket<unknown> | null;
+  /** Once closed, uWS has dropped the socket's subscriptions itself and the socket may no longer be touched. */
+  readonly closed: boolean;
+  send(frame: string | Uint8Array): void;
+}
+
+/** A socket written to in batches (Postgres Changes): uncounted sends inside one cork, counted once. */
+export interface BatchSocket extends FanoutSocket {
+  /** Writes a text frame (as text, or as UTF-8 bytes); returns its size, 0 when the socket is gone. */
+  sendUncounted(frame: string | Uint8Array): number;
+  cork(fn: () => void): void;
+  /**
+   * False when the socket has fallen too far behind: it has then been told, and its channels are leaving, so it gets
+   * nothing more instead of a silent subset (uWS's own publish skips such a socket without a word).
+   */
+  keepsUp(): boolean;
+}
+
+/** The members of one Postgres Changes group on this node that share a serializer, and their frames. */
+interface ChangesMembers {
+  readonly vsn: Vsn;
+  readonly uwsTopic: string;
+  readonly sockets: Set<BatchSocket>;
+  /** Made on the first delivery, which names the channel topic and form (the same for the whole group). */
+  frames: ChangeFrames | null;
+}
+
+/** Writes Postgres Changes events to one socket in one corked write; returns the bytes written. */
+export function writeChanges(socket: BatchSocket, frames: ChangeFrames, items: readonly OutgoingChange[]): number {
+  let bytes = 0;
+  socket.cork(() => {
+    for (const item of items) bytes += socket.sendUncounted(frames.frame(item));
+  });
+  return bytes;
+}
 
 /**
  * A subscriber served one by one instead of through uWS pub/sub: a channel that must skip messages it already
  * has (replayed on join), which native pub/sub cannot filter per socket. Rare, so the cost stays off the hot path.
  */
-export interface DirectSubscriber {
-  readonly vsn: Vsn;
-  readonly ws: WebSocket<unknown> | null;
-  readonly seenIds: Set<string>;
-  send(frame: string | Uint8Array): void;
+interface DirectSubscriber {
+  readonly socket: FanoutSocket;
+  readonly seenIds: ReadonlySet<string>;
 }
 
 /**
- * Delivers a message to every local subscriber of a topic through uWS native pub/sub: the frame is encoded once per
- * serializer that has subscribers, and uWS skips sockets over their backpressure limit instead of stalling others.
+ * This node's subscribers by topic key, and delivery to them through uWS native pub/sub: the frame is encoded once
+ * per serializer that has subscribers, and uWS skips sockets over their backpressure limit instead of stalling
+ * others. The one place that subscribes sockets to uWS topics or publishes to them.
  */
 export class Fanout {
   private readonly direct = new Map<string, Set<DirectSubscriber>>();
+  /** Sockets that published with `self: false`, by id: pub/sub names the sender to exclude by its id. */
+  private readonly senders = new Map<ConnectionId, WebSocket<unknown>>();
+  /** Postgres Changes groups with members on this node: by group key, then by serializer. */
+  private readonly changes = new Map<string, Record<Vsn, ChangesMembers | null>>();
 
   constructor(private readonly app: TemplatedApp) {}
 
-  addDirect(key: string, sub: DirectSubscriber): void {
-    let set = this.direct.get(key);
-    if (!set) this.direct.set(key, (set = new Set()));
-    set.add(sub);
+  /**
+   * A channel starts receiving the messages of its topic key; `seenIds` (replayed on join) makes it a direct
+   * subscriber that skips live copies of those.
+   */
+  join(socket: FanoutSocket, key: string, seenIds: ReadonlySet<string> | null): void {
+    if (seenIds !== null) {
+      let set = this.direct.get(key);
+      if (!set) this.direct.set(key, (set = new Set()));
+      set.add({ socket, seenIds });
+    } else {
+      socket.ws?.subscribe(serializerTopic(socket.vsn, key));
+    }
   }
 
-  removeDirect(key: string, sub: DirectSubscriber): void {
+  /** A channel stops receiving its topic key. */
+  leave(socket: FanoutSocket, key: string): void {
     const set = this.direct.get(key);
-    if (set?.delete(sub) && set.size === 0) this.direct.delete(key);
+    if (set) {
+      for (const sub of set) {
+        if (sub.socket === socket) set.delete(sub);
+      }
+      if (set.size === 0) this.direct.delete(key);
+    }
+    if (!socket.closed) socket.ws?.unsubscribe(serializerTopic(socket.vsn, key));
+  }
+
+  /** A socket starts (stops) receiving a node-local key: the presence receivers of a channel. */
+  subscribe(socket: FanoutSocket, key: string): void {
+    socket.ws?.subscribe(serializerTopic(socket.vsn, key));
+  }
+
+  unsubscribe(socket: FanoutSocket, key: string): void {
+    if (!socket.closed) socket.ws?.unsubscribe(serializerTopic(socket.vsn, key));
+  }
+
+  /** Takes the socket out of every uWS topic it is in, whatever put it there (a socket cut off as too slow). */
+  unsubscribeAll(socket: FanoutSocket): void {
+    const ws = socket.ws;
+    if (ws === null || socket.closed) return;
+    for (const topic of ws.getTopics()) ws.unsubscribe(topic);
+  }
+
+  /** The id to exclude a socket's own message by; the socket is remembered until forgetSender. */
+  sender(socket: FanoutSocket): ConnectionId {
+    if (socket.ws !== null) this.senders.set(socket.id, socket.ws);
+    return socket.id;
+  }
+
+  forgetSender(id: ConnectionId): void {
+    this.senders.delete(id);
+  }
+
+  /** A channel's socket starts receiving the events of a Postgres Changes group (a node-local key). */
+  joinChanges(socket: BatchSocket, key: string): void {
+    let group = this.changes.get(key);
+    if (!group) this.changes.set(key, (group = { '1.0.0': null, '2.0.0': null }));
+    const members = (group[socket.vsn] ??= { vsn: socket.vsn, uwsTopic: serializerTopic(socket.vsn, key), sockets: new Set(), frames: null });
+    members.sockets.add(socket);
+    if (!socket.closed) socket.ws?.subscribe(members.uwsTopic);
+  }
+
+  leaveChanges(socket: BatchSocket, key: string): void {
+    const group = this.changes.get(key);
+    const members = group?.[socket.vsn];
+    if (!group || !members?.sockets.delete(socket)) return;
+    // A closed socket has left its topics already (and may no longer be touched).
+    if (!socket.closed) socket.ws?.unsubscribe(members.uwsTopic);
+    if (members.sockets.size > 0) return;
+    group[socket.vsn] = null;
+    if (group['1.0.0'] === null && group['2.0.0'] === null) this.changes.delete(key);
+  }
+
+  /**
+   * The events of one batch for a group: one uWS publish per event and serializer, its frame encoded once; a member
+   * alone with its serializer is written to directly, in one write. Returns the bytes sent.
+   */
+  deliverChanges(key: string, subTopic: string, env: ChangesEnvelope): number {
+    const group = this.changes.get(key);
+    if (!group) return 0;
+    // Read again after the first serializer: a socket found too slow there leaves, which may empty the group.
+    return this.deliverChangesTo(group['2.0.0'], subTopic, env) + this.deliverChangesTo(group['1.0.0'], subTopic, env);
+  }
+
+  private deliverChangesTo(members: ChangesMembers | null, subTopic: string, env: ChangesEnvelope): number {
+    if (members === null) return 0;
+    // A socket that fell behind is told and leaves (its channel unsubscribes) while it is asked here.
+    let keepingUp = 0;
+    let last: BatchSocket | null = null;
+    for (const socket of members.sockets) {
+      if (!socket.keepsUp()) continue;
+      keepingUp += 1;
+      last = socket;
+    }
+    if (last === null) return 0;
+    const frames = (members.frames ??= new ChangeFrames(members.vsn, `realtime:${subTopic}`, env.legacy));
+    if (keepingUp === 1) return writeChanges(last, frames, env.items);
+    let bytes = 0;
+    for (const item of env.items) bytes += this.publishText(members.uwsTopic, frames.frame(item));
+    return bytes;
   }
 
   /** Publishes a text frame to a uWS topic; returns the bytes sent (the frame times its subscribers). */
-  publishText(topic: string, frame: string | Uint8Array): number {
+  private publishText(topic: string, frame: string | Uint8Array): number {
     const receivers = this.app.numSubscribers(topic);
     if (receivers === 0) return 0;
     this.app.publish(topic, frame, false);
@@ -84,33 +187,34 @@ export class Fanout {
   }
 
   /**
-   * @param exclude the sending socket when it must not receive its own message (broadcast `self: false`).
+   * @param exclude the sending connection when it must not receive its own message (broadcast `self: false`).
    */
-  deliver(key: string, channelTopic: string, env: Envelope, exclude: WebSocket<unknown> | null): DeliveryStats {
+  deliver(key: string, channelTopic: string, env: BroadcastEnvelope, exclude: ConnectionId | null): DeliveryStats {
     const stats: DeliveryStats = { deliveries: 0, bytes: 0 };
-    this.deliverTo('2.0.0', key, channelTopic, env, exclude, stats);
-    this.deliverTo('1.0.0', key, channelTopic, env, exclude, stats);
+    const sender = exclude === null ? null : (this.senders.get(exclude) ?? null);
+    this.deliverTo('2.0.0', key, channelTopic, env, sender, stats);
+    this.deliverTo('1.0.0', key, channelTopic, env, sender, stats);
     const direct = this.direct.get(key);
     if (direct) this.deliverDirect(direct, channelTopic, env, exclude, stats);
     return stats;
   }
 
-  private deliverDirect(subs: Set<DirectSubscriber>, channelTopic: string, env: Envelope, exclude: WebSocket<unknown> | null, stats: DeliveryStats): void {
+  private deliverDirect(subs: Set<DirectSubscriber>, channelTopic: string, env: BroadcastEnvelope, exclude: ConnectionId | null, stats: DeliveryStats): void {
     const id = env.type === 'user' && env.metaJson ? messageId(env.metaJson) : null;
     let v1: string | Uint8Array | null | undefined;
     let v2: string | Uint8Array | null | undefined;
-    for (const sub of subs) {
-      if (sub.ws !== null && sub.ws === exclude) continue;
-      if (id !== null && sub.seenIds.has(id)) continue;
-      const frame = sub.vsn === '2.0.0' ? (v2 ??= encodeFor('2.0.0', channelTopic, env)) : (v1 ??= encodeFor('1.0.0', channelTopic, env));
+    for (const { socket, seenIds } of subs) {
+      if (socket.id === exclude) continue;
+      if (id !== null && seenIds.has(id)) continue;
+      const frame = socket.vsn === '2.0.0' ? (v2 ??= encodeFor('2.0.0', channelTopic, env)) : (v1 ??= encodeFor('1.0.0', channelTopic, env));
       if (frame === null) continue;
-      sub.send(frame);
+      socket.send(frame);
       stats.deliveries += 1;
       stats.bytes += typeof frame === 'string' ? Buffer.byteLength(frame) : frame.length;
     }
   }
 
-  private deliverTo(vsn: Vsn, key: string, channelTopic: string, env: Envelope, exclude: WebSocket<unknown> | null, stats: DeliveryStats): void {
+  private deliverTo(vsn: Vsn, key: string, channelTopic: string, env: BroadcastEnvelope, exclude: WebSocket<unknown> | null, stats: DeliveryStats): void {
     const topic = serializerTopic(vsn, key);
     let receivers = this.app.numSubscribers(topic);
     if (receivers === 0) return;
@@ -124,44 +228,5 @@ export class Fanout {
     else this.app.publish(topic, frame, isBinary);
     stats.deliveries += receivers;
     stats.bytes += receivers * (isBinary ? frame.length : Buffer.byteLength(frame));
-  }
-}
-
-/** Encodes a fan-out message for one serializer; null when that serializer cannot carry it (binary to V1). */
-export function encodeFor(vsn: Vsn, channelTopic: string, env: Envelope): string | Uint8Array | null {
-  if (env.type === 'json') {
-    return vsn === '2.0.0'
-      ? encodeV2Raw(null, null, channelTopic, env.event, env.payloadJson)
-      : encodeV1Raw(channelTopic, env.event, env.payloadJson, null);
-  }
-  if (vsn === '2.0.0') return encodeUserBroadcast(channelTopic, env.userEvent, env.encoding, env.payload, env.metaJson);
-  if (env.encoding === 0) return null;
-  const text = utf8.decode(env.payload);
-  // Embedded verbatim into a V1 frame, so it must be valid JSON; checked once per message, only for V1 receivers.
-  if (!isJson(text)) return null;
-  return encodeV1Raw(channelTopic, 'broadcast', userBroadcastJson(env.userEvent, text, env.metaJson), null);
-}
-
-/** The JSON form of a user broadcast for V1 sockets; the payload text is embedded as it came. */
-export function userBroadcastJson(userEvent: string, payloadJsonText: string, metaJson: string | null): string {
-  const meta = metaJson ? `,"meta":${metaJson}` : '';
-  return `{"event":${JSON.stringify(userEvent)},"payload":${payloadJsonText},"type":"broadcast"${meta}}`;
-}
-
-function isJson(text: string): boolean {
-  try {
-    JSON.parse(text);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function messageId(metaJson: string): string | null {
-  try {
-    const id = (JSON.parse(metaJson) as { id?: unknown }).id;
-    return typeof id === 'string' ? id : null;
-  } catch {
-    return null;
   }
 }

@@ -4,10 +4,11 @@ import { checkRead, joinRefusal } from '../tenants/authorization.js';
 import { Channel } from './channel.js';
 import { JoinError, MAX_SUB_TOPIC_BYTES, reasonCode } from './errors.js';
 import { ChannelPolicies } from './policies.js';
-import { parseJoinPayload, postgresChangesId, type JoinConfig } from './join-payload.js';
+import { postgresChangesId } from '../shared/subscription-id.js';
+import { parseJoinPayload, type JoinConfig } from './join-payload.js';
 import { legacyTopicParams } from '../replication/changes/index.js';
 import type { PhoenixMessage } from './protocol/index.js';
-import type { Connection } from './socket.js';
+import type { SocketPort } from './ports.js';
 
 const TOPIC_PREFIX = 'realtime:';
 
@@ -19,7 +20,7 @@ type JoinOutcome =
  * phx_join, with upstream's checks in upstream's order. A failed join is answered only after the channel error
  * backoff, so a misconfigured client cannot spin in a tight join loop.
  */
-export async function handleJoin(conn: Connection, msg: PhoenixMessage): Promise<void> {
+export async function handleJoin(conn: SocketPort, msg: PhoenixMessage): Promise<void> {
   if (!acceptsTopic(conn, msg)) return;
   const { topic, ref } = msg;
   const joinRef = msg.joinRef ?? msg.ref;
@@ -61,7 +62,7 @@ export async function handleJoin(conn: Connection, msg: PhoenixMessage): Promise
  * A phx_join whose payload could not be taken (nested too deeply): refused like any failed join, after the backoff,
  * once the topic itself has been checked. As for any join, an existing channel on the topic closes first.
  */
-export function refuseJoin(conn: Connection, header: JoinHeader, reason: string): void {
+export function refuseJoin(conn: SocketPort, header: JoinHeader, reason: string): void {
   if (!acceptsTopic(conn, header)) return;
   conn.channels.get(header.topic)?.close('rejoin');
   conn.tenant.joins.add(1);
@@ -75,7 +76,7 @@ type JoinHeader = Omit<PhoenixMessage, 'payload'>;
  * over-long one is refused before anything sized by it is kept. Its refusal skips the backoff, which would hold the
  * topic until the reply goes out. False when the join was answered.
  */
-function acceptsTopic(conn: Connection, header: JoinHeader): boolean {
+function acceptsTopic(conn: SocketPort, header: JoinHeader): boolean {
   const { topic, ref } = header;
   const joinRef = header.joinRef ?? ref;
   if (!topic.startsWith(TOPIC_PREFIX)) {
@@ -91,7 +92,7 @@ function acceptsTopic(conn: Connection, header: JoinHeader): boolean {
   return false;
 }
 
-function refuseAfterBackoff(conn: Connection, joinRef: string | null, ref: string | null, topic: string, failure: { reason: string; disconnect?: boolean }): void {
+function refuseAfterBackoff(conn: SocketPort, joinRef: string | null, ref: string | null, topic: string, failure: { reason: string; disconnect?: boolean }): void {
   const code = reasonCode(failure.reason);
   conn.ctx.metrics.channelErrors.inc({ tenant: conn.tenant.id, code });
   conn.log.warn({ error_code: code, topic, reason: failure.reason }, 'join refused');
@@ -102,7 +103,7 @@ function refuseAfterBackoff(conn: Connection, joinRef: string | null, ref: strin
   timer.unref();
 }
 
-async function checkJoin(conn: Connection, subTopic: string, config: JoinConfig): Promise<JoinOutcome> {
+async function checkJoin(conn: SocketPort, subTopic: string, config: JoinConfig): Promise<JoinOutcome> {
   const { ctx, tenant } = conn;
   const limits = tenant.settings.limits;
   tenant.joins.add(1);

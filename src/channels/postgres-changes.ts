@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { changePayloadParts, parseBinding, parseLegacyTopic, type Binding } from '../replication/changes/index.js';
+import { parseBinding, parseLegacyTopic, type Binding } from '../replication/changes/index.js';
 import type { ChangesEngine, LiveSubscriber } from '../replication/changes-engine.js';
-import { ChangeQueue, type OutgoingChange } from '../replication/changes-subscribers.js';
+import { ChangeQueue } from '../replication/changes-subscribers.js';
+import type { OutgoingChange } from '../shared/messages.js';
 import { changesEngine } from '../tenants/changes.js';
-import type { Channel } from './channel.js';
+import type { ChannelPort } from './ports.js';
+import { ChangeFrames } from './frames.js';
 
 /** How long before a subscription that failed for a passing reason is tried again (upstream: 5-10 s). */
 const RETRY_MS = 5000;
@@ -22,11 +24,12 @@ export class ChannelChanges implements LiveSubscriber {
   private retry: NodeJS.Timeout | null = null;
   /** The replication problem this subscriber was told about: it hears each one once, not once per retry. */
   private toldProblem: string | null = null;
-  private readonly envelopes = new Map<string, { key: string; head: string; tail: string }>();
+  /** This socket's frames, made when it is first written to on its own (most subscribers never are). */
+  private frames: ChangeFrames | null = null;
   private readonly queued = new ChangeQueue();
 
   constructor(
-    private readonly channel: Channel,
+    private readonly channel: ChannelPort,
     readonly legacy: boolean,
   ) {
     this.topic = channel.subTopic;
@@ -63,7 +66,7 @@ export class ChannelChanges implements LiveSubscriber {
         this.toldProblem = unavailable.message;
         return this.retryLater();
       }
-      const engine = changesEngine(conn.tenant, conn.ctx.config);
+      const engine = changesEngine(conn.tenant, conn.ctx.config, conn.ctx.pubsub);
       const problem = await engine.validate(this.bindings, this.claims);
       if (this.closed) return;
       if (problem) return this.notify('error', problem);
@@ -84,86 +87,25 @@ export class ChannelChanges implements LiveSubscriber {
     this.retry.unref();
   }
 
-  get serializer(): string {
-    return this.channel.conn.vsn;
+  enterFanout(key: string): void {
+    this.channel.conn.ctx.fanout.joinChanges(this.channel.conn, key);
   }
 
-  enterFanout(topic: string): void {
-    const conn = this.channel.conn;
-    if (!conn.closed) conn.ws?.subscribe(topic);
-  }
-
-  exitFanout(topic: string): void {
-    const conn = this.channel.conn;
-    // A closed socket has left its topics already (and may no longer be touched).
-    if (!conn.closed) conn.ws?.unsubscribe(topic);
-  }
-
-  publish(topic: string, items: readonly OutgoingChange[]): void {
-    const conn = this.channel.conn;
-    const fanout = conn.ctx.fanout;
-    if (!fanout) return;
-    let bytes = 0;
-    for (const item of items) bytes += fanout.publishText(topic, this.frameFor(item));
-    conn.countOutput(bytes);
-  }
-
-  keepsUp(): boolean {
-    return this.channel.conn.keepsUp();
+  exitFanout(key: string): void {
+    this.channel.conn.ctx.fanout.leaveChanges(this.channel.conn, key);
   }
 
   deliverMany(items: readonly OutgoingChange[]): void {
     this.queued.add(items);
   }
 
+  /** What this subscriber was owed on its own (before it joined its group) goes out in one write. */
   flush(): void {
     const items = this.queued.take();
     if (!items) return;
-    const conn = this.channel.conn;
-    // Outside a uWS callback sends are not corked: cork so the queued frames leave in one write.
-    let bytes = 0;
-    conn.cork(() => {
-      for (const item of items) bytes += conn.sendUncounted(this.frameFor(item));
-    });
-    // One counter update for the whole batch: prom-client's inc is not free at hundreds of thousands of frames/s.
-    conn.countOutput(bytes);
-  }
-
-  /**
-   * The item's frame for this socket's serializer and topic, encoded by the first subscriber that needs it: as
-   * text the first time (uWS converts it on send), as UTF-8 bytes once a second socket wants it. The frame is
-   * joined in one go from the serializer's envelope and the event's parts, so it is a flat string, not a rope
-   * that every conversion would first have to flatten.
-   */
-  private frameFor(item: OutgoingChange): string | Uint8Array {
-    // Fan-out frames carry no join_ref; the legacy API names the event after the change type.
-    const event = this.legacy ? item.type : 'postgres_changes';
-    const envelope = this.envelopeFor(event);
-    const frames = (item.frames ??= []);
-    for (const f of frames) {
-      if (f.key !== envelope.key) continue;
-      if (typeof f.frame === 'string') f.frame = Buffer.from(f.frame);
-      return f.frame;
-    }
-    const frame =
-      item.idsJson === null
-        ? envelope.head + item.data + envelope.tail
-        : [envelope.head, ...changePayloadParts(item.idsJson, item.data), envelope.tail].join('');
-    frames.push({ key: envelope.key, frame });
-    return frame;
-  }
-
-  /** What this socket's serializer puts around a payload, split out of a frame encoded around a marker. */
-  private envelopeFor(event: string): { key: string; head: string; tail: string } {
-    let envelope = this.envelopes.get(event);
-    if (!envelope) {
-      const conn = this.channel.conn;
-      // JSON.stringify escapes U+0000 in the topic and event, so the marker only occurs where the payload goes.
-      const [head, tail] = conn.encode(null, null, this.channel.topic, event, '\u0000').split('\u0000') as [string, string];
-      envelope = { key: `${conn.vsn}|${event}|${this.channel.topic}`, head, tail };
-      this.envelopes.set(event, envelope);
-    }
-    return envelope;
+    const { conn, topic } = this.channel;
+    this.frames ??= new ChangeFrames(conn.vsn, topic, this.legacy);
+    conn.ctx.dispatcher.sendChanges(conn, this.frames, items);
   }
 
   notify(status: 'ok' | 'error', message: string): void {

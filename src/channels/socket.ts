@@ -1,13 +1,13 @@
 import type { Counter } from 'prom-client';
 import type { Claims } from '../auth/jwt.js';
-import type { WebSocket } from '../http/uws.js';
+import type { WebSocket } from 'uWebSockets.js';
 import type { Logger } from '../observability/logger.js';
 import type { SocketHandle, TenantRuntime } from '../tenants/tenant.js';
-import { Channel } from './channel.js';
-import type { ChannelsContext } from './context.js';
 import { JoinError, reasonCode } from './errors.js';
 import { handleJoin, refuseJoin } from './join.js';
-import { decodeFrame, encodeV1Raw, encodeV2Raw, FrameDecodeError, PayloadTooDeep, type Inbound, type Vsn } from './protocol/index.js';
+import type { ChannelPort, ChannelServices, SocketPort } from './ports.js';
+import type { Vsn } from '../shared/serializer.js';
+import { decodeFrame, encodeV1Raw, encodeV2Raw, FrameDecodeError, PayloadTooDeep, type Inbound } from './protocol/index.js';
 
 export interface SocketData {
   conn: Connection;
@@ -25,14 +25,14 @@ export const SLOW_CLIENT_MESSAGE = 'Client too slow: messages backed up past the
  * One WebSocket connection: its serializer, token, and joined channels by topic. Frames come in through
  * `onFrame`; everything the connection sends goes through `send`, which knows when the socket is gone.
  */
-export class Connection implements SocketHandle {
+export class Connection implements SocketHandle, SocketPort {
   readonly id = nextConnectionId++;
   /** Since when this socket has had no channel: what the no-channel sweeper looks at. */
   get idleSince(): number | null {
     return this.channels.size === 0 && this.pendingJoins === null ? this.lastChannelAt : null;
   }
   lastChannelAt = Date.now();
-  readonly channels = new Map<string, Channel>();
+  readonly channels = new Map<string, ChannelPort>();
   /** Topics whose join is being processed (a join reply has not been sent yet); null when none (most of the time). */
   private pendingJoins: Set<string> | null = null;
   ws: WebSocket<SocketData> | null = null;
@@ -50,7 +50,7 @@ export class Connection implements SocketHandle {
   private readonly inputBytes: Counter.Internal;
 
   constructor(
-    readonly ctx: ChannelsContext,
+    readonly ctx: ChannelServices,
     readonly tenant: TenantRuntime,
     readonly vsn: Vsn,
     public token: string,
@@ -125,7 +125,6 @@ export class Connection implements SocketHandle {
   }
 
   private fellBehind(buffered: number): void {
-    const ws = this.ws!;
     this.log.warn({ error_code: 'ClientTooSlow', buffered_bytes: buffered, channels: this.channels.size }, 'socket not reading fast enough: told, and closed once drained');
     this.ctx.metrics.channelErrors.inc({ tenant: this.tenant.id, code: 'ClientTooSlow' });
     this.telling = true;
@@ -138,7 +137,7 @@ export class Connection implements SocketHandle {
     // Channels end without a word more (every send is refused now): postgres_changes unsubscribe at once, so the
     // positions they were told about can be confirmed, and broadcast, presence and fan-out topics are left.
     for (const channel of [...this.channels.values()]) channel.close('shutdown');
-    for (const topic of ws.getTopics()) ws.unsubscribe(topic);
+    this.ctx.fanout.unsubscribeAll(this);
   }
 
   /** A socket told it is too slow closes once it has read everything (the sweep asks again every 250 ms). */
@@ -259,6 +258,7 @@ export class Connection implements SocketHandle {
     for (const channel of [...this.channels.values()]) channel.close('socket_closed');
     this.tenant.sockets.delete(this);
     this.tenant.users.delete(this);
+    this.ctx.fanout.forgetSender(this.id);
     this.ctx.metrics.connectionsConnected.dec({ tenant: this.tenant.id });
     this.ws = null;
   }

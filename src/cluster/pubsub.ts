@@ -1,32 +1,31 @@
-import type { Envelope } from '../channels/fanout.js';
-import type { WebSocket } from '../http/uws.js';
+import type { ConnectionId, PubSubMessage, Publisher } from '../shared/messages.js';
 
-/** One message for the subscribers of a topic key, on every node. */
-export interface PubSubMessage {
-  tenantId: string;
-  key: string;
-  subTopic: string;
-  env: Envelope;
+/** Where a driver hands the messages for this node's subscribers: the channels dispatcher. */
+export interface PubSubHandler {
+  /**
+   * Called synchronously for messages published on this node, in publish order; `exclude` is only ever set for
+   * those (a sender is a connection of the node it published from).
+   */
+  deliver(msg: PubSubMessage, exclude: ConnectionId | null): void;
 }
-
-export type LocalDelivery = (msg: PubSubMessage, exclude: WebSocket<unknown> | null) => void;
 
 /**
- * How a message reaches the nodes that have subscribers. Channel code only ever calls `publish`; the Redis
- * implementation (cluster issue) forwards to other nodes and delivers locally through the same callback.
+ * How a message reaches the subscribers of its topic key on every node. A driver (this folder: `local.ts`, and the
+ * Redis driver of the cluster issue) passes the contract suite in test/cluster/. Channel code publishes and tells it
+ * where this node has subscribers; delivery on each node goes through that node's handler.
  */
-export interface PubSub {
-  publish(msg: PubSubMessage, exclude: WebSocket<unknown> | null): void;
+export interface PubSub extends Publisher {
+  /**
+   * To the subscribers of `msg.key` on every node with interest in it; this node's handler gets it before the call
+   * returns. `exclude`: the sending connection, when it must not receive its own message (broadcast `self: false`).
+   */
+  publish(msg: PubSubMessage, exclude: ConnectionId | null): void;
+  /** To this node's subscribers only (presence diffs), before the call returns. */
+  publishLocal(msg: PubSubMessage, exclude: ConnectionId | null): void;
+  /** This node has its first subscriber of `key`: messages published for it elsewhere must reach this node now. */
+  subscribe(key: string): void;
+  /** This node's last subscriber of `key` is gone. Called once per subscribe. */
+  unsubscribe(key: string): void;
+  /** Stops: nothing is delivered or sent once it resolves. */
   close(): Promise<void>;
-}
-
-/** Single-node pub/sub: delivery is a direct call. */
-export class LocalPubSub implements PubSub {
-  constructor(private readonly deliverLocal: LocalDelivery) {}
-
-  publish(msg: PubSubMessage, exclude: WebSocket<unknown> | null): void {
-    this.deliverLocal(msg, exclude);
-  }
-
-  async close(): Promise<void> {}
 }

@@ -1,15 +1,14 @@
-import type { ChannelsContext } from '../channels/context.js';
+import type { AppContext } from '../context.js';
 import { openRequest } from './gate.js';
 import { checkModules, type Module } from './module.js';
-import { uws, type TemplatedApp } from './uws.js';
+import type { TemplatedApp } from './uws.js';
 
 /**
- * Builds the uWS app: every module mounted in list order (src/modules.ts), then the answers for what no module
- * routes: CORS preflight, and 404.
+ * Mounts on the uWS app every module in list order (src/modules.ts), then the answers for what no module routes:
+ * CORS preflight, and 404.
  */
-export function createApp(ctx: ChannelsContext, modules: readonly Module[]): TemplatedApp {
+export function mountApp(app: TemplatedApp, ctx: AppContext, modules: readonly Module[]): void {
   checkModules(modules);
-  const app = uws.App();
   for (const module of modules) module.mount(app, ctx);
   app.options('/*', (res, req) => openRequest(res, req, { cors: true }).reply.send(204));
   app.any('/*', (res, req) => {
@@ -18,5 +17,4 @@ export function createApp(ctx: ChannelsContext, modules: readonly Module[]): Tem
     if (!ctx.registry.resolve(info.headers.host ?? '')) return reply.json(404, { error: 'Tenant not found' });
     reply.json(404, { error: 'Not found' });
   });
-  return app;
 }

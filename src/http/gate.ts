@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Claims } from '../auth/jwt.js';
-import type { ChannelsContext } from '../channels/context.js';
+import type { AppContext } from '../context.js';
 import type { TenantRuntime } from '../tenants/tenant.js';
 import { BodyTooLarge, corsHeaders, MAX_REQUEST_BODY_BYTES, readBody, readRequest, refusedByContentLength, Reply, type RequestInfo } from './respond.js';
 import type { HttpRequest, HttpResponse } from './uws.js';
@@ -69,7 +69,7 @@ function baggageEntry(header: string | undefined, key: string): string | null {
  * The tenant of a request, as upstream's AssignTenant and RateLimiter plugs: from the Host (401 when unknown), the
  * request counted, the rate headers set, 429 when over. Null when it already answered.
  */
-export function tenantGate(ctx: ChannelsContext, reply: Reply, info: RequestInfo): TenantRuntime | null {
+export function tenantGate(ctx: AppContext, reply: Reply, info: RequestInfo): TenantRuntime | null {
   const tenant = ctx.registry.resolve(info.headers.host ?? '');
   if (!tenant) {
     reply.json(401, { message: 'Tenant not found in database' });
@@ -147,7 +147,7 @@ export interface TenantRouteOptions<B> {
  * is read only for a known tenant, alongside the token check. Call it synchronously inside the uWS handler.
  */
 export function serveTenantRequest<B>(
-  ctx: ChannelsContext,
+  ctx: AppContext,
   res: HttpResponse,
   req: HttpRequest,
   options: TenantRouteOptions<B>,

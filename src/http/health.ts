@@ -1,4 +1,4 @@
-import type { ChannelsContext } from '../channels/context.js';
+import type { AppContext } from '../context.js';
 import { replicationReport, type ReplicationReport } from '../tenants/replication-report.js';
 import { openRequest, tenantGate } from './gate.js';
 import { metricsAccess } from './metrics.js';
@@ -49,7 +49,7 @@ export interface NodeHealth {
   tenants?: Record<string, TenantHealth>;
 }
 
-export function nodeHealth(ctx: ChannelsContext, withTenants: boolean): NodeHealth {
+export function nodeHealth(ctx: AppContext, withTenants: boolean): NodeHealth {
   const tenants: Record<string, TenantHealth> = {};
   let ok = true;
   for (const runtime of ctx.registry.running()) {

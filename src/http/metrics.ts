@@ -1,5 +1,5 @@
 import { bearerToken, cleanToken, JwtVerifier } from '../auth/jwt.js';
-import type { ChannelsContext } from '../channels/context.js';
+import type { AppContext } from '../context.js';
 import { openRequest } from './gate.js';
 import type { Module } from './module.js';
 import type { HttpRequest, HttpResponse } from './uws.js';
@@ -34,7 +34,7 @@ export const metricsModule: Module = {
  * Who may read the metrics (and the tenant names of the verbose healthcheck): anyone without METRICS_JWT_SECRET,
  * else a Bearer JWT signed with it that METRICS_TOKEN_BLOCKLIST does not list.
  */
-export function metricsAccess(ctx: ChannelsContext): (authorization: string) => Promise<boolean> {
+export function metricsAccess(ctx: AppContext): (authorization: string) => Promise<boolean> {
   const verifier = ctx.config.metricsJwtSecret ? new JwtVerifier({ secret: ctx.config.metricsJwtSecret, jwks: null }) : null;
   const blocklist = new Set(ctx.config.metricsTokenBlocklist.map(cleanToken));
   return (authorization) => (verifier === null ? Promise.resolve(true) : verifyBearer(verifier, authorization, blocklist));

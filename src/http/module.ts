@@ -1,4 +1,4 @@
-import type { ChannelsContext } from '../channels/context.js';
+import type { AppContext } from '../context.js';
 import type { ChildSpec } from '../tenants/supervisor.js';
 import type { TenantRuntime } from '../tenants/tenant.js';
 import type { TemplatedApp } from './uws.js';
@@ -13,16 +13,16 @@ export interface Module {
   /** Short and unique: names the module in logs and in its tenant children's names. */
   readonly name: string;
   /** Adds the module's routes to the app, once, before the server listens; modules mount in list order. */
-  mount(app: TemplatedApp, ctx: ChannelsContext): void;
+  mount(app: TemplatedApp, ctx: AppContext): void;
   /**
    * What the module runs for each tenant under that tenant's supervisor (pollers, caches, streams): started when the
    * tenant starts, restarted with backoff when one fails, stopped with the tenant.
    */
-  tenantChildren?(tenant: TenantRuntime, ctx: ChannelsContext): ChildSpec[];
+  tenantChildren?(tenant: TenantRuntime, ctx: AppContext): ChildSpec[];
 }
 
 /** Every module's children for one tenant, each named `<module>/<child>`. */
-export function moduleChildren(modules: readonly Module[], tenant: TenantRuntime, ctx: ChannelsContext): ChildSpec[] {
+export function moduleChildren(modules: readonly Module[], tenant: TenantRuntime, ctx: AppContext): ChildSpec[] {
   return modules.flatMap((module) =>
     (module.tenantChildren?.(tenant, ctx) ?? []).map((child) => ({ ...child, name: `${module.name}/${child.name}` })),
   );

@@ -1,9 +1,10 @@
-import { payloadLimitBytes } from '../channels/broadcast.js';
-import type { ChannelsContext } from '../channels/context.js';
+import type { AppContext } from '../context.js';
 import { MAX_SUB_TOPIC_BYTES } from '../channels/errors.js';
 import { jsonTextDeeperThan, jsonValueDeeperThan, MAX_PAYLOAD_DEPTH } from '../channels/protocol/index.js';
-import { topicKey, type Envelope } from '../channels/fanout.js';
+import type { Envelope } from '../shared/messages.js';
+import { topicKey } from '../shared/topic-keys.js';
 import { checkWrite, restRefusal } from '../tenants/authorization.js';
+import { payloadLimitBytes } from '../tenants/limits.js';
 import type { TenantRuntime } from '../tenants/tenant.js';
 import { parseJson, serveTenantRequest, wholeBody, type BodyReader, type TenantCall, type TenantRouteOptions } from './gate.js';
 import type { Module } from './module.js';
@@ -24,7 +25,7 @@ const SINGLE: TenantRouteOptions<Buffer | null> = { cors: true, body: payloadBod
 /** `POST /api/broadcast` and `POST /api/broadcast/:topic/events/:event`, at the root and under `/realtime/v1`. */
 export const restBroadcastModule: Module = { name: 'rest-broadcast', mount: mountRestBroadcast };
 
-function mountRestBroadcast(app: TemplatedApp, ctx: ChannelsContext): void {
+function mountRestBroadcast(app: TemplatedApp, ctx: AppContext): void {
   for (const prefix of ['', '/realtime/v1']) {
     app.post(`${prefix}/api/broadcast`, (res, req) => serveTenantRequest(ctx, res, req, BATCH, (call) => batch(ctx, call)));
     app.post(`${prefix}/api/broadcast/:topic/events/:event`, (res, req) => {
@@ -35,7 +36,7 @@ function mountRestBroadcast(app: TemplatedApp, ctx: ChannelsContext): void {
   }
 }
 
-async function batch(ctx: ChannelsContext, { tenant, reply, info, body, claims }: TenantCall<Buffer>): Promise<void> {
+async function batch(ctx: AppContext, { tenant, reply, info, body, claims }: TenantCall<Buffer>): Promise<void> {
   const text = body.toString('utf8');
   const parsed = parseJson(text);
   // Only a body this deep can hold a payload nested past the bound: {"messages":[{"payload": …}]} adds three levels.
@@ -110,7 +111,7 @@ function validateBatchMessage(m: unknown, limitBytes: number, mayNestTooDeep: bo
 }
 
 async function single(
-  ctx: ChannelsContext,
+  ctx: AppContext,
   /** The body is null when it passed the tenant's payload limit (not kept). */
   { tenant, reply, info, body, claims }: TenantCall<Buffer | null>,
   topic: string,
@@ -151,7 +152,7 @@ async function single(
   reply.send(202);
 }
 
-function publish(ctx: ChannelsContext, tenant: TenantRuntime, subTopic: string, isPrivate: boolean, payloadBytes: number, env: Envelope): void {
+function publish(ctx: AppContext, tenant: TenantRuntime, subTopic: string, isPrivate: boolean, payloadBytes: number, env: Envelope): void {
   tenant.events.add(1);
   tenant.metrics.events.inc();
   tenant.metrics.broadcastPayload.observe(payloadBytes);

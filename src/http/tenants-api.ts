@@ -1,5 +1,5 @@
 import { bearerToken, cleanToken, isHmacKeyOf, JwtVerifier } from '../auth/jwt.js';
-import type { ChannelsContext } from '../channels/context.js';
+import type { AppContext } from '../context.js';
 import { applyTenantInput, type TenantRecord } from '../tenants/record.js';
 import { replicationReport } from '../tenants/replication-report.js';
 import { renderTenant } from '../tenants/store.js';
@@ -20,7 +20,7 @@ type Handler = (reply: Reply, id: string | null, body: unknown) => Promise<void>
  */
 export const tenantsApiModule: Module = { name: 'tenants-api', mount: mountTenantsApi };
 
-function mountTenantsApi(app: TemplatedApp, ctx: ChannelsContext): void {
+function mountTenantsApi(app: TemplatedApp, ctx: AppContext): void {
   const secrets = ctx.managementSecrets;
   const verifiers = secrets.map((secret) => ({ secret, verifier: new JwtVerifier({ secret, jwks: null }) }));
   const blocklist = new Set(ctx.config.apiTokenBlocklist.map(cleanToken));

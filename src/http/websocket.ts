@@ -1,7 +1,7 @@
 import { handshakeJwtMessage } from '../auth/jwt.js';
-import type { ChannelsContext } from '../channels/context.js';
+import type { AppContext } from '../context.js';
 import { Connection, type SocketData } from '../channels/socket.js';
-import type { Vsn } from '../channels/protocol/index.js';
+import type { Vsn } from '../shared/serializer.js';
 import type { Module } from './module.js';
 import { readRequest, statusLine } from './respond.js';
 import { uws, type HttpRequest, type HttpResponse, type TemplatedApp, type us_socket_context_t } from './uws.js';
@@ -23,7 +23,7 @@ const NO_HEADERS: Record<string, string> = Object.freeze({}) as Record<string, s
  */
 export const websocketModule: Module = { name: 'websocket', mount: mountWebSocket };
 
-function mountWebSocket(app: TemplatedApp, ctx: ChannelsContext): void {
+function mountWebSocket(app: TemplatedApp, ctx: AppContext): void {
   const behavior = {
     maxPayloadLength: ctx.config.maxFrameBytes,
     idleTimeout: ctx.config.idleTimeoutSeconds,
@@ -52,7 +52,7 @@ export function hardBackpressureLimit(maxBufferedBytes: number): number {
   return 4 * maxBufferedBytes + 16 * 1024 * 1024;
 }
 
-function upgrade(ctx: ChannelsContext, res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
+function upgrade(ctx: AppContext, res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
   const info = readRequest(req);
   const secKey = info.headers['sec-websocket-key'] ?? '';
   const secProtocol = info.headers['sec-websocket-protocol'] ?? '';

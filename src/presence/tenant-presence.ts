@@ -10,8 +10,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { presenceTopicKey } from '../channels/fanout.js';
-import type { PubSub } from '../cluster/pubsub.js';
+import { presenceTopicKey } from '../shared/topic-keys.js';
+import type { LocalPublisher } from '../shared/messages.js';
 import {
   PresenceChanges,
   PresenceReplica,
@@ -80,13 +80,13 @@ export class TenantPresence {
    * Fans the diffs of `changes` out to the presence members of each changed topic on this node: one presence_diff
    * per topic, encoded once per serializer by the fan-out. Returns the number of diffs published.
    */
-  publish(pubsub: PubSub, changes: PresenceChanges): number {
+  publish(pubsub: LocalPublisher, changes: PresenceChanges): number {
     let published = 0;
     for (const topic of changes.topics()) {
       const diff = changes.diff(topic);
       const where = splitTopic(topic);
       if (diff === null || where === null) continue;
-      pubsub.publish(
+      pubsub.publishLocal(
         {
           tenantId: this.tenantId,
           key: presenceTopicKey(this.tenantId, where.subTopic, where.isPrivate),
@@ -116,14 +116,14 @@ export class TenantPresence {
    * Merges another node's delta or snapshot (already checked with parsePresenceState) and sends the resulting diffs
    * to this node's members.
    */
-  mergeRemote(state: PresenceState, pubsub: PubSub): PresenceChanges {
+  mergeRemote(state: PresenceState, pubsub: LocalPublisher): PresenceChanges {
     const changes = this.replica.merge(state);
     this.publish(pubsub, changes);
     return changes;
   }
 
   /** A node is gone: its entries leave (diffs sent to this node's members) and its late messages are ignored. */
-  removeReplica(replicaId: string, pubsub: PubSub): PresenceChanges {
+  removeReplica(replicaId: string, pubsub: LocalPublisher): PresenceChanges {
     const changes = this.replica.removeReplica(replicaId);
     this.publish(pubsub, changes);
     return changes;

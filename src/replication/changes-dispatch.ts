@@ -19,7 +19,8 @@ import {
   prepareView,
 } from './changes/index.js';
 import type { ChangesCatalog, TableMeta } from './changes-catalog.js';
-import type { ChangesSubscriber, OutgoingChange } from './changes-subscribers.js';
+import type { OutgoingChange } from '../shared/messages.js';
+import type { ChangesSubscriber } from './changes-subscribers.js';
 import type { Lsn, OldTuple, PgTimestamp, RelationMessage, TupleData } from './pgoutput/index.js';
 import { RETRY_MS, VisibilityResolver, type Ask } from './changes-visibility.js';
 import type { Visibility } from './visibility.js';

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { Logger } from '../observability/logger.js';
+import type { LocalPublisher } from '../shared/messages.js';
 import type { Binding } from './changes/index.js';
 import { ChangesCatalog } from './changes-catalog.js';
 import { ChangesRateGate } from './changes-rate.js';
@@ -42,6 +43,8 @@ export interface ChangesEngineOptions {
   /** RLS visibility of a batch checked for all viewers in one call (default); false: one transaction per viewer. */
   rlsBatch?: boolean;
   backoff: { initialMs: number; maxMs: number };
+  /** Where the groups' events are published (the channels dispatcher and fan-out take them to the sockets). */
+  pubsub: LocalPublisher;
   /** The tenant's changes limiter (upstream's db_events): while false, changes are held, never dropped. */
   allow?: () => boolean;
   onDeliveries?: (n: number) => void;
@@ -72,7 +75,7 @@ export class ChangesEngine {
   private readonly store: SubscriberStore;
   private readonly live = new Set<LiveSubscriber>();
   /** The live subscribers by identical events: what the dispatcher serves. */
-  private readonly groups = new SubscriberGroups<LiveSubscriber>();
+  private readonly groups: SubscriberGroups<LiveSubscriber>;
   /** Subscribers of an earlier run and subscribers on their way in: what each is owed before it goes live. */
   private readonly starts = new SubscriberStarts<LiveSubscriber>();
   /** The commit record of the last transaction the stream delivered in this run. */
@@ -108,6 +111,7 @@ export class ChangesEngine {
     this.catalog = new ChangesCatalog(opts.pool);
     this.dispatcher = new ChangesDispatcher(this.catalog, opts.pool, this.log, opts.metrics, { rlsBatch: opts.rlsBatch });
     this.store = new SubscriberStore(opts.pool, opts.node, opts.tenantId);
+    this.groups = new SubscriberGroups(opts.tenantId, opts.pubsub);
     this.rate = new ChangesRateGate(opts.allow, this.log);
   }
 

@@ -1,32 +1,25 @@
+import type { LocalPublisher, OutgoingChange } from '../shared/messages.js';
+import { changesTopicKey } from '../shared/topic-keys.js';
 import type { Binding } from './changes/index.js';
 import { claimsText } from './changes-dispatch.js';
-import { ChangeQueue, type ChangesSubscriber, type OutgoingChange } from './changes-subscribers.js';
+import { ChangeQueue, type ChangesSubscriber } from './changes-subscribers.js';
 
 /**
- * What a live subscriber offers so that a group of identical subscribers can be served by one native fan-out
- * (implemented by the channel layer on a uWS topic).
+ * What a live subscriber offers so that a group of identical subscribers can be served by one fan-out: it receives
+ * what is published for the group's topic key while it is a member.
  */
 export interface FanoutMember extends ChangesSubscriber {
-  /** Members with the same serializer get byte-identical frames. */
-  readonly serializer: string;
-  /** Starts (stops) receiving what is published to a fan-out topic. */
-  enterFanout(topic: string): void;
-  exitFanout(topic: string): void;
-  /** Encodes the items once for this member's serializer and publishes them to every socket in the topic. */
-  publish(topic: string, items: readonly OutgoingChange[]): void;
-  /**
-   * False when the member's socket has fallen too far behind: it has then been told, and is leaving (its channel
-   * unsubscribes), so it gets nothing more instead of a silent subset.
-   */
-  keepsUp(): boolean;
+  /** Starts (stops) receiving what is published for a group's topic key. */
+  enterFanout(key: string): void;
+  exitFanout(key: string): void;
 }
 
 let groupsMade = 0;
 
 /**
  * Live subscribers whose events are always identical: the same topic, bindings and claims. The dispatcher
- * matches, checks and builds for the group once; its frames reach the members through one uWS publish per frame
- * and serializer instead of one send per socket. A member alone with its serializer is written to directly.
+ * matches, checks and builds for the group once; its events are published once for the group's topic key, and the
+ * channels' fan-out hands them to the members (one uWS publish per frame and serializer).
  */
 export class SubscriberGroup<M extends FanoutMember> implements ChangesSubscriber {
   readonly instance: string;
@@ -34,65 +27,50 @@ export class SubscriberGroup<M extends FanoutMember> implements ChangesSubscribe
   readonly legacy: boolean;
   readonly bindings: readonly Binding[];
   claims: Record<string, unknown>;
-  private readonly bySerializer = new Map<string, Set<M>>();
+  /** Where the members receive the group's events. */
+  readonly fanoutKey: string;
+  private readonly members = new Set<M>();
   private readonly queued = new ChangeQueue();
-  private members = 0;
 
   constructor(
     readonly key: string,
     first: M,
+    private readonly tenantId: string,
+    private readonly pubsub: LocalPublisher,
   ) {
     this.instance = `group-${++groupsMade}`;
     this.topic = first.topic;
     this.legacy = first.legacy;
     this.bindings = first.bindings;
     this.claims = first.claims;
+    this.fanoutKey = changesTopicKey(tenantId, this.instance);
   }
 
   /** How many subscribers the group stands for. */
   get weight(): number {
-    return this.members;
+    return this.members.size;
   }
 
   add(member: M): void {
-    let set = this.bySerializer.get(member.serializer);
-    if (!set) this.bySerializer.set(member.serializer, (set = new Set()));
-    if (set.has(member)) return;
-    set.add(member);
-    this.members += 1;
-    member.enterFanout(this.fanoutTopic(member.serializer));
+    if (this.members.has(member)) return;
+    this.members.add(member);
+    member.enterFanout(this.fanoutKey);
   }
 
   remove(member: M): void {
-    const set = this.bySerializer.get(member.serializer);
-    if (!set?.delete(member)) return;
-    if (set.size === 0) this.bySerializer.delete(member.serializer);
-    this.members -= 1;
-    member.exitFanout(this.fanoutTopic(member.serializer));
+    if (!this.members.delete(member)) return;
+    member.exitFanout(this.fanoutKey);
   }
 
   deliverMany(items: readonly OutgoingChange[]): void {
     this.queued.add(items);
   }
 
+  /** What was queued goes out as one message; group ids are this node's own, so it is published on this node. */
   flush(): void {
     const items = this.queued.take();
     if (!items) return;
-    for (const [serializer, set] of [...this.bySerializer]) {
-      // uWS publishes without a word to a socket over its limit: one that fell behind is told and removed first.
-      const members = [...set].filter((m) => m.keepsUp());
-      if (members.length === 0) continue;
-      if (members.length === 1) {
-        members[0]!.deliverMany(items);
-        members[0]!.flush();
-      } else {
-        members[0]!.publish(this.fanoutTopic(serializer), items);
-      }
-    }
-  }
-
-  private fanoutTopic(serializer: string): string {
-    return `pgc|${this.instance}|${serializer}`;
+    this.pubsub.publishLocal({ tenantId: this.tenantId, key: this.fanoutKey, subTopic: this.topic, env: { type: 'changes', legacy: this.legacy, items } }, null);
   }
 }
 
@@ -101,11 +79,16 @@ export class SubscriberGroups<M extends FanoutMember> {
   private readonly byKey = new Map<string, SubscriberGroup<M>>();
   private readonly groupOf = new Map<M, SubscriberGroup<M>>();
 
+  constructor(
+    private readonly tenantId: string,
+    private readonly pubsub: LocalPublisher,
+  ) {}
+
   join(member: M): void {
     if (this.groupOf.has(member)) return;
     const key = groupKey(member);
     let group = this.byKey.get(key);
-    if (!group) this.byKey.set(key, (group = new SubscriberGroup(key, member)));
+    if (!group) this.byKey.set(key, (group = new SubscriberGroup(key, member, this.tenantId, this.pubsub)));
     group.add(member);
     this.groupOf.set(member, group);
   }

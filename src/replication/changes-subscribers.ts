@@ -1,21 +1,7 @@
 import type pg from 'pg';
 import type { Binding } from './changes/index.js';
 import { parseLsn, type Lsn } from './pgoutput/index.js';
-
-/**
- * One postgres_changes event as handed to subscribers. Every subscriber that gets the same payload gets the same
- * object, so a frame is encoded once per (serializer, topic, event) however many sockets it goes to: `frames`
- * caches them for the duration of the delivery.
- */
-export interface OutgoingChange {
-  /** INSERT, UPDATE or DELETE: the event name of the legacy topic form. */
-  readonly type: string;
-  /** The `data` object as JSON text. */
-  readonly data: string;
-  /** The `ids` array as JSON text; null for the legacy topic form, whose payload is the bare data object. */
-  readonly idsJson: string | null;
-  frames?: { key: string; frame: string | Uint8Array }[];
-}
+import type { OutgoingChange } from '../shared/messages.js';
 
 /** Events queued for a subscriber until its next flush, in order. */
 export class ChangeQueue {

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { PubSubMessage } from '../cluster/pubsub.js';
+import type { PubSubMessage } from '../shared/messages.js';
 import type { Logger } from '../observability/logger.js';
 import { MessagesRelay } from './messages-relay.js';
 import type { Lsn } from './pgoutput/index.js';

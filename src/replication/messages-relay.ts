@@ -1,4 +1,4 @@
-import type { PubSubMessage } from '../cluster/pubsub.js';
+import type { PubSubMessage } from '../shared/messages.js';
 import type { Logger } from '../observability/logger.js';
 import type { Observer } from '../observability/metrics.js';
 import { columnIndex, DropLog, readRow, rowToPubSub, timestampTextToEpochMs, type ColumnIndex } from './messages-rows.js';

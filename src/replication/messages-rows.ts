@@ -1,5 +1,5 @@
-import { topicKey, type Envelope } from '../channels/fanout.js';
-import type { PubSubMessage } from '../cluster/pubsub.js';
+import type { Envelope, PubSubMessage } from '../shared/messages.js';
+import { topicKey } from '../shared/topic-keys.js';
 import type { Logger } from '../observability/logger.js';
 import type { RelationMessage, TupleData } from './pgoutput/index.js';
 

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { Envelope } from '../channels/fanout.js';
+import type { BroadcastEnvelope } from '../shared/messages.js';
 import { actAs, inRolledBackTransaction, type RlsFailure, type RlsOptions, type RlsRequest } from '../db/rls.js';
 
 /**
@@ -88,7 +88,7 @@ export async function replayMessages(pool: pg.Pool, req: ReplayRequest, opts: Rl
  * A replayed message as a fan-out envelope: meta `{"id":…,"replayed":true}`. encodeFor() then yields the kind-4
  * frame for V2 and `{"event","payload","type":"broadcast","meta"}` for V1 (binary rows: null, skipped for V1).
  */
-export function replayEnvelope(msg: ReplayedMessage): Envelope {
+export function replayEnvelope(msg: ReplayedMessage): BroadcastEnvelope {
   return {
     type: 'user',
     userEvent: msg.event,

@@ -1,10 +1,14 @@
 import type { Config } from '../config/index.js';
 import { ChangesEngine } from '../replication/changes-engine.js';
+import type { LocalPublisher } from '../shared/messages.js';
 import type { ChildSpec } from './supervisor.js';
 import type { TenantRuntime } from './tenant.js';
 
-/** The tenant's Postgres Changes engine, created on first use; it stops itself (and drops its slot) when idle. */
-export function changesEngine(runtime: TenantRuntime, config: Config): ChangesEngine {
+/**
+ * The tenant's Postgres Changes engine, created on first use; it stops itself (and drops its slot) when idle. `pubsub`
+ * is the node's (one per server: every caller passes the same).
+ */
+export function changesEngine(runtime: TenantRuntime, config: Config, pubsub: LocalPublisher): ChangesEngine {
   if (runtime.changes) return runtime.changes;
   const engine = new ChangesEngine({
     tenantId: runtime.id,
@@ -20,6 +24,7 @@ export function changesEngine(runtime: TenantRuntime, config: Config): ChangesEn
     slotWarnBytes: config.changesSlotWarnBytes,
     rlsBatch: config.changesRlsBatch,
     backoff: { initialMs: config.tenantBackoffMinMs, maxMs: config.tenantBackoffMaxMs },
+    pubsub,
     // Changes have their own counter, as upstream's db_events: broadcast traffic cannot hold them back.
     allow: () => runtime.dbEvents.rate < runtime.settings.limits.maxEventsPerSecond,
     onDeliveries: (n) => {
@@ -40,14 +45,14 @@ export function changesEngine(runtime: TenantRuntime, config: Config): ChangesEn
  * At tenant start: if an earlier run left subscribers behind, start streaming now, so their changes are held
  * for them from the first moment instead of when the first of them rejoins.
  */
-export function changesChild(runtime: TenantRuntime, config: Config): ChildSpec {
+export function changesChild(runtime: TenantRuntime, config: Config, pubsub: LocalPublisher): ChildSpec {
   return {
     name: 'postgres_changes',
     async start() {
       const pool = await runtime.database();
       const { rows } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM realtime.performer_changes_subscribers WHERE tenant = $1', [runtime.id]);
       // A database that cannot replicate is reported by the replication check; rejoining subscribers hear it then.
-      if ((rows[0]?.n ?? 0) > 0 && (await runtime.replicationCheck.run()) === null) await changesEngine(runtime, config).start();
+      if ((rows[0]?.n ?? 0) > 0 && (await runtime.replicationCheck.run()) === null) await changesEngine(runtime, config, pubsub).start();
       return {
         exited: new Promise<never>(() => undefined),
         async stop() {

@@ -1,5 +1,5 @@
-import type { PubSubMessage } from '../cluster/pubsub.js';
 import type { Config } from '../config/index.js';
+import type { Publisher } from '../shared/messages.js';
 import { changesChild } from './changes.js';
 import { databaseChild } from './database-child.js';
 import { startJanitor } from './janitor.js';
@@ -14,15 +14,11 @@ const RUNS_UNTIL_STOPPED = new Promise<never>(() => undefined);
  * What every tenant runs under its supervisor: its database, the database-broadcast stream, Postgres Changes, the
  * janitor, then `moduleChildren`: what the HTTP modules run per tenant (http/module.ts).
  */
-export function tenantChildren(
-  runtime: TenantRuntime,
-  config: Config,
-  publish: (msg: PubSubMessage) => void,
-  moduleChildren: readonly ChildSpec[] = [],
-): ChildSpec[] {
+export function tenantChildren(runtime: TenantRuntime, config: Config, pubsub: Publisher, moduleChildren: readonly ChildSpec[] = []): ChildSpec[] {
   const children: ChildSpec[] = [databaseChild(runtime, config.tenantDbProbeMs)];
-  children.push(replicationChild(runtime, config, publish));
-  children.push(changesChild(runtime, config));
+  // Database broadcasts enter pub/sub like any other message.
+  children.push(replicationChild(runtime, config, (msg) => pubsub.publish(msg, null)));
+  children.push(changesChild(runtime, config, pubsub));
   if (config.runJanitor) {
     children.push({
       name: 'janitor',

@@ -1,5 +1,10 @@
 import type { TenantRuntime } from './tenant.js';
 
+/** The largest payload a tenant may send: upstream allows the tenant's limit plus 500 bytes of envelope slack. */
+export function payloadLimitBytes(maxPayloadSizeInKb: number): number {
+  return maxPayloadSizeInKb * 1000 + 500;
+}
+
 export const LimitMessage = {
   events: 'Too many messages per second',
   bytes: 'Too many bytes per second',

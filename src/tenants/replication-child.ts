@@ -1,10 +1,10 @@
-import { payloadLimitBytes } from '../channels/broadcast.js';
-import type { PubSubMessage } from '../cluster/pubsub.js';
 import type { Config } from '../config/index.js';
 import { databaseOid } from '../replication/changes-slot.js';
 import { startBroadcastPipeline, type DatabaseBroadcast } from '../replication/db-broadcast.js';
 import { MessagesRelay } from '../replication/messages-relay.js';
 import { broadcastSlotTag } from '../replication/slot-names.js';
+import type { PubSubMessage } from '../shared/messages.js';
+import { payloadLimitBytes } from './limits.js';
 import type { ChildSpec } from './supervisor.js';
 import type { TenantRuntime } from './tenant.js';
 

@@ -166,17 +166,21 @@ export class TenantRuntime {
     if (pool) await pool.end().catch(() => undefined);
   }
 
-  addChannel(key: string, channel: ChannelHandle): void {
+  /** True when the channel is the first of its topic key on this node (what pub/sub is told as interest). */
+  addChannel(key: string, channel: ChannelHandle): boolean {
     let set = this.channelsByKey.get(key);
+    const first = set === undefined;
     if (!set) this.channelsByKey.set(key, (set = new Set()));
     set.add(channel);
+    return first;
   }
 
-  removeChannel(key: string, channel: ChannelHandle): void {
+  /** True when the channel was the last of its topic key on this node. */
+  removeChannel(key: string, channel: ChannelHandle): boolean {
     const set = this.channelsByKey.get(key);
-    if (!set) return;
-    set.delete(channel);
-    if (set.size === 0) this.channelsByKey.delete(key);
+    if (!set?.delete(channel) || set.size > 0) return false;
+    this.channelsByKey.delete(key);
+    return true;
   }
 
   channelCount(): number {

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { encodeFor, userBroadcastJson } from '../../src/channels/fanout.js';
+import { encodeFor, userBroadcastJson } from '../../src/channels/frames.js';
 import {
   decodeFrame,
   decodeV1,

@@ -73,6 +73,9 @@ describe('private channels over time', () => {
   }, 60_000);
 
   it('shuts the channel down when a refreshed token loses read permission', async () => {
+    // The restart above may have left the tenant's database in its one-second "recently failed" backoff, where a
+    // join is refused with UnableToConnectToProject: start once it is reachable again.
+    await until(() => t.server.ctx.registry.peek('restarty')?.dbState === 'ready');
     const c = await connect();
     c.send(['1', '1', 'realtime:room-b', 'phx_join', { config: { private: true }, access_token: await token({ member: 'yes' }) }]);
     expect((await c.reply('1'))[4]).toMatchObject({ status: 'ok' });

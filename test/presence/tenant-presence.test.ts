@@ -1,15 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { isPresenceTopicKey, presenceTopicKey, topicKey } from '../../src/channels/fanout.js';
-import type { PubSub, PubSubMessage } from '../../src/cluster/pubsub.js';
+import type { LocalPublisher, PubSubMessage } from '../../src/shared/messages.js';
+import { isPresenceTopicKey, presenceTopicKey, topicKey } from '../../src/shared/topic-keys.js';
 import { parsePresenceState, PresenceChanges } from '../../src/presence/crdt.js';
 import { newReplicaId, presenceTopic, TenantPresence } from '../../src/presence/tenant-presence.js';
 
-class RecordingPubSub implements PubSub {
+class RecordingPubSub implements LocalPublisher {
   readonly sent: PubSubMessage[] = [];
-  publish(msg: PubSubMessage): void {
+  publishLocal(msg: PubSubMessage): void {
     this.sent.push(msg);
   }
-  async close(): Promise<void> {}
   diffs(): unknown[] {
     return this.sent.map((m) => (m.env.type === 'json' ? JSON.parse(m.env.payloadJson) : null));
   }

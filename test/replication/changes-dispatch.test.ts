@@ -4,7 +4,8 @@ import { createLogger } from '../../src/observability/logger.js';
 import { parseBinding, type Binding } from '../../src/replication/changes/index.js';
 import { ChangesCatalog } from '../../src/replication/changes-catalog.js';
 import { ChangesDispatcher, type RowChange } from '../../src/replication/changes-dispatch.js';
-import type { ChangesSubscriber, OutgoingChange } from '../../src/replication/changes-subscribers.js';
+import type { OutgoingChange } from '../../src/shared/messages.js';
+import type { ChangesSubscriber } from '../../src/replication/changes-subscribers.js';
 import type { RelationMessage } from '../../src/replication/pgoutput/index.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { postgresChangesId } from '../../src/channels/join-payload.js';
+import { postgresChangesId } from '../../src/shared/subscription-id.js';
 import {
   bindingAcceptsAction,
   bindingMatchesTable,

@@ -1,8 +1,8 @@
 import pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { topicKey } from '../../src/channels/fanout.js';
-import type { PubSubMessage } from '../../src/cluster/pubsub.js';
+import type { PubSubMessage } from '../../src/shared/messages.js';
+import { topicKey } from '../../src/shared/topic-keys.js';
 import {
   ensureMessagesPublication,
   MESSAGES_PUBLICATION,

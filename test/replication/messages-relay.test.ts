@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/observability/logger.js';
-import type { PubSubMessage } from '../../src/cluster/pubsub.js';
+import type { PubSubMessage } from '../../src/shared/messages.js';
 import { MessagesRelay } from '../../src/replication/messages-relay.js';
 import { epochMsToPgTimestamp, type RelationMessage, type TupleData } from '../../src/replication/pgoutput/index.js';
 

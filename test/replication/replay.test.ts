@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeFor } from '../../src/channels/fanout.js';
+import { encodeFor } from '../../src/channels/frames.js';
 import { parseReplayParams, replayEnvelope, replayMessages, replayRefusal, type ReplayRequest } from '../../src/replication/replay.js';
 import { migrateTenantDatabase } from '../../src/tenants/migrate.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';

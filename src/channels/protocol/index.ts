@@ -1,6 +1,7 @@
 import { decodeV1 } from './v1.js';
 import { decodeV2Binary, decodeV2Text } from './v2.js';
-import { FrameDecodeError, type Inbound, type Vsn } from './types.js';
+import type { Vsn } from '../../shared/serializer.js';
+import { FrameDecodeError, type Inbound } from './types.js';
 
 export * from './types.js';
 export { MAX_PAYLOAD_DEPTH, jsonTextDeeperThan, jsonValueDeeperThan } from './nesting.js';

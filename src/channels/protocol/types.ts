@@ -39,8 +39,6 @@ export type Inbound =
   | UserBroadcast
   | BinaryPush;
 
-export type Vsn = '1.0.0' | '2.0.0';
-
 export class FrameDecodeError extends Error {
   constructor(message: string) {
     super(message);

@@ -14,7 +14,7 @@
  *
  * The legacy form (§6.8) derives the entry from the sub-topic `schema[:table[:filter]]`.
  */
-import { postgresChangesId } from '../../channels/join-payload.js';
+import { postgresChangesId } from '../../shared/subscription-id.js';
 import { inspect, inspectPretty, Tuple, type InspectTerm } from './elixir-inspect.js';
 import { filterErrorMessage, parseFilters, type Filter } from './filter.js';
 

@@ -7,12 +7,12 @@
  * presence (private channels, see Channel.canReadPresence). Receiving = subscribed to the presence topic key.
  */
 import { randomUUID } from 'node:crypto';
-import { payloadLimitBytes } from '../channels/broadcast.js';
-import type { Channel, CloseReason } from '../channels/channel.js';
-import { presenceTopicKey, serializerTopic } from '../channels/fanout.js';
-import type { PhoenixMessage } from '../channels/protocol/index.js';
-import { PresenceChanges, type PresenceMeta } from './crdt.js';
-import { presenceTopic } from './tenant-presence.js';
+import { PresenceChanges, type PresenceMeta } from '../presence/crdt.js';
+import { presenceTopic } from '../presence/tenant-presence.js';
+import { presenceTopicKey } from '../shared/topic-keys.js';
+import { payloadLimitBytes } from '../tenants/limits.js';
+import type { ChannelPort, CloseReason } from './ports.js';
+import type { PhoenixMessage } from './protocol/index.js';
 
 /** Replies and shutdown texts exactly as upstream words them. */
 export const PresenceError = {
@@ -38,7 +38,7 @@ export class ChannelPresence {
   private pending: Promise<void> | null = null;
 
   constructor(
-    private readonly channel: Channel,
+    private readonly channel: ChannelPort,
     key: string | null,
     private readonly enabledAtJoin: boolean,
   ) {
@@ -100,7 +100,7 @@ export class ChannelPresence {
   close(reason: CloseReason): void {
     const { conn } = this.channel;
     // A closed socket has left every uWS topic already.
-    if (this.receiving && reason !== 'socket_closed') conn.ws?.unsubscribe(serializerTopic(conn.vsn, this.fanoutKey));
+    if (this.receiving && reason !== 'socket_closed') conn.ctx.fanout.unsubscribe(conn, this.fanoutKey);
     this.receiving = false;
     // No pid yet: this channel never tracked anything.
     if (this.pidValue === null) return;
@@ -165,7 +165,7 @@ export class ChannelPresence {
     if (this.receiving) return;
     const { conn } = this.channel;
     this.receiving = true;
-    conn.ws?.subscribe(serializerTopic(conn.vsn, this.fanoutKey));
+    conn.ctx.fanout.subscribe(conn, this.fanoutKey);
   }
 
   /** Replies carry the channel's join_ref, whatever the push carried: clients drop frames of other join refs. */
