@@ -99,6 +99,15 @@ AS $fn$
     FROM verdicts v
 $fn$;
 
+-- The versions of auth.uid() and auth.role() (pg_proc row versions): what performer_policy_reads trusted.
+CREATE OR REPLACE FUNCTION realtime.performer_auth_functions() RETURNS text
+LANGUAGE sql STABLE
+AS $fn$
+  SELECT pg_catalog.string_agg(f.oid::text || ':' || f.xmin::text, ',' ORDER BY f.oid)
+    FROM pg_catalog.pg_proc f JOIN pg_catalog.pg_namespace n ON n.oid = f.pronamespace
+   WHERE n.nspname = 'auth' AND f.proname IN ('uid', 'role')
+$fn$;
+
 CREATE OR REPLACE FUNCTION realtime.performer_visible_keys(
   entity regclass,
   key_columns text[],
@@ -129,6 +138,7 @@ DECLARE
   share_key text;
   want text;
   policy_reads text;
+  auth_functions text;
   shared_by_policy boolean := false;
   full_keys text[];
   subset int[];
@@ -253,7 +263,10 @@ BEGIN
             IF NOT role_rls THEN
               role_share := 'role';
             ELSE
-              policy_reads := coalesce(policy_reads, realtime.performer_policy_reads(entity));
+              IF policy_reads IS NULL THEN
+                auth_functions := realtime.performer_auth_functions();
+                policy_reads := realtime.performer_policy_reads(entity);
+              END IF;
               role_share := CASE policy_reads WHEN 'none' THEN 'role' WHEN 'sub' THEN 'sub' ELSE 'viewer' END;
             END IF;
             shared := '{}';
@@ -265,8 +278,6 @@ BEGIN
                   pg_catalog.set_config('role', role_name, true);
           role_set := role_name;
         END IF;
-        PERFORM pg_catalog.set_config('request.jwt.claims', claims[i], true),
-                pg_catalog.set_config('request.jwt.claim.sub', subs[i], true);
         columns := role_columns;
         IF n_keys > 0 AND key_columns <@ columns THEN
           -- Viewers whose answer cannot differ share one lookup of every key (each reads its own keys from it).
@@ -281,6 +292,8 @@ BEGIN
             -- Asks about no key (its rows were all deleted).
             keys_found := '{}';
           ELSE
+            PERFORM pg_catalog.set_config('request.jwt.claims', claims[i], true),
+                    pg_catalog.set_config('request.jwt.claim.sub', subs[i], true);
             -- First the shared lookup of every key (unless it already failed for this key), then, if it failed,
             -- this viewer's own keys: rows it does not ask about must not make its check fail.
             FOR attempt IN 1 .. 2 LOOP
@@ -328,9 +341,9 @@ BEGIN
   IF n_keys > 0 THEN
     DEALLOCATE performer_visible_keys;
   END IF;
-  -- A policy's functions can be replaced without a lock on the table: if what the policies read changed during
-  -- the call, answers shared on the old reading are dropped (the caller checks each viewer on its own).
-  IF shared_by_policy AND realtime.performer_policy_reads(entity) IS DISTINCT FROM policy_reads THEN
+  -- The lock keeps the table's policies as they were, but auth.uid() and auth.role() can be replaced meanwhile: if
+  -- they were, answers shared on the old reading are dropped (the caller then checks each viewer on its own).
+  IF shared_by_policy AND realtime.performer_auth_functions() IS DISTINCT FROM auth_functions THEN
     RAISE EXCEPTION 'the row security of % changed during the check', entity USING ERRCODE = '40001';
   END IF;
 END
