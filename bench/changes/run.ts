@@ -15,7 +15,7 @@ import { ChildProc } from './proc.js';
 import { PHASE_MEASURE, PHASE_WARM, stampText, Subscriber, Tally } from './subscriber.js';
 import { buildPerformer } from '../common/performer.js';
 import { configureReport, f, logRow, machine, section, shapeText, withoutProfilerOverhead, writeResults } from './report.js';
-import type { Kind, Latency, RecvLive, Results, RlsCheck, Row, Shape, Snap, Syscalls, Usage } from './types.js';
+import type { Kind, Latency, NotifyPayload, RecvLive, Results, RlsCheck, Row, Shape, Snap, Syscalls, Usage } from './types.js';
 import { configureScaleReport, scaleSection, writeScaleResults } from './scale-report.js';
 import { Recvlogical } from './recv.js';
 
@@ -75,6 +75,11 @@ const opts = {
   stallMs: 3000,
   bodyLen: Number(option('body') ?? 100),
   notify: !flag('no-notify'),
+  /**
+   * What the LISTEN/NOTIFY pipeline sends: `bare` (the row's JSON, the cheapest forwarder) and/or `envelope`
+   * (Performer's own frame and data object, built by the trigger: the same bytes per change as Performer sends).
+   */
+  notifyPayloads: (option('notify-payload') ?? (scale ? 'envelope' : 'bare')).split(',').filter((x): x is NotifyPayload => x === 'bare' || x === 'envelope'),
   rls: !flag('no-rls'),
   catchup: quick || scale ? flag('catchup') : !flag('no-catchup'),
   paced: quick ? flag('paced') : !flag('no-paced'),
@@ -371,8 +376,11 @@ async function userToken(sub: string): Promise<string> {
  * that are not signed in). With RLS subscriber i is user OWNERS[i % K] for i < N/2 (N = 1: OWNERS[0]) and a user who
  * owns no row for the others, each with its own token.
  */
+/** The table the LISTEN/NOTIFY rows go into: its trigger decides what the forwarder sends. */
+let notifyTable = 'bench_notify';
+
 async function connectSubs(target: 'performer' | 'notify', n: number, rls: boolean, port: number): Promise<SubSet> {
-  const table = target === 'notify' ? 'bench_notify' : rls ? 'bench_rls' : 'bench';
+  const table = target === 'notify' ? notifyTable : rls ? 'bench_rls' : 'bench';
   const tally = TALLY;
   const perOwner = new Array<number>(K).fill(0);
   const specs: { owner: string | null; token: string }[] = [];
@@ -619,6 +627,8 @@ function finish(set: SubSet, kind: Kind, shape: Shape, p: Produced, drained: boo
     usage: usage(a, b),
     foreignOwner: TALLY.foreignOwner,
     unparsed: TALLY.unparsed,
+    frameBytes: TALLY.delivered > 0 ? TALLY.bytes / TALLY.delivered : NaN,
+    notifyPayload: set.target === 'notify' ? (notifyTable === 'bench_notify' ? 'bare' : 'envelope') : undefined,
   };
 }
 
@@ -1038,19 +1048,42 @@ async function main(): Promise<void> {
         RETURN NULL;
       END $$;
       CREATE TRIGGER bench_notify_trg AFTER INSERT ON public.bench_notify FOR EACH ROW EXECUTE FUNCTION public.bench_notify_fn();
+      -- The same rows, notified as Performer's data object (the forwarder wraps Performer's frame around it).
+      CREATE TABLE public.bench_notify_env (id bigint PRIMARY KEY, owner uuid, body text, at timestamptz DEFAULT now());
+      CREATE FUNCTION public.bench_notify_env_fn() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        PERFORM pg_notify('${NOTIFY_CHANNEL}_env',
+          '{"schema":"public","table":"bench","commit_timestamp":' ||
+          to_json(to_char(now() AT TIME ZONE 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))::text ||
+          ',"type":"INSERT","columns":[{"name":"id","type":"int8"},{"name":"owner","type":"uuid"},{"name":"body","type":"text"},{"name":"at","type":"timestamptz"}],"record":' ||
+          row_to_json(NEW)::text || ',"errors":null}');
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER bench_notify_env_trg AFTER INSERT ON public.bench_notify_env FOR EACH ROW EXECUTE FUNCTION public.bench_notify_env_fn();
     `);
-    if (opts.notify) {
-      peer = new ChildProc('notify-peer', 'notify-peer.ts', { BENCH_DATABASE_URL: pgServer.url, NOTIFY_CHANNEL, NOTIFY_TOPIC: ROOM_TOPIC });
+    for (const payload of opts.notify ? opts.notifyPayloads : []) {
+      const envelope = payload === 'envelope';
+      notifyTable = envelope ? 'bench_notify_env' : 'bench_notify';
+      peer = new ChildProc('notify-peer', 'notify-peer.ts', {
+        BENCH_DATABASE_URL: pgServer.url,
+        NOTIFY_CHANNEL: envelope ? `${NOTIFY_CHANNEL}_env` : NOTIFY_CHANNEL,
+        NOTIFY_TOPIC: ROOM_TOPIC,
+        NOTIFY_ENVELOPE: envelope ? '1' : '0',
+      });
       const ready = await peer.ready;
       const port = Number(ready.port);
-      console.log(`LISTEN/NOTIFY forwarder up (pid ${peer.pid}, port ${port})`);
+      console.log(`LISTEN/NOTIFY forwarder (${payload}) up (pid ${peer.pid}, port ${port})`);
       for (const n of opts.ns) {
         const set = await connectSubs('notify', n, false, port);
         await warmUp(set);
-        for (const shape of opts.shapes) {
-          const { row, resubscribe } = await bestLiveRow(set, shape, port, false);
-          results.rows.push(row);
-          if (resubscribe) await connectSubs('notify', n, false, port);
+        // --scale: as many repetitions as Performer's rows, for ranges.
+        for (let rep = 0; rep < (opts.scale ? opts.repeat : 1); rep++) {
+          for (const shape of opts.shapes) {
+            const { row, resubscribe } = await bestLiveRow(set, shape, port, false);
+            if (opts.scale) row.repetition = rep + 1;
+            results.rows.push(row);
+            if (resubscribe) await connectSubs('notify', n, false, port);
+          }
         }
         if (opts.paced) results.rows.push(await pacedRow(set, opts.pacedRate));
         closeSubs();
