@@ -31,11 +31,16 @@ import { Recvlogical } from './recv.js';
  *   node --import tsx bench/changes/run.ts [--quick] [--write|--no-write] [--rows=20000] [--batch=100] [--n=1,100]
  *        [--profile|--no-profile] [--profile-rows=1:batch,1:single,100:batch] [--strace] [--catchup|--no-catchup]
  *        [--catchup-n=1] [--paced|--no-paced] [--paced-rate=500] [--no-notify] [--no-rls] [--produce-cap-ms=..] [--shapes=batch,single]
- *        [--drain-cap-ms=..] [--quiet-budget=s] [--repeat-budget=s]
+ *        [--drain-cap-ms=..] [--quiet-budget=s] [--repeat-budget=s] [--no-recv] [--notify-payload=bare,envelope]
+ *   node --import tsx bench/changes/run.ts --scale [--repeat=3] [--rls-check=batch,per-viewer] [--profile] [--write]
+ *        [--paced-rate=1000] [--paced-ms=10000] [--rows=10000] [--budget=900]
  *
  * Quick mode (< 60 s): 4,000 rows per row, no catch-up / steady-rate rows, no profiles, RESULTS.md only with --write.
  * Full mode (< 6 min): 20,000 rows, catch-up (N=1) and steady-rate rows, profiles, writes the `## Postgres Changes`
  * section of bench/RESULTS.md. --strace adds two rows with `strace -c` attached to Performer (syscalls per frame).
+ * Scale mode (issue 14, ~4 min with --repeat=3): N=100 only, with and without RLS, each RLS check variant, steady
+ * rate at 1,000/s for 10 s, LISTEN/NOTIFY sending Performer's own frame; no pg_recvlogical; `## Postgres Changes
+ * under RLS at scale` with --write (see scaleRows).
  *
  * An embedded Postgres (wal_level=logical, fsync=off) is started here; Performer and the forwarder run in child
  * processes; producers (node-postgres) and subscribers (raw vsn 2.0.0 WebSocket clients) are this process, so send
@@ -989,6 +994,33 @@ async function scaleRows(firstPort: number, results: Results): Promise<void> {
         await sleep(200);
       }
     }
+  }
+  // --profile: the no-RLS N=100 row at 100 rows/txn again, with V8's sampling profiler in Performer (why it loses
+  // to LISTEN/NOTIFY there, if it does).
+  if (opts.profile && timeLeftMs() > rowWorstMs()) {
+    if (performerCheck !== 'batch') port = await startPerformer('batch');
+    const set = await connectSubs('performer', n, false, port);
+    await warmUp(set);
+    const file = path.join(dataDir as string, 'performer-scale.cpuprofile');
+    const srv = performer as ChildProc;
+    let cpuA = 0;
+    let cpuB = 0;
+    const calls: Promise<unknown>[] = [];
+    const { row } = await liveRow(set, 'batch', port, false, {
+      onStart: () => {
+        cpuA = procCpuSeconds(srv.pid);
+        calls.push(srv.call('profileStart', { intervalUs: 250 }));
+      },
+      onEnd: () => {
+        cpuB = procCpuSeconds(srv.pid);
+        calls.push(srv.call('profileStop', { file }));
+      },
+    });
+    closeSubs();
+    await Promise.all(calls);
+    const summary = withoutProfilerOverhead(summarize(file));
+    results.profiles.push({ label: `no RLS, N=${n}, ${shapeText('batch')}`, summary, row, cpuMs: (cpuB - cpuA) * 1000 });
+    console.log(formatSummary(summary, 15, (cpuB - cpuA) * 1000));
   }
 }
 
