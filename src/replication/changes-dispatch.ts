@@ -114,7 +114,7 @@ interface Match {
 
 /**
  * Turns committed transactions into postgres_changes events: matches each change against the subscribers'
- * bindings and filters, asks RLS once per (table, claims) per transaction which rows each viewer may see,
+ * bindings and filters, asks RLS which rows each viewer may see (per table, all distinct claims in one call),
  * renders the row once, builds each distinct payload once, and hands it to the subscribers in commit order.
  */
 export class ChangesDispatcher {
@@ -141,8 +141,8 @@ export class ChangesDispatcher {
 
   /**
    * Hands each subscriber its events of a batch of committed transactions, in commit order (queued: the caller
-   * flushes `touched`); returns how many deliveries were made. Visibility is asked once per (table, claims) for
-   * the whole batch.
+   * flushes `touched`); returns how many deliveries were made. Visibility is asked for the whole batch: per table,
+   * one call for every distinct claims set (see changes-visibility.ts).
    */
   async dispatch(txns: readonly CommittedChanges[], subscribers: readonly ChangesSubscriber[]): Promise<Dispatched> {
     if (subscribers.length === 0 || txns.length === 0) return NOTHING;
