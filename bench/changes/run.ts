@@ -15,7 +15,8 @@ import { ChildProc } from './proc.js';
 import { PHASE_MEASURE, PHASE_WARM, stampText, Subscriber, Tally } from './subscriber.js';
 import { buildPerformer } from '../common/performer.js';
 import { configureReport, f, logRow, machine, section, shapeText, withoutProfilerOverhead, writeResults } from './report.js';
-import type { Kind, Latency, RecvLive, Results, Row, Shape, Snap, Syscalls, Usage } from './types.js';
+import type { Kind, Latency, NotifyPayload, RecvLive, Results, RlsCheck, Row, Shape, Snap, Syscalls, Usage } from './types.js';
+import { configureScaleReport, scaleSection, writeScaleResults } from './scale-report.js';
 import { Recvlogical } from './recv.js';
 
 /**
@@ -30,11 +31,16 @@ import { Recvlogical } from './recv.js';
  *   node --import tsx bench/changes/run.ts [--quick] [--write|--no-write] [--rows=20000] [--batch=100] [--n=1,100]
  *        [--profile|--no-profile] [--profile-rows=1:batch,1:single,100:batch] [--strace] [--catchup|--no-catchup]
  *        [--catchup-n=1] [--paced|--no-paced] [--paced-rate=500] [--no-notify] [--no-rls] [--produce-cap-ms=..] [--shapes=batch,single]
- *        [--drain-cap-ms=..] [--quiet-budget=s] [--repeat-budget=s]
+ *        [--drain-cap-ms=..] [--quiet-budget=s] [--repeat-budget=s] [--no-recv] [--notify-payload=bare,envelope]
+ *   node --import tsx bench/changes/run.ts --scale [--repeat=3] [--rls-check=batch,per-viewer] [--profile] [--write]
+ *        [--paced-rate=1000] [--paced-ms=10000] [--rows=10000] [--budget=900]
  *
  * Quick mode (< 60 s): 4,000 rows per row, no catch-up / steady-rate rows, no profiles, RESULTS.md only with --write.
  * Full mode (< 6 min): 20,000 rows, catch-up (N=1) and steady-rate rows, profiles, writes the `## Postgres Changes`
  * section of bench/RESULTS.md. --strace adds two rows with `strace -c` attached to Performer (syscalls per frame).
+ * Scale mode (issue 14, ~4 min with --repeat=3): N=100 only, with and without RLS, each RLS check variant, steady
+ * rate at 1,000/s for 10 s, LISTEN/NOTIFY sending Performer's own frame; no pg_recvlogical; `## Postgres Changes
+ * under RLS at scale` with --write (see scaleRows).
  *
  * An embedded Postgres (wal_level=logical, fsync=off) is started here; Performer and the forwarder run in child
  * processes; producers (node-postgres) and subscribers (raw vsn 2.0.0 WebSocket clients) are this process, so send
@@ -56,11 +62,14 @@ const option = (name: string): string | undefined => argv.find((a) => a.startsWi
 const numbers = (name: string, fallback: number[]) => option(name)?.split(',').filter(Boolean).map(Number) ?? fallback;
 
 const quick = flag('quick');
+/** Issue 14's rows only: N=100 with and without RLS, each RLS check variant, paced at 1,000/s (see --scale below). */
+const scale = flag('scale');
 const opts = {
   quick,
-  rows: Number(option('rows') ?? (quick ? 4000 : 20_000)),
+  scale,
+  rows: Number(option('rows') ?? (quick ? 4000 : scale ? 10_000 : 20_000)),
   batch: Number(option('batch') ?? 100),
-  ns: numbers('n', [1, 100]),
+  ns: numbers('n', scale ? [100] : [1, 100]),
   batchConns: Number(option('batch-conns') ?? 2),
   singleConns: Number(option('single-conns') ?? 4),
   /** Production stops after this long even if not all rows went in (slow configurations). */
@@ -71,17 +80,28 @@ const opts = {
   stallMs: 3000,
   bodyLen: Number(option('body') ?? 100),
   notify: !flag('no-notify'),
+  /**
+   * What the LISTEN/NOTIFY pipeline sends: `bare` (the row's JSON, the cheapest forwarder) and/or `envelope`
+   * (Performer's own frame and data object, built by the trigger: the same bytes per change as Performer sends).
+   */
+  notifyPayloads: (option('notify-payload') ?? (scale ? 'envelope' : 'bare')).split(',').filter((x): x is NotifyPayload => x === 'bare' || x === 'envelope'),
   rls: !flag('no-rls'),
-  catchup: quick ? flag('catchup') : !flag('no-catchup'),
+  catchup: quick || scale ? flag('catchup') : !flag('no-catchup'),
   paced: quick ? flag('paced') : !flag('no-paced'),
-  pacedRate: Number(option('paced-rate') ?? 500),
-  pacedMs: Number(option('paced-ms') ?? 2000),
-  profile: quick ? flag('profile') : !flag('no-profile'),
+  pacedRate: Number(option('paced-rate') ?? (scale ? 1000 : 500)),
+  pacedMs: Number(option('paced-ms') ?? (scale ? 10_000 : 2000)),
+  profile: quick || scale ? flag('profile') : !flag('no-profile'),
+  /** pg_recvlogical rows (live reference, ceilings per row): off in --scale mode. */
+  recv: !flag('no-recv') && !scale,
+  /** --scale: how the RLS rows check visibility, each variant in its own Performer process (CHANGES_RLS_BATCH). */
+  rlsChecks: (option('rls-check') ?? (scale ? 'batch,per-viewer' : 'batch')).split(',').filter((x): x is RlsCheck => x === 'batch' || x === 'per-viewer'),
+  /** --scale: the whole sequence this many times (variants alternate which goes first), for ranges. */
+  repeat: Number(option('repeat') ?? 1),
   /** Profiled rows (no RLS), `N:shape`. */
   profileRows: (option('profile-rows') ?? '1:batch,1:single,100:batch').split(',').filter(Boolean),
-  write: quick ? flag('write') : !flag('no-write'),
+  write: quick || scale ? flag('write') : !flag('no-write'),
   catchupNs: numbers('catchup-n', [1]),
-  budgetMs: quick ? 47_000 : 330_000,
+  budgetMs: quick ? 47_000 : scale ? Number(option('budget') ?? 900) * 1000 : 330_000,
   quietBudgetMs: Number(option('quiet-budget') ?? (quick ? 0 : 30)) * 1000,
   repeatBudgetMs: Number(option('repeat-budget') ?? (quick ? 0 : 45)) * 1000,
   strace: flag('strace'),
@@ -361,8 +381,11 @@ async function userToken(sub: string): Promise<string> {
  * that are not signed in). With RLS subscriber i is user OWNERS[i % K] for i < N/2 (N = 1: OWNERS[0]) and a user who
  * owns no row for the others, each with its own token.
  */
+/** The table the LISTEN/NOTIFY rows go into: its trigger decides what the forwarder sends. */
+let notifyTable = 'bench_notify';
+
 async function connectSubs(target: 'performer' | 'notify', n: number, rls: boolean, port: number): Promise<SubSet> {
-  const table = target === 'notify' ? 'bench_notify' : rls ? 'bench_rls' : 'bench';
+  const table = target === 'notify' ? notifyTable : rls ? 'bench_rls' : 'bench';
   const tally = TALLY;
   const perOwner = new Array<number>(K).fill(0);
   const specs: { owner: string | null; token: string }[] = [];
@@ -609,6 +632,8 @@ function finish(set: SubSet, kind: Kind, shape: Shape, p: Produced, drained: boo
     usage: usage(a, b),
     foreignOwner: TALLY.foreignOwner,
     unparsed: TALLY.unparsed,
+    frameBytes: TALLY.delivered > 0 ? TALLY.bytes / TALLY.delivered : NaN,
+    notifyPayload: set.target === 'notify' ? (notifyTable === 'bench_notify' ? 'bare' : 'envelope') : undefined,
   };
 }
 
@@ -771,6 +796,234 @@ async function straceRow(set: SubSet, shape: Shape, port: number): Promise<Sysca
   return { label: `no RLS, N=${set.n}, ${shapeText(shape)}`, row, calls };
 }
 
+/** The full run's Performer rows: every configuration and shape, then catch-up, steady-rate, strace and profiles. */
+async function standardRows(port: number, results: Results): Promise<void> {
+  // Main rows first (every configuration, both shapes), then the extras while the budget lasts.
+  const rlsModes = opts.rls ? [false, true] : [false];
+  const singleRates = new Map<string, number>();
+  const profileReserveMs = opts.profile ? 25_000 : 0;
+  for (const rls of rlsModes) {
+    for (const n of opts.ns) {
+      if (timeLeftMs() < rowWorstMs() + profileReserveMs) {
+        results.skipped.push(`Performer ${rls ? 'RLS' : 'no RLS'} N=${n} (time budget)`);
+        continue;
+      }
+      const started = Date.now();
+      let set = await connectSubs('performer', n, rls, port);
+      console.log(`${n} Performer subscriber(s), ${rls ? 'RLS' : 'no RLS'}, subscribed in ${Date.now() - started} ms`);
+      await warmUp(set);
+      for (const shape of opts.shapes) {
+        if (timeLeftMs() < rowWorstMs() + profileReserveMs) {
+          results.skipped.push(`Performer ${rls ? 'RLS' : 'no RLS'} N=${n} ${shapeText(shape)} (time budget)`);
+          continue;
+        }
+        const { row, resubscribe } = await bestLiveRow(set, shape, port, true);
+        results.rows.push(row);
+        if (shape === 'single') singleRates.set(`${rls}|${n}`, row.changesPerSec);
+        if (resubscribe && shape === 'batch') {
+          set = await connectSubs('performer', n, rls, port);
+          await warmUp(set);
+        }
+      }
+      closeSubs();
+      await sleep(200);
+    }
+  }
+
+  // ---- syscalls per frame / transaction (opt-in: strace slows the process it traces) ----
+  if (opts.strace && timeLeftMs() <= 30_000 + profileReserveMs) results.skipped.push('strace rows (time budget)');
+  if (opts.strace && timeLeftMs() > 30_000 + profileReserveMs) {
+    const set = await connectSubs('performer', 1, false, port);
+    await warmUp(set);
+    for (const shape of opts.shapes) {
+      const r = await straceRow(set, shape, port);
+      if (r) results.syscalls.push(r);
+      else results.skipped.push(`strace ${shapeText(shape)} (strace not usable here)`);
+    }
+    closeSubs();
+  }
+
+  // Catch-up (no RLS) and steady-rate latency rows.
+  for (const rls of rlsModes) {
+    for (const n of opts.ns) {
+      const doCatchup = opts.catchup && !rls && opts.catchupNs.includes(n);
+      if (!doCatchup && !opts.paced) continue;
+      if (timeLeftMs() < rowWorstMs() + profileReserveMs) {
+        results.skipped.push(`catch-up / steady-rate rows for ${rls ? 'RLS' : 'no RLS'} N=${n} (time budget)`);
+        continue;
+      }
+      let set = await connectSubs('performer', n, rls, port);
+      await warmUp(set);
+      for (const shape of doCatchup ? opts.shapes : []) {
+        if (timeLeftMs() < rowWorstMs() + profileReserveMs) {
+          results.skipped.push(`catch-up N=${n} ${shapeText(shape)} (time budget)`);
+          continue;
+        }
+        // Best of CATCHUP_RUNS against the best pg_recvlogical run of them all: the ceiling is a fastest run too.
+        const runs: Row[] = [];
+        for (let i = 0; i < CATCHUP_RUNS && timeLeftMs() > rowWorstMs() + profileReserveMs; i++) {
+          const row = await catchupRow(set, shape);
+          runs.push(row);
+          if (!row.drained) {
+            set = await connectSubs('performer', n, rls, port);
+            await warmUp(set);
+            break;
+          }
+        }
+        if (runs.length === 0) continue;
+        const best = runs.reduce((x, y) => (y.changesPerSec > x.changesPerSec ? y : x));
+        const ceiling = runs.map((r) => r.recv).reduce((x, y) => ((y?.netChangesPerSec ?? 0) > (x?.netChangesPerSec ?? 0) ? y : x));
+        results.rows.push({ ...best, recv: ceiling, catchupRuns: runs.map((r) => r.changesPerSec) });
+      }
+      if (opts.paced && timeLeftMs() > opts.pacedMs + opts.drainCapMs + 5000 + profileReserveMs) {
+        const measured = singleRates.get(`${rls}|${n}`) ?? NaN;
+        const rate = Math.max(20, Math.min(opts.pacedRate, Math.floor(0.5 * (Number.isFinite(measured) ? measured : opts.pacedRate))));
+        results.rows.push(await pacedRow(set, rate));
+      } else if (opts.paced) results.skipped.push(`steady-rate row ${rls ? 'RLS' : 'no RLS'} N=${n} (time budget)`);
+      closeSubs();
+      await sleep(200);
+    }
+  }
+
+  // ---- profiles: no-RLS rows again, with V8's sampling profiler in the Performer child ----
+  const target = results.rows.filter((r) => r.kind === 'live' && r.target === 'performer' && !r.rls);
+  const missed = target.some((r) => r.recv && r.changesPerSec < 0.5 * r.recv.netChangesPerSec);
+  if (opts.profile || missed) {
+    for (const spec of opts.profileRows) {
+      const [nText, shapeName] = spec.split(':');
+      const n = Number(nText);
+      const shape: Shape = shapeName === 'single' ? 'single' : 'batch';
+      if (timeLeftMs() < Math.min(rowWorstMs(), 20_000)) {
+        results.skipped.push(`profile N=${n} ${shapeText(shape)} (time budget)`);
+        continue;
+      }
+      const set = await connectSubs('performer', n, false, port);
+      await warmUp(set);
+      const file = path.join(dataDir as string, `performer-${n}-${shape}.cpuprofile`);
+      let cpuA = 0;
+      let cpuB = 0;
+      const calls: Promise<unknown>[] = [];
+      const srv = performer as ChildProc;
+      const { row } = await liveRow(set, shape, port, false, {
+        onStart: () => {
+          cpuA = procCpuSeconds(srv.pid);
+          calls.push(srv.call('profileStart', { intervalUs: 250 }));
+        },
+        onEnd: () => {
+          cpuB = procCpuSeconds(srv.pid);
+          calls.push(srv.call('profileStop', { file }));
+        },
+      });
+      closeSubs();
+      await Promise.all(calls);
+      const summary = withoutProfilerOverhead(summarize(file));
+      const label = `no RLS, N=${n}, ${shapeText(shape)}`;
+      results.profiles.push({ label, summary, row, cpuMs: (cpuB - cpuA) * 1000 });
+      console.log(`\nprofile (${label}, profiler on):`);
+      console.log(formatSummary(summary, 25, (cpuB - cpuA) * 1000));
+      if (process.env.BENCH_KEEP_PROFILES) writeFileSync(path.join(process.env.BENCH_KEEP_PROFILES, path.basename(file)), readFileSync(file));
+      await sleep(200);
+    }
+  } else {
+    results.skipped.push('profiles (target met; pass --profile)');
+  }
+}
+
+/** How the running Performer checks RLS (its CHANGES_RLS_BATCH). */
+let performerCheck: RlsCheck = 'batch';
+
+/** Starts Performer (stopping the running one first) with the given RLS check; returns its port. */
+async function startPerformer(check: RlsCheck): Promise<number> {
+  if (performer) {
+    await performer.stop();
+    performer = null;
+    jitWarm.clear();
+  }
+  const t1 = Date.now();
+  performer = new ChildProc('performer', 'server.ts', {
+    BENCH_DATABASE_URL: (pgServer as EmbeddedPostgres).url,
+    BENCH_JWT_SECRET: jwtSecret,
+    BENCH_DATA_DIR: path.join(dataDir as string, 'performer'),
+    BENCH_CHANGES_RLS_BATCH: check === 'batch' ? 'true' : 'false',
+  });
+  const port = Number((await performer.ready).port);
+  performerCheck = check;
+  console.log(`Performer (RLS check: ${check}) up in ${Date.now() - t1} ms (pid ${performer.pid}, port ${port})`);
+  return port;
+}
+
+/**
+ * --scale (issue 14): N=100 rows without RLS and under RLS (100 distinct users), at both transaction shapes, and
+ * steady-rate rows at --paced-rate (1,000/s) for --paced-ms (10 s), for each RLS check variant (Performer restarted
+ * with CHANGES_RLS_BATCH=false for `per-viewer`, the check before issue 14), all --repeat times in one run; the
+ * variants alternate which runs first. Rows without RLS run with the batched variant only (the flag does not
+ * change them).
+ */
+async function scaleRows(firstPort: number, results: Results): Promise<void> {
+  let port = firstPort;
+  const n = 100;
+  for (let rep = 0; rep < opts.repeat; rep++) {
+    const order = rep % 2 === 0 ? opts.rlsChecks : [...opts.rlsChecks].reverse();
+    for (const check of order) {
+      if (timeLeftMs() < rowWorstMs() + opts.pacedMs + 10_000) {
+        results.skipped.push(`repetition ${rep + 1}, RLS check ${check} (time budget)`);
+        continue;
+      }
+      if (check !== performerCheck) port = await startPerformer(check);
+      const withoutRls = check === (opts.rlsChecks.includes('batch') ? 'batch' : opts.rlsChecks[0]);
+      for (const rls of opts.rls ? (withoutRls ? [false, true] : [true]) : [false]) {
+        let set = await connectSubs('performer', n, rls, port);
+        await warmUp(set);
+        for (const shape of opts.shapes) {
+          const { row } = await liveRow(set, shape, port, false);
+          row.rlsCheck = check;
+          row.repetition = rep + 1;
+          results.rows.push(row);
+          if (!row.drained) {
+            set = await connectSubs('performer', n, rls, port);
+            await warmUp(set);
+          }
+        }
+        if (opts.paced) {
+          const row = await pacedRow(set, opts.pacedRate);
+          row.rlsCheck = check;
+          row.repetition = rep + 1;
+          results.rows.push(row);
+        }
+        closeSubs();
+        await sleep(200);
+      }
+    }
+  }
+  // --profile: the no-RLS N=100 row at 100 rows/txn again, with V8's sampling profiler in Performer (why it loses
+  // to LISTEN/NOTIFY there, if it does).
+  if (opts.profile && timeLeftMs() > rowWorstMs()) {
+    if (performerCheck !== 'batch') port = await startPerformer('batch');
+    const set = await connectSubs('performer', n, false, port);
+    await warmUp(set);
+    const file = path.join(dataDir as string, 'performer-scale.cpuprofile');
+    const srv = performer as ChildProc;
+    let cpuA = 0;
+    let cpuB = 0;
+    const calls: Promise<unknown>[] = [];
+    const { row } = await liveRow(set, 'batch', port, false, {
+      onStart: () => {
+        cpuA = procCpuSeconds(srv.pid);
+        calls.push(srv.call('profileStart', { intervalUs: 250 }));
+      },
+      onEnd: () => {
+        cpuB = procCpuSeconds(srv.pid);
+        calls.push(srv.call('profileStop', { file }));
+      },
+    });
+    closeSubs();
+    await Promise.all(calls);
+    const summary = withoutProfilerOverhead(summarize(file));
+    results.profiles.push({ label: `no RLS, N=${n}, ${shapeText('batch')}`, summary, row, cpuMs: (cpuB - cpuA) * 1000 });
+    console.log(formatSummary(summary, 15, (cpuB - cpuA) * 1000));
+  }
+}
+
 // ---- main ----
 
 configureReport({
@@ -827,19 +1080,42 @@ async function main(): Promise<void> {
         RETURN NULL;
       END $$;
       CREATE TRIGGER bench_notify_trg AFTER INSERT ON public.bench_notify FOR EACH ROW EXECUTE FUNCTION public.bench_notify_fn();
+      -- The same rows, notified as Performer's data object (the forwarder wraps Performer's frame around it).
+      CREATE TABLE public.bench_notify_env (id bigint PRIMARY KEY, owner uuid, body text, at timestamptz DEFAULT now());
+      CREATE FUNCTION public.bench_notify_env_fn() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        PERFORM pg_notify('${NOTIFY_CHANNEL}_env',
+          '{"schema":"public","table":"bench","commit_timestamp":' ||
+          to_json(to_char(now() AT TIME ZONE 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))::text ||
+          ',"type":"INSERT","columns":[{"name":"id","type":"int8"},{"name":"owner","type":"uuid"},{"name":"body","type":"text"},{"name":"at","type":"timestamptz"}],"record":' ||
+          row_to_json(NEW)::text || ',"errors":null}');
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER bench_notify_env_trg AFTER INSERT ON public.bench_notify_env FOR EACH ROW EXECUTE FUNCTION public.bench_notify_env_fn();
     `);
-    if (opts.notify) {
-      peer = new ChildProc('notify-peer', 'notify-peer.ts', { BENCH_DATABASE_URL: pgServer.url, NOTIFY_CHANNEL, NOTIFY_TOPIC: ROOM_TOPIC });
+    for (const payload of opts.notify ? opts.notifyPayloads : []) {
+      const envelope = payload === 'envelope';
+      notifyTable = envelope ? 'bench_notify_env' : 'bench_notify';
+      peer = new ChildProc('notify-peer', 'notify-peer.ts', {
+        BENCH_DATABASE_URL: pgServer.url,
+        NOTIFY_CHANNEL: envelope ? `${NOTIFY_CHANNEL}_env` : NOTIFY_CHANNEL,
+        NOTIFY_TOPIC: ROOM_TOPIC,
+        NOTIFY_ENVELOPE: envelope ? '1' : '0',
+      });
       const ready = await peer.ready;
       const port = Number(ready.port);
-      console.log(`LISTEN/NOTIFY forwarder up (pid ${peer.pid}, port ${port})`);
+      console.log(`LISTEN/NOTIFY forwarder (${payload}) up (pid ${peer.pid}, port ${port})`);
       for (const n of opts.ns) {
         const set = await connectSubs('notify', n, false, port);
         await warmUp(set);
-        for (const shape of opts.shapes) {
-          const { row, resubscribe } = await bestLiveRow(set, shape, port, false);
-          results.rows.push(row);
-          if (resubscribe) await connectSubs('notify', n, false, port);
+        // --scale: as many repetitions as Performer's rows, for ranges.
+        for (let rep = 0; rep < (opts.scale ? opts.repeat : 1); rep++) {
+          for (const shape of opts.shapes) {
+            const { row, resubscribe } = await bestLiveRow(set, shape, port, false);
+            if (opts.scale) row.repetition = rep + 1;
+            results.rows.push(row);
+            if (resubscribe) await connectSubs('notify', n, false, port);
+          }
         }
         if (opts.paced) results.rows.push(await pacedRow(set, opts.pacedRate));
         closeSubs();
@@ -853,9 +1129,9 @@ async function main(): Promise<void> {
       CREATE TABLE public.${RECV_LIVE_TABLE} (id bigint PRIMARY KEY, owner uuid, body text, at timestamptz DEFAULT now());
       CREATE PUBLICATION ${RECV_LIVE_PUBLICATION} FOR TABLE public.${RECV_LIVE_TABLE};
     `);
-    recvStartupMs = await (recv as Recvlogical).startupMs(RECV_LIVE_PUBLICATION);
-    console.log(`pg_recvlogical start-up with nothing to decode: ${f(recvStartupMs)} ms (median of 3)`);
-    for (const shape of opts.shapes) {
+    if (opts.recv) recvStartupMs = await (recv as Recvlogical).startupMs(RECV_LIVE_PUBLICATION);
+    if (opts.recv) console.log(`pg_recvlogical start-up with nothing to decode: ${f(recvStartupMs)} ms (median of 3)`);
+    for (const shape of opts.recv ? opts.shapes : []) {
       let row = await recvLiveRow(shape);
       // Now and then its output misses the last transaction (seen about once in five 1 row/txn runs): run it again.
       if (!row.complete) {
@@ -869,14 +1145,7 @@ async function main(): Promise<void> {
     buildPerformer();
     jwtSecret = randomBytes(32).toString('hex');
     anonToken = await signHs256({ iss: 'supabase-demo', role: 'anon', exp: Math.floor(Date.now() / 1000) + 3 * 3600 }, jwtSecret);
-    const t1 = Date.now();
-    performer = new ChildProc('performer', 'server.ts', {
-      BENCH_DATABASE_URL: pgServer.url,
-      BENCH_JWT_SECRET: jwtSecret,
-      BENCH_DATA_DIR: path.join(dataDir, 'performer'),
-    });
-    const port = Number((await performer.ready).port);
-    console.log(`Performer up in ${Date.now() - t1} ms (pid ${performer.pid}, port ${port})`);
+    const port = await startPerformer(opts.rlsChecks[0] ?? 'batch');
     await admin.query(`
       CREATE TABLE public.bench (id bigint PRIMARY KEY, owner uuid, body text, at timestamptz DEFAULT now());
       CREATE TABLE public.bench_rls (id bigint PRIMARY KEY, owner uuid, body text, at timestamptz DEFAULT now());
@@ -885,139 +1154,12 @@ async function main(): Promise<void> {
       GRANT SELECT ON public.bench, public.bench_rls TO anon, authenticated;
       ALTER PUBLICATION ${PUBLICATION} ADD TABLE public.bench, public.bench_rls;
     `);
-    // Main rows first (every configuration, both shapes), then the extras while the budget lasts.
-    const rlsModes = opts.rls ? [false, true] : [false];
-    const singleRates = new Map<string, number>();
-    const profileReserveMs = opts.profile ? 25_000 : 0;
-    for (const rls of rlsModes) {
-      for (const n of opts.ns) {
-        if (timeLeftMs() < rowWorstMs() + profileReserveMs) {
-          results.skipped.push(`Performer ${rls ? 'RLS' : 'no RLS'} N=${n} (time budget)`);
-          continue;
-        }
-        const started = Date.now();
-        let set = await connectSubs('performer', n, rls, port);
-        console.log(`${n} Performer subscriber(s), ${rls ? 'RLS' : 'no RLS'}, subscribed in ${Date.now() - started} ms`);
-        await warmUp(set);
-        for (const shape of opts.shapes) {
-          if (timeLeftMs() < rowWorstMs() + profileReserveMs) {
-            results.skipped.push(`Performer ${rls ? 'RLS' : 'no RLS'} N=${n} ${shapeText(shape)} (time budget)`);
-            continue;
-          }
-          const { row, resubscribe } = await bestLiveRow(set, shape, port, true);
-          results.rows.push(row);
-          if (shape === 'single') singleRates.set(`${rls}|${n}`, row.changesPerSec);
-          if (resubscribe && shape === 'batch') {
-            set = await connectSubs('performer', n, rls, port);
-            await warmUp(set);
-          }
-        }
-        closeSubs();
-        await sleep(200);
-      }
-    }
-
-    // ---- syscalls per frame / transaction (opt-in: strace slows the process it traces) ----
-    if (opts.strace && timeLeftMs() <= 30_000 + profileReserveMs) results.skipped.push('strace rows (time budget)');
-    if (opts.strace && timeLeftMs() > 30_000 + profileReserveMs) {
-      const set = await connectSubs('performer', 1, false, port);
-      await warmUp(set);
-      for (const shape of opts.shapes) {
-        const r = await straceRow(set, shape, port);
-        if (r) results.syscalls.push(r);
-        else results.skipped.push(`strace ${shapeText(shape)} (strace not usable here)`);
-      }
-      closeSubs();
-    }
-
-    // Catch-up (no RLS) and steady-rate latency rows.
-    for (const rls of rlsModes) {
-      for (const n of opts.ns) {
-        const doCatchup = opts.catchup && !rls && opts.catchupNs.includes(n);
-        if (!doCatchup && !opts.paced) continue;
-        if (timeLeftMs() < rowWorstMs() + profileReserveMs) {
-          results.skipped.push(`catch-up / steady-rate rows for ${rls ? 'RLS' : 'no RLS'} N=${n} (time budget)`);
-          continue;
-        }
-        let set = await connectSubs('performer', n, rls, port);
-        await warmUp(set);
-        for (const shape of doCatchup ? opts.shapes : []) {
-          if (timeLeftMs() < rowWorstMs() + profileReserveMs) {
-            results.skipped.push(`catch-up N=${n} ${shapeText(shape)} (time budget)`);
-            continue;
-          }
-          // Best of CATCHUP_RUNS against the best pg_recvlogical run of them all: the ceiling is a fastest run too.
-          const runs: Row[] = [];
-          for (let i = 0; i < CATCHUP_RUNS && timeLeftMs() > rowWorstMs() + profileReserveMs; i++) {
-            const row = await catchupRow(set, shape);
-            runs.push(row);
-            if (!row.drained) {
-              set = await connectSubs('performer', n, rls, port);
-              await warmUp(set);
-              break;
-            }
-          }
-          if (runs.length === 0) continue;
-          const best = runs.reduce((x, y) => (y.changesPerSec > x.changesPerSec ? y : x));
-          const ceiling = runs.map((r) => r.recv).reduce((x, y) => ((y?.netChangesPerSec ?? 0) > (x?.netChangesPerSec ?? 0) ? y : x));
-          results.rows.push({ ...best, recv: ceiling, catchupRuns: runs.map((r) => r.changesPerSec) });
-        }
-        if (opts.paced && timeLeftMs() > opts.pacedMs + opts.drainCapMs + 5000 + profileReserveMs) {
-          const measured = singleRates.get(`${rls}|${n}`) ?? NaN;
-          const rate = Math.max(20, Math.min(opts.pacedRate, Math.floor(0.5 * (Number.isFinite(measured) ? measured : opts.pacedRate))));
-          results.rows.push(await pacedRow(set, rate));
-        } else if (opts.paced) results.skipped.push(`steady-rate row ${rls ? 'RLS' : 'no RLS'} N=${n} (time budget)`);
-        closeSubs();
-        await sleep(200);
-      }
-    }
-
-    // ---- profiles: no-RLS rows again, with V8's sampling profiler in the Performer child ----
-    const target = results.rows.filter((r) => r.kind === 'live' && r.target === 'performer' && !r.rls);
-    const missed = target.some((r) => r.recv && r.changesPerSec < 0.5 * r.recv.netChangesPerSec);
-    if (opts.profile || missed) {
-      for (const spec of opts.profileRows) {
-        const [nText, shapeName] = spec.split(':');
-        const n = Number(nText);
-        const shape: Shape = shapeName === 'single' ? 'single' : 'batch';
-        if (timeLeftMs() < Math.min(rowWorstMs(), 20_000)) {
-          results.skipped.push(`profile N=${n} ${shapeText(shape)} (time budget)`);
-          continue;
-        }
-        const set = await connectSubs('performer', n, false, port);
-        await warmUp(set);
-        const file = path.join(dataDir, `performer-${n}-${shape}.cpuprofile`);
-        let cpuA = 0;
-        let cpuB = 0;
-        const calls: Promise<unknown>[] = [];
-        const srv = performer;
-        const { row } = await liveRow(set, shape, port, false, {
-          onStart: () => {
-            cpuA = procCpuSeconds(srv.pid);
-            calls.push(srv.call('profileStart', { intervalUs: 250 }));
-          },
-          onEnd: () => {
-            cpuB = procCpuSeconds(srv.pid);
-            calls.push(srv.call('profileStop', { file }));
-          },
-        });
-        closeSubs();
-        await Promise.all(calls);
-        const summary = withoutProfilerOverhead(summarize(file));
-        const label = `no RLS, N=${n}, ${shapeText(shape)}`;
-        results.profiles.push({ label, summary, row, cpuMs: (cpuB - cpuA) * 1000 });
-        console.log(`\nprofile (${label}, profiler on):`);
-        console.log(formatSummary(summary, 25, (cpuB - cpuA) * 1000));
-        if (process.env.BENCH_KEEP_PROFILES) writeFileSync(path.join(process.env.BENCH_KEEP_PROFILES, path.basename(file)), readFileSync(file));
-        await sleep(200);
-      }
-    } else {
-      results.skipped.push('profiles (target met; pass --profile)');
-    }
+    if (opts.scale) await scaleRows(port, results);
+    else await standardRows(port, results);
 
     // ---- the RLS visibility check on its own, at two table sizes ----
-    if (opts.rls && timeLeftMs() > 5000) results.probe = await rlsProbe(admin, pgServer.url, OWNERS);
-    console.log(`Performer RSS at the end: ${f(procMem(performer.pid).rssKb / 1024)} MB`);
+    if (opts.rls && !opts.scale && timeLeftMs() > 5000) results.probe = await rlsProbe(admin, pgServer.url, OWNERS);
+    console.log(`Performer RSS at the end: ${f(procMem((performer as ChildProc).pid).rssKb / 1024)} MB`);
   } finally {
     clearInterval(hb);
     closeSubs();
@@ -1025,11 +1167,13 @@ async function main(): Promise<void> {
     await performer?.stop();
     await cleanup();
   }
-  const text = section(results);
+  configureScaleReport({ argv, loadAtStart, rows: opts.rows, pacedMs: opts.pacedMs, pgVersion: results.pgVersion });
+  const text = opts.scale ? scaleSection(results) : section(results);
   console.log(`\n${text}\n`);
   if (opts.write) {
-    writeResults(text);
-    console.log('bench/RESULTS.md: section "Postgres Changes" written');
+    if (opts.scale) writeScaleResults(repoRoot, text);
+    else writeResults(text);
+    console.log(`bench/RESULTS.md: section "${opts.scale ? 'Postgres Changes under RLS at scale' : 'Postgres Changes'}" written`);
   } else {
     console.log(`(RESULTS.md not written: ${quick ? 'pass --write in quick mode' : '--no-write'})`);
   }

@@ -17,7 +17,8 @@ const url = process.env.BENCH_DATABASE_URL;
 const secret = process.env.BENCH_JWT_SECRET;
 if (!url || !secret) throw new Error('BENCH_DATABASE_URL and BENCH_JWT_SECRET are required');
 
-const config = loadConfig(benchServerEnv(url, 'performer-bench-changes-data', { JWT_SECRET: secret }));
+// BENCH_CHANGES_RLS_BATCH=false: one RLS transaction per viewer, the check before issue 14 (run.ts --scale).
+const config = loadConfig(benchServerEnv(url, 'performer-bench-changes-data', { JWT_SECRET: secret, CHANGES_RLS_BATCH: process.env.BENCH_CHANGES_RLS_BATCH ?? 'true' }));
 
 const started = Date.now();
 const server = await startServer(config, { databaseUrl: url });

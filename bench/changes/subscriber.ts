@@ -30,6 +30,8 @@ export function stampText(phase: number, sendUs: number, txn: number): string {
 /** What the subscribers of one run share: delivery counters and a latency sample. */
 export class Tally {
   delivered = 0;
+  /** Payload bytes of the data frames delivered (to compare what each pipeline sends per change). */
+  bytes = 0;
   warm = 0;
   firstUs = 0;
   lastUs = 0;
@@ -52,6 +54,7 @@ export class Tally {
 
   reset(sampleEvery: number): void {
     this.delivered = 0;
+    this.bytes = 0;
     this.warm = 0;
     this.firstUs = 0;
     this.lastUs = 0;
@@ -66,6 +69,7 @@ export class Tally {
   count(sub: Subscriber, buf: Buffer, p: number, e: number, now: number): void {
     sub.received++;
     this.delivered++;
+    this.bytes += e - p;
     if (this.firstUs === 0) this.firstUs = now;
     this.lastUs = now;
     if (++this.tick < this.sampleEvery) return;
@@ -159,7 +163,8 @@ export class Subscriber extends RawWsClient {
 
   /** A change: the forwarder's row JSON, or Performer's fan-out frame with event `postgres_changes`. */
   private isData(buf: Buffer, p: number, e: number): boolean {
-    if (this.opts.proto === 'simple') return buf[p] === 0x7b;
+    // The forwarder sends the bare row JSON, or (NOTIFY_ENVELOPE) Performer's frame around Performer's data object.
+    if (this.opts.proto === 'simple') return buf[p] === 0x7b || buf[p] === 0x5b;
     const q = p + this.eventOff;
     // `[null,null,"` then the topic, then `","po` (postgres_changes; phx_reply/presence/system differ by then).
     return q + 2 < e && buf[p] === 0x5b && buf[p + 6] === 0x6e && buf[q] === 0x70 && buf[q + 1] === 0x6f;

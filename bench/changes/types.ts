@@ -40,6 +40,12 @@ export interface Latency {
 
 export type Kind = 'live' | 'catchup' | 'paced';
 
+/** How Performer checked RLS: every viewer of a batch in one call, or one transaction per viewer (before issue 14). */
+export type RlsCheck = 'batch' | 'per-viewer';
+
+/** What the LISTEN/NOTIFY forwarder sends per change: the row's JSON, or Performer's own frame. */
+export type NotifyPayload = 'bare' | 'envelope';
+
 export interface Row {
   target: 'performer' | 'notify';
   kind: Kind;
@@ -71,6 +77,12 @@ export interface Row {
   rate?: number;
   /** Rows in the table before the row (the RLS check's cost grows with it, see the probe). */
   tableRows?: number;
+  /** --scale: the RLS check of the Performer process, and which repetition of the sequence. */
+  rlsCheck?: RlsCheck;
+  repetition?: number;
+  /** Mean payload bytes of a delivered frame. */
+  frameBytes?: number;
+  notifyPayload?: NotifyPayload;
 }
 
 export interface RecvResult {

@@ -60,6 +60,8 @@ export interface Config {
   changesLagCheckMs: number;
   /** Warn when the changes slot's lag or retained WAL passes this many bytes (and each time it doubles). */
   changesSlotWarnBytes: number;
+  /** Check the RLS visibility of a batch's rows for all its viewers in one call; false: one transaction per viewer. */
+  changesRlsBatch: boolean;
   /** Appended to the database-broadcast replication slot name (upstream SLOT_NAME_SUFFIX). */
   slotNameSuffix: string;
   runJanitor: boolean;
@@ -163,6 +165,7 @@ export function loadConfig(env: Env = process.env): Config {
     changesMaxLagBytes: r.int('CHANGES_MAX_LAG_BYTES', 1024 * 1024 * 1024, 1024, Number.MAX_SAFE_INTEGER),
     changesLagCheckMs: r.int('CHANGES_LAG_CHECK_MS', 10_000, 100, 3_600_000),
     changesSlotWarnBytes: r.int('CHANGES_SLOT_WARN_BYTES', 256 * 1024 * 1024, 1024, Number.MAX_SAFE_INTEGER),
+    changesRlsBatch: r.bool('CHANGES_RLS_BATCH', true),
     slotNameSuffix: r.string('SLOT_NAME_SUFFIX', ''),
     runJanitor: r.bool('RUN_JANITOR', true),
     janitorIntervalMs: r.int('JANITOR_INTERVAL_MS', 3_600_000, 1000, 86_400_000),
