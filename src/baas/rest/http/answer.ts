@@ -37,7 +37,8 @@ export function answerFor(prepared: PreparedRequest, built: BuiltStatement, row:
     return { status, headers, body: prepared.method === 'HEAD' ? '' : row.body, contentType: type };
   }
   const total = counted ? page : null;
-  headers.push(['content-range', contentRange(0n, page - 1n, total)]);
+  // PostgREST's createResponse gives an insert no range (`*/total`); update and delete `0-(n-1)/total`.
+  headers.push(['content-range', built.kind === 'insert' ? contentRange(1n, 0n, total) : contentRange(0n, page - 1n, total)]);
   const representation = prepared.preferences.representation;
   if (built.kind === 'insert') {
     if (representation === 'headers-only' && row.location.length > 0 && prepared.target.kind === 'relation') {
