@@ -40,6 +40,21 @@ describe('headers and transactions', () => {
     expect(read.headers.get('content-type')).toBe('application/json; charset=utf-8');
   });
 
+  it('answers HEAD without a body, CSV on Accept: text/csv, and a void function 204 without a type', async () => {
+    const head = await raw('/notes?select=id&id=in.(1,2)', { method: 'HEAD', headers: { prefer: 'count=exact' } });
+    expect(head.status).toBe(200);
+    expect(head.headers.get('content-range')).toBe('0-1/2');
+    expect(await head.text()).toBe('');
+    const csv = await raw('/notes?select=id,body&id=in.(1,2)&order=id', { headers: { accept: 'text/csv' } });
+    expect(csv.headers.get('content-type')).toMatch(/^text\/csv/);
+    expect(await csv.text()).toBe('id,body\n1,one\n2,two');
+    await w.admin.query(`create function noop() returns void language sql as ''; notify pgrst`);
+    await until(async () => (await raw('/rpc/noop', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).status === 204, 'noop()');
+    const v = await raw('/rpc/noop', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    expect(v.headers.get('content-type')).toBeNull();
+    expect(await v.text()).toBe('');
+  });
+
   it('rolls back with Prefer: tx=rollback and with a singular mutation of several rows', async () => {
     const r = await w.svc.from('notes').insert({ id: 20, body: 'rolled back' }).select().overrideTypes<unknown>();
     expect(r.status).toBe(201);
