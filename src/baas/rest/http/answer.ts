@@ -37,14 +37,16 @@ export function answerFor(prepared: PreparedRequest, built: BuiltStatement, row:
     return { status, headers, body: prepared.method === 'HEAD' ? '' : row.body, contentType: type };
   }
   const total = counted ? page : null;
-  // PostgREST's createResponse gives an insert no range (`*/total`); update and delete `0-(n-1)/total`.
-  headers.push(['content-range', built.kind === 'insert' ? contentRange(1n, 0n, total) : contentRange(0n, page - 1n, total)]);
+  // As PostgREST's Response.hs: an insert or delete has no range (`*/total`), an update `0-(n-1)/total`.
+  headers.push(['content-range', built.kind === 'update' ? contentRange(0n, page - 1n, total) : contentRange(1n, 0n, total)]);
   const representation = prepared.preferences.representation;
   if (built.kind === 'insert') {
     if (representation === 'headers-only' && row.location.length > 0 && prepared.target.kind === 'relation') {
       headers.push(['location', `/${encodeURIComponent(prepared.target.name)}?${row.location.map(encodeLocationPair).join('&')}`]);
     }
-    return representation === 'full' ? { status: 201, headers, body: row.body, contentType: type } : { status: 201, headers, body: '', contentType: null };
+    // An upsert that inserted nothing (every row updated, or an empty payload) is 200, as PostgREST 12+.
+    const status = row.response_inserted === 0 ? 200 : 201;
+    return representation === 'full' ? { status, headers, body: row.body, contentType: type } : { status, headers, body: '', contentType: null };
   }
   return representation === 'full' ? { status: 200, headers, body: row.body, contentType: type } : { status: 204, headers, body: null, contentType: null };
 }

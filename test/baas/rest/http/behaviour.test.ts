@@ -34,6 +34,12 @@ describe('headers and transactions', () => {
     expect(res.headers.get('location')).toBe('/notes?id=eq.10');
     expect(res.headers.get('preference-applied')).toBe('return=headers-only, count=exact');
     expect(res.headers.get('content-range')).toBe('*/1');
+    const patched = await raw('/notes?id=eq.1', { method: 'PATCH', headers: { 'content-type': 'application/json', prefer: 'count=exact' }, body: '{"body":"one"}' });
+    expect([patched.status, patched.headers.get('content-range')]).toEqual([204, '0-0/1']);
+    const deleted = await raw('/notes?id=eq.10', { method: 'DELETE', headers: { prefer: 'count=exact' } });
+    expect([deleted.status, deleted.headers.get('content-range')]).toEqual([204, '*/1']);
+    expect((await raw('/notes?id=eq.10', { method: 'DELETE' })).headers.get('content-range')).toBe('*/*');
+    await w.svc.from('notes').insert({ id: 10, body: 'ten' });
     const read = await raw('/notes?select=id&order=id&limit=1', { headers: { prefer: 'count=exact' } });
     expect(read.status).toBe(206);
     expect(read.headers.get('content-range')).toBe('0-0/3');
