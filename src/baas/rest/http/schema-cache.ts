@@ -58,9 +58,11 @@ export class SchemaCaches {
   listener(tenant: TenantRuntime): ChildSpec {
     return {
       name: 'schema-listener',
+      // Up at once, connecting in the background: the tenant is ready without waiting for this connection, and a
+      // failed connect ends the child, which the supervisor restarts with backoff.
       start: async (): Promise<RunningChild> => {
-        await tenant.database(); // migrated first: the reload trigger exists once it runs
         const client = new pg.Client({ connectionString: tenant.settings.databaseUrl, application_name: 'performer rest schema listener' });
+        let stopped = false;
         let exit!: (reason: unknown) => void;
         const exited = new Promise<unknown>((resolve) => (exit = resolve));
         client.on('error', (err) => exit(err));
@@ -68,18 +70,25 @@ export class SchemaCaches {
         client.on('notification', (msg) => {
           if (msg.channel === RELOAD_CHANNEL && RELOAD_PAYLOADS.has(msg.payload ?? '')) this.invalidate(tenant);
         });
-        try {
+        const listen = async () => {
+          await tenant.database(); // migrated first: the reload trigger exists once it runs
+          if (stopped) return;
           await client.connect();
           await client.query(`LISTEN ${RELOAD_CHANNEL}`);
-        } catch (err) {
+          this.invalidate(tenant);
+        };
+        listen().catch(async (err: unknown) => {
+          if (stopped) return;
           await client.end().catch(() => undefined);
-          throw err;
-        }
-        this.invalidate(tenant);
+          exit(err);
+        });
         return {
           exited,
           stop: async () => {
+            stopped = true;
             client.removeAllListeners('end');
+            client.removeAllListeners('error');
+            client.on('error', () => undefined);
             await client.end().catch(() => undefined);
           },
         };
