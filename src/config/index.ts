@@ -45,7 +45,7 @@ export interface Config {
   restSchemas: string[];
   /** REST_MAX_ROWS: cap on the rows of one REST response (PostgREST's db-max-rows); null = no cap. */
   restMaxRows: number | null;
-  /** REST_STATEMENT_TIMEOUT_MS: a REST request's statement_timeout; 0 = the database's own setting. */
+  /** REST_STATEMENT_TIMEOUT_MS: a REST request's statement_timeout (a runaway query ends with 57014); 0 = none. */
   restStatementTimeoutMs: number;
   /** The control plane (tenants, extensions): schema `_performer` here, or in the default tenant's database. */
   controlDatabaseUrl: string | null;

@@ -97,9 +97,19 @@ function serve(ctx: AppContext, caches: SchemaCaches, config: RestConfig, res: H
       return errorReply(reply, status, errorBody);
     }
     tenant.log.error({ err, error_code: 'RestRequestFailed', request_id: requestId }, 'REST request failed');
+    // No answer from the database (down, unreachable, connection lost) is PostgREST's retryable 503 PGRST000;
+    // anything else is our fault, 500 without details (a 503 would make postgrest-js retry it).
+    if (!isConnectionFailure(err)) return errorReply(reply, 500, { code: 'PGRSTX00', message: 'Internal server error', details: null, hint: null });
     reply.header('retry-after', '1');
     errorReply(reply, 503, { code: 'PGRST000', message: 'Database client error. Retrying the connection.', details: null, hint: null });
   });
+}
+
+function isConnectionFailure(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return true; // ECONNREFUSED, ECONNRESET, ENOTFOUND...
+  const message = err instanceof Error ? err.message : '';
+  return /connect|connection|terminat|timeout|recently failed/i.test(message);
 }
 
 function errorReply(reply: Reply, status: number, body: object): void {

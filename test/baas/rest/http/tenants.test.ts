@@ -2,7 +2,7 @@
 import http from 'node:http';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createTenant, type TestTenant } from '../../../support/tenants.js';
+import { api, createTenant, extensionFor, type TestTenant } from '../../../support/tenants.js';
 import { startRestWorld, until, type RestWorld } from './support.js';
 
 let w: RestWorld;
@@ -45,4 +45,16 @@ it('keeps each tenant to its own tables, rows and secret', async () => {
   expect(await get('acme.localhost', '/notes', acme.anonKey)).toMatchObject({ status: 404, body: { code: 'PGRST205' } });
   // The default tenant's key is not acme's.
   expect(await get('acme.localhost', '/widgets', w.t.anonKey)).toMatchObject({ status: 401, body: { code: 'PGRST301' } });
+});
+
+it('answers a tenant whose database is unreachable with a retryable 503 PGRST000, never a crash', async () => {
+  const secret = 'secret-of-down-with-at-least-32-characters';
+  const created = await api(w.t, 'POST', '/api/tenants', {
+    tenant: { external_id: 'down', name: 'down', jwt_secret: secret, extensions: [extensionFor('postgres://u:p@127.0.0.1:1/nothing')] },
+  });
+  expect(created.status).toBe(201);
+  const key = await w.t.sign({ role: 'anon', exp: Math.floor(Date.now() / 1000) + 60 }, secret);
+  const res = await get('down.localhost', '/notes', key);
+  expect(res).toMatchObject({ status: 503, body: { code: 'PGRST000', details: null, hint: null } });
+  expect((await get('127.0.0.1', '/notes?select=id&id=eq.1', w.t.anonKey)).body).toEqual([{ id: 1 }]);
 });
