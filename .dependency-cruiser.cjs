@@ -49,6 +49,12 @@ const PURE = [
   '^src/presence/crdt[^/]*\\.ts$',
   '^src/replication/pgoutput/',
   '^src/replication/changes/',
+  // The REST API's grammar, planner and SQL builder: a request and a schema snapshot in, a statement out. Only the
+  // schema loader (src/baas/rest/schema/load.ts) talks to Postgres.
+  '^src/baas/rest/(errors|limits|request)\\.ts$',
+  '^src/baas/rest/grammar/',
+  '^src/baas/rest/sql/',
+  '^src/baas/rest/schema/(types|relationships)\\.ts$',
 ];
 
 /** Core modules and npm packages that do no I/O, which pure code may use: re2js is a regex engine in plain JS. */

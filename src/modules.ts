@@ -1,3 +1,4 @@
+import { restModule } from './baas/rest/module.js';
 import { healthModule } from './http/health.js';
 import { metricsModule } from './http/metrics.js';
 import type { Module } from './http/module.js';
@@ -15,6 +16,7 @@ export const MODULES: readonly Module[] = [
   websocketModule,
   restBroadcastModule,
   tenantsApiModule,
+  restModule,
   healthModule,
   rootModule,
   metricsModule,

@@ -17,6 +17,12 @@ import { loadUws } from '../lib/uws.js';
 const url = process.env.BENCH_DATABASE_URL;
 const channel = process.env.NOTIFY_CHANNEL ?? 'bench_changes';
 const topic = process.env.NOTIFY_TOPIC ?? 'realtime:bench';
+/**
+ * NOTIFY_ENVELOPE=1: the notification is Performer's `data` object, built by the trigger (bench_notify_env_fn), and
+ * the frame is Performer's vsn 2.0.0 push around it, so both pipelines send the same bytes per change.
+ */
+const envelope = process.env.NOTIFY_ENVELOPE === '1';
+const head = `[null,null,${JSON.stringify(topic)},"postgres_changes",{"ids":[38327120],"data":`;
 if (!url) throw new Error('BENCH_DATABASE_URL is required');
 
 const uws = loadUws();
@@ -50,7 +56,7 @@ client.on('notification', (msg) => {
   if (stats.firstUs === 0) stats.firstUs = now;
   stats.lastUs = now;
   stats.notifications++;
-  app.publish(topic, msg.payload ?? '', false);
+  app.publish(topic, envelope ? `${head}${msg.payload ?? ''}}]` : (msg.payload ?? ''), false);
 });
 client.on('error', (err) => {
   console.error('notify-peer: listener connection failed', err);

@@ -164,7 +164,7 @@ const key = (r: { n: number; shape: Shape }) => `${r.n}|${r.shape}`;
 
 export function section(res: Results): string {
   // This tree's Performer, first repetition (the other rows are the --compare table's).
-  const live = res.rows.filter((r) => r.kind === 'live' && (r.target === 'notify' || (r.system === 'performer' && !r.rep)));
+  const live = res.rows.filter((r) => r.kind === 'live' && (r.target === 'notify' || (r.system === 'performer' && (r.repetition ?? 1) === 1)));
   const perf = live.filter((r) => r.target === 'performer');
   const notify = new Map(live.filter((r) => r.target === 'notify').map((r) => [key(r), r]));
   const recvBy = new Map(perf.filter((r) => !r.rls && r.recv).map((r) => [key(r), r.recv!]));
@@ -509,4 +509,4 @@ export function compareSection(res: Results, labels: string[]): string {
   ].join('\n');
 }
 
-export { f, machine, table };
+export { f, machine, ratio, table };

@@ -195,6 +195,8 @@ function finish(b: Bench, set: SubSet, kind: Kind, shape: Shape, p: Produced, dr
     usage: usage(a, z),
     foreignOwner: b.leaks.foreignOwner,
     unparsed: t.unparsed,
+    frameBytes: t.delivered > 0 ? t.bytes / t.delivered : NaN,
+    notifyPayload: set.target === 'notify' ? (set.table === 'bench_notify' ? 'bare' : 'envelope') : undefined,
   };
 }
 

@@ -86,6 +86,7 @@ export class Subscriber extends RawWsClient {
   private count(buf: Buffer, p: number, e: number, now: number): void {
     const tally = this.opts.tally;
     this.received++;
+    tally.bytes += e - p;
     if (!tally.hit(now)) return;
     const at = buf.indexOf(BODY, p);
     if (at === -1 || at + BODY.length + STAMP_LEN > e) {
@@ -99,7 +100,8 @@ export class Subscriber extends RawWsClient {
 
   /** A change: the forwarder's row JSON, or Performer's fan-out frame with event `postgres_changes`. */
   private isData(buf: Buffer, p: number, e: number): boolean {
-    if (this.opts.proto === 'simple') return buf[p] === 0x7b;
+    // The forwarder sends the bare row JSON, or (NOTIFY_ENVELOPE) Performer's frame around Performer's data object.
+    if (this.opts.proto === 'simple') return buf[p] === 0x7b || buf[p] === 0x5b;
     const q = p + this.eventOff;
     // `[null,null,"` then the topic, then `","po` (postgres_changes; phx_reply/presence/system differ by then).
     return q + 2 < e && buf[p] === 0x5b && buf[p + 6] === 0x6e && buf[q] === 0x70 && buf[q + 1] === 0x6f;

@@ -31,12 +31,16 @@ export interface Usage {
 
 export type Kind = 'live' | 'catchup' | 'paced';
 
+/** How Performer checked RLS: every viewer of a batch in one call, or one transaction per viewer (before issue 14). */
+export type RlsCheck = 'batch' | 'per-viewer';
+
+/** What the LISTEN/NOTIFY forwarder sends per change: the row's JSON, or Performer's own frame. */
+export type NotifyPayload = 'bare' | 'envelope';
+
 export interface Row {
   target: 'performer' | 'notify';
   /** The Performer build (`performer`, `performer@<rev>`), or `notify`. */
   system: string;
-  /** Repetition of the row (`--reps`), from 0. */
-  rep?: number;
   kind: Kind;
   n: number;
   rls: boolean;
@@ -66,6 +70,13 @@ export interface Row {
   rate?: number;
   /** Rows in the table before the row (the RLS check's cost grows with it, see the probe). */
   tableRows?: number;
+  /** --scale: the RLS check of the Performer process. */
+  rlsCheck?: RlsCheck;
+  /** Which repetition of the sequence (--scale --repeat, --compare --reps), from 1. */
+  repetition?: number;
+  /** Mean payload bytes of a delivered frame. */
+  frameBytes?: number;
+  notifyPayload?: NotifyPayload;
 }
 
 export interface RecvResult {

@@ -7,6 +7,8 @@ import { percentile } from './stats.js';
  */
 export class Tally {
   delivered = 0;
+  /** Payload bytes of the deliveries, when the receiver counts them (what each pipeline sends per message). */
+  bytes = 0;
   /** Deliveries found to be warm-up traffic. */
   warm = 0;
   firstUs = 0;
@@ -28,6 +30,7 @@ export class Tally {
 
   reset(sampleEvery: number): void {
     this.delivered = 0;
+    this.bytes = 0;
     this.warm = 0;
     this.firstUs = 0;
     this.lastUs = 0;

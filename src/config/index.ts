@@ -41,6 +41,12 @@ export interface Config {
   /** Tenant defaults (upstream TENANT_MAX_*). */
   tenantDefaults: TenantLimits;
   dbPoolSize: number;
+  /** REST_SCHEMAS: the schemas /rest/v1 exposes; the first is the default (PostgREST's db-schemas). */
+  restSchemas: string[];
+  /** REST_MAX_ROWS: cap on the rows of one REST response (PostgREST's db-max-rows); null = no cap. */
+  restMaxRows: number | null;
+  /** REST_STATEMENT_TIMEOUT_MS: a REST request's statement_timeout (a runaway query ends with 57014); 0 = none. */
+  restStatementTimeoutMs: number;
   /** The control plane (tenants, extensions): schema `_performer` here, or in the default tenant's database. */
   controlDatabaseUrl: string | null;
   /** Key material for tenant secrets at rest; null = a random key kept in the data dir. */
@@ -60,6 +66,8 @@ export interface Config {
   changesLagCheckMs: number;
   /** Warn when the changes slot's lag or retained WAL passes this many bytes (and each time it doubles). */
   changesSlotWarnBytes: number;
+  /** Check the RLS visibility of a batch's rows for all its viewers in one call; false: one transaction per viewer. */
+  changesRlsBatch: boolean;
   /** Appended to the database-broadcast replication slot name (upstream SLOT_NAME_SUFFIX). */
   slotNameSuffix: string;
   runJanitor: boolean;
@@ -148,6 +156,9 @@ export function loadConfig(env: Env = process.env): Config {
       maxPresenceEventsPerSecond: r.int('TENANT_MAX_PRESENCE_EVENTS_PER_SECOND', 1000, 0, INT32_MAX),
     },
     dbPoolSize: r.int('DB_POOL_SIZE', 10, 1, 1000),
+    restSchemas: restSchemas(r.list('REST_SCHEMAS')),
+    restMaxRows: r.optionalString('REST_MAX_ROWS') === null ? null : r.int('REST_MAX_ROWS', 0, 1, Number.MAX_SAFE_INTEGER),
+    restStatementTimeoutMs: r.int('REST_STATEMENT_TIMEOUT_MS', 8000, 0, 86_400_000),
     controlDatabaseUrl: r.optionalUrl('CONTROL_DATABASE_URL', ['postgres:', 'postgresql:']),
     dbEncKey: r.secretKey('DB_ENC_KEY'),
     tenantCacheExpirationMs: r.int('TENANT_CACHE_EXPIRATION_IN_MS', 30_000, 100, 86_400_000),
@@ -163,6 +174,7 @@ export function loadConfig(env: Env = process.env): Config {
     changesMaxLagBytes: r.int('CHANGES_MAX_LAG_BYTES', 1024 * 1024 * 1024, 1024, Number.MAX_SAFE_INTEGER),
     changesLagCheckMs: r.int('CHANGES_LAG_CHECK_MS', 10_000, 100, 3_600_000),
     changesSlotWarnBytes: r.int('CHANGES_SLOT_WARN_BYTES', 256 * 1024 * 1024, 1024, Number.MAX_SAFE_INTEGER),
+    changesRlsBatch: r.bool('CHANGES_RLS_BATCH', true),
     slotNameSuffix: r.string('SLOT_NAME_SUFFIX', ''),
     runJanitor: r.bool('RUN_JANITOR', true),
     janitorIntervalMs: r.int('JANITOR_INTERVAL_MS', 3_600_000, 1000, 86_400_000),
@@ -174,6 +186,13 @@ export function loadConfig(env: Env = process.env): Config {
   };
   checkManagementSecretsApart(config);
   return config;
+}
+
+/** Exposed REST schemas: valid identifiers only (they reach SQL as quoted identifiers and header comparisons). */
+function restSchemas(names: string[]): string[] {
+  if (names.length === 0) return ['public'];
+  for (const n of names) if (!/^[A-Za-z_][A-Za-z0-9_$]{0,62}$/.test(n)) throw new ConfigError('REST_SCHEMAS', `"${n}" is not a schema name`);
+  return [...new Set(names)];
 }
 
 /**

@@ -38,7 +38,16 @@ export interface RlsOptions {
   breakerWindowMs?: number;
   /** Receives the transaction's milliseconds, pool checkout included (what the caller waited), answer or failure. */
   latencyMs?: Observer;
+  /**
+   * What opens the transaction, in the same round trip: `BEGIN` (default), or BEGIN_WITH_TIMEOUT. A constant, never
+   * text built from values.
+   */
+  begin?: typeof BEGIN | typeof BEGIN_WITH_TIMEOUT;
 }
+
+const BEGIN = 'BEGIN';
+/** A transaction whose statements are cancelled after 5 s (one round trip for both). */
+export const BEGIN_WITH_TIMEOUT = "BEGIN; SET LOCAL statement_timeout = '5s'";
 
 const POOL_TIMEOUT = /timeout exceeded when trying to connect/i;
 
@@ -59,16 +68,17 @@ export async function inRolledBackTransaction<T>(
   if (breakerOpen(pool, windowMs)) {
     return { ok: false, failure: { code: 'IncreaseConnectionPool', message: 'too many connection pool timeouts' } };
   }
-  if (!opts.latencyMs) return rolledBack(pool, fn, windowMs);
+  const begin = opts.begin ?? BEGIN;
+  if (!opts.latencyMs) return rolledBack(pool, fn, windowMs, begin);
   const started = performance.now();
   try {
-    return await rolledBack(pool, fn, windowMs);
+    return await rolledBack(pool, fn, windowMs, begin);
   } finally {
     opts.latencyMs.observe(performance.now() - started);
   }
 }
 
-async function rolledBack<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>, windowMs: number): Promise<RlsOutcome<T>> {
+async function rolledBack<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>, windowMs: number, begin: string): Promise<RlsOutcome<T>> {
   let loan: Loan;
   try {
     loan = guardLent(await pool.connect());
@@ -83,7 +93,7 @@ async function rolledBack<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promi
   const client = loan.client;
   let broken: Error | undefined;
   try {
-    await client.query('BEGIN');
+    await client.query(begin);
     return { ok: true, value: await fn(client) };
   } catch (err) {
     const failure = classify(err);

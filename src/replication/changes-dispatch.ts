@@ -22,7 +22,8 @@ import type { ChangesCatalog, TableMeta } from './changes-catalog.js';
 import type { OutgoingChange } from '../shared/messages.js';
 import type { ChangesSubscriber } from './changes-subscribers.js';
 import type { Lsn, OldTuple, PgTimestamp, RelationMessage, TupleData } from './pgoutput/index.js';
-import { checkVisibility, untilVisible, type Visibility } from './visibility.js';
+import { RETRY_MS, VisibilityResolver, type Ask } from './changes-visibility.js';
+import type { Visibility } from './visibility.js';
 
 /** What a dispatch handed out: deliveries per subscriber, the targets with queued events, and how many events were queued. */
 export interface Dispatched {
@@ -98,15 +99,6 @@ export interface RowChange {
   old: OldTuple | null;
 }
 
-/** How long a dispatch waits for its transactions to become visible before checking RLS anyway. */
-const VISIBLE_WAIT_MS = 10_000;
-
-/** Waits between attempts of a failed dispatch or visibility check (about 3 s in all). */
-const RETRY_MS = [50, 150, 400, 800, 1600];
-
-/** Column privileges of tables without RLS change rarely: cached briefly so that those tables cost no query. */
-const PRIVILEGE_TTL_MS = 5000;
-
 interface RelationState {
   meta: TableMeta;
   plan: RowPlan;
@@ -122,31 +114,35 @@ interface Match {
 
 /**
  * Turns committed transactions into postgres_changes events: matches each change against the subscribers'
- * bindings and filters, asks RLS once per (table, claims) per transaction which rows each viewer may see,
+ * bindings and filters, asks RLS which rows each viewer may see (per table, all distinct claims in one call),
  * renders the row once, builds each distinct payload once, and hands it to the subscribers in commit order.
  */
 export class ChangesDispatcher {
   private readonly relations = new Map<number, RelationState>();
-  private readonly privileges = new Map<string, { at: number; value: Visibility }>();
+  private readonly visibility: VisibilityResolver;
 
   constructor(
     private readonly catalog: ChangesCatalog,
     private readonly pool: () => Promise<pg.Pool>,
     private readonly log: Logger,
     private readonly metrics: ChangesMetrics | null = null,
-  ) {}
+    /** rlsBatch: every viewer of a table checked in one call (default); false: one transaction per viewer. */
+    opts: { rlsBatch?: boolean } = {},
+  ) {
+    this.visibility = new VisibilityResolver(log, { batch: opts.rlsBatch ?? true, authorizationMs: metrics?.authorizationMs });
+  }
 
   /** A Relation message: the table's shape or settings may have changed. */
   relationChanged(relation: RelationMessage): void {
     this.relations.delete(relation.relationId);
     this.catalog.invalidate(relation.relationId);
-    for (const key of [...this.privileges.keys()]) if (key.startsWith(`${relation.relationId}:`)) this.privileges.delete(key);
+    this.visibility.forget(relation.relationId);
   }
 
   /**
    * Hands each subscriber its events of a batch of committed transactions, in commit order (queued: the caller
-   * flushes `touched`); returns how many deliveries were made. Visibility is asked once per (table, claims) for
-   * the whole batch.
+   * flushes `touched`); returns how many deliveries were made. Visibility is asked for the whole batch: per table,
+   * one call for every distinct claims set (see changes-visibility.ts).
    */
   async dispatch(txns: readonly CommittedChanges[], subscribers: readonly ChangesSubscriber[]): Promise<Dispatched> {
     if (subscribers.length === 0 || txns.length === 0) return NOTHING;
@@ -166,6 +162,7 @@ export class ChangesDispatcher {
   private async dispatchOnce(txns: readonly CommittedChanges[], subscribers: readonly ChangesSubscriber[]): Promise<Dispatched> {
     const planned: Planned[] = [];
     const asks = new Map<RelationState, Map<string, Ask>>();
+    const fixed = new Map<RelationState, Map<ChangeType, FixedMatches>>();
     for (const txn of txns) {
       if (txn.changes.length === 0) continue;
       const commitTimestamp = formatCommitTimestamp(txn.commitTime);
@@ -173,7 +170,7 @@ export class ChangesDispatcher {
         // Known relations are looked up without an await: one microtask per row adds up over a backlog.
         const state = this.relations.get(change.relation.relationId) ?? (await this.relationState(change.relation));
         if (!state) continue;
-        const matches = this.match(change, state, subscribers, asks);
+        const matches = this.match(change, state, subscribers, asks, fixed);
         if (matches.length > 0) planned.push({ change, state, matches, commitTimestamp, xid: txn.xid ?? 0 });
       }
     }
@@ -258,11 +255,51 @@ export class ChangesDispatcher {
     return state;
   }
 
-  private match(change: RowChange, state: RelationState, subscribers: readonly ChangesSubscriber[], asks: Map<RelationState, Map<string, Ask>>): Match[] {
+  /**
+   * The subscribers a change goes to. Whether a subscriber without filters on the table matches depends only on the
+   * table and the action: those matches are worked out once per batch and shared by every such row (with many
+   * viewers under RLS, one object per row and viewer was most of the dispatcher's garbage).
+   */
+  private match(
+    change: RowChange,
+    state: RelationState,
+    subscribers: readonly ChangesSubscriber[],
+    asks: Map<RelationState, Map<string, Ask>>,
+    fixed: Map<RelationState, Map<ChangeType, FixedMatches>>,
+  ): Match[] {
+    let byType = fixed.get(state);
+    if (!byType) fixed.set(state, (byType = new Map()));
+    let known = byType.get(change.type);
+    if (!known) {
+      known = { matches: [], filtered: [] };
+      for (const subscriber of subscribers) {
+        if (this.hasFilters(subscriber, state, change.type)) known.filtered.push(subscriber);
+        else {
+          const m = this.matchOne(change, state, subscriber, asks);
+          if (m) known.matches.push(m);
+        }
+      }
+      byType.set(change.type, known);
+    }
+    if (known.filtered.length === 0) return known.matches;
+    const out = known.matches.slice();
+    for (const subscriber of known.filtered) {
+      const m = this.matchOne(change, state, subscriber, asks);
+      if (m) out.push(m);
+    }
+    return out;
+  }
+
+  /** Whether one of the subscriber's bindings for this table and action has filters (its match depends on the row). */
+  private hasFilters(subscriber: ChangesSubscriber, state: RelationState, type: ChangeType): boolean {
+    const { schema, name } = state.meta;
+    return subscriber.bindings.some((b) => b.filters.length > 0 && bindingMatchesTable(b, schema, name) && bindingAcceptsAction(b, type));
+  }
+
+  private matchOne(change: RowChange, state: RelationState, subscriber: ChangesSubscriber, asks: Map<RelationState, Map<string, Ask>>): Match | null {
     const { schema, name } = state.meta;
     const tuple = change.type === 'DELETE' ? (change.old?.tuple ?? null) : change.newTuple;
-    const out: Match[] = [];
-    for (const subscriber of subscribers) {
+    {
       let ids: number[] | null = null;
       let select: readonly string[] | null | undefined;
       for (const binding of subscriber.bindings) {
@@ -275,9 +312,8 @@ export class ChangesDispatcher {
         // Several matching bindings with different column selections: the widest wins.
         select = select === undefined ? binding.select : select === null || binding.select === null ? null : [...new Set([...select, ...binding.select])];
       }
-      if (ids) out.push({ subscriber, ids: ids.reverse(), select: select ?? null, ask: askFor(asks, state, subscriber.claims) });
+      return ids ? { subscriber, ids: ids.reverse(), select: select ?? null, ask: askFor(asks, state, subscriber.claims) } : null;
     }
-    return out;
   }
 
   private filtersFor(binding: Binding, relation: RelationMessage, state: RelationState): CompiledFilters | null {
@@ -290,73 +326,15 @@ export class ChangesDispatcher {
     return compiled;
   }
 
-  /** One visibility question per (table, viewer claims) for the whole transaction; the answer lands on the ask. */
+  /** One visibility question per (table, viewer claims) for the whole batch; the answer lands on the ask. */
   private async resolveVisibility(planned: Planned[], asks: Map<RelationState, Map<string, Ask>>): Promise<void> {
     planned.forEach(({ matches }, rowIndex) => {
       for (const m of matches) if (m.ask.rows[m.ask.rows.length - 1] !== rowIndex) m.ask.rows.push(rowIndex);
     });
-    const pool = await this.pool();
     const all: Ask[] = [];
     for (const byClaims of asks.values()) for (const ask of byClaims.values()) all.push(ask);
-    // Rows are looked up in the table, so their transactions must be visible to a new snapshot first.
-    const xids = new Set<number>();
-    for (const { change, state, xid } of planned) if (state.meta.rlsEnabled && change.type !== 'DELETE' && xid !== 0) xids.add(xid);
-    if (xids.size > 0 && !(await untilVisible(pool, [...xids], VISIBLE_WAIT_MS))) {
-      this.log.warn({ error_code: 'ChangesNotYetVisible', xids: xids.size }, 'committed transactions still invisible to new snapshots (synchronous standby not answering?); checking RLS anyway');
-    }
-    await Promise.all(
-      all.map(async (ask) => {
-        const meta = ask.state.meta;
-        const cacheKey = `${meta.relationId}:${ask.claimsText}`;
-        if (!meta.rlsEnabled) {
-          const cached = this.privileges.get(cacheKey);
-          if (cached && Date.now() - cached.at < PRIVILEGE_TTL_MS) return void (ask.visibility = cached.value);
-        }
-        // Row positions are indexes into `planned`; keys list each row's primary key values as text.
-        const keys: (string | null)[][] = [];
-        const positions: number[] = [];
-        if (meta.rlsEnabled) {
-          for (const i of ask.rows) {
-            const { change, state } = planned[i]!;
-            if (change.type === 'DELETE' || !change.newTuple) continue;
-            keys.push(state.plan.columns.filter((c) => c.isPrimaryKey).map((c) => textOf(change.newTuple!, c.index)));
-            positions.push(i);
-          }
-        }
-        // A failed check (pool busy, connection lost, statement timeout) is asked again before the viewer's rows are
-        // given up: nothing is confirmed while this waits, and the stream holds back behind it.
-        let result = await checkVisibility(pool, meta, keys, { claims: ask.claims }, meta.rlsEnabled, { latencyMs: this.metrics?.authorizationMs });
-        for (let attempt = 0; !result.ok && attempt < RETRY_MS.length; attempt++) {
-          this.log.warn({ error_code: result.failure.code, reason: result.failure.message, table: meta.name, attempt }, 'postgres changes visibility check failed; retrying');
-          await new Promise((resolve) => setTimeout(resolve, RETRY_MS[attempt]));
-          result = await checkVisibility(pool, meta, keys, { claims: ask.claims }, meta.rlsEnabled, { latencyMs: this.metrics?.authorizationMs });
-        }
-        if (!result.ok) {
-          this.log.error(
-            { error_code: result.failure.code, reason: result.failure.message, table: meta.name, rows: ask.rows.length },
-            'postgres changes visibility check kept failing; these rows are not delivered to this viewer',
-          );
-          return;
-        }
-        // Map the answer (indexes into keys) back to row positions in the transaction.
-        const visible = new Set([...result.value.visible].map((k) => positions[k]!).filter((p) => p !== undefined));
-        const value: Visibility = { ...result.value, visible };
-        if (!meta.rlsEnabled) this.privileges.set(cacheKey, { at: Date.now(), value });
-        ask.visibility = value;
-      }),
-    );
+    await this.visibility.resolve(await this.pool(), planned, all);
   }
-}
-
-/** The visibility question of one (table, claims) pair in a transaction: the rows it covers, then the answer. */
-interface Ask {
-  state: RelationState;
-  claims: Record<string, unknown>;
-  claimsText: string;
-  rows: number[];
-  visibility: Visibility | null;
-  /** The answer's column privileges resolved against the table's plan, per `select`. */
-  views?: Map<string, PreparedView>;
 }
 
 /** What a match's viewer sees of its table: built once per (table, claims, select) and batch. */
@@ -378,6 +356,12 @@ function idsText(ids: readonly number[]): string {
     singleIds.set(ids[0]!, (text = `[${ids[0]}]`));
   }
   return text;
+}
+
+/** A batch's matches of one table and action: the subscribers without filters, and those matched row by row. */
+interface FixedMatches {
+  matches: Match[];
+  filtered: ChangesSubscriber[];
 }
 
 interface Planned {
@@ -405,9 +389,4 @@ function askFor(asks: Map<RelationState, Map<string, Ask>>, state: RelationState
   let ask = byClaims.get(text);
   if (!ask) byClaims.set(text, (ask = { state, claims, claimsText: text, rows: [], visibility: null }));
   return ask;
-}
-
-function textOf(tuple: TupleData, index: number): string | null {
-  const col = tuple[index];
-  return col && col.kind === 'text' ? col.value : null;
 }

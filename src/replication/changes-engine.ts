@@ -40,6 +40,8 @@ export interface ChangesEngineOptions {
   lagCheckMs: number;
   /** Warn when the slot's lag or retained WAL passes this many bytes (and each time it doubles). */
   slotWarnBytes: number;
+  /** RLS visibility of a batch checked for all viewers in one call (default); false: one transaction per viewer. */
+  rlsBatch?: boolean;
   backoff: { initialMs: number; maxMs: number };
   /** Where the groups' events are published (the channels dispatcher and fan-out take them to the sockets). */
   pubsub: LocalPublisher;
@@ -107,7 +109,7 @@ export class ChangesEngine {
     this.log = opts.log.child({ extension: 'postgres_changes' });
     this.tracked = new TrackedSlot(opts.tenantId, opts.slotWarnBytes, this.log);
     this.catalog = new ChangesCatalog(opts.pool);
-    this.dispatcher = new ChangesDispatcher(this.catalog, opts.pool, this.log, opts.metrics);
+    this.dispatcher = new ChangesDispatcher(this.catalog, opts.pool, this.log, opts.metrics, { rlsBatch: opts.rlsBatch });
     this.store = new SubscriberStore(opts.pool, opts.node, opts.tenantId);
     this.groups = new SubscriberGroups(opts.tenantId, opts.pubsub);
     this.rate = new ChangesRateGate(opts.allow, this.log);

@@ -22,6 +22,7 @@ export function changesEngine(runtime: TenantRuntime, config: Config, pubsub: Lo
     maxLagBytes: config.changesMaxLagBytes,
     lagCheckMs: config.changesLagCheckMs,
     slotWarnBytes: config.changesSlotWarnBytes,
+    rlsBatch: config.changesRlsBatch,
     backoff: { initialMs: config.tenantBackoffMinMs, maxMs: config.tenantBackoffMaxMs },
     pubsub,
     // Changes have their own counter, as upstream's db_events: broadcast traffic cannot hold them back.

@@ -25,6 +25,7 @@ async function expectMigratedSchema(pool: pg.Pool): Promise<void> {
     'realtime.broadcast_changes(text, text, text, text, text, record, record, text)',
     'realtime.create_messages_partitions(date, date)',
     'realtime.drop_old_messages_partitions(integer)',
+    'realtime.performer_visible_keys(regclass, text[], text[], text[], text[], text[], text[], bigint[])',
   ];
   const found = await pool.query<{ signature: string; present: boolean }>(
     'SELECT s AS signature, to_regprocedure(s) IS NOT NULL AS present FROM unnest($1::text[]) AS s',
@@ -37,6 +38,12 @@ async function expectMigratedSchema(pool: pg.Pool): Promise<void> {
        FROM pg_class c WHERE c.oid = 'realtime.messages'::regclass`,
   );
   expect(table.rows[0]).toEqual({ relkind: 'p', relrowsecurity: true, owner: 'supabase_realtime_admin' });
+  // Whoever runs it acts as any role its login role belongs to: only the migrating role may.
+  const visibleKeys = await pool.query<{ role: string }>(
+    `SELECT r AS role FROM unnest(ARRAY['anon', 'authenticated', 'service_role']) AS r
+      WHERE has_function_privilege(r, 'realtime.performer_visible_keys(regclass, text[], text[], text[], text[], text[], text[], bigint[])', 'EXECUTE')`,
+  );
+  expect(visibleKeys.rows).toEqual([]);
   for (const role of ['anon', 'authenticated', 'service_role']) {
     const privileges = await pool.query<{ ok: boolean }>(
       `SELECT has_table_privilege($1, 'realtime.messages', 'SELECT, INSERT, UPDATE') AND

@@ -7,6 +7,8 @@ import { sql as subscription } from './006-subscription.js';
 import { sql as changesSubscribers } from './007-changes-subscribers.js';
 import { sql as apiRoleGrants } from './008-api-role-grants.js';
 import { sql as changesSubscribersTenant } from './009-changes-subscribers-tenant.js';
+import { sql as changesVisibleKeys } from './010-changes-visible-keys.js';
+import { sql as restSchemaReload } from './011-rest-schema-reload.js';
 
 export interface TenantMigration {
   /** Recorded in realtime.schema_migrations; small integers never collide with upstream's timestamp versions. */
@@ -26,4 +28,6 @@ export const tenantMigrations: readonly TenantMigration[] = [
   { version: 7, name: 'changes_subscribers', sql: changesSubscribers },
   { version: 8, name: 'api_role_grants', sql: apiRoleGrants },
   { version: 9, name: 'changes_subscribers_tenant', sql: changesSubscribersTenant },
+  { version: 10, name: 'changes_visible_keys', sql: changesVisibleKeys },
+  { version: 11, name: 'rest_schema_reload', sql: restSchemaReload },
 ];

@@ -1,0 +1,142 @@
+/**
+ * `/rest/v1`: the PostgREST-compatible database API that supabase-js `from()` and `rpc()` speak (spec baas-api.md
+ * §1, §3). Per request: the gate (tenant by Host, rate, CORS, bounded body), the caller's identity (http/auth.ts),
+ * the pure core (request.ts: grammar and preferences; sql/statement.ts: ONE parameterized statement against the
+ * tenant's schema cache), then one transaction on the tenant's pool with the request's role and claims so RLS
+ * applies (http/transaction.ts), and the answer (http/answer.ts). Errors have PostgREST's status and body; nothing
+ * here crashes the process or leaks a stack trace.
+ */
+import type { AppContext } from '../../context.js';
+import { openRequest, tenantGate } from '../../http/gate.js';
+import type { Module } from '../../http/module.js';
+import { BodyTooLarge, MAX_REQUEST_BODY_BYTES, readBody, refusedByContentLength, type Reply } from '../../http/respond.js';
+import type { HttpRequest, HttpResponse, TemplatedApp } from '../../http/uws.js';
+import type { TenantRuntime } from '../../tenants/tenant.js';
+import { RestError } from './errors.js';
+import { preferenceApplied } from './grammar/prefer.js';
+import { answerFor, databaseErrorAnswer, isDatabaseError, type Answer } from './http/answer.js';
+import { AuthRefusal, identify, type RequestIdentity } from './http/auth.js';
+import { SchemaCaches } from './http/schema-cache.js';
+import { runInTransaction, type RequestSettings } from './http/transaction.js';
+import { prepareRequest, type PreparedRequest, type RestConfig } from './request.js';
+import { buildStatement } from './sql/statement.js';
+
+const PREFIX = '/rest/v1';
+const BODY_METHODS = new Set(['POST', 'PATCH', 'PUT', 'DELETE']);
+/** Requests waiting for a pool client per pooled connection before new ones are shed with 503 + Retry-After. */
+const WAITING_PER_CONNECTION = 4;
+
+/** Per-server state: the REST config and the tenants' schema caches. */
+class RestModule implements Module {
+  readonly name = 'rest';
+  private caches: SchemaCaches | null = null;
+
+  mount(app: TemplatedApp, ctx: AppContext): void {
+    const caches = this.cachesFor(ctx);
+    const config: RestConfig = {
+      schemas: ctx.config.restSchemas,
+      maxRows: ctx.config.restMaxRows === null ? null : BigInt(ctx.config.restMaxRows),
+      allowTransactionOverride: true,
+    };
+    const handler = (res: HttpResponse, req: HttpRequest) => serve(ctx, caches, config, res, req);
+    for (const path of [PREFIX, `${PREFIX}/*`]) {
+      app.get(path, handler).head(path, handler).post(path, handler).patch(path, handler).del(path, handler).put(path, handler);
+    }
+  }
+
+  tenantChildren(tenant: TenantRuntime, ctx: AppContext) {
+    return [this.cachesFor(ctx).listener(tenant)];
+  }
+
+  private cachesFor(ctx: AppContext): SchemaCaches {
+    this.caches ??= new SchemaCaches(ctx.config.restSchemas);
+    return this.caches;
+  }
+}
+
+export const restModule: Module = new RestModule();
+
+function serve(ctx: AppContext, caches: SchemaCaches, config: RestConfig, res: HttpResponse, req: HttpRequest): void {
+  const { reply, info, requestId } = openRequest(res, req, { cors: true });
+  const rawQuery = req.getQuery() ?? '';
+  if (refusedByContentLength(reply, info.headers, MAX_REQUEST_BODY_BYTES)) return;
+  const tenant = tenantGate(ctx, reply, info);
+  if (!tenant) return;
+  const method = info.method.toUpperCase();
+  const body = BODY_METHODS.has(method) ? readBody(res, reply, info.headers, MAX_REQUEST_BODY_BYTES) : Promise.resolve(Buffer.alloc(0));
+  body.catch(() => undefined);
+  let identity: RequestIdentity | null = null;
+  const path = info.url.slice(PREFIX.length);
+  (async () => {
+    identity = await identify(tenant, info.headers);
+    if (tenant.settings.suspend) throw new AuthRefusal(403, { message: 'Tenant is suspended' });
+    const text = (await body).toString('utf8');
+    const prepared = prepareRequest({ method, path, query: rawQuery, header: (name) => (info.headers[name] !== undefined ? [info.headers[name]] : []), body: text }, config);
+    const pool = await tenant.database();
+    if (pool.waitingCount >= pool.options.max * WAITING_PER_CONNECTION) {
+      reply.header('retry-after', '1');
+      throw new RestError(503, 'PGRST003', 'Timed out acquiring connection from connection pool.');
+    }
+    const cache = await caches.get(tenant, pool);
+    const built = buildStatement({ cache, ...prepared });
+    const answer = await runInTransaction(pool, built, settingsFor(ctx, identity, prepared, method, path, info.headers), (row) => ({
+      commit: prepared.preferences.transaction !== 'rollback',
+      result: answerFor(prepared, built, row),
+    }));
+    send(reply, answer, prepared);
+  })().catch((err: unknown) => {
+    if (err instanceof BodyTooLarge || reply.aborted) return;
+    if (err instanceof AuthRefusal) {
+      if (err.wwwAuthenticate) reply.header('www-authenticate', err.wwwAuthenticate);
+      return reply.json(err.status, err.body);
+    }
+    if (err instanceof RestError) return errorReply(reply, err.status, err.body());
+    if (isDatabaseError(err)) {
+      const { status, body: errorBody } = databaseErrorAnswer(err, identity?.role ?? 'anon');
+      if (status === 503) reply.header('retry-after', '1');
+      return errorReply(reply, status, errorBody);
+    }
+    tenant.log.error({ err, error_code: 'RestRequestFailed', request_id: requestId }, 'REST request failed');
+    // No answer from the database (down, unreachable, connection lost) is PostgREST's retryable 503 PGRST000;
+    // anything else is our fault, 500 without details (a 503 would make postgrest-js retry it).
+    if (!isConnectionFailure(err)) return errorReply(reply, 500, { code: 'PGRSTX00', message: 'Internal server error', details: null, hint: null });
+    reply.header('retry-after', '1');
+    errorReply(reply, 503, { code: 'PGRST000', message: 'Database client error. Retrying the connection.', details: null, hint: null });
+  });
+}
+
+function isConnectionFailure(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return true; // ECONNREFUSED, ECONNRESET, ENOTFOUND...
+  const message = err instanceof Error ? err.message : '';
+  return /connect|connection|terminat|timeout|recently failed/i.test(message);
+}
+
+function errorReply(reply: Reply, status: number, body: object): void {
+  reply.header('proxy-status', `PostgREST; error=${(body as { code?: string }).code ?? 'unknown'}`);
+  reply.json(status, body);
+}
+
+function send(reply: Reply, answer: Answer, prepared: PreparedRequest): void {
+  for (const [name, value] of answer.headers) reply.header(name, value);
+  const applied = preferenceApplied(prepared.preferences);
+  if (applied !== null) reply.header('preference-applied', applied);
+  if (prepared.profileHeader) reply.header('content-profile', prepared.schema);
+  reply.send(answer.status, answer.body ?? '', answer.contentType ?? undefined);
+}
+
+function settingsFor(ctx: AppContext, identity: RequestIdentity, prepared: PreparedRequest, method: string, path: string, headers: Record<string, string>): RequestSettings {
+  const claims: Record<string, unknown> = { ...identity.claims, role: identity.role };
+  return {
+    role: identity.role,
+    claimsJson: JSON.stringify(claims),
+    sub: typeof claims.sub === 'string' ? claims.sub : '',
+    email: typeof claims.email === 'string' ? claims.email : '',
+    method,
+    path,
+    headersJson: JSON.stringify(headers),
+    searchPath: `"${prepared.schema}"`,
+    statementTimeoutMs: ctx.config.restStatementTimeoutMs,
+    ...(prepared.preferences.timezone !== undefined ? { timezone: prepared.preferences.timezone } : {}),
+  };
+}

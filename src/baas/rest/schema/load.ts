@@ -1,0 +1,216 @@
+/**
+ * Loads the REST schema cache from a tenant's catalogs in ONE statement (a single JSON document), for the exposed
+ * schemas only. Relationships are derived in memory (./relationships.ts).
+ */
+import type pg from 'pg';
+import { deriveRelationships, type ForeignKey } from './relationships.js';
+import { keyOf, type Column, type RelationKind, type Routine, type SchemaCache, type Table } from './types.js';
+
+type Queryable = Pick<pg.ClientBase, 'query'>;
+
+const CATALOG_QUERY = `
+-- Runs with search_path = pg_catalog: format_type / pg_get_expr qualify every non-catalog name.
+WITH
+exposed AS (SELECT n.oid, n.nspname FROM pg_namespace n WHERE n.nspname = ANY($1::text[])),
+rels AS (
+  SELECT c.oid, e.nspname AS schema, c.relname AS name, c.relkind
+  FROM pg_class c JOIN exposed e ON e.oid = c.relnamespace
+  WHERE c.relkind IN ('r', 'v', 'm', 'f', 'p') AND NOT c.relispartition
+),
+cols AS (
+  SELECT a.attrelid,
+    json_agg(json_build_object(
+      'name', a.attname,
+      'type', format_type(a.atttypid, a.atttypmod),
+      'typeName', t.typname,
+      'baseTypeName', coalesce(bt.typname, t.typname),
+      'notNull', a.attnotnull,
+      'generated', a.attgenerated <> '',
+      'defaultExpr', CASE
+        WHEN a.attgenerated <> '' THEN NULL
+        WHEN a.attidentity <> '' THEN format('nextval(%L::regclass)',
+          pg_get_serial_sequence(format('%I.%I', r.schema, r.name), a.attname))
+        ELSE pg_get_expr(d.adbin, d.adrelid) END
+    ) ORDER BY a.attnum) AS columns
+  FROM pg_attribute a
+  JOIN rels r ON r.oid = a.attrelid
+  JOIN pg_type t ON t.oid = a.atttypid
+  LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype
+  LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+  WHERE a.attnum > 0 AND NOT a.attisdropped
+  GROUP BY a.attrelid
+),
+keys AS (
+  SELECT con.conrelid, con.contype,
+    array_agg(a.attname::text ORDER BY k.ord) AS names,
+    array_agg(k.attnum ORDER BY k.attnum) AS attnums
+  FROM pg_constraint con
+  CROSS JOIN LATERAL unnest(con.conkey) WITH ORDINALITY AS k(attnum, ord)
+  JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum
+  WHERE con.contype IN ('p', 'u') AND con.conrelid IN (SELECT oid FROM rels)
+  GROUP BY con.oid, con.conrelid, con.contype
+),
+fks AS (
+  SELECT con.conname, src.schema, src.name, dst.schema AS fschema, dst.name AS fname,
+    array_agg(ca.attname::text ORDER BY k.ord) AS cols,
+    array_agg(fa.attname::text ORDER BY k.ord) AS fcols,
+    array_agg(k.col ORDER BY k.col) AS attnums,
+    con.conrelid
+  FROM pg_constraint con
+  JOIN rels src ON src.oid = con.conrelid
+  JOIN rels dst ON dst.oid = con.confrelid
+  CROSS JOIN LATERAL unnest(con.conkey, con.confkey) WITH ORDINALITY AS k(col, ref, ord)
+  JOIN pg_attribute ca ON ca.attrelid = con.conrelid AND ca.attnum = k.col
+  JOIN pg_attribute fa ON fa.attrelid = con.confrelid AND fa.attnum = k.ref
+  WHERE con.contype = 'f' AND con.conparentid = 0
+  GROUP BY con.oid, con.conname, src.schema, src.name, dst.schema, dst.name, con.conrelid
+),
+procs AS (
+  SELECT p.oid, e.nspname AS schema, p.proname AS name, p.provolatile, p.proretset, p.pronargdefaults,
+    rt.typname AS rettypname, rt.typtype AS rettyptype, rt.typrelid, format_type(p.prorettype, NULL) AS rettype,
+    coalesce(p.proallargtypes, p.proargtypes::oid[]) AS argtypes,
+    p.proargmodes, p.proargnames
+  FROM pg_proc p JOIN exposed e ON e.oid = p.pronamespace JOIN pg_type rt ON rt.oid = p.prorettype
+  WHERE p.prokind = 'f'
+)
+SELECT json_build_object(
+  'tables', (SELECT coalesce(json_agg(json_build_object(
+      'schema', r.schema, 'name', r.name, 'kind', r.relkind,
+      'columns', coalesce(c.columns, '[]'),
+      'primaryKey', coalesce((SELECT to_json(k.names) FROM keys k WHERE k.conrelid = r.oid AND k.contype = 'p'), '[]')
+    )), '[]') FROM rels r LEFT JOIN cols c ON c.attrelid = r.oid),
+  'foreignKeys', (SELECT coalesce(json_agg(json_build_object(
+      'constraint', f.conname, 'schema', f.schema, 'name', f.name, 'foreignSchema', f.fschema, 'foreignName', f.fname,
+      'columns', f.cols, 'foreignColumns', f.fcols,
+      'oneToOne', EXISTS (SELECT 1 FROM keys k WHERE k.conrelid = f.conrelid AND k.attnums = f.attnums)
+    ) ORDER BY f.schema, f.name, f.conname), '[]') FROM fks f),
+  'routines', (SELECT coalesce(json_agg(json_build_object(
+      'schema', p.schema, 'name', p.name, 'volatility', p.provolatile, 'setOf', p.proretset,
+      'defaults', p.pronargdefaults, 'returnType', p.rettype, 'returnTypeName', p.rettypname,
+      'returnTypeType', p.rettyptype,
+      'returnTable', (SELECT json_build_object('schema', n.nspname, 'name', c.relname)
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = p.typrelid),
+      'returnColumns', (SELECT json_agg(json_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod), 'typeName', t.typname) ORDER BY a.attnum)
+         FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+         WHERE a.attrelid = p.typrelid AND a.attnum > 0 AND NOT a.attisdropped),
+      'args', (SELECT json_agg(json_build_object('name', coalesce(x.name, ''), 'type', format_type(x.type, NULL), 'typeName', t.typname,
+                 'mode', coalesce(x.mode::text, 'i')) ORDER BY x.ord)
+         FROM unnest(p.argtypes, p.proargmodes, p.proargnames) WITH ORDINALITY AS x(type, mode, name, ord)
+         JOIN pg_type t ON t.oid = x.type)
+    )), '[]') FROM procs p),
+  'types', (SELECT json_agg(json_build_object('schema', n.nspname, 'name', t.typname, 'type', format_type(t.oid, NULL)))
+    FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+    WHERE n.nspname = 'pg_catalog' OR n.nspname = ANY($1::text[]))
+)::text AS cache`;
+
+interface RawTable {
+  schema: string;
+  name: string;
+  kind: string;
+  columns: Column[];
+  primaryKey: string[];
+}
+
+interface RawRoutine {
+  schema: string;
+  name: string;
+  volatility: 'i' | 's' | 'v';
+  setOf: boolean;
+  defaults: number;
+  returnType: string;
+  returnTypeName: string;
+  returnTypeType: string;
+  returnTable: { schema: string; name: string } | null;
+  returnColumns: Array<{ name: string; type: string; typeName: string }> | null;
+  args: Array<{ name: string; type: string; typeName: string; mode: string }> | null;
+}
+
+const KINDS: Record<string, RelationKind> = {
+  r: 'table',
+  v: 'view',
+  m: 'materialized-view',
+  f: 'foreign-table',
+  p: 'partitioned-table',
+};
+
+function toRoutine(raw: RawRoutine): Routine {
+  const args = raw.args ?? [];
+  const inArgs = args.filter((a) => a.mode === 'i' || a.mode === 'b' || a.mode === 'v');
+  const outArgs = args.filter((a) => a.mode === 'o' || a.mode === 'b' || a.mode === 't');
+  const firstOptional = inArgs.length - raw.defaults;
+  const params = inArgs.map((a, index) => ({
+    name: a.name,
+    type: a.type,
+    typeName: a.typeName,
+    required: index < firstOptional,
+    variadic: a.mode === 'v',
+  }));
+  let returns: Routine['returns'];
+  if (raw.returnTypeName === 'void') {
+    returns = { kind: 'void', setOf: raw.setOf, type: raw.returnType, columns: [] };
+  } else if (outArgs.length > 1 || (raw.returnTypeName === 'record' && outArgs.length > 0 && raw.returnTypeType === 'p')) {
+    returns = { kind: 'composite', setOf: raw.setOf, type: raw.returnType, columns: outArgs.map(({ name, type, typeName }) => ({ name, type, typeName })) };
+  } else if (raw.returnTypeType === 'c') {
+    returns = {
+      kind: 'composite',
+      setOf: raw.setOf,
+      type: raw.returnType,
+      ...(raw.returnTable ? { table: raw.returnTable } : {}),
+      columns: raw.returnColumns ?? [],
+    };
+  } else if (raw.returnTypeName === 'record') {
+    returns = { kind: 'record', setOf: raw.setOf, type: raw.returnType, columns: [] };
+  } else {
+    returns = { kind: 'scalar', setOf: raw.setOf, type: raw.returnType, columns: [] };
+  }
+  const volatility = raw.volatility === 'i' ? 'immutable' : raw.volatility === 's' ? 'stable' : 'volatile';
+  return { schema: raw.schema, name: raw.name, params, returns, volatility };
+}
+
+/** Builds the in-memory cache from the catalog document (exported for tests that craft catalogs). */
+export function buildSchemaCache(
+  schemas: readonly string[],
+  doc: { tables: RawTable[]; foreignKeys: ForeignKey[]; routines: RawRoutine[]; types: Array<{ schema: string; name: string; type: string }> | null },
+): SchemaCache {
+  const tables = new Map<string, Table>();
+  for (const t of doc.tables) {
+    tables.set(keyOf(t), {
+      schema: t.schema,
+      name: t.name,
+      kind: KINDS[t.kind] ?? 'table',
+      columns: t.columns,
+      columnsByName: new Map(t.columns.map((c) => [c.name, c])),
+      primaryKey: t.primaryKey,
+    });
+  }
+  const routines = new Map<string, Routine[]>();
+  for (const raw of doc.routines) {
+    const r = toRoutine(raw);
+    const key = keyOf(r);
+    routines.set(key, [...(routines.get(key) ?? []), r]);
+  }
+  const types = new Map<string, Map<string, string>>();
+  for (const t of doc.types ?? []) {
+    if (!types.has(t.schema)) types.set(t.schema, new Map());
+    types.get(t.schema)!.set(t.name, t.type);
+  }
+  return { schemas: [...schemas], tables, relationships: deriveRelationships(tables, doc.foreignKeys), routines, types };
+}
+
+/**
+ * Reads the schema cache of the exposed `schemas` (the first is the default): one catalog statement, inside a
+ * read-only transaction whose search_path is pg_catalog alone, so every type and DEFAULT expression comes out
+ * schema-qualified and means the same whatever search_path a request later runs with. `db` must be one
+ * connection (a pool client), not a pool.
+ */
+export async function loadSchemaCache(db: Queryable, schemas: readonly string[]): Promise<SchemaCache> {
+  await db.query('BEGIN READ ONLY; SET LOCAL search_path TO pg_catalog');
+  try {
+    const { rows } = await db.query<{ cache: string }>(CATALOG_QUERY, [schemas]);
+    await db.query('COMMIT');
+    return buildSchemaCache(schemas, JSON.parse(rows[0].cache));
+  } catch (err) {
+    await db.query('ROLLBACK').catch(() => undefined); // the connection may be gone; the catalog error matters
+    throw err;
+  }
+}

@@ -1,0 +1,193 @@
+/**
+ * ONE parameterized statement per REST request (PostgREST's mainRead / mainWrite / mainCall): a base CTE (the
+ * mutation or the function call, for writes and rpc), `pgrst_source` with the page rows as JSON, an optional count,
+ * and a single result row whose `body` is the response text built by Postgres.
+ *
+ * Result columns: total_result_set (bigint, null without count), page_total (bigint), body (text),
+ * response_inserted (int, upserts only), location (text[], `col=eq.val` pairs for return=headers-only).
+ */
+import type { QueryParams, RowRange } from '../grammar/ast.js';
+import { isAllRows } from '../grammar/range.js';
+import type { Negotiated } from '../grammar/media-type.js';
+import type { Preferences } from '../grammar/prefer.js';
+import { RestError } from '../errors.js';
+import { findTable, type Routine, type SchemaCache, type Table } from '../schema/types.js';
+import { callSql, findRoutine, type CallArguments } from './call.js';
+import { arrayLiteral, Params, quoteIdent } from './fragments.js';
+import { INSERTED_SQL, mutationSql, type MutationKind, type Payload } from './mutate.js';
+import { planRead, tableSource } from './plan.js';
+import type { ReadNode, Source } from './plan-types.js';
+import { BASE_CTE, countSql, nodeSelectSql } from './read.js';
+
+export interface BuildInput {
+  cache: SchemaCache;
+  /** The request's schema (already checked to be exposed). */
+  schema: string;
+  method: 'GET' | 'HEAD' | 'POST' | 'PATCH' | 'DELETE';
+  /** `/rest/v1/<relation>` or `/rest/v1/rpc/<function>`. */
+  target: { kind: 'relation'; name: string } | { kind: 'function'; name: string };
+  query: QueryParams;
+  preferences: Preferences;
+  output: Negotiated;
+  /** From topLevelRange(method, root limit/offset, Range header). */
+  topRange: RowRange;
+  /** The parsed body facts of POST/PATCH (and POST rpc). */
+  payload?: Payload;
+  maxRows?: bigint | null;
+}
+
+export interface BuiltStatement {
+  text: string;
+  values: Array<string | null>;
+  /** Run it in a READ ONLY transaction (GET/HEAD, and POST rpc of a stable or immutable function). */
+  readOnly: boolean;
+  /** What the request was, for the response: a read, a mutation, or a call (void calls answer 204). */
+  kind: 'read' | MutationKind | 'call';
+  returnsVoid: boolean;
+}
+
+type BodyShape = 'array' | 'first' | 'csv' | 'none';
+
+function bodySql(shape: BodyShape, root: ReadNode, stripNulls: boolean, params: Params): string {
+  const rows = `"pgrst_source"."pgrst_row"`;
+  const strip = (sql: string) => (stripNulls ? `json_strip_nulls(${sql})` : sql);
+  switch (shape) {
+    case 'none':
+      return `''::text`;
+    case 'array':
+      return `coalesce(${strip(`json_agg(${rows})`)}, '[]')::text`;
+    case 'first':
+      return `coalesce(${strip(`(json_agg(${rows}) -> 0)`)}::text, 'null')`;
+    case 'csv': {
+      const keys = root.items.map((i) => params.text(i.key));
+      const header = keys.length ? `concat_ws(',', ${keys.join(', ')})` : `''`;
+      const line = `substring(${rows}::text, 2, length(${rows}::text) - 2)`;
+      return `(CASE WHEN pg_catalog.count(*) = 0 THEN '' ELSE ${header} END) || E'\\n' || coalesce(string_agg(${line}, E'\\n'), '')`;
+    }
+  }
+}
+
+function readShape(input: BuildInput, routine?: Routine): BodyShape {
+  if (input.method === 'HEAD') return 'none';
+  if (input.output.format === 'csv') return 'csv';
+  if (input.output.format === 'singular') return 'first';
+  if (routine && !routine.returns.setOf) return 'first';
+  return 'array';
+}
+
+function finalSelect(parts: { total: string; body: string; inserted?: string; location?: string }): string {
+  return (
+    `SELECT ${parts.total} AS total_result_set, pg_catalog.count(*) AS page_total, ${parts.body} AS body, ` +
+    `${parts.inserted ?? 'NULL::int'} AS response_inserted, ${parts.location ?? `'{}'::text[]`} AS location FROM "pgrst_source"`
+  );
+}
+
+function sourceAndCount(root: ReadNode, input: BuildInput, params: Params, base: string | null): { ctes: string; total: string } {
+  const format = input.output.format === 'csv' && input.method !== 'HEAD' ? 'record' : 'json';
+  const ctes = [...(base ? [`${quoteIdent(BASE_CTE)} AS (${base})`] : []), `"pgrst_source" AS (${nodeSelectSql(root, null, params, format)})`];
+  const counting = input.preferences.count !== undefined; // planned/estimated counted exactly (spec §1.4 allows it)
+  if (!counting) return { ctes: ctes.join(', '), total: 'NULL::bigint' };
+  if (isAllRows(root.range)) return { ctes: ctes.join(', '), total: 'pg_catalog.count(*)' };
+  ctes.push(`"pgrst_source_count" AS (${countSql(root, null, params)})`);
+  return { ctes: ctes.join(', '), total: '(SELECT pg_catalog.count(*) FROM "pgrst_source_count")' };
+}
+
+function relationTable(input: BuildInput, name: string): Table {
+  const table = findTable(input.cache, input.schema, name);
+  if (!table) throw RestError.tableNotFound(input.schema, name);
+  return table;
+}
+
+function buildRead(input: BuildInput, table: Table): BuiltStatement {
+  const root = planRead({ cache: input.cache, schema: input.schema, root: tableSource(table), rootName: table.name, query: input.query, rootRange: input.topRange, maxRows: input.maxRows ?? null, isMutation: false });
+  const params = new Params();
+  const { ctes, total } = sourceAndCount(root, input, params, null);
+  const text = `WITH ${ctes} ${finalSelect({ total, body: bodySql(readShape(input), root, input.output.stripNulls, params) })}`;
+  return { text, values: params.values, readOnly: true, kind: 'read', returnsVoid: false };
+}
+
+/** Columns the representation needs from the mutated rows (PostgREST's inferColsEmbedNeeds), or all. */
+function returningFor(root: ReadNode, table: Table): string[] | '*' {
+  if (root.items.some((i) => i.kind === 'column' && i.fromStar)) return '*';
+  const cols = new Set<string>(table.primaryKey);
+  for (const i of root.items) if (i.kind === 'column') cols.add(i.ref.column.name);
+  for (const o of root.order) if (o.target.kind === 'column') cols.add(o.target.ref.column.name);
+  for (const c of root.children) {
+    const rel = c.relationship;
+    if (rel?.junction) rel.junction.sourceColumns.forEach(([, pc]) => cols.add(pc));
+    else rel?.columns.forEach(([pc]) => cols.add(pc));
+  }
+  return [...cols];
+}
+
+function buildMutation(input: BuildInput, table: Table, kind: MutationKind): BuiltStatement {
+  const rep = input.preferences.representation;
+  const representation = rep === 'full';
+  const source: Source = { ...tableSource(table), from: { kind: 'cte' } };
+  const root = planRead({ cache: input.cache, schema: input.schema, root: source, rootName: table.name, query: input.query, rootRange: input.topRange, maxRows: null, isMutation: true });
+  const returning = representation ? returningFor(root, table) : rep === 'headers-only' && kind === 'insert' ? table.primaryKey : [];
+  const params = new Params();
+  const base = mutationSql({ kind, table, query: input.query, preferences: input.preferences, ...(input.payload ? { payload: input.payload } : {}), returning }, params);
+  const sourceSql = representation
+    ? nodeSelectSql(root, null, params, input.output.format === 'csv' ? 'record' : 'json')
+    : `SELECT 1 AS "pgrst_row" FROM ${quoteIdent(BASE_CTE)}`;
+  const shape: BodyShape = !representation ? 'none' : input.output.format === 'csv' ? 'csv' : input.output.format === 'singular' ? 'first' : 'array';
+  const location =
+    rep === 'headers-only' && kind === 'insert'
+      ? `CASE WHEN pg_catalog.count(*) = 1 THEN coalesce((SELECT array_agg("pgrst_kv"."key" || '=' || coalesce('eq.' || "pgrst_kv"."value", 'is.null')) ` +
+        `FROM (SELECT row_to_json("pgrst_r") AS "r" FROM ${quoteIdent(BASE_CTE)} AS "pgrst_r" LIMIT 1) AS "pgrst_d" CROSS JOIN json_each_text("pgrst_d"."r") AS "pgrst_kv" ` +
+        `WHERE "pgrst_kv"."key" = ANY(${params.add(arrayLiteral(table.primaryKey))}::text[])), '{}') ELSE '{}' END`
+      : undefined;
+  const text =
+    `WITH ${quoteIdent(BASE_CTE)} AS (${base}), "pgrst_source" AS (${sourceSql}) ` +
+    finalSelect({
+      total: 'NULL::bigint',
+      body: bodySql(shape, root, input.output.stripNulls, params),
+      ...(input.preferences.resolution === 'merge-duplicates' && kind === 'insert' ? { inserted: INSERTED_SQL } : {}),
+      ...(location ? { location } : {}),
+    });
+  return { text, values: params.values, readOnly: false, kind, returnsVoid: false };
+}
+
+function buildCall(input: BuildInput, name: string): BuiltStatement {
+  const read = input.method === 'GET' || input.method === 'HEAD';
+  const args: CallArguments = read
+    ? { kind: 'query', args: input.query.rpcArguments }
+    : { kind: 'json', json: input.payload?.json ?? '{}', isArray: input.payload?.isArray ?? false, keys: input.payload?.keys ?? [] };
+  const argNames = args.kind === 'query' ? [...new Set(args.args.map((a) => a.name))] : args.keys;
+  const routine = findRoutine(input.cache, input.schema, name, argNames, !read);
+  const returns = routine.returns;
+  const resultTable = returns.table ? findTable(input.cache, returns.table.schema, returns.table.name) : undefined;
+  const columns = returns.columns.map((c) => ({ name: c.name, typeName: c.typeName, baseTypeName: c.typeName }));
+  const source: Source = {
+    from: { kind: 'cte' },
+    columns: resultTable ? resultTable.columns : columns,
+    columnsByName: new Map((resultTable ? resultTable.columns : columns).map((c) => [c.name, c])),
+    ...(resultTable ? { origin: { schema: resultTable.schema, name: resultTable.name } } : {}),
+    ...(returns.kind === 'scalar' || returns.kind === 'void' ? { scalar: true } : {}),
+  };
+  const root = planRead({ cache: input.cache, schema: input.schema, root: source, rootName: name, query: input.query, rootRange: input.topRange, maxRows: input.maxRows ?? null, isMutation: false });
+  const params = new Params();
+  const base = callSql(routine, args, params);
+  const { ctes, total } = sourceAndCount(root, input, params, base);
+  const shape = returns.kind === 'void' ? 'none' : readShape(input, routine);
+  const text = `WITH ${ctes} ${finalSelect({ total, body: bodySql(shape, root, input.output.stripNulls, params) })}`;
+  return { text, values: params.values, readOnly: read || routine.volatility !== 'volatile', kind: 'call', returnsVoid: returns.kind === 'void' };
+}
+
+/** Builds the statement of one request; throws RestError for anything the schema cache cannot back. */
+export function buildStatement(input: BuildInput): BuiltStatement {
+  if (input.target.kind === 'function') return buildCall(input, input.target.name);
+  const table = relationTable(input, input.target.name);
+  switch (input.method) {
+    case 'GET':
+    case 'HEAD':
+      return buildRead(input, table);
+    case 'POST':
+      return buildMutation(input, table, 'insert');
+    case 'PATCH':
+      return buildMutation(input, table, 'update');
+    case 'DELETE':
+      return buildMutation(input, table, 'delete');
+  }
+}

@@ -1,0 +1,134 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadSchemaCache } from '../../../src/baas/rest/schema/load.js';
+import type { SchemaCache } from '../../../src/baas/rest/schema/types.js';
+import { createTestDatabase, type TestDatabase } from '../../support/postgres.js';
+import { FIXTURE, request, type RequestOptions } from './support.js';
+
+// Embedding of related tables through foreign keys, run on the real Postgres.
+
+let db: TestDatabase;
+let client: pg.Client;
+let cache: SchemaCache;
+
+beforeAll(async () => {
+  db = await createTestDatabase('rest_embed');
+  client = new pg.Client({ connectionString: db.url });
+  await client.connect();
+  await client.query(FIXTURE);
+  cache = await loadSchemaCache(client, ['public']);
+});
+
+afterAll(async () => {
+  await client?.end();
+  await db?.drop();
+});
+
+const body = async (path: string, options?: RequestOptions) => (await request(client, cache, path, options)).body;
+
+describe('to-one and to-many', () => {
+  it('many-to-one is an object (or null), one-to-many an array (empty when none)', async () => {
+    expect(await body('todos?select=id,profile:profiles!owner(name)&order=id')).toEqual([
+      { id: 1, profile: { name: 'Ann' } },
+      { id: 2, profile: { name: 'Ann' } },
+      { id: 3, profile: { name: 'Bob' } },
+      { id: 4, profile: null },
+    ]);
+    expect(await body('profiles?select=name,todos!owner(id)&order=name')).toEqual([
+      { name: 'Ann', todos: [{ id: 1 }, { id: 2 }] },
+      { name: 'Bob', todos: [{ id: 3 }] },
+      { name: 'Cid', todos: [] },
+    ]);
+  });
+
+  it('hints: FK constraint name, FK column, referenced column; the FK name or column as the target', async () => {
+    const editorOf1 = [{ id: 1, e: { name: 'Bob' } }];
+    expect(await body('todos?select=id,e:profiles!todos_editor_fkey(name)&id=eq.1')).toEqual(editorOf1);
+    expect(await body('todos?select=id,e:profiles!editor(name)&id=eq.1')).toEqual(editorOf1);
+    expect(await body('todos?select=id,e:todos_editor_fkey(name)&id=eq.1')).toEqual(editorOf1);
+    expect(await body('todos?select=id,e:editor(name)&id=eq.1')).toEqual(editorOf1);
+  });
+
+  it('one-to-one both ways is an object', async () => {
+    expect(await body('profiles?select=name,passports(number)&order=name')).toEqual([
+      { name: 'Ann', passports: { number: 'P-1' } },
+      { name: 'Bob', passports: null },
+      { name: 'Cid', passports: null },
+    ]);
+    expect(await body('passports?select=number,profiles(name)')).toEqual([{ number: 'P-1', profiles: { name: 'Ann' } }]);
+  });
+
+  it('many-to-many through a junction whose primary key holds both FKs', async () => {
+    expect(await body('todos?select=id,tags(label)&order=id&tags.order=label.desc')).toEqual([
+      { id: 1, tags: [{ label: 'work' }, { label: 'home' }] },
+      { id: 2, tags: [] },
+      { id: 3, tags: [{ label: 'work' }] },
+      { id: 4, tags: [] },
+    ]);
+    expect(await body('tags?select=label,todos(title)&id=eq.2')).toEqual([{ label: 'work', todos: [{ title: 'a' }, { title: 'c' }] }]);
+  });
+
+  it('self-references: the parent by FK column, the children by table name and hint', async () => {
+    expect(await body('employees?select=name,manager_id(name)&order=id')).toEqual([
+      { name: 'Boss', manager_id: null },
+      { name: 'Mid', manager_id: { name: 'Boss' } },
+      { name: 'Low', manager_id: { name: 'Mid' } },
+    ]);
+    expect(await body('employees?select=name,reports:employees!manager_id(name)&id=eq.1')).toEqual([{ name: 'Boss', reports: [{ name: 'Mid' }] }]);
+  });
+
+  it('nested embedding, * inside an embed, aliases at every level', async () => {
+    expect(await body('profiles?select=name,mine:todos!owner(id,tags(*),boss:profiles!editor(name))&id=eq.00000000-0000-0000-0000-000000000001')).toEqual([
+      {
+        name: 'Ann',
+        mine: [
+          { id: 1, tags: [{ id: 1, label: 'home' }, { id: 2, label: 'work' }], boss: { name: 'Bob' } },
+          { id: 2, tags: [], boss: null },
+        ],
+      },
+    ]);
+  });
+});
+
+describe('embedded filters, order, limit, offset, or', () => {
+  it('trim the embedded array only (without !inner)', async () => {
+    expect(await body('profiles?select=name,todos!owner(id)&todos.done=is.true&order=name')).toEqual([
+      { name: 'Ann', todos: [{ id: 2 }] },
+      { name: 'Bob', todos: [] },
+      { name: 'Cid', todos: [] },
+    ]);
+    expect(await body('profiles?select=name,todos!owner(id)&todos.order=id.desc&todos.limit=1&todos.offset=0&id=eq.00000000-0000-0000-0000-000000000001')).toEqual([
+      { name: 'Ann', todos: [{ id: 2 }] },
+    ]);
+    expect(await body('profiles?select=name,todos!owner(id)&todos.or=(id.eq.1,id.eq.3)&order=name&limit=2')).toEqual([
+      { name: 'Ann', todos: [{ id: 1 }] },
+      { name: 'Bob', todos: [{ id: 3 }] },
+    ]);
+  });
+
+  it('!inner filters the parent rows; an empty embed filters without output', async () => {
+    expect(await body('profiles?select=name,todos!owner!inner(id)&todos.done=is.true')).toEqual([{ name: 'Ann', todos: [{ id: 2 }] }]);
+    expect(await body('todos?select=id,profiles!owner!inner()&profiles.name=eq.Bob')).toEqual([{ id: 3 }]);
+    const counted = await request(client, cache, 'profiles?select=name,todos!owner!inner(id)&order=name&limit=1', { prefer: 'count=exact' });
+    expect([counted.body, counted.total]).toEqual([[{ name: 'Ann', todos: [{ id: 1 }, { id: 2 }] }], '2']);
+  });
+
+  it('rel=is.null / not.is.null keep parents without / with related rows (counted the same way)', async () => {
+    expect(await body('profiles?select=name,todos!owner(id)&todos=is.null')).toEqual([{ name: 'Cid', todos: [] }]);
+    expect(await body('todos?select=id,p:profiles!owner(name)&p=not.is.null&order=id')).toEqual([
+      { id: 1, p: { name: 'Ann' } },
+      { id: 2, p: { name: 'Ann' } },
+      { id: 3, p: { name: 'Bob' } },
+    ]);
+    const counted = await request(client, cache, 'todos?select=id,p:profiles!owner(name)&p=is.null&limit=1', { prefer: 'count=exact' });
+    expect([counted.body, counted.total]).toEqual([[{ id: 4, p: null }], '1']);
+  });
+
+  it('order by a to-one embedded column', async () => {
+    expect(await body('todos?select=id,p:profiles!owner(name)&order=p(name).desc.nullslast,id&limit=3')).toEqual([
+      { id: 3, p: { name: 'Bob' } },
+      { id: 1, p: { name: 'Ann' } },
+      { id: 2, p: { name: 'Ann' } },
+    ]);
+  });
+});
