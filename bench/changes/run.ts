@@ -13,7 +13,7 @@ import { pgDelta, pgLabels, pgSnap, PG_LABELS, type PgLabel } from './pgprocs.js
 import { rlsProbe } from './rls-probe.js';
 import { ChildProc } from './proc.js';
 import { PHASE_MEASURE, PHASE_WARM, stampText, Subscriber, Tally } from './subscriber.js';
-import { buildPerformer } from '../common/performer.js';
+import { buildPerformer, startFlags } from '../common/performer.js';
 import { configureReport, f, logRow, machine, section, shapeText, withoutProfilerOverhead, writeResults } from './report.js';
 import type { Kind, Latency, RecvLive, Results, Row, Shape, Snap, Syscalls, Usage } from './types.js';
 import { Recvlogical } from './recv.js';
@@ -874,7 +874,7 @@ async function main(): Promise<void> {
       BENCH_DATABASE_URL: pgServer.url,
       BENCH_JWT_SECRET: jwtSecret,
       BENCH_DATA_DIR: path.join(dataDir, 'performer'),
-    });
+    }, startFlags());
     const port = Number((await performer.ready).port);
     console.log(`Performer up in ${Date.now() - t1} ms (pid ${performer.pid}, port ${port})`);
     await admin.query(`
