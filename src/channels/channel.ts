@@ -4,6 +4,7 @@ import { replayEnvelope, type ReplayedMessage } from '../replication/replay.js';
 import type { ChannelHandle } from '../tenants/tenant.js';
 import { handleTextBroadcast, handleUserBroadcast } from './broadcast.js';
 import { encodeFor, serializerTopic, topicKey, type DirectSubscriber } from './fanout.js';
+import { DueGroups, type DueGroup } from './due-groups.js';
 import { ChannelPolicies } from './policies.js';
 import { ChannelChanges } from './postgres-changes.js';
 import type { JoinConfig } from './join-payload.js';
@@ -12,6 +13,9 @@ import type { Connection } from './socket.js';
 
 /** The longest a token re-check timer waits; a timer beyond ~24 days would overflow setTimeout anyway. */
 const MAX_TOKEN_CHECK_MS = 60 * 60 * 1000;
+
+/** Every channel's token check; channels due at the same moment (same token expiry, same minute) share a timer. */
+const tokenChecks = new DueGroups<Channel>((channel) => channel.onTokenCheckDue());
 
 export type CloseReason = 'leave' | 'rejoin' | 'socket_closed' | 'shutdown';
 
@@ -22,10 +26,11 @@ export class Channel implements ChannelHandle {
   readonly isPrivate: boolean;
   readonly self: boolean;
   readonly ack: boolean;
-  /** Presence track/untrack, presence_state and diffs of this channel (src/presence/channel-presence.ts). */
-  readonly presence: ChannelPresence;
+  /** Made at join when presence is on, else on first use: most channels never use presence. */
+  private presenceState: ChannelPresence | null;
+  private readonly presenceKey: string | null;
   closed = false;
-  private tokenTimer: NodeJS.Timeout | null = null;
+  private tokenCheck: DueGroup<Channel> | null = null;
   /** Set when the channel replayed messages: it is then served one by one so live copies can be skipped. */
   private direct: DirectSubscriber | null = null;
   private readyTimer: NodeJS.Timeout | null = null;
@@ -52,7 +57,18 @@ export class Channel implements ChannelHandle {
     this.ack = config.broadcastAck;
     this.key = topicKey(conn.tenant.id, this.subTopic, this.isPrivate);
     // Client flag OR tenant default, as upstream; a track can still turn it on later.
-    this.presence = new ChannelPresence(this, config.presenceKey, config.presenceEnabled || conn.tenant.settings.presenceEnabled);
+    this.presenceKey = config.presenceKey;
+    this.presenceState = config.presenceEnabled || conn.tenant.settings.presenceEnabled ? new ChannelPresence(this, config.presenceKey, true) : null;
+  }
+
+  /** Presence track/untrack, presence_state and diffs of this channel (src/presence/channel-presence.ts). */
+  get presence(): ChannelPresence {
+    return (this.presenceState ??= new ChannelPresence(this, this.presenceKey, false));
+  }
+
+  /** After the join reply: presence_state, when presence was on at join. */
+  presenceAfterJoin(): void {
+    this.presenceState?.afterJoin();
   }
 
   /**
@@ -168,7 +184,7 @@ export class Channel implements ChannelHandle {
     if (this.closed) return;
     this.closed = true;
     const { conn } = this;
-    if (this.tokenTimer) clearTimeout(this.tokenTimer);
+    if (this.tokenCheck) tokenChecks.cancel(this.tokenCheck, this);
     if (this.readyTimer) clearTimeout(this.readyTimer);
     this.changes?.close();
     if (conn.channels.get(this.topic) === this) conn.channels.delete(this.topic);
@@ -178,7 +194,7 @@ export class Channel implements ChannelHandle {
       conn.lastChannelAt = Date.now();
     }
     // Presence entries go at once, whatever the reason: the others get their leave diff now.
-    this.presence.close(reason);
+    this.presenceState?.close(reason);
     if (this.direct) conn.ctx.fanout?.removeDirect(this.key, this.direct);
     if (reason === 'socket_closed') return;
     conn.ws?.unsubscribe(serializerTopic(conn.vsn, this.key));
@@ -208,13 +224,20 @@ export class Channel implements ChannelHandle {
   }
 
   private scheduleTokenCheck(): void {
-    if (this.tokenTimer) clearTimeout(this.tokenTimer);
-    this.tokenTimer = null;
+    if (this.tokenCheck) tokenChecks.cancel(this.tokenCheck, this);
+    this.tokenCheck = null;
     if (this.tokenExp === null) return;
-    const untilExpiry = this.tokenExp * 1000 - Date.now();
-    const wait = Math.max(0, Math.min(untilExpiry + 50, MAX_TOKEN_CHECK_MS));
-    this.tokenTimer = setTimeout(() => this.checkToken().catch((err: unknown) => this.conn.tenant.onFault(err, 'token check')), wait);
-    this.tokenTimer.unref();
+    // Just after expiry; a token further away is checked again within the hour, rounded up to the minute so that
+    // channels joined in the same minute share the timer.
+    const hourly = Math.ceil((Date.now() + MAX_TOKEN_CHECK_MS) / 60_000) * 60_000;
+    this.tokenCheck = tokenChecks.add(Math.min(this.tokenExp * 1000 + 50, hourly), this);
+  }
+
+  /** Called by the token check schedule. */
+  onTokenCheckDue(): void {
+    this.tokenCheck = null;
+    if (this.closed) return;
+    this.checkToken().catch((err: unknown) => this.conn.tenant.onFault(err, 'token check'));
   }
 
   private async checkToken(): Promise<void> {
