@@ -108,14 +108,16 @@ export class JwtVerifier {
     if (HS.has(alg)) {
       const jwk = kid === null ? undefined : this.findJwk(kid, 'oct');
       if (jwk && typeof jwk.k === 'string') {
+        let bytes: Uint8Array;
         try {
-          return { key: base64url.decode(jwk.k) };
+          bytes = base64url.decode(jwk.k);
         } catch {
           return { error: { kind: 'signer' } };
         }
+        return { key: await this.hmacKey(`${alg}:oct:${kid}`, alg, bytes) };
       }
       if (this.secretBytes === null) return { error: { kind: 'signer' } };
-      return { key: this.secretBytes };
+      return { key: await this.hmacKey(`${alg}:secret`, alg, this.secretBytes) };
     }
     const kty = KTY_FOR[alg];
     if (!kty || kid === null || this.signers.jwks === null) return { error: { kind: 'signer' } };
@@ -135,6 +137,20 @@ export class JwtVerifier {
       this.keyCache.delete(cacheKey);
       return { error: { kind: 'signer' } };
     }
+  }
+
+  /**
+   * An HMAC secret imported once per algorithm: given raw bytes, jose imports a CryptoKey on every verify (~20 KB of
+   * garbage each, twice per socket: handshake and join). A secret WebCrypto refuses stays raw bytes, as before.
+   */
+  private hmacKey(cacheKey: string, alg: string, bytes: Uint8Array): Promise<KeyLike> {
+    let imported = this.keyCache.get(cacheKey);
+    if (!imported) {
+      const hash = `SHA-${alg.slice(2)}`;
+      imported = crypto.subtle.importKey('raw', bytes, { name: 'HMAC', hash }, false, ['verify']).catch(() => bytes);
+      this.keyCache.set(cacheKey, imported);
+    }
+    return imported;
   }
 
   private findJwk(kid: string, kty: string): Record<string, unknown> | undefined {
