@@ -169,7 +169,19 @@ function memoryTables(r: Results): string[] {
     '',
     `V8 spaces at the figure (physical MB): ${rows.map((m) => `${m.system}: new ${mb(physical(m.settled, 'new_space'))}, old ${mb(physical(m.settled, 'old_space'))} (${mb(m.gc.heapUsed)} MB of heap live after the GC)`).join('; ')}.`,
     '',
+    `Per system over its repetitions (each a fresh server): ${memoryRanges(rows)}.`,
+    '',
   ];
+}
+
+function memoryRanges(rows: MemoryRow[]): string {
+  const systems = [...new Set(rows.map((m) => m.system))];
+  return systems
+    .map((system) => {
+      const v = rows.filter((m) => m.system === system).map((m) => m.bytesPerSocket);
+      return `${system} ${f0(Math.min(...v))}-${f0(Math.max(...v))} B (${v.length})`;
+    })
+    .join('; ');
 }
 
 /** Performer against Performer built at `--before` (same run, rows alternated): the change's cost or gain. */
@@ -190,9 +202,8 @@ function beforeAfter(r: Results): string[] {
       rows.push([f0(n), size(payload), f2(a.deliveriesPerSec / b.deliveriesPerSec), f2(a.cpuUsPerDelivery / b.cpuUsPerDelivery), ...open('high'), ...open('common'), `${a.spread ?? ''} / ${b.spread ?? ''}`]);
     }
   }
-  const ma = r.memory.find((m) => m.system === 'performer');
-  const mbf = r.memory.find((m) => m.system === 'performer-before');
-  const mem = ma && mbf ? `memory per idle joined socket after traffic: ${f0(ma.bytesPerSocket)} B now vs ${f0(mbf.bytesPerSocket)} B before = ${f2(ma.bytesPerSocket / mbf.bytesPerSocket)}x` : '';
+  const both = r.memory.filter((m) => m.system === 'performer' || m.system === 'performer-before');
+  const mem = new Set(both.map((m) => m.system)).size === 2 ? `memory per idle joined socket after traffic: ${memoryRanges(both)}` : '';
   if (rows.length === 0) return mem ? [mem, ''] : [];
   return [
     `### Performer / Performer before (${r.options.before}) (ratios; same run, rows alternated)`,

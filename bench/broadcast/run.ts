@@ -52,6 +52,7 @@ const opts = {
   memSockets: Number(option('mem-sockets') ?? option('idle') ?? (quick ? 1000 : 10_000)),
   memSettleS: Number(option('mem-settle') ?? 5),
   memWatchS: Number(option('mem-watch') ?? 10),
+  memReps: Number(option('mem-reps') ?? (quick ? 1 : 2)),
   /** Extra node flags for the Performer server process (experiments; the start script's flags are always used). */
   performerFlags: (option('performer-flags') ?? '').split(' ').filter(Boolean),
   /** Parts of the run: ceiling, loops (closed + open), sio-client, idle. */
@@ -940,7 +941,9 @@ async function main(): Promise<void> {
       results.idle.push(row);
       console.log(`idle   ${system}: ${f0(row.bytesPerSocket)} B RSS (marginal ${f0(row.marginalBytesPerSocket)} B; JS heap ${f0(row.heapBytesPerSocket)} B used, ${f0(row.heapCommittedBytesPerSocket)} B committed) per joined socket (${f1(row.rssBeforeMb)} -> ${f1(row.rssAfterMb)} MB for ${row.sockets})`);
     }
-    for (const system of opts.sections.includes('memory') ? opts.systems : []) {
+    // Each repetition in its own fresh server process; the order of the systems flips every repetition.
+    const memoryTurns = Array.from({ length: opts.sections.includes('memory') ? opts.memReps : 0 }, (_, rep) => (rep % 2 === 0 ? opts.systems : [...opts.systems].reverse()));
+    for (const system of memoryTurns.flat()) {
       const row = await memoryAfterTraffic(
         { startSystem, connectRoom, closedLoop: (srv, f, n, payload) => best(() => closedLoop(srv, f, n, payload)), disconnectAll },
         system,

@@ -26,8 +26,10 @@ export function buildPerformer(): void {
  * Dockerfile's CMD passes the same, test/deploy checks it). A bench server must run with them to measure what a
  * user runs.
  */
-export function startFlags(packageJsonText = readFileSync(path.join(repoRoot, 'package.json'), 'utf8')): string[] {
-  const start = (JSON.parse(packageJsonText) as { scripts?: { start?: string } }).scripts?.start ?? '';
+export function startFlags(packageJsonText?: string): string[] {
+  // BENCH_NODE_FLAGS replaces them (e.g. "" to measure what a flag costs); only for the current tree's Performer.
+  if (packageJsonText === undefined && process.env.BENCH_NODE_FLAGS !== undefined) return process.env.BENCH_NODE_FLAGS.split(/\s+/).filter(Boolean);
+  const start = (JSON.parse(packageJsonText ?? readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { scripts?: { start?: string } }).scripts?.start ?? '';
   const words = start.split(/\s+/).filter(Boolean);
   const node = words.indexOf('node');
   if (node === -1) return [];
