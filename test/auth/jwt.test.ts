@@ -106,6 +106,28 @@ describe('HS* with the tenant secret', () => {
     }
   });
 
+  it('checks a signature once per token text, and the time-dependent claims on every verify', async () => {
+    const v = new JwtVerifier({ secret: SECRET, jwks });
+    const exp = nowSec() + 60;
+    const token = await sign({ role: 'anon', exp }, { alg: 'HS256' }, encoder.encode(SECRET));
+    const forged = `${token.slice(0, token.lastIndexOf('.'))}.${'A'.repeat(43)}`;
+    const verify = vi.spyOn(crypto.subtle, 'verify');
+    try {
+      expect(await v.verify(token, strict)).toEqual({ ok: true, claims: { role: 'anon', exp }, exp });
+      expect(await v.verify(token, strict)).toEqual({ ok: true, claims: { role: 'anon', exp }, exp });
+      expect(verify).toHaveBeenCalledTimes(1);
+      // Same payload, other signature: a different text, checked on its own.
+      expect(failure(await v.verify(forged, strict))).toEqual({ kind: 'signature' });
+      expect(verify).toHaveBeenCalledTimes(2);
+    } finally {
+      verify.mockRestore();
+    }
+    // Known, and expired since: refused.
+    expect(failure(await v.verify(token, { ...strict, nowMs: (exp + 5) * 1000 }))).toEqual({ kind: 'expired', secondsAgo: 5 });
+    // Known, and another caller's rules: applied.
+    expect(failure(await v.verify(token, { ...strict, claimValidators: { iss: 'x' } }))).toEqual({ kind: 'claim_mismatch', claim: 'iss' });
+  });
+
   it('fails with a signer error for HS* when the tenant has no secret and no oct key', async () => {
     const v = new JwtVerifier({ secret: null, jwks: null });
     const token = await signHs256({ role: 'anon', exp: later() }, SECRET);
