@@ -6,6 +6,7 @@ import { LocalPubSub, type PubSubMessage } from './cluster/pubsub.js';
 import type { Config } from './config/index.js';
 import { createApp } from './http/app.js';
 import { uws, type us_listen_socket, type WebSocket } from './http/uws.js';
+import { startHeapTrim } from './observability/heap-trim.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { encryptionKey, ensureDefaultTenant } from './tenants/bootstrap.js';
@@ -125,11 +126,15 @@ export async function startServer(config: Config, opts: ServerOptions): Promise<
   const port = uws.us_socket_local_port(listenSocket as never);
   const shownHost = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
 
+  // V8 keeps the young generation a burst of joins grew until long after it ended; given back once idle.
+  const stopHeapTrim = startHeapTrim();
+
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       ctx.shuttingDown = true;
       clearInterval(sweeper);
+      stopHeapTrim();
       uws.us_listen_socket_close(listenSocket);
       for (const tenant of registry.running()) {
         for (const socket of [...tenant.sockets]) socket.disconnect(1001, null);
