@@ -62,6 +62,8 @@ export interface MemoryRow {
   gcBytesPerSocket: number;
   /** Bytes allocated (garbage included) per connect + join, and by whom, when `allocProfile` is on. */
   connectAllocation?: { bytesPerSocket: number; sites: { site: string; bytesPerSocket: number }[] };
+  /** Bytes allocated during the load phase, and by whom, when `allocProfile` is on. */
+  loadAllocation?: { totalBytes: number; sites: AllocationSite[]; phases: number };
 }
 
 export interface MemoryOptions {
@@ -144,9 +146,16 @@ export async function memoryAfterTraffic(
     await sleep(2000);
     const joined = await point(srv);
     const load: MemoryRow['load'] = [];
+    if (o.allocProfile) await srv.proc.call('allocStart');
     for (const payload of o.payloads) {
       const row = await deps.closedLoop(srv, fleet, o.sockets, payload);
       load.push({ payload, msgsPerSec: row.msgsPerSec, deliveriesPerSec: row.deliveriesPerSec, cpuUsPerDelivery: row.cpuUsPerDelivery, loss: row.loss });
+    }
+    let loadAllocation: MemoryRow['loadAllocation'];
+    if (o.allocProfile) {
+      const r = await srv.proc.call('allocStop', { top: 30 });
+      const messages = load.reduce((a, l) => a + (l.deliveriesPerSec > 0 ? 1 : 0), 0);
+      loadAllocation = { totalBytes: Number(r.totalBytes), sites: r.sites as AllocationSite[], phases: messages };
     }
     const idleRssKb: number[] = [];
     let settled: MemPoint | null = null;
@@ -180,6 +189,7 @@ export async function memoryAfterTraffic(
       joinedBytesPerSocket: per(joined),
       gcBytesPerSocket: per(gc),
       connectAllocation,
+      loadAllocation,
     };
   } finally {
     await deps.disconnectAll(fleet);

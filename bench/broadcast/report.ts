@@ -126,7 +126,7 @@ function memoryTables(r: Results): string[] {
     '',
     rows[0].sockets < 10_000 ? `(${f0(rows[0].sockets)} sockets: one-off growth dominates at this count; the target is defined at 10,000)\n` : '',
     table(
-      ['system', 'node flags', 'sockets', 'RSS before MB', 'joined MB', `after load + ${settle} s MB`, 'RSS bytes/socket after traffic', `target <= ${TARGETS.idleBytesPerSocket}`, 'joined, before load', 'after a forced GC', 'load deliveries/s (payloads)'],
+      ['system', 'node flags', 'sockets', 'RSS before MB', 'joined MB', `after load + ${settle} s MB`, `RSS bytes/socket after load + ${settle} s`, `target <= ${TARGETS.idleBytesPerSocket}`, 'at 0 s / 5 s of idle', 'joined, before load', 'after a forced GC', 'load deliveries/s (payloads)'],
       rows.map((m) => [
         m.system,
         m.flags || '(none)',
@@ -136,6 +136,7 @@ function memoryTables(r: Results): string[] {
         f1(m.settled.rssKb / 1024),
         f0(m.bytesPerSocket),
         m.system.startsWith('performer') ? check(m.bytesPerSocket, TARGETS.idleBytesPerSocket, false) : '',
+        [0, 5].map((s) => (m.idleRssKb[s] === undefined ? '-' : f0(((m.idleRssKb[s] - m.before.rssKb) * 1024) / m.sockets))).join(' / '),
         f0(m.joinedBytesPerSocket),
         f0(m.gcBytesPerSocket),
         m.load.map((l) => `${f0(l.deliveriesPerSec)} (${size(l.payload)})`).join(', '),

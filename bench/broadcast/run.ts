@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildSync } from 'esbuild';
 import pg from 'pg';
 import { formatSummary, summarize } from './cpuprofile.js';
 import { machineCpuSeconds, procCpuSeconds, procMem, resetPeakRss, type HeapEntry, type Reply, type System, type Target } from './common.js';
@@ -50,8 +51,8 @@ const opts = {
   idleSettleMs: quick ? 500 : 1500,
   /** The `memory` section: joined sockets, idle seconds before the figure is read (load phase: closed loop per payload). */
   memSockets: Number(option('mem-sockets') ?? option('idle') ?? (quick ? 1000 : 10_000)),
-  memSettleS: Number(option('mem-settle') ?? 5),
-  memWatchS: Number(option('mem-watch') ?? 10),
+  memSettleS: Number(option('mem-settle') ?? 10),
+  memWatchS: Number(option('mem-watch') ?? 20),
   memReps: Number(option('mem-reps') ?? (quick ? 1 : 2)),
   /** Extra node flags for the Performer server process (experiments; the start script's flags are always used). */
   performerFlags: (option('performer-flags') ?? '').split(' ').filter(Boolean),
@@ -89,15 +90,17 @@ class Proc {
   private readonly listeners = new Map<string, ((msg: Record<string, unknown>) => void)[]>();
   exited = false;
 
+  /** `file`: a .ts file of this directory (run through tsx), or an absolute path to plain JavaScript. */
   constructor(
     readonly name: string,
     file: string,
     extraExecArgv: string[] = [],
     env: Record<string, string> = {},
   ) {
-    this.child = fork(path.join(here, file), [], {
+    const plain = path.isAbsolute(file);
+    this.child = fork(plain ? file : path.join(here, file), [], {
       cwd: repoRoot,
-      execArgv: ['--import', 'tsx', ...extraExecArgv],
+      execArgv: [...(plain ? [] : ['--import', 'tsx']), ...extraExecArgv],
       env: { ...process.env, ...env },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
@@ -227,6 +230,24 @@ const SERVER_FILES: Record<Target, string> = {
   ceiling: 'ceiling-server.ts',
 };
 
+/**
+ * Servers run as plain JavaScript, as `node dist/main.js` runs, not through tsx: tsx's loader runs in a thread of its
+ * own (Node 20 module hooks) with its own V8 heap, tens of MB of RSS that grow and shrink on their own schedule and
+ * would blur the server's memory figures. Each server file is bundled once (its bench imports inlined, packages
+ * left to node_modules) into bench/.tmp/.
+ */
+const compiled = new Map<string, string>();
+
+function compiledServer(file: string): string {
+  let out = compiled.get(file);
+  if (!out) {
+    out = path.join(repoRoot, 'bench', '.tmp', 'broadcast-servers', file.replace(/\.ts$/, '.mjs'));
+    buildSync({ entryPoints: [path.join(here, file)], outfile: out, bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', logLevel: 'warning' });
+    compiled.set(file, out);
+  }
+  return out;
+}
+
 /** `performer-before`: its build, start flags and database (set up by main when `--before` is given). */
 let before: { dist: string; flags: string[]; dbUrl: string } | null = null;
 
@@ -245,7 +266,10 @@ async function startSystem(system: Target, dbUrl: string, profileDir?: string, e
     if (!before) throw new Error('performer-before needs --before=<git ref>');
     env = { BENCH_DATABASE_URL: before.dbUrl, BENCH_PERFORMER_DIST: before.dist, BENCH_DATA_NAME: 'performer-bench-before-data' };
   }
-  const proc = new Proc(system, SERVER_FILES[system], execArgv, env);
+  // BENCH_PERFORMER_FROM_SRC=1 runs Performer's src/ through tsx, so its servers stay on tsx too.
+  const plain = process.env.BENCH_PERFORMER_FROM_SRC !== '1';
+  if (plain && system === 'performer') env.BENCH_PERFORMER_DIST = path.join(repoRoot, 'dist');
+  const proc = new Proc(system, plain ? compiledServer(SERVER_FILES[system]) : SERVER_FILES[system], execArgv, env);
   const ready = await proc.ready;
   currentServerPid = proc.pid;
   return { system, proc, port: Number(ready.port), token: String(ready.token ?? '') };
@@ -982,6 +1006,10 @@ function logMemory(row: MemoryRow): void {
   if (row.connectAllocation) {
     console.log(`  allocated per connect + join: ${f0(row.connectAllocation.bytesPerSocket)} B (sampled); by function (self) <- caller:`);
     for (const x of row.connectAllocation.sites) console.log(`    ${f0(x.bytesPerSocket).padStart(6)} B  ${x.site}`);
+  }
+  if (row.loadAllocation) {
+    console.log(`  allocated during the load phase: ${f0(row.loadAllocation.totalBytes / 2 ** 20)} MB (sampled); by function (self) <- caller:`);
+    for (const x of row.loadAllocation.sites) console.log(`    ${f0(x.bytes / 1024).padStart(8)} KB  ${x.site}`);
   }
   console.log(`  load: ${row.load.map((l) => `${size(l.payload)} ${f0(l.deliveriesPerSec)} deliveries/s (${f0(l.msgsPerSec)} msg/s) ${f3(l.cpuUsPerDelivery)} µs/delivery, lost ${f0(l.loss)}`).join('; ')}`);
 }
