@@ -9,7 +9,7 @@ import { formatSummary, summarize } from './cpuprofile.js';
 import { machineCpuSeconds, procCpuSeconds, procMem, resetPeakRss, type HeapEntry, type Reply, type System, type Target } from './common.js';
 import { buildPerformer, buildPerformerAt, startFlags } from '../common/performer.js';
 import { f0, f1, f2, f3, size } from './format.js';
-import { memoryAfterTraffic, type MemoryRow } from './memory.js';
+import { logMemory, memoryAfterTraffic, type MemoryRow } from './memory.js';
 import { report } from './report.js';
 
 /**
@@ -988,30 +988,6 @@ async function main(): Promise<void> {
     writeFileSync(opts.out, JSON.stringify(results, (k, v) => (k === 'raw' ? undefined : v), 2));
     console.log(`results written to ${opts.out}`);
   }
-}
-
-function logMemory(row: MemoryRow): void {
-  const mb = (kb: number) => f1(kb / 1024);
-  const sp = (p: MemoryRow['before']) => p.spaces.map((x) => `${x.name.replace('_space', '')} ${mb(x.physical / 1024)}`).join(', ');
-  console.log(
-    `memory ${row.system}${row.flags ? ` [${row.flags}]` : ''}: ${f0(row.bytesPerSocket)} B RSS per joined socket after load + ${row.settleS} s idle ` +
-      `(joined, before load ${f0(row.joinedBytesPerSocket)} B; after a forced GC ${f0(row.gcBytesPerSocket)} B); ${row.sockets} sockets joined in ${row.connectMs} ms`,
-  );
-  console.log(`  RSS MB: before ${mb(row.before.rssKb)}, joined ${mb(row.joined.rssKb)}, idle after load ${row.idleRssKb.map(mb).join(' ')}, after GC ${mb(row.gc.rssKb)}`);
-  for (const [name, p] of [['before', row.before], ['joined', row.joined], ['settled', row.settled], ['gc', row.gc]] as const) {
-    console.log(
-      `  ${name}: heap used ${mb(p.heapUsed / 1024)} / committed ${mb(p.heapTotal / 1024)} MB, external ${mb(p.external / 1024)}, maps brk ${mb(p.maps.brkKb)} anon ${mb(p.maps.anonKb)} file ${mb(p.maps.fileKb)}; spaces (physical MB): ${sp(p)}`,
-    );
-  }
-  if (row.connectAllocation) {
-    console.log(`  allocated per connect + join: ${f0(row.connectAllocation.bytesPerSocket)} B (sampled); by function (self) <- caller:`);
-    for (const x of row.connectAllocation.sites) console.log(`    ${f0(x.bytesPerSocket).padStart(6)} B  ${x.site}`);
-  }
-  if (row.loadAllocation) {
-    console.log(`  allocated during the load phase: ${f0(row.loadAllocation.totalBytes / 2 ** 20)} MB (sampled); by function (self) <- caller:`);
-    for (const x of row.loadAllocation.sites) console.log(`    ${f0(x.bytes / 1024).padStart(8)} KB  ${x.site}`);
-  }
-  console.log(`  load: ${row.load.map((l) => `${size(l.payload)} ${f0(l.deliveriesPerSec)} deliveries/s (${f0(l.msgsPerSec)} msg/s) ${f3(l.cpuUsPerDelivery)} µs/delivery, lost ${f0(l.loss)}`).join('; ')}`);
 }
 
 /** Rounds a rate down to two significant digits (at least 1 msg/s). */
