@@ -16,7 +16,7 @@ let nextConnectionId = 1;
 
 /**
  * Per tenant, shared by its sockets: the byte counters, labelled once (`labels()` makes a bound function and a label
- * object per call, ~220 B per socket), and the token of the last socket with its claims. Most sockets of a tenant
+ * object per call, ~270 B per socket), and the token of the last socket with its claims. Most sockets of a tenant
  * connect with the same key (supabase-js sends the anon key), so they share one copy of its text and claims instead of
  * each keeping its whole upgrade query string alive (the token is a slice of it).
  */
