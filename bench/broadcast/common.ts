@@ -17,18 +17,21 @@ export const ROOM = 'bench';
 export const TOPIC = `realtime:${ROOM}`;
 export const EVENT = 'b';
 
-/** Which server a run talks to; `ceiling` is the frame blaster that measures the load generator alone. */
-export type System = 'performer' | 'uws' | 'socketio';
+/**
+ * Which server a run talks to; `performer-before` is Performer built at another git ref (`--before=REF`), run beside
+ * the current one; `ceiling` is the frame blaster that measures the load generator alone.
+ */
+export type System = 'performer' | 'performer-before' | 'uws' | 'socketio';
 export type Target = System | 'ceiling';
 /** The subscriber protocol a raw connection speaks after the upgrade. */
 export type Proto = 'phoenix' | 'simple' | 'sio';
 
 export function protoOf(target: Target): Proto {
-  return target === 'performer' ? 'phoenix' : target === 'socketio' ? 'sio' : 'simple';
+  return target.startsWith('performer') ? 'phoenix' : target === 'socketio' ? 'sio' : 'simple';
 }
 
 export function pathOf(target: Target, token: string): string {
-  if (target === 'performer') return `/socket/websocket?apikey=${token}&vsn=2.0.0`;
+  if (target.startsWith('performer')) return `/socket/websocket?apikey=${token}&vsn=2.0.0`;
   if (target === 'socketio') return `/socket.io/?EIO=4&transport=websocket&room=${ROOM}`;
   return '/ws';
 }
@@ -264,6 +267,44 @@ export function heapSummary(top = 200): HeapEntry[] {
   }
 }
 
+interface SamplingHeapNode {
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  selfSize: number;
+  children: SamplingHeapNode[];
+}
+
+interface SamplingHeapProfile {
+  head: SamplingHeapNode;
+}
+
+export interface AllocationSite {
+  /** `function (file:line)` of the allocating frame, with its caller's for context. */
+  site: string;
+  bytes: number;
+}
+
+/** Bytes allocated in all, and by function (self, with its caller), largest first, from a sampling heap profile. */
+export function allocationSites(profile: SamplingHeapProfile, top: number): { totalBytes: number; sites: AllocationSite[] } {
+  let totalBytes = 0;
+  const bySite = new Map<string, number>();
+  const name = (n: SamplingHeapNode) => {
+    const f = n.callFrame;
+    const file = f.url.replace(/^.*\/(node_modules\/)/, '$1').replace(/^.*\/(dist|src)\//, '$1/');
+    return `${f.functionName || '(anonymous)'}${file ? ` (${file}:${f.lineNumber + 1})` : ''}`;
+  };
+  const walk = (n: SamplingHeapNode, parent: string) => {
+    totalBytes += n.selfSize;
+    if (n.selfSize > 0) {
+      const key = `${name(n)} <- ${parent}`;
+      bySite.set(key, (bySite.get(key) ?? 0) + n.selfSize);
+    }
+    for (const c of n.children) walk(c, name(n));
+  };
+  walk(profile.head, '');
+  const sites = [...bySite.entries()].map(([site, bytes]) => ({ site, bytes })).sort((a, b) => b.bytes - a.bytes).slice(0, top);
+  return { totalBytes, sites };
+}
+
 /** Server children: `gc` (when started with --expose-gc), `heap` (a heap summary), V8 CPU profiling and `stop`. */
 export function serveServerRequests(stop: () => Promise<void>): void {
   let session: inspector.Session | null = null;
@@ -287,6 +328,20 @@ export function serveServerRequests(stop: () => Promise<void>): void {
       writeFileSync(String(req.file), JSON.stringify(profile));
       return { file: req.file };
     },
+    /** Sampling allocation profiler (garbage included): where a phase allocates, not what it keeps. */
+    allocStart: async () => {
+      session = new inspector.Session();
+      session.connect();
+      await post('HeapProfiler.enable');
+      await post('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+      return {};
+    },
+    allocStop: async (req) => {
+      const { profile } = (await post('HeapProfiler.stopSampling')) as { profile: SamplingHeapProfile };
+      session?.disconnect();
+      session = null;
+      return allocationSites(profile, Number(req.top ?? 25));
+    },
     gc: () => {
       const gc = (globalThis as { gc?: () => void }).gc;
       if (gc) {
@@ -295,6 +350,11 @@ export function serveServerRequests(stop: () => Promise<void>): void {
       }
       return { gc: Boolean(gc), ...process.memoryUsage() };
     },
+    /** Memory as it is, no GC forced: process.memoryUsage() and V8's heap spaces (committed = physical pages). */
+    mem: () => ({
+      ...process.memoryUsage(),
+      spaces: v8.getHeapSpaceStatistics().map((s) => ({ name: s.space_name, size: s.space_size, used: s.space_used_size, physical: s.physical_space_size })),
+    }),
     heap: () => ({ entries: heapSummary(Number(process.env.BENCH_HEAP_TOP ?? 3000)) }),
     stop: async () => {
       await stop();

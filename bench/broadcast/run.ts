@@ -3,11 +3,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildSync } from 'esbuild';
 import pg from 'pg';
 import { formatSummary, summarize } from './cpuprofile.js';
 import { machineCpuSeconds, procCpuSeconds, procMem, resetPeakRss, type HeapEntry, type Reply, type System, type Target } from './common.js';
-import { buildPerformer } from '../common/performer.js';
+import { buildPerformer, buildPerformerAt, startFlags } from '../common/performer.js';
 import { f0, f1, f2, f3, size } from './format.js';
+import { logMemory, memoryAfterTraffic, type MemoryRow } from './memory.js';
 import { report } from './report.js';
 
 /**
@@ -34,7 +36,9 @@ const quick = flag('quick');
 const opts = {
   quick,
   profile: flag('profile'),
-  systems: (list('systems') ?? ['uws', 'performer', 'socketio']) as System[],
+  systems: (list('systems') ?? ['uws', 'performer', ...(option('before') ? ['performer-before'] : []), 'socketio']) as System[],
+  /** Git ref of the `performer-before` system: Performer as it was there, built and run beside the current one. */
+  before: option('before'),
   ns: (list('n') ?? (quick ? ['100', '500'] : ['100', '1000', '5000'])).map(Number),
   payloads: (list('payloads') ?? (quick ? ['100'] : ['100', '1024'])).map(Number),
   gens: Number(option('gens') ?? 2),
@@ -45,6 +49,13 @@ const opts = {
   openMs: Number(option('open-ms') ?? (quick ? 1000 : 3000)),
   idleSockets: Number(option('idle') ?? (quick ? 1000 : 10_000)),
   idleSettleMs: quick ? 500 : 1500,
+  /** The `memory` section: joined sockets, idle seconds before the figure is read (load phase: closed loop per payload). */
+  memSockets: Number(option('mem-sockets') ?? option('idle') ?? (quick ? 1000 : 10_000)),
+  memSettleS: Number(option('mem-settle') ?? 10),
+  memWatchS: Number(option('mem-watch') ?? 20),
+  memReps: Number(option('mem-reps') ?? (quick ? 1 : 2)),
+  /** Extra node flags for the Performer server process (experiments; the start script's flags are always used). */
+  performerFlags: (option('performer-flags') ?? '').split(' ').filter(Boolean),
   /** Parts of the run: ceiling, loops (closed + open), sio-client, idle. */
   sections: list('sections') ?? ['ceiling', 'loops', 'sio-client', 'idle'],
   ceiling: !flag('no-ceiling'),
@@ -79,15 +90,17 @@ class Proc {
   private readonly listeners = new Map<string, ((msg: Record<string, unknown>) => void)[]>();
   exited = false;
 
+  /** `file`: a .ts file of this directory (run through tsx), or an absolute path to plain JavaScript. */
   constructor(
     readonly name: string,
     file: string,
     extraExecArgv: string[] = [],
     env: Record<string, string> = {},
   ) {
-    this.child = fork(path.join(here, file), [], {
+    const plain = path.isAbsolute(file);
+    this.child = fork(plain ? file : path.join(here, file), [], {
       cwd: repoRoot,
-      execArgv: ['--import', 'tsx', ...extraExecArgv],
+      execArgv: [...(plain ? [] : ['--import', 'tsx']), ...extraExecArgv],
       env: { ...process.env, ...env },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
@@ -183,23 +196,26 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * tenant's limits are stored when the tenant is first created, so a database left by an older run could keep
  * lower limits.
  */
-async function benchDatabaseUrl(): Promise<string> {
-  if (process.env.BENCH_DATABASE_URL) return process.env.BENCH_DATABASE_URL;
-  const admin = 'postgres://postgres@127.0.0.1:5432/postgres';
+async function benchDatabaseUrl(name = 'performer_bench'): Promise<string> {
+  const given = process.env.BENCH_DATABASE_URL;
+  if (given && name === 'performer_bench') return given;
+  const admin = given ?? 'postgres://postgres@127.0.0.1:5432/postgres';
   const client = new pg.Client({ connectionString: admin });
   await client.connect();
   try {
-    await client.query('DROP DATABASE IF EXISTS performer_bench WITH (FORCE)');
-    await client.query('CREATE DATABASE performer_bench');
+    await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await client.query(`CREATE DATABASE ${name}`);
   } finally {
     await client.end();
   }
-  return 'postgres://postgres@127.0.0.1:5432/performer_bench';
+  const url = new URL(admin);
+  url.pathname = `/${name}`;
+  return url.toString();
 }
 
 // ---- servers ----
 
-interface RunningSystem {
+export interface RunningSystem {
   system: Target;
   proc: Proc;
   port: number;
@@ -208,15 +224,52 @@ interface RunningSystem {
 
 const SERVER_FILES: Record<Target, string> = {
   performer: 'server-performer.ts',
+  'performer-before': 'server-performer.ts',
   uws: 'peer-uws.ts',
   socketio: 'peer-socketio.ts',
   ceiling: 'ceiling-server.ts',
 };
 
+/**
+ * Servers run as plain JavaScript, as `node dist/main.js` runs, not through tsx: tsx's loader runs in a thread of its
+ * own (Node 20 module hooks) with its own V8 heap, tens of MB of RSS that grow and shrink on their own schedule and
+ * would blur the server's memory figures. Each server file is bundled once (its bench imports inlined, packages
+ * left to node_modules) into bench/.tmp/.
+ */
+const compiled = new Map<string, string>();
+
+function compiledServer(file: string): string {
+  let out = compiled.get(file);
+  if (!out) {
+    out = path.join(repoRoot, 'bench', '.tmp', 'broadcast-servers', file.replace(/\.ts$/, '.mjs'));
+    buildSync({ entryPoints: [path.join(here, file)], outfile: out, bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', logLevel: 'warning' });
+    compiled.set(file, out);
+  }
+  return out;
+}
+
+/** `performer-before`: its build, start flags and database (set up by main when `--before` is given). */
+let before: { dist: string; flags: string[]; dbUrl: string } | null = null;
+
+/** The node flags a server runs with: Performer's are its start script's (as `npm start` runs it). */
+function serverFlags(system: Target): string[] {
+  if (system === 'performer') return [...startFlags(), ...opts.performerFlags];
+  if (system === 'performer-before') return before?.flags ?? [];
+  return [];
+}
+
 async function startSystem(system: Target, dbUrl: string, profileDir?: string, extraExecArgv: string[] = []): Promise<RunningSystem> {
-  const execArgv = ['--expose-gc', ...extraExecArgv];
+  const execArgv = ['--expose-gc', ...serverFlags(system), ...extraExecArgv];
   if (profileDir) execArgv.push('--cpu-prof', `--cpu-prof-dir=${profileDir}`);
-  const proc = new Proc(system, SERVER_FILES[system], execArgv, { BENCH_DATABASE_URL: dbUrl });
+  let env: Record<string, string> = { BENCH_DATABASE_URL: dbUrl };
+  if (system === 'performer-before') {
+    if (!before) throw new Error('performer-before needs --before=<git ref>');
+    env = { BENCH_DATABASE_URL: before.dbUrl, BENCH_PERFORMER_DIST: before.dist, BENCH_DATA_NAME: 'performer-bench-before-data' };
+  }
+  // BENCH_PERFORMER_FROM_SRC=1 runs Performer's src/ through tsx, so its servers stay on tsx too.
+  const plain = process.env.BENCH_PERFORMER_FROM_SRC !== '1';
+  if (plain && system === 'performer') env.BENCH_PERFORMER_DIST = path.join(repoRoot, 'dist');
+  const proc = new Proc(system, plain ? compiledServer(SERVER_FILES[system]) : SERVER_FILES[system], execArgv, env);
   const ready = await proc.ready;
   currentServerPid = proc.pid;
   return { system, proc, port: Number(ready.port), token: String(ready.token ?? '') };
@@ -224,7 +277,7 @@ async function startSystem(system: Target, dbUrl: string, profileDir?: string, e
 
 // ---- generators ----
 
-interface Fleet {
+export interface Fleet {
   gens: Proc[];
   sender: Proc;
   all: Proc[];
@@ -764,6 +817,7 @@ export interface Results {
   open: OpenRow[];
   idle: IdleRow[];
   sioClient: ClosedRow[];
+  memory: MemoryRow[];
 }
 
 function machineInfo(): Record<string, unknown> {
@@ -779,9 +833,16 @@ function machineInfo(): Record<string, unknown> {
 async function main(): Promise<void> {
   buildPerformer();
   const dbUrl = opts.systems.includes('performer') || opts.profile ? await benchDatabaseUrl() : '';
+  if (opts.systems.includes('performer-before')) {
+    if (!opts.before) throw new Error('--systems includes performer-before: give --before=<git ref>');
+    const built = buildPerformerAt(opts.before);
+    before = { dist: built.dist, flags: built.flags, dbUrl: await benchDatabaseUrl('performer_bench_before') };
+    console.log(`performer-before: ${opts.before} built in ${built.dir}; start flags: ${built.flags.join(' ') || '(none)'}`);
+  }
+  console.log(`performer: start flags ${serverFlags('performer').join(' ') || '(none)'}`);
   if (opts.profile) return profileRun(dbUrl);
   const t0 = Date.now();
-  const results: Results = { machine: machineInfo(), options: opts, ceiling: [], closed: [], open: [], idle: [], sioClient: [] };
+  const results: Results = { machine: machineInfo(), options: opts, ceiling: [], closed: [], open: [], idle: [], sioClient: [], memory: [] };
   console.log(`broadcast bench (${quick ? 'quick' : 'full'}): ${JSON.stringify(results.machine)}`);
   console.log(`systems ${opts.systems.join(', ')}; N ${opts.ns.join(', ')}; payloads ${opts.payloads.join(', ')} B; W=${opts.window}; generators ${opts.gens} + sender`);
   const fleet = await startFleet(opts.gens);
@@ -799,7 +860,7 @@ async function main(): Promise<void> {
     // connected), their rows alternated A/B/B/A… `--reps` times so outside load and drift hit both alike. The bare
     // peer's closed-loop rate sets the "high" open-loop rate, run by these two only (the common rate leaves them
     // nearly idle).
-    const paired = (['uws', 'performer'] as System[]).filter((x) => opts.systems.includes(x));
+    const paired = (['uws', 'performer', 'performer-before'] as System[]).filter((x) => opts.systems.includes(x));
     for (const n of opts.sections.includes('loops') ? opts.ns : []) {
       const commonRate = new Map<number, number>();
       const fixed = option('open-rate');
@@ -903,6 +964,20 @@ async function main(): Promise<void> {
       if (opts.sections.includes('heap') && system !== 'uws') row.heapTop = await heapBreakdown(system, dbUrl, fleet);
       results.idle.push(row);
       console.log(`idle   ${system}: ${f0(row.bytesPerSocket)} B RSS (marginal ${f0(row.marginalBytesPerSocket)} B; JS heap ${f0(row.heapBytesPerSocket)} B used, ${f0(row.heapCommittedBytesPerSocket)} B committed) per joined socket (${f1(row.rssBeforeMb)} -> ${f1(row.rssAfterMb)} MB for ${row.sockets})`);
+    }
+    // Each repetition in its own fresh server process; the order of the systems flips every repetition.
+    const memoryTurns = Array.from({ length: opts.sections.includes('memory') ? opts.memReps : 0 }, (_, rep) => (rep % 2 === 0 ? opts.systems : [...opts.systems].reverse()));
+    for (const system of memoryTurns.flat()) {
+      const row = await memoryAfterTraffic(
+        { startSystem, connectRoom, closedLoop: (srv, f, n, payload) => best(() => closedLoop(srv, f, n, payload)), disconnectAll },
+        system,
+        dbUrl,
+        fleet,
+        { sockets: opts.memSockets, payloads: opts.payloads, settleS: opts.memSettleS, watchS: opts.memWatchS, allocProfile: flag('alloc-profile') },
+        serverFlags(system),
+      );
+      results.memory.push(row);
+      logMemory(row);
     }
   } finally {
     await Promise.all(fleet.all.map((p) => p.stop(3000)));

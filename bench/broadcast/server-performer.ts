@@ -13,7 +13,7 @@ const { loadConfig, startServer, signHs256 } = await loadPerformer();
 const url = process.env.BENCH_DATABASE_URL;
 if (!url) throw new Error('BENCH_DATABASE_URL is required');
 
-const config = loadConfig(benchServerEnv(url, 'performer-bench-data'));
+const config = loadConfig(benchServerEnv(url, process.env.BENCH_DATA_NAME ?? 'performer-bench-data'));
 const server = await startServer(config, { databaseUrl: url });
 const token = await signHs256({ role: 'anon', exp: Math.floor(Date.now() / 1000) + 3 * 3600 }, config.jwtSecret);
 process.send?.({ type: 'ready', port: server.port, token });

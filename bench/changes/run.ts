@@ -13,7 +13,7 @@ import { pgDelta, pgLabels, pgSnap, PG_LABELS, type PgLabel } from './pgprocs.js
 import { rlsProbe } from './rls-probe.js';
 import { ChildProc } from './proc.js';
 import { PHASE_MEASURE, PHASE_WARM, stampText, Subscriber, Tally } from './subscriber.js';
-import { buildPerformer } from '../common/performer.js';
+import { buildPerformer, startFlags } from '../common/performer.js';
 import { configureReport, f, logRow, machine, section, shapeText, withoutProfilerOverhead, writeResults } from './report.js';
 import type { Kind, Latency, NotifyPayload, RecvLive, Results, RlsCheck, Row, Shape, Snap, Syscalls, Usage } from './types.js';
 import { configureScaleReport, scaleSection, writeScaleResults } from './scale-report.js';
@@ -945,7 +945,7 @@ async function startPerformer(check: RlsCheck): Promise<number> {
     BENCH_JWT_SECRET: jwtSecret,
     BENCH_DATA_DIR: path.join(dataDir as string, 'performer'),
     BENCH_CHANGES_RLS_BATCH: check === 'batch' ? 'true' : 'false',
-  });
+  }, startFlags());
   const port = Number((await performer.ready).port);
   performerCheck = check;
   console.log(`Performer (RLS check: ${check}) up in ${Date.now() - t1} ms (pid ${performer.pid}, port ${port})`);

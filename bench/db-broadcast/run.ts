@@ -9,7 +9,7 @@ import { machineCpuSeconds, nowUs, procCpuSeconds, procMem, type Reply } from '.
 import { formatSummary, summarize } from '../broadcast/cpuprofile.js';
 import { pgCpuDelta, readPgCpu, type PgCpu } from './pgcpu.js';
 import { PHASE_MEASURE, PHASE_WARM, stampText, Subscriber, Tally, type Vsn } from './subscriber.js';
-import { buildPerformer } from '../common/performer.js';
+import { buildPerformer, startFlags } from '../common/performer.js';
 import { f, machine } from '../common/report.js';
 import { configureReport, logRow, section, writeResults } from './report.js';
 import type { Latency, Mode, Results, Row, Usage } from './types.js';
@@ -132,7 +132,8 @@ class ServerProc {
   constructor(databaseUrl: string) {
     this.child = fork(path.join(here, 'server.ts'), [], {
       cwd: repoRoot,
-      execArgv: ['--import', 'tsx', '--expose-gc'],
+      // The node flags `npm start` runs Performer with.
+      execArgv: ['--import', 'tsx', '--expose-gc', ...startFlags()],
       env: { ...process.env, BENCH_DATABASE_URL: databaseUrl },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });

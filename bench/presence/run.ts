@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { BenchClient, type Counters } from './client.js';
-import { buildPerformer } from '../common/performer.js';
+import { buildPerformer, startFlags } from '../common/performer.js';
 import { machine, writeSection } from '../common/report.js';
 
 /**
@@ -55,7 +55,8 @@ class ServerProc {
   constructor(databaseUrl: string) {
     this.child = fork(path.join(here, 'server.ts'), [], {
       cwd: repoRoot,
-      execArgv: ['--import', 'tsx', '--expose-gc'],
+      // The node flags `npm start` runs Performer with.
+      execArgv: ['--import', 'tsx', '--expose-gc', ...startFlags()],
       env: { ...process.env, BENCH_DATABASE_URL: databaseUrl },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
