@@ -7,6 +7,7 @@ import { listenExclusive } from './http/listen.js';
 import { moduleChildren, type Module } from './http/module.js';
 import { uws } from './http/uws.js';
 import { MODULES } from './modules.js';
+import { startHeapTrim } from './observability/heap-trim.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { encryptionKey, ensureDefaultTenant } from './tenants/bootstrap.js';
 import { SecretBox } from './tenants/secrets.js';
@@ -61,11 +62,15 @@ export async function startServer(config: Config, opts: ServerOptions): Promise<
   const port = uws.us_socket_local_port(listenSocket as never);
   const shownHost = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
 
+  // V8 keeps the young generation a burst of joins grew until long after it ended; given back once idle.
+  const stopHeapTrim = startHeapTrim();
+
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       ctx.shuttingDown = true;
       sweeps.stop();
+      stopHeapTrim();
       uws.us_listen_socket_close(listenSocket);
       for (const tenant of registry.running()) {
         for (const socket of [...tenant.sockets]) socket.disconnect(1001, null);

@@ -42,7 +42,7 @@ export async function preparePerformers(builds: PerformerBuild[]): Promise<void>
 /** The node flags a system's server runs with (Performer: its start script's, as `npm start` runs it). */
 export function serverFlags(system: Target): string[] {
   const p = performers.get(system);
-  return p ? p.build.flags : [];
+  return p ? [...p.build.flags, ...(system === 'performer' ? opts.performerFlags : [])] : [];
 }
 
 let currentServerPid = 0;
@@ -50,7 +50,8 @@ let currentServerPid = 0;
 export async function startSystem(system: Target, extraExecArgv: string[] = []): Promise<RunningSystem> {
   let proc: Child;
   if (system === 'uws' || system === 'socketio' || system === 'ceiling') {
-    proc = new Child(system, PEER_FILES[system], { execArgv: ['--expose-gc', ...extraExecArgv], readyTimeoutMs: 60_000 });
+    // Plain JavaScript like Performer's server (see Child's `plain`), unless Performer runs from src/ through tsx.
+    proc = new Child(system, PEER_FILES[system], { execArgv: ['--expose-gc', ...extraExecArgv], readyTimeoutMs: 60_000, plain: process.env.BENCH_PERFORMER_FROM_SRC !== '1' });
   } else {
     const p = performers.get(system);
     if (!p) throw new Error(`${system}: not a Performer of this run (see --compare)`);

@@ -2,12 +2,12 @@ import { Args } from '../lib/args.js';
 import type { System } from './common.js';
 
 /**
- * The broadcast bench's options (see run.ts for the command line). `--compare=<rev>` adds
+ * The broadcast bench's options (see run.ts for the command line). `--compare=<rev>` (or `--before=<rev>`) adds
  * Performer built at that revision as the system `performer@<rev>`, measured beside this tree's in the same run.
  */
 export const args = new Args();
 const quick = args.quick;
-const compare = args.option('compare');
+const compare = args.option('compare') ?? args.option('before');
 
 export const opts = {
   quick,
@@ -27,7 +27,14 @@ export const opts = {
   idleSettleMs: quick ? 500 : 1500,
   /** Repetitions of the `idle` section, each a fresh server, the order of the systems flipping every repetition. */
   idleReps: args.number('idle-reps', 1),
-  /** Parts of the run: ceiling, loops (closed + open; `closed`: closed only), sio-client, idle, heap. */
+  /** The `memory` section: joined sockets, idle seconds before the figure is read (load phase: closed loop per payload). */
+  memSockets: args.number('mem-sockets', args.number('idle', quick ? 1000 : 10_000)),
+  memSettleS: args.number('mem-settle', 10),
+  memWatchS: args.number('mem-watch', 20),
+  memReps: args.number('mem-reps', quick ? 1 : 2),
+  /** Extra node flags for this tree's Performer server process (experiments; the start script's flags are always used). */
+  performerFlags: (args.option('performer-flags') ?? '').split(' ').filter(Boolean),
+  /** Parts of the run: ceiling, loops (closed + open; `closed`: closed only), sio-client, idle, memory, heap. */
   sections: args.list('sections') ?? ['ceiling', 'loops', 'sio-client', 'idle'],
   ceiling: !args.flag('no-ceiling'),
   sioClientRow: !quick && !args.flag('no-sio-client'),

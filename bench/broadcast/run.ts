@@ -5,6 +5,7 @@ import { machine } from '../lib/report.js';
 import type { System } from './common.js';
 import { best, connectRoom, disconnectAll, preparePerformers, quiet, serverFlags, startFleet, startSystem, type Fleet, type RunningSystem } from './fleet.js';
 import { f0, f1, f2, f3, size } from './format.js';
+import { logMemory, memoryAfterTraffic } from './memory.js';
 import { args, opts } from './options.js';
 import { profileRun } from './profile.js';
 import { report, type Results } from './report.js';
@@ -15,12 +16,12 @@ import { closedLoop, generatorCeiling, heapBreakdown, idleMemory, mergeClosed, m
  *
  *   npm run bench:broadcast -- [--quick] [--profile] [--out=results.json] [--compare=<git rev>]
  *        [--systems=performer,uws,socketio] [--n=100,1000,5000] [--gens=2] [--window=8] [--no-sio-client] [--no-ceiling]
- *        [--sections=ceiling,loops,closed,sio-client,idle,heap] [--reps=2] [--idle-reps=1]
+ *        [--sections=ceiling,loops,sio-client,idle,memory,heap] [--reps=2] [--idle-reps=1] [--mem-reps=2]
  *
  * Every server runs in its own child process (CPU and RSS read from /proc), the subscribers in `--gens` generator
  * processes, the sender (+ probe subscribers that pace the closed loop) in one more. All traffic is on 127.0.0.1.
  * `--compare=<rev>` adds Performer as it was at that revision (`performer@<rev>`), paired with this tree's and the bare
- * peer in the loops and alternated with them in the idle section; the report then has a before/after table.
+ * peer in the loops and alternated with them in the memory sections; the report then has a before/after table.
  */
 
 /** Rounds a rate down to two significant digits (at least 1 msg/s). */
@@ -124,10 +125,10 @@ async function pairedLoops(results: Results, fleet: Fleet, n: number, paired: Sy
   }
 }
 
-/** Memory per idle joined socket: each repetition in its own fresh server process, the order of the systems flipping every time. */
-async function idleSection(results: Results, fleet: Fleet): Promise<void> {
-  const turns = Array.from({ length: opts.idleReps }, (_, rep) => (rep % 2 === 0 ? opts.systems : [...opts.systems].reverse())).flat();
-  for (const system of turns) {
+/** The memory sections: each repetition in its own fresh server process, the order of the systems flipping every time. */
+async function memorySections(results: Results, fleet: Fleet): Promise<void> {
+  const turns = (reps: number) => Array.from({ length: reps }, (_, rep) => (rep % 2 === 0 ? opts.systems : [...opts.systems].reverse())).flat();
+  for (const system of opts.sections.includes('idle') ? turns(opts.idleReps) : []) {
     const row = await idleMemory(system, fleet);
     if (opts.sections.includes('heap') && system !== 'uws') row.heapTop = await heapBreakdown(system, fleet);
     results.idle.push(row);
@@ -136,6 +137,12 @@ async function idleSection(results: Results, fleet: Fleet): Promise<void> {
         `${f0(row.heapCommittedBytesPerSocket)} B committed) per joined socket (${f1(row.rssBeforeMb)} -> ${f1(row.rssAfterMb)} MB for ${row.sockets})`,
     );
   }
+  for (const system of opts.sections.includes('memory') ? turns(opts.memReps) : []) {
+    const o = { sockets: opts.memSockets, payloads: opts.payloads, settleS: opts.memSettleS, watchS: opts.memWatchS, allocProfile: args.flag('alloc-profile') };
+    const row = await memoryAfterTraffic(system, fleet, o, serverFlags(system));
+    results.memory.push(row);
+    logMemory(row);
+  }
 }
 
 async function main(): Promise<void> {
@@ -143,7 +150,7 @@ async function main(): Promise<void> {
   console.log(`performer: start flags ${serverFlags('performer').join(' ') || '(none)'}`);
   if (opts.profile) return profileRun();
   const t0 = Date.now();
-  const results: Results = { machine: machine(), options: opts, ceiling: [], closed: [], closedRuns: [], open: [], idle: [], sioClient: [] };
+  const results: Results = { machine: machine(), options: opts, ceiling: [], closed: [], closedRuns: [], open: [], idle: [], sioClient: [], memory: [] };
   console.log(`broadcast bench (${opts.quick ? 'quick' : 'full'}): ${results.machine}`);
   console.log(`systems ${opts.systems.join(', ')}; N ${opts.ns.join(', ')}; payloads ${opts.payloads.join(', ')} B; W=${opts.window}; generators ${opts.gens} + sender`);
   const fleet = await startFleet(opts.gens);
@@ -175,7 +182,7 @@ async function main(): Promise<void> {
         await srv.proc.stop();
       }
     }
-    if (opts.sections.includes('idle')) await idleSection(results, fleet);
+    await memorySections(results, fleet);
   } finally {
     await Promise.all(fleet.all.map((p) => p.stop(3000)));
   }

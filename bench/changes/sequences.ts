@@ -54,7 +54,7 @@ export async function notifyRows({ b, results, clusterUrl }: Run): Promise<void>
     const envelope = payload === 'envelope';
     const table = envelope ? 'bench_notify_env' : 'bench_notify';
     const env = { BENCH_DATABASE_URL: clusterUrl, NOTIFY_CHANNEL: envelope ? `${NOTIFY_CHANNEL}_env` : NOTIFY_CHANNEL, NOTIFY_TOPIC: ROOM_TOPIC, NOTIFY_ENVELOPE: envelope ? '1' : '0' };
-    b.peer = new Child('notify-peer', 'bench/changes/notify-peer.ts', { env });
+    b.peer = new Child('notify-peer', 'bench/changes/notify-peer.ts', { env, plain: true });
     const port = Number((await b.peer.ready).port);
     console.log(`LISTEN/NOTIFY forwarder (${payload}) up (pid ${b.peer.pid}, port ${port})`);
     for (const n of opts.ns) {

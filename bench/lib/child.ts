@@ -1,5 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import { buildSync } from 'esbuild';
 import { repoRoot } from './paths.js';
 
 /**
@@ -22,6 +23,25 @@ export interface ChildOptions {
   /** Node flags besides `--import tsx`. */
   execArgv?: string[];
   readyTimeoutMs?: number;
+  /**
+   * Run as plain JavaScript, as `node dist/main.js` runs, not through tsx: tsx's loader runs in a thread of its own
+   * (Node 20 module hooks) with its own V8 heap, tens of MB of RSS that grow and shrink on their own schedule and
+   * CPU of its own, which would blur a server's figures. The file is bundled once per run (esbuild, its bench
+   * imports inlined, packages left to node_modules) into bench/.tmp/.
+   */
+  plain?: boolean;
+}
+
+const bundles = new Map<string, string>();
+
+function bundled(file: string): string {
+  let out = bundles.get(file);
+  if (!out) {
+    out = path.join(repoRoot, 'bench', '.tmp', path.relative(path.join(repoRoot, 'bench'), file).replace(/\.ts$/, '.mjs'));
+    buildSync({ entryPoints: [file], outfile: out, bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', logLevel: 'error' });
+    bundles.set(file, out);
+  }
+  return out;
 }
 
 let nextId = 1;
@@ -39,10 +59,11 @@ export class Child {
     file: string,
     o: ChildOptions = {},
   ) {
-    this.child = fork(path.resolve(repoRoot, file), [], {
+    const script = path.resolve(repoRoot, file);
+    this.child = fork(o.plain ? bundled(script) : script, [], {
       cwd: repoRoot,
-      execArgv: ['--import', 'tsx', ...(o.execArgv ?? [])],
-      env: { ...process.env, ...o.env },
+      execArgv: [...(o.plain ? [] : ['--import', 'tsx']), ...(o.execArgv ?? [])],
+      env: { ...process.env, BENCH_REPO_ROOT: repoRoot, ...o.env },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     const readyTimeoutMs = o.readyTimeoutMs ?? 90_000;

@@ -89,3 +89,40 @@ export function heapSummary(top = 200): HeapEntry[] {
     rmSync(file, { force: true });
   }
 }
+interface SamplingHeapNode {
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  selfSize: number;
+  children: SamplingHeapNode[];
+}
+
+export interface SamplingHeapProfile {
+  head: SamplingHeapNode;
+}
+
+export interface AllocationSite {
+  /** `function (file:line)` of the allocating frame, with its caller's for context. */
+  site: string;
+  bytes: number;
+}
+
+/** Bytes allocated in all, and by function (self, with its caller), largest first, from a sampling heap profile. */
+export function allocationSites(profile: SamplingHeapProfile, top: number): { totalBytes: number; sites: AllocationSite[] } {
+  let totalBytes = 0;
+  const bySite = new Map<string, number>();
+  const name = (n: SamplingHeapNode) => {
+    const f = n.callFrame;
+    const file = f.url.replace(/^.*\/(node_modules\/)/, '$1').replace(/^.*\/(dist|src)\//, '$1/');
+    return `${f.functionName || '(anonymous)'}${file ? ` (${file}:${f.lineNumber + 1})` : ''}`;
+  };
+  const walk = (n: SamplingHeapNode, parent: string) => {
+    totalBytes += n.selfSize;
+    if (n.selfSize > 0) {
+      const key = `${name(n)} <- ${parent}`;
+      bySite.set(key, (bySite.get(key) ?? 0) + n.selfSize);
+    }
+    for (const c of n.children) walk(c, name(n));
+  };
+  walk(profile.head, '');
+  const sites = [...bySite.entries()].map(([site, bytes]) => ({ site, bytes })).sort((a, b) => b.bytes - a.bytes).slice(0, top);
+  return { totalBytes, sites };
+}

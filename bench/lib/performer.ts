@@ -47,10 +47,14 @@ export function startFlags(packageJsonText = readFileSync(path.join(repoRoot, 'p
   return flags;
 }
 
-/** This tree's Performer, built (unless it runs from src/). */
+/**
+ * This tree's Performer, built (unless it runs from src/). BENCH_NODE_FLAGS replaces its start flags (e.g. "" to
+ * measure what a flag costs).
+ */
 export function buildPerformer(): PerformerBuild {
   if (!fromSrc) run('npm', ['run', '--silent', 'build'], repoRoot);
-  return { label: 'performer', dist: null, flags: startFlags() };
+  const override = process.env.BENCH_NODE_FLAGS;
+  return { label: 'performer', dist: null, flags: override !== undefined ? override.split(/\s+/).filter(Boolean) : startFlags() };
 }
 
 /**
@@ -86,9 +90,9 @@ export function buildPerformerAt(rev: string): PerformerBuild {
   return { label, dist: path.join(dir, 'dist'), flags: flags() };
 }
 
-/** This tree's Performer, and with `--compare=<rev>` the one of that revision too. */
+/** This tree's Performer, and with `--compare=<rev>` (or `--before=<rev>`) the one of that revision too. */
 export function performerBuilds(args: Args): PerformerBuild[] {
-  const rev = args.option('compare');
+  const rev = args.option('compare') ?? args.option('before');
   const builds = [buildPerformer()];
   if (rev) builds.push(buildPerformerAt(rev));
   for (const b of builds) console.log(`${b.label}: ${b.dist ?? (fromSrc ? 'src/' : 'dist/')}${b.flags.length ? `, node flags ${b.flags.join(' ')}` : ''}`);
@@ -118,10 +122,13 @@ export interface PerformerStart {
 
 /**
  * Performer in a child process of its own (so its CPU and memory are read apart from the load generator), from
- * `build`. Ready with `{ port, token, startMs, replicationMs }`; serves the commands of ./serve.ts.
+ * `build`, run as plain JavaScript (see Child's `plain`). Ready with `{ port, token, startMs, replicationMs }`; serves
+ * the commands of ./serve.ts.
  */
 export function startPerformer(build: PerformerBuild, o: PerformerStart): Child {
   return new Child(build.label, 'bench/lib/performer-server.ts', {
+    // Plain JavaScript, as `npm start` runs (src/ through tsx with BENCH_PERFORMER_FROM_SRC=1).
+    plain: !fromSrc,
     execArgv: ['--expose-gc', ...build.flags, ...(o.execArgv ?? [])],
     env: {
       BENCH_DATABASE_URL: o.databaseUrl,

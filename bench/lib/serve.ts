@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import inspector from 'node:inspector';
-import { heapSummary } from './heap.js';
+import v8 from 'node:v8';
+import { allocationSites, heapSummary, type SamplingHeapProfile } from './heap.js';
 import type { Reply } from './child.js';
 
 /** Orchestrator -> child request (./child.ts); the child answers with `{ id, ok, ... }` or `{ id, ok: false, error }`. */
@@ -51,8 +52,9 @@ export async function settledMemory(): Promise<NodeJS.MemoryUsage & { gc: boolea
 
 /**
  * Server children: `gc` (two full GCs when started with --expose-gc, then process memory), `settled`
- * ({@link settledMemory}), `heap` (a heap summary), V8 CPU profiling (`profileStart` / `profileStop`)
- * and `stop`; `extra` adds or replaces commands.
+ * ({@link settledMemory}), `mem` (memory as it is, with V8's heap spaces), `heap` (a heap summary), V8 CPU profiling
+ * (`profileStart` / `profileStop`), allocation sampling (`allocStart` / `allocStop`) and `stop`; `extra` adds or
+ * replaces commands.
  */
 export function serveServerRequests(stop: () => Promise<void>, extra: Record<string, Handler> = {}): void {
   let session: inspector.Session | null = null;
@@ -76,7 +78,26 @@ export function serveServerRequests(stop: () => Promise<void>, extra: Record<str
       writeFileSync(String(req.file), JSON.stringify(profile));
       return { file: req.file };
     },
+    /** Sampling allocation profiler (garbage included): where a phase allocates, not what it keeps. */
+    allocStart: async () => {
+      session = new inspector.Session();
+      session.connect();
+      await post('HeapProfiler.enable');
+      await post('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+      return {};
+    },
+    allocStop: async (req) => {
+      const { profile } = (await post('HeapProfiler.stopSampling')) as { profile: SamplingHeapProfile };
+      session?.disconnect();
+      session = null;
+      return allocationSites(profile, Number(req.top ?? 25));
+    },
     gc: () => ({ gc: gc() && gc(), ...process.memoryUsage() }),
+    /** Memory as it is, no GC forced: process.memoryUsage() and V8's heap spaces (committed = physical pages). */
+    mem: () => ({
+      ...process.memoryUsage(),
+      spaces: v8.getHeapSpaceStatistics().map((s) => ({ name: s.space_name, size: s.space_size, used: s.space_used_size, physical: s.physical_space_size })),
+    }),
     settled: settledMemory,
     heap: () => ({ entries: heapSummary(Number(process.env.BENCH_HEAP_TOP ?? 3000)) }),
     stop: async () => {

@@ -3,6 +3,7 @@ import type { ReplayedMessage } from '../replication/replay.js';
 import { topicKey } from '../shared/topic-keys.js';
 import type { ChannelHandle } from '../tenants/tenant.js';
 import { handleTextBroadcast, handleUserBroadcast } from './broadcast.js';
+import { DueGroups, type DueGroup } from './due-groups.js';
 import { ChannelPolicies } from './policies.js';
 import { ChannelChanges } from './postgres-changes.js';
 import type { JoinConfig } from './join-payload.js';
@@ -13,6 +14,9 @@ import { ChannelPresence } from './presence.js';
 /** The longest a token re-check timer waits; a timer beyond ~24 days would overflow setTimeout anyway. */
 const MAX_TOKEN_CHECK_MS = 60 * 60 * 1000;
 
+/** Every channel's token check; channels due at the same moment (same token expiry, same minute) share a timer. */
+const tokenChecks = new DueGroups<Channel>((channel) => channel.onTokenCheckDue());
+
 /** One joined topic on one socket: its options, token, and the handlers for its events. */
 export class Channel implements ChannelHandle, ChannelPort {
   readonly subTopic: string;
@@ -20,10 +24,11 @@ export class Channel implements ChannelHandle, ChannelPort {
   readonly isPrivate: boolean;
   readonly self: boolean;
   readonly ack: boolean;
-  /** Presence track/untrack, presence_state and diffs of this channel (presence.ts). */
-  readonly presence: ChannelPresence;
+  /** Made at join when presence is on, else on first use: most channels never use presence. */
+  private presenceState: ChannelPresence | null;
+  private readonly presenceKey: string | null;
   closed = false;
-  private tokenTimer: NodeJS.Timeout | null = null;
+  private tokenCheck: DueGroup<Channel> | null = null;
   private readyTimer: NodeJS.Timeout | null = null;
   /** The join's options, until the channel has started what they ask for (idle channels are many: not kept). */
   private config: JoinConfig | null;
@@ -48,7 +53,18 @@ export class Channel implements ChannelHandle, ChannelPort {
     this.ack = config.broadcastAck;
     this.key = topicKey(conn.tenant.id, this.subTopic, this.isPrivate);
     // Client flag OR tenant default, as upstream; a track can still turn it on later.
-    this.presence = new ChannelPresence(this, config.presenceKey, config.presenceEnabled || conn.tenant.settings.presenceEnabled);
+    this.presenceKey = config.presenceKey;
+    this.presenceState = config.presenceEnabled || conn.tenant.settings.presenceEnabled ? new ChannelPresence(this, config.presenceKey, true) : null;
+  }
+
+  /** Presence track/untrack, presence_state and diffs of this channel (src/presence/channel-presence.ts). */
+  get presence(): ChannelPresence {
+    return (this.presenceState ??= new ChannelPresence(this, this.presenceKey, false));
+  }
+
+  /** After the join reply: presence_state, when presence was on at join. */
+  presenceAfterJoin(): void {
+    this.presenceState?.afterJoin();
   }
 
   /**
@@ -158,7 +174,7 @@ export class Channel implements ChannelHandle, ChannelPort {
     if (this.closed) return;
     this.closed = true;
     const { conn } = this;
-    if (this.tokenTimer) clearTimeout(this.tokenTimer);
+    if (this.tokenCheck) tokenChecks.cancel(this.tokenCheck, this);
     if (this.readyTimer) clearTimeout(this.readyTimer);
     this.changes?.close();
     if (conn.channels.get(this.topic) === this) conn.channels.delete(this.topic);
@@ -168,7 +184,7 @@ export class Channel implements ChannelHandle, ChannelPort {
       conn.lastChannelAt = Date.now();
     }
     // Presence entries go at once, whatever the reason: the others get their leave diff now.
-    this.presence.close(reason);
+    this.presenceState?.close(reason);
     conn.ctx.fanout.leave(conn, this.key);
     if (reason === 'socket_closed') return;
     conn.send(conn.encode(this.joinRef, this.joinRef, this.topic, 'phx_close', '{}'));
@@ -197,13 +213,20 @@ export class Channel implements ChannelHandle, ChannelPort {
   }
 
   private scheduleTokenCheck(): void {
-    if (this.tokenTimer) clearTimeout(this.tokenTimer);
-    this.tokenTimer = null;
+    if (this.tokenCheck) tokenChecks.cancel(this.tokenCheck, this);
+    this.tokenCheck = null;
     if (this.tokenExp === null) return;
-    const untilExpiry = this.tokenExp * 1000 - Date.now();
-    const wait = Math.max(0, Math.min(untilExpiry + 50, MAX_TOKEN_CHECK_MS));
-    this.tokenTimer = setTimeout(() => this.checkToken().catch((err: unknown) => this.conn.tenant.onFault(err, 'token check')), wait);
-    this.tokenTimer.unref();
+    // Just after expiry; a token further away is checked again within the hour, rounded up to the minute so that
+    // channels joined in the same minute share the timer.
+    const hourly = Math.ceil((Date.now() + MAX_TOKEN_CHECK_MS) / 60_000) * 60_000;
+    this.tokenCheck = tokenChecks.add(Math.min(this.tokenExp * 1000 + 50, hourly), this);
+  }
+
+  /** Called by the token check schedule. */
+  onTokenCheckDue(): void {
+    this.tokenCheck = null;
+    if (this.closed) return;
+    this.checkToken().catch((err: unknown) => this.conn.tenant.onFault(err, 'token check'));
   }
 
   private async checkToken(): Promise<void> {

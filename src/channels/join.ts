@@ -53,7 +53,7 @@ export async function handleJoin(conn: SocketPort, msg: PhoenixMessage): Promise
   // Replayed messages come first after the reply, then presence_state (upstream's order).
   if (outcome.replayed) tenant.metrics.replayedMessages.inc(channel.pushReplayed(outcome.replayed));
   // presence_state follows the ok reply (the client ignores channel pushes before it has joined).
-  channel.presence.afterJoin();
+  channel.presenceAfterJoin();
   if (config.replicationReady) channel.watchReplicationReady(conn.ctx.config.replicationReadyTimeoutMs);
   channel.startChanges();
 }
@@ -146,7 +146,9 @@ async function checkJoin(conn: SocketPort, subTopic: string, config: JoinConfig)
     if (!result.ok) return { ok: false, reason: replayRefusal(result) };
     replayed = result.messages;
   }
-  return { ok: true, token, claims: verified.claims, exp: verified.exp, policies, replayed };
+  // The socket's own token: share its claims too (same text, same claims), not a copy per channel.
+  const claims = token === conn.token ? conn.claims : verified.claims;
+  return { ok: true, token, claims, exp: verified.exp, policies, replayed };
 }
 
 /** The legacy topic form (no `config`) still echoes its one derived subscription in the join reply. */

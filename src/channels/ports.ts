@@ -65,6 +65,8 @@ export interface SocketPort extends BatchSocket, SocketHandle {
   readonly tenant: TenantRuntime;
   /** The socket's token; a join carrying the same one shares this string. */
   readonly token: string;
+  /** The claims of that token: a join carrying the same token shares them too. */
+  readonly claims: Claims;
   /** `x-*` headers of the upgrade request (exposed to RLS policies as request.headers). */
   readonly headers: Record<string, string>;
   /** Joined channels by topic. */

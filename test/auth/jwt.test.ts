@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { base64url, CompactSign, exportJWK, generateKeyPair, generateSecret, SignJWT, type JWK } from 'jose';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   bearerToken,
   cleanToken,
@@ -87,6 +87,45 @@ describe('HS* with the tenant secret', () => {
     const token = await signHs256({ role: 'service_role', exp: later() }, SECRET);
     expect((await new JwtVerifier({ secret: SECRET, jwks: null }).verify(token, strict)).ok).toBe(true);
     expect(failure(await new JwtVerifier({ secret: OTHER_SECRET, jwks: null }).verify(token, strict))).toEqual({ kind: 'signature' });
+  });
+
+  it('imports the HMAC key once per algorithm and key, not on every verify', async () => {
+    // jose given raw secret bytes imports a WebCrypto key on every call: ~20 KB of garbage per verify, two verifies
+    // per socket (handshake and join), which a burst of joins promotes into the old generation.
+    const tokens: string[] = [];
+    for (const alg of ['HS256', 'HS256', 'HS256', 'HS512', 'HS512']) tokens.push(await sign({ role: 'anon', exp: later() }, { alg }, encoder.encode(SECRET)));
+    for (let i = 0; i < 3; i++) tokens.push(await sign({ role: 'anon', exp: later() }, { alg: 'HS256', kid: 'oct-1' }, keys.oct.bytes));
+    const importKey = vi.spyOn(crypto.subtle, 'importKey');
+    try {
+      const v = new JwtVerifier({ secret: SECRET, jwks });
+      for (const token of tokens) expect((await v.verify(token, strict)).ok).toBe(true);
+      const hmacImports = importKey.mock.calls.filter(([, , algorithm]) => (algorithm as { name?: string }).name === 'HMAC');
+      expect(hmacImports.length).toBe(3);
+    } finally {
+      importKey.mockRestore();
+    }
+  });
+
+  it('checks a signature once per token text, and the time-dependent claims on every verify', async () => {
+    const v = new JwtVerifier({ secret: SECRET, jwks });
+    const exp = nowSec() + 60;
+    const token = await sign({ role: 'anon', exp }, { alg: 'HS256' }, encoder.encode(SECRET));
+    const forged = `${token.slice(0, token.lastIndexOf('.'))}.${'A'.repeat(43)}`;
+    const verify = vi.spyOn(crypto.subtle, 'verify');
+    try {
+      expect(await v.verify(token, strict)).toEqual({ ok: true, claims: { role: 'anon', exp }, exp });
+      expect(await v.verify(token, strict)).toEqual({ ok: true, claims: { role: 'anon', exp }, exp });
+      expect(verify).toHaveBeenCalledTimes(1);
+      // Same payload, other signature: a different text, checked on its own.
+      expect(failure(await v.verify(forged, strict))).toEqual({ kind: 'signature' });
+      expect(verify).toHaveBeenCalledTimes(2);
+    } finally {
+      verify.mockRestore();
+    }
+    // Known, and expired since: refused.
+    expect(failure(await v.verify(token, { ...strict, nowMs: (exp + 5) * 1000 }))).toEqual({ kind: 'expired', secondsAgo: 5 });
+    // Known, and another caller's rules: applied.
+    expect(failure(await v.verify(token, { ...strict, claimValidators: { iss: 'x' } }))).toEqual({ kind: 'claim_mismatch', claim: 'iss' });
   });
 
   it('fails with a signer error for HS* when the tenant has no secret and no oct key', async () => {
