@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import net from 'node:net';
-import { PHASE_MEASURE, payloadTemplate, serveRequests, stamp } from './common.js';
+import { serveRequests } from '../lib/serve.js';
+import { PHASE_MEASURE } from '../lib/stamp.js';
+import { payloadTemplate, stamp } from './common.js';
 import { encodeKind4 } from './rawws.js';
 
 /**

@@ -1,22 +1,9 @@
 import { io as sioConnect, type Socket as SioSocket } from 'socket.io-client';
-import {
-  EVENT,
-  nowUs,
-  pathOf,
-  PHASE_MEASURE,
-  PHASE_OFF,
-  PHASE_WARM,
-  payloadTemplate,
-  protoOf,
-  readDigits,
-  ROOM,
-  SEQ_OFF,
-  serveRequests,
-  stamp,
-  TS_OFF,
-  type Target,
-} from './common.js';
-import { encodeClientFrame } from '../common/raw-ws.js';
+import { connectMany, encodeClientFrame } from '../lib/raw-ws.js';
+import { serveRequests } from '../lib/serve.js';
+import { PHASE_MEASURE, PHASE_WARM, readDigits } from '../lib/stamp.js';
+import { nowUs } from '../lib/time.js';
+import { EVENT, pathOf, PHASE_OFF, payloadTemplate, protoOf, ROOM, SEQ_OFF, stamp, TS_OFF, type Target } from './common.js';
 import { clientFrameHeaderLength, encodeKind3, kind3PayloadOffset, RawConn, readStats, type Sink } from './rawws.js';
 
 /**
@@ -109,27 +96,6 @@ function connectionCount(): number {
 
 // ---- subscribers ----
 
-async function connectMany(
-  count: number,
-  concurrency: number,
-  open: (i: number) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  let failure: unknown = null;
-  const worker = async () => {
-    while (next < count && failure === null) {
-      const i = next++;
-      try {
-        await open(i);
-      } catch (err) {
-        failure ??= err;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
-  if (failure !== null) throw failure;
-}
-
 function watchClose(conn: RawConn): void {
   conn.socket.on('close', () => {
     if (!conn.closedByUs) unexpectedCloses++;
@@ -148,24 +114,14 @@ async function connect(req: Record<string, unknown>): Promise<object> {
   const n = Number(req.count);
   const started = Date.now();
   if (req.client === 'socket.io-client') {
-    await connectMany(n, Number(req.concurrency ?? 100), async (i) => {
+    retries += await connectMany(n, Number(req.concurrency ?? 100), async (i) => {
       room.sioSubscribers.push(await openSioClient(port, first + i));
     });
   } else {
-    await connectMany(n, Number(req.concurrency ?? 100), async (i) => {
-      // A loaded machine occasionally drops a connection during the upgrade; try again (bounded).
-      for (let attempt = 1; ; attempt++) {
-        try {
-          const conn = await RawConn.open({ port, path: pathOf(target, token), proto: protoOf(target), index: first + i, sink: countingSink, token });
-          watchClose(conn);
-          room.subscribers.push(conn);
-          return;
-        } catch (err) {
-          retries++;
-          if (attempt >= 3) throw err;
-          await new Promise((r) => setTimeout(r, 200 * attempt));
-        }
-      }
+    retries += await connectMany(n, Number(req.concurrency ?? 100), async (i) => {
+      const conn = await RawConn.open({ port, path: pathOf(target, token), proto: protoOf(target), index: first + i, sink: countingSink, token });
+      watchClose(conn);
+      room.subscribers.push(conn);
     });
   }
   return { connected: room.subscribers.length + room.sioSubscribers.length, ms: Date.now() - started, retries };

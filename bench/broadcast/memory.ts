@@ -1,8 +1,12 @@
 import { readFileSync } from 'node:fs';
-import { f0, f1, f3, size } from './format.js';
-import { procMem, type AllocationSite, type Reply } from './common.js';
-import type { ClosedRow, Fleet, RunningSystem } from './run.js';
+import type { Reply } from '../lib/child.js';
+import { procMem } from '../lib/cpu.js';
+import type { AllocationSite } from '../lib/heap.js';
+import { sleep } from '../lib/time.js';
 import type { System } from './common.js';
+import { best, connectRoom, disconnectAll, startSystem, type Fleet, type RunningSystem } from './fleet.js';
+import { f0, f1, f3, size } from './format.js';
+import { closedLoop } from './rows.js';
 
 /**
  * Memory per idle joined socket as a user meets it: one server process, `sockets` subscribers connected and joined
@@ -77,15 +81,6 @@ export interface MemoryOptions {
   allocProfile: boolean;
 }
 
-export interface MemoryDeps {
-  startSystem(system: System, dbUrl: string): Promise<RunningSystem>;
-  connectRoom(fleet: Fleet, srv: RunningSystem, n: number): Promise<number>;
-  closedLoop(srv: RunningSystem, fleet: Fleet, n: number, payload: number): Promise<ClosedRow>;
-  disconnectAll(fleet: Fleet): Promise<void>;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 export function mappings(pid: number): Mappings {
   const out: Mappings = { brkKb: 0, anonKb: 0, fileKb: 0 };
   let text: string;
@@ -120,21 +115,19 @@ async function point(srv: RunningSystem, gc = false): Promise<MemPoint> {
 }
 
 export async function memoryAfterTraffic(
-  deps: MemoryDeps,
   system: System,
-  dbUrl: string,
   fleet: Fleet,
   o: MemoryOptions,
   /** The node flags the server runs with (for the report). */
   flags: string[] = [],
 ): Promise<MemoryRow> {
-  const srv = await deps.startSystem(system, dbUrl);
+  const srv = await startSystem(system);
   try {
     await sleep(1000);
     // The baseline is the fresh server with its start-up garbage collected: the growth is all the sockets'.
     const before = await point(srv, true);
     if (o.allocProfile) await srv.proc.call('allocStart');
-    const connectMs = await deps.connectRoom(fleet, srv, o.sockets);
+    const connectMs = await connectRoom(fleet, srv, o.sockets);
     let connectAllocation: MemoryRow['connectAllocation'];
     if (o.allocProfile) {
       const r = await srv.proc.call('allocStop', { top: 30 });
@@ -149,7 +142,7 @@ export async function memoryAfterTraffic(
     const load: MemoryRow['load'] = [];
     if (o.allocProfile) await srv.proc.call('allocStart');
     for (const payload of o.payloads) {
-      const row = await deps.closedLoop(srv, fleet, o.sockets, payload);
+      const row = await best(() => closedLoop(srv, fleet, o.sockets, payload));
       load.push({ payload, msgsPerSec: row.msgsPerSec, deliveriesPerSec: row.deliveriesPerSec, cpuUsPerDelivery: row.cpuUsPerDelivery, loss: row.loss });
     }
     let loadAllocation: MemoryRow['loadAllocation'];
@@ -193,12 +186,11 @@ export async function memoryAfterTraffic(
       loadAllocation,
     };
   } finally {
-    await deps.disconnectAll(fleet);
+    await disconnectAll(fleet);
     await srv.proc.stop();
   }
 }
 
-/** The memory section's log lines: the figure, RSS each second, heap spaces and mappings, allocation profiles. */
 export function logMemory(row: MemoryRow): void {
   const mb = (kb: number) => f1(kb / 1024);
   const sp = (p: MemoryRow['before']) => p.spaces.map((x) => `${x.name.replace('_space', '')} ${mb(x.physical / 1024)}`).join(', ');

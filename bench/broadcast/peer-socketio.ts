@@ -1,6 +1,7 @@
 import { createServer } from 'node:http';
 import { Server } from 'socket.io';
-import { ROOM, serveServerRequests } from './common.js';
+import { serveServerRequests } from '../lib/serve.js';
+import { ROOM } from './common.js';
 
 /**
  * The same broadcast job on socket.io 4 (websocket transport only, no compression): a client connecting with

@@ -1,4 +1,5 @@
-import { loadUws, serveServerRequests } from './common.js';
+import { serveServerRequests } from '../lib/serve.js';
+import { loadUws } from '../lib/uws.js';
 
 /**
  * The ceiling: a bare uWebSockets.js pub/sub server doing Performer's broadcast job and nothing else.

@@ -1,11 +1,9 @@
-import type net from 'node:net';
-import { encodeClientFrame, upgradeSocket } from '../common/raw-ws.js';
+import { RawWsClient } from '../lib/raw-ws.js';
 import { EVENT, PAYLOAD_PREFIX_LEN, TOPIC, type Proto } from './common.js';
 
 /**
- * A lean WebSocket client over `net` for the load generator: the upgrade is written by hand, reads go into one
- * shared static buffer (`onread`, no per-read allocation, no streams), and server frames are parsed in place. Only
- * the first bytes of a data frame (header and the payload's t/s/f fields) are looked at; the rest is skipped, so a
+ * The load generator's WebSocket client (../lib/raw-ws.ts does the upgrade and the shared read buffer). Only the
+ * first bytes of a data frame (header and the payload's t/s/f fields) are looked at; the rest is skipped, so a
  * delivery costs a few comparisons and no allocation. Frames split across reads go through a small per-connection
  * scratch buffer.
  */
@@ -32,16 +30,9 @@ export interface ConnectOptions {
   timeoutMs?: number;
 }
 
-export class RawConn {
-  readonly socket: net.Socket;
+export class RawConn extends RawWsClient {
   readonly index: number;
   readonly proto: Proto;
-  closed = false;
-  /** close() was called: the socket's end is ours, not the server's. */
-  closedByUs = false;
-  joined = false;
-  private upgraded = false;
-  private head = '';
   private readonly scratch = Buffer.allocUnsafe(PREFIX + 16);
   private have = 0;
   private skip = 0;
@@ -50,58 +41,18 @@ export class RawConn {
   private collectOp = 0;
   private readonly sink: Sink;
   private readonly token: string;
-  private settle: ((err: Error | null) => void) | null;
 
-  private constructor(opts: ConnectOptions, settle: (err: Error | null) => void) {
+  private constructor(opts: ConnectOptions) {
+    super(opts.port, opts.path);
     this.index = opts.index;
     this.proto = opts.proto;
     this.sink = opts.sink;
     this.token = opts.token ?? '';
-    this.settle = settle;
-    this.socket = upgradeSocket(opts.port, opts.path, (buf, n) => this.onRead(buf, n));
-    this.socket.on('error', (err) => this.fail(err));
-    this.socket.on('close', () => {
-      this.closed = true;
-      this.fail(new Error('connection closed before join'));
-    });
   }
 
   /** Opens, upgrades and joins the room; resolves once the server confirmed the join. */
   static open(opts: ConnectOptions): Promise<RawConn> {
-    return new Promise((resolve, reject) => {
-      let conn: RawConn | null = null;
-      const timer = setTimeout(() => conn?.fail(new Error('connect/join timed out')), opts.timeoutMs ?? 15_000);
-      conn = new RawConn(opts, (err) => {
-        clearTimeout(timer);
-        if (err) {
-          conn?.socket.destroy();
-          reject(err);
-        } else resolve(conn as RawConn);
-      });
-    });
-  }
-
-  private fail(err: Error): void {
-    const settle = this.settle;
-    this.settle = null;
-    settle?.(err);
-  }
-
-  private joinDone(): void {
-    this.joined = true;
-    const settle = this.settle;
-    this.settle = null;
-    settle?.(null);
-  }
-
-  sendText(text: string): void {
-    this.sendFrame(1, Buffer.from(text));
-  }
-
-  /** A masked client frame (mask key 0, so the payload goes out as is). */
-  sendFrame(opcode: number, payload: Buffer): void {
-    if (this.closed) return;
-    this.socket.write(encodeClientFrame(opcode, payload));
+    return RawWsClient.connect(new RawConn(opts), opts.timeoutMs ?? 15_000);
   }
 
   /** Sends an already encoded client frame (see encodeClientFrame). */
@@ -116,37 +67,10 @@ export class RawConn {
     else if (this.proto === 'simple') this.sendText('hb');
   }
 
-  close(): void {
-    this.closedByUs = true;
-    this.closed = true;
-    this.socket.destroy();
-  }
+  /** Load generators count closes themselves (they see the socket). */
+  protected onUnexpectedClose(): void {}
 
-  private onRead(buf: Buffer, n: number): void {
-    if (!this.upgraded) {
-      this.head += buf.toString('latin1', 0, n);
-      const end = this.head.indexOf('\r\n\r\n');
-      if (end === -1) {
-        if (this.head.length > 16_384) this.fail(new Error('oversized upgrade response'));
-        return;
-      }
-      const status = this.head.slice(0, this.head.indexOf('\r\n'));
-      if (!/^HTTP\/1\.1 101/.test(status)) {
-        this.fail(new Error(`upgrade refused: ${status} ${this.head.slice(end + 4, end + 200)}`));
-        return;
-      }
-      this.upgraded = true;
-      // latin1 round-trips bytes, so frames that came with the upgrade response are intact.
-      const rest = Buffer.from(this.head.slice(end + 4), 'latin1');
-      this.head = '';
-      this.afterUpgrade();
-      if (rest.length > 0) this.onFrames(rest, rest.length);
-      return;
-    }
-    this.onFrames(buf, n);
-  }
-
-  private afterUpgrade(): void {
+  protected onUpgraded(): void {
     if (this.proto === 'phoenix') {
       this.sendText(
         `["1","1","${TOPIC}","phx_join",{"config":{"broadcast":{"self":false,"ack":false},"presence":{"key":"","enabled":false},` +
@@ -158,8 +82,13 @@ export class RawConn {
     // socket.io: the server speaks first (engine.io open packet).
   }
 
-  private onFrames(chunk: Buffer, len: number): void {
-    const now = nowUsFast();
+  /** Whole frames (the base parser) are only text here; data frames take the prefix parser below. */
+  protected onFrame(op: 1 | 2, buf: Buffer, p: number, e: number): void {
+    if (op === 1) this.onText(buf.toString('utf8', p, e));
+  }
+
+  /** Server bytes: each frame's header and prefix are parsed in place, the rest of a data frame is skipped. */
+  protected override onBytes(chunk: Buffer, len: number, now: number): void {
     readStats.reads++;
     let off = 0;
     while (off < len) {
@@ -205,16 +134,16 @@ export class RawConn {
   /** Parses one frame's header and prefix at `start`; returns the bytes consumed, or -1 when they are not all there. */
   private frame(buf: Buffer, start: number, avail: number, now: number): number {
     if (avail < 2) return -1;
-    const op = buf[start] & 0x0f;
-    let plen = buf[start + 1] & 0x7f;
+    const op = buf[start]! & 0x0f;
+    let plen = buf[start + 1]! & 0x7f;
     let hdr = 2;
     if (plen === 126) {
       if (avail < 4) return -1;
-      plen = (buf[start + 2] << 8) | buf[start + 3];
+      plen = (buf[start + 2]! << 8) | buf[start + 3]!;
       hdr = 4;
     } else if (plen === 127) {
       if (avail < 10) return -1;
-      plen = buf[start + 6] * 0x1000000 + ((buf[start + 7] << 16) | (buf[start + 8] << 8) | buf[start + 9]);
+      plen = buf[start + 6]! * 0x1000000 + ((buf[start + 7]! << 16) | (buf[start + 8]! << 8) | buf[start + 9]!);
       hdr = 10;
     }
     const want = plen < PREFIX ? plen : PREFIX;
@@ -222,22 +151,12 @@ export class RawConn {
     const p = start + hdr;
     if (op === 2 && plen > 5 && buf[p] === 4) {
       // kind-4 user broadcast: 04 | topic_len event_len meta_len encoding | topic event meta | payload
-      const po = p + 5 + buf[p + 1] + buf[p + 2] + buf[p + 3];
-      if (po + PAYLOAD_PREFIX_LEN <= p + want) {
-        readStats.frames++;
-        this.sink.onData(this, buf, po, now);
-        this.skip = plen - want;
-        return hdr + want;
-      }
+      const po = p + 5 + buf[p + 1]! + buf[p + 2]! + buf[p + 3]!;
+      if (po + PAYLOAD_PREFIX_LEN <= p + want) return this.data(buf, po, now, plen - want, hdr + want);
     } else if (op === 1 && plen > 8 && buf[p] === 0x34 && buf[p + 1] === 0x32 && buf[p + 2] === 0x5b && buf[p + 7] === 0x7b) {
       // socket.io event: 42["b",{...}]
       const po = p + 7;
-      if (po + PAYLOAD_PREFIX_LEN <= p + want) {
-        readStats.frames++;
-        this.sink.onData(this, buf, po, now);
-        this.skip = plen - want;
-        return hdr + want;
-      }
+      if (po + PAYLOAD_PREFIX_LEN <= p + want) return this.data(buf, po, now, plen - want, hdr + want);
     }
     if (plen <= PREFIX) {
       this.control(op, buf, p, plen);
@@ -250,32 +169,35 @@ export class RawConn {
     return hdr + want;
   }
 
+  /** A data frame whose payload starts at `po`: handed to the sink; the rest of it (`skip` bytes) is skipped. */
+  private data(buf: Buffer, po: number, now: number, skip: number, used: number): number {
+    readStats.frames++;
+    this.sink.onData(this, buf, po, now);
+    this.skip = skip;
+    return used;
+  }
+
   /** Everything that is not a data frame: join replies, engine.io open/ping, WebSocket ping and close. */
   private control(op: number, buf: Buffer, p: number, len: number): void {
-    if (op === 1) return this.onText(buf.toString('utf8', p, p + len));
-    if (op === 9) return this.sendFrame(10, Buffer.from(buf.subarray(p, p + len)));
-    if (op === 8) {
-      this.closed = true;
-      this.socket.end();
-      this.fail(new Error(`server closed the connection: ${len >= 2 ? (buf[p] << 8) | buf[p + 1] : ''}`));
-    }
+    if (op === 1) this.onText(buf.toString('utf8', p, p + len));
+    else this.onControl(op, buf, p, p + len);
   }
 
   private onText(text: string): void {
     if (this.proto === 'sio') {
       if (text === '2') return this.sendText('3');
       if (text.startsWith('0{')) return this.sendText('40');
-      if (text.startsWith('40')) return this.joinDone();
+      if (text.startsWith('40')) return this.confirm();
       if (text.startsWith('44')) return this.fail(new Error(`socket.io connect error ${text}`));
       return;
     }
     if (this.joined) return;
     if (this.proto === 'simple') {
-      if (text === 'joined') this.joinDone();
+      if (text === 'joined') this.confirm();
       return;
     }
     if (text.includes('"phx_reply"') && text.includes(`"${TOPIC}"`)) {
-      if (text.includes('"status":"ok"')) this.joinDone();
+      if (text.includes('"status":"ok"')) this.confirm();
       else this.fail(new Error(`join refused: ${text}`));
     } else if (text.includes('"phx_close"') || text.includes('"phx_error"')) {
       this.fail(new Error(`join failed: ${text}`));
@@ -291,11 +213,6 @@ function needed(b: Buffer, have: number): number {
   if (have < hdr) return hdr;
   const plen = l7 === 126 ? (b[2] << 8) | b[3] : l7 === 127 ? b[6] * 0x1000000 + ((b[7] << 16) | (b[8] << 8) | b[9]) : l7;
   return hdr + (plen < PREFIX ? plen : PREFIX);
-}
-
-function nowUsFast(): number {
-  const t = process.hrtime();
-  return t[0] * 1e6 + Math.floor(t[1] / 1000);
 }
 
 export function clientFrameHeaderLength(payloadLength: number): number {

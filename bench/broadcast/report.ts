@@ -1,6 +1,21 @@
+import { compareTable } from '../lib/compare.js';
 import { check, f0, f1, f2, f3, size, table } from './format.js';
 import type { MemoryRow } from './memory.js';
-import type { Load, Results } from './run.js';
+import type { Options } from './options.js';
+import type { CeilingRow, ClosedRow, IdleRow, Load, OpenRow } from './rows.js';
+
+export interface Results {
+  machine: string;
+  options: Options;
+  ceiling: CeilingRow[];
+  /** Repetitions merged (the tables); `closedRuns` keeps every repetition of the paired systems (the before/after table). */
+  closed: ClosedRow[];
+  closedRuns: ClosedRow[];
+  open: OpenRow[];
+  idle: IdleRow[];
+  sioClient: ClosedRow[];
+  memory: MemoryRow[];
+}
 
 export const TARGETS = {
   deliveriesVsUws: 0.8,
@@ -10,9 +25,10 @@ export const TARGETS = {
   idleBytesPerSocket: 4096,
 };
 
-const SYSTEM_ORDER = ['uws', 'performer', 'performer-before', 'socketio'];
+const SYSTEM_ORDER = ['uws', 'performer', 'socketio'];
 function bySystem(a: { n: number; payload: number; system: string }, b: { n: number; payload: number; system: string }): number {
-  return a.n - b.n || a.payload - b.payload || SYSTEM_ORDER.indexOf(a.system) - SYSTEM_ORDER.indexOf(b.system);
+  const order = (s: string) => (s.startsWith('performer@') ? 1.5 : SYSTEM_ORDER.indexOf(s));
+  return a.n - b.n || a.payload - b.payload || order(a.system) - order(b.system);
 }
 
 /** The markdown report of a run: tables per row kind, then the ratios against the peers and the targets. */
@@ -189,33 +205,41 @@ function memoryRanges(rows: MemoryRow[]): string {
     .join('; ');
 }
 
-/** Performer against Performer built at `--before` (same run, rows alternated): the change's cost or gain. */
+/**
+ * This tree's Performer against the one built at `--compare` (same run, rows alternated): per configuration each
+ * build's median and range over the repetitions, and the change of the medians.
+ */
 function beforeAfter(r: Results): string[] {
-  const rows: string[][] = [];
-  const find = <T extends { system: string; n: number; payload: number }>(xs: T[], system: string, n: number, payload: number, pick: (x: T) => boolean = () => true) =>
-    xs.find((x) => x.system === system && x.n === n && x.payload === payload && pick(x));
-  for (const n of r.options.ns) {
-    for (const payload of r.options.payloads) {
-      const a = find(r.closed, 'performer', n, payload);
-      const b = find(r.closed, 'performer-before', n, payload);
-      if (!a || !b) continue;
-      const open = (load: Load) => {
-        const ao = find(r.open, 'performer', n, payload, (x) => x.load === load);
-        const bo = find(r.open, 'performer-before', n, payload, (x) => x.load === load);
-        return ao && bo ? [f2(ao.cpuUsPerDelivery / bo.cpuUsPerDelivery), f2(ao.p99Ms / bo.p99Ms)] : ['-', '-'];
-      };
-      rows.push([f0(n), size(payload), f2(a.deliveriesPerSec / b.deliveriesPerSec), f2(a.cpuUsPerDelivery / b.cpuUsPerDelivery), ...open('high'), ...open('common'), `${a.spread ?? ''} / ${b.spread ?? ''}`]);
-    }
-  }
-  const both = r.memory.filter((m) => m.system === 'performer' || m.system === 'performer-before');
-  const mem = new Set(both.map((m) => m.system)).size === 2 ? `memory per idle joined socket after traffic: ${memoryRanges(both)}` : '';
-  if (rows.length === 0) return mem ? [mem, ''] : [];
+  const before = `performer@${r.options.compare}`;
+  if (!r.options.compare) return [];
+  const o = { system: (x: { system: string }) => x.system, after: 'performer', before };
   return [
-    `### Performer / Performer before (${r.options.before}) (ratios; same run, rows alternated)`,
+    `### Before / after: performer vs ${before} (same run, rows alternated; median (min-max, repetitions))`,
     '',
-    table(['N', 'payload', 'deliveries/s closed loop', 'CPU/delivery closed loop', 'CPU/delivery high load', 'p99 high load', 'CPU/delivery common load', 'p99 common load', 'reps: spread (now / before)'], rows),
+    compareTable(r.closedRuns, {
+      ...o,
+      config: (x) => `closed loop N=${f0(x.n)} ${size(x.payload)}`,
+      measures: [
+        { name: 'deliveries/s', of: (x) => x.deliveriesPerSec, digits: 0 },
+        { name: 'µs CPU/delivery', of: (x) => x.cpuUsPerDelivery, digits: 3 },
+        { name: 'outside load, % of a core', of: (x) => x.otherPct, digits: 0, context: true },
+      ],
+    }),
     '',
-    mem,
+    compareTable(
+      [
+        ...r.idle.map((x) => ({ system: x.system, kind: 'no traffic', rss: x.bytesPerSocket, heap: x.heapBytesPerSocket })),
+        ...r.memory.map((x) => ({ system: x.system, kind: `after traffic + ${x.settleS} s idle`, rss: x.bytesPerSocket, heap: (x.gc.heapUsed - x.before.heapUsed) / x.sockets })),
+      ],
+      {
+        ...o,
+        config: (x) => `idle joined socket, ${x.kind}`,
+        measures: [
+          { name: 'RSS bytes/socket', of: (x) => x.rss, digits: 0 },
+          { name: 'JS heap live bytes/socket (after GC)', of: (x) => x.heap, digits: 0 },
+        ],
+      },
+    ),
     '',
   ];
 }

@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { report } from './report.js';
-import type { Results } from './run.js';
+import { report, type Results } from './report.js';
 
 /** Prints the report of a run written with --out (e.g. after a change to the report): `node --import tsx bench/broadcast/rerender.ts results.json`. */
 const file = process.argv[2];

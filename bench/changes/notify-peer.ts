@@ -1,5 +1,7 @@
 import pg from 'pg';
-import { loadUws, nowUs, serveRequests } from '../broadcast/common.js';
+import { serveRequests } from '../lib/serve.js';
+import { nowUs } from '../lib/time.js';
+import { loadUws } from '../lib/uws.js';
 
 /**
  * The hand-built pipeline users write instead of Postgres Changes: an AFTER INSERT trigger calls

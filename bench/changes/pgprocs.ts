@@ -1,9 +1,9 @@
 import type pg from 'pg';
-import { pgCpuDelta, readPgCpu, type PgCpu } from '../db-broadcast/pgcpu.js';
+import { pgCpuDelta, readPgCpu, type PgCpu } from '../lib/pg-cpu.js';
 
 /**
  * Postgres CPU by what each backend does, for the Postgres Changes bench: the postmaster's children are read from
- * /proc (bench/db-broadcast/pgcpu.ts) and labelled from pg_stat_activity's application_name, so the walsender that
+ * /proc (../lib/pg-cpu.ts) and labelled from pg_stat_activity's application_name, so the walsender that
  * decodes for Performer's changes slot is told apart from the one of its database-broadcast stream, from
  * pg_recvlogical's, from the producers' backends and from Performer's pool (the RLS checks).
  */

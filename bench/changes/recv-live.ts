@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { nowUs, procCpuSeconds } from '../broadcast/common.js';
+import { procCpuSeconds } from '../lib/cpu.js';
+import { nowUs } from '../lib/time.js';
 
 /**
  * pg_recvlogical streaming live (no --endpos): the reference consumer for Performer's live rows. It writes every

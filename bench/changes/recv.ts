@@ -2,13 +2,13 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import type pg from 'pg';
-import { nowUs, procCpuSeconds } from '../broadcast/common.js';
+import { procCpuSeconds } from '../lib/cpu.js';
+import { nowUs, sleep } from '../lib/time.js';
 import { pgDelta } from './pgprocs.js';
 import { startLiveRecv, type LiveRecv } from './recv-live.js';
 import type { RecvResult, RecvRow, Snap, Usage } from './types.js';
 
 const SLOT_PREFIX = 'bench_recvlogical';
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** What the pg_recvlogical runs need from the bench: its admin session, the server and its CPU snapshots. */
 export interface RecvHost {

@@ -1,6 +1,7 @@
 import os from 'node:os';
-import type { ProfileSummary } from '../broadcast/cpuprofile.js';
-import { f, machine, table, writeSection } from '../common/report.js';
+import { compareTable } from '../lib/compare.js';
+import { profileText, type ProfileSummary } from '../lib/cpuprofile.js';
+import { f, machine, ratio, runLine, table, writeSection } from '../lib/report.js';
 import { PG_LABELS } from './pgprocs.js';
 import type { RecvLive, Results, Row, Shape, Usage } from './types.js';
 
@@ -10,8 +11,7 @@ import type { RecvLive, Results, Row, Shape, Usage } from './types.js';
  */
 export interface ReportContext {
   opts: { batch: number; batchConns: number; singleConns: number; ns: number[]; pacedMs: number; rows: number };
-  argv: string[];
-  repoRoot: string;
+  argv: readonly string[];
   loadAtStart: number;
   /** Rows owners cycle over. */
   K: number;
@@ -20,8 +20,6 @@ export interface ReportContext {
   JIT_WARM_ROWS: number;
   PUBLICATION: string;
   NOTIFY_CHANNEL: string;
-  recvVersion: () => string;
-  recvStartupMs: () => number;
 }
 
 let ctx: ReportContext | null = null;
@@ -38,11 +36,6 @@ function context(): ReportContext {
 
 /** A rate: no decimals, except one below 100 (the slow RLS rows). */
 export const fr = (v: number) => f(v, Number.isFinite(v) && Math.abs(v) < 100 ? 1 : 0);
-export const ratio = (x: number, y: number) => {
-  if (!Number.isFinite(x) || !Number.isFinite(y) || y <= 0) return '-';
-  const r = x / y;
-  return `${r >= 0.1 || r === 0 ? f(r, 2) : r.toPrecision(2)}x`;
-};
 export const shapeText = (s: Shape) => (s === 'batch' ? `${context().opts.batch} rows/txn` : '1 row/txn');
 const cfgText = (r: Row) => `${r.target === 'notify' ? 'LISTEN/NOTIFY' : 'Performer'} ${r.rls ? 'RLS' : 'no RLS'} N=${r.n} ${shapeText(r.shape)}`;
 
@@ -170,15 +163,16 @@ export function withoutProfilerOverhead(s: ProfileSummary): ProfileSummary {
 const key = (r: { n: number; shape: Shape }) => `${r.n}|${r.shape}`;
 
 export function section(res: Results): string {
-  const live = res.rows.filter((r) => r.kind === 'live');
+  // This tree's Performer, first repetition (the other rows are the --compare table's).
+  const live = res.rows.filter((r) => r.kind === 'live' && (r.target === 'notify' || (r.system === 'performer' && (r.repetition ?? 1) === 1)));
   const perf = live.filter((r) => r.target === 'performer');
   const notify = new Map(live.filter((r) => r.target === 'notify').map((r) => [key(r), r]));
   const recvBy = new Map(perf.filter((r) => !r.rls && r.recv).map((r) => [key(r), r.recv!]));
   const L: string[] = [];
   L.push('## Postgres Changes', '');
   L.push(
-    `\`node --import tsx bench/changes/run.ts${context().argv.filter((a) => a !== '--no-write' && a !== '--write').map((a) => ` ${a}`).join('')}\` — ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, ${machine()}.`,
-    `Embedded PostgreSQL ${res.pgVersion} (wal_level=logical, fsync=off, synchronous_commit on), ${context().recvVersion()}. Performer and the LISTEN/NOTIFY forwarder in child`,
+    runLine(`npm run bench:changes${context().argv.length ? ' --' : ''}${context().argv.filter((a) => a !== '--no-write' && a !== '--write').map((a) => ` ${a}`).join('')}`),
+    `Embedded PostgreSQL ${res.pgVersion} (wal_level=logical, fsync=off, synchronous_commit on), ${res.recvVersion}. Performer and the LISTEN/NOTIFY forwarder in child`,
     `processes; producers (node-postgres, prepared INSERTs) and subscribers (raw WebSocket clients) in the parent; loopback only; everything shares the ${os.cpus().length} cores.`,
     `1-minute load average at the start: ${f(context().loadAtStart, 1)} (other people's jobs on the same machine; "other" below is CPU used outside the bench during a row).`,
     '',
@@ -196,7 +190,7 @@ export function section(res: Results): string {
     `**pg_recvlogical ceiling**: ${context().RECV_RUNS} fresh pgoutput slots are created just before each Performer row; after the row (Performer caught up and idle),`,
     `\`pg_recvlogical --start -S <slot> -f - --endpos <LSN after the last commit> --option=proto_version=1 --option=publication_names=${context().PUBLICATION}\``,
     "consumes the very same committed changes from each slot in turn, its output piped to the bench and only counted. **Ceiling = rows / (last - first",
-    `byte of its output)** of the fastest run: decode + transfer, without connection set-up (spawn to exit with nothing to decode takes ${f(context().recvStartupMs())} ms).`,
+    `byte of its output)** of the fastest run: decode + transfer, without connection set-up (spawn to exit with nothing to decode takes ${f(res.recvStartupMs)} ms).`,
     "So the ceiling decodes a backlog with the bench's own load gone (Performer idle, producers done; other people's jobs still run, see \"other %\"),",
     "while Performer is measured live, sharing the cores with the producers' backends. **pg_recvlogical live** is the like-for-like reference of",
     'the live rows: pg_recvlogical streaming while the same producers commit rows of the same shape (table and figures below).',
@@ -367,16 +361,10 @@ export function section(res: Results): string {
   }
   if (res.skipped.length) L.push(`Not run: ${res.skipped.join('; ')}.`, '');
   for (const p of res.profiles) {
-    const s = p.summary;
-    const pct = (ms: number) => `${f((100 * ms) / Math.max(1, s.busyMs), 1)} %`;
-    const top = s.frames.filter((x) => x.name !== '(idle)').sort((x, y) => y.selfMs - x.selfMs).slice(0, 8);
-    const mine = s.frames.filter((x) => x.origin === 'performer src').sort((x, y) => y.totalMs - x.totalMs).slice(0, 10);
     L.push(
       `**Profile: ${p.label}** — V8 sampling profiler (250 µs) in the Performer child over the row (${fr(p.row.changesPerSec)} changes/s with the profiler on;`,
-      `${f(s.busyMs)} ms of non-idle samples; the inspector's own Profiler.stop work is left out).`,
-      `Self time by origin: ${s.origins.filter((o) => o.origin !== '(idle)').slice(0, 7).map((o) => `${o.origin} ${pct(o.selfMs)}`).join(', ')}.`,
-      `Top self: ${top.map((x) => `\`${x.name}\` (${x.where || x.origin}) ${pct(x.selfMs)}`).join(', ')}.`,
-      `Performer functions by inclusive time: ${mine.map((x) => `\`${x.name}\` (${x.where}) ${pct(x.totalMs)}`).join(', ')}.`,
+      `${f(p.summary.busyMs)} ms of non-idle samples; the inspector's own Profiler.stop work is left out).`,
+      ...profileText(p.summary, { origins: 7, self: 8, performer: 10 }),
       '',
     );
   }
@@ -494,7 +482,31 @@ const HEADING = '## Postgres Changes';
 
 /** Replaces this bench's section of RESULTS.md (others' sections are left as they are), or appends it. */
 export function writeResults(text: string): void {
-  writeSection(context().repoRoot, HEADING, text);
+  writeSection(HEADING, text);
 }
 
-export { f, machine, table };
+/** `--compare`: this tree's Performer against the other revision's, live rows, every repetition. */
+export function compareSection(res: Results, labels: string[]): string {
+  const live = res.rows.filter((r) => r.kind === 'live' && r.target === 'performer');
+  // A row that did not drain reports what was delivered, over a window with a stall in it: not comparable.
+  const rows = live.filter((r) => r.drained);
+  const left = live.filter((r) => !r.drained).map((r) => `${r.system} N=${r.n} ${shapeText(r.shape)}`);
+  return [
+    `**Before / after** (${labels.join(' vs ')}; live rows, interleaved; median (min-max, repetitions)${left.length ? `; left out, not drained: ${left.join(', ')}` : ''}):`,
+    '',
+    compareTable(rows, {
+      config: (r) => `${r.rls ? 'RLS' : 'no RLS'} N=${r.n} ${shapeText(r.shape)}`,
+      system: (r) => r.system,
+      after: labels[0]!,
+      before: labels[1]!,
+      measures: [
+        { name: 'changes/s', of: (r) => r.changesPerSec, digits: 0 },
+        { name: 'Performer µs CPU/change', of: (r) => (r.usage.performerPct * 1e4) / Math.max(1, r.changesPerSec), digits: 1 },
+        { name: 'latency p50 ms', of: (r) => r.lat.p50, digits: 1 },
+        { name: 'outside load, % of a core', of: (r) => r.usage.otherPct, digits: 0, context: true },
+      ],
+    }),
+  ].join('\n');
+}
+
+export { f, machine, ratio, table };

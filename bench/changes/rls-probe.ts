@@ -2,11 +2,10 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { actAs, inRolledBackTransaction } from '../../src/db/rls.js';
 import { checkVisibility } from '../../src/replication/visibility.js';
-import { nowUs } from '../broadcast/common.js';
+import { nowUs, sleep } from '../lib/time.js';
 import { f } from './report.js';
 import type { Probe } from './types.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Performer's per-(table, claims, transaction) visibility check (src/replication/visibility.ts checkVisibility, one

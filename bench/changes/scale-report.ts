@@ -1,7 +1,7 @@
 import os from 'node:os';
-import { writeSection } from '../common/report.js';
+import { runLine, writeSection } from '../lib/report.js';
 import { PG_LABELS } from './pgprocs.js';
-import { f, fr, machine, ratio, shapeText, table } from './report.js';
+import { f, fr, ratio, shapeText, table } from './report.js';
 import type { Results, Row, Shape, Usage } from './types.js';
 
 /**
@@ -13,7 +13,7 @@ import type { Results, Row, Shape, Usage } from './types.js';
 const HEADING = '## Postgres Changes under RLS at scale';
 
 export interface ScaleInfo {
-  argv: string[];
+  argv: readonly string[];
   loadAtStart: number;
   rows: number;
   pacedMs: number;
@@ -51,7 +51,7 @@ export function scaleSection(res: Results): string {
   const reps = [...new Set(res.rows.map((r) => r.repetition ?? 0))].filter((x) => x > 0).sort((a, b) => a - b);
   const L: string[] = [HEADING, ''];
   L.push(
-    `\`node --import tsx bench/changes/run.ts${info.argv.filter((a) => a !== '--no-write' && a !== '--write').map((a) => ` ${a}`).join('')}\` — ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, ${machine()}.`,
+    runLine(`npm run bench:changes --${info.argv.filter((a) => a !== '--no-write' && a !== '--write').map((a) => ` ${a}`).join('')}`),
     `Embedded PostgreSQL ${info.pgVersion} (fsync=off). 1-minute load average at the start: ${f(info.loadAtStart, 1)} (other helpers' test runs share the ${os.cpus().length} cores; "other" = CPU used outside the bench during a row).`,
     '',
     `**Method.** As in "Postgres Changes" above, at N=100 subscribers: ${f(info.rows)} rows per closed-loop row into \`public.bench\` (no RLS, anon key)`,
@@ -153,6 +153,6 @@ export function scaleSection(res: Results): string {
   return L.join('\n');
 }
 
-export function writeScaleResults(repoRoot: string, text: string): void {
-  writeSection(repoRoot, HEADING, text);
+export function writeScaleResults(text: string): void {
+  writeSection(HEADING, text);
 }

@@ -1,5 +1,6 @@
-import { readDigits } from '../broadcast/common.js';
-import { RawWsClient } from '../common/raw-ws.js';
+import { RawWsClient } from '../lib/raw-ws.js';
+import { STAMP_LEN } from '../lib/stamp.js';
+import type { Tally } from '../lib/tally.js';
 
 /**
  * A lean WebSocket subscriber over `net` for the Postgres Changes bench, speaking either Performer's vsn 2.0.0
@@ -8,96 +9,14 @@ import { RawWsClient } from '../common/raw-ws.js';
  *
  * Changes arrive as text frames: Performer's `[null,null,"realtime:<room>","postgres_changes",{"ids":[..],"data":
  * {..,"record":{..,"body":"<stamp>..",..}}}]`, the forwarder's the bare `row_to_json` text `{"id":..,"body":..}`.
- * Reads go into one shared buffer and frames are looked at in place: a data frame is recognised by a few fixed
- * bytes and counted; one in `sampleEvery` is searched for the body stamp (latency) and the owner (an RLS check).
- * Only a frame split across reads is copied.
- *
- * Body stamp: `<phase char><16-digit send time, monotonic µs><10-digit transaction number>`, then padding.
+ * A data frame is recognised by a few fixed bytes and counted; one in `sampleEvery` is searched for the body stamp
+ * (../lib/stamp.ts: latency) and the owner (an RLS check).
  */
 
 export type Proto = 'performer' | 'simple';
-export const PHASE_WARM = 0x77; // 'w'
-export const PHASE_MEASURE = 0x6d; // 'm'
-export const STAMP_LEN = 27;
 const BODY = Buffer.from('"body":"', 'latin1');
 const OWNER = Buffer.from('"owner":"', 'latin1');
 const PERFORMER_HEAD = Buffer.from('[null,null,"', 'latin1');
-
-export function stampText(phase: number, sendUs: number, txn: number): string {
-  return `${String.fromCharCode(phase)}${String(Math.floor(sendUs)).padStart(16, '0')}${String(txn).padStart(10, '0')}`;
-}
-
-/** What the subscribers of one run share: delivery counters and a latency sample. */
-export class Tally {
-  delivered = 0;
-  /** Payload bytes of the data frames delivered (to compare what each pipeline sends per change). */
-  bytes = 0;
-  warm = 0;
-  firstUs = 0;
-  lastUs = 0;
-  sampleEvery = 1;
-  private tick = 0;
-  nSamples = 0;
-  readonly sendUs: Float64Array;
-  readonly recvUs: Float64Array;
-  readonly txn: Float64Array;
-  /** Sampled deliveries whose owner is not the subscriber's user (RLS leaks); only checked when the subscriber has one. */
-  foreignOwner = 0;
-  unparsed = 0;
-  unexpectedCloses = 0;
-
-  constructor(readonly capacity: number) {
-    this.sendUs = new Float64Array(capacity);
-    this.recvUs = new Float64Array(capacity);
-    this.txn = new Float64Array(capacity);
-  }
-
-  reset(sampleEvery: number): void {
-    this.delivered = 0;
-    this.bytes = 0;
-    this.warm = 0;
-    this.firstUs = 0;
-    this.lastUs = 0;
-    this.sampleEvery = Math.max(1, Math.floor(sampleEvery));
-    this.tick = 0;
-    this.nSamples = 0;
-    this.foreignOwner = 0;
-    this.unparsed = 0;
-  }
-
-  /** One data frame, payload bytes [p, e): counted; one in `sampleEvery` is parsed for its stamp and owner. */
-  count(sub: Subscriber, buf: Buffer, p: number, e: number, now: number): void {
-    sub.received++;
-    this.delivered++;
-    this.bytes += e - p;
-    if (this.firstUs === 0) this.firstUs = now;
-    this.lastUs = now;
-    if (++this.tick < this.sampleEvery) return;
-    this.tick = 0;
-    const at = buf.indexOf(BODY, p);
-    if (at === -1 || at + BODY.length + STAMP_LEN > e) {
-      this.unparsed++;
-      return;
-    }
-    const s = at + BODY.length;
-    if (buf[s] !== PHASE_MEASURE) {
-      this.warm++;
-      return;
-    }
-    const i = this.nSamples;
-    if (i < this.capacity) {
-      this.sendUs[i] = readDigits(buf, s + 1, 16);
-      this.txn[i] = readDigits(buf, s + 17, 10);
-      this.recvUs[i] = now;
-      this.nSamples = i + 1;
-    }
-    if (sub.owner !== null) {
-      const o = buf.indexOf(OWNER, p);
-      if (o !== -1 && o + OWNER.length + 36 <= e && buf.toString('latin1', o + OWNER.length, o + OWNER.length + 36) !== sub.owner) this.foreignOwner++;
-    }
-  }
-}
-
 
 export interface SubscriberOptions {
   proto: Proto;
@@ -112,6 +31,8 @@ export interface SubscriberOptions {
   /** The user (JWT sub) this subscriber is, for the RLS owner check; null = not checked. */
   owner?: string | null;
   tally: Tally;
+  /** Sampled deliveries whose owner is not the subscriber's user (RLS leaks). */
+  leaks: { foreignOwner: number };
   timeoutMs?: number;
 }
 
@@ -157,8 +78,24 @@ export class Subscriber extends RawWsClient {
 
   protected onFrame(op: 1 | 2, buf: Buffer, p: number, e: number, now: number): void {
     if (op !== 1) return;
-    if (this.joined && this.isData(buf, p, e)) return this.opts.tally.count(this, buf, p, e, now);
+    if (this.joined && this.isData(buf, p, e)) return this.count(buf, p, e, now);
     if (!this.joined) this.control(buf.toString('utf8', p, e));
+  }
+
+  /** One change, payload bytes [p, e): counted; one in `sampleEvery` is parsed for its stamp and owner. */
+  private count(buf: Buffer, p: number, e: number, now: number): void {
+    const tally = this.opts.tally;
+    this.received++;
+    tally.bytes += e - p;
+    if (!tally.hit(now)) return;
+    const at = buf.indexOf(BODY, p);
+    if (at === -1 || at + BODY.length + STAMP_LEN > e) {
+      tally.unparsed++;
+      return;
+    }
+    if (!tally.sample(buf, at + BODY.length, now) || this.owner === null) return;
+    const o = buf.indexOf(OWNER, p);
+    if (o !== -1 && o + OWNER.length + 36 <= e && buf.toString('latin1', o + OWNER.length, o + OWNER.length + 36) !== this.owner) this.opts.leaks.foreignOwner++;
   }
 
   /** A change: the forwarder's row JSON, or Performer's fan-out frame with event `postgres_changes`. */

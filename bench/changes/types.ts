@@ -1,4 +1,5 @@
-import type { ProfileSummary } from '../broadcast/cpuprofile.js';
+import type { ProfileSummary } from '../lib/cpuprofile.js';
+import type { Latency } from '../lib/tally.js';
 import type { PgLabel, PgSnap } from './pgprocs.js';
 
 // The figures bench/changes measures, shared by the runner (run.ts) and the report (report.ts).
@@ -28,16 +29,6 @@ export interface Usage {
   saturated: string;
 }
 
-export interface Latency {
-  samples: number;
-  p50: number;
-  p99: number;
-  max: number;
-  /** From the producer's commit acknowledgement. */
-  c50: number;
-  c99: number;
-}
-
 export type Kind = 'live' | 'catchup' | 'paced';
 
 /** How Performer checked RLS: every viewer of a batch in one call, or one transaction per viewer (before issue 14). */
@@ -48,6 +39,8 @@ export type NotifyPayload = 'bare' | 'envelope';
 
 export interface Row {
   target: 'performer' | 'notify';
+  /** The Performer build (`performer`, `performer@<rev>`), or `notify`. */
+  system: string;
   kind: Kind;
   n: number;
   rls: boolean;
@@ -77,8 +70,9 @@ export interface Row {
   rate?: number;
   /** Rows in the table before the row (the RLS check's cost grows with it, see the probe). */
   tableRows?: number;
-  /** --scale: the RLS check of the Performer process, and which repetition of the sequence. */
+  /** --scale: the RLS check of the Performer process. */
   rlsCheck?: RlsCheck;
+  /** Which repetition of the sequence (--scale --repeat, --compare --reps), from 1. */
   repetition?: number;
   /** Mean payload bytes of a delivered frame. */
   frameBytes?: number;
@@ -144,4 +138,7 @@ export interface Results {
   probe?: Probe;
   syscalls: Syscalls[];
   recvLive: RecvLive[];
+  recvVersion: string;
+  /** pg_recvlogical's spawn to exit with nothing to decode. */
+  recvStartupMs: number;
 }

@@ -1,10 +1,10 @@
 import os from 'node:os';
-import { f, machine, table, writeSection } from '../common/report.js';
+import { profileText } from '../lib/cpuprofile.js';
+import { f, runLine, table, writeSection } from '../lib/report.js';
 import type { Results, Row } from './types.js';
 
 /** What the report needs from the run (set by run.ts at start). */
 export interface ReportContext {
-  repoRoot: string;
   quick: boolean;
   loadAtStart: number;
   opts: { payloadBytes: number; closedMs: number; openMs: number; openConns: number; warmupMs: number };
@@ -44,7 +44,7 @@ export function section(r: Results): string {
   const lines: string[] = [];
   lines.push('## Broadcast from the database', '');
   lines.push(
-    `\`node --import tsx bench/db-broadcast/run.ts${context().quick ? ' --quick' : ''}\` — ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, ${machine()}.`,
+    runLine(`npm run bench:db-broadcast${context().quick ? ' -- --quick' : ''}`),
     `Embedded PostgreSQL ${r.pgVersion} (wal_level=logical, fsync=off, synchronous_commit on), Performer in a child process, producers (node-postgres,`,
     `prepared statements) and subscribers (raw WebSocket clients of \`realtime:bench\`, public) in the parent; loopback only; all three share the ${os.cpus().length} cores.`,
     `1-minute load average at the start: ${f(context().loadAtStart, 1)} (other people's work on the same machine; "other %" below is CPU used outside the bench during each row).`,
@@ -127,13 +127,9 @@ export function section(r: Results): string {
   for (const p of r.profiles) {
     const s = p.summary;
     const pct = (ms: number) => `${f((100 * ms) / Math.max(1, s.busyMs), 1)} %`;
-    const top = s.frames.filter((x) => x.name !== '(idle)').sort((x, y) => y.selfMs - x.selfMs).slice(0, 6);
-    const perf = s.frames.filter((x) => x.origin === 'performer src').sort((x, y) => y.totalMs - x.totalMs).slice(0, 8);
     lines.push(
       `**Profile, N=${p.row.n}, ${p.row.perTxn} msg/txn** — V8 sampling profiler on the Performer child during a closed-loop row (${f(p.row.deliveredMsgsPerSec)} msgs/s delivered with the profiler on).`,
-      `Self time by origin: ${s.origins.filter((o) => o.origin !== '(idle)').slice(0, 6).map((o) => `${o.origin} ${pct(o.selfMs)}`).join(', ')}.`,
-      `Top self: ${top.map((x) => `\`${x.name}\` (${x.where || x.origin}) ${pct(x.selfMs)}`).join(', ')}.`,
-      `Performer functions by inclusive time: ${perf.map((x) => `\`${x.name}\` (${x.where}) ${pct(x.totalMs)}`).join(', ')}.`,
+      ...profileText(s, { origins: 6, self: 6, performer: 8 }),
     );
     const keepalive = s.frames.find((x) => x.name === 'onKeepalive' && x.origin === 'performer src');
     if (keepalive && keepalive.totalMs / Math.max(1, s.busyMs) >= 0.1) {
@@ -197,5 +193,5 @@ const HEADING = '## Broadcast from the database';
 
 /** Replaces this bench's section of RESULTS.md (others' sections are left as they are), or appends it. */
 export function writeResults(text: string): void {
-  writeSection(context().repoRoot, HEADING, text);
+  writeSection(HEADING, text);
 }

@@ -1,5 +1,6 @@
 import type { Vsn } from './subscriber.js';
-import type { ProfileSummary } from '../broadcast/cpuprofile.js';
+import type { ProfileSummary } from '../lib/cpuprofile.js';
+import type { Latency } from '../lib/tally.js';
 
 // The figures bench/db-broadcast measures, shared by the runner (run.ts) and the report (report.ts).
 
@@ -15,17 +16,6 @@ export interface Usage {
   otherPct: number;
   serverRssMb: number;
   saturated: string;
-}
-
-export interface Latency {
-  samples: number;
-  p50: number;
-  p99: number;
-  p999: number;
-  max: number;
-  /** From the producer's commit acknowledgement. */
-  c50: number;
-  c99: number;
 }
 
 export type Mode = 'single' | 'batch';

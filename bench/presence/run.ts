@@ -1,136 +1,52 @@
-import { fork, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import pg from 'pg';
+import { Args } from '../lib/args.js';
+import type { Child } from '../lib/child.js';
+import { procCpuSeconds } from '../lib/cpu.js';
+import { recreateDatabase } from '../lib/db.js';
+import { runBench } from '../lib/main.js';
+import { buildPerformer, startPerformer } from '../lib/performer.js';
+import { f, machine, runLine, table, writeSection } from '../lib/report.js';
+import { percentile } from '../lib/stats.js';
+import { sleep } from '../lib/time.js';
 import { BenchClient, type Counters } from './client.js';
-import { buildPerformer, startFlags } from '../common/performer.js';
-import { machine, writeSection } from '../common/report.js';
 
 /**
  * Presence churn bench: Performer in a child process on the machine's Postgres, raw vsn 2.0.0 clients on loopback.
  *
- *   node --import tsx bench/presence/run.ts [--quick]
+ *   npm run bench:presence -- [--quick]
  *
  * 1. Memory (first, on a fresh server, so earlier garbage does not blur RSS): S sockets x C channels (presence off at
  *    join; topics of K members), then every channel tracks one entry. Memory per entry = (after track - after join) /
- *    entries, RSS and V8 heap, both after two full GCs in the server. Tracking also subscribes the channel to its
+ *    entries, RSS and V8 heap, both after full GCs in the server. Tracking also subscribes the channel to its
  *    presence topic, so the figure includes that subscription.
  * 2. Churn: rooms of M members; every member loops join (presence on) -> track -> update -> leave. Reported: presence
  *    operations per second, presence_diffs generated and delivered per second, track reply latency, server CPU.
  * The whole run is bounded in time; the section `## Presence` of bench/RESULTS.md is replaced with the figures.
  */
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const repoRoot = path.resolve(here, '..', '..');
-const quick = process.argv.includes('--quick');
+const args = new Args();
+const quick = args.quick;
 
 /** Other work on the machine skews the figures: the load average at the start is printed with them. */
-const loadAtStart = os.loadavg()[0];
+const loadAtStart = os.loadavg()[0]!;
 
 const P = quick
   ? { rooms: 5, members: 10, warmupMs: 1000, churnMs: 3000, sockets: 100, channels: 50, topicSize: 10, budgetMs: 90_000 }
   : { rooms: 20, members: 25, warmupMs: 2000, churnMs: 10_000, sockets: 400, channels: 100, topicSize: 10, budgetMs: 240_000 };
 
-const ADMIN_URL = process.env.BENCH_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const DB_NAME = 'performer_bench_presence';
 
-// A run that hangs must not hang the machine's CI: hard stop after the budget.
-const watchdog = setTimeout(() => {
-  console.error(`presence bench: over its ${P.budgetMs} ms budget, aborting`);
-  server?.child.kill('SIGKILL');
-  process.exit(2);
-}, P.budgetMs);
-watchdog.unref();
-
-// ---- server child ----
-
-class ServerProc {
-  readonly child: ChildProcess;
-  readonly ready: Promise<{ port: number; token: string }>;
-  private nextId = 1;
-  private readonly pending = new Map<number, (r: Record<string, unknown>) => void>();
-
-  constructor(databaseUrl: string) {
-    this.child = fork(path.join(here, 'server.ts'), [], {
-      cwd: repoRoot,
-      // The node flags `npm start` runs Performer with.
-      execArgv: ['--import', 'tsx', '--expose-gc', ...startFlags()],
-      env: { ...process.env, BENCH_DATABASE_URL: databaseUrl },
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    this.ready = new Promise((resolve, reject) => {
-      this.child.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
-      this.child.on('message', (raw) => {
-        const msg = raw as Record<string, unknown>;
-        if (msg.type === 'ready') resolve({ port: msg.port as number, token: msg.token as string });
-        const waiter = typeof msg.id === 'number' ? this.pending.get(msg.id) : undefined;
-        if (waiter) {
-          this.pending.delete(msg.id as number);
-          waiter(msg);
-        }
-      });
-    });
-  }
-
-  request(cmd: string): Promise<Record<string, unknown>> {
-    const id = this.nextId++;
-    return new Promise((resolve) => {
-      this.pending.set(id, resolve);
-      this.child.send({ id, cmd });
-    });
-  }
-
-  async mem(): Promise<Mem> {
-    return (await this.request('mem')) as unknown as Mem;
-  }
-}
-
 interface Mem {
-  gc: boolean;
   rss: number;
   heapUsed: number;
-  external: number;
   entries: number;
 }
 
-let server: ServerProc | null = null;
-
-async function recreateDatabase(): Promise<string> {
-  const admin = new pg.Client({ connectionString: ADMIN_URL });
-  await admin.connect();
-  try {
-    await admin.query(`DROP DATABASE IF EXISTS ${DB_NAME} WITH (FORCE)`);
-    await admin.query(`CREATE DATABASE ${DB_NAME}`);
-  } finally {
-    await admin.end();
-  }
-  const u = new URL(ADMIN_URL);
-  u.pathname = `/${DB_NAME}`;
-  return u.toString();
-}
-
-/** User + system CPU seconds of a process (all threads), from /proc. */
-function cpuSeconds(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return NaN;
-  }
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+let server: Child | null = null;
+const mem = async (): Promise<Mem> => (await server!.call('settled')) as unknown as Mem;
 
 function expectOk(r: { status: string; response: unknown }, what: string): void {
   if (r.status !== 'ok') throw new Error(`${what}: ${JSON.stringify(r)}`);
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
 // ---- phase 1: churn ----
@@ -187,14 +103,14 @@ async function churn(url: string): Promise<ChurnResult> {
   );
   await sleep(P.warmupMs);
   const diffs0 = counters.diffs;
-  const cpu0 = cpuSeconds(server!.child.pid!);
+  const cpu0 = procCpuSeconds(server!.pid);
   const t0 = performance.now();
   measuring = true;
   await sleep(P.churnMs);
   measuring = false;
   const seconds = (performance.now() - t0) / 1000;
   const diffs = counters.diffs - diffs0;
-  const cpu = cpuSeconds(server!.child.pid!) - cpu0;
+  const cpu = procCpuSeconds(server!.pid) - cpu0;
   stop = true;
   await Promise.all(loops);
   await Promise.all(clients.map((c) => c.close()));
@@ -234,7 +150,7 @@ async function memory(url: string): Promise<MemResult> {
   expectOk(await warm.join('realtime:warm', 'w', true, 'w'), 'join');
   expectOk(await warm.track('realtime:warm', 'w', { w: 1 }), 'track');
   await warm.close();
-  const before = await server!.mem();
+  const before = await mem();
   const clients = await Promise.all(Array.from({ length: P.sockets }, () => BenchClient.connect(url, counters)));
   // Requests on one socket are pipelined; sockets run in parallel.
   await Promise.all(
@@ -243,7 +159,7 @@ async function memory(url: string): Promise<MemResult> {
       replies.forEach((r) => expectOk(r, 'join'));
     }),
   );
-  const joined = await server!.mem();
+  const joined = await mem();
   const t0 = performance.now();
   await Promise.all(
     clients.map(async (c, s) => {
@@ -258,10 +174,10 @@ async function memory(url: string): Promise<MemResult> {
   const trackSeconds = (performance.now() - t0) / 1000;
   // Let the last diffs drain before measuring.
   await sleep(500);
-  const tracked = await server!.mem();
+  const tracked = await mem();
   await Promise.all(clients.map((c) => c.close()));
   await sleep(500);
-  const closed = await server!.mem();
+  const closed = await mem();
   if (process.env.BENCH_VERBOSE) console.table({ before, joined, tracked, closed });
   const channels = P.sockets * P.channels;
   return {
@@ -277,26 +193,26 @@ async function memory(url: string): Promise<MemResult> {
 
 // ---- report ----
 
-
 function section(churnR: ChurnResult, memR: MemResult): string {
-  const f = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
   return `## Presence
 
-\`node --import tsx bench/presence/run.ts${quick ? ' --quick' : ''}\` — ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, ${machine()}.
+${runLine(`npm run bench:presence${quick ? ' -- --quick' : ''}`)}
 Performer in a child process (Postgres 127.0.0.1:5432, db \`${DB_NAME}\`), raw vsn 2.0.0 clients in the parent, loopback only;
 1-minute load average at the start: ${f(loadAtStart, 1)} (the load generator and the server share the ${os.cpus().length} cores).
 
 **Churn** — ${churnR.sockets} sockets in ${P.rooms} rooms of ${P.members}; each loops join (presence on) -> track -> update -> leave; ${f(churnR.seconds, 1)} s measured after ${P.warmupMs / 1000} s warm-up.
 
-| presence ops/s | diffs generated/s | diffs delivered/s | track reply p50 / p99 | server CPU |
-|---:|---:|---:|---:|---:|
-| ${f(churnR.opsPerSec)} | ${f(churnR.diffsGeneratedPerSec)} | ${f(churnR.diffsDeliveredPerSec)} | ${f(churnR.trackP50Ms, 2)} / ${f(churnR.trackP99Ms, 2)} ms | ${f(churnR.serverCpuPct)} % |
+${table(
+  ['presence ops/s', 'diffs generated/s', 'diffs delivered/s', 'track reply p50 / p99', 'server CPU'],
+  [[f(churnR.opsPerSec), f(churnR.diffsGeneratedPerSec), f(churnR.diffsDeliveredPerSec), `${f(churnR.trackP50Ms, 2)} / ${f(churnR.trackP99Ms, 2)} ms`, `${f(churnR.serverCpuPct)} %`]],
+)}
 
 **Memory** — ${P.sockets} sockets x ${P.channels} channels (topics of ${P.topicSize}), presence off at join, then one track per channel (${f(memR.trackSeconds, 1)} s for all).
 
-| entries | RSS per entry | V8 heap per entry | RSS per joined channel (no presence) | entries after the sockets closed |
-|---:|---:|---:|---:|---:|
-| ${f(memR.entries)} | ${f(memR.bytesPerEntryRss)} B | ${f(memR.bytesPerEntryHeap)} B | ${f(memR.bytesPerChannelRss)} B | ${f(memR.entriesAfterClose)} |
+${table(
+  ['entries', 'RSS per entry', 'V8 heap per entry', 'RSS per joined channel (no presence)', 'entries after the sockets closed'],
+  [[f(memR.entries), `${f(memR.bytesPerEntryRss)} B`, `${f(memR.bytesPerEntryHeap)} B`, `${f(memR.bytesPerChannelRss)} B`, f(memR.entriesAfterClose)]],
+)}
 
 Per entry = (after the tracks - after the joins) / entries, both read after full GCs and a settle pause in the server.
 It covers the CRDT entry and its indexes, the tracked meta, its pending delta slot and the channel's presence-topic
@@ -305,36 +221,24 @@ heap per entry when the heap already had the pages committed after the joins.
 ${churnR.limitHits > 0 ? `\n**Invalid run:** ${churnR.limitHits} limit shutdowns seen.\n` : ''}`;
 }
 
-function writeResults(text: string): void {
-  writeSection(repoRoot, '## Presence', text);
-}
-
 async function main(): Promise<void> {
-  buildPerformer();
-  const databaseUrl = await recreateDatabase();
-  server = new ServerProc(databaseUrl);
+  const build = buildPerformer();
+  server = startPerformer(build, { databaseUrl: await recreateDatabase(DB_NAME), dataName: 'performer-bench-presence-data' });
   const { port, token } = await server.ready;
   const url = `ws://127.0.0.1:${port}/socket/websocket?apikey=${token}&vsn=2.0.0`;
   try {
-    console.log(`presence bench${quick ? ' (quick)' : ''}: memory with ${P.sockets} sockets x ${P.channels} channels...`);
+    console.log(`presence bench${quick ? ' (quick)' : ''}, ${machine()}: memory with ${P.sockets} sockets x ${P.channels} channels...`);
     const memR = await memory(url);
     console.table(memR);
     console.log(`churn with ${P.rooms * P.members} sockets...`);
     const churnR = await churn(url);
     console.table(churnR);
     const text = section(churnR, memR);
-    writeResults(text);
+    writeSection('## Presence', text);
     console.log(text);
   } finally {
-    await server.request('stop').catch(() => undefined);
+    await server.stop();
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err);
-    server?.child.kill('SIGKILL');
-    process.exit(1);
-  },
-);
+runBench('presence', main, { hardLimitMs: P.budgetMs, cleanup: async () => server?.kill() });

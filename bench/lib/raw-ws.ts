@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { nowUs } from '../broadcast/common.js';
+import { nowUs, sleep } from './time.js';
 
 /** Every client reads into this one buffer: frames are looked at in place, only one split across reads is copied. */
 const SHARED_READ = Buffer.allocUnsafe(256 * 1024);
@@ -41,7 +41,10 @@ export abstract class RawWsClient {
   readonly socket: net.Socket;
   /** Subscribed: set by confirm(). */
   protected joined = false;
-  protected closedByUs = false;
+  /** The socket is gone (closed by either side): nothing is written any more. */
+  protected closed = false;
+  /** close() was called: the end is ours, not the server's. */
+  closedByUs = false;
   private upgraded = false;
   private head = '';
   private pending: Buffer | null = null;
@@ -51,6 +54,7 @@ export abstract class RawWsClient {
     this.socket = upgradeSocket(port, path, (buf, n) => this.onRead(buf, n));
     this.socket.on('error', (err) => this.fail(err));
     this.socket.on('close', () => {
+      this.closed = true;
       if (this.joined && !this.closedByUs) this.onUnexpectedClose();
       this.fail(new Error(`connection closed before the subscription was confirmed (${this.closedState()})`));
     });
@@ -72,6 +76,7 @@ export abstract class RawWsClient {
 
   close(): void {
     this.closedByUs = true;
+    this.closed = true;
     this.socket.destroy();
   }
 
@@ -87,7 +92,7 @@ export abstract class RawWsClient {
   }
 
   protected sendText(text: string): void {
-    this.socket.write(encodeClientFrame(1, Buffer.from(text)));
+    if (!this.closed) this.socket.write(encodeClientFrame(1, Buffer.from(text)));
   }
 
   protected fail(err: Error): void {
@@ -104,24 +109,28 @@ export abstract class RawWsClient {
   }
 
   private onRead(buf: Buffer, n: number): void {
-    if (!this.upgraded) {
-      this.head += buf.toString('latin1', 0, n);
-      const end = this.head.indexOf('\r\n\r\n');
-      if (end === -1) return;
-      const status = this.head.slice(0, this.head.indexOf('\r\n'));
-      if (!status.startsWith('HTTP/1.1 101')) return this.fail(new Error(`upgrade refused: ${status} ${this.head.slice(end + 4, end + 300)}`));
-      this.upgraded = true;
-      const rest = Buffer.from(this.head.slice(end + 4), 'latin1');
-      this.head = '';
-      this.onUpgraded();
-      if (rest.length > 0) this.onFrames(rest, rest.length);
+    if (this.upgraded) return this.onBytes(buf, n, nowUs());
+    this.head += buf.toString('latin1', 0, n);
+    const end = this.head.indexOf('\r\n\r\n');
+    if (end === -1) {
+      if (this.head.length > 16_384) this.fail(new Error('oversized upgrade response'));
       return;
     }
-    this.onFrames(buf, n);
+    const status = this.head.slice(0, this.head.indexOf('\r\n'));
+    if (!status.startsWith('HTTP/1.1 101')) return this.fail(new Error(`upgrade refused: ${status} ${this.head.slice(end + 4, end + 300)}`));
+    this.upgraded = true;
+    // latin1 round-trips bytes, so frames that came with the upgrade response are intact.
+    const rest = Buffer.from(this.head.slice(end + 4), 'latin1');
+    this.head = '';
+    this.onUpgraded();
+    if (rest.length > 0) this.onBytes(rest, rest.length, nowUs());
   }
 
-  private onFrames(chunk: Buffer, len: number): void {
-    const now = nowUs();
+  /**
+   * Server bytes buf[0, len) after the upgrade, read at `now` (µs). This parser hands every complete frame to
+   * onFrame / onControl; a client that looks at frames in part overrides it.
+   */
+  protected onBytes(chunk: Buffer, len: number, now: number): void {
     let buf = chunk;
     let end = len;
     if (this.pending !== null) {
@@ -148,15 +157,22 @@ export abstract class RawWsClient {
       const p = off + hdr;
       const e = p + plen;
       if (op === 1 || op === 2) this.onFrame(op, buf, p, e, now);
-      else if (op === 9) this.socket.write(encodeClientFrame(10, Buffer.from(buf.subarray(p, e))));
-      else if (op === 8) {
-        this.socket.end();
-        this.fail(new Error(`server closed the connection ${e - p >= 2 ? (buf[p]! << 8) | buf[p + 1]! : ''}`));
-      }
+      else this.onControl(op, buf, p, e);
       off = e;
     }
     // A frame split across reads: keep its bytes (the shared read buffer is reused).
     if (off < end) this.pending = Buffer.from(buf.subarray(off, end));
+  }
+
+  /** A control frame, payload buf[p, e): ping is answered, close ends the connection. */
+  protected onControl(op: number, buf: Buffer, p: number, e: number): void {
+    if (op === 9) {
+      if (!this.closed) this.socket.write(encodeClientFrame(10, Buffer.from(buf.subarray(p, e))));
+    } else if (op === 8) {
+      this.closed = true;
+      this.socket.end();
+      this.fail(new Error(`server closed the connection ${e - p >= 2 ? (buf[p]! << 8) | buf[p + 1]! : ''}`));
+    }
   }
 }
 
@@ -178,4 +194,35 @@ export function encodeClientFrame(opcode: number, payload: Uint8Array): Buffer {
   out.writeUInt32BE(0, hdr - 4); // mask key 0
   out.set(payload, hdr);
   return out;
+}
+
+/**
+ * Opens `count` connections, `concurrency` at a time (`open(i)` for i in [0, count)); a failed attempt is tried again
+ * (twice at most, after a short pause: a loaded machine now and then drops a connection during the upgrade).
+ */
+export async function connectMany(count: number, concurrency: number, open: (i: number) => Promise<void>): Promise<number> {
+  let next = 0;
+  let retries = 0;
+  let failure: unknown = null;
+  const worker = async () => {
+    while (next < count && failure === null) {
+      const i = next++;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await open(i);
+          break;
+        } catch (err) {
+          if (attempt >= 3) {
+            failure ??= err;
+            break;
+          }
+          retries++;
+          await sleep(200 * attempt);
+        }
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
+  if (failure !== null) throw failure;
+  return retries;
 }

@@ -1,9 +1,11 @@
 import { readFileSync } from 'node:fs';
+import type { Child } from './child.js';
+import { procCpuSeconds } from './cpu.js';
 
 /**
  * Summarises a V8 .cpuprofile (node --cpu-prof): top functions by self time, top Performer functions by inclusive
  * time, and a breakdown by origin (Performer src, each npm package, Node internals, native bindings, GC).
- * CLI: `node --import tsx bench/broadcast/cpuprofile.ts <file.cpuprofile> [top]`.
+ * CLI: `node --import tsx bench/lib/cpuprofile.ts <file.cpuprofile> [top]`.
  */
 
 interface CallFrame {
@@ -145,6 +147,42 @@ export function formatSummary(s: ProfileSummary, top = 25, processCpuMs?: number
   const perf = s.frames.filter((f) => f.origin === 'performer src').sort((a, b) => b.totalMs - a.totalMs).slice(0, 15);
   for (const f of perf) lines.push(`  ${pct(f.totalMs)}  ${f.name}  ${f.where}`);
   return lines.join('\n');
+}
+
+/** A profile in a report: self time by origin, the top functions by self time, Performer's by inclusive time. */
+export function profileText(s: ProfileSummary, o: { origins: number; self: number; performer: number }): string[] {
+  const pct = (ms: number) => `${((100 * ms) / Math.max(1, s.busyMs)).toFixed(1)} %`;
+  const top = s.frames.filter((x) => x.name !== '(idle)').sort((x, y) => y.selfMs - x.selfMs).slice(0, o.self);
+  const mine = s.frames.filter((x) => x.origin === 'performer src').sort((x, y) => y.totalMs - x.totalMs).slice(0, o.performer);
+  return [
+    `Self time by origin: ${s.origins.filter((x) => x.origin !== '(idle)').slice(0, o.origins).map((x) => `${x.origin} ${pct(x.selfMs)}`).join(', ')}.`,
+    `Top self: ${top.map((x) => `\`${x.name}\` (${x.where || x.origin}) ${pct(x.selfMs)}`).join(', ')}.`,
+    `Performer functions by inclusive time: ${mine.map((x) => `\`${x.name}\` (${x.where}) ${pct(x.totalMs)}`).join(', ')}.`,
+  ];
+}
+
+/**
+ * V8's sampling profiler in a server child (./serve.ts) over a measured window: `onStart` / `onEnd` are the row's
+ * hooks; `done()` waits for the profile and returns its summary with the CPU the process used in the window.
+ */
+export function profileWindow(server: Child, file: string, intervalUs: number): { onStart(): void; onEnd(): void; done(): Promise<{ summary: ProfileSummary; cpuMs: number }> } {
+  let cpuA = 0;
+  let cpuB = 0;
+  const calls: Promise<unknown>[] = [];
+  return {
+    onStart: () => {
+      cpuA = procCpuSeconds(server.pid);
+      calls.push(server.call('profileStart', { intervalUs }));
+    },
+    onEnd: () => {
+      cpuB = procCpuSeconds(server.pid);
+      calls.push(server.call('profileStop', { file }));
+    },
+    done: async () => {
+      await Promise.all(calls);
+      return { summary: summarize(file), cpuMs: (cpuB - cpuA) * 1000 };
+    },
+  };
 }
 
 if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop() ?? '')) {
