@@ -1,30 +1,19 @@
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadSchemaCache } from '../../../src/baas/rest/schema/load.js';
-import type { SchemaCache } from '../../../src/baas/rest/schema/types.js';
-import { createTestDatabase, type TestDatabase } from '../../support/postgres.js';
-import { FIXTURE, request, type RequestOptions } from './support.js';
+import { request, type RequestOptions , openFixture, type Fixture } from './support.js';
 
 // Embedding of related tables through foreign keys, run on the real Postgres.
 
-let db: TestDatabase;
-let client: pg.Client;
-let cache: SchemaCache;
+let fx: Fixture;
 
 beforeAll(async () => {
-  db = await createTestDatabase('rest_embed');
-  client = new pg.Client({ connectionString: db.url });
-  await client.connect();
-  await client.query(FIXTURE);
-  cache = await loadSchemaCache(client, ['public']);
+  fx = await openFixture('rest_embed');
 });
 
 afterAll(async () => {
-  await client?.end();
-  await db?.drop();
+  await fx?.close();
 });
 
-const body = async (path: string, options?: RequestOptions) => (await request(client, cache, path, options)).body;
+const body = async (path: string, options?: RequestOptions) => (await request(fx.client, fx.cache, path, options)).body;
 
 describe('to-one and to-many', () => {
   it('many-to-one is an object (or null), one-to-many an array (empty when none)', async () => {
@@ -109,7 +98,7 @@ describe('embedded filters, order, limit, offset, or', () => {
   it('!inner filters the parent rows; an empty embed filters without output', async () => {
     expect(await body('profiles?select=name,todos!owner!inner(id)&todos.done=is.true')).toEqual([{ name: 'Ann', todos: [{ id: 2 }] }]);
     expect(await body('todos?select=id,profiles!owner!inner()&profiles.name=eq.Bob')).toEqual([{ id: 3 }]);
-    const counted = await request(client, cache, 'profiles?select=name,todos!owner!inner(id)&order=name&limit=1', { prefer: 'count=exact' });
+    const counted = await request(fx.client, fx.cache, 'profiles?select=name,todos!owner!inner(id)&order=name&limit=1', { prefer: 'count=exact' });
     expect([counted.body, counted.total]).toEqual([[{ name: 'Ann', todos: [{ id: 1 }, { id: 2 }] }], '2']);
   });
 
@@ -120,7 +109,7 @@ describe('embedded filters, order, limit, offset, or', () => {
       { id: 2, p: { name: 'Ann' } },
       { id: 3, p: { name: 'Bob' } },
     ]);
-    const counted = await request(client, cache, 'todos?select=id,p:profiles!owner(name)&p=is.null&limit=1', { prefer: 'count=exact' });
+    const counted = await request(fx.client, fx.cache, 'todos?select=id,p:profiles!owner(name)&p=is.null&limit=1', { prefer: 'count=exact' });
     expect([counted.body, counted.total]).toEqual([[{ id: 4, p: null }], '1']);
   });
 

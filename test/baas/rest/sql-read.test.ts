@@ -1,30 +1,19 @@
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadSchemaCache } from '../../../src/baas/rest/schema/load.js';
-import type { SchemaCache } from '../../../src/baas/rest/schema/types.js';
-import { createTestDatabase, type TestDatabase } from '../../support/postgres.js';
-import { failure, FIXTURE, request, type RequestOptions } from './support.js';
+import { failure, request, type RequestOptions , openFixture, type Fixture } from './support.js';
 
 // Reads built by the SQL builder and run on the real Postgres: the JSON body (built by Postgres) is compared whole.
 
-let db: TestDatabase;
-let client: pg.Client;
-let cache: SchemaCache;
+let fx: Fixture;
 
 beforeAll(async () => {
-  db = await createTestDatabase('rest_read');
-  client = new pg.Client({ connectionString: db.url });
-  await client.connect();
-  await client.query(FIXTURE);
-  cache = await loadSchemaCache(client, ['public']);
+  fx = await openFixture('rest_read');
 });
 
 afterAll(async () => {
-  await client?.end();
-  await db?.drop();
+  await fx?.close();
 });
 
-const get = (path: string, options?: RequestOptions) => request(client, cache, path, options);
+const get = (path: string, options?: RequestOptions) => request(fx.client, fx.cache, path, options);
 const body = async (path: string, options?: RequestOptions) => (await get(path, options)).body;
 
 const ANN = '00000000-0000-0000-0000-000000000001';

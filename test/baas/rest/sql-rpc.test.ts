@@ -1,30 +1,19 @@
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadSchemaCache } from '../../../src/baas/rest/schema/load.js';
-import type { SchemaCache } from '../../../src/baas/rest/schema/types.js';
-import { createTestDatabase, type TestDatabase } from '../../support/postgres.js';
-import { failure, FIXTURE, request, rolledBack, type RequestOptions } from './support.js';
+import { failure, request, rolledBack, type RequestOptions , openFixture, type Fixture } from './support.js';
 
 // rpc calls (POST with a JSON body, GET with query arguments) built by the SQL builder and run on the real Postgres.
 
-let db: TestDatabase;
-let client: pg.Client;
-let cache: SchemaCache;
+let fx: Fixture;
 
 beforeAll(async () => {
-  db = await createTestDatabase('rest_rpc');
-  client = new pg.Client({ connectionString: db.url });
-  await client.connect();
-  await client.query(FIXTURE);
-  cache = await loadSchemaCache(client, ['public']);
+  fx = await openFixture('rest_rpc');
 });
 
 afterAll(async () => {
-  await client?.end();
-  await db?.drop();
+  await fx?.close();
 });
 
-const call = (path: string, options: RequestOptions = {}) => request(client, cache, `rpc/${path}`, options);
+const call = (path: string, options: RequestOptions = {}) => request(fx.client, fx.cache, `rpc/${path}`, options);
 const post = async (path: string, body: unknown, options: RequestOptions = {}) => (await call(path, { method: 'POST', body, ...options })).body;
 const get = async (path: string, options: RequestOptions = {}) => (await call(path, options)).body;
 
@@ -47,7 +36,7 @@ describe('scalar results', () => {
   });
 
   it('void answers no body; a volatile function runs read-write', () =>
-    rolledBack(client, async () => {
+    rolledBack(fx.client, async () => {
       const v = await call('nothing', { method: 'POST', body: {} });
       expect([v.statement.returnsVoid, v.raw]).toEqual([true, '']);
       const w = await call('bump', { method: 'POST', body: { t: 'hi' } });

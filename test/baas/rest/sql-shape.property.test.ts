@@ -1,11 +1,7 @@
 import fc from 'fast-check';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RestError } from '../../../src/baas/rest/errors.js';
-import { loadSchemaCache } from '../../../src/baas/rest/schema/load.js';
-import type { SchemaCache } from '../../../src/baas/rest/schema/types.js';
-import { createTestDatabase, type TestDatabase } from '../../support/postgres.js';
-import { build, FIXTURE, type RequestOptions } from './support.js';
+import { build, type RequestOptions , openFixture, type Fixture } from './support.js';
 
 // Injection properties of the SQL builder:
 // 1. Shape: any value in any value position (encoded as a client encodes it) gives the SAME SQL text as a benign
@@ -14,21 +10,14 @@ import { build, FIXTURE, type RequestOptions } from './support.js';
 //    either refused with a RestError or never appears in the SQL text.
 // 3. Such statements run: Postgres answers a data error at worst, never a syntax or shape error.
 
-let db: TestDatabase;
-let client: pg.Client;
-let cache: SchemaCache;
+let fx: Fixture;
 
 beforeAll(async () => {
-  db = await createTestDatabase('rest_shape');
-  client = new pg.Client({ connectionString: db.url });
-  await client.connect();
-  await client.query(FIXTURE);
-  cache = await loadSchemaCache(client, ['public']);
+  fx = await openFixture('rest_shape');
 });
 
 afterAll(async () => {
-  await client?.end();
-  await db?.drop();
+  await fx?.close();
 });
 
 const HOSTILE = [
@@ -89,14 +78,14 @@ const BENIGN = ['benign', 'value'] as const;
 
 describe('statement shape', () => {
   it.each(TEMPLATES)('$name: any value gives the benign statement text', (t) => {
-    const benign = build(cache, t.make(...BENIGN).path, t.make(...BENIGN).options);
+    const benign = build(fx.cache, t.make(...BENIGN).path, t.make(...BENIGN).options);
     fc.assert(
       fc.property(nasty, nasty, (a, b) => {
         if (t.skip?.(a, b)) return;
         const { path, options } = t.make(a, b);
         let statement;
         try {
-          statement = build(cache, path, options);
+          statement = build(fx.cache, path, options);
         } catch (err) {
           // Only the Range header may be refused (PGRST103 for a reversed range); values are never a grammar error.
           expect(err).toBeInstanceOf(RestError);
@@ -146,7 +135,7 @@ describe('no request text in SQL', () => {
         const { path, options } = position(v);
         let text: string;
         try {
-          text = build(cache, path, options).text;
+          text = build(fx.cache, path, options).text;
         } catch (err) {
           expect(err).toBeInstanceOf(RestError);
           return;
@@ -172,15 +161,15 @@ describe('statements with hostile values run', () => {
       fc.asyncProperty(fc.constantFrom(...runnable), nasty, nasty, async (t, a, b) => {
         if (t.skip?.(a, b)) return;
         const { path, options } = t.make(a, b);
-        const statement = build(cache, path, options);
-        await client.query('BEGIN');
+        const statement = build(fx.cache, path, options);
+        await fx.client.query('BEGIN');
         try {
-          await client.query(statement.text, statement.values);
+          await fx.client.query(statement.text, statement.values);
         } catch (err) {
           const e = err as { code?: string; message: string };
           if (!acceptable(e)) throw new Error(`${t.name}: ${e.code} ${e.message}\n${statement.text}`);
         } finally {
-          await client.query('ROLLBACK');
+          await fx.client.query('ROLLBACK');
         }
       }),
       { numRuns: 300 },

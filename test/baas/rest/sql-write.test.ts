@@ -1,44 +1,33 @@
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadSchemaCache } from '../../../src/baas/rest/schema/load.js';
-import type { SchemaCache } from '../../../src/baas/rest/schema/types.js';
-import { createTestDatabase, type TestDatabase } from '../../support/postgres.js';
-import { failure, FIXTURE, request, rolledBack, type RequestOptions } from './support.js';
+import { failure, request, rolledBack, type RequestOptions , openFixture, type Fixture } from './support.js';
 
 // Inserts, upserts, updates and deletes built by the SQL builder and run on the real Postgres, each in a
 // transaction rolled back afterwards (the statement itself is one statement, as a request runs it).
 
-let db: TestDatabase;
-let client: pg.Client;
-let cache: SchemaCache;
+let fx: Fixture;
 
 beforeAll(async () => {
-  db = await createTestDatabase('rest_write');
-  client = new pg.Client({ connectionString: db.url });
-  await client.connect();
-  await client.query(FIXTURE);
-  cache = await loadSchemaCache(client, ['public']);
+  fx = await openFixture('rest_write');
 });
 
 afterAll(async () => {
-  await client?.end();
-  await db?.drop();
+  await fx?.close();
 });
 
-const send = (path: string, options: RequestOptions) => request(client, cache, path, options);
-const rows = async (sql: string) => (await client.query(sql)).rows;
+const send = (path: string, options: RequestOptions) => request(fx.client, fx.cache, path, options);
+const rows = async (sql: string) => (await fx.client.query(sql)).rows;
 const ANN = '00000000-0000-0000-0000-000000000001';
 
 describe('insert', () => {
   it('one object, return=minimal: no body, the count of rows, defaults for absent columns', () =>
-    rolledBack(client, async () => {
+    rolledBack(fx.client, async () => {
       const r = await send('todos', { method: 'POST', body: { title: 'new' } });
       expect([r.raw, r.pageTotal, r.statement.readOnly, r.statement.kind]).toEqual(['', '1', false, 'insert']);
       expect(await rows(`select title, done, created_at from todos where id > 4`)).toEqual([{ title: 'new', done: false, created_at: new Date('2024-01-01T00:00:00Z') }]);
     }));
 
   it('bulk with columns, return=representation shaped by select, types converted by Postgres', () =>
-    rolledBack(client, async () => {
+    rolledBack(fx.client, async () => {
       const r = await send('todos?columns="title","done","tags"&select=id,title,done,tags', {
         method: 'POST',
         prefer: 'return=representation',
@@ -52,7 +41,7 @@ describe('insert', () => {
     }));
 
   it('missing=default takes the column DEFAULT (identity, constant) for keys a row lacks', () =>
-    rolledBack(client, async () => {
+    rolledBack(fx.client, async () => {
       const r = await send('todos?columns="id","title","done"&select=id,title,done', {
         method: 'POST',
         prefer: 'return=representation,missing=default',
@@ -66,7 +55,7 @@ describe('insert', () => {
     }));
 
   it('representation embeds related rows; singular answers one object', () =>
-    rolledBack(client, async () => {
+    rolledBack(fx.client, async () => {
       const r = await send('todos?select=title,owner:profiles!owner(name)', {
         method: 'POST',
         prefer: 'return=representation',
@@ -77,17 +66,17 @@ describe('insert', () => {
     }));
 
   it('an empty object inserts defaults (and fails on NOT NULL, as Postgres says); an empty array inserts nothing', () =>
-    rolledBack(client, async () => {
+    rolledBack(fx.client, async () => {
       expect(await failure(send('todos', { method: 'POST', body: {} }))).toMatchObject({ code: '23502' });
     }).then(() =>
-      rolledBack(client, async () => {
+      rolledBack(fx.client, async () => {
         const r = await send('notes?select=id', { method: 'POST', prefer: 'return=representation', body: [] });
         expect([r.body, r.pageTotal]).toEqual([[], '0']);
       }),
     ));
 
   it('return=headers-only gives the primary key as location pairs', () =>
-    rolledBack(client, async () => {
+    rolledBack(fx.client, async () => {
       const r = await send('notes', { method: 'POST', prefer: 'return=headers-only', body: { id: 7, body: 'x' } });
       expect([r.raw, r.location]).toEqual(['', ['id=eq.7']]);
     }));
@@ -101,7 +90,7 @@ describe('insert', () => {
 
 describe('upsert', () => {
   it('merge-duplicates updates the sent columns on the primary key; counts inserted rows', () =>
-    rolledBack(client, async () => {
+    rolledBack(fx.client, async () => {
       const r = await send('todos?select=id,title,done', {
         method: 'POST',
         prefer: 'resolution=merge-duplicates,return=representation',
@@ -113,14 +102,14 @@ describe('upsert', () => {
       expect(await rows('select count(*)::int as n from todos')).toEqual([{ n: 5 }]);
     }).then(() =>
       // The counter is transaction-local, as upstream: one request, one transaction.
-      rolledBack(client, async () => {
+      rolledBack(fx.client, async () => {
         const updateOnly = await send('todos', { method: 'POST', prefer: 'resolution=merge-duplicates', body: { id: 2, title: 'y' } });
         expect(updateOnly.inserted).toBe(0);
       }),
     ));
 
   it('ignore-duplicates keeps existing rows; on_conflict picks the unique key', () =>
-    rolledBack(client, async () => {
+    rolledBack(fx.client, async () => {
       const r = await send('todos', { method: 'POST', prefer: 'resolution=ignore-duplicates,count=exact', body: [{ id: 1, title: 'q' }, { id: 10, title: 'r' }] });
       expect(r.pageTotal).toBe('1');
       expect(await rows('select title from todos where id = 1')).toEqual([{ title: 'a' }]);
@@ -142,7 +131,7 @@ describe('upsert', () => {
 
 describe('update and delete', () => {
   it('PATCH with filters and representation; an empty object changes nothing', () =>
-    rolledBack(client, async () => {
+    rolledBack(fx.client, async () => {
       const r = await send('todos?id=eq.1&select=id,done', { method: 'PATCH', prefer: 'return=representation', body: { done: true } });
       expect(r.body).toEqual([{ id: 1, done: true }]);
       const or = await send('todos?or=(id.eq.3,id.eq.4)', { method: 'PATCH', prefer: 'count=exact', body: { title: 'both' } });
@@ -152,7 +141,7 @@ describe('update and delete', () => {
     }));
 
   it('DELETE returns the deleted rows with return=representation; filters on embeds do not reach the mutation', () =>
-    rolledBack(client, async () => {
+    rolledBack(fx.client, async () => {
       const r = await send('todos?id=in.(2,4)&select=id,profiles!owner(name)&order=id', { method: 'DELETE', prefer: 'return=representation' });
       expect(r.body).toEqual([{ id: 2, profiles: { name: 'Ann' } }, { id: 4, profiles: null }]);
       expect(await rows('select id::int from todos order by id')).toEqual([{ id: 1 }, { id: 3 }]);

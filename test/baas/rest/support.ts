@@ -1,4 +1,6 @@
-import type pg from 'pg';
+import pg from 'pg';
+import { loadSchemaCache } from '../../../src/baas/rest/schema/load.js';
+import { createTestDatabase } from '../../support/postgres.js';
 import type { SchemaCache } from '../../../src/baas/rest/schema/types.js';
 import { prepareRequest } from '../../../src/baas/rest/request.js';
 import { buildStatement, type BuildInput, type BuiltStatement } from '../../../src/baas/rest/sql/statement.js';
@@ -135,4 +137,27 @@ export async function failure(p: Promise<unknown> | (() => unknown)): Promise<Re
     return { code: e.code, message: e.message };
   }
   throw new Error('expected a failure');
+}
+
+export interface Fixture {
+  client: pg.Client;
+  cache: SchemaCache;
+  close(): Promise<void>;
+}
+
+/** A database of its own with FIXTURE loaded, a connected client and the schema cache read from it. */
+export async function openFixture(prefix: string): Promise<Fixture> {
+  const db = await createTestDatabase(prefix);
+  const client = new pg.Client({ connectionString: db.url });
+  await client.connect();
+  await client.query(FIXTURE);
+  const cache = await loadSchemaCache(client, ['public']);
+  return {
+    client,
+    cache,
+    async close() {
+      await client.end();
+      await db.drop();
+    },
+  };
 }
