@@ -1,0 +1,111 @@
+/**
+ * One warm worker thread of the invocation pool: runs one invocation at a time, WASI command modules (a fresh
+ * instance per request, the WAGI way) or JavaScript functions (a warm QuickJS context per version). Compiled code
+ * stays cached here by version id until the pool says to forget it. The time budget is not this thread's business:
+ * the pool terminates the whole thread when an invocation overruns.
+ */
+import { parentPort } from 'node:worker_threads';
+import { CgiParseError, parseCgiOutput } from '../cgi.js';
+import { JsFunction } from './js-engine.js';
+import type { FromWorker, InvokeMessage, LogLine, ResultMessage, ToWorker } from './protocol.js';
+import { OutputTooLarge, ProcExit, wasiSession } from './wasi-shim.js';
+import { WASM_PAGE_BYTES } from './wasm-binary.js';
+
+const port = parentPort;
+if (!port) throw new Error('the functions worker runs only as a worker thread');
+const modules = new Map<string, WebAssembly.Module>();
+const scripts = new Map<string, { source: string; loaded: JsFunction | null }>();
+
+const post = (message: FromWorker) => port.postMessage(message);
+
+port.on('message', (message: ToWorker) => {
+  if (message.type === 'forget') {
+    modules.delete(message.versionId);
+    scripts.get(message.versionId)?.loaded?.dispose();
+    scripts.delete(message.versionId);
+    return;
+  }
+  const logs: LogLine[] = [];
+  const run = message.kind === 'wasm' ? Promise.resolve(runWasm(message, logs)) : runJs(message, logs);
+  run
+    .catch((err: unknown): Omit<ResultMessage, 'type' | 'id' | 'logs'> => ({ outcome: 'error', response: null, message: String(err), memoryBytes: 0 }))
+    .then((result) => {
+      const out: ResultMessage = { type: 'result', id: message.id, logs, ...result };
+      post(out);
+    });
+});
+
+type Result = Omit<ResultMessage, 'type' | 'id' | 'logs'>;
+
+function runWasm(message: InvokeMessage, logs: LogLine[]): Result {
+  if (message.module) modules.set(message.versionId, message.module);
+  const module = modules.get(message.versionId);
+  if (!module) return { outcome: 'boot', response: null, message: 'module not loaded', memoryBytes: 0 };
+  const wasiNames = WebAssembly.Module.imports(module).filter((i) => i.module === 'wasi_snapshot_preview1' && i.kind === 'function').map((i) => i.name);
+  const session = wasiSession({ args: [message.name], env: message.env, stdin: message.request.body, stdoutLimit: message.responseLimit }, wasiNames);
+  let instance: WebAssembly.Instance;
+  try {
+    instance = new WebAssembly.Instance(module, { wasi_snapshot_preview1: session.imports });
+  } catch (err) {
+    return { outcome: 'boot', response: null, message: `instantiation failed: ${String(err)}`, memoryBytes: 0 };
+  }
+  const memory = instance.exports.memory;
+  const start = instance.exports._start;
+  if (!(memory instanceof WebAssembly.Memory) || typeof start !== 'function') {
+    return { outcome: 'boot', response: null, message: 'a WAGI module exports `memory` and `_start`', memoryBytes: 0 };
+  }
+  session.bind(memory);
+  let exitCode = 0;
+  let trap: unknown = null;
+  try {
+    (start as () => void)();
+  } catch (err) {
+    if (err instanceof ProcExit) exitCode = err.code;
+    else trap = err;
+  }
+  const memoryBytes = memory.buffer.byteLength;
+  const stderr = session.stderr();
+  if (stderr) logs.push({ level: 'error', message: stderr.slice(0, 4096) });
+  if (trap instanceof OutputTooLarge) return { outcome: 'limit', response: null, message: 'response body over the limit', memoryBytes };
+  if (trap !== null) {
+    // A trap with memory at its cap is an allocation the cap refused (allocators abort when memory.grow fails).
+    const atCap = memoryBytes + WASM_PAGE_BYTES > message.memoryBytes;
+    return { outcome: atCap ? 'limit' : 'error', response: null, message: `${atCap ? 'memory cap reached: ' : ''}${String(trap)}`, memoryBytes };
+  }
+  if (exitCode !== 0) return { outcome: 'error', response: null, message: `exited with status ${exitCode}`, memoryBytes };
+  try {
+    return { outcome: 'ok', response: parseCgiOutput(session.stdout()), message: '', memoryBytes };
+  } catch (err) {
+    if (err instanceof CgiParseError) return { outcome: 'error', response: null, message: `bad CGI output: ${err.message}`, memoryBytes };
+    throw err;
+  }
+}
+
+async function runJs(message: InvokeMessage, logs: LogLine[]): Promise<Result> {
+  if (message.source !== undefined && !scripts.has(message.versionId)) scripts.set(message.versionId, { source: message.source, loaded: null });
+  const script = scripts.get(message.versionId);
+  if (!script) return { outcome: 'boot', response: null, message: 'script not loaded', memoryBytes: 0 };
+  if (!script.loaded) {
+    try {
+      script.loaded = await JsFunction.load(script.source, message.memoryBytes);
+    } catch (err) {
+      const text = err instanceof Error ? err.message : String(err);
+      return { outcome: /out of memory/i.test(text) ? 'limit' : 'boot', response: null, message: text, memoryBytes: 0 };
+    }
+  }
+  const fn = script.loaded;
+  const result = await fn.invoke(message.request, message.url, message.env, logs, message.fetch, message.responseLimit);
+  // A context that hit its memory limit may be left half-updated: the next invocation starts a fresh one.
+  if (result.outcome === 'limit') {
+    fn.dispose();
+    script.loaded = null;
+  }
+  return result;
+}
+
+JsFunction.warm().then(
+  () => post({ type: 'ready' }),
+  (err: unknown) => {
+    throw err;
+  },
+);
