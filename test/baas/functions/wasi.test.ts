@@ -102,7 +102,7 @@ describe('functions: WASI modules through the gateway', () => {
       const res = await fetch(`${server.url}/functions/v1/echo`, { method: 'POST', body: 'x'.repeat(101), headers: { apikey: t.anonKey, authorization: `Bearer ${t.anonKey}` } });
       expect(res.status).toBe(413);
     } finally {
-      await server.stop();
+      await server.server.stop();
     }
   });
 });
