@@ -20,7 +20,7 @@ describe('functions management API', () => {
     const tokens: (string | null)[] = [null, 'garbage', t.anonKey, t.serviceKey, await signManagementToken('another-secret-with-at-least-32-characters')];
     for (const token of tokens) {
       const attempts = [
-        await admin.request('PUT', '/functions/intruder', echo as BodyInit, { 'content-type': 'application/wasm' }, token),
+        await admin.request('PUT', '/functions/intruder', echo, { 'content-type': 'application/wasm' }, token),
         await admin.request('GET', '/functions', undefined, {}, token),
         await admin.request('GET', '/functions/guarded', undefined, {}, token),
         await admin.request('GET', '/functions/guarded/versions', undefined, {}, token),
@@ -39,7 +39,7 @@ describe('functions management API', () => {
   });
 
   it('deploys new versions, answers 201 then 200 with name, version and verify_jwt, lists and removes', async () => {
-    const first = await admin.request('PUT', '/functions/versioned', echo as BodyInit, { 'content-type': 'application/wasm' });
+    const first = await admin.request('PUT', '/functions/versioned', echo, { 'content-type': 'application/wasm' });
     expect(first.status).toBe(201);
     expect(await first.json()).toMatchObject({ name: 'versioned', version: 1, verify_jwt: true, kind: 'wasm' });
     const second = await admin.request('PUT', '/functions/versioned?verify_jwt=false', 'export default { fetch() { return new Response("ts") } } as const;', { 'content-type': 'application/typescript' });
@@ -55,13 +55,13 @@ describe('functions management API', () => {
   });
 
   it('refuses bad deploys with 4xx, never 500', async () => {
-    const cases: [string, BodyInit, string, number][] = [
+    const cases: [string, string | Uint8Array, string, number][] = [
       ['/functions/x', 'not wasm', 'application/wasm', 400],
       ['/functions/x', 'body', 'text/html', 415],
       ['/functions/x', 'export default {', 'application/typescript', 400],
-      ['/functions/x?verify_jwt=maybe', echo as BodyInit, 'application/wasm', 400],
-      ['/functions/x?memory_mb=0', echo as BodyInit, 'application/wasm', 400],
-      ['/functions/1bad', echo as BodyInit, 'application/wasm', 400],
+      ['/functions/x?verify_jwt=maybe', echo, 'application/wasm', 400],
+      ['/functions/x?memory_mb=0', echo, 'application/wasm', 400],
+      ['/functions/1bad', echo, 'application/wasm', 400],
       ['/functions/x', '', 'application/wasm', 400],
     ];
     for (const [path, body, type, status] of cases) {
@@ -76,7 +76,7 @@ describe('functions management API', () => {
   it('refuses a deploy over FUNCTIONS_MAX_CODE_BYTES with 413', async () => {
     const small = await startTestServer({ FUNCTIONS_MAX_CODE_BYTES: '1024' }, t.db);
     try {
-      const res = await new FunctionsAdmin(small).request('PUT', '/functions/large', new Uint8Array(2048) as BodyInit, { 'content-type': 'application/wasm' });
+      const res = await new FunctionsAdmin(small).request('PUT', '/functions/large', new Uint8Array(2048), { 'content-type': 'application/wasm' });
       expect(res.status).toBe(413);
     } finally {
       await small.server.stop();

@@ -45,13 +45,13 @@ export class FunctionsAdmin {
     return signManagementToken(this.t.managementSecret);
   }
 
-  async request(method: string, path: string, body?: BodyInit, headers: Record<string, string> = {}, token?: string | null): Promise<Response> {
-    const auth = token === null ? {} : { authorization: `Bearer ${token ?? (await this.token())}` };
-    return fetch(`${this.t.url}/api/tenants/${this.tenant}${path}`, { method, body, headers: { ...auth, ...headers } });
+  async request(method: string, path: string, body?: string | Uint8Array, headers: Record<string, string> = {}, token?: string | null): Promise<Response> {
+    const auth: Record<string, string> = token === null ? {} : { authorization: `Bearer ${token ?? (await this.token())}` };
+    return fetch(`${this.t.url}/api/tenants/${this.tenant}${path}`, { method, body: body as never, headers: { ...auth, ...headers } });
   }
 
   async deploy(name: string, code: Uint8Array | string, type: 'application/wasm' | 'application/javascript' | 'application/typescript', query = ''): Promise<{ name: string; version: number; verify_jwt: boolean }> {
-    const res = await this.request('PUT', `/functions/${name}${query}`, code as BodyInit, { 'content-type': type });
+    const res = await this.request('PUT', `/functions/${name}${query}`, code, { 'content-type': type });
     if (res.status !== 200 && res.status !== 201) throw new Error(`deploy ${name}: ${res.status} ${await res.text()}`);
     return (await res.json()) as { name: string; version: number; verify_jwt: boolean };
   }

@@ -55,7 +55,7 @@ describe('functions: WASI modules through the gateway', () => {
     expect((await fetch(`${t.url}/functions/v1/open`, { method: 'POST', headers: { authorization: 'Bearer garbage' } })).status).toBe(200);
     const trap = await call('trap');
     expect(trap.status).toBe(500);
-    expect((await trap.json()).code).toBe('WORKER_ERROR');
+    expect(((await trap.json()) as { code: string }).code).toBe('WORKER_ERROR');
     expect((await call('exit1')).status).toBe(500);
     const broken = await call('broken');
     expect(broken.status).toBe(503);
@@ -76,7 +76,7 @@ describe('functions: WASI modules through the gateway', () => {
   it('stops a module that grows past its memory cap with 546, and one whose initial memory is over it', async () => {
     const hog = await call('hog');
     expect(hog.status).toBe(546);
-    expect((await hog.json()).code).toBe('WORKER_LIMIT');
+    expect(((await hog.json()) as { code: string }).code).toBe('WORKER_LIMIT');
     expect((await call('big')).status).toBe(546);
   });
 

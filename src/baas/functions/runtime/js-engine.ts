@@ -27,12 +27,26 @@ interface Invocation {
   responseLimit: number;
 }
 
+/**
+ * The engine's WebAssembly heap, read without a copy. QuickJS's own memory limit misses large ArrayBuffers (they
+ * are counted, not refused), so the cap is also held from here: the heap may grow by at most the cap during one
+ * invocation (a worker runs one at a time), checked from QuickJS's interrupt handler while the guest runs.
+ */
+function heapBytes(engine: QuickJSWASMModule): number {
+  return (engine as unknown as { module: { HEAPU8: Uint8Array } }).module.HEAPU8.byteLength;
+}
+
 export class JsFunction {
   private current: Invocation | null = null;
+  private overCap = false;
+  /** Whether the heap grew during the last invocation: only then is the context's memory worth measuring. */
+  heapGrew: () => boolean = () => false;
 
   private constructor(
+    private readonly engine: QuickJSWASMModule,
     private readonly runtime: QuickJSRuntime,
     private readonly vm: QuickJSContext,
+    private readonly memoryLimit: number,
   ) {}
 
   private static engine: Promise<QuickJSWASMModule> | null = null;
@@ -50,7 +64,7 @@ export class JsFunction {
     runtime.setMemoryLimit(memoryBytes);
     runtime.setMaxStackSize(1024 * 1024);
     const vm = runtime.newContext();
-    const fn = new JsFunction(runtime, vm);
+    const fn = new JsFunction(engine, runtime, vm, memoryBytes);
     try {
       fn.installHost();
       vm.unwrapResult(vm.evalCode(wrapFunctionSource(source), 'function.js')).dispose();
@@ -74,6 +88,12 @@ export class JsFunction {
   async invoke(request: GuestRequest, url: string, env: Record<string, string>, logs: LogLine[], fetch: FetchPolicy, responseLimit: number): Promise<JsOutcome> {
     const vm = this.vm;
     this.current = { logs, fetch, responseLimit };
+    const heapAtStart = heapBytes(this.engine);
+    this.overCap = false;
+    this.runtime.setInterruptHandler(() => {
+      if (heapBytes(this.engine) - heapAtStart > this.memoryLimit) this.overCap = true;
+      return this.overCap;
+    });
     try {
       const meta = vm.newString(JSON.stringify({ url, method: request.method, headers: Object.entries(request.headers) }));
       const body = vm.newArrayBuffer(request.body.slice().buffer);
@@ -82,11 +102,19 @@ export class JsFunction {
       const called = vm.callFunction(dispatch, vm.undefined, meta, body, envJson);
       for (const h of [meta, body, envJson, dispatch]) h.dispose();
       if (called.error) return this.failure(called.error);
+      this.heapGrew = () => heapBytes(this.engine) > heapAtStart;
       const settled = vm.resolvePromise(called.value);
       called.value.dispose();
       this.runtime.executePendingJobs();
       const result = await settled;
       if (result.error) return this.failure(result.error);
+      // An answer the cap stopped midway (the interrupt handler), or one reached by going past it between two
+      // interrupt checks, is over the limit all the same.
+      if (this.overCap || heapBytes(this.engine) - heapAtStart > this.memoryLimit) {
+        this.overCap = true;
+        result.value.dispose();
+        return { outcome: 'limit', response: null, message: 'memory cap reached', memoryBytes: 0 };
+      }
       try {
         return this.response(result.value);
       } finally {
@@ -108,18 +136,23 @@ export class JsFunction {
     metaHandle.dispose();
     bodyHandle.dispose();
     if (body.byteLength > (this.current?.responseLimit ?? Infinity)) {
-      return { outcome: 'limit', response: null, message: 'response body over the limit', memoryBytes: this.memoryBytes() };
+      return { outcome: 'limit', response: null, message: 'response body over the limit', memoryBytes: 0 };
     }
-    return { outcome: 'ok', response: { status: meta.status, headers: meta.headers, body }, message: '', memoryBytes: this.memoryBytes() };
+    return { outcome: 'ok', response: { status: meta.status, headers: meta.headers, body }, message: '', memoryBytes: 0 };
+  }
+
+  /** True when the context holds more than its cap (checked after an invocation that grew the heap). */
+  overLimit(): boolean {
+    return this.overCap || this.memoryBytes() > this.memoryLimit;
   }
 
   private failure(error: QuickJSHandle): JsOutcome {
     const dumped = this.vm.dump(error) as unknown;
     error.dispose();
-    const message = describe(dumped);
+    const message = this.overCap ? 'memory cap reached' : describe(dumped);
     // QuickJS reports its memory limit as an InternalError "out of memory" (or a stack overflow).
-    const limit = /out of memory|stack overflow/i.test(message);
-    return { outcome: limit ? 'limit' : 'error', response: null, message, memoryBytes: limit ? 0 : this.memoryBytes() };
+    const limit = this.overCap || /out of memory|stack overflow/i.test(message);
+    return { outcome: limit ? 'limit' : 'error', response: null, message, memoryBytes: 0 };
   }
 
   private installHost(): void {

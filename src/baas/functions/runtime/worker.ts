@@ -95,12 +95,14 @@ async function runJs(message: InvokeMessage, logs: LogLine[]): Promise<Result> {
   }
   const fn = script.loaded;
   const result = await fn.invoke(message.request, message.url, message.env, logs, message.fetch, message.responseLimit);
-  // A context that hit its memory limit may be left half-updated: the next invocation starts a fresh one.
-  if (result.outcome === 'limit') {
+  // A context that hit its memory limit may be left half-updated, and one that kept more than its cap between
+  // invocations would carry it on: either way the next invocation starts a fresh one.
+  const measured = result.outcome === 'ok' && fn.heapGrew() ? fn.memoryBytes() : 0;
+  if (result.outcome === 'limit' || measured > message.memoryBytes) {
     fn.dispose();
     script.loaded = null;
   }
-  return result;
+  return { ...result, memoryBytes: measured };
 }
 
 JsFunction.warm().then(
