@@ -7,6 +7,7 @@ export class FunctionMetrics {
   readonly duration: Histogram<'tenant' | 'function' | 'kind'>;
   readonly memory: Gauge<'tenant' | 'function'>;
   readonly triggerDeliveries: Counter<'tenant' | 'function' | 'kind' | 'result'>;
+  readonly triggerEvents: Counter<'kind' | 'result'>;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -39,6 +40,12 @@ export class FunctionMetrics {
       name: 'performer_function_trigger_deliveries_total',
       help: 'Trigger deliveries by kind and result (delivered, retry, failed)',
       labelNames: ['tenant', 'function', 'kind', 'result'],
+      registers,
+    });
+    this.triggerEvents = new Counter({
+      name: 'performer_function_trigger_events_total',
+      help: 'Trigger events seen by this node: recorded for delivery, or a duplicate already recorded (by another node, or a repeat)',
+      labelNames: ['kind', 'result'],
       registers,
     });
   }

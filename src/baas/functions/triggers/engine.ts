@@ -76,7 +76,9 @@ export class TriggerEngine {
     let recorded = 0;
     for (const trigger of this.byTenant.get(tenant) ?? []) {
       if (!matches(trigger, event)) continue;
-      if (await this.store.record(trigger.id, `${event.kind}:${id}`, { ...event, id })) recorded++;
+      const fresh = await this.store.record(trigger.id, `${event.kind}:${id}`, { ...event, id });
+      this.service.metrics.triggerEvents.inc({ kind: event.kind, result: fresh ? 'recorded' : 'duplicate' });
+      if (fresh) recorded++;
     }
     if (recorded > 0) this.kick();
     return recorded;
@@ -110,7 +112,10 @@ export class TriggerEngine {
         const scheduled = new Date(Math.round(at.getTime() / 1000) * 1000).toISOString();
         this.store
           .record(r.id, `cron:${scheduled}`, { kind: 'cron', type: 'cron.tick', schedule: config.schedule, scheduled_at: scheduled })
-          .then((fresh) => fresh && this.kick())
+          .then((fresh) => {
+            this.service.metrics.triggerEvents.inc({ kind: 'cron', result: fresh ? 'recorded' : 'duplicate' });
+            if (fresh) this.kick();
+          })
           .catch((err: unknown) => this.log.warn({ err, error_code: 'FunctionCronRecordFailed' }, 'recording a cron tick failed'));
       });
       this.crons.set(key, job);
