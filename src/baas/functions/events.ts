@@ -15,6 +15,10 @@ export function registerTriggerEngine(ctx: AppContext, engine: TriggerEngine): v
   engines.set(ctx, engine);
 }
 
+export function triggerEngineOf(ctx: AppContext): TriggerEngine | undefined {
+  return engines.get(ctx);
+}
+
 /** Records the event for every matching trigger of the tenant's functions; resolves to how many were recorded. */
 export function emitFunctionEvent(ctx: AppContext, tenant: string, event: FunctionEvent): Promise<number> {
   const engine = engines.get(ctx);

@@ -7,11 +7,13 @@
 import type { AppContext } from '../../context.js';
 import type { Module } from '../../http/module.js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from '../../http/uws.js';
-import { registerTriggerEngine } from './events.js';
+import { registerTriggerEngine, triggerEngineOf } from './events.js';
 import { PREFIX, serveInvocation } from './invoke.js';
 import { mountFunctionsApi } from './management.js';
 import { FunctionsService } from './service.js';
+import { databaseTriggerChild } from './triggers/database.js';
 import { TriggerEngine } from './triggers/engine.js';
+import type { TenantRuntime } from '../../tenants/tenant.js';
 
 class FunctionsModule implements Module {
   readonly name = 'functions';
@@ -29,6 +31,11 @@ class FunctionsModule implements Module {
     const handler = (res: HttpResponse, req: HttpRequest) => serveInvocation(ctx, service, res, req);
     app.any(`${PREFIX}*`, handler);
     mountFunctionsApi(app, ctx, service, triggers);
+  }
+
+  tenantChildren(tenant: TenantRuntime, ctx: AppContext) {
+    const engine = triggerEngineOf(ctx);
+    return engine ? [databaseTriggerChild(tenant, engine)] : [];
   }
 }
 

@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { emitFunctionEvent } from '../../../src/baas/functions/events.js';
 import { parseTriggers } from '../../../src/baas/functions/triggers/config.js';
@@ -122,6 +123,46 @@ describe('function triggers', () => {
     } finally {
       await admin.request('PUT', '/functions/receiver/triggers', '[]', { 'content-type': 'application/json' });
       await second.server.stop();
+    }
+  });
+
+  it('fires a database trigger once per committed row change, from the replication stream, with the filter applied', async () => {
+    const db = new pg.Client({ connectionString: t.db.url });
+    await db.connect();
+    try {
+      // DELETE carries the whole old row (for the filter on status) only with REPLICA IDENTITY FULL.
+      await db.query('CREATE TABLE public.orders (id int PRIMARY KEY, status text, total numeric); ALTER TABLE public.orders REPLICA IDENTITY FULL');
+      const put = await admin.request(
+        'PUT',
+        '/functions/receiver/triggers',
+        JSON.stringify([{ type: 'database', table: 'orders', events: ['INSERT', 'UPDATE'] }, { type: 'database', table: 'orders', events: ['DELETE'], filter: 'status=eq.void' }]),
+        { 'content-type': 'application/json' },
+      );
+      expect(put.status).toBe(200);
+      // The slot starts at its creation: wait for it before changing rows.
+      await waitUntil(async () => (await db.query("SELECT 1 FROM pg_replication_slots WHERE slot_name LIKE 'performer_fn_%' AND active")).rowCount, (n) => n === 1);
+      await db.query("BEGIN; INSERT INTO orders VALUES (1, 'new', 10), (2, 'new', 20); COMMIT");
+      await db.query("UPDATE orders SET status = 'void' WHERE id = 1");
+      await db.query('DELETE FROM orders');
+      const dbRows = async () => (await deliveries()).filter((d) => d.kind === 'database');
+      // 2 inserts + 1 update + 1 delete passing the filter (row 1 is void, row 2 is not).
+      const rows = await waitUntil(dbRows, (r) => r.length >= 4 && r.every((d) => d.state === 'delivered'));
+      await sleep(1500);
+      const settled = await dbRows();
+      expect(settled.length).toBe(4);
+      expect(new Set(settled.map((d) => d.event_id)).size).toBe(4);
+      for (const d of rows) expect(d).toMatchObject({ state: 'delivered', attempts: 1, last_status: 200 });
+      const { rows: payloads } = await t.server.ctx.control.pool.query<{ payload: { type: string; record: { id: number } | null; old_record: { id: number } | null } }>(
+        "SELECT payload FROM _performer.function_deliveries WHERE event_id LIKE 'database:%' ORDER BY inserted_at, event_id",
+      );
+      expect(payloads.map((p) => [p.payload.type, p.payload.record?.id ?? p.payload.old_record?.id])).toEqual([['INSERT', 1], ['INSERT', 2], ['UPDATE', 1], ['DELETE', 1]]);
+      // Without database triggers the slot goes, so it pins no WAL.
+      await admin.request('PUT', '/functions/receiver/triggers', '[]', { 'content-type': 'application/json' });
+      const slots = await waitUntil(async () => (await db.query("SELECT 1 FROM pg_replication_slots WHERE slot_name LIKE 'performer_fn_%'")).rowCount, (n) => n === 0);
+      expect(slots).toBe(0);
+    } finally {
+      await admin.request('PUT', '/functions/receiver/triggers', '[]', { 'content-type': 'application/json' });
+      await db.end();
     }
   });
 });

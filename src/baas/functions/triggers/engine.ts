@@ -39,6 +39,7 @@ export class TriggerEngine {
   private delivering = false;
   private again = false;
   private stopped = false;
+  private readonly changeListeners = new Set<() => void>();
 
   constructor(
     private readonly service: FunctionsService,
@@ -70,6 +71,19 @@ export class TriggerEngine {
     await this.refresh();
   }
 
+  /** The tables (`schema.table`) the tenant's database triggers watch, sorted. */
+  databaseTables(tenant: string): string[] {
+    const tables = new Set<string>();
+    for (const t of this.byTenant.get(tenant) ?? []) if (t.config.type === 'database') tables.add(`${t.config.schema}.${t.config.table}`);
+    return [...tables].sort();
+  }
+
+  /** Called after every refresh of the triggers; returns the unsubscribe. */
+  onChange(listener: () => void): () => void {
+    this.changeListeners.add(listener);
+    return () => this.changeListeners.delete(listener);
+  }
+
   /** Hands an event to the functions whose triggers match it; resolves once it is recorded (not yet delivered). */
   async emit(tenant: string, event: FunctionEvent): Promise<number> {
     const id = event.id ?? randomUUID();
@@ -96,6 +110,7 @@ export class TriggerEngine {
       next.set(r.tenant_external_id, list);
     }
     this.byTenant = next;
+    for (const listener of this.changeListeners) listener();
     const wanted = new Map(rows.filter((r) => r.config.type === 'cron').map((r) => [`${r.id}|${JSON.stringify(r.config)}`, r]));
     for (const [key, job] of this.crons) {
       if (!wanted.has(key)) {
