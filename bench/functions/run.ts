@@ -135,7 +135,7 @@ async function main(): Promise<void> {
     const job: Job = {
       versionId, kind, name: 'echo', memoryBytes: MEMORY, request: req, url: 'http://localhost/functions/v1/echo',
       env: kind === 'wasm' ? wagiEnvironment(req, 'echo', {}) : {}, fetch: policy, responseLimit: 1 << 20, timeoutMs: 10_000,
-      ...(ready.kind === 'wasm' ? { module: ready.module } : { source: ready.source }),
+      ...(ready.kind === 'wasm' ? { module: ready.module, wasmMemory: ready.memory } : { source: ready.source }),
     };
     const result = await pool.run(job);
     check(result);

@@ -87,7 +87,7 @@ export class FunctionsService {
         versionId: head.versionId,
         kind: head.kind,
         name: head.name,
-        ...(ready.kind === 'wasm' ? { module: ready.module } : { source: ready.source }),
+        ...(ready.kind === 'wasm' ? { module: ready.module, wasmMemory: ready.memory } : { source: ready.source }),
         memoryBytes,
         request: call.request,
         env,

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { capMemory, encodeU32 } from '../../../src/baas/functions/runtime/wasm-binary.js';
+import { capMemory, encodeU32, importMemory } from '../../../src/baas/functions/runtime/wasm-binary.js';
 import { wat } from './support.js';
 
 /** The limits of the first memory a module defines, as WebAssembly reports them once compiled. */
@@ -62,5 +62,33 @@ describe('capMemory', () => {
     expect(encodeU32(127)).toEqual([127]);
     expect(encodeU32(128)).toEqual([0x80, 1]);
     expect(encodeU32(65536)).toEqual([0x80, 0x80, 4]);
+  });
+});
+
+describe('importMemory', () => {
+  it('turns the defined memory into an import of the same limits, keeping data, exports and other imports', async () => {
+    const module = await wat(`(module
+      (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+      (memory (export "memory") 2 5)
+      (data (i32.const 16) "hello")
+      (func (export "_start")))`);
+    const imported = importMemory(module);
+    expect(imported).toMatchObject({ initial: 2, maximum: 5 });
+    if (!imported) return;
+    const compiled = await WebAssembly.compile(imported.bytes);
+    expect(WebAssembly.Module.imports(compiled).map((i) => `${i.module}.${i.name}:${i.kind}`)).toEqual(['wasi_snapshot_preview1.proc_exit:function', 'performer.memory:memory']);
+    const memory = new WebAssembly.Memory({ initial: 2, maximum: 5 });
+    const instance = new WebAssembly.Instance(compiled, { wasi_snapshot_preview1: { proc_exit: () => undefined }, performer: { memory } });
+    expect(instance.exports.memory).toBe(memory);
+    expect(Buffer.from(memory.buffer, 16, 5).toString()).toBe('hello');
+  });
+
+  it('adds an import section to a module without one, and leaves modules it cannot handle alone', async () => {
+    const plain = importMemory((capMemory(await wat('(module (memory (export "memory") 1) (func (export "_start")))'), 4) as { bytes: Uint8Array }).bytes);
+    expect(plain).toMatchObject({ initial: 1, maximum: 4 });
+    expect(WebAssembly.validate((plain as { bytes: Uint8Array }).bytes)).toBe(true);
+    expect(importMemory(await wat('(module (memory 1))'))).toBeNull(); // no maximum: not capped yet
+    expect(importMemory(await wat('(module (func))'))).toBeNull();
+    expect(importMemory(await wat('(module (import "env" "m" (memory 1 2)))'))).toBeNull();
   });
 });

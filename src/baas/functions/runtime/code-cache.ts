@@ -3,10 +3,11 @@
  * into it and compiled (off the event loop, by V8's background compiler), or a script's text. Versions never change,
  * so an entry is valid until evicted; the least recently used go first past `capacity`.
  */
-import { capMemory, WASM_PAGE_BYTES } from './wasm-binary.js';
+import { capMemory, importMemory, WASM_PAGE_BYTES } from './wasm-binary.js';
 
 export type ReadyCode =
-  | { kind: 'wasm'; module: WebAssembly.Module }
+  /** `memory`: the module imports its memory (see importMemory), of these limits in pages. */
+  | { kind: 'wasm'; module: WebAssembly.Module; memory: { initial: number; maximum: number } | null }
   | { kind: 'js'; source: string }
   /** The version cannot start: boot for a module that does not compile, limit for one over the memory cap. */
   | { kind: 'failed'; outcome: 'boot' | 'limit'; message: string };
@@ -38,7 +39,9 @@ async function prepare(code: Buffer | null, kind: 'wasm' | 'js', memoryBytes: nu
   const capped = capMemory(code, Math.max(1, Math.floor(memoryBytes / WASM_PAGE_BYTES)));
   if (!capped.ok) return { kind: 'failed', outcome: capped.reason === 'initial_over_cap' ? 'limit' : 'boot', message: capped.message };
   try {
-    return { kind: 'wasm', module: await WebAssembly.compile(capped.bytes) };
+    const imported = importMemory(capped.bytes);
+    if (imported) return { kind: 'wasm', module: await WebAssembly.compile(imported.bytes), memory: { initial: imported.initial, maximum: imported.maximum } };
+    return { kind: 'wasm', module: await WebAssembly.compile(capped.bytes), memory: null };
   } catch (err) {
     return { kind: 'failed', outcome: 'boot', message: `compile failed: ${err instanceof Error ? err.message : String(err)}` };
   }

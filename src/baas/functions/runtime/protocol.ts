@@ -22,6 +22,8 @@ export interface InvokeMessage {
   module?: WebAssembly.Module;
   source?: string;
   memoryBytes: number;
+  /** The module imports its memory (performer.memory) of these limits in pages; the worker keeps such memories. */
+  wasmMemory?: { initial: number; maximum: number } | null;
   request: GuestRequest;
   /** WASI: the WAGI environment; JavaScript: the `env` object (secrets and the Supabase variables). */
   env: Record<string, string>;

@@ -95,3 +95,96 @@ function capOrThrow(module: Uint8Array, maxPages: number): CapResult {
   }
   return { ok: true, bytes: module, definesMemory: false };
 }
+
+/** Where a module whose memory was turned into an import finds it. */
+export const MEMORY_IMPORT = { module: 'performer', name: 'memory' } as const;
+
+export interface ImportedMemory {
+  bytes: Uint8Array;
+  initial: number;
+  maximum: number;
+}
+
+/**
+ * Turns the one memory a module defines (capped already, so it has a maximum) into an import of the same limits,
+ * index and exports, so the host can hand each instance a memory it keeps: creating a WebAssembly memory costs far
+ * more than instantiating a compiled module (V8 reserves its guard regions every time), and a zeroed memory of the
+ * initial size is as fresh as a new one. Null when the module imports anything memory-like or has no single memory.
+ */
+export function importMemory(module: Uint8Array): ImportedMemory | null {
+  try {
+    return importMemoryOrThrow(module);
+  } catch {
+    return null;
+  }
+}
+
+function importMemoryOrThrow(module: Uint8Array): ImportedMemory | null {
+  const sections: { id: number; start: number; payloadStart: number; end: number }[] = [];
+  const r = new Reader(module, 8);
+  while (r.at < module.length) {
+    const start = r.at;
+    const id = r.byte();
+    const size = r.u32();
+    sections.push({ id, start, payloadStart: r.at, end: r.at + size });
+    r.at += size;
+  }
+  const memory = sections.filter((s) => s.id === 5);
+  if (memory.length !== 1) return null;
+  const m = new Reader(module, memory[0].payloadStart);
+  if (m.u32() !== 1) return null;
+  const flags = m.byte();
+  if (flags !== 1) return null;
+  const initial = m.u32();
+  const maximum = m.u32();
+  const entry = [
+    ...encodeU32(MEMORY_IMPORT.module.length), ...Buffer.from(MEMORY_IMPORT.module),
+    ...encodeU32(MEMORY_IMPORT.name.length), ...Buffer.from(MEMORY_IMPORT.name),
+    0x02, 0x01, ...encodeU32(initial), ...encodeU32(maximum),
+  ];
+  const importSection = sections.find((s) => s.id === 2);
+  let importPayload: number[];
+  if (importSection) {
+    const ir = new Reader(module, importSection.payloadStart);
+    const count = ir.u32();
+    const entriesStart = ir.at;
+    // An imported memory already would make two: leave such a module as it is.
+    for (let i = 0; i < count; i++) {
+      for (let name = 0; name < 2; name++) {
+        const length = ir.u32();
+        ir.at += length;
+      }
+      const kind = ir.byte();
+      if (kind === 0x02) return null;
+      if (kind === 0x00) ir.u32();
+      else if (kind === 0x01) {
+        ir.byte();
+        const f = ir.byte();
+        ir.u32();
+        if (f & 1) ir.u32();
+      } else if (kind === 0x03) {
+        ir.byte();
+        ir.byte();
+      } else if (kind === 0x04) {
+        ir.byte();
+        ir.u32();
+      } else return null;
+    }
+    importPayload = [...encodeU32(count + 1), ...module.subarray(entriesStart, importSection.end), ...entry];
+  } else {
+    importPayload = [1, ...entry];
+  }
+  const importBytes = [2, ...encodeU32(importPayload.length), ...importPayload];
+  const parts: Uint8Array[] = [module.subarray(0, 8)];
+  let placed = false;
+  for (const s of sections) {
+    if (!placed && s.id !== 0 && s.id !== 1 && s.id !== 2) {
+      parts.push(Uint8Array.from(importBytes));
+      placed = true;
+    }
+    if (s.id === 2 || s.id === 5) continue;
+    parts.push(module.subarray(s.start, s.end));
+  }
+  if (!placed) parts.push(Uint8Array.from(importBytes));
+  return { bytes: Buffer.concat(parts), initial, maximum };
+}

@@ -9,11 +9,13 @@ import { CgiParseError, parseCgiOutput } from '../cgi.js';
 import { JsFunction } from './js-engine.js';
 import type { FromWorker, InvokeMessage, LogLine, ResultMessage, ToWorker } from './protocol.js';
 import { OutputTooLarge, ProcExit, wasiSession } from './wasi-shim.js';
-import { WASM_PAGE_BYTES } from './wasm-binary.js';
+import { MEMORY_IMPORT, WASM_PAGE_BYTES } from './wasm-binary.js';
 
 const port = parentPort;
 if (!port) throw new Error('the functions worker runs only as a worker thread');
-const modules = new Map<string, WebAssembly.Module>();
+const modules = new Map<string, { module: WebAssembly.Module; wasi: string[]; memories: WebAssembly.Memory[] }>();
+/** Zeroed memories kept per version: a new WebAssembly memory costs more than the rest of an invocation. */
+const KEPT_MEMORIES = 2;
 const scripts = new Map<string, { source: string; loaded: JsFunction | null }>();
 
 const post = (message: FromWorker) => port.postMessage(message);
@@ -38,17 +40,34 @@ port.on('message', (message: ToWorker) => {
 type Result = Omit<ResultMessage, 'type' | 'id' | 'logs'>;
 
 function runWasm(message: InvokeMessage, logs: LogLine[]): Result {
-  if (message.module) modules.set(message.versionId, message.module);
-  const module = modules.get(message.versionId);
-  if (!module) return { outcome: 'boot', response: null, message: 'module not loaded', memoryBytes: 0 };
-  const wasiNames = WebAssembly.Module.imports(module).filter((i) => i.module === 'wasi_snapshot_preview1' && i.kind === 'function').map((i) => i.name);
-  const session = wasiSession({ args: [message.name], env: message.env, stdin: message.request.body, stdoutLimit: message.responseLimit }, wasiNames);
+  if (message.module) {
+    const wasi = WebAssembly.Module.imports(message.module).filter((i) => i.module === 'wasi_snapshot_preview1' && i.kind === 'function').map((i) => i.name);
+    modules.set(message.versionId, { module: message.module, wasi, memories: [] });
+  }
+  const loaded = modules.get(message.versionId);
+  if (!loaded) return { outcome: 'boot', response: null, message: 'module not loaded', memoryBytes: 0 };
+  const session = wasiSession({ args: [message.name], env: message.env, stdin: message.request.body, stdoutLimit: message.responseLimit }, loaded.wasi);
+  const limits = message.wasmMemory ?? null;
+  let given: WebAssembly.Memory | null = null;
   let instance: WebAssembly.Instance;
   try {
-    instance = new WebAssembly.Instance(module, { wasi_snapshot_preview1: session.imports });
+    if (limits) given = loaded.memories.pop() ?? new WebAssembly.Memory(limits);
+    instance = new WebAssembly.Instance(loaded.module, { wasi_snapshot_preview1: session.imports, ...(given ? { [MEMORY_IMPORT.module]: { [MEMORY_IMPORT.name]: given } } : {}) });
   } catch (err) {
     return { outcome: 'boot', response: null, message: `instantiation failed: ${String(err)}`, memoryBytes: 0 };
   }
+  try {
+    return runInstance(instance, session, message, logs);
+  } finally {
+    // Back for the next invocation only at its initial size, zeroed: nothing of this one is left in it.
+    if (given && limits && given.buffer.byteLength === limits.initial * WASM_PAGE_BYTES && loaded.memories.length < KEPT_MEMORIES) {
+      new Uint8Array(given.buffer).fill(0);
+      loaded.memories.push(given);
+    }
+  }
+}
+
+function runInstance(instance: WebAssembly.Instance, session: ReturnType<typeof wasiSession>, message: InvokeMessage, logs: LogLine[]): Result {
   const memory = instance.exports.memory;
   const start = instance.exports._start;
   if (!(memory instanceof WebAssembly.Memory) || typeof start !== 'function') {
