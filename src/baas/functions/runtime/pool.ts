@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { FromWorker, InvokeMessage, ResultMessage } from './protocol.js';
+import { fromResultWire, toInvokeWire, type FromWorker, type InvokeMessage, type ResultMessage } from './protocol.js';
 
 export interface PoolOptions {
   size: number;
@@ -95,7 +95,7 @@ export class WorkerPool {
       if (!running || running.id !== message.id) return;
       clearTimeout(running.timer);
       slot.running = null;
-      const { type: _type, id: _id, ...result } = message;
+      const { type: _type, id: _id, ...result } = fromResultWire(message);
       running.resolve(result);
       this.pump();
     });
@@ -136,7 +136,7 @@ export class WorkerPool {
     }
     const timer = setTimeout(() => this.replace(slot, failed('limit', `time budget of ${timeoutMs} ms exceeded`)), timeoutMs);
     slot.running = { id, resolve, timer };
-    slot.worker.postMessage(message);
+    slot.worker.postMessage(toInvokeWire(message));
   }
 
   /** Stops a thread (answering what it ran with `result`) and starts another in its place. */

@@ -58,5 +58,51 @@ export interface ResultMessage {
   memoryBytes: number;
 }
 
-export type ToWorker = InvokeMessage | ForgetMessage;
-export type FromWorker = ResultMessage | { type: 'ready' };
+/**
+ * On the wire, an invocation's small parts travel as one JSON string and its body as bytes: a structured clone of
+ * many small objects costs more than the rest of a warm invocation.
+ */
+export interface InvokeWire {
+  type: 'invoke';
+  id: number;
+  /** InvokeMessage without id, module, source and the request body. */
+  json: string;
+  body: Uint8Array;
+  module?: WebAssembly.Module;
+  source?: string;
+}
+
+export interface ResultWire {
+  type: 'result';
+  id: number;
+  /** ResultMessage without id and the response body. */
+  json: string;
+  body: Uint8Array | null;
+}
+
+export function toInvokeWire(message: InvokeMessage): InvokeWire {
+  const { id, module, source, request, ...rest } = message;
+  const { body, ...head } = request;
+  const wire: InvokeWire = { type: 'invoke', id, json: JSON.stringify({ ...rest, request: head }), body };
+  if (module) wire.module = module;
+  if (source !== undefined) wire.source = source;
+  return wire;
+}
+
+export function fromInvokeWire(wire: InvokeWire): InvokeMessage {
+  const parsed = JSON.parse(wire.json) as Omit<InvokeMessage, 'id' | 'request'> & { request: Omit<InvokeMessage['request'], 'body'> };
+  return { ...parsed, id: wire.id, module: wire.module, source: wire.source, request: { ...parsed.request, body: wire.body } };
+}
+
+export function toResultWire(message: ResultMessage): ResultWire {
+  const { id, response, ...rest } = message;
+  return { type: 'result', id, json: JSON.stringify({ ...rest, response: response ? { status: response.status, headers: response.headers } : null }), body: response ? response.body : null };
+}
+
+export function fromResultWire(wire: ResultWire): ResultMessage {
+  const parsed = JSON.parse(wire.json) as Omit<ResultMessage, 'id' | 'response'> & { response: { status: number; headers: [string, string][] } | null };
+  return { ...parsed, id: wire.id, response: parsed.response ? { ...parsed.response, body: wire.body ?? new Uint8Array(0) } : null };
+}
+
+export type ToWorker = InvokeWire | ForgetMessage;
+export type FromWorker = ResultWire | { type: 'ready' };

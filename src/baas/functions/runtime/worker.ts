@@ -7,7 +7,7 @@
 import { parentPort } from 'node:worker_threads';
 import { CgiParseError, parseCgiOutput } from '../cgi.js';
 import { JsFunction } from './js-engine.js';
-import type { FromWorker, InvokeMessage, LogLine, ResultMessage, ToWorker } from './protocol.js';
+import { fromInvokeWire, toResultWire, type FromWorker, type InvokeMessage, type LogLine, type ResultMessage, type ToWorker } from './protocol.js';
 import { OutputTooLarge, ProcExit, wasiSession } from './wasi-shim.js';
 import { MEMORY_IMPORT, WASM_PAGE_BYTES } from './wasm-binary.js';
 
@@ -20,20 +20,21 @@ const scripts = new Map<string, { source: string; loaded: JsFunction | null }>()
 
 const post = (message: FromWorker) => port.postMessage(message);
 
-port.on('message', (message: ToWorker) => {
-  if (message.type === 'forget') {
-    modules.delete(message.versionId);
-    scripts.get(message.versionId)?.loaded?.dispose();
-    scripts.delete(message.versionId);
+port.on('message', (wire: ToWorker) => {
+  if (wire.type === 'forget') {
+    modules.delete(wire.versionId);
+    scripts.get(wire.versionId)?.loaded?.dispose();
+    scripts.delete(wire.versionId);
     return;
   }
+  const message = fromInvokeWire(wire);
   const logs: LogLine[] = [];
   const run = message.kind === 'wasm' ? Promise.resolve(runWasm(message, logs)) : runJs(message, logs);
   run
     .catch((err: unknown): Omit<ResultMessage, 'type' | 'id' | 'logs'> => ({ outcome: 'error', response: null, message: String(err), memoryBytes: 0 }))
     .then((result) => {
       const out: ResultMessage = { type: 'result', id: message.id, logs, ...result };
-      post(out);
+      post(toResultWire(out));
     });
 });
 
