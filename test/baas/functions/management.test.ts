@@ -99,4 +99,13 @@ describe('functions management API', () => {
     }
     expect((await admin.request('PUT', '/functions/ghost/secrets', '{}', { 'content-type': 'application/json' })).status).toBe(404);
   });
+
+  it('lets an invocation in flight finish on the version it started with while a new one is deployed', async () => {
+    await admin.deploy('rolling', 'export default { fetch() { const end = Date.now() + 400; while (Date.now() < end) {} return new Response("v1") } }', 'application/javascript', '?verify_jwt=false');
+    const inFlight = fetch(`${t.url}/functions/v1/rolling`).then((r) => r.text());
+    await new Promise((r) => setTimeout(r, 100));
+    await admin.deploy('rolling', 'export default { fetch() { return new Response("v2") } }', 'application/javascript', '?verify_jwt=false');
+    expect(await (await fetch(`${t.url}/functions/v1/rolling`)).text()).toBe('v2');
+    expect(await inFlight).toBe('v1');
+  });
 });

@@ -10,6 +10,9 @@ import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { fromResultWire, toInvokeWire, type FromWorker, type InvokeMessage, type ResultMessage } from './protocol.js';
 
+/** How long a thread that died while starting waits to be replaced. */
+const FAILED_START_PAUSE_MS = 1000;
+
 export interface PoolOptions {
   size: number;
   /** A worker thread's V8 heap cap (its JavaScript, not the guests' WebAssembly memory). */
@@ -139,13 +142,23 @@ export class WorkerPool {
     slot.worker.postMessage(toInvokeWire(message));
   }
 
-  /** Stops a thread (answering what it ran with `result`) and starts another in its place. */
+  /**
+   * Stops a thread (answering what it ran with `result`) and starts another in its place; a thread that died before
+   * it was ever ready (a broken install, say) is replaced after a pause, so a failing start cannot spin.
+   */
   private replace(slot: Slot, result: JobResult): void {
     if (slot.retired) return;
+    const everReady = slot.ready || slot.running !== null || slot.loaded.size > 0;
     void this.retire(slot, result);
     if (this.closed) return;
     this.replacements++;
-    this.slots[this.slots.indexOf(slot)] = this.spawn();
+    const respawn = () => {
+      if (this.closed) return;
+      const index = this.slots.indexOf(slot);
+      if (index !== -1) this.slots[index] = this.spawn();
+    };
+    if (everReady) respawn();
+    else setTimeout(respawn, FAILED_START_PAUSE_MS).unref();
   }
 
   private async retire(slot: Slot, result: JobResult): Promise<void> {
