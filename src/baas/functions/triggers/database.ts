@@ -82,7 +82,10 @@ export function databaseTriggerChild(tenant: TenantRuntime, engine: TriggerEngin
           temporary: false,
           log: tenant.log,
           applicationName: 'performer function triggers',
-          handler: transactionHandler(() => next, (events) => Promise.all(events.map((e) => engine.emit(tenantId, e))).then(() => undefined)),
+          handler: transactionHandler(() => next, async (events) => {
+            // One after the other: the deliveries are recorded, and so come due, in commit order.
+            for (const event of events) await engine.emit(tenantId, event);
+          }),
         });
         stream = next;
         next.start();
