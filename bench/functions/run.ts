@@ -6,6 +6,7 @@
  * Targets: warm WASI p50 <= 1 ms, WASI throughput >= 0.5x the baseline, cold p50 <= 50 ms.
  */
 import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import wabt from 'wabt';
 import { CodeCache } from '../../src/baas/functions/runtime/code-cache.js';
@@ -117,6 +118,7 @@ async function throughput(invoke: Invoke): Promise<number> {
 }
 
 async function main(): Promise<void> {
+  const loadAtStart = os.loadavg()[0];
   const toolkit = await wabt();
   const parsed = toolkit.parseWat('echo.wat', readFileSync(new URL('../../examples/functions/echo-wasi/echo.wat', import.meta.url), 'utf8'));
   const wasm = Buffer.from(parsed.toBinary({}).buffer);
@@ -186,6 +188,7 @@ async function main(): Promise<void> {
     `invocation of ${COLD_CALLS} new versions each (WASI: memory cap written in, compiled, sent to the worker, instantiated;`,
     `JavaScript: a new QuickJS runtime and context, the script evaluated); invocations/s with ${IN_FLIGHT} in flight, median of ${ROUNDS} interleaved rounds of ${THROUGHPUT_MS / 1000} s each.`,
     'Measured at the runtime (WorkerPool.run, the message round trip to a worker thread included), not through HTTP.',
+    `1-minute load average at the start: ${f(loadAtStart, 1)} (other sessions' tests share the 2 cores; throughput ratios swing with it).`,
     '',
     table(
       ['echo function', 'cold p50 / p99 (ms)', 'warm p50 / p99 (ms)', 'invocations/s', 'vs baseline'],
