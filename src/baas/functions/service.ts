@@ -3,6 +3,7 @@
  * is served within HEAD_CACHE_MS), their code compiled once per version, invocations run on the worker pool with
  * the function's limits, and every outcome logged and counted. Both the HTTP route and the triggers call `invoke`.
  */
+import { signHs256 } from '../../auth/jwt.js';
 import type { AppContext } from '../../context.js';
 import type { TenantRuntime } from '../../tenants/tenant.js';
 import { wagiEnvironment, type GuestRequest, type GuestResponse } from './cgi.js';
@@ -13,6 +14,8 @@ import { WorkerPool } from './runtime/pool.js';
 import { FunctionStore, type FunctionHead } from './store.js';
 
 const HEAD_CACHE_MS = 1000;
+/** The keys a function finds in its env live an hour and are made again after half of it. */
+const KEY_LIFETIME_S = 3600;
 const CACHED_VERSIONS = 256;
 
 export interface Invocation {
@@ -38,6 +41,7 @@ export class FunctionsService {
   readonly metrics: FunctionMetrics;
   private readonly code = new CodeCache(CACHED_VERSIONS);
   private readonly heads = new Map<string, CachedHead>();
+  private readonly keys = new Map<string, { anon: string; service: string; until: number; secret: string }>();
 
   constructor(private readonly ctx: AppContext) {
     this.store = new FunctionStore(ctx.control);
@@ -82,7 +86,7 @@ export class FunctionsService {
       answer = { ok: false, error: errorFor(ready.outcome), head };
     } else {
       const selfOrigin = this.ctx.selfUrl;
-      const env = this.environment(call, head, secrets, selfOrigin);
+      const env = this.environment(call, head, { ...(await this.tenantKeys(call.tenant)), ...secrets }, selfOrigin);
       const result = await this.pool.run({
         versionId: head.versionId,
         kind: head.kind,
@@ -128,6 +132,25 @@ export class FunctionsService {
     const { head, secrets } = await this.lookup(call.tenant.settings.externalId, call.name);
     if (!head) return { ok: false, error: NOT_FOUND, head: null };
     return this.run(call, head, secrets);
+  }
+
+  /**
+   * SUPABASE_ANON_KEY and SUPABASE_SERVICE_ROLE_KEY, as Supabase gives its functions: short-lived tokens signed with
+   * the tenant's secret (none for a tenant verified by JWKS only), so a function can call the API as anon or as
+   * service_role. A function's own secrets of the same names win.
+   */
+  private async tenantKeys(tenant: TenantRuntime): Promise<Record<string, string>> {
+    const secret = tenant.settings.jwtSecret;
+    if (secret === null) return {};
+    const id = tenant.settings.externalId;
+    const now = Math.floor(Date.now() / 1000);
+    let entry = this.keys.get(id);
+    if (!entry || entry.until < now || entry.secret !== secret) {
+      const claims = { iss: 'performer', iat: now, exp: now + KEY_LIFETIME_S };
+      entry = { anon: await signHs256({ ...claims, role: 'anon' }, secret), service: await signHs256({ ...claims, role: 'service_role' }, secret), until: now + KEY_LIFETIME_S / 2, secret };
+      this.keys.set(id, entry);
+    }
+    return { SUPABASE_ANON_KEY: entry.anon, SUPABASE_SERVICE_ROLE_KEY: entry.service };
   }
 
   close(): Promise<void> {

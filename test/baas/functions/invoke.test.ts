@@ -30,6 +30,17 @@ export default {
   },
 };`;
 
+/** Reads every todo with the service key the function finds in its env. */
+const ALL_TODOS_TS = `
+interface Env { SUPABASE_URL: string; SUPABASE_SERVICE_ROLE_KEY: string }
+export default {
+  async fetch(_request: Request, env: Env): Promise<Response> {
+    const key = env.SUPABASE_SERVICE_ROLE_KEY;
+    const res = await fetch(env.SUPABASE_URL + '/rest/v1/todos?select=title&order=title', { headers: { authorization: 'Bearer ' + key, apikey: key } });
+    return new Response(await res.text(), { status: res.status, headers: { 'content-type': 'application/json' } });
+  },
+};`;
+
 const OUTSIDE_TS = `
 export default {
   async fetch(request: Request): Promise<Response> {
@@ -56,6 +67,7 @@ describe('functions.invoke with unmodified supabase-js (spec §9.2 checks 63-69)
     await admin.deploy('strict', 'export default { fetch() { return new Response("in") } }', 'application/javascript');
     await admin.deploy('binary', await wat(cgiWat('Content-Type: application/octet-stream\n\n\u0000\u0001\u0002\u007f')), 'application/wasm');
     await admin.deploy('my-todos', MY_TODOS_TS, 'application/typescript');
+    await admin.deploy('all-todos', ALL_TODOS_TS, 'application/typescript');
     await admin.deploy('outside', OUTSIDE_TS, 'application/typescript', '?verify_jwt=false');
     await admin.deploy('boot', 'throw new Error("at load")', 'application/javascript');
     await admin.deploy('no-handler', 'export const x = 1', 'application/javascript');
@@ -137,6 +149,9 @@ describe('functions.invoke with unmodified supabase-js (spec §9.2 checks 63-69)
     expect(theirs.data).toEqual([{ title: 'u2 a', owner: U2 }]);
     const anon = await w.anon.functions.invoke('my-todos');
     expect(anon.data).toEqual([]);
+    // With the service key from env, the function sees every row whoever calls it.
+    const all = await w.u2.functions.invoke('all-todos');
+    expect(all.data).toEqual([{ title: 'u1 a' }, { title: 'u1 b' }, { title: 'u2 a' }]);
   });
 
   it('a function cannot reach an address outside its allow-list', async () => {
