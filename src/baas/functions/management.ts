@@ -119,6 +119,10 @@ export function mountFunctionsApi(app: TemplatedApp, ctx: AppContext, service: F
     reply.json(200, { data: await triggers.store.list(tenant, name as string) });
   }));
 
+  app.get(`${base}/:name/deliveries`, route(0, async ({ reply, tenant, name }) => {
+    reply.json(200, { data: await triggers.store.deliveries(tenant, name as string) });
+  }));
+
   app.put(`${base}/:name/triggers`, route(MAX_JSON_BYTES, async ({ reply, tenant, name, body }) => {
     const parsed = parseJson(body.toString('utf8'));
     const triggerList = parsed.ok ? parseTriggers(parsed.value) : { errors: ['the body is a JSON list of triggers'] };

@@ -87,6 +87,10 @@ describe('function triggers', () => {
     await emitFunctionEvent(t.server.ctx, 'realtime-dev', { kind: 'auth', type: 'user.created', id: 'flaky-1', flaky: true });
     const rows = await waitUntil(deliveries, (r) => r.some((d) => d.event_id === 'auth:flaky-1' && d.state === 'delivered'));
     expect(rows.find((d) => d.event_id === 'auth:flaky-1')).toEqual({ event_id: 'auth:flaky-1', state: 'delivered', attempts: 2, last_status: 200, kind: 'auth' });
+    // The management API shows the record (to the management token only).
+    const listed = (await (await admin.request('GET', '/functions/receiver/deliveries')).json()) as { data: { event_id: string; attempts: number }[] };
+    expect(listed.data.find((d) => d.event_id === 'auth:flaky-1')).toMatchObject({ attempts: 2 });
+    expect((await admin.request('GET', '/functions/receiver/deliveries', undefined, {}, t.anonKey)).status).toBe(403);
   });
 
   it('fires a cron schedule once per tick, even with two nodes ticking it', async () => {

@@ -94,7 +94,7 @@ export class TriggerStore {
     const { rows } = await this.pool.query(
       `SELECT d.event_id, d.state, d.attempts, d.last_status, t.kind FROM _performer.function_deliveries d
        JOIN _performer.function_triggers t ON t.id = d.trigger_id
-       WHERE t.tenant_external_id = $1 AND t.function_name = $2 ORDER BY d.inserted_at`,
+       WHERE t.tenant_external_id = $1 AND t.function_name = $2 ORDER BY d.inserted_at DESC LIMIT 1000`,
       [tenant, name],
     );
     return rows;
