@@ -22,6 +22,7 @@ describe('functions: WASI modules through the gateway', () => {
     await admin.deploy('big', await wat('(module (memory (export "memory") 1000) (func (export "_start")))'), 'application/wasm');
     await admin.deploy('broken', Buffer.from([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0xff, 0xff]), 'application/wasm');
     await admin.deploy('unlinkable', await wat('(module (import "env" "nope" (func)) (memory (export "memory") 1) (func (export "_start")))'), 'application/wasm');
+    await admin.deploy('large', await wat(cgiWat(`Content-Type: text/plain\n\n${'y'.repeat(200)}`)), 'application/wasm', '?verify_jwt=false');
     await admin.deploy('bad400', await wat(cgiWat('Status: 400 Bad Request\nContent-Type: application/json\n\n{"error":"bad"}')), 'application/wasm');
   });
   afterAll(() => t?.stop());
@@ -96,11 +97,15 @@ describe('functions: WASI modules through the gateway', () => {
     expect((await call('echo', { method: 'POST', body: 'after' })).status).toBe(200);
   });
 
-  it('refuses a request body over the cap with 413 before running anything', async () => {
+  it('refuses a request body over the cap with 413 before running anything, and a response body over it with 546', async () => {
     const server = await startTestServer({ FUNCTIONS_MAX_BODY_BYTES: '100' }, t.db);
     try {
       const res = await fetch(`${server.url}/functions/v1/echo`, { method: 'POST', body: 'x'.repeat(101), headers: { apikey: t.anonKey, authorization: `Bearer ${t.anonKey}` } });
       expect(res.status).toBe(413);
+      expect((await fetch(`${t.url}/functions/v1/large`)).status).toBe(200);
+      const large = await fetch(`${server.url}/functions/v1/large`);
+      expect(large.status).toBe(546);
+      expect(((await large.json()) as { code: string }).code).toBe('WORKER_LIMIT');
     } finally {
       await server.server.stop();
     }
