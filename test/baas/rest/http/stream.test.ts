@@ -114,6 +114,33 @@ describe('transactions', () => {
   });
 });
 
+describe('pool bound', () => {
+  it('a burst never takes more than DB_POOL_SIZE connections: the rest wait or are shed with 503 + Retry-After', async () => {
+    await w.admin.query(`create or replace function nap() returns int language sql as 'select 1 from pg_sleep(0.2)'; notify pgrst`);
+    await until(async () => (await w.svc.rpc('nap')).status === 200, 'nap()');
+    let most = 0;
+    let done = false;
+    const watch = (async () => {
+      while (!done) {
+        const { rows } = await w.admin.query(`select count(*)::int as n from pg_stat_activity where query like '%"nap"()%' and pid <> pg_backend_pid()`);
+        most = Math.max(most, rows[0].n);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    const answers = await Promise.all(
+      Array.from({ length: 120 }, () => fetch(`${w.t.url}/rest/v1/rpc/nap`, { method: 'POST', headers: { apikey: w.t.serviceKey, 'content-type': 'application/json' }, body: '{}' })),
+    );
+    done = true;
+    await watch;
+    const statuses = answers.map((a) => a.status);
+    expect(statuses.filter((s) => s !== 200 && s !== 503)).toEqual([]);
+    expect(statuses.filter((s) => s === 503).length).toBeGreaterThan(0);
+    expect(answers.find((a) => a.status === 503)?.headers.get('retry-after')).toBe('1');
+    expect(most).toBeGreaterThan(1);
+    expect(most).toBeLessThanOrEqual(10); // DB_POOL_SIZE's default
+  });
+});
+
 describe('the role claim', () => {
   const exp = () => Math.floor(Date.now() / 1000) + 600;
 
