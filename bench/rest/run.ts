@@ -1,3 +1,5 @@
+import os from 'node:os';
+import path from 'node:path';
 import pg from 'pg';
 import { settingsStatement } from '../../src/baas/rest/http/transaction.js';
 import { prepareRequest } from '../../src/baas/rest/request.js';
@@ -6,6 +8,7 @@ import { buildStatement } from '../../src/baas/rest/sql/statement.js';
 import { Args } from '../lib/args.js';
 import { Child } from '../lib/child.js';
 import { procCpuSeconds } from '../lib/cpu.js';
+import { formatSummary, summarize } from '../lib/cpuprofile.js';
 import { startBenchPostgres, type BenchPostgres } from '../lib/db.js';
 import { runBench } from '../lib/main.js';
 import { buildPerformer, startPerformer } from '../lib/performer.js';
@@ -18,7 +21,7 @@ import type { FloorScenario } from './floor-server.js';
  * an embedded to-one relation, (c) an insert with return=representation; each as anon under RLS and as
  * service_role (which bypasses RLS).
  *
- *   npm run bench:rest -- [--quick] [--seconds=8] [--reps=2] [--connections=8] [--write]
+ *   npm run bench:rest -- [--quick] [--seconds=8] [--reps=2] [--connections=8] [--write] [--profile] [--cases=a,b,c]
  *
  * Performer, the floor and the load generator (raw keep-alive HTTP/1.1, closed loop) each run in a process of
  * their own; CPU per request is the server process's user+system CPU over the requests it answered (Postgres's
@@ -136,7 +139,8 @@ async function main(): Promise<void> {
   const cache = await loadSchemaCache(admin, ['public']);
   const floorCases: FloorScenario[] = [];
   const runs: Array<{ c: Case; role: keyof typeof tokens; performer: string; floor: string }> = [];
-  for (const c of CASES) {
+  const only = args.list('cases');
+  for (const c of CASES.filter((x) => !only || only.includes(x.name[1]!))) {
     for (const role of ['anon', 'service_role'] as const) {
       const headers = headersFor(c, tokens[role], port);
       const prepared = prepareRequest(
@@ -175,9 +179,16 @@ async function main(): Promise<void> {
 
   const rows: Row[] = [];
   const measure = async (system: 'performer' | 'floor', server: Child, serverPort: number, request: string, c: Case, role: string) => {
+    const profiling = args.flag('profile') && (system === 'performer' || args.flag('profile-floor'));
+    const file = path.join(os.tmpdir(), `performer-bench-rest-${rows.length}.cpuprofile`);
+    if (profiling) await server.call('profileStart', { intervalUs: 500 });
     const cpu0 = procCpuSeconds(server.pid);
     const r = await load.call('run', { port: serverPort, request, connections, warmupMs: 1000, durationMs: seconds * 1000 }, (seconds + 30) * 1000);
     const cpu = procCpuSeconds(server.pid) - cpu0;
+    if (profiling) {
+      await server.call('profileStop', { file });
+      console.log(formatSummary(summarize(file), 30, cpu * 1000));
+    }
     const statuses = r.statuses as Record<string, number>;
     const wrong = Object.keys(statuses).filter((s) => Number(s) !== c.status);
     if (wrong.length) throw new Error(`${system} ${c.name} ${role}: answers ${JSON.stringify(statuses)}`);
