@@ -121,3 +121,35 @@ describe('embedded filters, order, limit, offset, or', () => {
     ]);
   });
 });
+
+describe('spread embeds (...rel(cols))', () => {
+  it("put a to-one relation's columns into the parent row, null when there is none", async () => {
+    expect(await body('todos?select=id,...profiles!owner(owner_name:name,data->>city)&order=id')).toEqual([
+      { id: 1, owner_name: 'Ann', city: 'Oslo' },
+      { id: 2, owner_name: 'Ann', city: 'Oslo' },
+      { id: 3, owner_name: 'Bob', city: 'Rome' },
+      { id: 4, owner_name: null, city: null },
+    ]);
+  });
+
+  it('nest: a spread inside a spread, an embed inside a spread; !inner filters the parent; CSV has the spread columns', async () => {
+    expect(await body('passports?select=number,...profiles(name,todos!owner(id))')).toEqual([{ number: 'P-1', name: 'Ann', todos: [{ id: 1 }, { id: 2 }] }]);
+    expect(await body('todo_tags?select=tag_id,...todos(title,...profiles!owner(name))&order=todo_id,tag_id')).toEqual([
+      { tag_id: 1, title: 'a', name: 'Ann' },
+      { tag_id: 2, title: 'a', name: 'Ann' },
+      { tag_id: 2, title: 'c', name: 'Bob' },
+    ]);
+    expect(await body('todos?select=id,...profiles!owner!inner(name)&profiles.name=eq.Bob')).toEqual([{ id: 3, name: 'Bob' }]);
+    const csv = await request(fx.client, fx.cache, 'todos?select=id,...profiles!owner(name)&id=lte.2&order=id', { accept: 'text/csv' });
+    expect(csv.raw).toBe('id,name\n1,Ann\n2,Ann');
+  });
+
+  it('on a to-many relation is PGRST119, as PostgREST 12', async () => {
+    await expect(request(fx.client, fx.cache, 'profiles?select=name,...todos!owner(id)')).rejects.toMatchObject({
+      status: 400,
+      code: 'PGRST119',
+      message: "A spread operation on 'todos' is not possible",
+      details: "'profiles' and 'todos' do not form a many-to-one or one-to-one relationship",
+    });
+  });
+});

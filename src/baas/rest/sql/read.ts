@@ -43,14 +43,33 @@ function embedValueSql(child: ReadNode): string {
   return childIsToOne(child) ? `${embedAlias(child)}."pgrst_row"` : `COALESCE(${embedAlias(child)}."pgrst_row", '[]')`;
 }
 
+/**
+ * The keys and values of a node's output row, in select order; a spread child's outputs come in at its place, read
+ * from the columns its own SELECT gives them (`pgrst_s<i>`).
+ */
+function outputPairs(node: ReadNode, params: Params): Array<{ key: string; value: string }> {
+  const pairs: Array<{ key: string; value: string }> = [];
+  for (const item of node.items) {
+    if (item.kind === 'embed') pairs.push({ key: item.key, value: embedValueSql(item.child) });
+    else if (item.kind === 'spread') {
+      outputKeys(item.child).forEach((key, i) => pairs.push({ key, value: `${embedAlias(item.child)}."pgrst_s${i}"` }));
+    } else {
+      const value = columnSql(item.ref, params);
+      pairs.push({ key: item.key, value: item.castSql ? `CAST(${value} AS ${item.castSql})` : value });
+    }
+  }
+  return pairs;
+}
+
+/** The keys of a node's output row, spreads flattened (the CSV header). */
+export function outputKeys(node: ReadNode): string[] {
+  return node.items.flatMap((item) => (item.kind === 'spread' ? outputKeys(item.child) : [item.key]));
+}
+
 /** The value of one output row: a JSON object of the items (or a ROW for CSV), or a function's scalar. */
 export function rowSql(node: ReadNode, params: Params, format: RowFormat): string {
   if (node.source.scalar) return `${quoteIdent(node.alias)}."pgrst_scalar"`;
-  const pairs = node.items.map((item) => {
-    if (item.kind === 'embed') return { key: item.key, value: embedValueSql(item.child) };
-    const value = columnSql(item.ref, params);
-    return { key: item.key, value: item.castSql ? `CAST(${value} AS ${item.castSql})` : value };
-  });
+  const pairs = outputPairs(node, params);
   if (format === 'record') return `ROW(${pairs.map((p) => p.value).join(', ')})`;
   return jsonObjectSql(pairs, params);
 }
@@ -84,12 +103,18 @@ function limitSql(node: ReadNode, params: Params): string {
 
 /** One level: `SELECT <row> AS pgrst_row FROM ... [LATERAL joins] WHERE ... ORDER BY ... LIMIT ... OFFSET ...`. */
 export function nodeSelectSql(node: ReadNode, parent: ReadNode | null, params: Params, format: RowFormat): string {
-  const row = rowSql(node, params, format);
+  const row = node.spread ? spreadColumnsSql(node, params) : `${rowSql(node, params, format)} AS "pgrst_row"`;
   const hidden = node.hidden.map((ref, i) => `, ${columnSql(ref, params)} AS "pgrst_o${i}"`).join('');
   const joins = node.children.map((c) => lateralJoinSql(c, node, params)).join('');
   const conditions = [...(parent ? joinConditions(node, parent) : []), ...node.where.map((c) => conditionSql(c, params))];
   const where = conditions.length ? ` WHERE ${conditions.join(' AND ')}` : '';
-  return `SELECT ${row} AS "pgrst_row"${hidden} FROM ${fromSql(node)}${joins}${where}${orderSql(node, params)}${limitSql(node, params)}`;
+  return `SELECT ${row}${hidden} FROM ${fromSql(node)}${joins}${where}${orderSql(node, params)}${limitSql(node, params)}`;
+}
+
+/** A spread child's outputs as columns (and a marker column, so that a spread of nothing is still a SELECT list). */
+function spreadColumnsSql(node: ReadNode, params: Params): string {
+  const columns = outputPairs(node, params).map((p, i) => `${p.value} AS "pgrst_s${i}"`);
+  return ['TRUE AS "pgrst_row"', ...columns].join(', ');
 }
 
 /** The rows a level would return, ignoring limits and output: for `count=exact` and existence tests. */

@@ -22,7 +22,7 @@ import { arrayLiteral, Params, quoteIdent } from './fragments.js';
 import { INSERTED_SQL, mutationSql, type MutationKind, type Payload } from './mutate.js';
 import { planRead, tableSource } from './plan.js';
 import type { ReadNode, Source } from './plan-types.js';
-import { BASE_CTE, countSql, nodeSelectSql } from './read.js';
+import { BASE_CTE, countSql, nodeSelectSql, outputKeys } from './read.js';
 import type { BodyShape, ResultLayout } from './result.js';
 
 export interface BuildInput {
@@ -65,7 +65,7 @@ function bodySql(shape: BodyShape, root: ReadNode, stripNulls: boolean, params: 
     case 'first':
       return `coalesce(${strip(`(json_agg(${rows}) -> 0)`)}::text, 'null')`;
     case 'csv': {
-      const keys = root.items.map((i) => params.text(i.key));
+      const keys = outputKeys(root).map((key) => params.text(key));
       const header = keys.length ? `concat_ws(',', ${keys.join(', ')})` : `''`;
       const line = `substring(${rows}::text, 2, length(${rows}::text) - 2)`;
       return `(CASE WHEN pg_catalog.count(*) = 0 THEN '' ELSE ${header} END) || E'\\n' || coalesce(string_agg(${line}, E'\\n'), '')`;
@@ -103,7 +103,7 @@ function perRowSelect(shape: BodyShape, root: ReadNode, total: string, stripNull
 }
 
 function csvHeader(root: ReadNode): string {
-  return root.items.map((i) => i.key).join(',');
+  return outputKeys(root).join(',');
 }
 
 /** The final SELECT of a read or call: a row per result row, or one row when there is no body to stream. */
