@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadSchemaCache } from '../../../src/baas/rest/schema/load.js';
 import { request, type RequestOptions , openFixture, type Fixture } from './support.js';
 
 // Embedding of related tables through foreign keys, run on the real Postgres.
@@ -151,5 +152,31 @@ describe('spread embeds (...rel(cols))', () => {
       message: "A spread operation on 'todos' is not possible",
       details: "'profiles' and 'todos' do not form a many-to-one or one-to-one relationship",
     });
+  });
+});
+
+describe('relationships through views', () => {
+  it("a view showing an FK's columns embeds as its table does, on either side and renamed", async () => {
+    await fx.client.query(`
+      create view todo_owners as select id as todo_id, title, owner as owner_id from todos;
+      create view people as select id, name as full_name from profiles`);
+    try {
+      const cache = await loadSchemaCache(fx.client, ['public']);
+      const get = async (path: string) => (await request(fx.client, cache, path)).body;
+      expect(await get('todo_owners?select=todo_id,profiles(name)&order=todo_id')).toEqual([
+        { todo_id: 1, profiles: { name: 'Ann' } },
+        { todo_id: 2, profiles: { name: 'Ann' } },
+        { todo_id: 3, profiles: { name: 'Bob' } },
+        { todo_id: 4, profiles: null },
+      ]);
+      expect(await get('people?select=full_name,todos!owner(id)&order=full_name')).toEqual([
+        { full_name: 'Ann', todos: [{ id: 1 }, { id: 2 }] },
+        { full_name: 'Bob', todos: [{ id: 3 }] },
+        { full_name: 'Cid', todos: [] },
+      ]);
+      expect(await get('todo_owners?select=todo_id,people(full_name)&todo_id=eq.3')).toEqual([{ todo_id: 3, people: { full_name: 'Bob' } }]);
+    } finally {
+      await fx.client.query('drop view todo_owners, people');
+    }
   });
 });

@@ -50,20 +50,50 @@ keys AS (
   WHERE con.contype IN ('p', 'u') AND con.conrelid IN (SELECT oid FROM rels)
   GROUP BY con.oid, con.conrelid, con.contype
 ),
+-- Views stand for the table columns they show, as PostgREST's view relationships: the origin of each output column
+-- (resorigtbl / resorigcol of the view query's target list, read from the rewrite rule's node text).
+view_cols AS (
+  SELECT DISTINCT ON (v.oid, m[3]::oid, m[4]::int2) v.oid AS rel, m[3]::oid AS tbl, m[4]::int2 AS col, va.attname::text AS name
+  FROM rels v
+  JOIN pg_rewrite rw ON rw.ev_class = v.oid AND rw.rulename = '_RETURN'
+  CROSS JOIN LATERAL regexp_matches(rw.ev_action::text,
+    ':resno (\\d+) :resname (\\S+) :ressortgroupref \\d+ :resorigtbl (\\d+) :resorigcol (\\d+)', 'g') AS m
+  JOIN pg_attribute va ON va.attrelid = v.oid AND va.attnum = m[1]::int2 AND va.attname = m[2] AND NOT va.attisdropped
+  WHERE v.relkind IN ('v', 'm') AND m[3] <> '0'
+  ORDER BY v.oid, m[3]::oid, m[4]::int2, m[1]::int
+),
+fk_cols AS (
+  SELECT con.oid, con.conrelid, con.confrelid, k.col, k.ref, k.ord
+  FROM pg_constraint con
+  CROSS JOIN LATERAL unnest(con.conkey, con.confkey) WITH ORDINALITY AS k(col, ref, ord)
+  WHERE con.contype = 'f' AND con.conparentid = 0
+),
+-- Where a table's column shows: in the table itself, or in a view of it.
+col_map AS (
+  SELECT a.attrelid AS tbl, a.attnum AS col, a.attrelid AS rel, a.attname::text AS name
+  FROM pg_attribute a
+  WHERE a.attnum > 0 AND NOT a.attisdropped AND a.attrelid IN (SELECT conrelid FROM fk_cols UNION SELECT confrelid FROM fk_cols)
+  UNION ALL
+  SELECT tbl, col, rel, name FROM view_cols
+),
+-- Each relation showing every column of an FK's referencing side, and each showing every column of its referenced side.
+fk_src AS (
+  SELECT f.oid, m.rel, array_agg(m.name ORDER BY f.ord) AS cols, count(*) AS n
+  FROM fk_cols f JOIN col_map m ON m.tbl = f.conrelid AND m.col = f.col GROUP BY f.oid, m.rel
+),
+fk_dst AS (
+  SELECT f.oid, m.rel, array_agg(m.name ORDER BY f.ord) AS cols, count(*) AS n
+  FROM fk_cols f JOIN col_map m ON m.tbl = f.confrelid AND m.col = f.ref GROUP BY f.oid, m.rel
+),
 fks AS (
-  SELECT con.conname, src.schema, src.name, dst.schema AS fschema, dst.name AS fname,
-    array_agg(ca.attname::text ORDER BY k.ord) AS cols,
-    array_agg(fa.attname::text ORDER BY k.ord) AS fcols,
-    array_agg(k.col ORDER BY k.col) AS attnums,
+  SELECT con.conname, src.schema, src.name, dst.schema AS fschema, dst.name AS fname, s.cols, d.cols AS fcols,
+    (SELECT array_agg(x ORDER BY x) FROM unnest(con.conkey) x) AS attnums,
     con.conrelid
   FROM pg_constraint con
-  JOIN rels src ON src.oid = con.conrelid
-  JOIN rels dst ON dst.oid = con.confrelid
-  CROSS JOIN LATERAL unnest(con.conkey, con.confkey) WITH ORDINALITY AS k(col, ref, ord)
-  JOIN pg_attribute ca ON ca.attrelid = con.conrelid AND ca.attnum = k.col
-  JOIN pg_attribute fa ON fa.attrelid = con.confrelid AND fa.attnum = k.ref
-  WHERE con.contype = 'f' AND con.conparentid = 0
-  GROUP BY con.oid, con.conname, src.schema, src.name, dst.schema, dst.name, con.conrelid
+  JOIN fk_src s ON s.oid = con.oid AND s.n = cardinality(con.conkey)
+  JOIN fk_dst d ON d.oid = con.oid AND d.n = cardinality(con.confkey)
+  JOIN rels src ON src.oid = s.rel
+  JOIN rels dst ON dst.oid = d.rel
 ),
 procs AS (
   SELECT p.oid, e.nspname AS schema, p.proname AS name, p.provolatile, p.proretset, p.pronargdefaults,
