@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSchemaCache } from '../../../src/baas/rest/schema/load.js';
-import { request, type RequestOptions , openFixture, type Fixture } from './support.js';
+import { request, rolledBack, type RequestOptions , openFixture, type Fixture } from './support.js';
 
 // Embedding of related tables through foreign keys, run on the real Postgres.
 
@@ -177,6 +177,41 @@ describe('relationships through views', () => {
       expect(await get('todo_owners?select=todo_id,people(full_name)&todo_id=eq.3')).toEqual([{ todo_id: 3, people: { full_name: 'Bob' } }]);
     } finally {
       await fx.client.query('drop view todo_owners, people');
+    }
+  });
+});
+
+describe('computed relationships', () => {
+  it("a function of a table's row returning rows of a table embeds under its name (to-one, ROWS 1, to-many)", async () => {
+    await fx.client.query(`
+      create function owner_profile(todos) returns profiles language sql stable as 'select * from profiles where id = $1.owner';
+      create function owner_rows(todos) returns setof profiles rows 1 language sql stable as 'select * from profiles where id = $1.owner';
+      create function todos_owned(profiles) returns setof todos language sql stable as 'select * from todos where owner = $1.id'`);
+    try {
+      const cache = await loadSchemaCache(fx.client, ['public']);
+      const get = async (path: string, options?: RequestOptions) => (await request(fx.client, cache, path, options)).body;
+      expect(await get('todos?select=id,owner_profile(name),o:owner_rows(name)&order=id')).toEqual([
+        { id: 1, owner_profile: { name: 'Ann' }, o: { name: 'Ann' } },
+        { id: 2, owner_profile: { name: 'Ann' }, o: { name: 'Ann' } },
+        { id: 3, owner_profile: { name: 'Bob' }, o: { name: 'Bob' } },
+        { id: 4, owner_profile: null, o: null },
+      ]);
+      expect(await get('profiles?select=name,todos_owned(id)&todos_owned.id=gt.1&order=name')).toEqual([
+        { name: 'Ann', todos_owned: [{ id: 2 }] },
+        { name: 'Bob', todos_owned: [{ id: 3 }] },
+        { name: 'Cid', todos_owned: [] },
+      ]);
+      // From the rows a write returns, too.
+      await rolledBack(fx.client, async () => {
+        const inserted = await get('todos?select=title,owner_profile(name)', {
+          method: 'POST',
+          prefer: 'return=representation',
+          body: { title: 'z', owner: '00000000-0000-0000-0000-000000000002' },
+        });
+        expect(inserted).toEqual([{ title: 'z', owner_profile: { name: 'Bob' } }]);
+      });
+    } finally {
+      await fx.client.query('drop function owner_profile(todos), owner_rows(todos), todos_owned(profiles)');
     }
   });
 });

@@ -4,7 +4,7 @@
  */
 import type pg from 'pg';
 import { deriveRelationships, type ForeignKey } from './relationships.js';
-import { keyOf, type Column, type RelationKind, type Routine, type SchemaCache, type Table } from './types.js';
+import { keyOf, type Column, type RelationKind, type Relationship, type Routine, type SchemaCache, type Table } from './types.js';
 
 type Queryable = Pick<pg.ClientBase, 'query'>;
 
@@ -96,7 +96,7 @@ fks AS (
   JOIN rels dst ON dst.oid = d.rel
 ),
 procs AS (
-  SELECT p.oid, e.nspname AS schema, p.proname AS name, p.provolatile, p.proretset, p.pronargdefaults,
+  SELECT p.oid, e.nspname AS schema, p.proname AS name, p.provolatile, p.proretset, p.prorows, p.pronargdefaults,
     rt.typname AS rettypname, rt.typtype AS rettyptype, rt.typrelid, format_type(p.prorettype, NULL) AS rettype,
     coalesce(p.proallargtypes, p.proargtypes::oid[]) AS argtypes,
     p.proargmodes, p.proargnames
@@ -115,7 +115,7 @@ SELECT json_build_object(
       'oneToOne', EXISTS (SELECT 1 FROM keys k WHERE k.conrelid = f.conrelid AND k.attnums = f.attnums)
     ) ORDER BY f.schema, f.name, f.conname), '[]') FROM fks f),
   'routines', (SELECT coalesce(json_agg(json_build_object(
-      'schema', p.schema, 'name', p.name, 'volatility', p.provolatile, 'setOf', p.proretset,
+      'schema', p.schema, 'name', p.name, 'volatility', p.provolatile, 'setOf', p.proretset, 'rowsOne', p.prorows = 1,
       'defaults', p.pronargdefaults, 'returnType', p.rettype, 'returnTypeName', p.rettypname,
       'returnTypeType', p.rettyptype,
       'returnTable', (SELECT json_build_object('schema', n.nspname, 'name', c.relname)
@@ -124,7 +124,9 @@ SELECT json_build_object(
          FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
          WHERE a.attrelid = p.typrelid AND a.attnum > 0 AND NOT a.attisdropped),
       'args', (SELECT json_agg(json_build_object('name', coalesce(x.name, ''), 'type', format_type(x.type, NULL), 'typeName', t.typname,
-                 'mode', coalesce(x.mode::text, 'i')) ORDER BY x.ord)
+                 'mode', coalesce(x.mode::text, 'i'),
+                 'table', (SELECT json_build_object('schema', n.nspname, 'name', c.relname)
+                    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = t.typrelid)) ORDER BY x.ord)
          FROM unnest(p.argtypes, p.proargmodes, p.proargnames) WITH ORDINALITY AS x(type, mode, name, ord)
          JOIN pg_type t ON t.oid = x.type)
     )), '[]') FROM procs p),
@@ -146,13 +148,15 @@ interface RawRoutine {
   name: string;
   volatility: 'i' | 's' | 'v';
   setOf: boolean;
+  /** Declared `ROWS 1`: a SETOF function PostgREST takes as to-one in a computed relationship. */
+  rowsOne?: boolean;
   defaults: number;
   returnType: string;
   returnTypeName: string;
   returnTypeType: string;
   returnTable: { schema: string; name: string } | null;
   returnColumns: Array<{ name: string; type: string; typeName: string }> | null;
-  args: Array<{ name: string; type: string; typeName: string; mode: string }> | null;
+  args: Array<{ name: string; type: string; typeName: string; mode: string; table?: { schema: string; name: string } | null }> | null;
 }
 
 const KINDS: Record<string, RelationKind> = {
@@ -224,7 +228,30 @@ export function buildSchemaCache(
     if (!types.has(t.schema)) types.set(t.schema, new Map());
     types.get(t.schema)!.set(t.name, t.type);
   }
-  return { schemas: [...schemas], tables, relationships: deriveRelationships(tables, doc.foreignKeys), routines, types };
+  const relationships = deriveRelationships(tables, doc.foreignKeys);
+  for (const raw of doc.routines) addComputedRelationship(relationships, tables, raw);
+  return { schemas: [...schemas], tables, relationships, routines, types };
+}
+
+/**
+ * PostgREST's computed relationships: a function of one argument, a table's row, returning rows of a table (SETOF:
+ * to-many; one row or `ROWS 1`: to-one) is embeddable from the first table under the function's name.
+ */
+function addComputedRelationship(relationships: Map<string, Relationship[]>, tables: Map<string, Table>, raw: RawRoutine): void {
+  const inputs = (raw.args ?? []).filter((a) => a.mode === 'i' || a.mode === 'b' || a.mode === 'v');
+  const origin = inputs.length === 1 ? inputs[0].table : null;
+  const target = raw.returnTypeType === 'c' ? raw.returnTable : null;
+  if (!origin || !target || !tables.has(keyOf(origin)) || !tables.has(keyOf(target))) return;
+  const rel: Relationship = {
+    table: origin,
+    foreignTable: target,
+    isSelf: keyOf(origin) === keyOf(target),
+    cardinality: raw.setOf && !raw.rowsOne ? 'o2m' : 'm2o',
+    constraint: raw.name,
+    columns: [],
+    computed: { schema: raw.schema, name: raw.name, setOf: raw.setOf },
+  };
+  relationships.set(keyOf(origin), [...(relationships.get(keyOf(origin)) ?? []), rel]);
 }
 
 /**

@@ -14,18 +14,31 @@ export const BASE_CTE = 'pgrst_base';
 
 export type RowFormat = 'json' | 'record';
 
-function fromSql(node: ReadNode): string {
+function fromSql(node: ReadNode, parent: ReadNode | null): string {
   const from = node.source.from;
+  const computed = node.relationship?.computed;
+  if (computed && parent) return `${qualified(computed.schema, computed.name)}(${parentRowSql(parent)}) AS ${quoteIdent(node.alias)}`;
   let sql = `${from.kind === 'table' ? qualified(from.schema, from.name) : quoteIdent(BASE_CTE)} AS ${quoteIdent(node.alias)}`;
   const junction = node.relationship?.junction;
   if (junction) sql += `, ${qualified(junction.table.schema, junction.table.name)} AS ${quoteIdent(`${node.alias}_j`)}`;
   return sql;
 }
 
+/** The parent's row as its table's type, the argument of a computed relationship's function. */
+function parentRowSql(parent: ReadNode): string {
+  const from = parent.source.from;
+  const origin = parent.source.origin;
+  // A table row is that type already; rows of a mutation or a call (a CTE) are made one.
+  if (from.kind === 'table' || !origin) return quoteIdent(parent.alias);
+  return `ROW(${quoteIdent(parent.alias)}.*)::${qualified(origin.schema, origin.name)}`;
+}
+
 /** How a child joins its parent: FK column pairs, or through the junction table of a many-to-many. */
 function joinConditions(child: ReadNode, parent: ReadNode): string[] {
   const rel = child.relationship;
   if (!rel) return [];
+  // A function returning one composite gives a row of NULLs for "no row": that is no related row.
+  if (rel.computed) return rel.computed.setOf ? [] : [`NOT (${quoteIdent(child.alias)} IS NULL)`];
   const col = (alias: string, name: string) => `${quoteIdent(alias)}.${quoteIdent(name)}`;
   if (rel.junction) {
     const j = `${child.alias}_j`;
@@ -108,7 +121,7 @@ export function nodeSelectSql(node: ReadNode, parent: ReadNode | null, params: P
   const joins = node.children.map((c) => lateralJoinSql(c, node, params)).join('');
   const conditions = [...(parent ? joinConditions(node, parent) : []), ...node.where.map((c) => conditionSql(c, params))];
   const where = conditions.length ? ` WHERE ${conditions.join(' AND ')}` : '';
-  return `SELECT ${row}${hidden} FROM ${fromSql(node)}${joins}${where}${orderSql(node, params)}${limitSql(node, params)}`;
+  return `SELECT ${row}${hidden} FROM ${fromSql(node, parent)}${joins}${where}${orderSql(node, params)}${limitSql(node, params)}`;
 }
 
 /** A spread child's outputs as columns (and a marker column, so that a spread of nothing is still a SELECT list). */
@@ -125,5 +138,5 @@ export function countSql(node: ReadNode, parent: ReadNode | null, params: Params
     ...node.where.map((c) => conditionSql(c, params, exists)),
     ...node.children.filter((c) => c.joinType === 'inner').map((c) => `EXISTS (${exists(c)})`),
   ];
-  return `SELECT 1 FROM ${fromSql(node)}${conditions.length ? ` WHERE ${conditions.join(' AND ')}` : ''}`;
+  return `SELECT 1 FROM ${fromSql(node, parent)}${conditions.length ? ` WHERE ${conditions.join(' AND ')}` : ''}`;
 }

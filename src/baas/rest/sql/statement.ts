@@ -138,7 +138,8 @@ function buildRead(input: BuildInput, table: Table): BuiltStatement {
 
 /** Columns the representation needs from the mutated rows (PostgREST's inferColsEmbedNeeds), or all. */
 function returningFor(root: ReadNode, table: Table): string[] | '*' {
-  if (root.items.some((i) => i.kind === 'column' && i.fromStar)) return '*';
+  // A computed relationship's function takes the whole row.
+  if (root.items.some((i) => i.kind === 'column' && i.fromStar) || root.children.some((c) => c.relationship?.computed)) return '*';
   const cols = new Set<string>(table.primaryKey);
   for (const i of root.items) if (i.kind === 'column') cols.add(i.ref.column.name);
   for (const o of root.order) if (o.target.kind === 'column') cols.add(o.target.ref.column.name);
