@@ -90,7 +90,18 @@ export function readRequest(req: HttpRequest): RequestInfo {
   req.forEach((k, v) => {
     headers[k] = v;
   });
-  return { method: req.getMethod(), url: req.getUrl(), query: new URLSearchParams(req.getQuery() ?? ''), headers };
+  const raw = req.getQuery() ?? '';
+  let query: URLSearchParams | null = null;
+  // Parsed on first use: most routes (all of /rest/v1) never read it.
+  return {
+    method: req.getMethod(),
+    url: req.getUrl(),
+    get query() {
+      query ??= new URLSearchParams(raw);
+      return query;
+    },
+    headers,
+  };
 }
 
 /** Upstream's request body limit (Plug.Parsers' default `length`); a longer body is answered 413. */

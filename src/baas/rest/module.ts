@@ -163,11 +163,21 @@ function setHeaders(reply: Reply, answer: Answer, prepared: PreparedRequest): vo
   if (prepared.profileHeader) reply.header('content-profile', prepared.schema);
 }
 
+/** The claims as JSON with `role` the effective role; memoized per verified claims object (the verifier caches one per token). */
+const claimsJsonMemo = new WeakMap<object, { role: string; json: string }>();
+function claimsJson(identity: RequestIdentity): string {
+  const known = claimsJsonMemo.get(identity.claims);
+  if (known && known.role === identity.role) return known.json;
+  const json = JSON.stringify({ ...identity.claims, role: identity.role });
+  claimsJsonMemo.set(identity.claims, { role: identity.role, json });
+  return json;
+}
+
 function settingsFor(ctx: AppContext, identity: RequestIdentity, prepared: PreparedRequest, method: string, path: string, headers: Record<string, string>): RequestSettings {
-  const claims: Record<string, unknown> = { ...identity.claims, role: identity.role };
+  const claims = identity.claims;
   return {
     role: identity.role,
-    claimsJson: JSON.stringify(claims),
+    claimsJson: claimsJson(identity),
     sub: typeof claims.sub === 'string' ? claims.sub : '',
     email: typeof claims.email === 'string' ? claims.email : '',
     method,

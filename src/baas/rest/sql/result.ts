@@ -32,7 +32,7 @@ export function metaOf(fields: ResultFields): ResultMeta {
     total: fields[COLUMN.total] ?? null,
     page: fields[COLUMN.page] ?? '0',
     inserted: inserted === null || inserted === undefined ? null : Number(inserted),
-    location: location ? (JSON.parse(location) as string[]) : [],
+    location: location && location !== '[]' ? (JSON.parse(location) as string[]) : [],
   };
 }
 
