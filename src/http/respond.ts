@@ -49,6 +49,21 @@ export class Reply {
     });
   }
 
+  /**
+   * Starts an answer whose body follows in pieces (the caller writes them to `res` and ends it): the status line
+   * and the queued headers now. False when the client is gone or an answer was already started.
+   */
+  writeHead(status: number, contentType?: string): boolean {
+    if (this.aborted || this.done) return false;
+    this.done = true;
+    this.res.cork(() => {
+      this.res.writeStatus(statusLine(status));
+      if (contentType) this.res.writeHeader('content-type', contentType);
+      for (const [k, v] of this.headers) this.res.writeHeader(k, v);
+    });
+    return true;
+  }
+
   /** An answer without the queued headers that closes the connection once written (uWS stops reading it). */
   sendAndClose(status: number, body: string, contentType: string): void {
     if (this.aborted || this.done) return;
@@ -76,7 +91,18 @@ export function readRequest(req: HttpRequest): RequestInfo {
   req.forEach((k, v) => {
     headers[k] = v;
   });
-  return { method: req.getMethod(), url: req.getUrl(), query: new URLSearchParams(req.getQuery() ?? ''), headers };
+  const raw = req.getQuery() ?? '';
+  let query: URLSearchParams | null = null;
+  // Parsed on first use: most routes (all of /rest/v1) never read it.
+  return {
+    method: req.getMethod(),
+    url: req.getUrl(),
+    get query() {
+      query ??= new URLSearchParams(raw);
+      return query;
+    },
+    headers,
+  };
 }
 
 /** Upstream's request body limit (Plug.Parsers' default `length`); a longer body is answered 413. */
