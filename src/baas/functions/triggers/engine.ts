@@ -164,6 +164,12 @@ export class TriggerEngine {
     }
   }
 
+  /** A Host that selects the tenant, so a triggered function's calls to the own API reach its tenant. */
+  private hostFor(tenant: string): string {
+    const host = `${tenant}.localhost`;
+    return this.registry.tenantIdForHost(host) === tenant ? host : '';
+  }
+
   private async deliver(d: DueDelivery): Promise<void> {
     const tenant = this.registry.get(d.tenant);
     const labels = { tenant: d.tenant, function: d.function, kind: d.kind };
@@ -188,7 +194,7 @@ export class TriggerEngine {
           },
           body,
         },
-        host: '',
+        host: this.hostFor(d.tenant),
         requestId: randomUUID().replace(/-/g, ''),
       });
       status = answer.ok ? answer.response.status : answer.error.status;
