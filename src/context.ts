@@ -11,7 +11,7 @@ import { tenantChildren } from './tenants/children.js';
 import { ensureMessagePartitions, migrateTenantDatabase } from './tenants/migrate.js';
 import { TenantRegistry } from './tenants/registry.js';
 import { replicationFigures } from './tenants/replication-report.js';
-import type { TenantStore } from './tenants/store.js';
+import type { ControlPlane, TenantStore } from './tenants/store.js';
 import type { ChildSpec } from './tenants/supervisor.js';
 import type { TenantRuntime } from './tenants/tenant.js';
 
@@ -26,8 +26,12 @@ export interface AppContext {
   readonly fanout: Fanout;
   /** Where every message for this node's subscribers goes (pub/sub hands them to it). */
   readonly dispatcher: Dispatcher;
+  /** The control database (closed with the registry) and the box for secrets kept in it. */
+  readonly control: ControlPlane;
   /** Every secret a management API token may be signed with (ManagementSecrets.accepted), resolved at start. */
   readonly managementSecrets: readonly string[];
+  /** This node's listener as a loopback URL (`http://127.0.0.1:<port>`), set once it listens. */
+  selfUrl: string | null;
   /** Set when the node is stopping: new joins are refused with RealtimeRestarting. */
   shuttingDown: boolean;
 }
@@ -67,7 +71,7 @@ export function createContext(config: Config, log: Logger, store: TenantStore, a
   const pubsub = createPubSub(config, dispatcher);
   metrics.tenantsRunning = () => registry.running().length;
   metrics.replicationFigures = () => registry.running().map(replicationFigures);
-  const ctx: AppContext = { config, log, metrics, registry, pubsub, fanout, dispatcher, managementSecrets: opts.managementSecrets, shuttingDown: false };
+  const ctx: AppContext = { config, log, metrics, registry, pubsub, fanout, dispatcher, control: store.control, managementSecrets: opts.managementSecrets, selfUrl: null, shuttingDown: false };
   return ctx;
 }
 

@@ -1,3 +1,4 @@
+import { functionsModule } from './baas/functions/module.js';
 import { restModule } from './baas/rest/module.js';
 import { healthModule } from './http/health.js';
 import { metricsModule } from './http/metrics.js';
@@ -17,6 +18,7 @@ export const MODULES: readonly Module[] = [
   restBroadcastModule,
   tenantsApiModule,
   restModule,
+  functionsModule,
   healthModule,
   rootModule,
   metricsModule,

@@ -61,6 +61,8 @@ export async function startServer(config: Config, opts: ServerOptions): Promise<
   });
   const port = uws.us_socket_local_port(listenSocket as never);
   const shownHost = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
+  const loopback = config.host === '0.0.0.0' || config.host === '::' || config.host === 'localhost' ? '127.0.0.1' : config.host;
+  ctx.selfUrl = `http://${loopback.includes(':') ? `[${loopback}]` : loopback}:${port}`;
 
   // V8 keeps the young generation a burst of joins grew until long after it ended; given back once idle.
   const stopHeapTrim = startHeapTrim();

@@ -47,6 +47,18 @@ export interface Config {
   restMaxRows: number | null;
   /** REST_STATEMENT_TIMEOUT_MS: a REST request's statement_timeout (a runaway query ends with 57014); 0 = none. */
   restStatementTimeoutMs: number;
+  /** FUNCTIONS_TIMEOUT_MS: an invocation's wall-clock budget; past it its worker is stopped and it is answered 546. */
+  functionsTimeoutMs: number;
+  /** FUNCTIONS_MEMORY_MB: a function's memory cap (WebAssembly memory maximum, JS engine heap). */
+  functionsMemoryMb: number;
+  /** FUNCTIONS_WORKERS: warm worker threads running invocations. */
+  functionsWorkers: number;
+  /** FUNCTIONS_MAX_BODY_BYTES: the cap on an invocation's request body and on a function's response body. */
+  functionsMaxBodyBytes: number;
+  /** FUNCTIONS_MAX_CODE_BYTES: the cap on a deployed module or source. */
+  functionsMaxCodeBytes: number;
+  /** FUNCTIONS_FETCH_ALLOW: origins a JavaScript function's fetch may reach besides this node's own API. */
+  functionsFetchAllow: string[];
   /** The control plane (tenants, extensions): schema `_performer` here, or in the default tenant's database. */
   controlDatabaseUrl: string | null;
   /** Key material for tenant secrets at rest; null = a random key kept in the data dir. */
@@ -159,6 +171,12 @@ export function loadConfig(env: Env = process.env): Config {
     restSchemas: restSchemas(r.list('REST_SCHEMAS')),
     restMaxRows: r.optionalString('REST_MAX_ROWS') === null ? null : r.int('REST_MAX_ROWS', 0, 1, Number.MAX_SAFE_INTEGER),
     restStatementTimeoutMs: r.int('REST_STATEMENT_TIMEOUT_MS', 8000, 0, 86_400_000),
+    functionsTimeoutMs: r.int('FUNCTIONS_TIMEOUT_MS', 10_000, 10, 3_600_000),
+    functionsMemoryMb: r.int('FUNCTIONS_MEMORY_MB', 128, 1, 4096),
+    functionsWorkers: r.int('FUNCTIONS_WORKERS', 4, 1, 256),
+    functionsMaxBodyBytes: r.int('FUNCTIONS_MAX_BODY_BYTES', 8_000_000, 1, 256 * 1024 * 1024),
+    functionsMaxCodeBytes: r.int('FUNCTIONS_MAX_CODE_BYTES', 20 * 1024 * 1024, 1024, 256 * 1024 * 1024),
+    functionsFetchAllow: fetchOrigins(r.list('FUNCTIONS_FETCH_ALLOW')),
     controlDatabaseUrl: r.optionalUrl('CONTROL_DATABASE_URL', ['postgres:', 'postgresql:']),
     dbEncKey: r.secretKey('DB_ENC_KEY'),
     tenantCacheExpirationMs: r.int('TENANT_CACHE_EXPIRATION_IN_MS', 30_000, 100, 86_400_000),
@@ -186,6 +204,22 @@ export function loadConfig(env: Env = process.env): Config {
   };
   checkManagementSecretsApart(config);
   return config;
+}
+
+/** Origins (scheme://host[:port]) a function's fetch may reach; anything else in the list is refused. */
+function fetchOrigins(entries: string[]): string[] {
+  return entries.map((entry) => {
+    let url: URL;
+    try {
+      url = new URL(entry);
+    } catch {
+      throw new ConfigError('FUNCTIONS_FETCH_ALLOW', `"${entry}" is not an origin`);
+    }
+    if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.origin !== entry.replace(/\/$/, '')) {
+      throw new ConfigError('FUNCTIONS_FETCH_ALLOW', `"${entry}" is not an http(s) origin`);
+    }
+    return url.origin;
+  });
 }
 
 /** Exposed REST schemas: valid identifiers only (they reach SQL as quoted identifiers and header comparisons). */

@@ -144,6 +144,8 @@ export class TenantRegistry {
   }
 
   /** Disconnects the tenant's sockets and stops its runtime; the next request starts it afresh. */
+  private readonly stopHooks: (() => Promise<void>)[] = [];
+
   async stopTenant(tenantId: string, message: string | null): Promise<void> {
     const supervisor = this.supervisors.get(tenantId);
     if (!supervisor) return;
@@ -187,10 +189,16 @@ export class TenantRegistry {
     }
   }
 
+  /** Runs `hook` when the registry stops, after the tenants and before the control database closes. */
+  onStop(hook: () => Promise<void>): void {
+    this.stopHooks.push(hook);
+  }
+
   async stop(): Promise<void> {
     if (this.refreshTimer) clearInterval(this.refreshTimer);
     await Promise.all([...this.supervisors.values()].map((s) => s.stop()));
     this.supervisors.clear();
+    for (const hook of this.stopHooks.splice(0)) await hook().catch((err: unknown) => this.log.warn({ err }, 'a stop hook failed'));
     await this.store.close();
   }
 }

@@ -32,6 +32,12 @@ interface TenantRow {
   extensions: { type: string; settings: Record<string, unknown>; inserted_at: string; updated_at: string }[] | null;
 }
 
+/** The control database's pool and the box that seals secrets stored in it. */
+export interface ControlPlane {
+  pool: pg.Pool;
+  box: SecretBox;
+}
+
 /** Tenants and their extensions in the control database, with secrets encrypted at rest. */
 export class TenantStore {
   private constructor(
@@ -44,6 +50,14 @@ export class TenantStore {
     pool.on('error', (err) => log.warn({ err: withoutPoolClient(err) }, 'idle control-plane client failed'));
     await runMigrations(pool, CONTROL_TARGET, controlMigrations, (m) => log.info(m));
     return new TenantStore(pool, box);
+  }
+
+  /**
+   * The control database and the secret box, for modules that keep their own control-plane tables (deployed
+   * functions): what they store is served by every node. Closed with the store.
+   */
+  get control(): ControlPlane {
+    return { pool: this.pool, box: this.box };
   }
 
   async list(): Promise<TenantRecord[]> {
