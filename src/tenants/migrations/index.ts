@@ -10,6 +10,8 @@ import { sql as changesSubscribersTenant } from './009-changes-subscribers-tenan
 import { sql as changesVisibleKeys } from './010-changes-visible-keys.js';
 import { sql as restSchemaReload } from './011-rest-schema-reload.js';
 import { sql as authUsers } from './012-auth-users.js';
+import { sql as authSessions } from './013-auth-sessions.js';
+import { sql as authMfaTokens } from './014-auth-mfa-tokens.js';
 
 export interface TenantMigration {
   /** Recorded in realtime.schema_migrations; small integers never collide with upstream's timestamp versions. */
@@ -32,4 +34,6 @@ export const tenantMigrations: readonly TenantMigration[] = [
   { version: 10, name: 'changes_visible_keys', sql: changesVisibleKeys },
   { version: 11, name: 'rest_schema_reload', sql: restSchemaReload },
   { version: 12, name: 'auth_users', sql: authUsers },
+  { version: 13, name: 'auth_sessions', sql: authSessions },
+  { version: 14, name: 'auth_mfa_tokens', sql: authMfaTokens },
 ];

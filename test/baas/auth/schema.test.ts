@@ -3,6 +3,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrateTenantDatabase } from '../../../src/tenants/migrate.js';
 import { createTestDatabase, type TestDatabase } from '../../support/postgres.js';
+import { DUMP_EMAIL, DUMP_USER_ID, SUPABASE_AUTH_DUMP } from './supabase-dump.js';
 
 let db: TestDatabase;
 let pool: pg.Pool;
@@ -122,6 +123,42 @@ describe('migrating a database that already has a Supabase auth schema', () => {
     } finally {
       await p.end();
       await other.drop();
+    }
+  });
+});
+
+describe('auth tables of migrations 13-14', () => {
+  it('have the columns and types of a Supabase project', async () => {
+    expect(await columns('identities')).toMatchObject({ provider_id: 'text', user_id: 'uuid', identity_data: 'jsonb', provider: 'text', email: 'text', id: 'uuid' });
+    expect(await columns('sessions')).toMatchObject({ id: 'uuid', user_id: 'uuid', factor_id: 'uuid', aal: 'auth.aal_level', not_after: 'timestamp with time zone', refreshed_at: 'timestamp without time zone', ip: 'inet', tag: 'text', refresh_token_counter: 'bigint' });
+    expect(await columns('refresh_tokens')).toMatchObject({ id: 'bigint', token: 'character varying(255)', user_id: 'character varying(255)', revoked: 'boolean', parent: 'character varying(255)', session_id: 'uuid' });
+    expect(await columns('audit_log_entries')).toMatchObject({ instance_id: 'uuid', id: 'uuid', payload: 'json', ip_address: 'character varying(64)' });
+    expect(await columns('mfa_factors')).toMatchObject({ factor_type: 'auth.factor_type', status: 'auth.factor_status', secret: 'text', last_challenged_at: 'timestamp with time zone' });
+    expect(await columns('mfa_challenges')).toMatchObject({ factor_id: 'uuid', ip_address: 'inet', otp_code: 'text', verified_at: 'timestamp with time zone' });
+    expect(await columns('mfa_amr_claims')).toMatchObject({ session_id: 'uuid', authentication_method: 'text', id: 'uuid' });
+    expect(await columns('one_time_tokens')).toMatchObject({ token_type: 'auth.one_time_token_type', token_hash: 'text', relates_to: 'text', created_at: 'timestamp without time zone' });
+    expect(await columns('schema_migrations')).toEqual({ version: 'character varying(255)' });
+    for (const role of ['anon', 'authenticated']) {
+      for (const table of ['sessions', 'refresh_tokens', 'identities', 'audit_log_entries', 'mfa_factors', 'one_time_tokens']) {
+        await expect(asRole(role, {}, `SELECT 1 FROM auth.${table}`), `${role} on ${table}`).rejects.toMatchObject({ code: '42501' });
+      }
+    }
+  });
+
+  it('a data-only dump of a Supabase auth schema restores, and deleting the user cascades', async () => {
+    const client = await pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query(SUPABASE_AUTH_DUMP);
+      const { rows } = await client.query(`SELECT u.email, u.confirmed_at IS NOT NULL AS confirmed, i.email AS identity_email, s.aal, r.token
+        FROM auth.users u JOIN auth.identities i ON i.user_id = u.id JOIN auth.sessions s ON s.user_id = u.id JOIN auth.refresh_tokens r ON r.session_id = s.id`);
+      expect(rows).toEqual([{ email: DUMP_EMAIL, confirmed: true, identity_email: DUMP_EMAIL, aal: 'aal1', token: 'dumpedrefreshtk1' }]);
+      await client.query(`DELETE FROM auth.users WHERE id = $1`, [DUMP_USER_ID]);
+      const left = await client.query(`SELECT (SELECT count(*) FROM auth.sessions) + (SELECT count(*) FROM auth.refresh_tokens) + (SELECT count(*) FROM auth.identities) + (SELECT count(*) FROM auth.one_time_tokens) + (SELECT count(*) FROM auth.mfa_amr_claims) AS n`);
+      expect(Number(left.rows[0].n)).toBe(0);
+    } finally {
+      await client.query('ROLLBACK');
+      client.release();
     }
   });
 });
