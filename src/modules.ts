@@ -1,3 +1,4 @@
+import { authModule } from './baas/auth/module.js';
 import { restModule } from './baas/rest/module.js';
 import { healthModule } from './http/health.js';
 import { metricsModule } from './http/metrics.js';
@@ -17,6 +18,7 @@ export const MODULES: readonly Module[] = [
   restBroadcastModule,
   tenantsApiModule,
   restModule,
+  authModule,
   healthModule,
   rootModule,
   metricsModule,
