@@ -41,7 +41,7 @@ export async function audit(db: Queryable, actor: AuditActor, action: AuditActio
   if (traits && Object.keys(traits).length > 0) payload.traits = traits;
   await db.query(
     `INSERT INTO auth.audit_log_entries (instance_id, id, payload, created_at, ip_address)
-     VALUES ('00000000-0000-0000-0000-000000000000', $1, $2, now(), $3)`,
+     VALUES ('00000000-0000-0000-0000-000000000000', $1, $2, clock_timestamp(), $3)`,
     [randomUUID(), JSON.stringify(payload), ip.slice(0, 64)],
   );
 }
