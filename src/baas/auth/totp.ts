@@ -62,6 +62,7 @@ export function verifyTotp(secret: string, code: string, nowMs = Date.now()): bo
   const step = Math.floor(nowMs / 1000 / TOTP_PERIOD);
   let ok = false;
   for (const candidate of [step - 1, step, step + 1]) {
+    if (candidate < 0) continue;
     if (timingSafeEqual(Buffer.from(totpCode(secret, candidate)), Buffer.from(code))) ok = true;
   }
   return ok;
