@@ -146,9 +146,9 @@ describe('with e-mail confirmation', () => {
     const { data, error } = await w.svc.auth.admin.generateLink({ type: 'signup', email: address, password: 'secret123' });
     expect(error).toBeNull();
     expect(data.properties).toMatchObject({ verification_type: 'signup', email_otp: expect.stringMatching(/^\d{6}$/) });
-    expect(data.properties.action_link).toContain('/auth/v1/verify?token=');
-    expect(data.user.email).toBe(address);
-    const verified = await w.client().auth.verifyOtp({ token_hash: data.properties.hashed_token, type: 'signup' });
+    expect(data.properties!.action_link).toContain('/auth/v1/verify?token=');
+    expect(data.user!.email).toBe(address);
+    const verified = await w.client().auth.verifyOtp({ token_hash: data.properties!.hashed_token, type: 'signup' });
     expect(verified.error).toBeNull();
   });
 });
