@@ -34,15 +34,20 @@ export function actorOf(user: UserRow): AuditActor {
 /** The service role acting through the admin API. */
 export const ADMIN_ACTOR: AuditActor = { id: '00000000-0000-0000-0000-000000000000', username: 'service_role' };
 
-export async function audit(db: Queryable, actor: AuditActor, action: AuditAction, ip: string, traits?: Record<string, unknown>): Promise<void> {
+/** The JSON payload of an audit row. */
+export function auditPayload(actor: AuditActor, action: AuditAction, traits?: Record<string, unknown>): string {
   const payload: Record<string, unknown> = {
     actor_id: actor.id, actor_username: actor.username, actor_via_sso: false, action, log_type: LOG_TYPE[action],
   };
   if (traits && Object.keys(traits).length > 0) payload.traits = traits;
+  return JSON.stringify(payload);
+}
+
+export async function audit(db: Queryable, actor: AuditActor, action: AuditAction, ip: string, traits?: Record<string, unknown>): Promise<void> {
   await db.query(
     `INSERT INTO auth.audit_log_entries (instance_id, id, payload, created_at, ip_address)
      VALUES ('00000000-0000-0000-0000-000000000000', $1, $2, clock_timestamp(), $3)`,
-    [randomUUID(), JSON.stringify(payload), ip.slice(0, 64)],
+    [randomUUID(), auditPayload(actor, action, traits), ip.slice(0, 64)],
   );
 }
 

@@ -6,14 +6,14 @@ import type pg from 'pg';
 import type { Claims } from '../../auth/jwt.js';
 import type { AuthCall } from './call.js';
 import { AuthError } from './errors.js';
-import { sessionClaims } from './sessions.js';
+import { sessionClaims, type SessionClaims } from './sessions.js';
 import { userJson, type UserRow } from './users.js';
 
 type Queryable = Pick<pg.ClientBase, 'query'>;
 
 /** The claims of an access token for `user` in `sessionId` (internal/tokens/service.go GenerateAccessToken). */
-export async function accessClaims(call: AuthCall, db: Queryable, user: UserRow, sessionId: string): Promise<Claims> {
-  const session = await sessionClaims(db, sessionId);
+export async function accessClaims(call: AuthCall, db: Queryable, user: UserRow, sessionId: string, known?: SessionClaims): Promise<Claims> {
+  const session = known ?? (await sessionClaims(db, sessionId));
   if (session === null) throw AuthError.forbidden('session_not_found', 'Session from session_id claim in JWT does not exist');
   const iat = Math.floor(Date.now() / 1000);
   return {
@@ -34,8 +34,9 @@ export async function accessClaims(call: AuthCall, db: Queryable, user: UserRow,
   };
 }
 
-export async function sessionAnswer(call: AuthCall, db: Queryable, user: UserRow, sessionId: string, refreshToken: string): Promise<Record<string, unknown>> {
-  const claims = await accessClaims(call, db, user, sessionId);
+/** `known`: the session's level and methods when the caller just made it (saves reading them back). */
+export async function sessionAnswer(call: AuthCall, db: Queryable, user: UserRow, sessionId: string, refreshToken: string, known?: SessionClaims): Promise<Record<string, unknown>> {
+  const claims = await accessClaims(call, db, user, sessionId, known);
   const accessToken = await call.keys.sign(claims, call.tenant);
   return {
     access_token: accessToken,

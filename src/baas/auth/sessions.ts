@@ -9,7 +9,8 @@ import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { AuthError } from './errors.js';
 import { newRefreshToken } from './tokens.js';
-import { findUserById, isBanned, type UserRow } from './users.js';
+import { auditPayload, actorOf } from './audit.js';
+import { findUserById, isBanned, USER_COLUMNS, type UserRow } from './users.js';
 
 type Queryable = Pick<pg.ClientBase, 'query'>;
 
@@ -36,6 +37,36 @@ export async function createSession(db: Queryable, user: UserRow, method: AuthMe
   await addAmrClaim(db, sessionId, method);
   const refreshToken = await insertRefreshToken(db, user.id, sessionId, null);
   return { sessionId, refreshToken };
+}
+
+/**
+ * A sign-in in ONE statement (atomic without BEGIN/COMMIT): last_sign_in_at, the session, its AMR claim, its first
+ * refresh token and the `login` audit row. Password sign-ins are bounded by bcrypt on 2 cores; every round trip
+ * saved is CPU given back to it.
+ */
+export async function signIn(db: Queryable, user: UserRow, method: AuthMethod, meta: RequestMeta, traits: Record<string, unknown>): Promise<{ user: UserRow } & SessionInfo> {
+  const sessionId = randomUUID();
+  const refreshToken = newRefreshToken();
+  const { rows } = await db.query<UserRow>(
+    `WITH signed_in AS (
+       UPDATE auth.users SET last_sign_in_at = now(), updated_at = now() WHERE id = $1 RETURNING ${USER_COLUMNS}
+     ), new_session AS (
+       INSERT INTO auth.sessions (id, user_id, created_at, updated_at, aal, user_agent, ip) VALUES ($2, $1, now(), now(), 'aal1', $3, $4)
+     ), amr AS (
+       INSERT INTO auth.mfa_amr_claims (session_id, created_at, updated_at, authentication_method, id) VALUES ($2, now(), now(), $5, $6)
+     ), first_token AS (
+       INSERT INTO auth.refresh_tokens (instance_id, token, user_id, revoked, created_at, updated_at, parent, session_id)
+       VALUES ('00000000-0000-0000-0000-000000000000', $7, $1::text, false, now(), now(), NULL, $2)
+     ), logged AS (
+       INSERT INTO auth.audit_log_entries (instance_id, id, payload, created_at, ip_address)
+       VALUES ('00000000-0000-0000-0000-000000000000', $8, $9, clock_timestamp(), $10)
+     )
+     SELECT * FROM signed_in`,
+    [user.id, sessionId, meta.userAgent.slice(0, 1000), validIp(meta.ip), method, randomUUID(), refreshToken, randomUUID(),
+      auditPayload(actorOf(user), 'login', traits), meta.ip.slice(0, 64)],
+  );
+  if (rows.length === 0) throw AuthError.badRequest('invalid_credentials', 'Invalid login credentials');
+  return { user: rows[0], sessionId, refreshToken };
 }
 
 /** Records that the session was authenticated by `method` (again: its timestamp moves). */

@@ -3,7 +3,7 @@
  * JWT secret, so REST, realtime and storage accept them as they are; or, with AUTH_SIGNING_KEYS, ES256/RS256 with a
  * `kid`, the public halves published at /.well-known/jwks.json. Refresh tokens are opaque random strings.
  */
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { importJWK, SignJWT, type JWK } from 'jose';
 import { JwtVerifier, type Claims } from '../../auth/jwt.js';
 import type { TenantRuntime } from '../../tenants/tenant.js';
@@ -43,7 +43,7 @@ export class TokenKeys {
     }
     const secret = tenant.settings.jwtSecret;
     if (secret === null) throw new AuthError(500, 'unexpected_failure', 'No JWT secret configured for this project');
-    return new SignJWT(claims).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).sign(new TextEncoder().encode(secret));
+    return signHs256Now(claims, secret);
   }
 
   /** Verifies what the auth endpoints are given: tenant-signed tokens (keys, users) and the ones signed here. */
@@ -65,6 +65,17 @@ function publicHalf(jwk: Record<string, unknown>): Record<string, unknown> {
   out.use ??= 'sig';
   out.key_ops = ['verify'];
   return out;
+}
+
+const HS256_HEADER = Buffer.from(JSON.stringify({ alg: 'HS256', typ: 'JWT' })).toString('base64url');
+
+/**
+ * HS256 on the calling thread: an HMAC of a few hundred bytes takes microseconds, while WebCrypto's async sign would
+ * queue behind the bcrypt jobs that fill the libuv pool during sign-ins.
+ */
+export function signHs256Now(claims: Claims, secret: string): string {
+  const input = `${HS256_HEADER}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
+  return `${input}.${createHmac('sha256', secret).update(input).digest('base64url')}`;
 }
 
 /** An opaque refresh token: 128 random bits, URL-safe. */

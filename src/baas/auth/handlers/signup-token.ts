@@ -8,7 +8,7 @@ import { AuthError, OAuthError } from '../errors.js';
 import { sessionAnswer } from '../issue.js';
 import { sendLinkMail } from './mail-links.js';
 import { hashPassword, spendVerification, verifyPassword } from '../passwords.js';
-import { createSession, refreshGrant } from '../sessions.js';
+import { createSession, refreshGrant, signIn } from '../sessions.js';
 import { findUserByEmail, insertUser, isBanned, updateUser, userJson, validEmail } from '../users.js';
 
 export function checkPassword(call: AuthCall, password: string): void {
@@ -104,12 +104,9 @@ async function passwordGrant(call: AuthCall): Promise<AuthAnswer> {
     throw AuthError.badRequest('invalid_credentials', INVALID_LOGIN);
   }
   if (user.email_confirmed_at === null && !call.config.autoconfirm) throw AuthError.badRequest('email_not_confirmed', 'Email not confirmed');
-  return inTransaction(call.pool, async (db) => {
-    const signedIn = await updateUser(db, user.id, { last_sign_in_at: new Date() });
-    const session = await createSession(db, signedIn, 'password', meta(call));
-    await audit(db, actorOf(signedIn), 'login', call.ip, { provider: 'email' });
-    return { status: 200, body: await sessionAnswer(call, db, signedIn, session.sessionId, session.refreshToken) };
-  });
+  const session = await signIn(call.pool, user, 'password', meta(call), { provider: 'email' });
+  const amr = [{ method: 'password', timestamp: Math.floor(Date.now() / 1000) }];
+  return { status: 200, body: await sessionAnswer(call, call.pool, session.user, session.sessionId, session.refreshToken, { aal: 'aal1', amr }) };
 }
 
 async function refreshTokenGrant(call: AuthCall): Promise<AuthAnswer> {
