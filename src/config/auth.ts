@@ -98,3 +98,35 @@ function signingKeys(text: string | undefined): Record<string, unknown>[] {
   }
   return keys as Record<string, unknown>[];
 }
+
+/** What one tenant may set differently from the AUTH_* defaults (tenant record `auth_settings`, snake_case keys). */
+export type AuthOverrides = Partial<Pick<AuthConfig, 'siteUrl' | 'jwtExpiry' | 'refreshTokenReuseInterval' | 'minPasswordLength' | 'autoconfirm' | 'anonymousSignIns'>>;
+
+const OVERRIDE_FIELDS: { key: keyof AuthOverrides; field: string; kind: 'url' | 'int' | 'bool'; min?: number; max?: number }[] = [
+  { key: 'siteUrl', field: 'site_url', kind: 'url' },
+  { key: 'jwtExpiry', field: 'jwt_expiry', kind: 'int', min: 30, max: 604_800 },
+  { key: 'refreshTokenReuseInterval', field: 'refresh_token_reuse_interval', kind: 'int', min: 0, max: 86_400 },
+  { key: 'minPasswordLength', field: 'min_password_length', kind: 'int', min: 6, max: 72 },
+  { key: 'autoconfirm', field: 'autoconfirm', kind: 'bool' },
+  { key: 'anonymousSignIns', field: 'anonymous_sign_ins', kind: 'bool' },
+];
+
+/** A tenant's `auth_settings` object checked field by field: the overrides, or the names of the bad fields. */
+export function parseAuthOverrides(value: unknown): { overrides: AuthOverrides } | { invalid: string[] } {
+  if (value === null || value === undefined) return { overrides: {} };
+  if (typeof value !== 'object' || Array.isArray(value)) return { invalid: ['auth_settings'] };
+  const input = value as Record<string, unknown>;
+  const overrides: Record<string, unknown> = {};
+  const invalid = Object.keys(input).filter((k) => !OVERRIDE_FIELDS.some((f) => f.field === k));
+  for (const { key, field, kind, min = 0, max = 0 } of OVERRIDE_FIELDS) {
+    const v = input[field];
+    if (v === undefined || v === null) continue;
+    const ok =
+      kind === 'bool' ? typeof v === 'boolean'
+      : kind === 'int' ? Number.isInteger(v) && (v as number) >= min && (v as number) <= max
+      : typeof v === 'string' && /^https?:\/\/[^\s]+$/.test(v) && v.length <= 2048;
+    if (ok) overrides[key] = v;
+    else invalid.push(field);
+  }
+  return invalid.length > 0 ? { invalid } : { overrides: overrides as AuthOverrides };
+}

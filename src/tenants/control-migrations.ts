@@ -47,4 +47,11 @@ export const controlMigrations: readonly TenantMigration[] = [
     name: 'bytes_limit_bigint',
     sql: 'ALTER TABLE _performer.tenants ALTER COLUMN max_bytes_per_second TYPE bigint',
   },
+  {
+    // The auth module's per-tenant settings (site URL, token lifetime, reuse interval, password length, autoconfirm,
+    // anonymous sign-ins); NULL = the server's AUTH_* defaults.
+    version: 6,
+    name: 'tenant_auth_settings',
+    sql: 'ALTER TABLE _performer.tenants ADD COLUMN IF NOT EXISTS auth_settings jsonb',
+  },
 ];

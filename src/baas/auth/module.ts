@@ -75,6 +75,8 @@ function serve(ctx: AppContext, services: AuthServices, res: HttpResponse, req: 
     if (tenant.settings.suspend) throw AuthError.forbidden('unexpected_failure', 'Tenant is suspended');
     const call: AuthCall = {
       ...services,
+      // The tenant record's auth_settings win over AUTH_*.
+      config: tenant.settings.auth ? { ...services.config, ...tenant.settings.auth } : services.config,
       tenant,
       pool: await tenant.database(),
       method,
