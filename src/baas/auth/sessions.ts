@@ -14,7 +14,7 @@ import { findUserById, isBanned, USER_COLUMNS, type UserRow } from './users.js';
 
 type Queryable = Pick<pg.ClientBase, 'query'>;
 
-export type AuthMethod = 'password' | 'otp' | 'magiclink' | 'anonymous' | 'email/signup' | 'recovery' | 'invite' | 'totp' | 'pkce';
+export type AuthMethod = 'password' | 'otp' | 'magiclink' | 'anonymous' | 'email/signup' | 'recovery' | 'invite' | 'totp' | 'email_change';
 
 export interface SessionInfo {
   sessionId: string;

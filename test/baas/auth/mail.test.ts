@@ -4,7 +4,9 @@
  * from the received mail. Without SMTP, mails are recorded in the audit log.
  */
 import type { AddressInfo } from 'node:net';
+import { createClient } from '@supabase/supabase-js';
 import { SMTPServer } from 'smtp-server';
+import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { claimsOf, email, startAuthWorld, type AuthWorld } from './support.js';
 
@@ -150,6 +152,42 @@ describe('with e-mail confirmation', () => {
     expect(data.user!.email).toBe(address);
     const verified = await w.client().auth.verifyOtp({ token_hash: data.properties!.hashed_token, type: 'signup' });
     expect(verified.error).toBeNull();
+  });
+});
+
+describe('PKCE (flowType pkce)', () => {
+  it('a magic link redirects with ?code= and exchangeCodeForSession trades it for the session', async () => {
+    const address = email('pkce');
+    await w.svc.auth.admin.createUser({ email: address, password: 'secret123', email_confirm: true });
+    const c = createClient(w.t.url, w.t.anonKey, { auth: { flowType: 'pkce', persistSession: false, autoRefreshToken: false, detectSessionInUrl: false }, realtime: { transport: WebSocket as never } });
+    expect((await c.auth.signInWithOtp({ email: address, options: { shouldCreateUser: false } })).error).toBeNull();
+    const mail = await mailTo(address);
+    expect(mail.link).toContain('token=pkce_');
+    const res = await fetch(mail.link, { redirect: 'manual' });
+    expect(res.status).toBe(303);
+    const location = new URL(res.headers.get('location')!);
+    expect(location.hash).toBe('');
+    const code = location.searchParams.get('code')!;
+    expect(code).toMatch(/^[0-9a-f-]{36}$/);
+    // Someone else's verifier does not match.
+    const stolen = await w.http('/token?grant_type=pkce', { method: 'POST', body: { auth_code: code, code_verifier: 'x'.repeat(50) } });
+    expect(stolen.status).toBe(400);
+    expect(await stolen.json()).toMatchObject({ code: 'bad_code_verifier' });
+    const { data, error } = await c.auth.exchangeCodeForSession(code);
+    expect(error).toBeNull();
+    expect(data.session!.user.email).toBe(address);
+    expect(claimsOf(data.session!.access_token).amr).toEqual([{ method: 'magiclink', timestamp: expect.any(Number) }]);
+    // A code is good once.
+    expect((await w.http('/token?grant_type=pkce', { method: 'POST', body: { auth_code: code, code_verifier: 'x'.repeat(50) } })).status).toBe(404);
+  });
+
+  it('the mailed code of a PKCE request still verifies when typed in', async () => {
+    const address = email('pkce-otp');
+    const c = createClient(w.t.url, w.t.anonKey, { auth: { flowType: 'pkce', persistSession: false, autoRefreshToken: false, detectSessionInUrl: false }, realtime: { transport: WebSocket as never } });
+    expect((await c.auth.signInWithOtp({ email: address })).error).toBeNull();
+    const mail = await mailTo(address);
+    const { error } = await c.auth.verifyOtp({ email: address, token: mail.code, type: 'email' });
+    expect(error).toBeNull();
   });
 });
 

@@ -11,6 +11,7 @@ import { AuthError } from '../errors.js';
 import type { MailKind } from '../mailer.js';
 import { newOtp } from '../tokens.js';
 import { updateUser, type UserRow } from '../users.js';
+import { recordFlow } from './pkce.js';
 
 type Queryable = Pick<pg.ClientBase, 'query'>;
 
@@ -39,7 +40,8 @@ export interface IssuedLink {
 export async function issueLink(call: AuthCall, db: Queryable, user: UserRow, kind: MailKind, address = user.email ?? ''): Promise<IssuedLink> {
   const { type, column, tokenType, sentAt } = LINK_KINDS[kind];
   const otp = newOtp();
-  const hashedToken = tokenHash(address, otp);
+  // A PKCE request's token carries the prefix, so the link's verification knows to answer with an auth code.
+  const hashedToken = (await recordFlow(call, db, user.id, kind)) + tokenHash(address, otp);
   // Column names come from LINK_KINDS, never from the request.
   await db.query(`UPDATE auth.users SET ${column} = $2, ${sentAt} = now(), updated_at = now() WHERE id = $1`, [user.id, hashedToken]);
   await db.query(

@@ -12,6 +12,7 @@ import { hashPassword } from '../passwords.js';
 import { createSession, type AuthMethod } from '../sessions.js';
 import { findUserByEmail, findUserById, insertUser, updateUser, userJson, validEmail, type UserRow } from '../users.js';
 import { issueLink, redirectTarget, sendLinkMail, tokenHash } from './mail-links.js';
+import { issueAuthCode, PKCE_PREFIX } from './pkce.js';
 import { checkPassword, meta } from './signup-token.js';
 
 const OTP_LIFETIME_MS = 86_400_000;
@@ -55,11 +56,11 @@ export async function otp(call: AuthCall): Promise<AuthAnswer> {
 }
 
 const VERIFY_KINDS: Record<string, { column: string; sentAt: keyof UserRow; method: AuthMethod }> = {
-  signup: { column: 'confirmation_token', sentAt: 'confirmation_sent_at', method: 'otp' },
+  signup: { column: 'confirmation_token', sentAt: 'confirmation_sent_at', method: 'email/signup' },
   invite: { column: 'confirmation_token', sentAt: 'invited_at', method: 'invite' },
   magiclink: { column: 'recovery_token', sentAt: 'recovery_sent_at', method: 'magiclink' },
   recovery: { column: 'recovery_token', sentAt: 'recovery_sent_at', method: 'recovery' },
-  email_change: { column: 'email_change_token_new', sentAt: 'email_change_sent_at', method: 'otp' },
+  email_change: { column: 'email_change_token_new', sentAt: 'email_change_sent_at', method: 'email_change' },
 };
 
 const EXPIRED = () => AuthError.forbidden('otp_expired', 'Token has expired or is invalid');
@@ -71,13 +72,14 @@ async function consume(db: Pick<pg.ClientBase, 'query'>, type: string, hashed: s
   for (const kind of kinds) {
     const spec = VERIFY_KINDS[kind];
     if (!spec) throw AuthError.validation('Verify requires a verification type');
-    const { rows } = await db.query<{ id: string }>(`SELECT id FROM auth.users WHERE ${spec.column} = $1 FOR UPDATE`, [hashed]);
+    // A code typed in hashes without the PKCE prefix its stored token may carry.
+    const { rows } = await db.query<{ id: string }>(`SELECT id FROM auth.users WHERE ${spec.column} = $1 OR ${spec.column} = 'pkce_' || $1 FOR UPDATE`, [hashed]);
     if (rows.length === 0) continue;
     const user = (await findUserById(db, rows[0].id)) as UserRow;
     const sent = user[spec.sentAt] as Date | null;
     if (sent === null || sent.getTime() + OTP_LIFETIME_MS < Date.now()) throw EXPIRED();
     await db.query(`UPDATE auth.users SET ${spec.column} = '' WHERE id = $1`, [user.id]);
-    await db.query(`DELETE FROM auth.one_time_tokens WHERE user_id = $1 AND token_hash = $2`, [user.id, hashed]);
+    await db.query(`DELETE FROM auth.one_time_tokens WHERE user_id = $1 AND (token_hash = $2 OR token_hash = 'pkce_' || $2)`, [user.id, hashed]);
     let verified = user;
     if (kind === 'email_change' && user.email_change) {
       verified = await updateUser(db, user.id, { email: user.email_change, email_change: '', email_confirmed_at: new Date(), is_anonymous: false });
@@ -91,9 +93,12 @@ async function consume(db: Pick<pg.ClientBase, 'query'>, type: string, hashed: s
   throw EXPIRED();
 }
 
-async function verifyAndSignIn(call: AuthCall, type: string, hashed: string): Promise<Record<string, unknown>> {
+/** `typedCode`: a code typed in (POST) signs in as `otp`, as upstream; a clicked link by its own kind. */
+async function verifyAndSignIn(call: AuthCall, type: string, hashed: string, typedCode: boolean): Promise<Record<string, unknown>> {
   return inTransaction(call.pool, async (db) => {
-    const { user, method } = await consume(db, type, hashed);
+    const consumed = await consume(db, type, hashed);
+    const user = consumed.user;
+    const method: AuthMethod = typedCode ? 'otp' : consumed.method;
     const signedIn = await updateUser(db, user.id, { last_sign_in_at: new Date() });
     const session = await createSession(db, signedIn, method, meta(call));
     await audit(db, actorOf(signedIn), 'login', call.ip, { provider: 'email', method });
@@ -111,7 +116,7 @@ export async function verifyPost(call: AuthCall): Promise<AuthAnswer> {
     if (!email || !token) throw AuthError.validation('Verify requires either a token or a token hash');
     return tokenHash(email.toLowerCase(), token);
   })();
-  return { status: 200, body: await verifyAndSignIn(call, type, given) };
+  return { status: 200, body: await verifyAndSignIn(call, type, given, true) };
 }
 
 /** The link of an e-mail: redirects to redirect_to with the session (or the error) in the fragment, as upstream. */
@@ -122,7 +127,14 @@ export async function verifyGet(call: AuthCall): Promise<AuthAnswer> {
   try {
     limit(call, call.limits.verify);
     if (!type || !token) throw AuthError.validation('Verify requires a verification type');
-    const session = await verifyAndSignIn(call, type, token);
+    if (token.startsWith(PKCE_PREFIX)) {
+      const code = await inTransaction(call.pool, async (db) => {
+        const { user, method } = await consume(db, type, token);
+        return issueAuthCode(db, user.id, method);
+      });
+      return { redirect: withQuery(target, { code }) };
+    }
+    const session = await verifyAndSignIn(call, type, token, false);
     const fragment = new URLSearchParams({
       access_token: String(session.access_token), expires_at: String(session.expires_at), expires_in: String(session.expires_in),
       refresh_token: String(session.refresh_token), token_type: 'bearer', type,
@@ -130,12 +142,20 @@ export async function verifyGet(call: AuthCall): Promise<AuthAnswer> {
     return { redirect: `${target}#${fragment}` };
   } catch (err) {
     if (!(err instanceof AuthError)) throw err;
-    const fragment = new URLSearchParams({
+    const error = {
       error: err.status === 429 ? 'too_many_requests' : 'access_denied', error_code: err.code,
       error_description: err.code === 'otp_expired' ? 'Email link is invalid or has expired' : err.message,
-    });
-    return { redirect: `${target}#${fragment}` };
+    };
+    // PKCE clients read the error from the query, implicit ones from the fragment.
+    if (token.startsWith(PKCE_PREFIX)) return { redirect: withQuery(target, error) };
+    return { redirect: `${target}#${new URLSearchParams(error)}` };
   }
+}
+
+function withQuery(target: string, params: Record<string, string>): string {
+  const url = new URL(target);
+  for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
+  return url.toString();
 }
 
 const LINK_TYPES: Record<string, MailKind> = { signup: 'confirmation', invite: 'invite', magiclink: 'magiclink', recovery: 'recovery', email_change_new: 'email_change', email_change_current: 'email_change' };

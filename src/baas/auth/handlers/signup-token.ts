@@ -7,6 +7,7 @@ import { field, inTransaction, limit, objectField, type AuthAnswer, type AuthCal
 import { AuthError, OAuthError } from '../errors.js';
 import { sessionAnswer } from '../issue.js';
 import { sendLinkMail } from './mail-links.js';
+import { pkceGrant } from './pkce.js';
 import { hashPassword, spendVerification, verifyPassword } from '../passwords.js';
 import { createSession, refreshGrant, signIn } from '../sessions.js';
 import { findUserByEmail, insertUser, isBanned, updateUser, userJson, validEmail } from '../users.js';
@@ -79,7 +80,7 @@ export async function token(call: AuthCall): Promise<AuthAnswer> {
     case 'refresh_token':
       return refreshTokenGrant(call);
     case 'pkce':
-      throw AuthError.notFound('flow_state_not_found', 'invalid flow state, no valid flow state found');
+      return pkceGrant(call);
     default:
       throw AuthError.badRequest('invalid_credentials', 'unsupported_grant_type');
   }
