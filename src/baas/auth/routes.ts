@@ -4,7 +4,7 @@ import { AuthError } from './errors.js';
 import { auditLog, createUser, deleteUser, getUserById, listUsers, updateUserById } from './handlers/admin.js';
 import { health, jwks, settings } from './handlers/meta.js';
 import { challenge, enroll, unenroll, verifyFactor } from './handlers/mfa.js';
-import { generateLink, otp, recover, verifyGet, verifyPost } from './handlers/otp.js';
+import { generateLink, invite, otp, recover, resend, verifyGet, verifyPost } from './handlers/otp.js';
 import { signup, token } from './handlers/signup-token.js';
 import { getUser, logout, putUser } from './handlers/user.js';
 
@@ -35,6 +35,7 @@ export const ROUTES: readonly Route[] = [
   { method: 'POST', path: '/otp', handler: otp },
   { method: 'POST', path: '/magiclink', handler: otp },
   { method: 'POST', path: '/verify', handler: verifyPost },
+  { method: 'POST', path: '/resend', handler: resend },
   // the signed-in user (bearer token of a live session)
   { method: 'GET', path: '/user', handler: getUser },
   { method: 'PUT', path: '/user', handler: putUser },
@@ -50,14 +51,13 @@ export const ROUTES: readonly Route[] = [
   { method: 'PUT', path: '/admin/users/:id', handler: updateUserById },
   { method: 'DELETE', path: '/admin/users/:id', handler: deleteUser },
   { method: 'POST', path: '/admin/generate_link', handler: generateLink },
+  { method: 'POST', path: '/invite', handler: invite },
   { method: 'GET', path: '/admin/audit', handler: auditLog },
   // known upstream endpoints Performer does not offer: a real 4xx with upstream's code
   { method: 'GET', path: '/authorize', handler: unsupported(400, 'provider_disabled', 'Unsupported provider: provider is not enabled'), open: true },
   { method: 'GET', path: '/callback', handler: unsupported(400, 'provider_disabled', 'Unsupported provider: provider is not enabled'), open: true },
   { method: 'POST', path: '/sso', handler: unsupported(404, 'sso_provider_not_found', 'No SSO provider assigned for this domain') },
-  { method: 'POST', path: '/resend', handler: unsupported(422, 'validation_failed', 'Resending is not supported; request a new code with /otp') },
   { method: 'GET', path: '/reauthenticate', handler: unsupported(422, 'reauthentication_not_valid', 'Reauthentication is not enabled') },
-  { method: 'POST', path: '/invite', handler: unsupported(422, 'validation_failed', 'Invites are not supported; use /admin/generate_link with type invite') },
 ];
 
 /** The route for a method and path, with its `:id` parameter; null when none matches. */

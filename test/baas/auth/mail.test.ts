@@ -155,6 +155,31 @@ describe('with e-mail confirmation', () => {
   });
 });
 
+describe('resend and invite', () => {
+  it('resend mails a new sign-up code; the earlier one no longer works', async () => {
+    const address = email('resend');
+    await w.anon.auth.signUp({ email: address, password: 'secret123' });
+    const first = await mailTo(address);
+    expect((await w.anon.auth.resend({ type: 'signup', email: address })).error).toBeNull();
+    const second = await mailTo(address);
+    expect(second.code).not.toBe(first.code);
+    expect((await w.client().auth.verifyOtp({ email: address, token: first.code, type: 'signup' })).error).toMatchObject({ code: 'otp_expired' });
+    expect((await w.client().auth.verifyOtp({ email: address, token: second.code, type: 'signup' })).error).toBeNull();
+  });
+
+  it('inviteUserByEmail (service key only) mails an invite whose link signs the user in', async () => {
+    const address = email('invite');
+    expect((await w.anon.auth.admin.inviteUserByEmail(address)).error).toMatchObject({ status: 403, code: 'not_admin' });
+    const { data, error } = await w.svc.auth.admin.inviteUserByEmail(address, { data: { team: 'a' } });
+    expect(error).toBeNull();
+    expect(data.user).toMatchObject({ email: address, user_metadata: { team: 'a' }, invited_at: expect.any(String) });
+    const mail = await mailTo(address);
+    expect(mail.text).toContain('You have been invited');
+    const location = new URL((await fetch(mail.link, { redirect: 'manual' })).headers.get('location')!);
+    expect(new URLSearchParams(location.hash.slice(1)).get('type')).toBe('invite');
+  });
+});
+
 describe('PKCE (flowType pkce)', () => {
   it('a magic link redirects with ?code= and exchangeCodeForSession trades it for the session', async () => {
     const address = email('pkce');

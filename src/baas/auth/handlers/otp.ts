@@ -55,6 +55,40 @@ export async function otp(call: AuthCall): Promise<AuthAnswer> {
   return { status: 200, body: {} };
 }
 
+/** POST /resend: the sign-up confirmation or the e-mail change code again (no answer tells whether it was sent). */
+export async function resend(call: AuthCall): Promise<AuthAnswer> {
+  limit(call, call.limits.otp);
+  const type = field(call, 'type');
+  if (type === 'sms' || type === 'phone_change') throw AuthError.badRequest('sms_send_failed', 'Unable to get SMS provider');
+  if (type !== 'signup' && type !== 'email_change') throw AuthError.validation('Missing one of these types: signup, email_change, sms, phone_change');
+  const email = requiredEmail(call);
+  await inTransaction(call.pool, async (db) => {
+    const user = await findUserByEmail(db, email);
+    if (type === 'signup' && user && user.email_confirmed_at === null) await sendLinkMail(call, db, user, 'confirmation');
+    if (type === 'email_change') {
+      const { rows } = await db.query<{ id: string }>(`SELECT id FROM auth.users WHERE lower(email_change) = lower($1) LIMIT 1`, [email]);
+      const changing = rows.length > 0 ? await findUserById(db, rows[0].id) : null;
+      if (changing) await sendLinkMail(call, db, changing, 'email_change', email);
+    }
+  });
+  return { status: 200, body: {} };
+}
+
+/** POST /invite (admin): a user invited by e-mail, who sets a password after following the link. */
+export async function invite(call: AuthCall): Promise<AuthAnswer> {
+  await requireAdmin(call);
+  const email = requiredEmail(call);
+  const data = objectField(call, 'data') ?? {};
+  return inTransaction(call.pool, async (db) => {
+    let user = await findUserByEmail(db, email);
+    if (user && user.email_confirmed_at !== null) throw AuthError.unprocessable('email_exists', 'A user with this email address has already been registered');
+    user ??= await insertUser(db, { email, passwordHash: null, userMetadata: data, appMetadata: {}, emailConfirmed: false, isAnonymous: false });
+    user = await sendLinkMail(call, db, user, 'invite');
+    await audit(db, ADMIN_ACTOR, 'user_invited', call.ip, { user_id: user.id, user_email: email });
+    return { status: 200, body: await userJson(db, user) };
+  });
+}
+
 const VERIFY_KINDS: Record<string, { column: string; sentAt: keyof UserRow; method: AuthMethod }> = {
   signup: { column: 'confirmation_token', sentAt: 'confirmation_sent_at', method: 'email/signup' },
   invite: { column: 'confirmation_token', sentAt: 'invited_at', method: 'invite' },
