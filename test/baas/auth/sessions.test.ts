@@ -134,3 +134,22 @@ describe('users imported from a Supabase dump', () => {
     expect(bad.status).toBe(400);
   });
 });
+
+describe('claims in RLS', () => {
+  it('app_metadata.roles set by an admin reaches auth.jwt() in REST after a refresh', async () => {
+    await admin.query(`CREATE FUNCTION public.my_roles() RETURNS jsonb LANGUAGE sql STABLE AS $$ SELECT auth.jwt() -> 'app_metadata' -> 'roles' $$`);
+    await admin.query(`NOTIFY pgrst, 'reload schema'`);
+    const session = await signedIn();
+    const set = await w.http(`/admin/users/${session.user.id}`, { method: 'PUT', token: w.t.serviceKey, key: w.t.serviceKey, body: { app_metadata: { roles: ['editor'] } } });
+    expect(set.status).toBe(200);
+    const refreshed = (await (await refresh(session.refresh_token)).json()) as { access_token: string };
+    expect((claimsOf(refreshed.access_token).app_metadata as { roles: string[] }).roles).toEqual(['editor']);
+    let roles: unknown = null;
+    for (let i = 0; i < 50 && roles === null; i++) {
+      const res = await fetch(`${w.t.url}/rest/v1/rpc/my_roles`, { method: 'POST', headers: { apikey: w.t.anonKey, authorization: `Bearer ${refreshed.access_token}`, 'content-type': 'application/json' }, body: '{}' });
+      if (res.status === 200) roles = await res.json();
+      else await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(roles).toEqual(['editor']);
+  });
+});
