@@ -14,6 +14,8 @@ export interface AuthConfig {
   minPasswordLength: number;
   autoconfirm: boolean;
   anonymousSignIns: boolean;
+  /** Where else e-mail links may lead besides the site URL's host (GoTrue's URI_ALLOW_LIST; `*` globs). */
+  uriAllowList: string[];
   /** `smtp://user:pass@host:port` (or smtps://); null = mail is only recorded in the audit log. */
   smtpUrl: string | null;
   smtpSender: string;
@@ -70,6 +72,7 @@ export function loadAuthConfig(env: Env): AuthConfig {
     minPasswordLength: int('AUTH_MIN_PASSWORD_LENGTH', 6, 6, 72),
     autoconfirm: bool('AUTH_AUTOCONFIRM', true),
     anonymousSignIns: bool('AUTH_ANONYMOUS_SIGN_INS', true),
+    uriAllowList: (raw('AUTH_URI_ALLOW_LIST') ?? '').split(',').map((x) => x.trim()).filter(Boolean),
     smtpUrl: url('AUTH_SMTP_URL', ['smtp:', 'smtps:']),
     smtpSender: raw('AUTH_SMTP_SENDER') ?? 'Performer <noreply@performer.local>',
     signingKeys: signingKeys(raw('AUTH_SIGNING_KEYS')),

@@ -15,7 +15,7 @@ describe('auth configuration', () => {
   it("defaults as a local supabase start: 1 h tokens, 10 s reuse, 6 characters, autoconfirm, anonymous sign-ins, GoTrue's limits", () => {
     expect(loadConfig({}).auth).toEqual({
       siteUrl: null, jwtExpiry: 3600, refreshTokenReuseInterval: 10, minPasswordLength: 6, autoconfirm: true, anonymousSignIns: true,
-      smtpUrl: null, smtpSender: 'Performer <noreply@performer.local>', signingKeys: [], rateLimitToken: 150, rateLimitOtp: 30,
+      uriAllowList: [], smtpUrl: null, smtpSender: 'Performer <noreply@performer.local>', signingKeys: [], rateLimitToken: 150, rateLimitOtp: 30,
       rateLimitVerify: 30, rateLimitAnonymous: 30, emailMaxFrequency: 60,
     });
   });

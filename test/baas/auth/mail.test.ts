@@ -97,6 +97,12 @@ describe('with e-mail confirmation', () => {
     const fragment = new URLSearchParams(location.hash.slice(1));
     expect(fragment.get('type')).toBe('magiclink');
     expect(claimsOf(fragment.get('access_token')!)).toMatchObject({ email: address, amr: [{ method: 'magiclink' }] });
+    // A redirect_to outside the site and the allow list is replaced by the site URL (the session must not leave).
+    await w.anon.auth.signInWithOtp({ email: address, options: { shouldCreateUser: false, emailRedirectTo: 'https://evil.example.net/steal' } });
+    const evil = await mailTo(address);
+    expect(evil.link).not.toContain('evil.example.net');
+    const sent = new URL((await fetch(evil.link, { redirect: 'manual' })).headers.get('location')!);
+    expect(sent.hostname).toBe('app.example.com');
     // The same link again: redirected with the error instead.
     const reused = new URL((await fetch(mail.link, { redirect: 'manual' })).headers.get('location')!);
     expect(new URLSearchParams(reused.hash.slice(1)).get('error_code')).toBe('otp_expired');

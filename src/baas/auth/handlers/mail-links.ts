@@ -55,11 +55,39 @@ export async function issueLink(call: AuthCall, db: Queryable, user: UserRow, ki
   return { otp, hashedToken, link, type, redirectTo };
 }
 
-/** Where a verified link leads: the request's redirect_to (query or body), else the site URL. */
+/**
+ * Where a verified link leads: the request's redirect_to (query or body) when it is allowed, else the site URL. As
+ * GoTrue's isRedirectURLValid: the site URL's host, or an entry of the allow list; anything else would hand the
+ * session in the fragment to whoever asked for the mail.
+ */
 export function redirectTarget(call: AuthCall): string {
+  const site = call.config.siteUrl ?? call.baseUrl;
   const asked = call.query.get('redirect_to') ?? (typeof call.body.redirect_to === 'string' ? call.body.redirect_to : null);
-  if (asked !== null && /^https?:\/\//.test(asked) && asked.length <= 2048) return asked;
-  return call.config.siteUrl ?? call.baseUrl;
+  if (asked === null || asked.length > 2048) return site;
+  return redirectAllowed(asked, site, call.config.uriAllowList) ? asked : site;
+}
+
+export function redirectAllowed(target: string, site: string, allowList: readonly string[]): boolean {
+  let url: URL;
+  try {
+    url = new URL(target);
+  } catch {
+    return false;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:' && !allowList.some((p) => target.startsWith(p))) return false;
+  if (url.hostname === new URL(site).hostname) return true;
+  return allowList.some((pattern) => globToRegExp(pattern).test(target));
+}
+
+/** An allow-list entry: `*` matches within a path segment or host label, `**` across; otherwise a prefix. */
+function globToRegExp(pattern: string): RegExp {
+  // A plain entry is a prefix that ends at a boundary: `https://app.io` must not admit `https://app.io.evil.net`.
+  if (!pattern.includes('*')) return new RegExp(`^${pattern.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}${pattern.endsWith('/') ? '' : '(?:$|[/?#])'}`);
+  const body = pattern
+    .split('**')
+    .map((part) => part.split('*').map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('[^/.]*'))
+    .join('.*');
+  return new RegExp(`^${body}$`);
 }
 
 /**
