@@ -1,3 +1,4 @@
+import { authModule } from './baas/auth/module.js';
 import { functionsModule } from './baas/functions/module.js';
 import { restModule } from './baas/rest/module.js';
 import { healthModule } from './http/health.js';
@@ -18,6 +19,7 @@ export const MODULES: readonly Module[] = [
   restBroadcastModule,
   tenantsApiModule,
   restModule,
+  authModule,
   functionsModule,
   healthModule,
   rootModule,

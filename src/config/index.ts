@@ -1,6 +1,8 @@
 import { hostname } from 'node:os';
 import { isHmacKeyOf } from '../auth/jwt.js';
 import { isAbsolute } from 'node:path';
+import { loadAuthConfig, type AuthConfig } from './auth.js';
+import { ConfigError } from './errors.js';
 
 /** Where root keeps the embedded Postgres binaries and clusters when the `postgres` user cannot reach the checkout. */
 export const DEFAULT_SYSTEM_DIR = '/var/lib/performer';
@@ -91,6 +93,8 @@ export interface Config {
   /** Presence messages one channel may send per window (upstream CLIENT_PRESENCE_MAX_CALLS); tenants may override. */
   clientPresenceMaxCalls: number;
   clientPresenceWindowMs: number;
+  /** The auth module (/auth/v1), AUTH_* variables (config/auth.ts). */
+  auth: AuthConfig;
 }
 
 export interface TenantLimits {
@@ -103,12 +107,7 @@ export interface TenantLimits {
   maxPresenceEventsPerSecond: number;
 }
 
-export class ConfigError extends Error {
-  constructor(readonly variable: string, message: string) {
-    super(`${variable}: ${message}`);
-    this.name = 'ConfigError';
-  }
-}
+export { ConfigError };
 
 const INT32_MAX = 2_147_483_647;
 
@@ -201,6 +200,7 @@ export function loadConfig(env: Env = process.env): Config {
     metricsTokenBlocklist: r.list('METRICS_TOKEN_BLOCKLIST'),
     clientPresenceMaxCalls: r.int('CLIENT_PRESENCE_MAX_CALLS', 5, 1),
     clientPresenceWindowMs: r.int('CLIENT_PRESENCE_WINDOW_MS', 30_000, 1, 86_400_000),
+    auth: loadAuthConfig(env),
   };
   checkManagementSecretsApart(config);
   return config;

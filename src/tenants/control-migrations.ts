@@ -115,4 +115,11 @@ export const controlMigrations: readonly TenantMigration[] = [
       CREATE INDEX function_deliveries_due ON _performer.function_deliveries (next_attempt_at) WHERE state = 'pending';
     `,
   },
+  {
+    // The auth module's per-tenant settings (site URL, token lifetime, reuse interval, password length, autoconfirm,
+    // anonymous sign-ins); NULL = the server's AUTH_* defaults.
+    version: 6,
+    name: 'tenant_auth_settings',
+    sql: 'ALTER TABLE _performer.tenants ADD COLUMN IF NOT EXISTS auth_settings jsonb',
+  },
 ];

@@ -1,3 +1,4 @@
+import { parseAuthOverrides, type AuthOverrides } from '../config/auth.js';
 import type { TenantLimits } from '../config/index.js';
 import type { TenantSettings } from './tenant.js';
 
@@ -14,6 +15,8 @@ export interface TenantRecord {
   presenceEnabled: boolean;
   privateOnly: boolean;
   suspend: boolean;
+  /** Auth module settings of this tenant (snake_case keys, checked by parseAuthOverrides); null = the AUTH_* defaults. */
+  authSettings: Record<string, unknown> | null;
   insertedAt: string;
   updatedAt: string;
   extensions: ExtensionRecord[];
@@ -121,6 +124,12 @@ export function applyTenantInput(
     else add(field, 'is invalid');
   }
 
+  if ('auth_settings' in t) {
+    const parsed = parseAuthOverrides(t.auth_settings);
+    if ('invalid' in parsed) for (const field of parsed.invalid) add(`auth_settings.${field}`, 'is invalid');
+    else record.authSettings = t.auth_settings === null ? null : { ...(t.auth_settings as Record<string, unknown>) };
+  }
+
   if ('extensions' in t || !existing) {
     const list = Array.isArray(t.extensions) ? t.extensions : null;
     if (list === null) add('extensions', "can't be blank");
@@ -171,6 +180,7 @@ export function newTenantRecord(externalId: string, limits: TenantLimits, now: s
     presenceEnabled: false,
     privateOnly: false,
     suspend: false,
+    authSettings: null,
     insertedAt: now,
     updatedAt: now,
     extensions: [],
@@ -193,7 +203,14 @@ export function toRuntimeSettings(record: TenantRecord, dbPoolSize: number, clai
     publication: String(record.extensions.find((e) => EXTENSION_TYPES.has(e.type))?.settings.publication ?? 'supabase_realtime'),
     maxClientPresenceEventsPerWindow: record.maxClientPresenceEventsPerWindow,
     clientPresenceWindowMs: record.clientPresenceWindowMs,
+    auth: authOverridesOf(record),
   };
+}
+
+/** The stored auth settings as overrides; a stored value that no longer parses counts as unset. */
+function authOverridesOf(record: TenantRecord): AuthOverrides {
+  const parsed = parseAuthOverrides(record.authSettings);
+  return 'overrides' in parsed ? parsed.overrides : {};
 }
 
 export function databaseUrlOf(record: TenantRecord): string {

@@ -27,6 +27,7 @@ interface TenantRow {
   presence_enabled: boolean;
   private_only: boolean;
   suspend: boolean;
+  auth_settings: Record<string, unknown> | null;
   inserted_at: string;
   updated_at: string;
   extensions: { type: string; settings: Record<string, unknown>; inserted_at: string; updated_at: string }[] | null;
@@ -81,8 +82,8 @@ export class TenantStore {
         `INSERT INTO _performer.tenants (external_id, name, jwt_secret, jwt_jwks, max_concurrent_users, max_events_per_second,
            max_joins_per_second, max_channels_per_client, max_bytes_per_second, max_payload_size_in_kb,
            max_presence_events_per_second, max_client_presence_events_per_window, client_presence_window_ms,
-           presence_enabled, private_only, suspend)
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)
+           presence_enabled, private_only, suspend, auth_settings)
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)
          ON CONFLICT (external_id) DO UPDATE SET name = EXCLUDED.name, jwt_secret = EXCLUDED.jwt_secret,
            jwt_jwks = EXCLUDED.jwt_jwks, max_concurrent_users = EXCLUDED.max_concurrent_users,
            max_events_per_second = EXCLUDED.max_events_per_second, max_joins_per_second = EXCLUDED.max_joins_per_second,
@@ -91,12 +92,13 @@ export class TenantStore {
            max_presence_events_per_second = EXCLUDED.max_presence_events_per_second,
            max_client_presence_events_per_window = EXCLUDED.max_client_presence_events_per_window,
            client_presence_window_ms = EXCLUDED.client_presence_window_ms, presence_enabled = EXCLUDED.presence_enabled,
-           private_only = EXCLUDED.private_only, suspend = EXCLUDED.suspend, updated_at = now() AT TIME ZONE 'UTC'`,
+           private_only = EXCLUDED.private_only, suspend = EXCLUDED.suspend, auth_settings = EXCLUDED.auth_settings,
+           updated_at = now() AT TIME ZONE 'UTC'`,
         [
           record.externalId, record.name, record.jwtSecret === null ? null : this.box.encrypt(record.jwtSecret),
           record.jwtJwks, l.maxConcurrentUsers, l.maxEventsPerSecond, l.maxJoinsPerSecond, l.maxChannelsPerClient,
           l.maxBytesPerSecond, l.maxPayloadSizeInKb, l.maxPresenceEventsPerSecond, record.maxClientPresenceEventsPerWindow,
-          record.clientPresenceWindowMs, record.presenceEnabled, record.privateOnly, record.suspend,
+          record.clientPresenceWindowMs, record.presenceEnabled, record.privateOnly, record.suspend, record.authSettings,
         ],
       );
       await client.query('DELETE FROM _performer.extensions WHERE tenant_external_id = $1', [record.externalId]);
@@ -169,6 +171,7 @@ export class TenantStore {
       presenceEnabled: r.presence_enabled,
       privateOnly: r.private_only,
       suspend: r.suspend,
+      authSettings: r.auth_settings ?? null,
       insertedAt: r.inserted_at,
       updatedAt: r.updated_at,
       extensions,
@@ -180,7 +183,7 @@ const SELECT = `
   SELECT t.id, t.external_id, t.name, t.jwt_secret, t.jwt_jwks, t.max_concurrent_users, t.max_events_per_second,
          t.max_joins_per_second, t.max_channels_per_client, t.max_bytes_per_second, t.max_payload_size_in_kb,
          t.max_presence_events_per_second, t.max_client_presence_events_per_window, t.client_presence_window_ms,
-         t.presence_enabled, t.private_only, t.suspend,
+         t.presence_enabled, t.private_only, t.suspend, t.auth_settings,
          to_char(t.inserted_at, 'YYYY-MM-DD"T"HH24:MI:SS') AS inserted_at,
          to_char(t.updated_at, 'YYYY-MM-DD"T"HH24:MI:SS') AS updated_at,
          (SELECT json_agg(json_build_object('type', e.type, 'settings', e.settings,
@@ -213,5 +216,6 @@ export function renderTenant(record: TenantRecord): Record<string, unknown> {
     max_client_presence_events_per_window: record.maxClientPresenceEventsPerWindow,
     client_presence_window_ms: record.clientPresenceWindowMs,
     presence_enabled: record.presenceEnabled,
+    auth_settings: record.authSettings,
   };
 }

@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { JwtVerifier } from '../auth/jwt.js';
+import type { AuthOverrides } from '../config/auth.js';
 import type { TenantLimits } from '../config/index.js';
 import { withoutPoolClient } from '../db/lend.js';
 import type { Logger } from '../observability/logger.js';
@@ -28,6 +29,8 @@ export interface TenantSettings {
   /** Per-channel presence limiter overrides (upstream max_client_presence_events_per_window, client_presence_window_ms); null/absent = the CLIENT_PRESENCE_* defaults. */
   maxClientPresenceEventsPerWindow?: number | null;
   clientPresenceWindowMs?: number | null;
+  /** The auth module's settings for this tenant where they differ from AUTH_* (tenant record `auth_settings`). */
+  auth?: AuthOverrides;
 }
 
 /** What the tenant knows of a joined channel: enough to count it and shut it down. */

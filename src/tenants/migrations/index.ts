@@ -9,6 +9,9 @@ import { sql as apiRoleGrants } from './008-api-role-grants.js';
 import { sql as changesSubscribersTenant } from './009-changes-subscribers-tenant.js';
 import { sql as changesVisibleKeys } from './010-changes-visible-keys.js';
 import { sql as restSchemaReload } from './011-rest-schema-reload.js';
+import { sql as authUsers } from './012-auth-users.js';
+import { sql as authSessions } from './013-auth-sessions.js';
+import { sql as authMfaTokens } from './014-auth-mfa-tokens.js';
 import { sql as restAuthenticator } from './021-rest-authenticator.js';
 
 export interface TenantMigration {
@@ -31,5 +34,8 @@ export const tenantMigrations: readonly TenantMigration[] = [
   { version: 9, name: 'changes_subscribers_tenant', sql: changesSubscribersTenant },
   { version: 10, name: 'changes_visible_keys', sql: changesVisibleKeys },
   { version: 11, name: 'rest_schema_reload', sql: restSchemaReload },
+  { version: 12, name: 'auth_users', sql: authUsers },
+  { version: 13, name: 'auth_sessions', sql: authSessions },
+  { version: 14, name: 'auth_mfa_tokens', sql: authMfaTokens },
   { version: 21, name: 'rest_authenticator', sql: restAuthenticator },
 ];
