@@ -46,6 +46,9 @@ export function createClusterNode(config: Config, log: Logger, metrics: ClusterM
     instance,
     membership,
     async start() {
+      // Up to a few seconds for Redis, so a node starting with the cluster joins it before serving; past that it
+      // serves alone and joins when Redis answers.
+      if (redis !== null && !(await redis.whenReady(5000))) clusterLog.warn({ error_code: 'RedisUnavailable' }, 'Redis not reachable at start: serving local clients until it is');
       await membership.start();
       loadSync?.start();
     },

@@ -5,6 +5,9 @@ import type { PubSub, PubSubHandler } from './pubsub.js';
 import type { RedisConnections } from './redis.js';
 import { decodeWire, encodeWire, isFromOrigin, WireDecodeError } from './wire.js';
 
+/** The longest a join waits for its Redis subscription to be confirmed (a slow Redis must not stall joins). */
+const INTEREST_WAIT_MS = 1000;
+
 /** Channels per SUBSCRIBE command when interest is announced again after a reconnect. */
 const RESUBSCRIBE_CHUNK = 1000;
 
@@ -25,6 +28,8 @@ export class RedisPubSub implements PubSub {
   /** Topic keys with local subscribers, counted (subscribe/unsubscribe come in pairs per key). */
   private readonly interest = new Map<string, number>();
   private readonly pending = new Set<Promise<unknown>>();
+  /** Keys whose SUBSCRIBE is on its way, until Redis answers it. */
+  private readonly subscribing = new Map<string, Promise<void>>();
   private closed = false;
 
   constructor(
@@ -65,7 +70,25 @@ export class RedisPubSub implements PubSub {
   subscribe(key: string): void {
     const count = this.interest.get(key) ?? 0;
     this.interest.set(key, count + 1);
-    if (count === 0) this.send('subscribe', [this.channelOfKey(key)]);
+    if (count > 0) return;
+    const sent = this.send('subscribe', [this.channelOfKey(key)]);
+    if (sent === null) return;
+    this.subscribing.set(key, sent);
+    void sent.finally(() => {
+      if (this.subscribing.get(key) === sent) this.subscribing.delete(key);
+    });
+  }
+
+  interestReady(key: string): Promise<void> | null {
+    const sent = this.subscribing.get(key);
+    if (sent === undefined) return null;
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, INTEREST_WAIT_MS);
+      void sent.finally(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   unsubscribe(key: string): void {
@@ -76,6 +99,7 @@ export class RedisPubSub implements PubSub {
       return;
     }
     this.interest.delete(key);
+    this.subscribing.delete(key);
     this.send('unsubscribe', [this.channelOfKey(key)]);
   }
 
@@ -113,18 +137,20 @@ export class RedisPubSub implements PubSub {
     return this.channel(bar === -1 ? key : key.slice(0, bar), key);
   }
 
-  private send(op: 'subscribe' | 'unsubscribe', channels: string[]): void {
-    if (this.closed || this.redis.subscriber.status !== 'ready') return; // announced whole on the next ready
+  /** Sends the change; resolves once Redis answered (or refused) it. Null when not sent: Redis is away. */
+  private send(op: 'subscribe' | 'unsubscribe', channels: string[]): Promise<void> | null {
+    if (this.closed || this.redis.subscriber.status !== 'ready') return null; // announced whole on the next ready
     const sub = this.redis.subscriber;
     const sharded = this.redis.sharded;
     const call =
       op === 'subscribe' ? (sharded ? sub.ssubscribe(...channels) : sub.subscribe(...channels)) : sharded ? sub.sunsubscribe(...channels) : sub.unsubscribe(...channels);
-    const tracked: Promise<unknown> = call.then(
+    const tracked: Promise<void> = call.then(
       () => undefined,
       (err: unknown) => this.log.warn({ err, error_code: 'RedisSubscribeFailed', op }, 'Redis subscription change failed; retried on reconnect'),
     );
     this.pending.add(tracked);
     void tracked.finally(() => this.pending.delete(tracked));
+    return tracked;
   }
 
   /** A (new) subscriber connection: it has no subscriptions, so the whole interest is announced again. */
