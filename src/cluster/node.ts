@@ -16,6 +16,8 @@ export interface ClusterNode {
   readonly membership: Membership;
   /** Announces this node, starts the heartbeats and the limit counters' sync. */
   start(): Promise<void>;
+  /** One round of the cluster-wide limit counters now (write this node's, read the others'); tests keep in step with it. */
+  syncLoad(): Promise<void>;
   /** Leaves the membership and closes Redis (after pub/sub closed). */
   stop(): Promise<void>;
 }
@@ -52,6 +54,7 @@ export function createClusterNode(config: Config, log: Logger, metrics: ClusterM
       await membership.start();
       loadSync?.start();
     },
+    syncLoad: () => loadSync?.sync() ?? Promise.resolve(),
     async stop() {
       loadSync?.stop();
       await membership.stop();

@@ -155,7 +155,7 @@ export function loadConfig(env: Env = process.env): Config {
     nodeRegion: r.string('NODE_REGION', 'local'),
     clusterHeartbeatMs: r.int('CLUSTER_HEARTBEAT_MS', 1000, 50, 60_000),
     clusterMemberTtlMs: r.int('CLUSTER_MEMBER_TTL_MS', 5000, 200, 600_000),
-    clusterLimitsSyncMs: r.int('CLUSTER_LIMITS_SYNC_MS', 1000, 50, 60_000),
+    clusterLimitsSyncMs: r.int('CLUSTER_LIMITS_SYNC_MS', 1000, 50, 3_600_000),
     logLevel: r.oneOf('LOG_LEVEL', LOG_LEVELS, 'info'),
     connectErrorBackoffMs: r.int('CONNECT_ERROR_BACKOFF_MS', 2000, 0, 60_000),
     channelErrorBackoffMs: r.int('CHANNEL_ERROR_BACKOFF_MS', 5000, 0, 60_000),
