@@ -30,6 +30,7 @@ export async function freePort(): Promise<number> {
  */
 export class PrivateRedis {
   private proc: ChildProcess | null = null;
+  private probe: Redis | null = null;
   private constructor(
     readonly port: number,
     private readonly dir: string,
@@ -62,6 +63,15 @@ export class PrivateRedis {
     }
   }
 
+  /** A client of this server for the test's own checks (closed with the server). */
+  client(): Redis {
+    if (this.probe === null || this.probe.status === 'end') {
+      this.probe = new Redis(this.url, { maxRetriesPerRequest: 1 });
+      this.probe.on('error', () => undefined);
+    }
+    return this.probe;
+  }
+
   /** Stops the server (SIGKILL: every client sees its connection drop at once). */
   async halt(): Promise<void> {
     const proc = this.proc;
@@ -73,6 +83,7 @@ export class PrivateRedis {
   }
 
   async stop(): Promise<void> {
+    this.probe?.disconnect();
     await this.halt();
     await rm(this.dir, { recursive: true, force: true });
   }
