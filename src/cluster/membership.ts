@@ -87,8 +87,10 @@ export class Membership {
   /** Starts heartbeating; resolves after the first attempt (which fails quietly while Redis is away). */
   async start(): Promise<void> {
     if (this.redis === null) return;
+    let connects = 0;
     this.redis.onReady(() => {
-      this.reconnectedAt = Date.now();
+      // The first connection is no reconnection: members are read as they are.
+      if (++connects > 1) this.reconnectedAt = Date.now();
       void this.heartbeat();
     });
     this.timer = setInterval(() => void this.heartbeat(), this.options.heartbeatMs);
