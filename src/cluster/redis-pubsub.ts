@@ -66,17 +66,20 @@ export class RedisPubSub implements PubSub {
 
   publish(msg: PubSubMessage, exclude: ConnectionId | null): void {
     if (this.closed) return;
-    this.handler.deliver(msg, exclude);
     const command = this.redis.command;
     if (command.status !== 'ready') {
       this.metrics.dropped.inc({ reason: 'redis_unavailable' });
+      this.handler.deliver(msg, exclude);
       return;
     }
+    // The copy for other nodes leaves first (the command connection writes at once, unpipelined), so their fan-out
+    // runs while this node does its own instead of after it.
     const channel = this.channel(msg.tenantId, msg.key);
     const bytes = encodeWire(this.origin, msg, exclude);
     this.metrics.relayedOut.inc();
     this.inflight++;
     const sent = this.redis.sharded ? command.spublish(channel, bytes) : command.publish(channel, bytes);
+    this.handler.deliver(msg, exclude);
     sent
       .then(
         (receivers) => this.metrics.redisReceivers.inc(Number(receivers)),
