@@ -29,7 +29,8 @@ const RESUBSCRIBE_CHUNK = 1000;
  * dropped and counted, never queued); on reconnect the whole interest is subscribed again.
  *
  * Order: one node's publishes reach every other node in publish order (one command connection, one subscriber
- * connection each); with Redis Cluster, in order per tenant.
+ * connection each); with Redis Cluster, in order per topic key only (ioredis may carry the sharded subscriptions of
+ * one shard on more than one connection).
  */
 export class RedisPubSub implements PubSub {
   /** Topic keys with local subscribers, counted (subscribe/unsubscribe come in pairs per key). */
