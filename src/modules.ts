@@ -1,6 +1,7 @@
 import { authModule } from './baas/auth/module.js';
 import { functionsModule } from './baas/functions/module.js';
 import { restModule } from './baas/rest/module.js';
+import { clusterApiModule } from './http/cluster-api.js';
 import { healthModule } from './http/health.js';
 import { metricsModule } from './http/metrics.js';
 import type { Module } from './http/module.js';
@@ -18,6 +19,7 @@ export const MODULES: readonly Module[] = [
   websocketModule,
   restBroadcastModule,
   tenantsApiModule,
+  clusterApiModule,
   restModule,
   authModule,
   functionsModule,
