@@ -10,6 +10,8 @@ import { SubscriberStarts } from './changes-starts.js';
 import { SubscriberStore, type ChangesSubscriber } from './changes-subscribers.js';
 import type { Lsn, PgTimestamp } from './pgoutput/index.js';
 import { CarriedMessages } from './changes-messages.js';
+import { FrameFlusher } from './changes-flush.js';
+import { checkSlotLag, IdleClock } from './changes-lag-guard.js';
 import type { DatabaseBroadcast } from './db-broadcast.js';
 import { TrackedSlot, type SlotUsage } from './changes-slot.js';
 import { ReplicationStream } from './stream.js';
@@ -20,9 +22,6 @@ import type { ReplicationEvent } from './stream-types.js';
 const MAX_BATCH_ROWS = 10_000;
 /** Rows dispatched together at most (a larger transaction still goes whole). */
 const DISPATCH_ROWS = 1000;
-
-/** Queued frames (all subscribers) that make a write happen before the end of the loop turn. */
-const FLUSH_EVERY_ITEMS = 256;
 
 export interface ChangesEngineOptions {
   tenantId: string;
@@ -93,11 +92,9 @@ export class ChangesEngine {
   private heldAckLsn: Lsn | null = null;
   /** Holds (never drops) what committed while the tenant is over its changes rate. */
   private readonly rate: ChangesRateGate;
-  private flushSoon: NodeJS.Immediate | null = null;
-  private readonly unflushed = new Set<ChangesSubscriber>();
-  private statusDue = false;
-  private unflushedItems = 0;
-  private idleSince = Date.now();
+  /** Frames leave once per loop turn, then the status update confirms them. */
+  private readonly flusher = new FrameFlusher(() => this.stream?.flush());
+  private readonly idle: IdleClock;
   private readonly timers: NodeJS.Timeout[] = [];
   private started: Promise<void> | null = null;
   private stopped = false;
@@ -113,6 +110,7 @@ export class ChangesEngine {
     this.store = new SubscriberStore(opts.pool, opts.node, opts.tenantId);
     this.groups = new SubscriberGroups(opts.tenantId, opts.pubsub);
     this.rate = new ChangesRateGate(opts.allow, this.log);
+    this.idle = new IdleClock(opts.idleDropMs);
   }
 
   get status(): string {
@@ -169,7 +167,7 @@ export class ChangesEngine {
     // Synchronous: every commit taken for dispatch from here on is kept for it until it goes live.
     const claimed = this.starts.register(sub);
     this.live.add(sub);
-    this.idleSince = Date.now();
+    this.idle.reset();
     let at: Lsn;
     try {
       // Positions are not confirmed until it is on record: a crash before that would leave a restart nobody to
@@ -199,7 +197,7 @@ export class ChangesEngine {
     if (!this.live.delete(sub)) return;
     this.leaveStarts(sub);
     this.groups.leave(sub);
-    if (this.live.size === 0) this.idleSince = Date.now();
+    if (this.live.size === 0) this.idle.reset();
     if (keepRecord) return;
     await this.store.remove(sub.instance).catch((err: unknown) => this.log.warn({ err }, 'removing a subscriber failed'));
   }
@@ -337,7 +335,7 @@ export class ChangesEngine {
         if (owed.length > 0) await this.deliver(owed, [sub]);
       }
       // A group hands out its queued frames to whoever is a member when it flushes: they leave before anyone joins.
-      this.flushFrames();
+      this.flusher.flushFrames();
       for (const { sub, owed } of ready) {
         if (this.starts.admitted(sub, owed) && this.live.has(sub)) this.groups.join(sub);
       }
@@ -352,22 +350,7 @@ export class ChangesEngine {
       return { deliveries: 0, touched: [], queued: 0 };
     });
     if (deliveries > 0) this.opts.onDeliveries?.(deliveries);
-    for (const sub of touched) this.written(sub);
-    // One loop turn can read megabytes of backlog: past a bound, frames leave now rather than pile up in the heap.
-    this.unflushedItems += queued;
-    if (this.unflushedItems >= FLUSH_EVERY_ITEMS) this.flushFrames();
-  }
-
-  /** A subscriber has frames queued: they leave at the end of this loop turn, before the status update. */
-  private written(sub: ChangesSubscriber): void {
-    this.unflushed.add(sub);
-    this.scheduleFlush();
-  }
-
-  private flushFrames(): void {
-    for (const sub of this.unflushed) sub.flush();
-    this.unflushed.clear();
-    this.unflushedItems = 0;
+    this.flusher.written(touched, queued);
   }
 
   /** Confirms a handled position, unless changes are held for subscribers that may still rejoin or are joining. */
@@ -377,24 +360,7 @@ export class ChangesEngine {
       return;
     }
     this.stream?.ack(lsn);
-    this.statusDue = true;
-    this.scheduleFlush();
-  }
-
-  /**
-   * Once per loop turn: the frames of every commit handled in it leave in one write per socket, then one status
-   * update confirms them all. A crash can only fall in the short gap between the two, so a restart neither loses
-   * nor, but for that gap, repeats what subscribers got.
-   */
-  private scheduleFlush(): void {
-    this.flushSoon ??= setImmediate(() => {
-      this.flushSoon = null;
-      this.flushFrames();
-      if (this.statusDue) {
-        this.statusDue = false;
-        this.stream?.flush();
-      }
-    });
+    this.flusher.confirmed();
   }
 
   private releaseHeldIfDone(): void {
@@ -412,35 +378,32 @@ export class ChangesEngine {
     for (const p of expired) await this.store.remove(p.instance).catch(() => undefined);
   }
 
-  /** Measures the slot (metrics, growth warnings) and, while streaming, applies the lag guard. */
-  private async checkLag(): Promise<void> {
-    if (this.stopped) return;
-    try {
-      const pool = await this.opts.pool();
-      // Measured while the stream is down too: a slot nobody reads is the one that piles up WAL.
-      const lag = (await this.tracked.measure(pool))?.lagBytes ?? 0;
-      if (this.stream?.status !== 'up' || lag <= this.opts.maxLagBytes) return;
-      this.log.error({ error_code: 'ReplicationLagExceeded', lag_bytes: lag, max: this.opts.maxLagBytes }, 'changes slot too far behind; recreating it');
-      for (const sub of this.live) {
-        sub.notify('error', `Replication lag of ${lag} bytes exceeded the limit of ${this.opts.maxLagBytes} bytes; changes were skipped and the replication slot was recreated`);
-      }
-      await this.handMessagesBack();
-      await this.stream?.stop();
-      await this.dropSlot(pool);
-      this.starts.reset();
-      this.heldAckLsn = null;
-      this.waiting.clear();
-      await this.startStream();
-    } catch (err) {
-      // A database that is down is reported by its own probe; this check only adds to it while streaming.
-      if (this.stream?.status === 'up') this.log.warn({ err }, 'replication lag check failed');
-      else this.log.debug({ err }, 'replication lag check failed');
-    }
+  /** Measures the slot and, while streaming, applies the lag guard (changes-lag-guard.ts). */
+  private checkLag(): Promise<void> {
+    return checkSlotLag({
+      tracked: this.tracked,
+      pool: this.opts.pool,
+      maxLagBytes: this.opts.maxLagBytes,
+      log: this.log,
+      stopped: () => this.stopped,
+      streaming: () => this.stream?.status === 'up',
+      tell: (message) => {
+        for (const sub of this.live) sub.notify('error', message);
+      },
+      recreate: async (pool) => {
+        await this.handMessagesBack();
+        await this.stream?.stop();
+        await this.dropSlot(pool);
+        this.starts.reset();
+        this.heldAckLsn = null;
+        this.waiting.clear();
+        await this.startStream();
+      },
+    });
   }
 
   private async checkIdle(): Promise<void> {
-    if (this.stopped || this.subscriberCount > 0) return;
-    if (Date.now() - this.idleSince < this.opts.idleDropMs) return;
+    if (this.stopped || !this.idle.due(this.subscriberCount)) return;
     this.log.info({ slot: this.slot }, 'no postgres_changes subscribers; stopping and dropping the slot');
     await this.stop(true);
   }
@@ -465,10 +428,8 @@ export class ChangesEngine {
     for (const t of this.timers) clearTimeout(t);
     // What was read is handed out and confirmed before the final status update, so a restart does not repeat it.
     if (this.dispatching) await settledWithin(this.dispatching, 5000);
-    if (this.flushSoon) clearImmediate(this.flushSoon);
-    this.flushSoon = null;
     // Frames already handed out still go to their sockets.
-    this.flushFrames();
+    this.flusher.stop();
     if (handBack) await this.handMessagesBack();
     // stop() sends the final acknowledged position itself.
     await this.stream?.stop();
