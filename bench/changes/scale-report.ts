@@ -92,6 +92,23 @@ export function scaleSection(res: Results): string {
   const head = ['rep', 'rows', 'transactions / rate', 'changes/s', 'deliveries/s', 'frame B', 'delivered', 'commit ack -> callback p50 / p99 ms', 'send -> callback p50 / p99 ms', 'Performer (forwarder) CPU %', 'its µs CPU / change', 'Postgres CPU % (by process)', 'load gen %', 'machine % (other)', 'saturated'];
   L.push('**Closed loop, N=100** (as fast as the producers go):', '', table(head, live.map(rowCells)), '');
   if (paced.length) L.push(`**Steady rate, N=100** (${f(info.pacedMs / 1000)} s):`, '', table(head, paced.map(rowCells)), '');
+  // Where a batch's RLS wait goes: Postgres working inside the call, or round trips (what pipelining would hide).
+  const checked = paced.filter((r) => r.checks && r.rls);
+  if (checked.length) {
+    L.push(
+      '**RLS visibility calls during the steady-rate rows** (Performer\'s /metrics; Postgres CPU of its pool connections from /proc):',
+      '',
+      table(
+        ['rep', 'rows', 'calls/s', 'mean wall ms per call', 'Performer pool CPU %', 'Postgres CPU ms per call', 'share of the wall time'],
+        checked.map((r) => {
+          const perSec = r.checks!.calls / (r.spanMs / 1000);
+          const cpuMs = (r.usage.pgBy['Performer pool'] / 100) * (1000 / perSec);
+          return [r.repetition ? String(r.repetition) : '-', what(r), f(perSec), f(r.checks!.meanMs, 2), f(r.usage.pgBy['Performer pool']), f(cpuMs, 2), `${f((100 * cpuMs) / r.checks!.meanMs)} %`];
+        }),
+      ),
+      '',
+    );
+  }
 
   // Targets, each judged within one repetition (same Performer build, minutes apart), for each build.
   const builds = [...new Set(live.filter((r) => r.target === 'performer').map((r) => r.system))];

@@ -77,6 +77,11 @@ export interface Row {
   /** Mean payload bytes of a delivered frame. */
   frameBytes?: number;
   notifyPayload?: NotifyPayload;
+  /**
+   * Performer's Postgres Changes visibility calls during the row (from its /metrics): how many (one per batch and
+   * table, "not yet visible" retries included) and their mean wall time, pool checkout included.
+   */
+  checks?: { calls: number; meanMs: number };
 }
 
 export interface RecvResult {
