@@ -40,7 +40,7 @@ const whatRows = (r: Row) =>
   r.target === 'notify'
     ? `LISTEN/NOTIFY, ${r.notifyPayload === 'envelope' ? "Performer's frame" : 'row JSON'}`
     : r.rls
-      ? `RLS, ${r.rlsCheck === 'per-viewer' ? 'one transaction per viewer (before)' : 'batched check'}`
+      ? `RLS, ${r.rlsCheck === 'per-viewer' ? 'one transaction per viewer (before)' : r.rlsCheck === 'serial' ? 'batched check, one batch at a time' : 'batched check'}`
       : 'no RLS';
 const range = (xs: number[], fmt: (x: number) => string) => {
   const ok = xs.filter(Number.isFinite);
@@ -128,17 +128,25 @@ export function scaleSection(res: Results): string {
         const b = perf(rep, false, shape);
         return a && b ? a.changesPerSec / b.changesPerSec : NaN;
       });
+      const serial = reps.map((rep) => {
+        const a = perf(rep, true, shape, 'serial');
+        const b = perf(rep, false, shape);
+        return a && b ? a.changesPerSec / b.changesPerSec : NaN;
+      });
       L.push(
         `- ${name}RLS with 100 distinct users >= 0.5x the same row without RLS, ${shapeText(shape)}: ${range(ratios, (x) => ratio(x, 1))} (${verdict(ratios, (x) => x >= 0.5)})` +
+          (serial.some(Number.isFinite) ? `; one batch at a time: ${range(serial, (x) => ratio(x, 1))}` : '') +
           (before.some(Number.isFinite) ? `; one transaction per viewer: ${range(before, (x) => ratio(x, 1))}.` : '.'),
       );
     }
     const rlsPaced = paced.filter((r) => r.target === 'performer' && r.system === build && r.rls && (r.rlsCheck ?? 'batch') === 'batch');
     const p99s = rlsPaced.map((r) => (r.drained ? r.lat.c99 : Infinity));
     const perViewer = paced.filter((r) => r.system === build && r.rls && r.rlsCheck === 'per-viewer').map((r) => r.lat.c99);
+    const serial = paced.filter((r) => r.system === build && r.rls && r.rlsCheck === 'serial').map((r) => r.lat.c99);
     L.push(
       `- ${name}Paced ${f(rlsPaced[0]?.rate ?? NaN)} changes/s to 100 RLS users, p99 commit -> callback <= 100 ms: ${range(p99s, (x) => `${f(x, 1)} ms`)}` +
         ` (${verdict(p99s, (x) => x <= 100)}); without RLS ${range(paced.filter((r) => r.target === 'performer' && r.system === build && !r.rls).map((r) => r.lat.c99), (x) => `${f(x, 1)} ms`)}` +
+        (serial.length ? `; one batch at a time (no pipelining) ${range(serial, (x) => `${f(x, 1)} ms`)}` : '') +
         (perViewer.length ? `; one transaction per viewer ${range(perViewer, (x) => `${f(x, 1)} ms`)}.` : '.'),
     );
     // The forwarder's rows of the same repetition (minutes apart at most, see the method).

@@ -4,10 +4,11 @@ import type { LocalPublisher } from '../shared/messages.js';
 import type { Binding } from './changes/index.js';
 import { ChangesCatalog } from './changes-catalog.js';
 import { ChangesRateGate } from './changes-rate.js';
-import { ChangesDispatcher, CommitQueue, type ChangesMetrics, type PendingCommit, type RowChange } from './changes-dispatch.js';
+import { BatchLoop } from './changes-batches.js';
+import { ChangesDispatcher, type ChangesMetrics, type RowChange } from './changes-dispatch.js';
 import { SubscriberGroups, type FanoutMember } from './changes-groups.js';
 import { SubscriberStarts } from './changes-starts.js';
-import { SubscriberStore, type ChangesSubscriber } from './changes-subscribers.js';
+import { SubscriberStore } from './changes-subscribers.js';
 import type { Lsn, PgTimestamp } from './pgoutput/index.js';
 import { CarriedMessages } from './changes-messages.js';
 import { FrameFlusher } from './changes-flush.js';
@@ -18,10 +19,6 @@ import { ReplicationStream } from './stream.js';
 import { settledWithin, untilUp } from './stream-wire.js';
 import type { ReplicationEvent } from './stream-types.js';
 
-/** Rows of waiting transactions past which the stream waits for the dispatch under way. */
-const MAX_BATCH_ROWS = 10_000;
-/** Rows dispatched together at most (a larger transaction still goes whole). */
-const DISPATCH_ROWS = 1000;
 
 export interface ChangesEngineOptions {
   tenantId: string;
@@ -41,6 +38,11 @@ export interface ChangesEngineOptions {
   slotWarnBytes: number;
   /** RLS visibility of a batch checked for all viewers in one call (default); false: one transaction per viewer. */
   rlsBatch?: boolean;
+  /**
+   * While a batch's visibility is asked, commits that arrive start the next batch's questions (one batch ahead at
+   * most, handed out after it); false: one batch at a time.
+   */
+  pipeline?: boolean;
   backoff: { initialMs: number; maxMs: number };
   /** Where the groups' events are published (the channels dispatcher and fan-out take them to the sockets). */
   pubsub: LocalPublisher;
@@ -83,9 +85,8 @@ export class ChangesEngine {
   /** realtime.messages this stream reads for the database-broadcast pipeline, if it does. */
   private carried: CarriedMessages | null = null;
   private txn: RowChange[] | null = null;
-  /** Committed transactions waiting for the dispatch under way. */
-  private readonly waiting = new CommitQueue(DISPATCH_ROWS);
-  private dispatching: Promise<void> | null = null;
+  /** Committed transactions on their way out, in batches. */
+  private readonly batches: BatchLoop;
   private commitTime: PgTimestamp = 0n;
   private xid = 0;
   /** The newest commit handled while changes were held: confirmed once nothing is held any more. */
@@ -111,6 +112,22 @@ export class ChangesEngine {
     this.groups = new SubscriberGroups(opts.tenantId, opts.pubsub);
     this.rate = new ChangesRateGate(opts.allow, this.log);
     this.idle = new IdleClock(opts.idleDropMs);
+    this.batches = new BatchLoop({
+      dispatcher: this.dispatcher,
+      flusher: this.flusher,
+      rate: this.rate,
+      log: this.log,
+      pipeline: opts.pipeline ?? true,
+      stopped: () => this.stopped,
+      betweenBatches: () => this.admitJoiners(),
+      taken: (txns) => {
+        this.starts.taken(txns);
+        return this.groups.list();
+      },
+      mayRunAhead: () => !this.starts.holding && this.starts.joining === 0,
+      confirm: (lsn) => this.confirm(lsn),
+      onDeliveries: opts.onDeliveries,
+    });
   }
 
   get status(): string {
@@ -185,7 +202,7 @@ export class ChangesEngine {
     }
     this.starts.recorded(sub, at);
     this.releaseHeldIfDone();
-    this.dispatching ??= this.dispatchBatches();
+    this.batches.kick();
     if (claimed) {
       this.log.info({ topic: sub.topic }, 'a rejoined subscriber continues one of an earlier run');
       await this.store.remove(claimed.instance).catch((err: unknown) => this.log.warn({ err }, 'removing a claimed subscriber failed'));
@@ -281,45 +298,14 @@ export class ChangesEngine {
         if (changes.length > 0 && this.subscriberCount === 0) changes = [];
         // Nothing to hand out and nothing ahead of it: confirm at once. Otherwise it joins the next batch, so its
         // position is confirmed only after the changes committed before it.
-        if (changes.length === 0 && this.dispatching === null) {
+        if (changes.length === 0 && this.batches.running === null) {
           if (event.ackLsn !== null) this.confirm(event.ackLsn);
           return;
         }
-        this.waiting.push({ changes, commitTime: this.commitTime, xid: this.xid, commitLsn: m.commitLsn, ackLsn: event.ackLsn });
-        this.dispatching ??= this.dispatchBatches();
-        // A large batch holds back the stream (the queue keeps the next messages) until the dispatch under way ends.
-        if (this.waiting.rows >= MAX_BATCH_ROWS) return this.dispatching;
-        return;
+        return this.batches.push({ changes, commitTime: this.commitTime, xid: this.xid, commitLsn: m.commitLsn, ackLsn: event.ackLsn });
       }
       default:
         return;
-    }
-  }
-
-  /**
-   * Dispatches what committed, in batches: the transactions that committed while one dispatch ran (waiting on
-   * RLS queries, say) go out together in the next, with one visibility check per (table, claims) for all of them.
-   * Between batches, joiners whose start has come go live.
-   */
-  private async dispatchBatches(): Promise<void> {
-    // Yield once, so the commits of the rest of this read join the first batch.
-    await null;
-    try {
-      for (;;) {
-        // Held while over the changes rate; stopped while held: the waiting transactions were not confirmed, so they
-        // come again after a restart.
-        if (!this.waiting.empty && !(await this.rate.pass(this.waiting.rows, () => this.stopped))) break;
-        await this.admitJoiners();
-        if (this.waiting.empty) break;
-        const txns = this.waiting.take();
-        this.starts.taken(txns);
-        await this.deliver(txns, this.groups.list());
-        let ackLsn: Lsn | null = null;
-        for (const t of txns) if (t.ackLsn !== null) ackLsn = t.ackLsn;
-        if (ackLsn !== null) this.confirm(ackLsn);
-      }
-    } finally {
-      this.dispatching = null;
     }
   }
 
@@ -329,10 +315,10 @@ export class ChangesEngine {
    */
   private async admitJoiners(): Promise<void> {
     for (;;) {
-      const ready = this.starts.ready(this.waiting.nextCommitLsn ?? this.lastCommitLsn + 1n);
+      const ready = this.starts.ready(this.batches.nextCommitLsn ?? this.lastCommitLsn + 1n);
       if (ready.length === 0) return;
       for (const { sub, owed } of ready) {
-        if (owed.length > 0) await this.deliver(owed, [sub]);
+        if (owed.length > 0) await this.batches.deliver(owed, [sub]);
       }
       // A group hands out its queued frames to whoever is a member when it flushes: they leave before anyone joins.
       this.flusher.flushFrames();
@@ -341,16 +327,6 @@ export class ChangesEngine {
       }
       this.releaseHeldIfDone();
     }
-  }
-
-  /** Hands a batch to the given subscribers (queued; the frames leave at the end of the loop turn). */
-  private async deliver(txns: readonly PendingCommit[], targets: readonly ChangesSubscriber[]): Promise<void> {
-    const { deliveries, touched, queued } = await this.dispatcher.dispatch(txns, targets).catch((err: unknown) => {
-      this.log.error({ err, error_code: 'UnableToDispatchChanges' }, 'dispatching changes kept failing; these changes are not delivered');
-      return { deliveries: 0, touched: [], queued: 0 };
-    });
-    if (deliveries > 0) this.opts.onDeliveries?.(deliveries);
-    this.flusher.written(touched, queued);
   }
 
   /** Confirms a handled position, unless changes are held for subscribers that may still rejoin or are joining. */
@@ -396,7 +372,7 @@ export class ChangesEngine {
         await this.dropSlot(pool);
         this.starts.reset();
         this.heldAckLsn = null;
-        this.waiting.clear();
+        this.batches.clear();
         await this.startStream();
       },
     });
@@ -427,7 +403,8 @@ export class ChangesEngine {
     this.stopped = true;
     for (const t of this.timers) clearTimeout(t);
     // What was read is handed out and confirmed before the final status update, so a restart does not repeat it.
-    if (this.dispatching) await settledWithin(this.dispatching, 5000);
+    const running = this.batches.running;
+    if (running) await settledWithin(running, 5000);
     // Frames already handed out still go to their sockets.
     this.flusher.stop();
     if (handBack) await this.handMessagesBack();
