@@ -1,5 +1,5 @@
 import type { Logger } from '../observability/logger.js';
-import { CommitQueue, type ChangesDispatcher, type PendingCommit, type PreparedDispatch } from './changes-dispatch.js';
+import type { ChangesDispatcher, PendingCommit, PreparedDispatch } from './changes-dispatch.js';
 import type { FrameFlusher } from './changes-flush.js';
 import type { ChangesRateGate } from './changes-rate.js';
 import type { ChangesSubscriber } from './changes-subscribers.js';
@@ -158,5 +158,45 @@ export class BatchLoop {
 
   private failed(err: unknown): void {
     this.host.log.error({ err, error_code: 'UnableToDispatchChanges' }, 'dispatching changes kept failing; these changes are not delivered');
+  }
+}
+
+/** Committed transactions waiting for the dispatch under way, handed out in batches of whole transactions. */
+class CommitQueue {
+  private items: PendingCommit[] = [];
+  /** Rows waiting, all transactions together. */
+  rows = 0;
+
+  constructor(
+    /** Rows dispatched together at most (a larger transaction still goes whole). */
+    private readonly batchRows: number,
+  ) {}
+
+  get empty(): boolean {
+    return this.items.length === 0;
+  }
+
+  /** Where the first waiting transaction's commit record is; null when none waits. */
+  get nextCommitLsn(): Lsn | null {
+    return this.items[0]?.commitLsn ?? null;
+  }
+
+  push(commit: PendingCommit): void {
+    this.items.push(commit);
+    this.rows += commit.changes.length;
+  }
+
+  /** The next batch: whole transactions up to `batchRows` rows, at least one, so a long backlog starts early. */
+  take(): PendingCommit[] {
+    let n = 0;
+    let rows = 0;
+    while (n < this.items.length && (n === 0 || rows + this.items[n]!.changes.length <= this.batchRows)) rows += this.items[n++]!.changes.length;
+    this.rows -= rows;
+    return this.items.splice(0, n);
+  }
+
+  clear(): void {
+    this.items = [];
+    this.rows = 0;
   }
 }

@@ -56,46 +56,6 @@ export interface CommittedChanges {
 /** A committed transaction waiting for dispatch: where its commit record is, and the position that confirms it. */
 export type PendingCommit = CommittedChanges & { commitLsn: Lsn; ackLsn: Lsn | null };
 
-/** Committed transactions waiting for the dispatch under way, handed out in batches of whole transactions. */
-export class CommitQueue {
-  private items: PendingCommit[] = [];
-  /** Rows waiting, all transactions together. */
-  rows = 0;
-
-  constructor(
-    /** Rows dispatched together at most (a larger transaction still goes whole). */
-    private readonly batchRows: number,
-  ) {}
-
-  get empty(): boolean {
-    return this.items.length === 0;
-  }
-
-  /** Where the first waiting transaction's commit record is; null when none waits. */
-  get nextCommitLsn(): Lsn | null {
-    return this.items[0]?.commitLsn ?? null;
-  }
-
-  push(commit: PendingCommit): void {
-    this.items.push(commit);
-    this.rows += commit.changes.length;
-  }
-
-  /** The next batch: whole transactions up to `batchRows` rows, at least one, so a long backlog starts early. */
-  take(): PendingCommit[] {
-    let n = 0;
-    let rows = 0;
-    while (n < this.items.length && (n === 0 || rows + this.items[n]!.changes.length <= this.batchRows)) rows += this.items[n++]!.changes.length;
-    this.rows -= rows;
-    return this.items.splice(0, n);
-  }
-
-  clear(): void {
-    this.items = [];
-    this.rows = 0;
-  }
-}
-
 /** One row change of a committed transaction, as pgoutput delivered it. */
 export interface RowChange {
   relation: RelationMessage;
