@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { serveRequests } from '../lib/serve.js';
+import { serveServerRequests } from '../lib/serve.js';
 import { nowUs } from '../lib/time.js';
 import { loadUws } from '../lib/uws.js';
 
@@ -71,20 +71,21 @@ app.listen('127.0.0.1', 0, (listenSocket) => {
     console.error('notify-peer: cannot listen');
     process.exit(1);
   }
-  serveRequests({
-    stats: () => ({ ...stats, subscribers }),
-    reset: () => {
-      stats.notifications = 0;
-      stats.firstUs = 0;
-      stats.lastUs = 0;
-      return {};
-    },
-    stop: async () => {
+  // The server commands (CPU profiling included, for --scale --profile) and the forwarder's own.
+  serveServerRequests(
+    async () => {
       uws.us_listen_socket_close(listenSocket);
       await client.end().catch(() => undefined);
-      setTimeout(() => process.exit(0), 50);
-      return {};
     },
-  });
+    {
+      stats: () => ({ ...stats, subscribers }),
+      reset: () => {
+        stats.notifications = 0;
+        stats.firstUs = 0;
+        stats.lastUs = 0;
+        return {};
+      },
+    },
+  );
   process.send?.({ type: 'ready', port: uws.us_socket_local_port(listenSocket), listenerPid });
 });

@@ -41,7 +41,7 @@ export const opts = {
   /** pg_recvlogical rows (live reference, ceilings per row): off in --scale mode. */
   recv: !args.flag('no-recv') && !scale,
   /** --scale: how the RLS rows check visibility, each variant in its own Performer process (CHANGES_RLS_BATCH). */
-  rlsChecks: (args.list('rls-check') ?? (scale ? ['batch', 'per-viewer'] : ['batch'])).filter((x): x is RlsCheck => x === 'batch' || x === 'per-viewer'),
+  rlsChecks: (args.list('rls-check') ?? (scale ? ['batch', 'per-viewer'] : ['batch'])).filter((x): x is RlsCheck => x === 'batch' || x === 'serial' || x === 'per-viewer'),
   /** --scale: the whole sequence this many times (variants alternate which goes first), for ranges. */
   repeat: args.number('repeat', 1),
   /** Profiled rows (no RLS), `N:shape`. */

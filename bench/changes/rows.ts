@@ -281,11 +281,28 @@ export async function catchupRow(b: Bench, set: SubSet, shape: Shape): Promise<R
   return row;
 }
 
+/** Performer's visibility calls so far (count, total ms), from its /metrics; null when it cannot be read. */
+async function visibilityCalls(system: System | null): Promise<{ count: number; sumMs: number } | null> {
+  if (!system) return null;
+  try {
+    const text = await (await fetch(`http://127.0.0.1:${system.port}/metrics`)).text();
+    const read = (suffix: string) =>
+      text
+        .split('\n')
+        .filter((l) => l.startsWith(`realtime_tenants_postgres_changes_authorization_check_${suffix}`))
+        .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+    return { count: read('count'), sumMs: read('sum') };
+  } catch {
+    return null;
+  }
+}
+
 export async function pacedRow(b: Bench, set: SubSet, rate: number): Promise<Row> {
   await b.quiet.wait();
   await resetRlsTable(b, set);
   resetTally(b, 1);
   if (set.target === 'notify') await b.peer!.call('reset');
+  const checksBefore = set.rls ? await visibilityCalls(set.system) : null;
   const a = await snap(b, set.system);
   const p = await b.producers.paced(set.table, rate, b.o.pacedMs, set.expectedFor);
   const endLsn = await lsnNow(b);
@@ -293,6 +310,11 @@ export async function pacedRow(b: Bench, set: SubSet, rate: number): Promise<Row
   const z = await snap(b, set.system);
   const row = finish(b, set, 'paced', 'single', p, drained, p.firstCommitUs, a, z);
   row.rate = rate;
+  const checksAfter = checksBefore ? await visibilityCalls(set.system) : null;
+  if (checksBefore && checksAfter && checksAfter.count > checksBefore.count) {
+    const calls = checksAfter.count - checksBefore.count;
+    row.checks = { calls, meanMs: (checksAfter.sumMs - checksBefore.sumMs) / calls };
+  }
   if (!drained) await recover(b, set, endLsn);
   logRow(row);
   return row;

@@ -14,7 +14,8 @@ import { compareSection, configureReport, f, machine, section, writeResults } fr
 import { rlsProbe } from './rls-probe.js';
 import { snap, usage, type Bench, type System } from './rows.js';
 import { configureScaleReport, scaleSection, writeScaleResults } from './scale-report.js';
-import { notifyRows, recvRows, scaleRows, standardRows, type Run } from './sequences.js';
+import { scaleRows } from './scale-rows.js';
+import { notifyRows, recvRows, standardRows, type Run } from './sequences.js';
 import { closeSubs, heartbeat } from './subs.js';
 import { startSystem } from './systems.js';
 import type { Results } from './types.js';
@@ -41,7 +42,7 @@ import type { Results } from './types.js';
  * section of bench/RESULTS.md. --strace adds two rows with `strace -c` attached to Performer (syscalls per frame).
  * Scale mode (issue 14, ~4 min with --repeat=3): N=100 only, with and without RLS, each RLS check variant, steady
  * rate at 1,000/s for 10 s, LISTEN/NOTIFY sending Performer's own frame; no pg_recvlogical; `## Postgres Changes
- * under RLS at scale` with --write (sequences.ts scaleRows).
+ * under RLS at scale` with --write (scale-rows.ts).
  * --compare=<rev> starts Performer as it was at that revision beside this one
  * on a database of its own and measures the live rows of both, `--reps` times, alternating which goes first; the
  * before/after table is printed.
@@ -130,7 +131,8 @@ async function main(): Promise<void> {
   hb.unref();
   try {
     // LISTEN/NOTIFY and pg_recvlogical first: no Performer slot exists yet, so no other walsender decodes their rows.
-    await notifyRows(run);
+    // --scale interleaves them with Performer's rows (scale-rows.ts).
+    if (!opts.scale) await notifyRows(run);
     if (opts.recv) await recvRows(run);
     // Performer, and with --compare the other revision's beside it.
     for (const [i, build] of performerBuilds(args).entries()) {

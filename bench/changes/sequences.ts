@@ -7,8 +7,7 @@ import { args, CATCHUP_RUNS, NOTIFY_CHANNEL, opts, RECV_LIVE_PUBLICATION, RECV_L
 import { f, shapeText, withoutProfilerOverhead } from './report.js';
 import { bestLiveRow, catchupRow, liveRow, pacedRow, recvLiveRow, straceRow, type Bench, type System } from './rows.js';
 import { closeSubs, connectSubs, warmUp } from './subs.js';
-import { checkOf, relaunch } from './systems.js';
-import type { Results, Row, Shape } from './types.js';
+import type { NotifyPayload, Results, Row, Shape } from './types.js';
 
 /**
  * The sequences of rows of a Postgres Changes run, in the order run.ts calls them: LISTEN/NOTIFY and pg_recvlogical
@@ -27,9 +26,9 @@ export interface Run {
   clusterUrl: string;
 }
 
-/** LISTEN/NOTIFY rows: the row's JSON (`bare`) and/or Performer's own frame around Performer's data object (`envelope`). */
-export async function notifyRows({ b, results, clusterUrl }: Run): Promise<void> {
-  await b.admin.query(`
+/** The LISTEN/NOTIFY tables and triggers: the row's JSON (`bench_notify`) and Performer's data object (`bench_notify_env`). */
+export async function createNotifyTables(admin: Bench['admin']): Promise<void> {
+  await admin.query(`
     CREATE TABLE public.bench_notify (id bigint PRIMARY KEY, owner uuid, body text, at timestamptz DEFAULT now());
     CREATE FUNCTION public.bench_notify_fn() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
@@ -50,29 +49,36 @@ export async function notifyRows({ b, results, clusterUrl }: Run): Promise<void>
     END $$;
     CREATE TRIGGER bench_notify_env_trg AFTER INSERT ON public.bench_notify_env FOR EACH ROW EXECUTE FUNCTION public.bench_notify_env_fn();
   `);
+}
+
+/** Starts the LISTEN/NOTIFY forwarder for one payload kind (b.peer); returns its port and the table its rows go into. */
+export async function startForwarder(b: Bench, clusterUrl: string, payload: NotifyPayload): Promise<{ port: number; table: string }> {
+  const envelope = payload === 'envelope';
+  const table = envelope ? 'bench_notify_env' : 'bench_notify';
+  const env = { BENCH_DATABASE_URL: clusterUrl, NOTIFY_CHANNEL: envelope ? `${NOTIFY_CHANNEL}_env` : NOTIFY_CHANNEL, NOTIFY_TOPIC: ROOM_TOPIC, NOTIFY_ENVELOPE: envelope ? '1' : '0' };
+  b.peer = new Child('notify-peer', 'bench/changes/notify-peer.ts', { env, plain: true });
+  const port = Number((await b.peer.ready).port);
+  console.log(`LISTEN/NOTIFY forwarder (${payload}) up (pid ${b.peer.pid}, port ${port})`);
+  return { port, table };
+}
+
+/** LISTEN/NOTIFY rows: the row's JSON (`bare`) and/or Performer's own frame around Performer's data object (`envelope`). */
+export async function notifyRows({ b, results, clusterUrl }: Run): Promise<void> {
+  await createNotifyTables(b.admin);
   for (const payload of opts.notify ? opts.notifyPayloads : []) {
-    const envelope = payload === 'envelope';
-    const table = envelope ? 'bench_notify_env' : 'bench_notify';
-    const env = { BENCH_DATABASE_URL: clusterUrl, NOTIFY_CHANNEL: envelope ? `${NOTIFY_CHANNEL}_env` : NOTIFY_CHANNEL, NOTIFY_TOPIC: ROOM_TOPIC, NOTIFY_ENVELOPE: envelope ? '1' : '0' };
-    b.peer = new Child('notify-peer', 'bench/changes/notify-peer.ts', { env, plain: true });
-    const port = Number((await b.peer.ready).port);
-    console.log(`LISTEN/NOTIFY forwarder (${payload}) up (pid ${b.peer.pid}, port ${port})`);
+    const { port, table } = await startForwarder(b, clusterUrl, payload);
     for (const n of opts.ns) {
       const set = await connectSubs(b, null, n, false, port, table);
       await warmUp(b, set);
-      // --scale: as many repetitions as Performer's rows, for ranges.
-      for (let rep = 0; rep < (opts.scale ? opts.repeat : 1); rep++) {
-        for (const shape of opts.shapes) {
-          const { row, resubscribe } = await bestLiveRow(b, set, shape, false);
-          if (opts.scale) row.repetition = rep + 1;
-          results.rows.push(row);
-          if (resubscribe) await connectSubs(b, null, n, false, port, table);
-        }
+      for (const shape of opts.shapes) {
+        const { resubscribe, row } = await bestLiveRow(b, set, shape, false);
+        results.rows.push(row);
+        if (resubscribe) await connectSubs(b, null, n, false, port, table);
       }
       if (opts.paced) results.rows.push(await pacedRow(b, set, opts.pacedRate));
       closeSubs();
     }
-    await b.peer.stop();
+    await b.peer!.stop();
     b.peer = null;
   }
 }
@@ -216,7 +222,7 @@ export async function standardRows({ b, results, systems, benchOf, dir }: Run): 
 }
 
 /** A no-RLS live row on this tree's Performer with V8's sampling profiler on during it. */
-async function profiledRow({ b, results, systems, dir }: Run, n: number, shape: Shape, top: number): Promise<void> {
+export async function profiledRow({ b, results, systems, dir }: Run, n: number, shape: Shape, top: number): Promise<void> {
   const main = systems[0]!;
   const set = await connectSubs(b, main, n, false);
   await warmUp(b, set);
@@ -232,56 +238,4 @@ async function profiledRow({ b, results, systems, dir }: Run, n: number, shape: 
   console.log(formatSummary(summary, top, cpuMs));
   if (process.env.BENCH_KEEP_PROFILES) writeFileSync(path.join(process.env.BENCH_KEEP_PROFILES, path.basename(file)), readFileSync(file));
   await sleep(200);
-}
-
-/**
- * --scale (issue 14): N=100 rows without RLS and under RLS (100 distinct users), at both transaction shapes, and
- * steady-rate rows at --paced-rate (1,000/s) for --paced-ms (10 s), for each RLS check variant (Performer restarted
- * with CHANGES_RLS_BATCH=false for `per-viewer`, the check before issue 14), all --repeat times in one run; the
- * variants alternate which runs first. Rows without RLS run with the batched variant only (the flag does not
- * change them).
- */
-export async function scaleRows(run: Run): Promise<void> {
-  const { b, results, systems } = run;
-  const main = systems[0]!;
-  const n = 100;
-  for (let rep = 0; rep < opts.repeat; rep++) {
-    const order = rep % 2 === 0 ? opts.rlsChecks : [...opts.rlsChecks].reverse();
-    for (const check of order) {
-      if (timeLeftMs() < rowWorstMs() + opts.pacedMs + 10_000) {
-        results.skipped.push(`repetition ${rep + 1}, RLS check ${check} (time budget)`);
-        continue;
-      }
-      if (check !== checkOf(main)) await relaunch(main, check);
-      const withoutRls = check === (opts.rlsChecks.includes('batch') ? 'batch' : opts.rlsChecks[0]);
-      for (const rls of opts.rls ? (withoutRls ? [false, true] : [true]) : [false]) {
-        let set = await connectSubs(b, main, n, rls);
-        await warmUp(b, set);
-        for (const shape of opts.shapes) {
-          const { row } = await liveRow(b, set, shape, false);
-          row.rlsCheck = check;
-          row.repetition = rep + 1;
-          results.rows.push(row);
-          if (!row.drained) {
-            set = await connectSubs(b, main, n, rls);
-            await warmUp(b, set);
-          }
-        }
-        if (opts.paced) {
-          const row = await pacedRow(b, set, opts.pacedRate);
-          row.rlsCheck = check;
-          row.repetition = rep + 1;
-          results.rows.push(row);
-        }
-        closeSubs();
-        await sleep(200);
-      }
-    }
-  }
-  // --profile: the no-RLS N=100 row at 100 rows/txn again, with V8's sampling profiler in Performer (why it loses
-  // to LISTEN/NOTIFY there, if it does).
-  if (opts.profile && timeLeftMs() > rowWorstMs()) {
-    if (checkOf(main) !== 'batch') await relaunch(main, 'batch');
-    await profiledRow(run, n, 'batch', 15);
-  }
 }

@@ -44,7 +44,9 @@ async function launch(l: Launch): Promise<{ child: System['child']; port: number
       JWT_SECRET: jwtSecret,
       PERFORMER_DATA_DIR: l.dataDir,
       // One RLS transaction per viewer with `per-viewer`: the check before issue 14 (--scale).
-      CHANGES_RLS_BATCH: l.check === 'batch' ? 'true' : 'false',
+      CHANGES_RLS_BATCH: l.check === 'per-viewer' ? 'false' : 'true',
+      // One batch at a time with `serial` (builds before the pipelining ignore it).
+      CHANGES_PIPELINE: l.check === 'serial' ? 'false' : 'true',
       // Compared builds take turns: the WAL the other one wrote meanwhile must not make the lag guard recreate a slot.
       ...(args.option('compare') ? { CHANGES_MAX_LAG_BYTES: String(2 ** 50) } : {}),
     },

@@ -32,7 +32,8 @@ export interface Usage {
 export type Kind = 'live' | 'catchup' | 'paced';
 
 /** How Performer checked RLS: every viewer of a batch in one call, or one transaction per viewer (before issue 14). */
-export type RlsCheck = 'batch' | 'per-viewer';
+/** batch: one call for all viewers, batches pipelined (Performer now); serial: the same, one batch at a time; per-viewer: before issue 14. */
+export type RlsCheck = 'batch' | 'serial' | 'per-viewer';
 
 /** What the LISTEN/NOTIFY forwarder sends per change: the row's JSON, or Performer's own frame. */
 export type NotifyPayload = 'bare' | 'envelope';
@@ -77,6 +78,11 @@ export interface Row {
   /** Mean payload bytes of a delivered frame. */
   frameBytes?: number;
   notifyPayload?: NotifyPayload;
+  /**
+   * Performer's Postgres Changes visibility calls during the row (from its /metrics): how many (one per batch and
+   * table, "not yet visible" retries included) and their mean wall time, pool checkout included.
+   */
+  checks?: { calls: number; meanMs: number };
 }
 
 export interface RecvResult {

@@ -45,11 +45,29 @@ interface ChangesMembers {
   frames: ChangeFrames | null;
 }
 
+/**
+ * Events of one batch past which a group's members are written to one by one rather than through uWS publish: uWS
+ * drains a subscriber every 32 published messages (TopicTree), each drain one corked write that a frame of more
+ * than 512 B makes two (a 16 KiB write and a small one), while a socket written to in one cork gets full 16 KiB
+ * writes. Below it, one publish per event costs less (no call per socket and event from JavaScript). Measured in
+ * bench/RESULTS.md ("Fan-out of a batch").
+ */
+export const PUBLISH_MAX_EVENTS = 32;
+
 /** Writes Postgres Changes events to one socket in one corked write; returns the bytes written. */
 export function writeChanges(socket: BatchSocket, frames: ChangeFrames, items: readonly OutgoingChange[]): number {
   let bytes = 0;
   socket.cork(() => {
     for (const item of items) bytes += socket.sendUncounted(frames.frame(item));
+  });
+  return bytes;
+}
+
+/** Writes frames already encoded to one socket in one corked write; returns the bytes written. */
+function writeFrames(socket: BatchSocket, frames: readonly Uint8Array[]): number {
+  let bytes = 0;
+  socket.cork(() => {
+    for (const frame of frames) bytes += socket.sendUncounted(frame);
   });
   return bytes;
 }
@@ -150,8 +168,9 @@ export class Fanout {
   }
 
   /**
-   * The events of one batch for a group: one uWS publish per event and serializer, its frame encoded once; a member
-   * alone with its serializer is written to directly, in one write. Returns the bytes sent.
+   * The events of one batch for a group, each frame encoded once per serializer: one uWS publish per event, or past
+   * PUBLISH_MAX_EVENTS events each member written to in one corked write; a member alone with its serializer is
+   * written to directly. Returns the bytes sent.
    */
   deliverChanges(key: string, subTopic: string, env: ChangesEnvelope): number {
     const group = this.changes.get(key);
@@ -163,17 +182,18 @@ export class Fanout {
   private deliverChangesTo(members: ChangesMembers | null, subTopic: string, env: ChangesEnvelope): number {
     if (members === null) return 0;
     // A socket that fell behind is told and leaves (its channel unsubscribes) while it is asked here.
-    let keepingUp = 0;
-    let last: BatchSocket | null = null;
-    for (const socket of members.sockets) {
-      if (!socket.keepsUp()) continue;
-      keepingUp += 1;
-      last = socket;
-    }
-    if (last === null) return 0;
+    const keepingUp: BatchSocket[] = [];
+    for (const socket of members.sockets) if (socket.keepsUp()) keepingUp.push(socket);
+    if (keepingUp.length === 0) return 0;
     const frames = (members.frames ??= new ChangeFrames(members.vsn, `realtime:${subTopic}`, env.legacy));
-    if (keepingUp === 1) return writeChanges(last, frames, env.items);
+    if (keepingUp.length === 1) return writeChanges(keepingUp[0]!, frames, env.items);
     let bytes = 0;
+    if (env.items.length > PUBLISH_MAX_EVENTS) {
+      const encoded = env.items.map((item) => frames.bytes(item));
+      // One found too slow while written to gets nothing more (sendUncounted): what it got is a gap-free prefix.
+      for (const socket of keepingUp) bytes += writeFrames(socket, encoded);
+      return bytes;
+    }
     for (const item of env.items) bytes += this.publishText(members.uwsTopic, frames.frame(item));
     return bytes;
   }

@@ -95,6 +95,8 @@ export interface Config {
   changesSlotWarnBytes: number;
   /** Check the RLS visibility of a batch's rows for all its viewers in one call; false: one transaction per viewer. */
   changesRlsBatch: boolean;
+  /** Start a batch's visibility checks while the batch before waits for its own (handed out in order). */
+  changesPipeline: boolean;
   /** Appended to the database-broadcast replication slot name (upstream SLOT_NAME_SUFFIX). */
   slotNameSuffix: string;
   runJanitor: boolean;
@@ -211,6 +213,7 @@ export function loadConfig(env: Env = process.env): Config {
     changesLagCheckMs: r.int('CHANGES_LAG_CHECK_MS', 10_000, 100, 3_600_000),
     changesSlotWarnBytes: r.int('CHANGES_SLOT_WARN_BYTES', 256 * 1024 * 1024, 1024, Number.MAX_SAFE_INTEGER),
     changesRlsBatch: r.bool('CHANGES_RLS_BATCH', true),
+    changesPipeline: r.bool('CHANGES_PIPELINE', true),
     slotNameSuffix: r.string('SLOT_NAME_SUFFIX', ''),
     runJanitor: r.bool('RUN_JANITOR', true),
     janitorIntervalMs: r.int('JANITOR_INTERVAL_MS', 3_600_000, 1000, 86_400_000),

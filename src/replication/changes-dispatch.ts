@@ -34,6 +34,11 @@ export interface Dispatched {
 
 const NOTHING: Dispatched = Object.freeze({ deliveries: 0, touched: [], queued: 0 }) as never;
 
+/** A dispatch whose changes are matched and whose visibility is known: ready to be handed out. */
+export interface PreparedDispatch {
+  readonly planned: readonly Planned[];
+}
+
 /** What the dispatcher measures: each changed row's payload once, and each visibility check. */
 export interface ChangesMetrics {
   payloadBytes: Observer;
@@ -50,46 +55,6 @@ export interface CommittedChanges {
 
 /** A committed transaction waiting for dispatch: where its commit record is, and the position that confirms it. */
 export type PendingCommit = CommittedChanges & { commitLsn: Lsn; ackLsn: Lsn | null };
-
-/** Committed transactions waiting for the dispatch under way, handed out in batches of whole transactions. */
-export class CommitQueue {
-  private items: PendingCommit[] = [];
-  /** Rows waiting, all transactions together. */
-  rows = 0;
-
-  constructor(
-    /** Rows dispatched together at most (a larger transaction still goes whole). */
-    private readonly batchRows: number,
-  ) {}
-
-  get empty(): boolean {
-    return this.items.length === 0;
-  }
-
-  /** Where the first waiting transaction's commit record is; null when none waits. */
-  get nextCommitLsn(): Lsn | null {
-    return this.items[0]?.commitLsn ?? null;
-  }
-
-  push(commit: PendingCommit): void {
-    this.items.push(commit);
-    this.rows += commit.changes.length;
-  }
-
-  /** The next batch: whole transactions up to `batchRows` rows, at least one, so a long backlog starts early. */
-  take(): PendingCommit[] {
-    let n = 0;
-    let rows = 0;
-    while (n < this.items.length && (n === 0 || rows + this.items[n]!.changes.length <= this.batchRows)) rows += this.items[n++]!.changes.length;
-    this.rows -= rows;
-    return this.items.splice(0, n);
-  }
-
-  clear(): void {
-    this.items = [];
-    this.rows = 0;
-  }
-}
 
 /** One row change of a committed transaction, as pgoutput delivered it. */
 export interface RowChange {
@@ -145,12 +110,22 @@ export class ChangesDispatcher {
    * one call for every distinct claims set (see changes-visibility.ts).
    */
   async dispatch(txns: readonly CommittedChanges[], subscribers: readonly ChangesSubscriber[]): Promise<Dispatched> {
-    if (subscribers.length === 0 || txns.length === 0) return NOTHING;
+    const prepared = await this.prepare(txns, subscribers);
+    return prepared ? this.handOut(prepared) : NOTHING;
+  }
+
+  /**
+   * The first half of a dispatch: matches the changes and asks for their visibility (tried again on failure, as a
+   * whole: nothing was handed out yet). Null when nobody gets anything. Several may be under way at once; each is
+   * handed out with {@link handOut}, in commit order.
+   */
+  async prepare(txns: readonly CommittedChanges[], subscribers: readonly ChangesSubscriber[]): Promise<PreparedDispatch | null> {
+    if (subscribers.length === 0 || txns.length === 0) return null;
     // A failure before the hand-out (the tenant's pool unavailable, a catalog query on a lost connection) has
     // delivered nothing, so the whole batch is tried again; the stream holds back meanwhile.
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.dispatchOnce(txns, subscribers);
+        return await this.prepareOnce(txns, subscribers);
       } catch (err) {
         if (attempt >= RETRY_MS.length) throw err;
         this.log.warn({ err, error_code: 'UnableToDispatchChanges', attempt }, 'dispatching changes failed; retrying');
@@ -159,7 +134,7 @@ export class ChangesDispatcher {
     }
   }
 
-  private async dispatchOnce(txns: readonly CommittedChanges[], subscribers: readonly ChangesSubscriber[]): Promise<Dispatched> {
+  private async prepareOnce(txns: readonly CommittedChanges[], subscribers: readonly ChangesSubscriber[]): Promise<PreparedDispatch | null> {
     const planned: Planned[] = [];
     const asks = new Map<RelationState, Map<string, Ask>>();
     const fixed = new Map<RelationState, Map<ChangeType, FixedMatches>>();
@@ -174,8 +149,13 @@ export class ChangesDispatcher {
         if (matches.length > 0) planned.push({ change, state, matches, commitTimestamp, xid: txn.xid ?? 0 });
       }
     }
-    if (planned.length === 0) return NOTHING;
+    if (planned.length === 0) return null;
     await this.resolveVisibility(planned, asks);
+    return { planned };
+  }
+
+  /** The second half: builds each distinct payload once and queues the events, per subscriber in commit order. */
+  handOut({ planned }: PreparedDispatch): Dispatched {
     let deliveries = 0;
     const payloadBytes = this.metrics?.payloadBytes;
     // Frames are collected per subscriber and handed over together: one socket write per subscriber and transaction.

@@ -1,65 +1,24 @@
 import type pg from 'pg';
 import type { Logger } from '../observability/logger.js';
-import type { LocalPublisher } from '../shared/messages.js';
 import type { Binding } from './changes/index.js';
 import { ChangesCatalog } from './changes-catalog.js';
 import { ChangesRateGate } from './changes-rate.js';
-import { ChangesDispatcher, CommitQueue, type ChangesMetrics, type PendingCommit, type RowChange } from './changes-dispatch.js';
-import { SubscriberGroups, type FanoutMember } from './changes-groups.js';
+import { BatchLoop } from './changes-batches.js';
+import { ChangesDispatcher, type RowChange } from './changes-dispatch.js';
+import { SubscriberGroups } from './changes-groups.js';
 import { SubscriberStarts } from './changes-starts.js';
-import { SubscriberStore, type ChangesSubscriber } from './changes-subscribers.js';
+import { SubscriberStore } from './changes-subscribers.js';
 import type { Lsn, PgTimestamp } from './pgoutput/index.js';
 import { CarriedMessages } from './changes-messages.js';
-import type { DatabaseBroadcast } from './db-broadcast.js';
+import { FrameFlusher } from './changes-flush.js';
+import { checkSlotLag, IdleClock } from './changes-lag-guard.js';
 import { TrackedSlot, type SlotUsage } from './changes-slot.js';
 import { ReplicationStream } from './stream.js';
 import { settledWithin, untilUp } from './stream-wire.js';
 import type { ReplicationEvent } from './stream-types.js';
+import type { ChangesEngineOptions, LiveSubscriber } from './changes-engine-options.js';
 
-/** Rows of waiting transactions past which the stream waits for the dispatch under way. */
-const MAX_BATCH_ROWS = 10_000;
-/** Rows dispatched together at most (a larger transaction still goes whole). */
-const DISPATCH_ROWS = 1000;
-
-/** Queued frames (all subscribers) that make a write happen before the end of the loop turn. */
-const FLUSH_EVERY_ITEMS = 256;
-
-export interface ChangesEngineOptions {
-  tenantId: string;
-  databaseUrl: string;
-  publication: string;
-  node: string;
-  log: Logger;
-  pool: () => Promise<pg.Pool>;
-  /** How long changes are held for subscribers of an earlier run that have not rejoined yet. */
-  graceMs: number;
-  /** Drop the slot after this long without subscribers. */
-  idleDropMs: number;
-  /** Lag guard: when the slot is this many bytes behind, subscribers are told and the slot is recreated. */
-  maxLagBytes: number;
-  lagCheckMs: number;
-  /** Warn when the slot's lag or retained WAL passes this many bytes (and each time it doubles). */
-  slotWarnBytes: number;
-  /** RLS visibility of a batch checked for all viewers in one call (default); false: one transaction per viewer. */
-  rlsBatch?: boolean;
-  backoff: { initialMs: number; maxMs: number };
-  /** Where the groups' events are published (the channels dispatcher and fan-out take them to the sockets). */
-  pubsub: LocalPublisher;
-  /** The tenant's changes limiter (upstream's db_events): while false, changes are held, never dropped. */
-  allow?: () => boolean;
-  onDeliveries?: (n: number) => void;
-  metrics?: ChangesMetrics;
-  onStopped?: () => void;
-  /** The tenant's database-broadcast pipeline: while this stream runs it reads realtime.messages for it too. */
-  messages?: () => DatabaseBroadcast | null;
-}
-
-/** What a subscriber hears besides changes: the `system` messages of the postgres_changes extension. */
-export interface SubscriberNotices {
-  notify(status: 'ok' | 'error', message: string): void;
-}
-
-export type LiveSubscriber = FanoutMember & SubscriberNotices;
+export type { ChangesEngineOptions, LiveSubscriber, SubscriberNotices } from './changes-engine-options.js';
 
 /**
  * Postgres Changes for one tenant: one logical replication stream over the publication, from a persistent slot
@@ -84,20 +43,17 @@ export class ChangesEngine {
   /** realtime.messages this stream reads for the database-broadcast pipeline, if it does. */
   private carried: CarriedMessages | null = null;
   private txn: RowChange[] | null = null;
-  /** Committed transactions waiting for the dispatch under way. */
-  private readonly waiting = new CommitQueue(DISPATCH_ROWS);
-  private dispatching: Promise<void> | null = null;
+  /** Committed transactions on their way out, in batches. */
+  private readonly batches: BatchLoop;
   private commitTime: PgTimestamp = 0n;
   private xid = 0;
   /** The newest commit handled while changes were held: confirmed once nothing is held any more. */
   private heldAckLsn: Lsn | null = null;
   /** Holds (never drops) what committed while the tenant is over its changes rate. */
   private readonly rate: ChangesRateGate;
-  private flushSoon: NodeJS.Immediate | null = null;
-  private readonly unflushed = new Set<ChangesSubscriber>();
-  private statusDue = false;
-  private unflushedItems = 0;
-  private idleSince = Date.now();
+  /** Frames leave once per loop turn, then the status update confirms them. */
+  private readonly flusher = new FrameFlusher(() => this.stream?.flush());
+  private readonly idle: IdleClock;
   private readonly timers: NodeJS.Timeout[] = [];
   private started: Promise<void> | null = null;
   private stopped = false;
@@ -113,6 +69,23 @@ export class ChangesEngine {
     this.store = new SubscriberStore(opts.pool, opts.node, opts.tenantId);
     this.groups = new SubscriberGroups(opts.tenantId, opts.pubsub);
     this.rate = new ChangesRateGate(opts.allow, this.log);
+    this.idle = new IdleClock(opts.idleDropMs);
+    this.batches = new BatchLoop({
+      dispatcher: this.dispatcher,
+      flusher: this.flusher,
+      rate: this.rate,
+      log: this.log,
+      pipeline: opts.pipeline ?? true,
+      stopped: () => this.stopped,
+      betweenBatches: () => this.admitJoiners(),
+      taken: (txns) => {
+        this.starts.taken(txns);
+        return this.groups.list();
+      },
+      mayRunAhead: () => !this.starts.holding && this.starts.joining === 0,
+      confirm: (lsn) => this.confirm(lsn),
+      onDeliveries: opts.onDeliveries,
+    });
   }
 
   get status(): string {
@@ -169,7 +142,7 @@ export class ChangesEngine {
     // Synchronous: every commit taken for dispatch from here on is kept for it until it goes live.
     const claimed = this.starts.register(sub);
     this.live.add(sub);
-    this.idleSince = Date.now();
+    this.idle.reset();
     let at: Lsn;
     try {
       // Positions are not confirmed until it is on record: a crash before that would leave a restart nobody to
@@ -187,7 +160,7 @@ export class ChangesEngine {
     }
     this.starts.recorded(sub, at);
     this.releaseHeldIfDone();
-    this.dispatching ??= this.dispatchBatches();
+    this.batches.kick();
     if (claimed) {
       this.log.info({ topic: sub.topic }, 'a rejoined subscriber continues one of an earlier run');
       await this.store.remove(claimed.instance).catch((err: unknown) => this.log.warn({ err }, 'removing a claimed subscriber failed'));
@@ -199,7 +172,7 @@ export class ChangesEngine {
     if (!this.live.delete(sub)) return;
     this.leaveStarts(sub);
     this.groups.leave(sub);
-    if (this.live.size === 0) this.idleSince = Date.now();
+    if (this.live.size === 0) this.idle.reset();
     if (keepRecord) return;
     await this.store.remove(sub.instance).catch((err: unknown) => this.log.warn({ err }, 'removing a subscriber failed'));
   }
@@ -283,45 +256,14 @@ export class ChangesEngine {
         if (changes.length > 0 && this.subscriberCount === 0) changes = [];
         // Nothing to hand out and nothing ahead of it: confirm at once. Otherwise it joins the next batch, so its
         // position is confirmed only after the changes committed before it.
-        if (changes.length === 0 && this.dispatching === null) {
+        if (changes.length === 0 && this.batches.running === null) {
           if (event.ackLsn !== null) this.confirm(event.ackLsn);
           return;
         }
-        this.waiting.push({ changes, commitTime: this.commitTime, xid: this.xid, commitLsn: m.commitLsn, ackLsn: event.ackLsn });
-        this.dispatching ??= this.dispatchBatches();
-        // A large batch holds back the stream (the queue keeps the next messages) until the dispatch under way ends.
-        if (this.waiting.rows >= MAX_BATCH_ROWS) return this.dispatching;
-        return;
+        return this.batches.push({ changes, commitTime: this.commitTime, xid: this.xid, commitLsn: m.commitLsn, ackLsn: event.ackLsn });
       }
       default:
         return;
-    }
-  }
-
-  /**
-   * Dispatches what committed, in batches: the transactions that committed while one dispatch ran (waiting on
-   * RLS queries, say) go out together in the next, with one visibility check per (table, claims) for all of them.
-   * Between batches, joiners whose start has come go live.
-   */
-  private async dispatchBatches(): Promise<void> {
-    // Yield once, so the commits of the rest of this read join the first batch.
-    await null;
-    try {
-      for (;;) {
-        // Held while over the changes rate; stopped while held: the waiting transactions were not confirmed, so they
-        // come again after a restart.
-        if (!this.waiting.empty && !(await this.rate.pass(this.waiting.rows, () => this.stopped))) break;
-        await this.admitJoiners();
-        if (this.waiting.empty) break;
-        const txns = this.waiting.take();
-        this.starts.taken(txns);
-        await this.deliver(txns, this.groups.list());
-        let ackLsn: Lsn | null = null;
-        for (const t of txns) if (t.ackLsn !== null) ackLsn = t.ackLsn;
-        if (ackLsn !== null) this.confirm(ackLsn);
-      }
-    } finally {
-      this.dispatching = null;
     }
   }
 
@@ -331,43 +273,18 @@ export class ChangesEngine {
    */
   private async admitJoiners(): Promise<void> {
     for (;;) {
-      const ready = this.starts.ready(this.waiting.nextCommitLsn ?? this.lastCommitLsn + 1n);
+      const ready = this.starts.ready(this.batches.nextCommitLsn ?? this.lastCommitLsn + 1n);
       if (ready.length === 0) return;
       for (const { sub, owed } of ready) {
-        if (owed.length > 0) await this.deliver(owed, [sub]);
+        if (owed.length > 0) await this.batches.deliver(owed, [sub]);
       }
       // A group hands out its queued frames to whoever is a member when it flushes: they leave before anyone joins.
-      this.flushFrames();
+      this.flusher.flushFrames();
       for (const { sub, owed } of ready) {
         if (this.starts.admitted(sub, owed) && this.live.has(sub)) this.groups.join(sub);
       }
       this.releaseHeldIfDone();
     }
-  }
-
-  /** Hands a batch to the given subscribers (queued; the frames leave at the end of the loop turn). */
-  private async deliver(txns: readonly PendingCommit[], targets: readonly ChangesSubscriber[]): Promise<void> {
-    const { deliveries, touched, queued } = await this.dispatcher.dispatch(txns, targets).catch((err: unknown) => {
-      this.log.error({ err, error_code: 'UnableToDispatchChanges' }, 'dispatching changes kept failing; these changes are not delivered');
-      return { deliveries: 0, touched: [], queued: 0 };
-    });
-    if (deliveries > 0) this.opts.onDeliveries?.(deliveries);
-    for (const sub of touched) this.written(sub);
-    // One loop turn can read megabytes of backlog: past a bound, frames leave now rather than pile up in the heap.
-    this.unflushedItems += queued;
-    if (this.unflushedItems >= FLUSH_EVERY_ITEMS) this.flushFrames();
-  }
-
-  /** A subscriber has frames queued: they leave at the end of this loop turn, before the status update. */
-  private written(sub: ChangesSubscriber): void {
-    this.unflushed.add(sub);
-    this.scheduleFlush();
-  }
-
-  private flushFrames(): void {
-    for (const sub of this.unflushed) sub.flush();
-    this.unflushed.clear();
-    this.unflushedItems = 0;
   }
 
   /** Confirms a handled position, unless changes are held for subscribers that may still rejoin or are joining. */
@@ -377,24 +294,7 @@ export class ChangesEngine {
       return;
     }
     this.stream?.ack(lsn);
-    this.statusDue = true;
-    this.scheduleFlush();
-  }
-
-  /**
-   * Once per loop turn: the frames of every commit handled in it leave in one write per socket, then one status
-   * update confirms them all. A crash can only fall in the short gap between the two, so a restart neither loses
-   * nor, but for that gap, repeats what subscribers got.
-   */
-  private scheduleFlush(): void {
-    this.flushSoon ??= setImmediate(() => {
-      this.flushSoon = null;
-      this.flushFrames();
-      if (this.statusDue) {
-        this.statusDue = false;
-        this.stream?.flush();
-      }
-    });
+    this.flusher.confirmed();
   }
 
   private releaseHeldIfDone(): void {
@@ -412,35 +312,32 @@ export class ChangesEngine {
     for (const p of expired) await this.store.remove(p.instance).catch(() => undefined);
   }
 
-  /** Measures the slot (metrics, growth warnings) and, while streaming, applies the lag guard. */
-  private async checkLag(): Promise<void> {
-    if (this.stopped) return;
-    try {
-      const pool = await this.opts.pool();
-      // Measured while the stream is down too: a slot nobody reads is the one that piles up WAL.
-      const lag = (await this.tracked.measure(pool))?.lagBytes ?? 0;
-      if (this.stream?.status !== 'up' || lag <= this.opts.maxLagBytes) return;
-      this.log.error({ error_code: 'ReplicationLagExceeded', lag_bytes: lag, max: this.opts.maxLagBytes }, 'changes slot too far behind; recreating it');
-      for (const sub of this.live) {
-        sub.notify('error', `Replication lag of ${lag} bytes exceeded the limit of ${this.opts.maxLagBytes} bytes; changes were skipped and the replication slot was recreated`);
-      }
-      await this.handMessagesBack();
-      await this.stream?.stop();
-      await this.dropSlot(pool);
-      this.starts.reset();
-      this.heldAckLsn = null;
-      this.waiting.clear();
-      await this.startStream();
-    } catch (err) {
-      // A database that is down is reported by its own probe; this check only adds to it while streaming.
-      if (this.stream?.status === 'up') this.log.warn({ err }, 'replication lag check failed');
-      else this.log.debug({ err }, 'replication lag check failed');
-    }
+  /** Measures the slot and, while streaming, applies the lag guard (changes-lag-guard.ts). */
+  private checkLag(): Promise<void> {
+    return checkSlotLag({
+      tracked: this.tracked,
+      pool: this.opts.pool,
+      maxLagBytes: this.opts.maxLagBytes,
+      log: this.log,
+      stopped: () => this.stopped,
+      streaming: () => this.stream?.status === 'up',
+      tell: (message) => {
+        for (const sub of this.live) sub.notify('error', message);
+      },
+      recreate: async (pool) => {
+        await this.handMessagesBack();
+        await this.stream?.stop();
+        await this.dropSlot(pool);
+        this.starts.reset();
+        this.heldAckLsn = null;
+        this.batches.clear();
+        await this.startStream();
+      },
+    });
   }
 
   private async checkIdle(): Promise<void> {
-    if (this.stopped || this.subscriberCount > 0) return;
-    if (Date.now() - this.idleSince < this.opts.idleDropMs) return;
+    if (this.stopped || !this.idle.due(this.subscriberCount)) return;
     this.log.info({ slot: this.slot }, 'no postgres_changes subscribers; stopping and dropping the slot');
     await this.stop(true);
   }
@@ -464,11 +361,10 @@ export class ChangesEngine {
     this.stopped = true;
     for (const t of this.timers) clearTimeout(t);
     // What was read is handed out and confirmed before the final status update, so a restart does not repeat it.
-    if (this.dispatching) await settledWithin(this.dispatching, 5000);
-    if (this.flushSoon) clearImmediate(this.flushSoon);
-    this.flushSoon = null;
+    const running = this.batches.running;
+    if (running) await settledWithin(running, 5000);
     // Frames already handed out still go to their sockets.
-    this.flushFrames();
+    this.flusher.stop();
     if (handBack) await this.handMessagesBack();
     // stop() sends the final acknowledged position itself.
     await this.stream?.stop();

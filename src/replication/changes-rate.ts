@@ -20,6 +20,11 @@ export class ChangesRateGate {
     private readonly log: Logger,
   ) {}
 
+  /** Whether changes may go out now (no waiting). */
+  allowsNow(): boolean {
+    return !this.allow || this.allow();
+  }
+
   /** True at once while under the rate; otherwise waits until it is (true), or until `stopped` (false). */
   async pass(waitingRows: number, stopped: () => boolean): Promise<boolean> {
     const allow = this.allow;

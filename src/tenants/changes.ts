@@ -23,6 +23,7 @@ export function changesEngine(runtime: TenantRuntime, config: Config, pubsub: Lo
     lagCheckMs: config.changesLagCheckMs,
     slotWarnBytes: config.changesSlotWarnBytes,
     rlsBatch: config.changesRlsBatch,
+    pipeline: config.changesPipeline,
     backoff: { initialMs: config.tenantBackoffMinMs, maxMs: config.tenantBackoffMaxMs },
     pubsub,
     // Changes have their own counter, as upstream's db_events: broadcast traffic cannot hold them back.

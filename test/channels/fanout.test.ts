@@ -5,7 +5,7 @@
 import type { TemplatedApp, us_listen_socket, WebSocket as UwsSocket } from 'uWebSockets.js';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Fanout, type BatchSocket } from '../../src/channels/fanout.js';
+import { Fanout, PUBLISH_MAX_EVENTS, type BatchSocket } from '../../src/channels/fanout.js';
 import { encodeV1Raw, encodeV2Raw } from '../../src/channels/protocol/index.js';
 import { uws } from '../../src/http/uws.js';
 import type { ChangesEnvelope } from '../../src/shared/messages.js';
@@ -117,6 +117,28 @@ describe('fan-out of Postgres Changes groups', () => {
     expect(a.frames).toHaveLength(1);
     expect(b.frames).toEqual([]);
     for (const p of [a, b, c]) p.client.close();
+  });
+  it('writes a batch larger than one publish per event suits to each member in order, after what was published before', async () => {
+    const fanout = new Fanout(app);
+    const [a, b, c, slow] = [await connect('2.0.0'), await connect('2.0.0'), await connect('1.0.0'), await connect('2.0.0')];
+    for (const p of [a, b, c, slow]) fanout.joinChanges(p.socket, 't1|pgc|big');
+    const count = PUBLISH_MAX_EVENTS * 2 + 5;
+    const ids = Array.from({ length: count }, (_, i) => i + 2);
+    // A small batch first (published), then a large one (written per socket) in the same loop turn, once one member
+    // fell behind (it was told and is leaving).
+    let bytes = fanout.deliverChanges('t1|pgc|big', 'room', { type: 'changes', legacy: false, items: [change(1)] });
+    slow.keepsUp = false;
+    bytes += fanout.deliverChanges('t1|pgc|big', 'room', { type: 'changes', legacy: false, items: ids.map(change) });
+    await until(() => a.frames.length === count + 1 && b.frames.length === count + 1 && c.frames.length === count + 1, 5000, 'frames');
+    expect(a.frames).toEqual([1, ...ids].map(v2Change));
+    expect(b.frames).toEqual(a.frames);
+    expect(c.frames).toEqual([1, ...ids].map(v1Change));
+    const size = (frames: string[]) => frames.reduce((n, f) => n + Buffer.byteLength(f), 0);
+    await until(() => slow.frames.length === 1, 5000, 'frames');
+    expect(bytes).toBe(size(a.frames) + size(b.frames) + size(c.frames) + size(slow.frames));
+    // The member that fell behind got nothing of the large batch.
+    expect(slow.frames).toEqual([v2Change(1)]);
+    for (const p of [a, b, c, slow]) p.client.close();
   });
 });
 
