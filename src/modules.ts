@@ -1,4 +1,5 @@
 import { restModule } from './baas/rest/module.js';
+import { storageModule } from './baas/storage/module.js';
 import { healthModule } from './http/health.js';
 import { metricsModule } from './http/metrics.js';
 import type { Module } from './http/module.js';
@@ -17,6 +18,7 @@ export const MODULES: readonly Module[] = [
   restBroadcastModule,
   tenantsApiModule,
   restModule,
+  storageModule,
   healthModule,
   rootModule,
   metricsModule,

@@ -47,6 +47,14 @@ export interface Config {
   restMaxRows: number | null;
   /** REST_STATEMENT_TIMEOUT_MS: a REST request's statement_timeout (a runaway query ends with 57014); 0 = none. */
   restStatementTimeoutMs: number;
+  /** STORAGE_BACKEND: where /storage/v1 keeps object bytes, the local disk or an S3-compatible service. */
+  storageBackend: 'file' | 's3';
+  /** STORAGE_DIR: the file backend's root (default `<PERFORMER_DATA_DIR>/storage`). */
+  storageDir: string;
+  /** STORAGE_FILE_SIZE_LIMIT: bytes any one upload may hold (upstream's default, 50 MB); a bucket may lower it. */
+  storageFileSizeLimit: number;
+  /** STORAGE_S3_*: the S3 backend's endpoint (null = AWS), bucket and region; credentials come from the AWS variables. */
+  storageS3: { endpoint: string | null; bucket: string; region: string; forcePathStyle: boolean };
   /** The control plane (tenants, extensions): schema `_performer` here, or in the default tenant's database. */
   controlDatabaseUrl: string | null;
   /** Key material for tenant secrets at rest; null = a random key kept in the data dir. */
@@ -159,6 +167,15 @@ export function loadConfig(env: Env = process.env): Config {
     restSchemas: restSchemas(r.list('REST_SCHEMAS')),
     restMaxRows: r.optionalString('REST_MAX_ROWS') === null ? null : r.int('REST_MAX_ROWS', 0, 1, Number.MAX_SAFE_INTEGER),
     restStatementTimeoutMs: r.int('REST_STATEMENT_TIMEOUT_MS', 8000, 0, 86_400_000),
+    storageBackend: r.oneOf('STORAGE_BACKEND', ['file', 's3'] as const, 'file'),
+    storageDir: r.string('STORAGE_DIR', `${r.string('PERFORMER_DATA_DIR', '.performer')}/storage`),
+    storageFileSizeLimit: r.int('STORAGE_FILE_SIZE_LIMIT', 50 * 1024 * 1024, 1, Number.MAX_SAFE_INTEGER),
+    storageS3: {
+      endpoint: r.optionalUrl('STORAGE_S3_ENDPOINT', ['http:', 'https:']),
+      bucket: r.string('STORAGE_S3_BUCKET', 'performer-storage'),
+      region: r.string('STORAGE_S3_REGION', 'us-east-1'),
+      forcePathStyle: r.bool('STORAGE_S3_FORCE_PATH_STYLE', true),
+    },
     controlDatabaseUrl: r.optionalUrl('CONTROL_DATABASE_URL', ['postgres:', 'postgresql:']),
     dbEncKey: r.secretKey('DB_ENC_KEY'),
     tenantCacheExpirationMs: r.int('TENANT_CACHE_EXPIRATION_IN_MS', 30_000, 100, 86_400_000),

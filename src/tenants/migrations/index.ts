@@ -9,6 +9,8 @@ import { sql as apiRoleGrants } from './008-api-role-grants.js';
 import { sql as changesSubscribersTenant } from './009-changes-subscribers-tenant.js';
 import { sql as changesVisibleKeys } from './010-changes-visible-keys.js';
 import { sql as restSchemaReload } from './011-rest-schema-reload.js';
+import { sql as storageSchema } from './016-storage-schema.js';
+import { sql as storageFunctions } from './017-storage-functions.js';
 
 export interface TenantMigration {
   /** Recorded in realtime.schema_migrations; small integers never collide with upstream's timestamp versions. */
@@ -30,4 +32,6 @@ export const tenantMigrations: readonly TenantMigration[] = [
   { version: 9, name: 'changes_subscribers_tenant', sql: changesSubscribersTenant },
   { version: 10, name: 'changes_visible_keys', sql: changesVisibleKeys },
   { version: 11, name: 'rest_schema_reload', sql: restSchemaReload },
+  { version: 16, name: 'storage_schema', sql: storageSchema },
+  { version: 17, name: 'storage_functions', sql: storageFunctions },
 ];

@@ -1,0 +1,9 @@
+/** The one place the blob backend is picked from the configuration (STORAGE_BACKEND). */
+import path from 'node:path';
+import type { Config } from '../../../config/index.js';
+import type { BlobBackend } from './backend.js';
+import { FileBlobBackend } from './file.js';
+
+export function createBlobBackend(config: Config): BlobBackend {
+  return new FileBlobBackend(path.resolve(config.storageDir));
+}

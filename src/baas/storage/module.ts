@@ -1,0 +1,93 @@
+/**
+ * `/storage/v1`: the Supabase Storage API that supabase-js `storage.*` speaks (spec baas-api.md §4). Per request: the
+ * gate (tenant by Host, rate, CORS), the route (routes/table.ts), the body (JSON within a limit, or a stream from
+ * the socket for uploads), the caller (http/auth.ts, the shared JWT verifier), then the handler, whose SQL runs in a
+ * transaction with the caller's role and claims so the policies on storage.objects and storage.buckets apply
+ * (db.ts). Errors have upstream's body (errors.ts); nothing here crashes the process or leaks a stack trace.
+ */
+import type { Readable } from 'node:stream';
+import type { AppContext } from '../../context.js';
+import { openRequest, parseJson, tenantGate } from '../../http/gate.js';
+import type { Module } from '../../http/module.js';
+import { BodyTooLarge, readBody, type Reply } from '../../http/respond.js';
+import type { HttpRequest, HttpResponse, TemplatedApp } from '../../http/uws.js';
+import type { BlobBackend } from './blob/backend.js';
+import { createBlobBackend } from './blob/select.js';
+import { errors, StorageError } from './errors.js';
+import { identify, MissingApiKey } from './http/auth.js';
+import { bodyStream, RequestAborted } from './http/body.js';
+import { decodePath } from './names.js';
+import { matchRoute } from './routes/table.js';
+import type { StorageCall, StorageSettings } from './service.js';
+
+const PREFIX = '/storage/v1';
+/** JSON bodies (bucket settings, lists of paths) are small; upstream's body limit for them is 1 MB-ish too. */
+const MAX_JSON_BODY_BYTES = 1024 * 1024;
+/** What browsers may send and read on storage calls (spec §0.3), beyond the gate's defaults. */
+const ALLOW_HEADERS = 'authorization, x-client-info, apikey, content-type, x-upsert, cache-control, x-metadata, range, if-none-match, if-modified-since, content-encoding, x-api-key';
+const EXPOSE_HEADERS = 'content-range, content-disposition, etag, last-modified, content-length, accept-ranges';
+
+class StorageModule implements Module {
+  readonly name = 'storage';
+  private backend: BlobBackend | null = null;
+
+  mount(app: TemplatedApp, ctx: AppContext): void {
+    const settings: StorageSettings = { fileSizeLimit: ctx.config.storageFileSizeLimit, statementTimeoutMs: ctx.config.restStatementTimeoutMs };
+    this.backend ??= createBlobBackend(ctx.config);
+    const backend = this.backend;
+    const handler = (res: HttpResponse, req: HttpRequest) => serve(ctx, settings, backend, res, req);
+    app.any(`${PREFIX}/*`, handler);
+  }
+}
+
+export const storageModule: Module = new StorageModule();
+
+function serve(ctx: AppContext, settings: StorageSettings, backend: BlobBackend, res: HttpResponse, req: HttpRequest): void {
+  const { reply, info, requestId } = openRequest(res, req, { cors: false });
+  storageCors(reply);
+  const method = info.method.toUpperCase();
+  if (method === 'OPTIONS') return reply.send(204);
+  const tenant = tenantGate(ctx, reply, info);
+  if (!tenant) return;
+  const route = matchRoute(method, info.url.slice(PREFIX.length));
+  if (!route) return reply.json(404, errors.notFound().body());
+  // The body must be claimed before the handler first returns: uWS hands it only to an onData set synchronously.
+  let stream: Readable | null = null;
+  let jsonBody: Promise<Buffer> = Promise.resolve(Buffer.alloc(0));
+  if (route.body === 'stream') stream = bodyStream(res, reply);
+  else if (route.body === 'json') jsonBody = readBody(res, reply, info.headers, MAX_JSON_BODY_BYTES);
+  jsonBody.catch(() => undefined);
+  (async () => {
+    if (tenant.settings.suspend) throw errors.accessDenied('Tenant is suspended');
+    const bucket = decodePath(route.bucket);
+    const key = decodePath(route.key);
+    if (bucket === null || key === null) throw errors.invalidKey(route.key);
+    const caller = route.caller ? await identify(tenant, info.headers) : null;
+    let json: unknown = null;
+    if (route.body === 'json') {
+      const raw = await jsonBody;
+      const parsed = raw.length === 0 ? { ok: true as const, value: null } : parseJson(raw.toString('utf8'));
+      if (!parsed.ok) throw errors.invalidRequest('Body is not valid JSON');
+      json = parsed.value;
+    }
+    const call: StorageCall = { settings, backend, tenant, reply, info, method, bucket, key, caller, json, body: stream, requestId };
+    await route.handler(call);
+  })().catch((err: unknown) => {
+    // An unread upload body is left behind: close the connection with the answer rather than read the rest.
+    const close = stream !== null && !stream.readableEnded;
+    stream?.destroy();
+    if (err instanceof BodyTooLarge || err instanceof RequestAborted || reply.aborted) return;
+    if (err instanceof MissingApiKey) return reply.json(401, err.body, close);
+    if (err instanceof StorageError) return reply.json(err.httpStatus, err.body(), close);
+    tenant.log.error({ err, error_code: 'StorageRequestFailed', request_id: requestId }, 'storage request failed');
+    reply.json(500, errors.internal().body(), close);
+  });
+}
+
+function storageCors(reply: Reply): void {
+  reply
+    .header('access-control-allow-origin', '*')
+    .header('access-control-allow-methods', 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS')
+    .header('access-control-allow-headers', ALLOW_HEADERS)
+    .header('access-control-expose-headers', EXPOSE_HEADERS);
+}
