@@ -68,7 +68,7 @@ describe('an upload cut off half-way', () => {
       },
     });
     const res = await w.raw('/object/up/huge.bin', { method: 'POST', headers: { apikey: w.t.serviceKey, authorization: `Bearer ${w.t.serviceKey}`, 'content-type': 'application/octet-stream' }, body: big, duplex: 'half' } as RequestInit).catch(() => null);
-    if (res) expect((await res.json()).statusCode).toBe('413');
+    if (res) expect(((await res.json()) as Record<string, unknown>).statusCode).toBe('413');
     const blobs = (await w.files()).filter((f) => !f.includes('.tmp'));
     await until(async () => (await w.files()).filter((f) => f.includes('.tmp')).length === 0, 'the temp file to go');
     expect((await w.files()).length).toBe(blobs.length);

@@ -81,7 +81,7 @@ describe('routes that need a caller', () => {
 describe('routes authorized by their URL', () => {
   it('public reads need a public bucket; signed reads and uploads need a valid token', async () => {
     const pub = await w.raw(`/object/public/docs/${U1}/x.txt`);
-    expect([pub.status, (await pub.json()).code]).toEqual([400, 'NoSuchBucket']);
+    expect([pub.status, ((await pub.json()) as Record<string, unknown>).code]).toEqual([400, 'NoSuchBucket']);
     const info = await w.raw(`/object/info/public/docs/${U1}/x.txt`);
     expect(info.status).toBe(400);
     await info.text();
@@ -93,6 +93,6 @@ describe('routes authorized by their URL', () => {
     await upload.text();
     // A user's access token is not a download token either (no url claim).
     const asDownload = await w.raw(`/object/sign/docs/${U1}/x.txt?token=${w.u1Token}`);
-    expect((await asDownload.json()).code).toBe('InvalidSignature');
+    expect(((await asDownload.json()) as Record<string, unknown>).code).toBe('InvalidSignature');
   });
 });

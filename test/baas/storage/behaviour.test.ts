@@ -78,12 +78,12 @@ describe('signed URLs', () => {
     const signed = await w.u1.storage.from('docs').createSignedUrl(`${U1}/bin`, 60);
     const token = new URL(signed.data!.signedUrl).searchParams.get('token')!;
     const res = await w.raw(`/object/upload/sign/docs/${U1}/bin?token=${token}`, { method: 'PUT', headers: { 'content-type': 'text/plain' }, body: 'overwrite' });
-    expect(await res.json()).toMatchObject({ statusCode: '400', code: 'InvalidSignature', message: 'Token is not scoped for upload' });
+    expect((await res.json()) as Record<string, unknown>).toMatchObject({ statusCode: '400', code: 'InvalidSignature', message: 'Token is not scoped for upload' });
     const ours = await w.t.sign({ url: `docs/${U1}/bin`, scope: 'upload', upsert: true, exp: Math.floor(Date.now() / 1000) + 60 });
     const wrongScope = await w.raw(`/object/sign/docs/${U1}/bin?token=${ours}`);
-    expect(await wrongScope.json()).toMatchObject({ code: 'InvalidSignature', message: 'Token is not scoped for download' });
+    expect((await wrongScope.json()) as Record<string, unknown>).toMatchObject({ code: 'InvalidSignature', message: 'Token is not scoped for download' });
     const otherSecret = await w.t.sign({ url: `docs/${U1}/bin`, scope: 'download', exp: Math.floor(Date.now() / 1000) + 60 }, 'another-secret-with-at-least-32-characters!!');
-    expect((await (await w.raw(`/object/sign/docs/${U1}/bin?token=${otherSecret}`)).json()).code).toBe('InvalidJWT');
+    expect(((await (await w.raw(`/object/sign/docs/${U1}/bin?token=${otherSecret}`)).json()) as { code: string }).code).toBe('InvalidJWT');
   });
 
   it('signs nothing the caller cannot read', async () => {
@@ -136,11 +136,11 @@ describe('objects', () => {
 
   it('refuses bad keys, bad bucket names, bad JSON and unknown routes with upstream bodies', async () => {
     const key = await w.raw('/object/pub/bad%7Bkey%7D', { method: 'POST', headers: { ...auth(w.t.serviceKey), 'content-type': 'text/plain' }, body: 'x' });
-    expect(await key.json()).toEqual({ statusCode: '400', code: 'InvalidKey', error: 'InvalidKey', message: 'Invalid key: bad{key}' });
+    expect((await key.json()) as Record<string, unknown>).toEqual({ statusCode: '400', code: 'InvalidKey', error: 'InvalidKey', message: 'Invalid key: bad{key}' });
     const bucket = await w.svc.storage.createBucket('no/slash');
     expect(bucket.error).toMatchObject({ statusCode: '400', message: 'Bucket name invalid' });
     const json = await w.raw('/bucket', { method: 'POST', headers: { ...auth(w.t.serviceKey), 'content-type': 'application/json' }, body: '{nope' });
-    expect([json.status, (await json.json()).statusCode]).toEqual([400, '400']);
+    expect([json.status, ((await json.json()) as Record<string, unknown>).statusCode]).toEqual([400, '400']);
     const unknown = await w.raw('/nothing', { headers: auth(w.t.serviceKey) });
     expect(unknown.status).toBe(404);
     const notEmpty = await w.svc.storage.deleteBucket('pub');

@@ -81,12 +81,12 @@ describe('§9.2 storage checks', () => {
     for (const bad of [`${h}.${p}.${s.slice(0, -2)}xx`, forged, 'garbage']) {
       const res = await fetch(`${base}?token=${bad}`);
       expect(res.ok).toBe(false);
-      expect((await res.json()).code).toBe('InvalidJWT');
+      expect(((await res.json()) as Record<string, unknown>).code).toBe('InvalidJWT');
     }
     const expired = await w.t.sign({ url: `avatars/${U1}/a.txt`, scope: 'download', iat: 1, exp: 2 });
     const late = await fetch(`${base}?token=${expired}`);
     expect(late.ok).toBe(false);
-    expect(['InvalidJWT', 'ExpiredToken']).toContain((await late.json()).code);
+    expect(['InvalidJWT', 'ExpiredToken']).toContain(((await late.json()) as Record<string, unknown>).code);
   });
 
   it('57: createSignedUrls answers one entry per path', async () => {

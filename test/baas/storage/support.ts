@@ -30,7 +30,7 @@ export interface StorageWorld {
   u1Token: string;
   u2Token: string;
   /** A raw request to /storage/v1 with the given headers (no apikey unless given). */
-  raw(path: string, init?: RequestInit & { headers?: Record<string, string> }): Promise<Response>;
+  raw(path: string, init?: RequestInit): Promise<Response>;
   /** Every file under the storage directory (blobs and temp files). */
   files(): Promise<string[]>;
   stop(): Promise<void>;
