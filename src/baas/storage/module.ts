@@ -5,6 +5,7 @@
  * transaction with the caller's role and claims so the policies on storage.objects and storage.buckets apply
  * (db.ts). Errors have upstream's body (errors.ts); nothing here crashes the process or leaks a stack trace.
  */
+import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { AppContext } from '../../context.js';
 import { openRequest, parseJson, tenantGate } from '../../http/gate.js';
@@ -17,15 +18,18 @@ import { errors, StorageError } from './errors.js';
 import { identify, MissingApiKey } from './http/auth.js';
 import { bodyStream, RequestAborted } from './http/body.js';
 import { decodePath } from './names.js';
-import { matchRoute } from './routes/table.js';
+import { RESUMABLE_PATH, ResumableUploads } from './routes/resumable.js';
+import { matchRoute, type RouteMatch } from './routes/table.js';
 import type { StorageCall, StorageSettings } from './service.js';
 
 const PREFIX = '/storage/v1';
 /** JSON bodies (bucket settings, lists of paths) are small; upstream's body limit for them is 1 MB-ish too. */
 const MAX_JSON_BODY_BYTES = 1024 * 1024;
 /** What browsers may send and read on storage calls (spec §0.3), beyond the gate's defaults. */
-const ALLOW_HEADERS = 'authorization, x-client-info, apikey, content-type, x-upsert, cache-control, x-metadata, range, if-none-match, if-modified-since, content-encoding, x-api-key';
-const EXPOSE_HEADERS = 'content-range, content-disposition, etag, last-modified, content-length, accept-ranges';
+const ALLOW_HEADERS =
+  'authorization, x-client-info, apikey, content-type, x-upsert, cache-control, x-metadata, range, if-none-match, if-modified-since, content-encoding, x-api-key, ' +
+  'tus-resumable, upload-length, upload-metadata, upload-offset, upload-defer-length, upload-concat, x-http-method-override';
+const EXPOSE_HEADERS = 'content-range, content-disposition, etag, last-modified, content-length, accept-ranges, location, upload-offset, upload-length, tus-resumable, tus-version, tus-max-size, tus-extension';
 
 class StorageModule implements Module {
   readonly name = 'storage';
@@ -35,21 +39,22 @@ class StorageModule implements Module {
     const settings: StorageSettings = { fileSizeLimit: ctx.config.storageFileSizeLimit, statementTimeoutMs: ctx.config.restStatementTimeoutMs };
     this.backend ??= createBlobBackend(ctx.config);
     const backend = this.backend;
-    const handler = (res: HttpResponse, req: HttpRequest) => serve(ctx, settings, backend, res, req);
+    const resumable = new ResumableUploads(path.resolve(ctx.config.storageDir));
+    const handler = (res: HttpResponse, req: HttpRequest) => serve(ctx, settings, backend, resumable, res, req);
     app.any(`${PREFIX}/*`, handler);
   }
 }
 
 export const storageModule: Module = new StorageModule();
 
-function serve(ctx: AppContext, settings: StorageSettings, backend: BlobBackend, res: HttpResponse, req: HttpRequest): void {
+function serve(ctx: AppContext, settings: StorageSettings, backend: BlobBackend, resumable: ResumableUploads, res: HttpResponse, req: HttpRequest): void {
   const { reply, info, requestId } = openRequest(res, req, { cors: false });
   storageCors(reply);
   const method = info.method.toUpperCase();
   if (method === 'OPTIONS') return reply.send(204);
   const tenant = tenantGate(ctx, reply, info);
   if (!tenant) return;
-  const route = matchRoute(method, info.url.slice(PREFIX.length));
+  const route = info.url === RESUMABLE_PATH || info.url.startsWith(`${RESUMABLE_PATH}/`) ? resumableRoute(resumable, method) : matchRoute(method, info.url.slice(PREFIX.length));
   if (!route) return reply.json(404, errors.notFound().body());
   // The body must be claimed before the handler first returns: uWS hands it only to an onData set synchronously.
   let stream: Readable | null = null;
@@ -82,6 +87,12 @@ function serve(ctx: AppContext, settings: StorageSettings, backend: BlobBackend,
     tenant.log.error({ err, error_code: 'StorageRequestFailed', request_id: requestId }, 'storage request failed');
     reply.json(500, errors.internal().body(), close);
   });
+}
+
+/** TUS requests go to the library whole; POST and PATCH carry bytes. */
+function resumableRoute(resumable: ResumableUploads, method: string): RouteMatch | null {
+  if (!['POST', 'PATCH', 'HEAD', 'DELETE'].includes(method)) return null;
+  return { handler: (call) => resumable.handle(call), body: method === 'POST' || method === 'PATCH' ? 'stream' : 'none', caller: true, bucket: '', key: '' };
 }
 
 function storageCors(reply: Reply): void {

@@ -19,7 +19,7 @@ import { verifyToken } from '../tokens.js';
 /** Multipart text fields (cacheControl, contentType, metadata) are small; anything larger is not a storage client. */
 const MAX_FIELD_BYTES = 64 * 1024;
 
-interface UploadSource {
+export interface UploadSource {
   stream: Readable;
   mimeType: string;
   cacheControl: string;
@@ -62,12 +62,26 @@ export function signingSecret(call: StorageCall): string {
 
 /** Stores the request body as `target`; returns the row's id. */
 export async function storeUpload(call: StorageCall, target: UploadTarget): Promise<string> {
+  const { limit, allowed } = await uploadLimits(call, target);
+  if (Number(call.info.headers['content-length']) > limit) throw errors.entityTooLarge();
+  if (target.caller) await checkMayWrite(call, target);
+  const source = await uploadSource(call, allowed);
+  return storeStream(call, target, source, limit);
+}
+
+/** The key checked, and the size limit and allowed types of the target's bucket (NoSuchBucket when it has none). */
+export async function uploadLimits(call: StorageCall, target: Pick<UploadTarget, 'bucket' | 'key'>): Promise<{ limit: number; allowed: string[] | null }> {
   mustBeValidKey(target.key);
   const bucket = await bucketLimits(call, target.bucket);
   const limit = Math.min(call.settings.fileSizeLimit, bucket.file_size_limit === null ? Infinity : Number(bucket.file_size_limit));
-  if (Number(call.info.headers['content-length']) > limit) throw errors.entityTooLarge();
-  if (target.caller) await checkMayWrite(call, target);
-  const source = await uploadSource(call, bucket.allowed_mime_types);
+  return { limit, allowed: bucket.allowed_mime_types };
+}
+
+/**
+ * Streams `source` to a new blob through the size meter, then writes the row as `target.caller` and publishes the
+ * blob just before COMMIT; a failure anywhere discards the blob. The replaced version's blob goes after the commit.
+ */
+export async function storeStream(call: StorageCall, target: UploadTarget, source: UploadSource, limit: number): Promise<string> {
   const version = randomUUID();
   const meter = new MeteredBytes(limit);
   const tenantId = call.tenant.settings.externalId;
@@ -131,7 +145,7 @@ async function writeRow(sql: Sql, target: UploadTarget, version: string, metadat
  * Upstream's canUpload: the row the upload will write, inserted as the caller and rolled back, so a caller the
  * policies refuse (or a duplicate without upsert) is told before the body is read.
  */
-async function checkMayWrite(call: StorageCall, target: UploadTarget): Promise<void> {
+export async function checkMayWrite(call: StorageCall, target: UploadTarget): Promise<void> {
   const probe = new Error('probe');
   await transaction(call, target.caller, 'storage.object.upload', async (sql) => {
     await writeRow(sql, target, randomUUID(), {}, undefined);
