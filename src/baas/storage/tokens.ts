@@ -15,6 +15,8 @@ export interface SignedToken {
   scope?: TokenScope;
   owner?: string;
   upsert?: boolean;
+  /** A signed render URL's options, `height:100,width:100,…`. */
+  transformations?: string;
   exp: number;
 }
 

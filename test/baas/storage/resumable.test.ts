@@ -11,7 +11,7 @@ import { startStorageWorld, U1, type StorageWorld } from './support.js';
 let w: StorageWorld;
 beforeAll(async () => {
   w = await startStorageWorld();
-  await w.svc.storage.createBucket('docs', { fileSizeLimit: 20 * 1024 * 1024, allowedMimeTypes: ['application/octet-stream', 'text/plain'] });
+  await w.svc.storage.createBucket('docs', { public: false, fileSizeLimit: 20 * 1024 * 1024, allowedMimeTypes: ['application/octet-stream', 'text/plain'] });
 }, 60_000);
 afterAll(async () => w?.stop());
 

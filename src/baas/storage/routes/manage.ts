@@ -8,6 +8,7 @@ import { errors, fromDatabaseError, isDatabaseError } from '../errors.js';
 import { mustBeValidBucketName, mustBeValidKey } from '../names.js';
 import { callerOf, jsonObject, transaction, type StorageCall } from '../service.js';
 import { expiresInSeconds, signToken } from '../tokens.js';
+import { transformFromBody, transformToString } from '../transform.js';
 import { removeBlobs } from './buckets.js';
 import { signingSecret } from './upload.js';
 
@@ -132,12 +133,16 @@ async function deleteRows(call: StorageCall, names: string[]): Promise<Record<st
 /** `POST /object/sign/B/P` `{expiresIn}`: a download URL, if the caller can read the object. */
 export async function signOne(call: StorageCall): Promise<void> {
   mustBeValidKey(call.key);
-  const expiresIn = expiresInSeconds(jsonObject(call).expiresIn);
+  const body = jsonObject(call);
+  const expiresIn = expiresInSeconds(body.expiresIn);
+  const transform = transformFromBody(body.transform);
   const found = await visibleNames(call, [call.key]);
   if (!found.has(call.key)) throw errors.noSuchKey();
   const url = `${call.bucket}/${call.key}`;
-  const token = await signToken(signingSecret(call), { url, scope: 'download' }, expiresIn);
-  call.reply.json(200, { signedURL: `/object/sign/${url}?token=${token}` });
+  // With a transform the token carries it, and the URL is a render URL (upstream's signObjectUrl).
+  const claims = transform ? { transformations: transformToString(transform), url, scope: 'download' } : { url, scope: 'download' };
+  const token = await signToken(signingSecret(call), claims, expiresIn);
+  call.reply.json(200, { signedURL: `/${transform ? 'render/image' : 'object'}/sign/${url}?token=${token}` });
 }
 
 /** `POST /object/sign/B` `{expiresIn, paths}`: one entry per path, a URL or the upstream error text. */

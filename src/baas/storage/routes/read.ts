@@ -9,7 +9,7 @@ import { errors } from '../errors.js';
 import { sendStream } from '../http/send.js';
 import { mustBeValidKey } from '../names.js';
 import { bucketLimits, callerOf, transaction, type StorageCall } from '../service.js';
-import { verifyToken } from '../tokens.js';
+import { verifyToken, type SignedToken } from '../tokens.js';
 import { signingSecret } from './upload.js';
 
 interface ObjectRow {
@@ -24,7 +24,7 @@ interface ObjectRow {
   last_accessed_at: Date;
 }
 
-type Access = 'caller' | 'public' | 'signed';
+export type Access = 'caller' | 'public' | 'signed';
 
 export const readAuthenticated = (call: StorageCall) => serveObject(call, 'caller');
 export const readPublic = (call: StorageCall) => serveObject(call, 'public');
@@ -32,10 +32,17 @@ export const readSigned = (call: StorageCall) => serveObject(call, 'signed');
 export const infoAuthenticated = (call: StorageCall) => serveInfo(call, 'caller');
 export const infoPublic = (call: StorageCall) => serveInfo(call, 'public');
 
+export interface FoundObject {
+  row: ObjectRow;
+  /** The verified token of a signed URL. */
+  token: SignedToken | null;
+}
+
 /** The object row, found as `access` allows; NoSuchKey when absent or hidden. */
-async function findObject(call: StorageCall, access: Access): Promise<ObjectRow> {
+export async function findObject(call: StorageCall, access: Access): Promise<FoundObject> {
   mustBeValidKey(call.key);
   let caller: Caller | null = null;
+  let signed: SignedToken | null = null;
   if (access === 'caller') caller = callerOf(call);
   else if (access === 'public') {
     // A private or missing bucket reads as missing, as upstream's.
@@ -44,7 +51,7 @@ async function findObject(call: StorageCall, access: Access): Promise<ObjectRow>
   } else {
     const token = call.info.query.get('token');
     if (!token) throw errors.invalidSignature('Missing token');
-    await verifyToken(signingSecret(call), token, `${call.bucket}/${call.key}`, 'download');
+    signed = await verifyToken(signingSecret(call), token, `${call.bucket}/${call.key}`, 'download');
   }
   const rows = await transaction(call, caller, 'storage.object.get', async (sql) =>
     (await sql.query<ObjectRow>(
@@ -53,11 +60,11 @@ async function findObject(call: StorageCall, access: Access): Promise<ObjectRow>
     )).rows,
   );
   if (rows.length === 0) throw errors.noSuchKey();
-  return rows[0];
+  return { row: rows[0], token: signed };
 }
 
 async function serveObject(call: StorageCall, access: Access): Promise<void> {
-  const row = await findObject(call, access);
+  const { row } = await findObject(call, access);
   const meta = row.metadata ?? {};
   const size = typeof meta.size === 'number' ? meta.size : 0;
   const etag = typeof meta.eTag === 'string' ? meta.eTag : null;
@@ -86,7 +93,7 @@ async function serveObject(call: StorageCall, access: Access): Promise<void> {
 }
 
 async function serveInfo(call: StorageCall, access: Access): Promise<void> {
-  const row = await findObject(call, access);
+  const { row } = await findObject(call, access);
   const meta = row.metadata ?? {};
   call.reply.json(200, {
     id: row.id,

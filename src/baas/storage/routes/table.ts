@@ -6,6 +6,7 @@
 import type { StorageCall } from '../service.js';
 import { createBucket, deleteBucket, emptyBucket, getBucket, listBuckets, updateBucket } from './buckets.js';
 import { copyObject, listObjects, moveObject, removeObject, removeObjects, signMany, signOne, signUpload } from './manage.js';
+import { renderAuthenticated, renderPublic, renderSigned } from './render.js';
 import { infoAuthenticated, infoPublic, readAuthenticated, readPublic, readSigned } from './read.js';
 import { uploadObject, uploadSigned } from './upload.js';
 
@@ -55,6 +56,9 @@ const ROUTES: readonly Route[] = [
   R('GET HEAD', new RegExp(`^/object/info/${BUCKET}/${KEY}$`), infoAuthenticated),
   R('GET HEAD', new RegExp(`^/object/public/${BUCKET}/${KEY}$`), readPublic, 'none', false),
   R('GET HEAD', new RegExp(`^/object/authenticated/${BUCKET}/${KEY}$`), readAuthenticated),
+  R('GET', new RegExp(`^/render/image/authenticated/${BUCKET}/${KEY}$`), renderAuthenticated),
+  R('GET', new RegExp(`^/render/image/public/${BUCKET}/${KEY}$`), renderPublic, 'none', false),
+  R('GET', new RegExp(`^/render/image/sign/${BUCKET}/${KEY}$`), renderSigned, 'none', false),
   R('DELETE', new RegExp(`^/object/${BUCKET}/?$`), removeObjects, 'json'),
   R('POST PUT', new RegExp(`^/object/${BUCKET}/${KEY}$`), uploadObject, 'stream'),
   R('GET HEAD', new RegExp(`^/object/${BUCKET}/${KEY}$`), readAuthenticated),
