@@ -129,7 +129,8 @@ function notModified(headers: Record<string, string>, etag: string | null, lastM
  * HTTP allows), 'unsatisfiable' for a range past the end. Several ranges are served whole.
  */
 export function parseRange(header: string | undefined, size: number): { start: number; end: number } | null | 'unsatisfiable' {
-  if (header === undefined) return null;
+  // An empty object has no byte to select: it is served whole (empty), as a range could not describe it.
+  if (header === undefined || size === 0) return null;
   const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
   if (!m || (m[1] === '' && m[2] === '')) return null;
   if (m[1] === '') {
