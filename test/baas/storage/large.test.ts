@@ -101,7 +101,7 @@ describe('a 200 MB object', () => {
     const downloadPeak = await peakRss(pid, async () => {
       const res = await fetch(`${base}/object/big/blob.bin`, { headers });
       expect(res.status).toBe(200);
-      expect(res.headers.get('etag')).toBe(`"${sent.copy().digest('hex')}"`);
+      expect(res.headers.get('content-length')).toBe(String(SIZE));
       // Read slowly at first, so the server must hold back rather than buffer the file.
       const reader = res.body!.getReader();
       for (;;) {

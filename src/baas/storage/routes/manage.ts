@@ -10,7 +10,7 @@ import { callerOf, jsonObject, transaction, type StorageCall } from '../service.
 import { expiresInSeconds, signToken } from '../tokens.js';
 import { transformFromBody, transformToString } from '../transform.js';
 import { removeBlobs } from './buckets.js';
-import { signingSecret } from './upload.js';
+import { signingSecret, versionEtag } from './upload.js';
 
 /** Upstream's MAX_OBJECTS_PER_REQUEST for batch deletes and signs. */
 const MAX_OBJECTS_PER_REQUEST = 1000;
@@ -87,7 +87,7 @@ export async function copyObject(call: StorageCall): Promise<void> {
           `INSERT INTO storage.objects (bucket_id, name, owner, owner_id, version, metadata, user_metadata) ` +
           `VALUES ($1, $2, CASE WHEN $3 ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN $3::uuid END, $3, $4, $5::jsonb, $6::jsonb)` +
           `${conflict} RETURNING id, (SELECT version FROM old) AS old_version`,
-        [destinationBucket, destinationKey, owner, version, JSON.stringify(source[0].metadata), copyMetadata ? JSON.stringify(source[0].user_metadata) : null],
+        [destinationBucket, destinationKey, owner, version, JSON.stringify(copiedMetadata(source[0].metadata, version)), copyMetadata ? JSON.stringify(source[0].user_metadata) : null],
       );
       await pending.publish();
       return rows[0];
@@ -215,4 +215,10 @@ function boundedInt(value: unknown, fallback: number, name: string): number {
 
 function escapeLike(value: string): string {
   return value.replace(/[\\%_]/g, (c) => `\\${c}`);
+}
+
+/** A copy's system metadata: the source's, with the copy's own ETag and time. */
+function copiedMetadata(metadata: unknown, version: string): Record<string, unknown> {
+  const base = typeof metadata === 'object' && metadata !== null ? (metadata as Record<string, unknown>) : {};
+  return { ...base, eTag: versionEtag(version), lastModified: new Date().toISOString() };
 }

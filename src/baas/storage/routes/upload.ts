@@ -95,7 +95,7 @@ export async function storeStream(call: StorageCall, target: UploadTarget, sourc
     throw err;
   }
   const metadata = {
-    eTag: meter.etag(),
+    eTag: versionEtag(version),
     size: meter.size,
     mimetype: source.mimeType,
     cacheControl: source.cacheControl,
@@ -215,4 +215,12 @@ function headerMetadata(value: string | undefined): unknown {
     // fall through
   }
   throw errors.invalidRequest('Invalid x-metadata header');
+}
+
+/**
+ * The ETag of a stored version: a strong validator that changes whenever the bytes do, in S3's quoted 32-hex form.
+ * Not an MD5 of the content; neither is S3's for a multipart upload, so clients cannot rely on that anyway.
+ */
+export function versionEtag(version: string): string {
+  return `"${version.replace(/-/g, '')}"`;
 }
