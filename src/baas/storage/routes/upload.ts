@@ -42,7 +42,7 @@ export async function uploadObject(call: StorageCall): Promise<void> {
   const upsert = call.method === 'PUT' || call.info.headers['x-upsert'] === 'true';
   const owner = typeof caller.claims.sub === 'string' ? caller.claims.sub : null;
   const id = await storeUpload(call, { bucket: call.bucket, key: call.key, upsert, caller, owner });
-  call.reply.json(200, { Id: id, Key: `${call.bucket}/${call.key}` });
+  answerUpload(call, { Id: id, Key: `${call.bucket}/${call.key}` });
 }
 
 export async function uploadSigned(call: StorageCall): Promise<void> {
@@ -51,7 +51,16 @@ export async function uploadSigned(call: StorageCall): Promise<void> {
   if (!token) throw errors.invalidSignature('Missing token');
   const payload = await verifyToken(secret, token, `${call.bucket}/${call.key}`, 'upload');
   const id = await storeUpload(call, { bucket: call.bucket, key: call.key, upsert: payload.upsert === true, caller: null, owner: payload.owner ?? null });
-  call.reply.json(200, { Id: id, Key: `${call.bucket}/${call.key}` });
+  answerUpload(call, { Id: id, Key: `${call.bucket}/${call.key}` });
+}
+
+/**
+ * The upload's answer. A multipart body may still hold bytes after its file part (further parts, the closing
+ * boundary) that nobody reads once the file is stored: then the connection closes with the answer, so a paused,
+ * half-read request cannot stall the next one on it.
+ */
+function answerUpload(call: StorageCall, body: object): void {
+  call.reply.json(200, body, call.body !== null && !call.body.readableEnded);
 }
 
 export function signingSecret(call: StorageCall): string {
