@@ -64,6 +64,7 @@ interface Row {
 }
 
 let scratch = '';
+const loadAtStart = os.loadavg()[0];
 let db: BenchPostgres | null = null;
 const children: Child[] = [];
 
@@ -164,6 +165,7 @@ function report(rows: Row[]): void {
     `same disk (bench/storage/floor-server.ts), all in one run; client: node fetch in the orchestrator; loopback; best of ${reps} reps per row.`,
     `Rows: ${SHAPES.map((s) => `${s.label} x ${s.count} at concurrency ${s.concurrency}`).join(', ')}. Upload = POST of a fresh object each time`,
     `(Performer: auth, bucket limits, RLS probe, blob write, one transaction with the row); download = GET of each.`,
+    `1-minute load average at the start: ${f(loadAtStart, 1)} (other work on the same 2 cores; figures swing with it, ratios less).`,
     '',
     table(
       ['object', 'up MB/s', 'uws floor', 'node floor', 'up vs uws', 'down MB/s', 'uws floor', 'node floor', 'down vs uws', 'performer req/s up / down', 'uws floor req/s', 'Performer peak RSS MB'],
