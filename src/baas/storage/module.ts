@@ -12,6 +12,7 @@ import { openRequest, parseJson, tenantGate } from '../../http/gate.js';
 import type { Module } from '../../http/module.js';
 import { BodyTooLarge, readBody, type Reply } from '../../http/respond.js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from '../../http/uws.js';
+import type { TenantRuntime } from '../../tenants/tenant.js';
 import type { BlobBackend } from './blob/backend.js';
 import { createBlobBackend } from './blob/select.js';
 import { errors, StorageError } from './errors.js';
@@ -20,6 +21,7 @@ import { bodyStream, RequestAborted } from './http/body.js';
 import { decodePath } from './names.js';
 import { RESUMABLE_PATH, ResumableUploads } from './routes/resumable.js';
 import { matchRoute, type RouteMatch } from './routes/table.js';
+import { storageSweeper } from './sweeper.js';
 import type { StorageCall, StorageSettings } from './service.js';
 
 const PREFIX = '/storage/v1';
@@ -34,14 +36,25 @@ const EXPOSE_HEADERS = 'content-range, content-disposition, etag, last-modified,
 class StorageModule implements Module {
   readonly name = 'storage';
   private backend: BlobBackend | null = null;
+  private resumable: ResumableUploads | null = null;
 
   mount(app: TemplatedApp, ctx: AppContext): void {
     const settings: StorageSettings = { fileSizeLimit: ctx.config.storageFileSizeLimit, statementTimeoutMs: ctx.config.restStatementTimeoutMs };
-    this.backend ??= createBlobBackend(ctx.config);
-    const backend = this.backend;
-    const resumable = new ResumableUploads(path.resolve(ctx.config.storageDir));
+    const { backend, resumable } = this.parts(ctx);
     const handler = (res: HttpResponse, req: HttpRequest) => serve(ctx, settings, backend, resumable, res, req);
     app.any(`${PREFIX}/*`, handler);
+  }
+
+  tenantChildren(tenant: TenantRuntime, ctx: AppContext) {
+    const { backend, resumable } = this.parts(ctx);
+    return [storageSweeper(tenant, backend, resumable)];
+  }
+
+  /** One backend and one set of TUS servers per server, made on first use. */
+  private parts(ctx: AppContext): { backend: BlobBackend; resumable: ResumableUploads } {
+    this.backend ??= createBlobBackend(ctx.config);
+    this.resumable ??= new ResumableUploads(path.resolve(ctx.config.storageDir));
+    return { backend: this.backend, resumable: this.resumable };
   }
 }
 

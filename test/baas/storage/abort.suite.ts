@@ -55,6 +55,19 @@ export function storageAborts(backend: StorageBackendKind): void {
       await nothingLeft('multi.bin');
     });
 
+    it('a drop right after the headers, while the upload is still being checked, breaks nothing', async () => {
+      for (let i = 0; i < 5; i++) {
+        const socket = connect(w.t.port, '127.0.0.1');
+        await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+        socket.write(
+          `POST /storage/v1/object/up/early-${i}.bin HTTP/1.1\r\nhost: 127.0.0.1\r\napikey: ${w.t.serviceKey}\r\nauthorization: Bearer ${w.t.serviceKey}\r\n` +
+            `content-type: application/octet-stream\r\ncontent-length: 1000000\r\n\r\nabc`,
+        );
+        socket.destroy();
+      }
+      await until(async () => (await w.files()).length === 0, 'no temp file');
+    });
+
     it('the server takes the next upload as usual', async () => {
       expect((await w.svc.storage.from('up').upload('after.txt', 'fine', { contentType: 'text/plain' })).error).toBeNull();
       expect(await (await w.svc.storage.from('up').download('after.txt')).data!.text()).toBe('fine');

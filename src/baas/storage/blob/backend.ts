@@ -32,5 +32,10 @@ export interface BlobBackend {
   copy(tenant: string, fromKey: string, toKey: string): Promise<PendingBlob>;
   /** Deletes published blobs; missing ones are fine. */
   remove(tenant: string, keys: readonly string[]): Promise<void>;
+  /**
+   * Deletes unpublished bytes older than `olderThanMs` that a crash left behind (a request that fails cleans up after
+   * itself; a process killed mid-upload cannot). Returns how many went.
+   */
+  sweep(tenant: string, olderThanMs: number): Promise<number>;
   close(): Promise<void>;
 }

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { copyFile, mkdir, rename, rm } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -20,6 +20,8 @@ export class FileBlobBackend implements BlobBackend {
   constructor(private readonly root: string) {}
 
   async write(tenant: string, key: string, source: Readable): Promise<PendingBlob> {
+    // The source may fail before pipeline() listens (while the directory is made); pipeline still sees it errored.
+    source.on('error', () => undefined);
     const temp = await this.tempPath(tenant);
     try {
       await pipeline(source, createWriteStream(temp, { highWaterMark: READ_CHUNK_BYTES }));
@@ -48,6 +50,21 @@ export class FileBlobBackend implements BlobBackend {
 
   async remove(tenant: string, keys: readonly string[]): Promise<void> {
     await Promise.all(keys.map((key) => rm(this.blobPath(tenant, key), { force: true })));
+  }
+
+  async sweep(tenant: string, olderThanMs: number): Promise<number> {
+    const dir = path.join(this.root, safeSegment(tenant), '.tmp');
+    const names = await readdir(dir).catch(() => [] as string[]);
+    let removed = 0;
+    for (const name of names) {
+      const file = path.join(dir, name);
+      const info = await stat(file).catch(() => null);
+      if (info && Date.now() - info.mtimeMs > olderThanMs) {
+        await rm(file, { force: true });
+        removed++;
+      }
+    }
+    return removed;
   }
 
   async close(): Promise<void> {}

@@ -36,6 +36,7 @@ export class S3BlobBackend implements BlobBackend {
 
   async write(tenant: string, key: string, source: Readable): Promise<PendingBlob> {
     const objectKey = this.objectKey(tenant, key);
+    source.on('error', () => undefined);
     const upload = new Upload({
       client: this.client,
       params: { Bucket: this.settings.bucket, Key: objectKey, Body: source },
@@ -76,6 +77,14 @@ export class S3BlobBackend implements BlobBackend {
       const batch = keys.slice(i, i + DELETE_BATCH).map((key) => ({ Key: this.objectKey(tenant, key) }));
       await this.client.send(new DeleteObjectsCommand({ Bucket: this.settings.bucket, Delete: { Objects: batch, Quiet: true } }));
     }
+  }
+
+  /**
+   * Nothing to sweep here: an upload that fails aborts its multipart upload, and for one cut short by a crash S3's
+   * own lifecycle rule (AbortIncompleteMultipartUpload) is the tool; configure it on the bucket.
+   */
+  async sweep(): Promise<number> {
+    return 0;
   }
 
   async close(): Promise<void> {

@@ -30,6 +30,9 @@ export function bodyStream(res: HttpResponse, reply: Reply): Readable {
       }
     },
   });
+  // Whoever consumes the stream sees its errors through pipeline(); until then (auth, bucket checks) an abort must
+  // not be an 'error' without a listener, which Node would throw out of the process.
+  stream.on('error', () => undefined);
   reply.onAbort(() => stream.destroy(new RequestAborted()));
   res.onData((chunk, isLast) => {
     if (stream.destroyed) return;

@@ -68,6 +68,11 @@ export class ResumableUploads {
     }
   }
 
+  /** Deletes a tenant's resumable uploads that expired unfinished; how many went. */
+  async sweep(tenant: string): Promise<number> {
+    return (await this.servers.get(tenant)?.server.cleanUpExpiredUploads().catch(() => 0)) ?? 0;
+  }
+
   private serverFor(call: StorageCall): Server {
     return this.tenantTus(call).server;
   }

@@ -11,7 +11,7 @@ import busboy from 'busboy';
 import type { PendingBlob } from '../blob/backend.js';
 import type { Caller, Sql } from '../db.js';
 import { errors, fromDatabaseError, isDatabaseError, StorageError } from '../errors.js';
-import { MeteredBytes } from '../http/body.js';
+import { MeteredBytes, RequestAborted } from '../http/body.js';
 import { mimeTypeAllowed, mustBeValidKey } from '../names.js';
 import { bucketLimits, transaction, type StorageCall } from '../service.js';
 import { verifyToken } from '../tokens.js';
@@ -94,8 +94,14 @@ export async function storeStream(call: StorageCall, target: UploadTarget, sourc
   const version = randomUUID();
   const meter = new MeteredBytes(limit);
   const tenantId = call.tenant.settings.externalId;
-  // pipe() does not pass errors on: an aborted request must fail the write, or the backend would wait forever.
-  source.stream.once('error', (err) => meter.destroy(err));
+  // pipe() does not pass errors on: an aborted request must fail the write, or the backend would wait forever. The
+  // request may also have been aborted already, during the checks before this point.
+  const input = source.stream;
+  if (input.destroyed) throw input.errored ?? new RequestAborted();
+  input.once('error', (err) => meter.destroy(err));
+  input.once('close', () => {
+    if (!input.readableEnded) meter.destroy(new RequestAborted());
+  });
   let pending: PendingBlob;
   try {
     pending = await call.backend.write(tenantId, version, source.stream.pipe(meter), null);
@@ -169,6 +175,7 @@ export async function checkMayWrite(call: StorageCall, target: UploadTarget): Pr
 async function uploadSource(call: StorageCall, allowed: string[] | null): Promise<UploadSource> {
   const body = call.body;
   if (!body) throw errors.noContent();
+  if (body.destroyed) throw body.errored ?? new RequestAborted();
   const headers = call.info.headers;
   const type = headers['content-type'] ?? '';
   if (!/^multipart\/form-data/i.test(type)) {
@@ -191,6 +198,7 @@ async function uploadSource(call: StorageCall, allowed: string[] | null): Promis
       if (found) return file.resume();
       found = true;
       current = file;
+      file.on('error', () => undefined);
       const mimeType = fields.contentType || info.mimeType || 'application/octet-stream';
       if (!mimeTypeAllowed(mimeType, allowed)) {
         return reject(errors.invalidMimeType(mimeType));
