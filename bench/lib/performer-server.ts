@@ -11,7 +11,8 @@ import { serveServerRequests, settledMemory } from './serve.js';
  * BENCH_SERVER_ENV (JSON) are added or win. With BENCH_WAIT_REPLICATION=1 it reports ready once the default tenant's
  * database-broadcast stream is up, so no run measures its start.
  *
- * IPC: `{ type: 'ready', port, token, startMs, replicationMs }` (token: an anon JWT signed with the server's secret);
+ * IPC: `{ type: 'ready', port, token, serviceToken, startMs, replicationMs }` (token: an anon JWT signed with the
+ * server's secret, serviceToken: a service_role one);
  * the commands of ../lib/serve.ts, `settled` with the tenant's presence entry count.
  */
 const url = process.env.BENCH_DATABASE_URL;
@@ -54,4 +55,5 @@ if (process.env.BENCH_WAIT_REPLICATION === '1') {
   }
 }
 const token = await signHs256({ role: 'anon', exp: Math.floor(Date.now() / 1000) + 3 * 3600 }, config.jwtSecret);
-process.send?.({ type: 'ready', port: server.port, token, startMs, replicationMs: Date.now() - started });
+const serviceToken = await signHs256({ role: 'service_role', exp: Math.floor(Date.now() / 1000) + 3 * 3600 }, config.jwtSecret);
+process.send?.({ type: 'ready', port: server.port, token, serviceToken, startMs, replicationMs: Date.now() - started });

@@ -42,23 +42,23 @@ export class Reply {
     if (this.aborted || this.done) return;
     this.done = true;
     this.res.cork(() => {
-      this.writeHead(status, contentType);
+      this.writeStatusAndHeaders(status, contentType);
       this.res.end(body, closeConnection);
     });
   }
 
   /**
-   * Starts an answer whose body the caller streams on `res` (tryEnd/onWritable) or ends without a body (HEAD): the
-   * status and the queued headers, corked by the caller. The reply counts as done from here on.
+   * Starts an answer whose body follows in pieces (the caller writes them to `res` and ends it): the status line
+   * and the queued headers now. False when the client is gone or an answer was already started.
    */
-  startStream(status: number, contentType?: string): boolean {
+  writeHead(status: number, contentType?: string): boolean {
     if (this.aborted || this.done) return false;
     this.done = true;
-    this.writeHead(status, contentType);
+    this.res.cork(() => this.writeStatusAndHeaders(status, contentType));
     return true;
   }
 
-  private writeHead(status: number, contentType?: string): void {
+  private writeStatusAndHeaders(status: number, contentType?: string): void {
     this.res.writeStatus(statusLine(status));
     if (contentType) this.res.writeHeader('content-type', contentType);
     for (const [k, v] of this.headers) this.res.writeHeader(k, v);
@@ -91,7 +91,18 @@ export function readRequest(req: HttpRequest): RequestInfo {
   req.forEach((k, v) => {
     headers[k] = v;
   });
-  return { method: req.getMethod(), url: req.getUrl(), query: new URLSearchParams(req.getQuery() ?? ''), headers };
+  const raw = req.getQuery() ?? '';
+  let query: URLSearchParams | null = null;
+  // Parsed on first use: most routes (all of /rest/v1) never read it.
+  return {
+    method: req.getMethod(),
+    url: req.getUrl(),
+    get query() {
+      query ??= new URLSearchParams(raw);
+      return query;
+    },
+    headers,
+  };
 }
 
 /** Upstream's request body limit (Plug.Parsers' default `length`); a longer body is answered 413. */

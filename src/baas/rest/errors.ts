@@ -80,6 +80,15 @@ export class RestError extends Error {
     return new RestError(405, 'PGRST117', `Unsupported HTTP method: ${method}`);
   }
 
+  static spreadNotToOne(origin: string, target: string): RestError {
+    return new RestError(
+      400,
+      'PGRST119',
+      `A spread operation on '${target}' is not possible`,
+      `'${origin}' and '${target}' do not form a many-to-one or one-to-one relationship`,
+    );
+  }
+
   static relatedOrderNotToOne(origin: string, target: string): RestError {
     return new RestError(
       400,

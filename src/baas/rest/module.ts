@@ -12,14 +12,17 @@ import type { Module } from '../../http/module.js';
 import { BodyTooLarge, MAX_REQUEST_BODY_BYTES, readBody, refusedByContentLength, type Reply } from '../../http/respond.js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from '../../http/uws.js';
 import type { TenantRuntime } from '../../tenants/tenant.js';
+import type { Pool } from 'pg';
 import { RestError } from './errors.js';
 import { preferenceApplied } from './grammar/prefer.js';
 import { answerFor, databaseErrorAnswer, isDatabaseError, type Answer } from './http/answer.js';
 import { AuthRefusal, identify, type RequestIdentity } from './http/auth.js';
 import { SchemaCaches } from './http/schema-cache.js';
-import { runInTransaction, type RequestSettings } from './http/transaction.js';
+import { AnswerWriter } from './http/stream.js';
+import { runRequest, type RequestSettings, type TransactionMode } from './http/transaction.js';
 import { prepareRequest, type PreparedRequest, type RestConfig } from './request.js';
-import { buildStatement } from './sql/statement.js';
+import { BodyAssembler, metaOf, type ResultFields } from './sql/result.js';
+import { buildStatement, type BuiltStatement } from './sql/statement.js';
 
 const PREFIX = '/rest/v1';
 const BODY_METHODS = new Set(['POST', 'PATCH', 'PUT', 'DELETE']);
@@ -66,6 +69,7 @@ function serve(ctx: AppContext, caches: SchemaCaches, config: RestConfig, res: H
   const body = BODY_METHODS.has(method) ? readBody(res, reply, info.headers, MAX_REQUEST_BODY_BYTES) : Promise.resolve(Buffer.alloc(0));
   body.catch(() => undefined);
   let identity: RequestIdentity | null = null;
+  let writer: AnswerWriter | null = null;
   const path = info.url.slice(PREFIX.length);
   (async () => {
     identity = await identify(tenant, info.headers);
@@ -79,13 +83,14 @@ function serve(ctx: AppContext, caches: SchemaCaches, config: RestConfig, res: H
     }
     const cache = await caches.get(tenant, pool);
     const built = buildStatement({ cache, ...prepared });
-    const answer = await runInTransaction(pool, built, settingsFor(ctx, identity, prepared, method, path, info.headers), (row) => ({
-      commit: prepared.preferences.transaction !== 'rollback',
-      result: answerFor(prepared, built, row),
-    }));
-    send(reply, answer, prepared);
+    writer = new AnswerWriter(reply, built.readOnly);
+    await execute(pool, built, prepared, settingsFor(ctx, identity, prepared, method, path, info.headers), reply, writer);
   })().catch((err: unknown) => {
     if (err instanceof BodyTooLarge || reply.aborted) return;
+    if (writer?.started) {
+      tenant.log.warn({ err, error_code: 'RestStreamFailed', request_id: requestId }, 'REST answer failed while streaming');
+      return writer.cut();
+    }
     if (err instanceof AuthRefusal) {
       if (err.wwwAuthenticate) reply.header('www-authenticate', err.wwwAuthenticate);
       return reply.json(err.status, err.body);
@@ -117,19 +122,62 @@ function errorReply(reply: Reply, status: number, body: object): void {
   reply.json(status, body);
 }
 
-function send(reply: Reply, answer: Answer, prepared: PreparedRequest): void {
+/**
+ * Runs the statement and writes the answer as its rows arrive: the first row says status and headers, each row
+ * adds its piece of the body (sql/result.ts), the writer sends it whole or streams it (http/stream.ts).
+ */
+async function execute(pool: Pool, built: BuiltStatement, prepared: PreparedRequest, settings: RequestSettings, reply: Reply, writer: AnswerWriter): Promise<void> {
+  let assembler: BodyAssembler | null = null;
+  let answer: Answer | null = null;
+  const onRow = (fields: ResultFields) => {
+    if (!assembler) {
+      const meta = metaOf(fields);
+      answer = answerFor(prepared, built, meta);
+      assembler = new BodyAssembler(built.layout, meta);
+      setHeaders(reply, answer, prepared);
+      writer.setHead(answer.status, answer.contentType);
+      if (answer.body) writer.write(assembler.opening());
+    }
+    if (answer!.body) writer.write(assembler.piece(fields));
+  };
+  await runRequest(pool, built, settings, { mode: transactionMode(built, prepared), onRow, onStart: (exchange) => writer.attach(exchange), decide: () => true });
+  if (!assembler) throw new Error('the REST statement returned no row');
+  if (answer!.body) writer.write((assembler as BodyAssembler).closing());
+  writer.finish();
+}
+
+/**
+ * Postgres's implicit transaction (committed by the Sync) unless the answer may still roll it back: tx=rollback,
+ * or a singular write (PGRST116 when it touched other than one row). Reads have nothing to roll back.
+ */
+function transactionMode(built: BuiltStatement, prepared: PreparedRequest): TransactionMode {
+  if (built.readOnly) return 'implicit';
+  if (prepared.preferences.transaction === 'rollback') return 'rollback';
+  return prepared.output.format === 'singular' ? 'decide' : 'implicit';
+}
+
+function setHeaders(reply: Reply, answer: Answer, prepared: PreparedRequest): void {
   for (const [name, value] of answer.headers) reply.header(name, value);
   const applied = preferenceApplied(prepared.preferences);
   if (applied !== null) reply.header('preference-applied', applied);
   if (prepared.profileHeader) reply.header('content-profile', prepared.schema);
-  reply.send(answer.status, answer.body ?? '', answer.contentType ?? undefined);
+}
+
+/** The claims as JSON with `role` the effective role; memoized per verified claims object (the verifier caches one per token). */
+const claimsJsonMemo = new WeakMap<object, { role: string; json: string }>();
+function claimsJson(identity: RequestIdentity): string {
+  const known = claimsJsonMemo.get(identity.claims);
+  if (known && known.role === identity.role) return known.json;
+  const json = JSON.stringify({ ...identity.claims, role: identity.role });
+  claimsJsonMemo.set(identity.claims, { role: identity.role, json });
+  return json;
 }
 
 function settingsFor(ctx: AppContext, identity: RequestIdentity, prepared: PreparedRequest, method: string, path: string, headers: Record<string, string>): RequestSettings {
-  const claims: Record<string, unknown> = { ...identity.claims, role: identity.role };
+  const claims = identity.claims;
   return {
     role: identity.role,
-    claimsJson: JSON.stringify(claims),
+    claimsJson: claimsJson(identity),
     sub: typeof claims.sub === 'string' ? claims.sub : '',
     email: typeof claims.email === 'string' ? claims.email : '',
     method,

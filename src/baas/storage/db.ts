@@ -9,6 +9,7 @@ import type pg from 'pg';
 import type { Claims } from '../../auth/jwt.js';
 
 export interface Caller {
+  /** The role claim; only a role `authenticator` belongs to is taken (tenant migration 21, as REST). */
   role: string;
   claims: Claims;
   /** The raw token, `request.jwt` as upstream sets it. */
@@ -18,7 +19,7 @@ export interface Caller {
 export type Sql = Pick<pg.PoolClient, 'query'>;
 
 const CALLER_SETTINGS_SQL =
-  `SELECT set_config('role', $1, true), set_config('request.jwt.claim.role', $1, true), set_config('request.jwt', $2, true), ` +
+  `SELECT set_config('role', realtime.performer_api_role($1), true), set_config('request.jwt.claim.role', $1, true), set_config('request.jwt', $2, true), ` +
   `set_config('request.jwt.claim.sub', $3, true), set_config('request.jwt.claim.email', $4, true), ` +
   `set_config('request.jwt.claims', $5, true), set_config('request.method', $6, true), set_config('request.path', $7, true), ` +
   `set_config('storage.operation', $8, true), set_config('statement_timeout', $9, true)`;

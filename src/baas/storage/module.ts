@@ -15,7 +15,7 @@ import type { HttpRequest, HttpResponse, TemplatedApp } from '../../http/uws.js'
 import type { TenantRuntime } from '../../tenants/tenant.js';
 import type { BlobBackend } from './blob/backend.js';
 import { createBlobBackend } from './blob/select.js';
-import { errors, StorageError } from './errors.js';
+import { errors, fromDatabaseError, isDatabaseError, StorageError } from './errors.js';
 import { identify, MissingApiKey } from './http/auth.js';
 import { bodyStream, RequestAborted } from './http/body.js';
 import { decodePath } from './names.js';
@@ -97,6 +97,9 @@ function serve(ctx: AppContext, settings: StorageSettings, backend: BlobBackend,
     if (err instanceof BodyTooLarge || err instanceof RequestAborted || reply.aborted) return;
     if (err instanceof MissingApiKey) return reply.json(401, err.body, close);
     if (err instanceof StorageError) return reply.json(err.httpStatus, err.body(), close);
+    // A statement the caller's rights or input refused (RLS, a role the API may not take, a duplicate...).
+    const mapped = isDatabaseError(err) ? fromDatabaseError(err) : null;
+    if (mapped && mapped.statusCode !== 500) return reply.json(mapped.httpStatus, mapped.body(), close);
     tenant.log.error({ err, error_code: 'StorageRequestFailed', request_id: requestId }, 'storage request failed');
     reply.json(500, errors.internal().body(), close);
   });

@@ -11,6 +11,7 @@ import { sql as changesVisibleKeys } from './010-changes-visible-keys.js';
 import { sql as restSchemaReload } from './011-rest-schema-reload.js';
 import { sql as storageSchema } from './016-storage-schema.js';
 import { sql as storageFunctions } from './017-storage-functions.js';
+import { sql as restAuthenticator } from './021-rest-authenticator.js';
 
 export interface TenantMigration {
   /** Recorded in realtime.schema_migrations; small integers never collide with upstream's timestamp versions. */
@@ -34,4 +35,5 @@ export const tenantMigrations: readonly TenantMigration[] = [
   { version: 11, name: 'rest_schema_reload', sql: restSchemaReload },
   { version: 16, name: 'storage_schema', sql: storageSchema },
   { version: 17, name: 'storage_functions', sql: storageFunctions },
+  { version: 21, name: 'rest_authenticator', sql: restAuthenticator },
 ];

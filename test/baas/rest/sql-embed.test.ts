@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { request, type RequestOptions , openFixture, type Fixture } from './support.js';
+import { loadSchemaCache } from '../../../src/baas/rest/schema/load.js';
+import { request, rolledBack, type RequestOptions , openFixture, type Fixture } from './support.js';
 
 // Embedding of related tables through foreign keys, run on the real Postgres.
 
@@ -119,5 +120,98 @@ describe('embedded filters, order, limit, offset, or', () => {
       { id: 1, p: { name: 'Ann' } },
       { id: 2, p: { name: 'Ann' } },
     ]);
+  });
+});
+
+describe('spread embeds (...rel(cols))', () => {
+  it("put a to-one relation's columns into the parent row, null when there is none", async () => {
+    expect(await body('todos?select=id,...profiles!owner(owner_name:name,data->>city)&order=id')).toEqual([
+      { id: 1, owner_name: 'Ann', city: 'Oslo' },
+      { id: 2, owner_name: 'Ann', city: 'Oslo' },
+      { id: 3, owner_name: 'Bob', city: 'Rome' },
+      { id: 4, owner_name: null, city: null },
+    ]);
+  });
+
+  it('nest: a spread inside a spread, an embed inside a spread; !inner filters the parent; CSV has the spread columns', async () => {
+    expect(await body('passports?select=number,...profiles(name,todos!owner(id))')).toEqual([{ number: 'P-1', name: 'Ann', todos: [{ id: 1 }, { id: 2 }] }]);
+    expect(await body('todo_tags?select=tag_id,...todos(title,...profiles!owner(name))&order=todo_id,tag_id')).toEqual([
+      { tag_id: 1, title: 'a', name: 'Ann' },
+      { tag_id: 2, title: 'a', name: 'Ann' },
+      { tag_id: 2, title: 'c', name: 'Bob' },
+    ]);
+    expect(await body('todos?select=id,...profiles!owner!inner(name)&profiles.name=eq.Bob')).toEqual([{ id: 3, name: 'Bob' }]);
+    const csv = await request(fx.client, fx.cache, 'todos?select=id,...profiles!owner(name)&id=lte.2&order=id', { accept: 'text/csv' });
+    expect(csv.raw).toBe('id,name\n1,Ann\n2,Ann');
+  });
+
+  it('on a to-many relation is PGRST119, as PostgREST 12', async () => {
+    await expect(request(fx.client, fx.cache, 'profiles?select=name,...todos!owner(id)')).rejects.toMatchObject({
+      status: 400,
+      code: 'PGRST119',
+      message: "A spread operation on 'todos' is not possible",
+      details: "'profiles' and 'todos' do not form a many-to-one or one-to-one relationship",
+    });
+  });
+});
+
+describe('relationships through views', () => {
+  it("a view showing an FK's columns embeds as its table does, on either side and renamed", async () => {
+    await fx.client.query(`
+      create view todo_owners as select id as todo_id, title, owner as owner_id from todos;
+      create view people as select id, name as full_name from profiles`);
+    try {
+      const cache = await loadSchemaCache(fx.client, ['public']);
+      const get = async (path: string) => (await request(fx.client, cache, path)).body;
+      expect(await get('todo_owners?select=todo_id,profiles(name)&order=todo_id')).toEqual([
+        { todo_id: 1, profiles: { name: 'Ann' } },
+        { todo_id: 2, profiles: { name: 'Ann' } },
+        { todo_id: 3, profiles: { name: 'Bob' } },
+        { todo_id: 4, profiles: null },
+      ]);
+      expect(await get('people?select=full_name,todos!owner(id)&order=full_name')).toEqual([
+        { full_name: 'Ann', todos: [{ id: 1 }, { id: 2 }] },
+        { full_name: 'Bob', todos: [{ id: 3 }] },
+        { full_name: 'Cid', todos: [] },
+      ]);
+      expect(await get('todo_owners?select=todo_id,people(full_name)&todo_id=eq.3')).toEqual([{ todo_id: 3, people: { full_name: 'Bob' } }]);
+    } finally {
+      await fx.client.query('drop view todo_owners, people');
+    }
+  });
+});
+
+describe('computed relationships', () => {
+  it("a function of a table's row returning rows of a table embeds under its name (to-one, ROWS 1, to-many)", async () => {
+    await fx.client.query(`
+      create function owner_profile(todos) returns profiles language sql stable as 'select * from profiles where id = $1.owner';
+      create function owner_rows(todos) returns setof profiles rows 1 language sql stable as 'select * from profiles where id = $1.owner';
+      create function todos_owned(profiles) returns setof todos language sql stable as 'select * from todos where owner = $1.id'`);
+    try {
+      const cache = await loadSchemaCache(fx.client, ['public']);
+      const get = async (path: string, options?: RequestOptions) => (await request(fx.client, cache, path, options)).body;
+      expect(await get('todos?select=id,owner_profile(name),o:owner_rows(name)&order=id')).toEqual([
+        { id: 1, owner_profile: { name: 'Ann' }, o: { name: 'Ann' } },
+        { id: 2, owner_profile: { name: 'Ann' }, o: { name: 'Ann' } },
+        { id: 3, owner_profile: { name: 'Bob' }, o: { name: 'Bob' } },
+        { id: 4, owner_profile: null, o: null },
+      ]);
+      expect(await get('profiles?select=name,todos_owned(id)&todos_owned.id=gt.1&order=name')).toEqual([
+        { name: 'Ann', todos_owned: [{ id: 2 }] },
+        { name: 'Bob', todos_owned: [{ id: 3 }] },
+        { name: 'Cid', todos_owned: [] },
+      ]);
+      // From the rows a write returns, too.
+      await rolledBack(fx.client, async () => {
+        const inserted = await get('todos?select=title,owner_profile(name)', {
+          method: 'POST',
+          prefer: 'return=representation',
+          body: { title: 'z', owner: '00000000-0000-0000-0000-000000000002' },
+        });
+        expect(inserted).toEqual([{ title: 'z', owner_profile: { name: 'Bob' } }]);
+      });
+    } finally {
+      await fx.client.query('drop function owner_profile(todos), owner_rows(todos), todos_owned(profiles)');
+    }
   });
 });

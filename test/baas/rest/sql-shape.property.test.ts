@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RestError } from '../../../src/baas/rest/errors.js';
+import { settingsStatement, type RequestSettings } from '../../../src/baas/rest/http/transaction.js';
 import { build, type RequestOptions , openFixture, type Fixture } from './support.js';
 
 // Injection properties of the SQL builder:
@@ -118,6 +119,8 @@ describe('no request text in SQL', () => {
     (v) => ({ path: `todos?columns=${enc(v)}`, options: { method: 'POST', body: [{ title: 't' }] } }),
     (v) => ({ path: 'todos', options: { method: 'POST', body: { [v]: 1 } } }),
     (v) => ({ path: 'todos', options: { prefer: v, accept: v, range: v } }),
+    (v) => ({ path: 'todos', options: { schema: v } }),
+    (v) => ({ path: 'todos', options: { method: 'POST', schema: v, body: { title: 't' } } }),
     (v) => ({ path: `${enc(v)}` }),
     (v) => ({ path: `rpc/${enc(v)}?a=1` }),
     (v) => ({ path: `rpc/add?${enc(v)}=1&b=2` }),
@@ -149,6 +152,36 @@ describe('no request text in SQL', () => {
     if (i >= positions.length - 4) expect(built).toBeGreaterThan(0);
   });
 });
+
+describe('the per-request settings', () => {
+  // Role claim, claims, headers, method and path reach Postgres as parameters of one constant statement (the role
+  // through realtime.performer_api_role, which refuses roles `authenticator` does not belong to).
+  it('have the same SQL text whatever the request says', () => {
+    const benign = settingsStatement(settingsOf(...BENIGN), false).text;
+    fc.assert(
+      fc.property(nasty, nasty, (a, b) => {
+        const { text, values } = settingsStatement(settingsOf(a, b), false);
+        expect(text).toBe(benign);
+        expect(values).toContain(a);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+function settingsOf(a: string, b: string): RequestSettings {
+  return {
+    role: a,
+    claimsJson: JSON.stringify({ role: a, sub: b }),
+    sub: b,
+    email: a,
+    method: b,
+    path: `/${a}`,
+    headersJson: JSON.stringify({ [a]: b }),
+    searchPath: '"public"',
+    statementTimeoutMs: 1000,
+  };
+}
 
 describe('statements with hostile values run', () => {
   // What a value may do at run time: be the wrong data for the column or pattern. Never break the statement.

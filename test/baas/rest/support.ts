@@ -1,3 +1,4 @@
+import { assembleBody, type ResultFields } from '../../../src/baas/rest/sql/result.js';
 import pg from 'pg';
 import { loadSchemaCache } from '../../../src/baas/rest/schema/load.js';
 import { createTestDatabase } from '../../support/postgres.js';
@@ -103,17 +104,18 @@ export function build(cache: SchemaCache, path: string, options: RequestOptions 
 
 export async function request(client: pg.ClientBase, cache: SchemaCache, path: string, options: RequestOptions = {}): Promise<Response> {
   const statement = build(cache, path, options);
-  const { rows } = await client.query(statement.text, statement.values);
-  const row = rows[0];
-  const raw = row.body as string;
+  // Rows as the HTTP module reads them: every column as text, the body put together by sql/result.ts.
+  const raw = { text: statement.text, values: statement.values, rowMode: 'array' as const, types: { getTypeParser: () => (v: string) => v } };
+  const { rows } = (await client.query(raw as never)) as unknown as { rows: ResultFields[] };
+  const { meta, body: text } = assembleBody(statement.layout, rows);
   return {
     statement,
-    total: row.total_result_set,
-    pageTotal: row.page_total,
-    raw,
-    body: raw === '' || raw === null ? undefined : options.accept === 'text/csv' ? raw : JSON.parse(raw),
-    inserted: row.response_inserted,
-    location: row.location,
+    total: meta.total,
+    pageTotal: meta.page,
+    raw: text,
+    body: text === '' ? undefined : options.accept === 'text/csv' ? text : JSON.parse(text),
+    inserted: meta.inserted,
+    location: meta.location,
   };
 }
 

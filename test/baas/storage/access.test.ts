@@ -87,6 +87,16 @@ describe('routes that need a caller', () => {
   });
 });
 
+describe('a token naming a role the API may not take', () => {
+  it.each(CALLER_ROUTES)('$name: role postgres is refused, never run as a superuser', async (route) => {
+    const superuser = await w.t.sign({ sub: U1, role: 'postgres', exp: Math.floor(Date.now() / 1000) + 60 });
+    const res = await call(route, { apikey: w.t.anonKey, authorization: `Bearer ${superuser}` });
+    expect(res.status).toBeGreaterThanOrEqual(400);
+    if (route.method !== 'HEAD' && route.name !== 'resumable create') expect(res.body).toMatchObject({ statusCode: '403', code: 'AccessDenied' });
+    expect(await (await w.svc.storage.from('docs').download(`${U1}/x.txt`)).data!.text()).toBe('secret');
+  });
+});
+
 describe('routes authorized by their URL', () => {
   it('public reads need a public bucket; signed reads and uploads need a valid token', async () => {
     const pub = await w.raw(`/object/public/docs/${U1}/x.txt`);

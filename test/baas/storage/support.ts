@@ -64,7 +64,8 @@ export async function startStorageWorld(env: Record<string, string> = {}, polici
     process.env.AWS_SECRET_ACCESS_KEY = 'S3RVER';
     backendEnv = { STORAGE_BACKEND: 's3', STORAGE_S3_ENDPOINT: `http://127.0.0.1:${port}`, STORAGE_S3_BUCKET: S3_BUCKET, STORAGE_S3_REGION: 'us-east-1' };
   }
-  const t = await startTestServer({ ...backendEnv, ...env });
+  // The suites make hundreds of requests in a few seconds: above the default request rate limit.
+  const t = await startTestServer({ TENANT_MAX_EVENTS_PER_SECOND: '100000', ...backendEnv, ...env });
   // The first request migrates the tenant database (the storage schema among it).
   await fetch(`${t.url}/rest/v1/`, { headers: { apikey: t.anonKey } });
   const admin = new pg.Client({ connectionString: t.db.url });

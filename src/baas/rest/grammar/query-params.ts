@@ -12,6 +12,7 @@ import { alt, char, type Parser, pure, runParser, sepBy1 } from './parsec.js';
 import { rangeFromParams } from './range.js';
 import { selectForest } from './select.js';
 import { fastSelect } from './select-fast.js';
+import { fastFilterExpr, fastOrder, fastTreePath } from './params-fast.js';
 import { RestError } from '../errors.js';
 import { MAX_FILTERS, MAX_QUERY_BYTES, MAX_QUERY_PARAMS, MAX_SELECT_ITEMS } from '../limits.js';
 
@@ -21,6 +22,7 @@ const decoder = new TextDecoder('utf-8', { fatal: false });
 
 /** Percent-decoding as http-types' urlDecode: `+` is a space, malformed escapes stay as they are. */
 function urlDecode(s: string): string {
+  if (!/[%+]/.test(s)) return s; // nothing to decode (the common case): the text as it is
   const bytes: number[] = [];
   const raw = Buffer.from(s, 'utf8');
   for (let k = 0; k < raw.length; k++) {
@@ -98,8 +100,8 @@ export function parseQueryParams(pairs: readonly QueryPair[], options: ParseOpti
 
   const order: Array<{ path: EmbedPath; terms: OrderTerm[] }> = [];
   for (const [k, v] of nonEmpty.filter(([k]) => lastSegment(k) === 'order')) {
-    const { path } = parseWith(treePath, `failed to parse tree path (${k})`, k);
-    order.push({ path, terms: parseWith(orderTerms, `failed to parse order (${v})`, v) });
+    const { path } = fastTreePath(k) ?? parseWith(treePath, `failed to parse tree path (${k})`, k);
+    order.push({ path, terms: fastOrder(v) ?? parseWith(orderTerms, `failed to parse order (${v})`, v) });
   }
 
   const logic: Array<{ path: EmbedPath; tree: LogicTree }> = [];
@@ -121,8 +123,8 @@ export function parseQueryParams(pairs: readonly QueryPair[], options: ParseOpti
   // one that starts like an operator and then fails is still an error.
   const valueParser: Parser<OpExpr | null> = options.rpcRead ? alt<OpExpr | null>(filterExpr, pure(null)) : filterExpr;
   for (const [k, v] of filterPairs) {
-    const { path, field } = parseWith(treePath, `failed to parse tree path (${k})`, k);
-    const expr = parseWith(valueParser, `failed to parse filter (${v})`, v);
+    const { path, field } = fastTreePath(k) ?? parseWith(treePath, `failed to parse tree path (${k})`, k);
+    const expr = fastFilterExpr(v) ?? parseWith(valueParser, `failed to parse filter (${v})`, v);
     if (expr === null) rpcArguments.push({ name: field.name, value: v });
     else filters.push({ path, filter: { field, expr } });
   }
@@ -142,7 +144,7 @@ export function parseQueryParams(pairs: readonly QueryPair[], options: ParseOpti
     limitKeys.set(key, entry);
   }
   for (const [key, { limit, offset }] of limitKeys) {
-    const { path } = parseWith(treePath, `failed to parse tree path (${key})`, key);
+    const { path } = fastTreePath(key) ?? parseWith(treePath, `failed to parse tree path (${key})`, key);
     ranges.set(path.join('.'), { path, range: rangeFromParams(limit, offset) });
   }
 

@@ -4,7 +4,7 @@
  */
 import type pg from 'pg';
 import { deriveRelationships, type ForeignKey } from './relationships.js';
-import { keyOf, type Column, type RelationKind, type Routine, type SchemaCache, type Table } from './types.js';
+import { keyOf, type Column, type RelationKind, type Relationship, type Routine, type SchemaCache, type Table } from './types.js';
 
 type Queryable = Pick<pg.ClientBase, 'query'>;
 
@@ -50,23 +50,53 @@ keys AS (
   WHERE con.contype IN ('p', 'u') AND con.conrelid IN (SELECT oid FROM rels)
   GROUP BY con.oid, con.conrelid, con.contype
 ),
+-- Views stand for the table columns they show, as PostgREST's view relationships: the origin of each output column
+-- (resorigtbl / resorigcol of the view query's target list, read from the rewrite rule's node text).
+view_cols AS (
+  SELECT DISTINCT ON (v.oid, m[3]::oid, m[4]::int2) v.oid AS rel, m[3]::oid AS tbl, m[4]::int2 AS col, va.attname::text AS name
+  FROM rels v
+  JOIN pg_rewrite rw ON rw.ev_class = v.oid AND rw.rulename = '_RETURN'
+  CROSS JOIN LATERAL regexp_matches(rw.ev_action::text,
+    ':resno (\\d+) :resname (\\S+) :ressortgroupref \\d+ :resorigtbl (\\d+) :resorigcol (\\d+)', 'g') AS m
+  JOIN pg_attribute va ON va.attrelid = v.oid AND va.attnum = m[1]::int2 AND va.attname = m[2] AND NOT va.attisdropped
+  WHERE v.relkind IN ('v', 'm') AND m[3] <> '0'
+  ORDER BY v.oid, m[3]::oid, m[4]::int2, m[1]::int
+),
+fk_cols AS (
+  SELECT con.oid, con.conrelid, con.confrelid, k.col, k.ref, k.ord
+  FROM pg_constraint con
+  CROSS JOIN LATERAL unnest(con.conkey, con.confkey) WITH ORDINALITY AS k(col, ref, ord)
+  WHERE con.contype = 'f' AND con.conparentid = 0
+),
+-- Where a table's column shows: in the table itself, or in a view of it.
+col_map AS (
+  SELECT a.attrelid AS tbl, a.attnum AS col, a.attrelid AS rel, a.attname::text AS name
+  FROM pg_attribute a
+  WHERE a.attnum > 0 AND NOT a.attisdropped AND a.attrelid IN (SELECT conrelid FROM fk_cols UNION SELECT confrelid FROM fk_cols)
+  UNION ALL
+  SELECT tbl, col, rel, name FROM view_cols
+),
+-- Each relation showing every column of an FK's referencing side, and each showing every column of its referenced side.
+fk_src AS (
+  SELECT f.oid, m.rel, array_agg(m.name ORDER BY f.ord) AS cols, count(*) AS n
+  FROM fk_cols f JOIN col_map m ON m.tbl = f.conrelid AND m.col = f.col GROUP BY f.oid, m.rel
+),
+fk_dst AS (
+  SELECT f.oid, m.rel, array_agg(m.name ORDER BY f.ord) AS cols, count(*) AS n
+  FROM fk_cols f JOIN col_map m ON m.tbl = f.confrelid AND m.col = f.ref GROUP BY f.oid, m.rel
+),
 fks AS (
-  SELECT con.conname, src.schema, src.name, dst.schema AS fschema, dst.name AS fname,
-    array_agg(ca.attname::text ORDER BY k.ord) AS cols,
-    array_agg(fa.attname::text ORDER BY k.ord) AS fcols,
-    array_agg(k.col ORDER BY k.col) AS attnums,
+  SELECT con.conname, src.schema, src.name, dst.schema AS fschema, dst.name AS fname, s.cols, d.cols AS fcols,
+    (SELECT array_agg(x ORDER BY x) FROM unnest(con.conkey) x) AS attnums,
     con.conrelid
   FROM pg_constraint con
-  JOIN rels src ON src.oid = con.conrelid
-  JOIN rels dst ON dst.oid = con.confrelid
-  CROSS JOIN LATERAL unnest(con.conkey, con.confkey) WITH ORDINALITY AS k(col, ref, ord)
-  JOIN pg_attribute ca ON ca.attrelid = con.conrelid AND ca.attnum = k.col
-  JOIN pg_attribute fa ON fa.attrelid = con.confrelid AND fa.attnum = k.ref
-  WHERE con.contype = 'f' AND con.conparentid = 0
-  GROUP BY con.oid, con.conname, src.schema, src.name, dst.schema, dst.name, con.conrelid
+  JOIN fk_src s ON s.oid = con.oid AND s.n = cardinality(con.conkey)
+  JOIN fk_dst d ON d.oid = con.oid AND d.n = cardinality(con.confkey)
+  JOIN rels src ON src.oid = s.rel
+  JOIN rels dst ON dst.oid = d.rel
 ),
 procs AS (
-  SELECT p.oid, e.nspname AS schema, p.proname AS name, p.provolatile, p.proretset, p.pronargdefaults,
+  SELECT p.oid, e.nspname AS schema, p.proname AS name, p.provolatile, p.proretset, p.prorows, p.pronargdefaults,
     rt.typname AS rettypname, rt.typtype AS rettyptype, rt.typrelid, format_type(p.prorettype, NULL) AS rettype,
     coalesce(p.proallargtypes, p.proargtypes::oid[]) AS argtypes,
     p.proargmodes, p.proargnames
@@ -85,7 +115,7 @@ SELECT json_build_object(
       'oneToOne', EXISTS (SELECT 1 FROM keys k WHERE k.conrelid = f.conrelid AND k.attnums = f.attnums)
     ) ORDER BY f.schema, f.name, f.conname), '[]') FROM fks f),
   'routines', (SELECT coalesce(json_agg(json_build_object(
-      'schema', p.schema, 'name', p.name, 'volatility', p.provolatile, 'setOf', p.proretset,
+      'schema', p.schema, 'name', p.name, 'volatility', p.provolatile, 'setOf', p.proretset, 'rowsOne', p.prorows = 1,
       'defaults', p.pronargdefaults, 'returnType', p.rettype, 'returnTypeName', p.rettypname,
       'returnTypeType', p.rettyptype,
       'returnTable', (SELECT json_build_object('schema', n.nspname, 'name', c.relname)
@@ -94,7 +124,9 @@ SELECT json_build_object(
          FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
          WHERE a.attrelid = p.typrelid AND a.attnum > 0 AND NOT a.attisdropped),
       'args', (SELECT json_agg(json_build_object('name', coalesce(x.name, ''), 'type', format_type(x.type, NULL), 'typeName', t.typname,
-                 'mode', coalesce(x.mode::text, 'i')) ORDER BY x.ord)
+                 'mode', coalesce(x.mode::text, 'i'),
+                 'table', (SELECT json_build_object('schema', n.nspname, 'name', c.relname)
+                    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = t.typrelid)) ORDER BY x.ord)
          FROM unnest(p.argtypes, p.proargmodes, p.proargnames) WITH ORDINALITY AS x(type, mode, name, ord)
          JOIN pg_type t ON t.oid = x.type)
     )), '[]') FROM procs p),
@@ -116,13 +148,15 @@ interface RawRoutine {
   name: string;
   volatility: 'i' | 's' | 'v';
   setOf: boolean;
+  /** Declared `ROWS 1`: a SETOF function PostgREST takes as to-one in a computed relationship. */
+  rowsOne?: boolean;
   defaults: number;
   returnType: string;
   returnTypeName: string;
   returnTypeType: string;
   returnTable: { schema: string; name: string } | null;
   returnColumns: Array<{ name: string; type: string; typeName: string }> | null;
-  args: Array<{ name: string; type: string; typeName: string; mode: string }> | null;
+  args: Array<{ name: string; type: string; typeName: string; mode: string; table?: { schema: string; name: string } | null }> | null;
 }
 
 const KINDS: Record<string, RelationKind> = {
@@ -194,7 +228,30 @@ export function buildSchemaCache(
     if (!types.has(t.schema)) types.set(t.schema, new Map());
     types.get(t.schema)!.set(t.name, t.type);
   }
-  return { schemas: [...schemas], tables, relationships: deriveRelationships(tables, doc.foreignKeys), routines, types };
+  const relationships = deriveRelationships(tables, doc.foreignKeys);
+  for (const raw of doc.routines) addComputedRelationship(relationships, tables, raw);
+  return { schemas: [...schemas], tables, relationships, routines, types };
+}
+
+/**
+ * PostgREST's computed relationships: a function of one argument, a table's row, returning rows of a table (SETOF:
+ * to-many; one row or `ROWS 1`: to-one) is embeddable from the first table under the function's name.
+ */
+function addComputedRelationship(relationships: Map<string, Relationship[]>, tables: Map<string, Table>, raw: RawRoutine): void {
+  const inputs = (raw.args ?? []).filter((a) => a.mode === 'i' || a.mode === 'b' || a.mode === 'v');
+  const origin = inputs.length === 1 ? inputs[0].table : null;
+  const target = raw.returnTypeType === 'c' ? raw.returnTable : null;
+  if (!origin || !target || !tables.has(keyOf(origin)) || !tables.has(keyOf(target))) return;
+  const rel: Relationship = {
+    table: origin,
+    foreignTable: target,
+    isSelf: keyOf(origin) === keyOf(target),
+    cardinality: raw.setOf && !raw.rowsOne ? 'o2m' : 'm2o',
+    constraint: raw.name,
+    columns: [],
+    computed: { schema: raw.schema, name: raw.name, setOf: raw.setOf },
+  };
+  relationships.set(keyOf(origin), [...(relationships.get(keyOf(origin)) ?? []), rel]);
 }
 
 /**

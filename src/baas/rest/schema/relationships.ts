@@ -79,7 +79,9 @@ const singleColumn = (r: Relationship, side: 0 | 1): string | undefined =>
 function describe(r: Relationship): Record<string, string> {
   const cols = (pairs: Array<[string, string]>, side: 0 | 1) => `(${pairs.map((p) => p[side]).join(', ')})`;
   const cardinality = { m2o: 'many-to-one', o2m: 'one-to-many', o2o: 'one-to-one', m2m: 'many-to-many' }[r.cardinality];
-  const relationship = r.junction
+  const relationship = r.computed
+    ? `${r.computed.name}(${r.table.name})`
+    : r.junction
     ? `${r.junction.table.name} using ${r.junction.constraint1}${cols(r.junction.sourceColumns, 0)} and ${r.junction.constraint2}${cols(r.junction.targetColumns, 0)}`
     : `${r.constraint} using ${r.table.name}${cols(r.columns, 0)} and ${r.foreignTable.name}${cols(r.columns, 1)}`;
   return { cardinality, embedding: `${r.table.name} with ${r.foreignTable.name}`, relationship };
@@ -93,6 +95,8 @@ export function findRelationship(cache: SchemaCache, schema: string, origin: str
   const candidates = (cache.relationships.get(keyOf({ schema, name: origin })) ?? []).filter((r) => r.foreignTable.schema === schema);
   const viewTarget = (r: Relationship) => cache.tables.get(keyOf(r.foreignTable))?.kind === 'view';
   const matches = candidates.filter((r) => {
+    // Embedded by the function's name only, never by its table's (PostgREST's computed relationships).
+    if (r.computed) return hint === undefined && target === r.computed.name;
     if (r.isSelf) {
       if (hint === undefined) {
         return (target === r.foreignTable.name && r.cardinality === 'o2m') || (singleColumn(r, 0) === target && r.cardinality === 'm2o');

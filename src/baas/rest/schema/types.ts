@@ -46,6 +46,8 @@ export interface Relationship {
   constraint: string;
   columns: Array<[string, string]>;
   isParent?: boolean;
+  /** A computed relationship: this function of the origin's row gives the related rows (no join columns). */
+  computed?: QualifiedName & { setOf: boolean };
   junction?: {
     table: QualifiedName;
     constraint1: string;

@@ -36,7 +36,9 @@ export type Condition =
 
 export type OutputItem =
   | { kind: 'column'; key: string; ref: ColumnRef; castSql?: string; fromStar: boolean }
-  | { kind: 'embed'; key: string; child: ReadNode };
+  | { kind: 'embed'; key: string; child: ReadNode }
+  /** `...rel(cols)`: the to-one child's outputs become keys of this row (its select gives them as columns). */
+  | { kind: 'spread'; child: ReadNode };
 
 export interface OrderEntry {
   target: { kind: 'column'; ref: ColumnRef } | { kind: 'related'; child: ReadNode; hidden: number };
@@ -67,6 +69,8 @@ export interface ReadNode {
   hidden: ColumnRef[];
   /** An embed with nothing to output (`rel!inner()`): joined for filtering only. */
   empty: boolean;
+  /** A spread embed: selects its outputs as columns `pgrst_s<i>` instead of one `pgrst_row`. */
+  spread?: boolean;
 }
 
 export const nodeKey = (n: ReadNode): string => n.relAlias ?? n.name;

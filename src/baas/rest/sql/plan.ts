@@ -155,7 +155,6 @@ class Planner {
     };
     const { cache, schema } = this.input;
     for (const item of select) {
-      if (item.type === 'spread') throw RestError.notImplemented(`Spread embedding ('...${item.relation}') is not implemented`);
       if (item.type === 'field') {
         if (item.aggregate !== undefined) throw RestError.aggregatesNotAllowed();
         if (item.field.name === '*' && item.field.jsonPath.length === 0) {
@@ -175,14 +174,19 @@ class Planner {
       const rel = findRelationship(cache, schema, source.origin.name, item.relation, item.hint);
       const table = findTable(cache, rel.foreignTable.schema, rel.foreignTable.name);
       if (!table) throw RestError.noRelationship(originName, item.relation, item.hint, schema);
+      // As PostgREST 12: only a to-one relationship spreads (one row's columns into the parent's row).
+      if (item.type === 'spread' && !isToOne(rel)) throw RestError.spreadNotToOne(originName, item.relation);
       const child = this.buildNode(tableSource(table), item.relation, `${table.name}_${depth + 1}`, item.children, depth + 1, {
-        ...(item.alias !== undefined ? { relAlias: item.alias } : {}),
+        ...(item.type === 'relation' && item.alias !== undefined ? { relAlias: item.alias } : {}),
         ...(item.hint !== undefined ? { hint: item.hint } : {}),
         ...(item.joinType !== undefined ? { joinType: item.joinType } : {}),
         relationship: rel,
       });
       node.children.push(child);
-      if (!child.empty) node.items.push({ kind: 'embed', key: item.alias ?? item.relation, child });
+      if (item.type === 'spread') {
+        child.spread = true;
+        node.items.push({ kind: 'spread', child });
+      } else if (!child.empty) node.items.push({ kind: 'embed', key: item.alias ?? item.relation, child });
     }
     node.empty = depth > 0 && node.items.length === 0 && node.children.every((c) => c.empty);
     return node;

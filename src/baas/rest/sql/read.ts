@@ -14,18 +14,31 @@ export const BASE_CTE = 'pgrst_base';
 
 export type RowFormat = 'json' | 'record';
 
-function fromSql(node: ReadNode): string {
+function fromSql(node: ReadNode, parent: ReadNode | null): string {
   const from = node.source.from;
+  const computed = node.relationship?.computed;
+  if (computed && parent) return `${qualified(computed.schema, computed.name)}(${parentRowSql(parent)}) AS ${quoteIdent(node.alias)}`;
   let sql = `${from.kind === 'table' ? qualified(from.schema, from.name) : quoteIdent(BASE_CTE)} AS ${quoteIdent(node.alias)}`;
   const junction = node.relationship?.junction;
   if (junction) sql += `, ${qualified(junction.table.schema, junction.table.name)} AS ${quoteIdent(`${node.alias}_j`)}`;
   return sql;
 }
 
+/** The parent's row as its table's type, the argument of a computed relationship's function. */
+function parentRowSql(parent: ReadNode): string {
+  const from = parent.source.from;
+  const origin = parent.source.origin;
+  // A table row is that type already; rows of a mutation or a call (a CTE) are made one.
+  if (from.kind === 'table' || !origin) return quoteIdent(parent.alias);
+  return `ROW(${quoteIdent(parent.alias)}.*)::${qualified(origin.schema, origin.name)}`;
+}
+
 /** How a child joins its parent: FK column pairs, or through the junction table of a many-to-many. */
 function joinConditions(child: ReadNode, parent: ReadNode): string[] {
   const rel = child.relationship;
   if (!rel) return [];
+  // A function returning one composite gives a row of NULLs for "no row": that is no related row.
+  if (rel.computed) return rel.computed.setOf ? [] : [`NOT (${quoteIdent(child.alias)} IS NULL)`];
   const col = (alias: string, name: string) => `${quoteIdent(alias)}.${quoteIdent(name)}`;
   if (rel.junction) {
     const j = `${child.alias}_j`;
@@ -43,14 +56,33 @@ function embedValueSql(child: ReadNode): string {
   return childIsToOne(child) ? `${embedAlias(child)}."pgrst_row"` : `COALESCE(${embedAlias(child)}."pgrst_row", '[]')`;
 }
 
+/**
+ * The keys and values of a node's output row, in select order; a spread child's outputs come in at its place, read
+ * from the columns its own SELECT gives them (`pgrst_s<i>`).
+ */
+function outputPairs(node: ReadNode, params: Params): Array<{ key: string; value: string }> {
+  const pairs: Array<{ key: string; value: string }> = [];
+  for (const item of node.items) {
+    if (item.kind === 'embed') pairs.push({ key: item.key, value: embedValueSql(item.child) });
+    else if (item.kind === 'spread') {
+      outputKeys(item.child).forEach((key, i) => pairs.push({ key, value: `${embedAlias(item.child)}."pgrst_s${i}"` }));
+    } else {
+      const value = columnSql(item.ref, params);
+      pairs.push({ key: item.key, value: item.castSql ? `CAST(${value} AS ${item.castSql})` : value });
+    }
+  }
+  return pairs;
+}
+
+/** The keys of a node's output row, spreads flattened (the CSV header). */
+export function outputKeys(node: ReadNode): string[] {
+  return node.items.flatMap((item) => (item.kind === 'spread' ? outputKeys(item.child) : [item.key]));
+}
+
 /** The value of one output row: a JSON object of the items (or a ROW for CSV), or a function's scalar. */
 export function rowSql(node: ReadNode, params: Params, format: RowFormat): string {
   if (node.source.scalar) return `${quoteIdent(node.alias)}."pgrst_scalar"`;
-  const pairs = node.items.map((item) => {
-    if (item.kind === 'embed') return { key: item.key, value: embedValueSql(item.child) };
-    const value = columnSql(item.ref, params);
-    return { key: item.key, value: item.castSql ? `CAST(${value} AS ${item.castSql})` : value };
-  });
+  const pairs = outputPairs(node, params);
   if (format === 'record') return `ROW(${pairs.map((p) => p.value).join(', ')})`;
   return jsonObjectSql(pairs, params);
 }
@@ -84,12 +116,18 @@ function limitSql(node: ReadNode, params: Params): string {
 
 /** One level: `SELECT <row> AS pgrst_row FROM ... [LATERAL joins] WHERE ... ORDER BY ... LIMIT ... OFFSET ...`. */
 export function nodeSelectSql(node: ReadNode, parent: ReadNode | null, params: Params, format: RowFormat): string {
-  const row = rowSql(node, params, format);
+  const row = node.spread ? spreadColumnsSql(node, params) : `${rowSql(node, params, format)} AS "pgrst_row"`;
   const hidden = node.hidden.map((ref, i) => `, ${columnSql(ref, params)} AS "pgrst_o${i}"`).join('');
   const joins = node.children.map((c) => lateralJoinSql(c, node, params)).join('');
   const conditions = [...(parent ? joinConditions(node, parent) : []), ...node.where.map((c) => conditionSql(c, params))];
   const where = conditions.length ? ` WHERE ${conditions.join(' AND ')}` : '';
-  return `SELECT ${row} AS "pgrst_row"${hidden} FROM ${fromSql(node)}${joins}${where}${orderSql(node, params)}${limitSql(node, params)}`;
+  return `SELECT ${row}${hidden} FROM ${fromSql(node, parent)}${joins}${where}${orderSql(node, params)}${limitSql(node, params)}`;
+}
+
+/** A spread child's outputs as columns (and a marker column, so that a spread of nothing is still a SELECT list). */
+function spreadColumnsSql(node: ReadNode, params: Params): string {
+  const columns = outputPairs(node, params).map((p, i) => `${p.value} AS "pgrst_s${i}"`);
+  return ['TRUE AS "pgrst_row"', ...columns].join(', ');
 }
 
 /** The rows a level would return, ignoring limits and output: for `count=exact` and existence tests. */
@@ -100,5 +138,5 @@ export function countSql(node: ReadNode, parent: ReadNode | null, params: Params
     ...node.where.map((c) => conditionSql(c, params, exists)),
     ...node.children.filter((c) => c.joinType === 'inner').map((c) => `EXISTS (${exists(c)})`),
   ];
-  return `SELECT 1 FROM ${fromSql(node)}${conditions.length ? ` WHERE ${conditions.join(' AND ')}` : ''}`;
+  return `SELECT 1 FROM ${fromSql(node, parent)}${conditions.length ? ` WHERE ${conditions.join(' AND ')}` : ''}`;
 }

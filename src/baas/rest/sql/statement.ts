@@ -1,10 +1,15 @@
 /**
  * ONE parameterized statement per REST request (PostgREST's mainRead / mainWrite / mainCall): a base CTE (the
  * mutation or the function call, for writes and rpc), `pgrst_source` with the page rows as JSON, an optional count,
- * and a single result row whose `body` is the response text built by Postgres.
+ * and the response text built by Postgres.
  *
- * Result columns: total_result_set (bigint, null without count), page_total (bigint), body (text),
- * response_inserted (int, upserts only), location (text[], `col=eq.val` pairs for return=headers-only).
+ * Result columns: total_result_set (bigint, null without count), page_total (bigint), response_inserted (int,
+ * upserts only), location (JSON array text of `col=eq.val` pairs for return=headers-only), body (text). Two layouts
+ * (sql/result.ts puts the body together): `whole`, one row whose body is the whole response (mutations, HEAD); and
+ * `rows`, reads and calls, one row per result row whose body is that row's JSON (or CSV line), so a large result
+ * reaches the client in pieces instead of as one string held whole in Node. The row JSON is still built by
+ * Postgres; Node only writes the `[`, `,` and `]` around it. The counts are window aggregates, so the first row
+ * carries them (the headers) and an empty result is one row with a NULL body (LEFT JOIN from a single row).
  */
 import type { QueryParams, RowRange } from '../grammar/ast.js';
 import { isAllRows } from '../grammar/range.js';
@@ -17,7 +22,8 @@ import { arrayLiteral, Params, quoteIdent } from './fragments.js';
 import { INSERTED_SQL, mutationSql, type MutationKind, type Payload } from './mutate.js';
 import { planRead, tableSource } from './plan.js';
 import type { ReadNode, Source } from './plan-types.js';
-import { BASE_CTE, countSql, nodeSelectSql } from './read.js';
+import { BASE_CTE, countSql, nodeSelectSql, outputKeys } from './read.js';
+import type { BodyShape, ResultLayout } from './result.js';
 
 export interface BuildInput {
   cache: SchemaCache;
@@ -44,9 +50,9 @@ export interface BuiltStatement {
   /** What the request was, for the response: a read, a mutation, or a call (void calls answer 204). */
   kind: 'read' | MutationKind | 'call';
   returnsVoid: boolean;
+  /** How the result rows make the body (sql/result.ts). */
+  layout: ResultLayout;
 }
-
-type BodyShape = 'array' | 'first' | 'csv' | 'none';
 
 function bodySql(shape: BodyShape, root: ReadNode, stripNulls: boolean, params: Params): string {
   const rows = `"pgrst_source"."pgrst_row"`;
@@ -59,7 +65,7 @@ function bodySql(shape: BodyShape, root: ReadNode, stripNulls: boolean, params: 
     case 'first':
       return `coalesce(${strip(`(json_agg(${rows}) -> 0)`)}::text, 'null')`;
     case 'csv': {
-      const keys = root.items.map((i) => params.text(i.key));
+      const keys = outputKeys(root).map((key) => params.text(key));
       const header = keys.length ? `concat_ws(',', ${keys.join(', ')})` : `''`;
       const line = `substring(${rows}::text, 2, length(${rows}::text) - 2)`;
       return `(CASE WHEN pg_catalog.count(*) = 0 THEN '' ELSE ${header} END) || E'\\n' || coalesce(string_agg(${line}, E'\\n'), '')`;
@@ -77,9 +83,33 @@ function readShape(input: BuildInput, routine?: Routine): BodyShape {
 
 function finalSelect(parts: { total: string; body: string; inserted?: string; location?: string }): string {
   return (
-    `SELECT ${parts.total} AS total_result_set, pg_catalog.count(*) AS page_total, ${parts.body} AS body, ` +
-    `${parts.inserted ?? 'NULL::int'} AS response_inserted, ${parts.location ?? `'{}'::text[]`} AS location FROM "pgrst_source"`
+    `SELECT ${parts.total} AS total_result_set, pg_catalog.count(*) AS page_total, ` +
+    `${parts.inserted ?? 'NULL::int'} AS response_inserted, ${parts.location ?? `'[]'`}::text AS location, ${parts.body} AS body FROM "pgrst_source"`
   );
+}
+
+const PAGE_WINDOW = `pg_catalog.count("pgrst_s"."pgrst_p") OVER ()`;
+
+/** The `rows` layout: a row per result row (its JSON or CSV line), the counts on every row as window aggregates. */
+function perRowSelect(shape: BodyShape, root: ReadNode, total: string, stripNulls: boolean): string {
+  const value = `"pgrst_s"."pgrst_row"`;
+  const json = root.source.scalar ? `to_json(${value})` : value;
+  const body = shape === 'csv' ? `substring(${value}::text, 2, length(${value}::text) - 2)` : `${stripNulls ? `json_strip_nulls(${json})` : json}::text`;
+  return (
+    `SELECT ${total === 'pg_catalog.count(*)' ? PAGE_WINDOW : total} AS total_result_set, ${PAGE_WINDOW} AS page_total, NULL::int AS response_inserted, ` +
+    `'[]'::text AS location, ${body} AS body ` +
+    `FROM (SELECT) AS "pgrst_one" LEFT JOIN (SELECT 1 AS "pgrst_p", "pgrst_row" FROM "pgrst_source") AS "pgrst_s" ON TRUE`
+  );
+}
+
+function csvHeader(root: ReadNode): string {
+  return outputKeys(root).join(',');
+}
+
+/** The final SELECT of a read or call: a row per result row, or one row when there is no body to stream. */
+function readSelect(shape: BodyShape, root: ReadNode, input: BuildInput, total: string, params: Params): { sql: string; layout: ResultLayout } {
+  if (shape === 'none') return { sql: finalSelect({ total, body: bodySql(shape, root, input.output.stripNulls, params) }), layout: { kind: 'whole', shape } };
+  return { sql: perRowSelect(shape, root, total, input.output.stripNulls), layout: { kind: 'rows', shape, csvHeader: shape === 'csv' ? csvHeader(root) : '' } };
 }
 
 function sourceAndCount(root: ReadNode, input: BuildInput, params: Params, base: string | null): { ctes: string; total: string } {
@@ -102,13 +132,14 @@ function buildRead(input: BuildInput, table: Table): BuiltStatement {
   const root = planRead({ cache: input.cache, schema: input.schema, root: tableSource(table), rootName: table.name, query: input.query, rootRange: input.topRange, maxRows: input.maxRows ?? null, isMutation: false });
   const params = new Params();
   const { ctes, total } = sourceAndCount(root, input, params, null);
-  const text = `WITH ${ctes} ${finalSelect({ total, body: bodySql(readShape(input), root, input.output.stripNulls, params) })}`;
-  return { text, values: params.values, readOnly: true, kind: 'read', returnsVoid: false };
+  const { sql, layout } = readSelect(readShape(input), root, input, total, params);
+  return { text: `WITH ${ctes} ${sql}`, values: params.values, readOnly: true, kind: 'read', returnsVoid: false, layout };
 }
 
 /** Columns the representation needs from the mutated rows (PostgREST's inferColsEmbedNeeds), or all. */
 function returningFor(root: ReadNode, table: Table): string[] | '*' {
-  if (root.items.some((i) => i.kind === 'column' && i.fromStar)) return '*';
+  // A computed relationship's function takes the whole row.
+  if (root.items.some((i) => i.kind === 'column' && i.fromStar) || root.children.some((c) => c.relationship?.computed)) return '*';
   const cols = new Set<string>(table.primaryKey);
   for (const i of root.items) if (i.kind === 'column') cols.add(i.ref.column.name);
   for (const o of root.order) if (o.target.kind === 'column') cols.add(o.target.ref.column.name);
@@ -134,9 +165,9 @@ function buildMutation(input: BuildInput, table: Table, kind: MutationKind): Bui
   const shape: BodyShape = !representation ? 'none' : input.output.format === 'csv' ? 'csv' : input.output.format === 'singular' ? 'first' : 'array';
   const location =
     rep === 'headers-only' && kind === 'insert'
-      ? `CASE WHEN pg_catalog.count(*) = 1 THEN coalesce((SELECT array_agg("pgrst_kv"."key" || '=' || coalesce('eq.' || "pgrst_kv"."value", 'is.null')) ` +
+      ? `CASE WHEN pg_catalog.count(*) = 1 THEN coalesce((SELECT json_agg("pgrst_kv"."key" || '=' || coalesce('eq.' || "pgrst_kv"."value", 'is.null')) ` +
         `FROM (SELECT row_to_json("pgrst_r") AS "r" FROM ${quoteIdent(BASE_CTE)} AS "pgrst_r" LIMIT 1) AS "pgrst_d" CROSS JOIN json_each_text("pgrst_d"."r") AS "pgrst_kv" ` +
-        `WHERE "pgrst_kv"."key" = ANY(${params.add(arrayLiteral(table.primaryKey))}::text[])), '{}') ELSE '{}' END`
+        `WHERE "pgrst_kv"."key" = ANY(${params.add(arrayLiteral(table.primaryKey))}::text[])), '[]') ELSE '[]' END`
       : undefined;
   const text =
     `WITH ${quoteIdent(BASE_CTE)} AS (${base}), "pgrst_source" AS (${sourceSql}) ` +
@@ -146,7 +177,7 @@ function buildMutation(input: BuildInput, table: Table, kind: MutationKind): Bui
       ...(input.preferences.resolution === 'merge-duplicates' && kind === 'insert' ? { inserted: INSERTED_SQL } : {}),
       ...(location ? { location } : {}),
     });
-  return { text, values: params.values, readOnly: false, kind, returnsVoid: false };
+  return { text, values: params.values, readOnly: false, kind, returnsVoid: false, layout: { kind: 'whole', shape } };
 }
 
 function buildCall(input: BuildInput, name: string): BuiltStatement {
@@ -171,8 +202,8 @@ function buildCall(input: BuildInput, name: string): BuiltStatement {
   const base = callSql(routine, args, params);
   const { ctes, total } = sourceAndCount(root, input, params, base);
   const shape = returns.kind === 'void' ? 'none' : readShape(input, routine);
-  const text = `WITH ${ctes} ${finalSelect({ total, body: bodySql(shape, root, input.output.stripNulls, params) })}`;
-  return { text, values: params.values, readOnly: read || routine.volatility !== 'volatile', kind: 'call', returnsVoid: returns.kind === 'void' };
+  const { sql, layout } = readSelect(shape, root, input, total, params);
+  return { text: `WITH ${ctes} ${sql}`, values: params.values, readOnly: read || routine.volatility !== 'volatile', kind: 'call', returnsVoid: returns.kind === 'void', layout };
 }
 
 /** Builds the statement of one request; throws RestError for anything the schema cache cannot back. */

@@ -17,13 +17,13 @@ export function sendStream(reply: Reply, status: number, contentType: string, so
       source?.destroy();
       resolve();
     };
-    let started = false;
-    res.cork(() => {
-      started = reply.startStream(status, contentType);
-      if (!started) return;
-      if (source === null) res.endWithoutBody(length);
-      else if (length === 0) res.end();
-    });
+    const started = reply.writeHead(status, contentType);
+    if (started && (source === null || length === 0)) {
+      res.cork(() => {
+        if (source === null) res.endWithoutBody(length);
+        else res.end();
+      });
+    }
     if (!started || source === null || length === 0) return finish();
     reply.onAbort(finish);
     let pending: Buffer | null = null;
