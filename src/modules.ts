@@ -2,6 +2,7 @@ import { authModule } from './baas/auth/module.js';
 import { functionsModule } from './baas/functions/module.js';
 import { restModule } from './baas/rest/module.js';
 import { clusterApiModule } from './http/cluster-api.js';
+import { storageModule } from './baas/storage/module.js';
 import { healthModule } from './http/health.js';
 import { metricsModule } from './http/metrics.js';
 import type { Module } from './http/module.js';
@@ -23,6 +24,7 @@ export const MODULES: readonly Module[] = [
   restModule,
   authModule,
   functionsModule,
+  storageModule,
   healthModule,
   rootModule,
   metricsModule,

@@ -74,6 +74,14 @@ export interface Config {
   functionsMaxCodeBytes: number;
   /** FUNCTIONS_FETCH_ALLOW: origins a JavaScript function's fetch may reach besides this node's own API. */
   functionsFetchAllow: string[];
+  /** STORAGE_BACKEND: where /storage/v1 keeps object bytes, the local disk or an S3-compatible service. */
+  storageBackend: 'file' | 's3';
+  /** STORAGE_DIR: the file backend's root (default `<PERFORMER_DATA_DIR>/storage`). */
+  storageDir: string;
+  /** STORAGE_FILE_SIZE_LIMIT: bytes any one upload may hold (upstream's default, 50 MB); a bucket may lower it. */
+  storageFileSizeLimit: number;
+  /** STORAGE_S3_*: the S3 backend's endpoint (null = AWS), bucket and region; credentials come from the AWS variables. */
+  storageS3: { endpoint: string | null; bucket: string; region: string; forcePathStyle: boolean };
   /** The control plane (tenants, extensions): schema `_performer` here, or in the default tenant's database. */
   controlDatabaseUrl: string | null;
   /** Key material for tenant secrets at rest; null = a random key kept in the data dir. */
@@ -197,6 +205,15 @@ export function loadConfig(env: Env = process.env): Config {
     functionsMaxBodyBytes: r.int('FUNCTIONS_MAX_BODY_BYTES', 8_000_000, 1, 256 * 1024 * 1024),
     functionsMaxCodeBytes: r.int('FUNCTIONS_MAX_CODE_BYTES', 20 * 1024 * 1024, 1024, 256 * 1024 * 1024),
     functionsFetchAllow: fetchOrigins(r.list('FUNCTIONS_FETCH_ALLOW')),
+    storageBackend: r.oneOf('STORAGE_BACKEND', ['file', 's3'] as const, 'file'),
+    storageDir: r.string('STORAGE_DIR', `${r.string('PERFORMER_DATA_DIR', '.performer')}/storage`),
+    storageFileSizeLimit: r.int('STORAGE_FILE_SIZE_LIMIT', 50 * 1024 * 1024, 1, Number.MAX_SAFE_INTEGER),
+    storageS3: {
+      endpoint: r.optionalUrl('STORAGE_S3_ENDPOINT', ['http:', 'https:']),
+      bucket: r.string('STORAGE_S3_BUCKET', 'performer-storage'),
+      region: r.string('STORAGE_S3_REGION', 'us-east-1'),
+      forcePathStyle: r.bool('STORAGE_S3_FORCE_PATH_STYLE', true),
+    },
     controlDatabaseUrl: r.optionalUrl('CONTROL_DATABASE_URL', ['postgres:', 'postgresql:']),
     dbEncKey: r.secretKey('DB_ENC_KEY'),
     tenantCacheExpirationMs: r.int('TENANT_CACHE_EXPIRATION_IN_MS', 30_000, 100, 86_400_000),

@@ -1,8 +1,8 @@
 import type { HttpRequest, HttpResponse } from './uws.js';
 
 const STATUS_TEXT: Record<number, string> = {
-  200: 'OK', 201: 'Created', 202: 'Accepted', 204: 'No Content', 400: 'Bad Request', 401: 'Unauthorized',
-  403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed', 413: 'Payload Too Large', 415: 'Unsupported Media Type',
+  200: 'OK', 201: 'Created', 202: 'Accepted', 204: 'No Content', 206: 'Partial Content', 304: 'Not Modified', 400: 'Bad Request', 401: 'Unauthorized',
+  403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed', 413: 'Payload Too Large', 415: 'Unsupported Media Type', 416: 'Range Not Satisfiable',
   422: 'Unprocessable Entity', 429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable',
   546: 'Worker Limit',
 };
@@ -38,14 +38,13 @@ export class Reply {
     return this;
   }
 
-  send(status: number, body: string | Uint8Array = '', contentType?: string): void {
+  /** `closeConnection`: close once written, e.g. when the request body was not read to its end. */
+  send(status: number, body: string | Uint8Array = '', contentType?: string, closeConnection = false): void {
     if (this.aborted || this.done) return;
     this.done = true;
     this.res.cork(() => {
-      this.res.writeStatus(statusLine(status));
-      if (contentType) this.res.writeHeader('content-type', contentType);
-      for (const [k, v] of this.headers) this.res.writeHeader(k, v);
-      this.res.end(body);
+      this.writeStatusAndHeaders(status, contentType);
+      this.res.end(body, closeConnection);
     });
   }
 
@@ -56,12 +55,14 @@ export class Reply {
   writeHead(status: number, contentType?: string): boolean {
     if (this.aborted || this.done) return false;
     this.done = true;
-    this.res.cork(() => {
-      this.res.writeStatus(statusLine(status));
-      if (contentType) this.res.writeHeader('content-type', contentType);
-      for (const [k, v] of this.headers) this.res.writeHeader(k, v);
-    });
+    this.res.cork(() => this.writeStatusAndHeaders(status, contentType));
     return true;
+  }
+
+  private writeStatusAndHeaders(status: number, contentType?: string): void {
+    this.res.writeStatus(statusLine(status));
+    if (contentType) this.res.writeHeader('content-type', contentType);
+    for (const [k, v] of this.headers) this.res.writeHeader(k, v);
   }
 
   /** An answer without the queued headers that closes the connection once written (uWS stops reading it). */
@@ -73,8 +74,8 @@ export class Reply {
     });
   }
 
-  json(status: number, body: unknown): void {
-    this.send(status, JSON.stringify(body), 'application/json; charset=utf-8');
+  json(status: number, body: unknown, closeConnection = false): void {
+    this.send(status, JSON.stringify(body), 'application/json; charset=utf-8', closeConnection);
   }
 }
 

@@ -12,6 +12,8 @@ import { sql as restSchemaReload } from './011-rest-schema-reload.js';
 import { sql as authUsers } from './012-auth-users.js';
 import { sql as authSessions } from './013-auth-sessions.js';
 import { sql as authMfaTokens } from './014-auth-mfa-tokens.js';
+import { sql as storageSchema } from './016-storage-schema.js';
+import { sql as storageFunctions } from './017-storage-functions.js';
 import { sql as restAuthenticator } from './021-rest-authenticator.js';
 
 export interface TenantMigration {
@@ -37,5 +39,7 @@ export const tenantMigrations: readonly TenantMigration[] = [
   { version: 12, name: 'auth_users', sql: authUsers },
   { version: 13, name: 'auth_sessions', sql: authSessions },
   { version: 14, name: 'auth_mfa_tokens', sql: authMfaTokens },
+  { version: 16, name: 'storage_schema', sql: storageSchema },
+  { version: 17, name: 'storage_functions', sql: storageFunctions },
   { version: 21, name: 'rest_authenticator', sql: restAuthenticator },
 ];

@@ -1,0 +1,69 @@
+/**
+ * What every storage route is handed: the server's storage settings and blob backend, and the request, its tenant,
+ * its caller (null on routes that authorize by URL: public objects, signed URLs), its JSON body or its body stream.
+ */
+import type pg from 'pg';
+import type { Readable } from 'node:stream';
+import type { Reply, RequestInfo } from '../../http/respond.js';
+import type { TenantRuntime } from '../../tenants/tenant.js';
+import type { BlobBackend } from './blob/backend.js';
+import { inTransaction, type Caller, type Sql } from './db.js';
+import { errors } from './errors.js';
+
+export interface StorageSettings {
+  fileSizeLimit: number;
+  statementTimeoutMs: number;
+}
+
+export interface StorageCall {
+  settings: StorageSettings;
+  backend: BlobBackend;
+  tenant: TenantRuntime;
+  reply: Reply;
+  info: RequestInfo;
+  method: string;
+  /** Path parameters, percent-decoded: the bucket id and the object key where the route has them. */
+  bucket: string;
+  key: string;
+  caller: Caller | null;
+  /** A JSON route's body (null when empty). */
+  json: unknown;
+  /** An upload route's body, streamed from the socket. */
+  body: Readable | null;
+  requestId: string;
+}
+
+/** The caller of a route that requires one. */
+export function callerOf(call: StorageCall): Caller {
+  if (!call.caller) throw errors.accessDenied('Access denied: JWT is not authenticated');
+  return call.caller;
+}
+
+/** `work` in one transaction as `caller` (null = the pool's user, who passes RLS), tagged with `operation`. */
+export async function transaction<T>(call: StorageCall, caller: Caller | null, operation: string, work: (sql: Sql) => Promise<T>): Promise<T> {
+  const pool: pg.Pool = await call.tenant.database();
+  return inTransaction(pool, caller, { method: call.method, path: call.info.url, operation, statementTimeoutMs: call.settings.statementTimeoutMs }, work);
+}
+
+/** The JSON body as an object, or InvalidRequest. */
+export function jsonObject(call: StorageCall): Record<string, unknown> {
+  const body = call.json ?? {};
+  if (typeof body !== 'object' || Array.isArray(body) || body === null) throw errors.invalidRequest('body must be object');
+  return body as Record<string, unknown>;
+}
+
+export interface BucketLimits {
+  id: string;
+  public: boolean;
+  file_size_limit: string | null;
+  allowed_mime_types: string[] | null;
+}
+
+/** A bucket's public flag and limits, read as the pool's user (upstream reads them as super user too). */
+export async function bucketLimits(call: StorageCall, bucketId: string): Promise<BucketLimits> {
+  const rows = await transaction(call, null, 'storage.bucket.limits', async (sql) =>
+    (await sql.query<BucketLimits>('SELECT id, public, file_size_limit::text, allowed_mime_types FROM storage.buckets WHERE id = $1', [bucketId])).rows,
+  );
+  if (rows.length === 0) throw errors.noSuchBucket();
+  return rows[0];
+}

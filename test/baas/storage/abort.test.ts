@@ -1,0 +1,3 @@
+import { storageAborts } from './abort.suite.js';
+
+storageAborts('file');

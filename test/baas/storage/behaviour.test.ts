@@ -1,0 +1,3 @@
+import { storageBehaviour } from './behaviour.suite.js';
+
+storageBehaviour('file');

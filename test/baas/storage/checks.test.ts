@@ -1,0 +1,3 @@
+import { storageChecks } from './checks.suite.js';
+
+storageChecks('file');
