@@ -230,36 +230,34 @@ async function main(): Promise<void> {
     }
     rows.push(best.get('floor')!, best.get('performer')!);
   }
+  let before: string | null = null;
   if (performers.length > 1) {
-    console.log(`\nBefore/after, every repetition (CPU µs/req and req/s relative to the floor of the same repetition):\n`);
     const withRatio = every.map((r, i) => {
       const fl = every.slice(0, i + 1).reverse().find((x) => x.system === 'floor' && x.case === r.case && x.role === r.role)!;
       return { ...r, cpuRatio: r.cpuUs / fl.cpuUs, rpsRatio: r.rps / fl.rps };
     });
-    console.log(
-      compareTable(
-        withRatio.filter((r) => r.system !== 'floor'),
-        {
-          config: (r) => `${r.case}, ${r.role}`,
-          system: (r) => r.system,
-          after: 'performer',
-          before: performers[1]!.label,
-          measures: [
-            { name: 'CPU µs/req', of: (r) => r.cpuUs, digits: 0 },
-            { name: 'CPU vs floor', of: (r) => r.cpuRatio, digits: 2 },
-            { name: 'req/s vs floor', of: (r) => r.rpsRatio, digits: 2 },
-            { name: 'p99 ms', of: (r) => r.p99, digits: 1 },
-          ],
-        },
-      ),
+    before = compareTable(
+      withRatio.filter((r) => r.system !== 'floor'),
+      {
+        config: (r) => `${r.case}, ${r.role}`,
+        system: (r) => r.system,
+        after: 'performer',
+        before: performers[1]!.label,
+        measures: [
+          { name: 'CPU µs/req', of: (r) => r.cpuUs, digits: 0 },
+          { name: 'CPU / floor CPU', of: (r) => r.cpuRatio, digits: 2 },
+          { name: 'req/s / floor req/s', of: (r) => r.rpsRatio, digits: 2 },
+          { name: 'p99 ms', of: (r) => r.p99, digits: 1 },
+        ],
+      },
     );
   }
-  const text = report(rows, [loadAtStart, os.loadavg()[0]]);
+  const text = report(rows, [loadAtStart, os.loadavg()[0]], before === null ? null : { rev: performers[1]!.label, table: before });
   console.log(`\n${text}`);
-  if ((!args.quick && performers.length === 1) || args.flag('write')) writeSection('## REST API (`npm run bench:rest`)', text);
+  if (!args.quick || args.flag('write')) writeSection('## REST API (`npm run bench:rest`)', text);
 }
 
-function report(rows: Row[], load: [number, number]): string {
+function report(rows: Row[], load: [number, number], compared: { rev: string; table: string } | null): string {
   const body: string[][] = [];
   for (let i = 0; i < rows.length; i += 2) {
     const [fl, perf] = [rows[i]!, rows[i + 1]!];
@@ -289,6 +287,7 @@ function report(rows: Row[], load: [number, number]): string {
       'generator, Postgres and whatever else runs, so req/s and p99 move between runs by more than the differences here; ' +
       'CPU µs per request (the server process alone) is the steadier figure.',
     '',
+    ...(compared ? beforeAfter(compared) : []),
     '**Round trips per request: 1** (it was 4: BEGIN, the settings, the statement, COMMIT). The settings statement ' +
       '(ONE parameterized SELECT of set_config calls: search_path, role, claims, method, path, headers, statement_timeout, ' +
       'read-only for reads) and the statement are written together with a single Sync (`src/baas/rest/http/exchange.ts`, ' +
@@ -298,13 +297,34 @@ function report(rows: Row[], load: [number, number]): string {
       '(`Accept: application/vnd.pgrst.object+json` on POST/PATCH/DELETE) takes 2: its COMMIT or ROLLBACK depends on the ' +
       'number of rows it touched, known only from the result. An error inside an explicit transaction adds a ROLLBACK.',
     '',
-    'Where the rest of the gap goes: the floor makes the same exchange, so the difference is the API\'s own work in Node. ' +
-      'Measured alone, parsing the query takes ~7-15 µs (direct scanners for plain keys, simple filters, plain orders and ' +
-      'common selects; the Parsec-style grammar only for the rest) and building the statement ~6 µs (primary key) to ~20 µs ' +
-      '(page with an embed). The remainder is spread thin over the gate (request id, rate counter and headers, CORS), the ' +
-      'claims check, the settings JSON, the answer headers and promise hops: in a V8 profile (`--profile`) no Performer ' +
-      'function takes more than ~2 % of the samples.',
+    "Where the rest of the gap goes: the floor makes the same exchange, so the difference is the API's own work in Node. " +
+      'A request shape seen before (GET, HEAD, DELETE: same method, path, query string, profile, Range, Prefer and Accept ' +
+      'headers) takes its parsed request and built statement from a cache hanging off the schema cache ' +
+      '(`src/baas/rest/http/statement-cache.ts`), and a token verified before, the loaded pool and schema cache are taken ' +
+      'without awaiting, so such a request runs synchronously from the handler to the pool checkout. Timed step by step in a ' +
+      'bench run (wall µs on the loaded machine, so upper bounds) for a select by primary key: request facts, request id and ' +
+      'CORS headers ~5-11, tenant and rate headers ~2-3, the token check ~5-10, the statement lookup ~2-5, the settings ' +
+      '~2-4, the first row ~3, and the answer with its 10 more headers than the floor ~40-50 where the floor\'s takes ' +
+      '~30-35 (mostly the write to the socket). An insert still parses its payload and builds its statement (~15-35 µs) ' +
+      "and reads its body through a promise; and on writes Performer also reads the tenant's replication stream " +
+      '(keepalives after each commit), which the floor has no part of. Prepared statements (PostgREST prepares by default) ' +
+      'are used by neither side: they would cut Postgres\'s work for both, not the API\'s share in Node, and they need ' +
+      'invalidating on every schema reload.',
   ].join('\n');
+}
+
+/** The `--compare` subsection: this tree against `compared.rev`, each repetition against the floor of the same one. */
+function beforeAfter(compared: { rev: string; table: string }): string[] {
+  return [
+    `### Before/after: the per-request CPU cut (\`--compare=${compared.rev.replace(/^performer@/, '')}\`)`,
+    '',
+    `\`performer\` (this tree) and \`${compared.rev}\` measured in the same run, each repetition next to a floor run of the ` +
+      'same repetition (the order of the two builds alternates); medians and ranges over the repetitions. The ratios to the ' +
+      'floor of the same repetition cancel most of what the outside load does to both.',
+    '',
+    compared.table,
+    '',
+  ];
 }
 
 runBench('rest', main, {
