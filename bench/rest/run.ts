@@ -11,7 +11,8 @@ import { procCpuSeconds } from '../lib/cpu.js';
 import { formatSummary, summarize } from '../lib/cpuprofile.js';
 import { startBenchPostgres, type BenchPostgres } from '../lib/db.js';
 import { runBench } from '../lib/main.js';
-import { buildPerformer, startPerformer } from '../lib/performer.js';
+import { compareTable } from '../lib/compare.js';
+import { performerBuilds, startPerformer } from '../lib/performer.js';
 import { f, ratio, runLine, table, writeSection } from '../lib/report.js';
 import type { FloorScenario } from './floor-server.js';
 
@@ -22,11 +23,13 @@ import type { FloorScenario } from './floor-server.js';
  * service_role (which bypasses RLS).
  *
  *   npm run bench:rest -- [--quick] [--seconds=8] [--reps=2] [--connections=8] [--write] [--profile] [--cases=a,b,c]
+ *                         [--compare=<git rev>]
  *
  * Performer, the floor and the load generator (raw keep-alive HTTP/1.1, closed loop) each run in a process of
  * their own; CPU per request is the server process's user+system CPU over the requests it answered (Postgres's
  * CPU is the same for both and not counted). Systems alternate per repetition, the best repetition is kept. A full
- * run (or --write) replaces the "REST API" section of bench/RESULTS.md.
+ * run (or --write) replaces the "REST API" section of bench/RESULTS.md. `--compare=<rev>` adds Performer as it was at
+ * that revision (`performer@<rev>`), measured in the same repetitions, and prints before/after medians (not written).
  */
 
 const args = new Args();
@@ -122,26 +125,34 @@ async function main(): Promise<void> {
   loadAtStart = os.loadavg()[0];
   pgs = await startBenchPostgres('rest');
   const url = pgs.server.url;
-  const build = buildPerformer();
-  const performer = startPerformer(build, { databaseUrl: url, dataName: 'performer-bench-rest', env: { DB_POOL_SIZE: String(POOL_SIZE) } });
-  children.push(performer);
-  const ready = await performer.ready;
-  const port = Number(ready.port);
-  const tokens = { anon: String(ready.token), service_role: String(ready.serviceToken) };
-  // The first request migrates the tenant database (roles, grants, the schema reload trigger).
-  await fetch(`http://127.0.0.1:${port}/rest/v1/posts`, { headers: { apikey: tokens.anon } });
+  const builds = performerBuilds(args);
+  const performers = builds.map((build) => {
+    const child = startPerformer(build, { databaseUrl: url, dataName: 'performer-bench-rest', env: { DB_POOL_SIZE: String(POOL_SIZE) } });
+    children.push(child);
+    return { label: build.label, child, port: 0, tokens: { anon: '', service_role: '' } };
+  });
+  for (const p of performers) {
+    const ready = await p.child.ready;
+    p.port = Number(ready.port);
+    p.tokens = { anon: String(ready.token), service_role: String(ready.serviceToken) };
+    // The first request migrates the tenant database (roles, grants, the schema reload trigger).
+    await fetch(`http://127.0.0.1:${p.port}/rest/v1/posts`, { headers: { apikey: p.tokens.anon } });
+  }
+  const { port, tokens } = performers[0]!;
   const admin = new pg.Client({ connectionString: url });
   await admin.connect();
   await admin.query(FIXTURE);
-  for (let i = 0; (await fetch(`http://127.0.0.1:${port}/rest/v1/posts?id=eq.1`, { headers: { apikey: tokens.anon } })).status !== 200; i++) {
-    if (i > 200) throw new Error('the fixture is not served');
-    await new Promise((r) => setTimeout(r, 50));
+  for (const p of performers) {
+    for (let i = 0; (await fetch(`http://127.0.0.1:${p.port}/rest/v1/posts?id=eq.1`, { headers: { apikey: p.tokens.anon } })).status !== 200; i++) {
+      if (i > 200) throw new Error(`the fixture is not served by ${p.label}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 
   // The floor gets the statements Performer builds for each case, and the settings it would make.
   const cache = await loadSchemaCache(admin, ['public']);
   const floorCases: FloorScenario[] = [];
-  const runs: Array<{ c: Case; role: keyof typeof tokens; performer: string; floor: string }> = [];
+  const runs: Array<{ c: Case; role: keyof typeof tokens; performer: string[]; floor: string }> = [];
   const only = args.list('cases');
   for (const c of CASES.filter((x) => !only || only.includes(x.name[1]!))) {
     for (const role of ['anon', 'service_role'] as const) {
@@ -165,7 +176,8 @@ async function main(): Promise<void> {
         contentType: 'application/json; charset=utf-8',
       });
       const target = `/rest/v1${c.path}${c.query ? `?${c.query}` : ''}`;
-      runs.push({ c, role, performer: requestText(c.method, target, headers, c.body), floor: requestText(c.method, floorPath, headers, c.body) });
+      const performerRequests = performers.map((p) => requestText(c.method, target, headersFor(c, p.tokens[role], p.port), c.body));
+      runs.push({ c, role, performer: performerRequests, floor: requestText(c.method, floorPath, headers, c.body) });
     }
   }
   await admin.end();
@@ -181,9 +193,10 @@ async function main(): Promise<void> {
   await load.ready;
 
   const rows: Row[] = [];
-  const measure = async (system: 'performer' | 'floor', server: Child, serverPort: number, request: string, c: Case, role: string) => {
+  const every: Row[] = [];
+  const measure = async (system: string, server: Child, serverPort: number, request: string, c: Case, role: string) => {
     const profiling = args.flag('profile') && (system === 'performer' || args.flag('profile-floor'));
-    const file = path.join(os.tmpdir(), `performer-bench-rest-${rows.length}.cpuprofile`);
+    const file = path.join(os.tmpdir(), `performer-bench-rest-${every.length}.cpuprofile`);
     if (profiling) await server.call('profileStart', { intervalUs: 500 });
     const cpu0 = procCpuSeconds(server.pid);
     const r = await load.call('run', { port: serverPort, request, connections, warmupMs: 1000, durationMs: seconds * 1000 }, (seconds + 30) * 1000);
@@ -197,28 +210,54 @@ async function main(): Promise<void> {
     if (wrong.length) throw new Error(`${system} ${c.name} ${role}: answers ${JSON.stringify(statuses)}`);
     const requests = Number(r.requests);
     const row: Row = { case: c.name, role, system, rps: requests / Number(r.seconds), p50: Number(r.p50Ms), p99: Number(r.p99Ms), cpuUs: (cpu * 1e6) / requests };
-    console.log(`${c.name} ${role} ${system}: ${f(row.rps)} req/s, p50 ${f(row.p50, 2)} ms, p99 ${f(row.p99, 2)} ms, ${f(row.cpuUs)} µs CPU/req`);
+    console.log(`${c.name} ${role} ${system}: ${f(row.rps)} req/s, p50 ${f(row.p50, 2)} ms, p99 ${f(row.p99, 2)} ms, ${f(row.cpuUs)} µs CPU/req (load ${f(os.loadavg()[0], 1)})`);
+    every.push(row);
     return row;
   };
   for (const run of runs) {
     const best = new Map<string, Row>();
     for (let i = 0; i < reps; i++) {
-      for (const [system, server, p, request] of [
+      const systems: Array<[string, Child, number, string]> = [
         ['floor', floor, floorPort, run.floor],
-        ['performer', performer, port, run.performer],
-      ] as const) {
+        ...performers.map((p, k): [string, Child, number, string] => [p.label, p.child, p.port, run.performer[k]!]),
+      ];
+      // Alternate the order of the Performer builds per repetition, so neither always runs right after the floor.
+      if (i % 2 === 1 && systems.length > 2) systems.splice(1, systems.length - 1, ...systems.slice(1).reverse());
+      for (const [system, server, p, request] of systems) {
         const row = await measure(system, server, p, request, run.c, run.role);
         if ((best.get(system)?.rps ?? 0) < row.rps) best.set(system, row);
       }
     }
     rows.push(best.get('floor')!, best.get('performer')!);
   }
-  const text = report(rows, [loadAtStart, os.loadavg()[0]]);
+  let before: string | null = null;
+  if (performers.length > 1) {
+    const withRatio = every.map((r, i) => {
+      const fl = every.slice(0, i + 1).reverse().find((x) => x.system === 'floor' && x.case === r.case && x.role === r.role)!;
+      return { ...r, cpuRatio: r.cpuUs / fl.cpuUs, rpsRatio: r.rps / fl.rps };
+    });
+    before = compareTable(
+      withRatio.filter((r) => r.system !== 'floor'),
+      {
+        config: (r) => `${r.case}, ${r.role}`,
+        system: (r) => r.system,
+        after: 'performer',
+        before: performers[1]!.label,
+        measures: [
+          { name: 'CPU µs/req', of: (r) => r.cpuUs, digits: 0 },
+          { name: 'CPU / floor CPU', of: (r) => r.cpuRatio, digits: 2 },
+          { name: 'req/s / floor req/s', of: (r) => r.rpsRatio, digits: 2 },
+          { name: 'p99 ms', of: (r) => r.p99, digits: 1 },
+        ],
+      },
+    );
+  }
+  const text = report(rows, [loadAtStart, os.loadavg()[0]], before === null ? null : { rev: performers[1]!.label, table: before });
   console.log(`\n${text}`);
   if (!args.quick || args.flag('write')) writeSection('## REST API (`npm run bench:rest`)', text);
 }
 
-function report(rows: Row[], load: [number, number]): string {
+function report(rows: Row[], load: [number, number], compared: { rev: string; table: string } | null): string {
   const body: string[][] = [];
   for (let i = 0; i < rows.length; i += 2) {
     const [fl, perf] = [rows[i]!, rows[i + 1]!];
@@ -248,6 +287,7 @@ function report(rows: Row[], load: [number, number]): string {
       'generator, Postgres and whatever else runs, so req/s and p99 move between runs by more than the differences here; ' +
       'CPU µs per request (the server process alone) is the steadier figure.',
     '',
+    ...(compared ? beforeAfter(compared) : []),
     '**Round trips per request: 1** (it was 4: BEGIN, the settings, the statement, COMMIT). The settings statement ' +
       '(ONE parameterized SELECT of set_config calls: search_path, role, claims, method, path, headers, statement_timeout, ' +
       'read-only for reads) and the statement are written together with a single Sync (`src/baas/rest/http/exchange.ts`, ' +
@@ -257,13 +297,34 @@ function report(rows: Row[], load: [number, number]): string {
       '(`Accept: application/vnd.pgrst.object+json` on POST/PATCH/DELETE) takes 2: its COMMIT or ROLLBACK depends on the ' +
       'number of rows it touched, known only from the result. An error inside an explicit transaction adds a ROLLBACK.',
     '',
-    'Where the rest of the gap goes: the floor makes the same exchange, so the difference is the API\'s own work in Node. ' +
-      'Measured alone, parsing the query takes ~7-15 µs (direct scanners for plain keys, simple filters, plain orders and ' +
-      'common selects; the Parsec-style grammar only for the rest) and building the statement ~6 µs (primary key) to ~20 µs ' +
-      '(page with an embed). The remainder is spread thin over the gate (request id, rate counter and headers, CORS), the ' +
-      'claims check, the settings JSON, the answer headers and promise hops: in a V8 profile (`--profile`) no Performer ' +
-      'function takes more than ~2 % of the samples.',
+    "Where the rest of the gap goes: the floor makes the same exchange, so the difference is the API's own work in Node. " +
+      'A request shape seen before (GET, HEAD, DELETE: same method, path, query string, profile, Range, Prefer and Accept ' +
+      'headers) takes its parsed request and built statement from a cache hanging off the schema cache ' +
+      '(`src/baas/rest/http/statement-cache.ts`), and a token verified before, the loaded pool and schema cache are taken ' +
+      'without awaiting, so such a request runs synchronously from the handler to the pool checkout. Timed step by step in a ' +
+      'bench run (wall µs on the loaded machine, so upper bounds) for a select by primary key: request facts, request id and ' +
+      'CORS headers ~5-11, tenant and rate headers ~2-3, the token check ~5-10, the statement lookup ~2-5, the settings ' +
+      '~2-4, the first row ~3, and the answer with its 10 more headers than the floor ~40-50 where the floor\'s takes ' +
+      '~30-35 (mostly the write to the socket). An insert still parses its payload and builds its statement (~15-35 µs) ' +
+      "and reads its body through a promise; and on writes Performer also reads the tenant's replication stream " +
+      '(keepalives after each commit), which the floor has no part of. Prepared statements (PostgREST prepares by default) ' +
+      'are used by neither side: they would cut Postgres\'s work for both, not the API\'s share in Node, and they need ' +
+      'invalidating on every schema reload.',
   ].join('\n');
+}
+
+/** The `--compare` subsection: this tree against `compared.rev`, each repetition against the floor of the same one. */
+function beforeAfter(compared: { rev: string; table: string }): string[] {
+  return [
+    `### Before/after: the per-request CPU cut (\`--compare=${compared.rev.replace(/^performer@/, '')}\`)`,
+    '',
+    `\`performer\` (this tree) and \`${compared.rev}\` measured in the same run, each repetition next to a floor run of the ` +
+      'same repetition (the order of the two builds alternates); medians and ranges over the repetitions. The ratios to the ' +
+      'floor of the same repetition cancel most of what the outside load does to both.',
+    '',
+    compared.table,
+    '',
+  ];
 }
 
 runBench('rest', main, {

@@ -71,6 +71,17 @@ export class JwtVerifier {
   }
 
   /**
+   * The result of {@link verify} without waiting, when `rawToken` was verified before (its signature and payload
+   * cached; the time-dependent checks run now); undefined when it must go through verify. Per-request hot paths
+   * (REST) skip a promise and its hops this way.
+   */
+  verifyKnown(rawToken: string, opts: VerifyOptions): JwtResult | undefined {
+    const known = this.verified.get(cleanToken(rawToken));
+    if (known === undefined) return undefined;
+    return checkClaims(known, opts.claimValidators !== undefined || this.signers.claimValidators === undefined ? opts : { ...opts, claimValidators: this.signers.claimValidators });
+  }
+
+  /**
    * Verifies a token exactly as given, already cleaned (bearerToken): a caller that compares the token with a
    * blocklist first must verify that same text, not a second decoding of it (`%252E` would otherwise pass as `.`).
    */
@@ -195,8 +206,12 @@ function fail(error: JwtFailure): JwtResult {
   return { ok: false, error };
 }
 
+const NEEDS_CLEANING = /[%\s]/;
+
 /** Upstream strips URL-encoding and all whitespace from tokens before verifying them. */
 export function cleanToken(raw: string): string {
+  // Nothing to decode or strip (the usual token): as given, without a decode and a regex replace.
+  if (!NEEDS_CLEANING.test(raw)) return raw;
   let t = raw;
   try {
     t = decodeURIComponent(raw);

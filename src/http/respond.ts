@@ -157,8 +157,8 @@ function boundedRead(res: HttpResponse, reply: Reply, headers: Record<string, st
         return reject(new BodyTooLarge());
       }
       if (chunks !== null && size > keepLimit) chunks = null;
-      // uWS reuses the chunk's memory after this callback returns.
-      if (chunks !== null) chunks.push(Buffer.from(new Uint8Array(chunk)));
+      // uWS reuses the chunk's memory after this callback returns: one copy (ArrayBuffer.slice), wrapped as is.
+      if (chunks !== null) chunks.push(Buffer.from(chunk.slice(0)));
       if (!isLast) return;
       settled = true;
       resolve(chunks === null ? null : chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));

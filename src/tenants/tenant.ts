@@ -162,6 +162,11 @@ export class TenantRuntime {
     return this.dbReady;
   }
 
+  /** The pool when database() has it ready, without waiting (per-request hot paths); null otherwise. */
+  readyPool(): pg.Pool | null {
+    return this.dbState === 'ready' && this.dbReady !== null ? this.pool : null;
+  }
+
   /** Drops the pool after its database failed; the next database() call connects afresh. */
   async resetDatabase(): Promise<void> {
     const pool = this.pool;

@@ -16,8 +16,9 @@ import type { Pool } from 'pg';
 import { RestError } from './errors.js';
 import { preferenceApplied } from './grammar/prefer.js';
 import { answerFor, databaseErrorAnswer, isDatabaseError, type Answer } from './http/answer.js';
-import { AuthRefusal, identify, type RequestIdentity } from './http/auth.js';
+import { AuthRefusal, identify, identifyKnown, type RequestIdentity } from './http/auth.js';
 import { SchemaCaches } from './http/schema-cache.js';
+import { cachedStatement, rememberStatement, statementKey } from './http/statement-cache.js';
 import { AnswerWriter } from './http/stream.js';
 import { runRequest, type RequestSettings, type TransactionMode } from './http/transaction.js';
 import { prepareRequest, type PreparedRequest, type RestConfig } from './request.js';
@@ -26,6 +27,7 @@ import { buildStatement, type BuiltStatement } from './sql/statement.js';
 
 const PREFIX = '/rest/v1';
 const BODY_METHODS = new Set(['POST', 'PATCH', 'PUT', 'DELETE']);
+const EMPTY_BODY = Promise.resolve(Buffer.alloc(0));
 /** Requests waiting for a pool client per pooled connection before new ones are shed with 503 + Retry-After. */
 const WAITING_PER_CONNECTION = 4;
 
@@ -66,23 +68,35 @@ function serve(ctx: AppContext, caches: SchemaCaches, config: RestConfig, res: H
   const tenant = tenantGate(ctx, reply, info);
   if (!tenant) return;
   const method = info.method.toUpperCase();
-  const body = BODY_METHODS.has(method) ? readBody(res, reply, info.headers, MAX_REQUEST_BODY_BYTES) : Promise.resolve(Buffer.alloc(0));
+  const hasBody = BODY_METHODS.has(method);
+  const body = hasBody ? readBody(res, reply, info.headers, MAX_REQUEST_BODY_BYTES) : EMPTY_BODY;
   body.catch(() => undefined);
   let identity: RequestIdentity | null = null;
   let writer: AnswerWriter | null = null;
   const path = info.url.slice(PREFIX.length);
   (async () => {
-    identity = await identify(tenant, info.headers);
+    // Each step without waiting when its answer is at hand (a known token, a loaded pool and schema cache, a cached
+    // statement): every await is a promise and a microtask hop more per request.
+    identity = identifyKnown(tenant, info.headers) ?? (await identify(tenant, info.headers));
     if (tenant.settings.suspend) throw new AuthRefusal(403, { message: 'Tenant is suspended' });
-    const text = (await body).toString('utf8');
-    const prepared = prepareRequest({ method, path, query: rawQuery, header: (name) => (info.headers[name] !== undefined ? [info.headers[name]] : []), body: text }, config);
-    const pool = await tenant.database();
+    const text = hasBody ? (await body).toString('utf8') : '';
+    const key = statementKey(method, path, rawQuery, info.headers);
+    let cache = caches.loaded(tenant);
+    let cached = cache && key !== null ? cachedStatement(cache, key) : undefined;
+    const prepared =
+      cached?.prepared ??
+      prepareRequest({ method, path, query: rawQuery, header: (name) => (info.headers[name] !== undefined ? [info.headers[name]] : []), body: text }, config);
+    const pool = tenant.readyPool() ?? (await tenant.database());
     if (pool.waitingCount >= pool.options.max * WAITING_PER_CONNECTION) {
       reply.header('retry-after', '1');
       throw new RestError(503, 'PGRST003', 'Timed out acquiring connection from connection pool.');
     }
-    const cache = await caches.get(tenant, pool);
-    const built = buildStatement({ cache, ...prepared });
+    if (!cached) {
+      cache ??= await caches.get(tenant, pool);
+      cached = { prepared, built: buildStatement({ cache, ...prepared }) };
+      if (key !== null) rememberStatement(cache, key, cached);
+    }
+    const { built } = cached;
     writer = new AnswerWriter(reply, built.readOnly);
     await execute(pool, built, prepared, settingsFor(ctx, identity, prepared, method, path, info.headers), reply, writer);
   })().catch((err: unknown) => {

@@ -49,6 +49,7 @@ export interface PreparedRequest {
 const JSON_BODY_TYPES = new Set(['json']);
 
 function decodeSegment(s: string): string {
+  if (!s.includes('%')) return s;
   try {
     return decodeURIComponent(s);
   } catch {

@@ -17,6 +17,8 @@ const RELOAD_PAYLOADS = new Set(['', 'reload schema']);
 
 export class SchemaCaches {
   private readonly caches = new WeakMap<TenantRuntime, Promise<SchemaCache>>();
+  /** The loaded caches, for {@link loaded}: the same as the promises above once they resolved. */
+  private readonly ready = new WeakMap<TenantRuntime, SchemaCache>();
 
   constructor(private readonly schemas: readonly string[]) {}
 
@@ -26,15 +28,26 @@ export class SchemaCaches {
     if (cached) return cached;
     const loading = this.load(pool);
     this.caches.set(tenant, loading);
-    loading.catch(() => {
-      if (this.caches.get(tenant) === loading) this.caches.delete(tenant);
-    });
+    loading.then(
+      (cache) => {
+        if (this.caches.get(tenant) === loading) this.ready.set(tenant, cache);
+      },
+      () => {
+        if (this.caches.get(tenant) === loading) this.caches.delete(tenant);
+      },
+    );
     return loading;
+  }
+
+  /** The tenant's cache when it is loaded and current, without waiting; undefined otherwise (then use get). */
+  loaded(tenant: TenantRuntime): SchemaCache | undefined {
+    return this.ready.get(tenant);
   }
 
   /** Forgets the tenant's cache: the next request loads the schema afresh. */
   invalidate(tenant: TenantRuntime): void {
     this.caches.delete(tenant);
+    this.ready.delete(tenant);
   }
 
   private async load(pool: pg.Pool): Promise<SchemaCache> {

@@ -47,14 +47,16 @@ const TIMEZONE_SQL = `, set_config('timezone', $10, true)`;
 // Setting it on is allowed at any point of a transaction (only going back to read-write is not).
 const READ_ONLY_SQL = `, set_config('transaction_read_only', 'on', true)`;
 
+/** The four texts, made once (a concatenation per request is a new string for pg to flatten and encode). */
+const SETTINGS_TEXTS = [SETTINGS_SQL, SETTINGS_SQL + READ_ONLY_SQL, SETTINGS_SQL + TIMEZONE_SQL, SETTINGS_SQL + TIMEZONE_SQL + READ_ONLY_SQL];
+
 export function settingsStatement(settings: RequestSettings, readOnly: boolean): { text: string; values: string[] } {
   const values = [
     settings.searchPath, settings.role, settings.claimsJson, settings.sub, settings.email, settings.method,
     settings.path, settings.headersJson, String(settings.statementTimeoutMs),
     ...(settings.timezone !== undefined ? [settings.timezone] : []),
   ];
-  const text = SETTINGS_SQL + (settings.timezone !== undefined ? TIMEZONE_SQL : '') + (readOnly ? READ_ONLY_SQL : '');
-  return { text, values };
+  return { text: SETTINGS_TEXTS[(settings.timezone !== undefined ? 2 : 0) + (readOnly ? 1 : 0)]!, values };
 }
 
 export interface RunOptions {

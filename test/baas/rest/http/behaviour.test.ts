@@ -144,3 +144,17 @@ describe('injection attempts are harmless', () => {
     expect((await w.anon.from('notes').select('id').eq('id', 2)).data).toEqual([{ id: 2 }]);
   });
 });
+
+describe('cached statements', () => {
+  it('serve one request shape to every caller, each under their own role and RLS', async () => {
+    await w.u1.from('todos').insert({ title: 'shape-1' });
+    await w.u2.from('todos').insert({ title: 'shape-2' });
+    // The same GET, twice each (the second is served from the statement cache), by two users, anon and service_role.
+    for (let i = 0; i < 2; i++) {
+      expect((await w.u1.from('todos').select('title').like('title', 'shape-%').order('title')).data).toEqual([{ title: 'shape-1' }]);
+      expect((await w.u2.from('todos').select('title').like('title', 'shape-%').order('title')).data).toEqual([{ title: 'shape-2' }]);
+      expect((await w.anon.from('todos').select('title').like('title', 'shape-%').order('title')).data).toEqual([]);
+      expect((await w.svc.from('todos').select('title').like('title', 'shape-%').order('title')).data).toEqual([{ title: 'shape-1' }, { title: 'shape-2' }]);
+    }
+  });
+});
