@@ -7,7 +7,7 @@ import { Child } from '../lib/child.js';
 import { procMem, resetPeakRss } from '../lib/cpu.js';
 import { startBenchPostgres, type BenchPostgres } from '../lib/db.js';
 import { runBench } from '../lib/main.js';
-import { buildPerformer, startPerformer } from '../lib/performer.js';
+import { performerBuilds, startPerformer, type PerformerBuild } from '../lib/performer.js';
 import { f, runLine, table, writeSection } from '../lib/report.js';
 
 /**
@@ -15,7 +15,12 @@ import { f, runLine, table, writeSection } from '../lib/report.js';
  * requests/s, beside the floor of the same bytes copied to the same disk by bare handlers (uWebSockets.js and
  * node:http, bench/storage/floor-server.ts) in the same run. Target: >= 0.8x the uWS floor for large objects.
  *
- *   npm run bench:storage -- [--quick] [--large-only] [--reps=2] [--no-write]
+ *   npm run bench:storage -- [--quick] [--large-only] [--reps=2] [--no-write] [--before=<rev>]
+ *
+ * `--before=<rev>` adds Performer as built at that revision, on the same Postgres (its own blob directory), as a second
+ * system in the same run ("performer@<rev>"): before/after figures under the same load. `--streamed-too` adds this build
+ * with STORAGE_SMALL_UPLOAD_BYTES=0 (every upload streamed). Systems run in a rotated order each rep, so none is always
+ * measured right after another.
  *
  * Performer runs as `npm start` does (dist/, a child process) on an embedded Postgres; the floor in another child;
  * the client (node fetch) in this process. Every system stores into its own directory of one scratch dir. Rows are
@@ -66,40 +71,52 @@ interface Row {
 let scratch = '';
 const loadAtStart = os.loadavg()[0];
 let db: BenchPostgres | null = null;
+let performerNames: string[] = ['performer'];
 const children: Child[] = [];
 
 async function main(): Promise<void> {
   scratch = mkdtempSync(path.join(os.tmpdir(), 'performer-bench-storage-'));
   db = await startBenchPostgres('storage');
-  const build = buildPerformer();
-  const performer = startPerformer(build, {
-    databaseUrl: db.server.url,
-    dataName: 'performer-bench-storage-data',
-    env: { STORAGE_DIR: path.join(scratch, 'performer'), STORAGE_FILE_SIZE_LIMIT: String(200 * 1024 * 1024), JWT_SECRET: SECRET, PERFORMER_DATA_DIR: path.join(scratch, 'data') },
-  });
-  children.push(performer);
+  const builds: { label: string; build: PerformerBuild; env: Record<string, string> }[] = performerBuilds(args).map((build) => ({ label: build.label, build, env: {} }));
+  // The same build with every upload on the streaming path: what the one-transaction path for small bodies changes.
+  if (args.flag('streamed-too')) builds.push({ label: 'performer, STORAGE_SMALL_UPLOAD_BYTES=0', build: builds[0]!.build, env: { STORAGE_SMALL_UPLOAD_BYTES: '0' } });
+  const performers = builds.map(({ label, build, env }) =>
+    startPerformer(build, {
+      databaseUrl: db!.server.url,
+      dataName: `performer-bench-storage-data-${label.replace(/[^a-z0-9]+/gi, '-')}`,
+      env: { STORAGE_DIR: path.join(scratch, label.replace(/[^a-z0-9]+/gi, '-')), STORAGE_FILE_SIZE_LIMIT: String(200 * 1024 * 1024), JWT_SECRET: SECRET, PERFORMER_DATA_DIR: path.join(scratch, `data-${label.replace(/[^a-z0-9]+/gi, '-')}`), ...env },
+    }),
+  );
+  children.push(...performers);
   const floorDir = path.join(scratch, 'floor');
   rmSync(floorDir, { recursive: true, force: true });
   mkdirSync(floorDir, { recursive: true });
   const floor = new Child('floor', 'bench/storage/floor-server.ts', { plain: true, env: { BENCH_FLOOR_DIR: floorDir } });
   children.push(floor);
-  const ready = await performer.ready;
+  const readies = [];
+  for (const p of performers) readies.push(await p.ready);
   const floorReady = await floor.ready;
   const key = await signHs256({ role: 'service_role', exp: Math.floor(Date.now() / 1000) + 3 * 3600 }, SECRET);
-  const base = `http://127.0.0.1:${ready.port as number}/storage/v1`;
   const headers = { apikey: key, authorization: `Bearer ${key}` };
-  const made = await fetch(`${base}/bucket`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: '{"name":"bench"}' });
-  if (!made.ok) throw new Error(`bucket: ${made.status} ${await made.text()}`);
   const systems: System[] = [
     { name: 'uws floor', url: (o) => `http://127.0.0.1:${floorReady.uwsPort as number}/${o}`, headers: {}, pid: null },
     { name: 'node:http floor', url: (o) => `http://127.0.0.1:${floorReady.nodePort as number}/${o}`, headers: {}, pid: null },
-    { name: 'performer', url: (o) => `${base}/object/bench/${o}`, headers, pid: performer.pid },
   ];
+  for (const [i, ready] of readies.entries()) {
+    const base = `http://127.0.0.1:${ready.port as number}/storage/v1`;
+    // All builds share one database: one bucket each, so their object names never meet.
+    const bucket = i === 0 ? 'bench' : `bench${i}`;
+    const made = await fetch(`${base}/bucket`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify({ name: bucket }) });
+    if (!made.ok) throw new Error(`bucket: ${made.status} ${await made.text()}`);
+    systems.push({ name: builds[i]!.label, url: (o) => `${base}/object/${bucket}/${o}`, headers, pid: performers[i]!.pid });
+  }
+  performerNames = builds.map((b) => b.label);
   const rows: Row[] = [];
   for (const shape of SHAPES) {
     const best = new Map<string, Row>();
     for (let rep = 0; rep < reps; rep++) {
-      for (const system of systems) {
+      const shift = rep % systems.length;
+      for (const system of [...systems.slice(shift), ...systems.slice(0, shift)]) {
         const row = await measure(system, shape, rep);
         console.log(`${system.name} ${shape.label}: up ${f(row.upMBs, 1)} MB/s (${f(row.upRps)} req/s), down ${f(row.downMBs, 1)} MB/s (${f(row.downRps)} req/s)${row.peakRssMb !== null ? `, peak RSS ${f(row.peakRssMb)} MB` : ''}`);
         const prev = best.get(system.name);
@@ -151,20 +168,24 @@ async function inParallel(items: string[], concurrency: number, work: (item: str
 
 function report(rows: Row[]): void {
   const floorOf = (shape: string) => rows.find((r) => r.shape === shape && r.system === 'uws floor')!;
-  const lines = SHAPES.map(({ label }) => {
-    const p = rows.find((r) => r.shape === label && r.system === 'performer')!;
-    const u = floorOf(label);
-    const n = rows.find((r) => r.shape === label && r.system === 'node:http floor')!;
-    return [label, f(p.upMBs, 1), f(u.upMBs, 1), f(n.upMBs, 1), `${f(p.upMBs / u.upMBs, 2)}x`, f(p.downMBs, 1), f(u.downMBs, 1), f(n.downMBs, 1), `${f(p.downMBs / u.downMBs, 2)}x`, `${f(p.upRps)} / ${f(p.downRps)}`, `${f(u.upRps)} / ${f(u.downRps)}`, f(p.peakRssMb ?? NaN)];
-  });
+  const lines = SHAPES.flatMap(({ label }) =>
+    performerNames.map((name) => {
+      const p = rows.find((r) => r.shape === label && r.system === name)!;
+      const u = floorOf(label);
+      const n = rows.find((r) => r.shape === label && r.system === 'node:http floor')!;
+      const object = performerNames.length > 1 ? `${label} (${name})` : label;
+      return [object, f(p.upMBs, 1), f(u.upMBs, 1), f(n.upMBs, 1), `${f(p.upMBs / u.upMBs, 2)}x`, f(p.downMBs, 1), f(u.downMBs, 1), f(n.downMBs, 1), `${f(p.downMBs / u.downMBs, 2)}x`, `${f(p.upRps)} / ${f(p.downRps)}`, `${f(u.upRps)} / ${f(u.downRps)}`, f(p.peakRssMb ?? NaN)];
+    }),
+  );
   const text = [
-    '## Storage',
+    performerNames.length > 1 ? '### Storage before/after (same run)' : '## Storage',
     '',
-    `${runLine(`npm run bench:storage${args.quick ? ' -- --quick' : ''}`)}`,
+    `${runLine(`npm run bench:storage${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`)}`,
     `Performer (dist/, child process, embedded Postgres, file backend) vs the floor: bare uWS and node:http handlers copying the same bytes to files on the`,
     `same disk (bench/storage/floor-server.ts), all in one run; client: node fetch in the orchestrator; loopback; best of ${reps} reps per row.`,
     `Rows: ${SHAPES.map((s) => `${s.label} x ${s.count} at concurrency ${s.concurrency}`).join(', ')}. Upload = POST of a fresh object each time`,
-    `(Performer: auth, bucket limits, RLS probe, blob write, one transaction with the row); download = GET of each.`,
+    `(Performer: up to STORAGE_SMALL_UPLOAD_BYTES one transaction with bucket limits, RLS insert and blob write; larger: bucket limits,`,
+    `RLS probe, streamed blob write, one transaction with the row); download = GET of each.`,
     `1-minute load average at the start: ${f(loadAtStart, 1)} (other work on the same 2 cores; figures swing with it, ratios less).`,
     '',
     table(
@@ -173,7 +194,8 @@ function report(rows: Row[]): void {
     ),
   ].join('\n');
   console.log(`\n${text}`);
-  if (!args.flag('no-write')) writeSection('## Storage', text);
+  // A before/after run is a subsection for the storage section, put in by hand (writeSection replaces whole `##` sections).
+  if (!args.flag('no-write') && performerNames.length === 1) writeSection('## Storage', text);
 }
 
 runBench('storage', main, {

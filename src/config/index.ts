@@ -80,6 +80,11 @@ export interface Config {
   storageDir: string;
   /** STORAGE_FILE_SIZE_LIMIT: bytes any one upload may hold (upstream's default, 50 MB); a bucket may lower it. */
   storageFileSizeLimit: number;
+  /**
+   * STORAGE_SMALL_UPLOAD_BYTES: uploads declaring at most this many bytes are read into memory first and stored in one
+   * transaction (bucket limits, RLS insert, row); larger ones stream. 0 streams every upload. Default 256 KiB.
+   */
+  storageSmallUploadBytes: number;
   /** STORAGE_S3_*: the S3 backend's endpoint (null = AWS), bucket and region; credentials come from the AWS variables. */
   storageS3: { endpoint: string | null; bucket: string; region: string; forcePathStyle: boolean };
   /** The control plane (tenants, extensions): schema `_performer` here, or in the default tenant's database. */
@@ -208,6 +213,7 @@ export function loadConfig(env: Env = process.env): Config {
     storageBackend: r.oneOf('STORAGE_BACKEND', ['file', 's3'] as const, 'file'),
     storageDir: r.string('STORAGE_DIR', `${r.string('PERFORMER_DATA_DIR', '.performer')}/storage`),
     storageFileSizeLimit: r.int('STORAGE_FILE_SIZE_LIMIT', 50 * 1024 * 1024, 1, Number.MAX_SAFE_INTEGER),
+    storageSmallUploadBytes: r.int('STORAGE_SMALL_UPLOAD_BYTES', 256 * 1024, 0, 16 * 1024 * 1024),
     storageS3: {
       endpoint: r.optionalUrl('STORAGE_S3_ENDPOINT', ['http:', 'https:']),
       bucket: r.string('STORAGE_S3_BUCKET', 'performer-storage'),

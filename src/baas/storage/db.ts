@@ -30,6 +30,8 @@ export interface TransactionOptions {
   /** Upstream's `storage.operation` setting, e.g. `storage.object.upload`. */
   operation: string;
   statementTimeoutMs: number;
+  /** Runs first in the transaction, before the caller's role and claims are set (e.g. reading a bucket's limits). */
+  asPoolUser?: (sql: Sql) => Promise<void>;
 }
 
 /**
@@ -53,6 +55,7 @@ export async function inTransaction<T>(
       throw err;
     }
     try {
+      if (options.asPoolUser) await options.asPoolUser(client);
       if (caller) await client.query(CALLER_SETTINGS_SQL, callerValues(caller, options));
       const result = await work(client);
       await client.query('COMMIT');

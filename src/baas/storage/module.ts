@@ -39,7 +39,11 @@ class StorageModule implements Module {
   private resumable: ResumableUploads | null = null;
 
   mount(app: TemplatedApp, ctx: AppContext): void {
-    const settings: StorageSettings = { fileSizeLimit: ctx.config.storageFileSizeLimit, statementTimeoutMs: ctx.config.restStatementTimeoutMs };
+    const settings: StorageSettings = {
+      fileSizeLimit: ctx.config.storageFileSizeLimit,
+      smallUploadBytes: ctx.config.storageSmallUploadBytes,
+      statementTimeoutMs: ctx.config.restStatementTimeoutMs,
+    };
     const { backend, resumable } = this.parts(ctx);
     const handler = (res: HttpResponse, req: HttpRequest) => serve(ctx, settings, backend, resumable, res, req);
     app.any(`${PREFIX}/*`, handler);

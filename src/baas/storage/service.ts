@@ -12,6 +12,8 @@ import { errors } from './errors.js';
 
 export interface StorageSettings {
   fileSizeLimit: number;
+  /** Uploads declaring at most this many bytes are read first and stored in one transaction (routes/upload.ts). */
+  smallUploadBytes: number;
   statementTimeoutMs: number;
 }
 
@@ -40,9 +42,15 @@ export function callerOf(call: StorageCall): Caller {
 }
 
 /** `work` in one transaction as `caller` (null = the pool's user, who passes RLS), tagged with `operation`. */
-export async function transaction<T>(call: StorageCall, caller: Caller | null, operation: string, work: (sql: Sql) => Promise<T>): Promise<T> {
+export async function transaction<T>(
+  call: StorageCall,
+  caller: Caller | null,
+  operation: string,
+  work: (sql: Sql) => Promise<T>,
+  asPoolUser?: (sql: Sql) => Promise<void>,
+): Promise<T> {
   const pool: pg.Pool = await call.tenant.database();
-  return inTransaction(pool, caller, { method: call.method, path: call.info.url, operation, statementTimeoutMs: call.settings.statementTimeoutMs }, work);
+  return inTransaction(pool, caller, { method: call.method, path: call.info.url, operation, statementTimeoutMs: call.settings.statementTimeoutMs, asPoolUser }, work);
 }
 
 /** The JSON body as an object, or InvalidRequest. */
@@ -59,10 +67,12 @@ export interface BucketLimits {
   allowed_mime_types: string[] | null;
 }
 
+export const BUCKET_LIMITS_SQL = 'SELECT id, public, file_size_limit::text, allowed_mime_types FROM storage.buckets WHERE id = $1';
+
 /** A bucket's public flag and limits, read as the pool's user (upstream reads them as super user too). */
 export async function bucketLimits(call: StorageCall, bucketId: string): Promise<BucketLimits> {
   const rows = await transaction(call, null, 'storage.bucket.limits', async (sql) =>
-    (await sql.query<BucketLimits>('SELECT id, public, file_size_limit::text, allowed_mime_types FROM storage.buckets WHERE id = $1', [bucketId])).rows,
+    (await sql.query<BucketLimits>(BUCKET_LIMITS_SQL, [bucketId])).rows,
   );
   if (rows.length === 0) throw errors.noSuchBucket();
   return rows[0];

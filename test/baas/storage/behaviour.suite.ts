@@ -3,11 +3,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStorageWorld, type StorageBackendKind, U1, U2, type StorageWorld } from './support.js';
 
 /** The suite, run against each blob backend by its own test file. */
-export function storageBehaviour(backend: StorageBackendKind): void {
+export function storageBehaviour(backend: StorageBackendKind, env: Record<string, string> = {}): void {
   let w: StorageWorld;
   const BYTES = Buffer.from(Array.from({ length: 1000 }, (_, i) => i % 251));
   beforeAll(async () => {
-    w = await startStorageWorld(undefined, undefined, backend);
+    w = await startStorageWorld(env, undefined, backend);
     await w.svc.storage.createBucket('docs');
     await w.svc.storage.createBucket('pub', { public: true });
     expect((await w.u1.storage.from('docs').upload(`${U1}/bin`, BYTES, { contentType: 'application/octet-stream', cacheControl: '60' })).error).toBeNull();

@@ -3,10 +3,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStorageWorld, type StorageBackendKind, U1, U2, type StorageWorld } from './support.js';
 
 /** The suite, run against each blob backend by its own test file. */
-export function storageChecks(backend: StorageBackendKind): void {
+export function storageChecks(backend: StorageBackendKind, env: Record<string, string> = {}): void {
   let w: StorageWorld;
   beforeAll(async () => {
-    w = await startStorageWorld(undefined, undefined, backend);
+    w = await startStorageWorld(env, undefined, backend);
   }, 60_000);
   afterAll(async () => w?.stop());
 

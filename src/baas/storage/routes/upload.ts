@@ -6,14 +6,14 @@
  * before a byte is stored, so a refused upload is answered at once (its connection closed, the body unread).
  */
 import { randomUUID } from 'node:crypto';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import busboy from 'busboy';
 import type { PendingBlob } from '../blob/backend.js';
 import type { Caller, Sql } from '../db.js';
 import { errors, fromDatabaseError, isDatabaseError, StorageError } from '../errors.js';
 import { MeteredBytes, RequestAborted } from '../http/body.js';
 import { mimeTypeAllowed, mustBeValidKey } from '../names.js';
-import { bucketLimits, transaction, type StorageCall } from '../service.js';
+import { BUCKET_LIMITS_SQL, bucketLimits, transaction, type BucketLimits, type StorageCall } from '../service.js';
 import { verifyToken } from '../tokens.js';
 
 /** Multipart text fields (cacheControl, contentType, metadata) are small; anything larger is not a storage client. */
@@ -71,17 +71,86 @@ export function signingSecret(call: StorageCall): string {
 
 /** Stores the request body as `target`; returns the row's id. */
 export async function storeUpload(call: StorageCall, target: UploadTarget): Promise<string> {
+  const declared = Number(call.info.headers['content-length']);
+  if (call.body && Number.isSafeInteger(declared) && declared <= call.settings.smallUploadBytes) return storeSmallUpload(call, target, declared);
   const { limit, allowed } = await uploadLimits(call, target);
-  if (Number(call.info.headers['content-length']) > limit) throw errors.entityTooLarge();
+  if (declared > limit) throw errors.entityTooLarge();
   if (target.caller) await checkMayWrite(call, target);
   const source = await uploadSource(call, allowed);
   return storeStream(call, target, source, limit);
 }
 
+/**
+ * A small body (declared size within `smallUploadBytes`) in one transaction and one pool checkout instead of three:
+ * the body is read first (bounded by its declared size), then the bucket's limits are read as the pool's user, the
+ * caller's role and claims set, the limits and type checked, the blob written and the row inserted as the caller
+ * (the insert is the RLS check; no probe is needed when the bytes are already here), the blob published just before
+ * COMMIT. The checks and their order (bucket, size, type, policy) are the ones of the streaming path.
+ */
+async function storeSmallUpload(call: StorageCall, target: UploadTarget, declared: number): Promise<string> {
+  mustBeValidKey(target.key);
+  const bytes = await readSmallBody(call.body!, declared);
+  const buffered: StorageCall = { ...call, body: Readable.from([bytes], { objectMode: false }) };
+  const tenantId = call.tenant.settings.externalId;
+  let pending: PendingBlob | null = null;
+  let bucket: BucketLimits | undefined;
+  let written: { id: string; old_version: string | null };
+  try {
+    written = await transaction(
+      call,
+      target.caller,
+      'storage.object.upload',
+      async (sql) => {
+        const limits = limitsOf(call, bucket!);
+        if (bytes.length > limits.limit) throw errors.entityTooLarge();
+        const source = await uploadSource(buffered, limits.allowed);
+        const blob = await writeBlob(call, source, limits.limit);
+        pending = blob.pending;
+        const row = await writeRow(sql, target, blob.version, blob.metadata, source.userMetadata);
+        await blob.pending.publish();
+        return row;
+      },
+      // Before the caller's role is set: the limits are read as the pool's user, as upstream reads them.
+      async (sql) => {
+        const { rows } = await sql.query<BucketLimits>(BUCKET_LIMITS_SQL, [target.bucket]);
+        if (rows.length === 0) throw errors.noSuchBucket();
+        bucket = rows[0];
+      },
+    );
+  } catch (err) {
+    await (pending as PendingBlob | null)?.discard();
+    throw isDatabaseError(err) ? fromDatabaseError(err) : err;
+  }
+  await removeReplaced(call, tenantId, written, null);
+  return written.id;
+}
+
+/** The whole body, which must be `declared` bytes (uWS enforces Content-Length; a shorter stream was aborted). */
+function readSmallBody(body: Readable, declared: number): Promise<Buffer> {
+  return new Promise<Buffer>((resolve, reject) => {
+    if (body.destroyed) return reject(body.errored ?? new RequestAborted());
+    const chunks: Buffer[] = [];
+    let size = 0;
+    body.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > declared) body.destroy(errors.entityTooLarge());
+      else chunks.push(chunk);
+    });
+    body.once('end', () => resolve(Buffer.concat(chunks, size)));
+    body.once('error', reject);
+    body.once('close', () => {
+      if (!body.readableEnded) reject(body.errored ?? new RequestAborted());
+    });
+  });
+}
+
 /** The key checked, and the size limit and allowed types of the target's bucket (NoSuchBucket when it has none). */
 export async function uploadLimits(call: StorageCall, target: Pick<UploadTarget, 'bucket' | 'key'>): Promise<{ limit: number; allowed: string[] | null }> {
   mustBeValidKey(target.key);
-  const bucket = await bucketLimits(call, target.bucket);
+  return limitsOf(call, await bucketLimits(call, target.bucket));
+}
+
+function limitsOf(call: StorageCall, bucket: BucketLimits): { limit: number; allowed: string[] | null } {
   const limit = Math.min(call.settings.fileSizeLimit, bucket.file_size_limit === null ? Infinity : Number(bucket.file_size_limit));
   return { limit, allowed: bucket.allowed_mime_types };
 }
@@ -91,33 +160,8 @@ export async function uploadLimits(call: StorageCall, target: Pick<UploadTarget,
  * blob just before COMMIT; a failure anywhere discards the blob. The replaced version's blob goes after the commit.
  */
 export async function storeStream(call: StorageCall, target: UploadTarget, source: UploadSource, limit: number): Promise<string> {
-  const version = randomUUID();
-  const meter = new MeteredBytes(limit);
   const tenantId = call.tenant.settings.externalId;
-  // pipe() does not pass errors on: an aborted request must fail the write, or the backend would wait forever. The
-  // request may also have been aborted already, during the checks before this point.
-  const input = source.stream;
-  if (input.destroyed) throw input.errored ?? new RequestAborted();
-  input.once('error', (err) => meter.destroy(err));
-  input.once('close', () => {
-    if (!input.readableEnded) meter.destroy(new RequestAborted());
-  });
-  let pending: PendingBlob;
-  try {
-    pending = await call.backend.write(tenantId, version, source.stream.pipe(meter), null);
-  } catch (err) {
-    source.stream.destroy();
-    throw err;
-  }
-  const metadata = {
-    eTag: versionEtag(version),
-    size: meter.size,
-    mimetype: source.mimeType,
-    cacheControl: source.cacheControl,
-    lastModified: new Date().toISOString(),
-    contentLength: meter.size,
-    httpStatusCode: 200,
-  };
+  const { pending, version, metadata } = await writeBlob(call, source, limit);
   let written: { id: string; old_version: string | null };
   try {
     written = await transaction(call, target.caller, 'storage.object.upload', async (sql) => {
@@ -129,12 +173,47 @@ export async function storeStream(call: StorageCall, target: UploadTarget, sourc
     await pending.discard();
     throw isDatabaseError(err) ? fromDatabaseError(err) : err;
   }
-  if (written.old_version !== null && written.old_version !== version) {
-    await call.backend.remove(tenantId, [written.old_version]).catch((err: unknown) => {
-      call.tenant.log.warn({ err, error_code: 'StorageBlobRemoveFailed', request_id: call.requestId }, 'storage blob removal failed');
-    });
-  }
+  await removeReplaced(call, tenantId, written, version);
   return written.id;
+}
+
+/** Streams `source` through the size meter to a new, not yet visible blob; its version and the row's metadata. */
+async function writeBlob(call: StorageCall, source: UploadSource, limit: number): Promise<{ pending: PendingBlob; version: string; metadata: object }> {
+  const version = randomUUID();
+  const meter = new MeteredBytes(limit);
+  // pipe() does not pass errors on: an aborted request must fail the write, or the backend would wait forever. The
+  // request may also have been aborted already, during the checks before this point.
+  const input = source.stream;
+  if (input.destroyed) throw input.errored ?? new RequestAborted();
+  input.once('error', (err) => meter.destroy(err));
+  input.once('close', () => {
+    if (!input.readableEnded) meter.destroy(new RequestAborted());
+  });
+  let pending: PendingBlob;
+  try {
+    pending = await call.backend.write(call.tenant.settings.externalId, version, input.pipe(meter), null);
+  } catch (err) {
+    input.destroy();
+    throw err;
+  }
+  const metadata = {
+    eTag: versionEtag(version),
+    size: meter.size,
+    mimetype: source.mimeType,
+    cacheControl: source.cacheControl,
+    lastModified: new Date().toISOString(),
+    contentLength: meter.size,
+    httpStatusCode: 200,
+  };
+  return { pending, version, metadata };
+}
+
+/** The replaced version's blob, removed after the commit; a failure only leaves a blob for the sweeper. */
+async function removeReplaced(call: StorageCall, tenantId: string, written: { old_version: string | null }, version: string | null): Promise<void> {
+  if (written.old_version === null || written.old_version === version) return;
+  await call.backend.remove(tenantId, [written.old_version]).catch((err: unknown) => {
+    call.tenant.log.warn({ err, error_code: 'StorageBlobRemoveFailed', request_id: call.requestId }, 'storage blob removal failed');
+  });
 }
 
 async function writeRow(sql: Sql, target: UploadTarget, version: string, metadata: object, userMetadata: unknown): Promise<{ id: string; old_version: string | null }> {
