@@ -6,6 +6,7 @@ import type pg from 'pg';
 import type { Claims, JwtFailure } from '../../auth/jwt.js';
 import { bearerToken } from '../../auth/jwt.js';
 import type { AuthConfig } from '../../config/auth.js';
+import type { ModuleEvent } from '../../http/module-events.js';
 import type { TenantRuntime } from '../../tenants/tenant.js';
 import { AuthError } from './errors.js';
 import type { Mailer } from './mailer.js';
@@ -43,6 +44,8 @@ export interface AuthCall extends AuthServices {
   ip: string;
   /** `<scheme>://<host>` the request came to: the issuer and the links of e-mails start with it. */
   baseUrl: string;
+  /** Events of the audit rows this request wrote (audit.ts), emitted by module.ts once they committed. */
+  events: ModuleEvent[];
 }
 
 export type AuthAnswer = { status: number; body?: unknown; headers?: [string, string][] } | { redirect: string };

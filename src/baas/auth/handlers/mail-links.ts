@@ -107,10 +107,10 @@ export async function sendLinkMail(call: AuthCall, db: Queryable, user: UserRow,
     }
   } else {
     // No SMTP: the mail is on record (kind and address, never the code) for the operator.
-    await audit(db, actorOf(user), 'email_not_sent', call.ip, { mail: kind, to: address });
+    await audit(db, actorOf(user), 'email_not_sent', call, { mail: kind, to: address });
   }
   // An invite is recorded by its caller, as the admin's act.
   const requested = ({ recovery: 'user_recovery_requested', confirmation: 'user_confirmation_requested', magiclink: 'magiclink_requested', email_change: 'user_modified', invite: null } as const)[kind];
-  if (requested !== null) await audit(db, actorOf(user), requested, call.ip);
+  if (requested !== null) await audit(db, actorOf(user), requested, call);
   return (await updateUser(db, user.id, {}));
 }

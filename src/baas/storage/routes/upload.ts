@@ -13,7 +13,7 @@ import type { Caller, Sql } from '../db.js';
 import { errors, fromDatabaseError, isDatabaseError, StorageError } from '../errors.js';
 import { MeteredBytes, RequestAborted } from '../http/body.js';
 import { mimeTypeAllowed, mustBeValidKey } from '../names.js';
-import { bucketLimits, transaction, type StorageCall } from '../service.js';
+import { bucketLimits, noteObjectEvent, transaction, type StorageCall } from '../service.js';
 import { verifyToken } from '../tokens.js';
 
 /** Multipart text fields (cacheControl, contentType, metadata) are small; anything larger is not a storage client. */
@@ -129,6 +129,9 @@ export async function storeStream(call: StorageCall, target: UploadTarget, sourc
     await pending.discard();
     throw isDatabaseError(err) ? fromDatabaseError(err) : err;
   }
+  noteObjectEvent(call, written.old_version === null ? 'object.created' : 'object.updated', version, target.bucket, {
+    id: written.id, bucket_id: target.bucket, name: target.key, owner_id: target.owner, version, metadata,
+  });
   if (written.old_version !== null && written.old_version !== version) {
     await call.backend.remove(tenantId, [written.old_version]).catch((err: unknown) => {
       call.tenant.log.warn({ err, error_code: 'StorageBlobRemoveFailed', request_id: call.requestId }, 'storage blob removal failed');
