@@ -13,7 +13,9 @@ import type { HttpRequest, HttpResponse, TemplatedApp } from '../../http/uws.js'
 import type { TenantRuntime } from '../../tenants/tenant.js';
 import type { AuthAnswer, AuthCall, AuthServices } from './call.js';
 import { API_VERSION_HEADER, AuthError, errorAnswer, OAuthError, requestedApiVersion } from './errors.js';
-import { Mailer } from './mailer.js';
+import { Mailer, type Mail } from './mailer.js';
+import { mountMailsApi } from './mails-api.js';
+import { UnsentMails } from './unsent-mails.js';
 import { EmailFrequency, RateLimiter } from './rate-limit.js';
 import { matchRoute, pathKnown } from './routes.js';
 import { TokenKeys } from './tokens.js';
@@ -33,6 +35,7 @@ class AuthModule implements Module {
       config: auth,
       keys: new TokenKeys(auth.signingKeys),
       mailer: new Mailer(auth.smtpUrl, auth.smtpSender),
+      unsent: new UnsentMails(),
       limits: {
         token: new RateLimiter(auth.rateLimitToken, FIVE_MINUTES),
         otp: new RateLimiter(auth.rateLimitOtp, FIVE_MINUTES),
@@ -44,6 +47,7 @@ class AuthModule implements Module {
     };
     const handler = (res: HttpResponse, req: HttpRequest) => serve(ctx, services, res, req);
     app.any(`${PREFIX}/*`, handler);
+    mountMailsApi(app, ctx, services.unsent);
   }
 }
 
@@ -68,6 +72,7 @@ function serve(ctx: AppContext, services: AuthServices, res: HttpResponse, req: 
   const body = hasBody ? readBody(res, reply, info.headers, MAX_AUTH_BODY_BYTES) : Promise.resolve(Buffer.alloc(0));
   body.catch(() => undefined);
   const events: ModuleEvent[] = [];
+  const unsentMails: Mail[] = [];
   (async () => {
     const matched = matchRoute(method, path);
     if (!matched) {
@@ -90,10 +95,12 @@ function serve(ctx: AppContext, services: AuthServices, res: HttpResponse, req: 
       ip,
       baseUrl: baseUrl(info.headers),
       events,
+      unsentMails,
     };
     const answer = await matched.route.handler(call);
     // Every transaction of the handler has committed once it returns.
     emitCommitted(ctx, tenant.settings.externalId, events, tenant.log);
+    for (const mail of unsentMails) services.unsent.add(tenant.settings.externalId, mail);
     send(reply, answer);
   })().catch((err: unknown) => {
     // A handler may fail after a transaction of it committed: those rows' events still happened.
