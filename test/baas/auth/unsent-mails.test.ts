@@ -2,11 +2,26 @@
  * Issue 17: without AUTH_SMTP_URL the mails are not sent; the management API shows the last ones with their links
  * and codes (GET /api/tenants/<tenant>/auth/mails), to the management token only, and they work with supabase-js.
  */
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseAuthCli } from '../../../src/auth-cli.js';
 import { signManagementToken } from '../../../src/auth/management.js';
 import { UnsentMails } from '../../../src/baas/auth/unsent-mails.js';
+import { TEST_API_SECRET } from '../../support/server.js';
 import { startAuthWorld, type AuthWorld } from './support.js';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+/** The `performer` executable from source, as `npx performer` runs its built form. */
+function performer(args: string[], env: Record<string, string> = {}) {
+  return promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/performer.ts', ...args], { cwd: ROOT, env: { ...process.env, ...env } }).then(
+    (r) => ({ code: 0, ...r }),
+    (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
+  );
+}
 
 interface Listed {
   data: { kind: string; to: string; link: string; otp: string; created_at: string }[];
@@ -87,5 +102,20 @@ describe('GET /api/tenants/<tenant>/auth/mails', () => {
     const byCode = await w.client().auth.verifyOtp({ email: 'code@example.com', token: codeMail.otp, type: 'email' });
     expect(byCode.error).toBeNull();
     expect(byCode.data.session?.access_token).toBeTruthy();
+  });
+
+  it('`performer auth mails` prints them, given a management token', async () => {
+    expect(parseAuthCli(['mails', '--limit', 'x'], {})).toMatchObject({ kind: 'print', exitCode: 1 });
+    expect(parseAuthCli(['nope'], {})).toMatchObject({ kind: 'print', exitCode: 1 });
+    expect(parseAuthCli(['mails', '--url', 'http://x:1/', '--limit', '3'], {})).toEqual({
+      kind: 'mails', mails: { url: 'http://x:1', tenant: 'realtime-dev', token: null, limit: 3, json: false },
+    });
+    expect((await w.client().auth.signInWithOtp({ email: 'cli@example.com' })).error).toBeNull();
+    const printed = await performer(['auth', 'mails', '--url', w.t.url, '--limit', '1'], { API_JWT_SECRET: TEST_API_SECRET });
+    expect(printed.code).toBe(0);
+    expect(printed.stdout).toMatch(/^\S+ {2}confirmation {2}to cli@example\.com\n {2}code: \d{6}\n {2}link: http:\/\/\S+\/auth\/v1\/verify\?token=[0-9a-f]{56}&type=signup/);
+    const refused = await performer(['auth', 'mails', '--url', w.t.url, '--token', w.t.serviceKey]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('403');
   });
 });
