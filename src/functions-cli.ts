@@ -22,6 +22,8 @@ Options:
   --token <jwt>      a management API token (default $PERFORMER_TOKEN; else one is signed with $API_JWT_SECRET)
   --no-verify-jwt    let callers in without a valid JWT (webhooks)
   -h, --help         print this help
+
+Also: performer auth mails [--help]   the e-mails not sent for want of AUTH_SMTP_URL, with their links and codes
 `;
 }
 

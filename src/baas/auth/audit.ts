@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
+import type { ModuleEvent } from '../../http/module-events.js';
 import type { UserRow } from './users.js';
 
 type Queryable = Pick<pg.ClientBase, 'query'>;
@@ -43,12 +44,48 @@ export function auditPayload(actor: AuditActor, action: AuditAction, traits?: Re
   return JSON.stringify(payload);
 }
 
-export async function audit(db: Queryable, actor: AuditActor, action: AuditAction, ip: string, traits?: Record<string, unknown>): Promise<void> {
+/**
+ * The function-trigger event of each audit action (http/module-events.ts), named as the functions module documents
+ * them. Actions that only ask for an e-mail or report a failure are not events.
+ */
+const EVENT_TYPE: Partial<Record<AuditAction, string>> = {
+  user_signedup: 'user.created', login: 'user.signed_in', mfa_code_login: 'user.signed_in', logout: 'user.signed_out',
+  token_refreshed: 'token.refreshed', token_revoked: 'token.revoked', user_modified: 'user.updated',
+  user_updated_password: 'user.password_updated', user_deleted: 'user.deleted', user_invited: 'user.invited',
+  invite_accepted: 'user.invite_accepted', user_recovery_requested: 'user.recovery_requested',
+  factor_in_progress: 'mfa.factor_enrolled', factor_unenrolled: 'mfa.factor_unenrolled',
+};
+
+/** Where an audit row is written from: the caller's IP, and the events of the request, emitted once it committed. */
+export interface AuditSite {
+  ip: string;
+  events?: ModuleEvent[];
+}
+
+/**
+ * Notes the event of an audit row whose id is `auditId`: that id is the event id, so a row is one event however
+ * often it is reported, and the event is emitted (module.ts) only once the row committed.
+ */
+export function noteAuditEvent(site: AuditSite, auditId: string, actor: AuditActor, action: AuditAction, traits?: Record<string, unknown>): void {
+  const type = EVENT_TYPE[action];
+  if (!site.events || type === undefined) return;
+  // Admin actions name their user in the traits; the others are done by the user.
+  const userId = typeof traits?.user_id === 'string' ? traits.user_id : actor.id;
+  site.events.push({
+    kind: 'auth', type, id: auditId, action,
+    record: { user_id: userId, actor_id: actor.id, actor_username: actor.username, ...(traits ? { traits } : {}) },
+    occurred_at: new Date().toISOString(),
+  });
+}
+
+export async function audit(db: Queryable, actor: AuditActor, action: AuditAction, site: AuditSite, traits?: Record<string, unknown>): Promise<void> {
+  const id = randomUUID();
   await db.query(
     `INSERT INTO auth.audit_log_entries (instance_id, id, payload, created_at, ip_address)
      VALUES ('00000000-0000-0000-0000-000000000000', $1, $2, clock_timestamp(), $3)`,
-    [randomUUID(), auditPayload(actor, action, traits), ip.slice(0, 64)],
+    [id, auditPayload(actor, action, traits), site.ip.slice(0, 64)],
   );
+  noteAuditEvent(site, id, actor, action, traits);
 }
 
 export interface AuditPage {

@@ -6,9 +6,11 @@ import type pg from 'pg';
 import type { Claims, JwtFailure } from '../../auth/jwt.js';
 import { bearerToken } from '../../auth/jwt.js';
 import type { AuthConfig } from '../../config/auth.js';
+import type { ModuleEvent } from '../../http/module-events.js';
 import type { TenantRuntime } from '../../tenants/tenant.js';
 import { AuthError } from './errors.js';
-import type { Mailer } from './mailer.js';
+import type { Mail, Mailer } from './mailer.js';
+import type { UnsentMails } from './unsent-mails.js';
 import type { EmailFrequency, RateLimiter } from './rate-limit.js';
 import { sessionExists } from './sessions.js';
 import type { TokenKeys } from './tokens.js';
@@ -28,6 +30,8 @@ export interface AuthServices {
   keys: TokenKeys;
   limits: AuthLimits;
   mailer: Mailer;
+  /** Mails not sent for want of SMTP, readable through the management API (unsent-mails.ts). */
+  unsent: UnsentMails;
 }
 
 export interface AuthCall extends AuthServices {
@@ -43,6 +47,10 @@ export interface AuthCall extends AuthServices {
   ip: string;
   /** `<scheme>://<host>` the request came to: the issuer and the links of e-mails start with it. */
   baseUrl: string;
+  /** Events of the audit rows this request wrote (audit.ts), emitted by module.ts once they committed. */
+  events: ModuleEvent[];
+  /** Mails this request would have sent without SMTP, kept in `unsent` once the request succeeded. */
+  unsentMails: Mail[];
 }
 
 export type AuthAnswer = { status: number; body?: unknown; headers?: [string, string][] } | { redirect: string };

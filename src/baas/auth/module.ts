@@ -7,12 +7,15 @@
 import type { AppContext } from '../../context.js';
 import { openRequest, parseJson, tenantGate } from '../../http/gate.js';
 import type { Module } from '../../http/module.js';
+import { emitCommitted, moduleEvents, type ModuleEvent } from '../../http/module-events.js';
 import { BodyTooLarge, readBody, refusedByContentLength, type Reply } from '../../http/respond.js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from '../../http/uws.js';
 import type { TenantRuntime } from '../../tenants/tenant.js';
 import type { AuthAnswer, AuthCall, AuthServices } from './call.js';
 import { API_VERSION_HEADER, AuthError, errorAnswer, OAuthError, requestedApiVersion } from './errors.js';
-import { Mailer } from './mailer.js';
+import { Mailer, type Mail } from './mailer.js';
+import { mountMailsApi } from './mails-api.js';
+import { UnsentMails } from './unsent-mails.js';
 import { EmailFrequency, RateLimiter } from './rate-limit.js';
 import { matchRoute, pathKnown } from './routes.js';
 import { TokenKeys } from './tokens.js';
@@ -32,6 +35,7 @@ class AuthModule implements Module {
       config: auth,
       keys: new TokenKeys(auth.signingKeys),
       mailer: new Mailer(auth.smtpUrl, auth.smtpSender),
+      unsent: new UnsentMails(),
       limits: {
         token: new RateLimiter(auth.rateLimitToken, FIVE_MINUTES),
         otp: new RateLimiter(auth.rateLimitOtp, FIVE_MINUTES),
@@ -43,6 +47,7 @@ class AuthModule implements Module {
     };
     const handler = (res: HttpResponse, req: HttpRequest) => serve(ctx, services, res, req);
     app.any(`${PREFIX}/*`, handler);
+    mountMailsApi(app, ctx, services.unsent);
   }
 }
 
@@ -66,6 +71,8 @@ function serve(ctx: AppContext, services: AuthServices, res: HttpResponse, req: 
   const hasBody = method === 'POST' || method === 'PUT' || method === 'DELETE' || method === 'PATCH';
   const body = hasBody ? readBody(res, reply, info.headers, MAX_AUTH_BODY_BYTES) : Promise.resolve(Buffer.alloc(0));
   body.catch(() => undefined);
+  const events: ModuleEvent[] = [];
+  const unsentMails: Mail[] = [];
   (async () => {
     const matched = matchRoute(method, path);
     if (!matched) {
@@ -87,9 +94,17 @@ function serve(ctx: AppContext, services: AuthServices, res: HttpResponse, req: 
       body: parseBody(await body),
       ip,
       baseUrl: baseUrl(info.headers),
+      events,
+      unsentMails,
     };
-    send(reply, await matched.route.handler(call));
+    const answer = await matched.route.handler(call);
+    // Every transaction of the handler has committed once it returns.
+    emitCommitted(ctx, tenant.settings.externalId, events, tenant.log);
+    for (const mail of unsentMails) services.unsent.add(tenant.settings.externalId, mail);
+    send(reply, answer);
   })().catch((err: unknown) => {
+    // A handler may fail after a transaction of it committed: those rows' events still happened.
+    if (events.length > 0) void emitFoundEvents(ctx, tenant, events);
     if (err instanceof BodyTooLarge || reply.aborted) return;
     if (err instanceof ApiKeyRefusal) return reply.json(401, err.body);
     if (err instanceof AuthError || err instanceof OAuthError) return sendError(reply, err, info.headers[API_VERSION_HEADER]);
@@ -101,6 +116,20 @@ function serve(ctx: AppContext, services: AuthServices, res: HttpResponse, req: 
     tenant.log.error({ err, error_code: 'AuthRequestFailed', request_id: requestId }, 'auth request failed');
     sendError(reply, new AuthError(500, 'unexpected_failure', 'Unexpected failure, please check server logs for more information'), info.headers[API_VERSION_HEADER]);
   });
+}
+
+/** The events whose audit rows are there (committed), emitted; the others were rolled back. */
+async function emitFoundEvents(ctx: AppContext, tenant: TenantRuntime, events: ModuleEvent[]): Promise<void> {
+  const tenantId = tenant.settings.externalId;
+  if (!events.some((e) => moduleEvents(ctx).wants(tenantId, e.kind))) return;
+  try {
+    const pool = await tenant.database();
+    const { rows } = await pool.query<{ id: string }>('SELECT id::text FROM auth.audit_log_entries WHERE id = ANY($1::uuid[])', [events.map((e) => e.id)]);
+    const found = new Set(rows.map((r) => r.id));
+    emitCommitted(ctx, tenantId, events.filter((e) => found.has(e.id as string)), tenant.log);
+  } catch (err) {
+    tenant.log.warn({ err, error_code: 'ModuleEventNotRecorded' }, 'checking auth events failed');
+  }
 }
 
 class ApiKeyRefusal extends Error {

@@ -9,7 +9,8 @@ import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { AuthError } from './errors.js';
 import { newRefreshToken } from './tokens.js';
-import { auditPayload, actorOf } from './audit.js';
+import { auditPayload, actorOf, noteAuditEvent } from './audit.js';
+import type { ModuleEvent } from '../../http/module-events.js';
 import { findUserById, isBanned, USER_COLUMNS, type UserRow } from './users.js';
 
 type Queryable = Pick<pg.ClientBase, 'query'>;
@@ -24,6 +25,8 @@ export interface SessionInfo {
 export interface RequestMeta {
   ip: string;
   userAgent: string;
+  /** The request's events (audit.ts AuditSite), for the audit row a sign-in writes. */
+  events?: ModuleEvent[];
 }
 
 /** A new session of `user` authenticated by `method`, with its first refresh token. */
@@ -47,6 +50,7 @@ export async function createSession(db: Queryable, user: UserRow, method: AuthMe
 export async function signIn(db: Queryable, user: UserRow, method: AuthMethod, meta: RequestMeta, traits: Record<string, unknown>): Promise<{ user: UserRow } & SessionInfo> {
   const sessionId = randomUUID();
   const refreshToken = newRefreshToken();
+  const auditId = randomUUID();
   const { rows } = await db.query<UserRow>(
     `WITH signed_in AS (
        UPDATE auth.users SET last_sign_in_at = now(), updated_at = now() WHERE id = $1 RETURNING ${USER_COLUMNS}
@@ -62,10 +66,11 @@ export async function signIn(db: Queryable, user: UserRow, method: AuthMethod, m
        VALUES ('00000000-0000-0000-0000-000000000000', $8, $9, clock_timestamp(), $10)
      )
      SELECT * FROM signed_in`,
-    [user.id, sessionId, meta.userAgent.slice(0, 1000), validIp(meta.ip), method, randomUUID(), refreshToken, randomUUID(),
+    [user.id, sessionId, meta.userAgent.slice(0, 1000), validIp(meta.ip), method, randomUUID(), refreshToken, auditId,
       auditPayload(actorOf(user), 'login', traits), meta.ip.slice(0, 64)],
   );
   if (rows.length === 0) throw AuthError.badRequest('invalid_credentials', 'Invalid login credentials');
+  noteAuditEvent(meta, auditId, actorOf(user), 'login', traits);
   return { user: rows[0], sessionId, refreshToken };
 }
 

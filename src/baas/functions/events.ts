@@ -5,6 +5,7 @@
  * then recognised and not delivered again.
  */
 import type { AppContext } from '../../context.js';
+import { setModuleEventSink } from '../../http/module-events.js';
 import type { FunctionEvent, TriggerEngine } from './triggers/engine.js';
 
 export type { FunctionEvent } from './triggers/engine.js';
@@ -13,6 +14,8 @@ const engines = new WeakMap<AppContext, TriggerEngine>();
 
 export function registerTriggerEngine(ctx: AppContext, engine: TriggerEngine): void {
   engines.set(ctx, engine);
+  // Auth and storage report through the module-events port; the engine is its listener.
+  setModuleEventSink(ctx, { wants: (tenant, kind) => engine.wants(tenant, kind), emit: (tenant, event) => engine.emit(tenant, event) });
 }
 
 export function triggerEngineOf(ctx: AppContext): TriggerEngine | undefined {

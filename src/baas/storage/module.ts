@@ -10,6 +10,7 @@ import type { Readable } from 'node:stream';
 import type { AppContext } from '../../context.js';
 import { openRequest, parseJson, tenantGate } from '../../http/gate.js';
 import type { Module } from '../../http/module.js';
+import { emitCommitted, type ModuleEvent } from '../../http/module-events.js';
 import { BodyTooLarge, readBody, type Reply } from '../../http/respond.js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from '../../http/uws.js';
 import type { TenantRuntime } from '../../tenants/tenant.js';
@@ -79,6 +80,7 @@ function serve(ctx: AppContext, settings: StorageSettings, backend: BlobBackend,
   if (route.body === 'stream') stream = bodyStream(res, reply);
   else if (route.body === 'json') jsonBody = readBody(res, reply, info.headers, MAX_JSON_BODY_BYTES);
   jsonBody.catch(() => undefined);
+  const events: ModuleEvent[] = [];
   (async () => {
     if (tenant.settings.suspend) throw errors.accessDenied('Tenant is suspended');
     const bucket = decodePath(route.bucket);
@@ -92,9 +94,12 @@ function serve(ctx: AppContext, settings: StorageSettings, backend: BlobBackend,
       if (!parsed.ok) throw errors.invalidRequest('Body is not valid JSON');
       json = parsed.value;
     }
-    const call: StorageCall = { settings, backend, tenant, reply, info, method, bucket, key, caller, json, body: stream, requestId };
+    const call: StorageCall = { settings, backend, tenant, reply, info, method, bucket, key, caller, json, body: stream, requestId, events };
     await route.handler(call);
-  })().catch((err: unknown) => {
+  })().finally(() => {
+    // Events are noted only after their COMMIT, so they stand whether or not the handler failed afterwards.
+    emitCommitted(ctx, tenant.settings.externalId, events, tenant.log);
+  }).catch((err: unknown) => {
     // An unread upload body is left behind: close the connection with the answer rather than read the rest.
     const close = stream !== null && !stream.readableEnded;
     stream?.destroy();

@@ -4,6 +4,7 @@
  */
 import type pg from 'pg';
 import type { Readable } from 'node:stream';
+import type { ModuleEvent } from '../../http/module-events.js';
 import type { Reply, RequestInfo } from '../../http/respond.js';
 import type { TenantRuntime } from '../../tenants/tenant.js';
 import type { BlobBackend } from './blob/backend.js';
@@ -33,6 +34,16 @@ export interface StorageCall {
   /** An upload route's body, streamed from the socket. */
   body: Readable | null;
   requestId: string;
+  /** Object events of changes that committed (pushed after COMMIT), emitted by module.ts when the handler is done. */
+  events: ModuleEvent[];
+}
+
+/**
+ * Notes a committed object change for function triggers. `id` is the event id: the written version for a write (a
+ * fresh UUID per write), the removed version for a removal, a fresh UUID for a move.
+ */
+export function noteObjectEvent(call: StorageCall, type: 'object.created' | 'object.updated' | 'object.removed' | 'object.moved', id: string, bucket: string, record: Record<string, unknown>, oldRecord?: Record<string, unknown>): void {
+  call.events.push({ kind: 'storage', type, id: `${type}:${id}`, scope: bucket, record, ...(oldRecord ? { old_record: oldRecord } : {}), occurred_at: new Date().toISOString() });
 }
 
 /** The caller of a route that requires one. */

@@ -96,7 +96,7 @@ export async function createUser(call: AuthCall): Promise<AuthAnswer> {
       appMetadata: objectField(call, 'app_metadata') ?? {}, role: field(call, 'role'), emailConfirmed: boolField(call, 'email_confirm') ?? false,
       isAnonymous: false, bannedUntil,
     });
-    await audit(db, ADMIN_ACTOR, 'user_signedup', call.ip, { user_id: user.id, user_email: user.email ?? '', user_phone: user.phone ?? '' });
+    await audit(db, ADMIN_ACTOR, 'user_signedup', call, { user_id: user.id, user_email: user.email ?? '', user_phone: user.phone ?? '' });
     return { status: 200, body: await userJson(db, user) };
   });
 }
@@ -147,7 +147,7 @@ export async function updateUserById(call: AuthCall): Promise<AuthAnswer> {
     }
     // A banned user's sessions end now rather than at their next refresh.
     if (changes.banned_until instanceof Date) await db.query(`DELETE FROM auth.sessions WHERE user_id = $1`, [user.id]);
-    await audit(db, ADMIN_ACTOR, 'user_modified', call.ip, { user_id: user.id, user_email: updated.email ?? '', user_phone: updated.phone ?? '' });
+    await audit(db, ADMIN_ACTOR, 'user_modified', call, { user_id: user.id, user_email: updated.email ?? '', user_phone: updated.phone ?? '' });
     return { status: 200, body: await userJson(db, updated) };
   });
 }
@@ -178,7 +178,7 @@ export async function deleteUser(call: AuthCall): Promise<AuthAnswer> {
         throw new AuthError(409, 'conflict', 'Database error deleting user: rows of other tables still reference it');
       }
     }
-    await audit(db, ADMIN_ACTOR, 'user_deleted', call.ip, { user_id: user.id, user_email: user.email ?? '', user_phone: user.phone ?? '' });
+    await audit(db, ADMIN_ACTOR, 'user_deleted', call, { user_id: user.id, user_email: user.email ?? '', user_phone: user.phone ?? '' });
     return { status: 200, body: {} };
   });
 }

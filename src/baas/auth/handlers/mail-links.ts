@@ -106,11 +106,13 @@ export async function sendLinkMail(call: AuthCall, db: Queryable, user: UserRow,
       throw new AuthError(500, 'unexpected_failure', 'Error sending email');
     }
   } else {
-    // No SMTP: the mail is on record (kind and address, never the code) for the operator.
-    await audit(db, actorOf(user), 'email_not_sent', call.ip, { mail: kind, to: address });
+    // No SMTP: the mail is on record (kind and address, never the code) for the operator, and in this node's
+    // memory with its code for the management API (unsent-mails.ts).
+    await audit(db, actorOf(user), 'email_not_sent', call, { mail: kind, to: address });
+    call.unsentMails.push({ kind, to: address, link: issued.link, otp: issued.otp });
   }
   // An invite is recorded by its caller, as the admin's act.
   const requested = ({ recovery: 'user_recovery_requested', confirmation: 'user_confirmation_requested', magiclink: 'magiclink_requested', email_change: 'user_modified', invite: null } as const)[kind];
-  if (requested !== null) await audit(db, actorOf(user), requested, call.ip);
+  if (requested !== null) await audit(db, actorOf(user), requested, call);
   return (await updateUser(db, user.id, {}));
 }

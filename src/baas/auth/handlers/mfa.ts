@@ -38,7 +38,7 @@ export async function enroll(call: AuthCall): Promise<AuthAnswer> {
        VALUES ($1, $2, $3, 'totp', 'unverified', now(), now(), $4)`,
       [id, user.id, friendlyName, secret],
     );
-    await audit(db, actorOf(user), 'factor_in_progress', call.ip, { factor_id: id, factor_type: 'totp' });
+    await audit(db, actorOf(user), 'factor_in_progress', call, { factor_id: id, factor_type: 'totp' });
   });
   const uri = totpUri(secret, issuer, user.email ?? user.id);
   return {
@@ -98,7 +98,7 @@ export async function verifyFactor(call: AuthCall): Promise<AuthAnswer> {
       throw AuthError.unprocessable('mfa_challenge_expired', `MFA challenge ${challengeId} has expired, verify against another challenge or create a new challenge.`);
     }
     if (!verifyTotp(factor.secret, code)) {
-      await audit(db, actorOf(user), 'verification_attempted', call.ip, { factor_id: factor.id, success: false });
+      await audit(db, actorOf(user), 'verification_attempted', call, { factor_id: factor.id, success: false });
       throw AuthError.unprocessable('mfa_verification_failed', 'Invalid TOTP code entered');
     }
     await db.query(`UPDATE auth.mfa_challenges SET verified_at = now() WHERE id = $1`, [challengeId]);
@@ -113,7 +113,7 @@ export async function verifyFactor(call: AuthCall): Promise<AuthAnswer> {
        VALUES ('00000000-0000-0000-0000-000000000000', $1, $2, false, now(), now(), NULL, $3)`,
       [refreshToken, user.id, sessionId],
     );
-    await audit(db, actorOf(user), 'verification_attempted', call.ip, { factor_id: factor.id, success: true });
+    await audit(db, actorOf(user), 'verification_attempted', call, { factor_id: factor.id, success: true });
     return { status: 200, body: await sessionAnswer(call, db, user, sessionId, refreshToken) };
   });
 }
@@ -126,7 +126,7 @@ export async function unenroll(call: AuthCall): Promise<AuthAnswer> {
   }
   await inTransaction(call.pool, async (db) => {
     await db.query(`DELETE FROM auth.mfa_factors WHERE id = $1`, [factor.id]);
-    await audit(db, actorOf(user), 'factor_unenrolled', call.ip, { factor_id: factor.id });
+    await audit(db, actorOf(user), 'factor_unenrolled', call, { factor_id: factor.id });
   });
   return { status: 200, body: { id: factor.id } };
 }

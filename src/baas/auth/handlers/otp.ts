@@ -46,7 +46,7 @@ export async function otp(call: AuthCall): Promise<AuthAnswer> {
     if (!user) {
       if (!createUser) throw AuthError.unprocessable('otp_disabled', 'Signups not allowed for otp');
       user = await insertUser(db, { email, passwordHash: null, userMetadata: data, appMetadata: {}, emailConfirmed: false, isAnonymous: false });
-      await audit(db, actorOf(user), 'user_signedup', call.ip, { provider: 'email' });
+      await audit(db, actorOf(user), 'user_signedup', call, { provider: 'email' });
       await sendLinkMail(call, db, user, 'confirmation');
     } else {
       await sendLinkMail(call, db, user, user.email_confirmed_at === null ? 'confirmation' : 'magiclink');
@@ -84,7 +84,7 @@ export async function invite(call: AuthCall): Promise<AuthAnswer> {
     if (user && user.email_confirmed_at !== null) throw AuthError.unprocessable('email_exists', 'A user with this email address has already been registered');
     user ??= await insertUser(db, { email, passwordHash: null, userMetadata: data, appMetadata: {}, emailConfirmed: false, isAnonymous: false });
     user = await sendLinkMail(call, db, user, 'invite');
-    await audit(db, ADMIN_ACTOR, 'user_invited', call.ip, { user_id: user.id, user_email: email });
+    await audit(db, ADMIN_ACTOR, 'user_invited', call, { user_id: user.id, user_email: email });
     return { status: 200, body: await userJson(db, user) };
   });
 }
@@ -135,7 +135,7 @@ async function verifyAndSignIn(call: AuthCall, type: string, hashed: string, typ
     const method: AuthMethod = typedCode ? 'otp' : consumed.method;
     const signedIn = await updateUser(db, user.id, { last_sign_in_at: new Date() });
     const session = await createSession(db, signedIn, method, meta(call));
-    await audit(db, actorOf(signedIn), 'login', call.ip, { provider: 'email', method });
+    await audit(db, actorOf(signedIn), 'login', call, { provider: 'email', method });
     return sessionAnswer(call, db, signedIn, session.sessionId, session.refreshToken);
   });
 }
@@ -219,7 +219,7 @@ export async function generateLink(call: AuthCall): Promise<AuthAnswer> {
       address = newEmail;
     }
     const issued = await issueLink(call, db, user, kind, address);
-    await audit(db, ADMIN_ACTOR, 'generate_link', call.ip, { user_id: user.id, type });
+    await audit(db, ADMIN_ACTOR, 'generate_link', call, { user_id: user.id, type });
     const fresh = (await findUserById(db, user.id)) as UserRow;
     return {
       status: 200,

@@ -88,7 +88,7 @@ export async function pkceGrant(call: AuthCall): Promise<AuthAnswer> {
     if (!user) throw AuthError.notFound('user_not_found', 'User not found');
     const signedIn = await updateUser(db, user.id, { last_sign_in_at: new Date() });
     const session = await createSession(db, signedIn, flow.authentication_method as AuthMethod, { ip: call.ip, userAgent: call.headers['user-agent'] ?? '' });
-    await audit(db, actorOf(signedIn), 'login', call.ip, { provider: 'email', method: flow.authentication_method });
+    await audit(db, actorOf(signedIn), 'login', call, { provider: 'email', method: flow.authentication_method });
     return { status: 200, body: await sessionAnswer(call, db, signedIn, session.sessionId, session.refreshToken) };
   });
 }

@@ -9,7 +9,7 @@ import { sessionAnswer } from '../issue.js';
 import { sendLinkMail } from './mail-links.js';
 import { pkceGrant } from './pkce.js';
 import { hashPassword, spendVerification, verifyPassword } from '../passwords.js';
-import { createSession, refreshGrant, signIn } from '../sessions.js';
+import { createSession, refreshGrant, signIn, type RequestMeta } from '../sessions.js';
 import { findUserByEmail, insertUser, isBanned, updateUser, userJson, validEmail } from '../users.js';
 
 export function checkPassword(call: AuthCall, password: string): void {
@@ -37,20 +37,20 @@ export async function signup(call: AuthCall): Promise<AuthAnswer> {
     if (existing && (existing.email_confirmed_at !== null || call.config.autoconfirm)) {
       if (call.config.autoconfirm) throw AuthError.unprocessable('user_already_exists', 'User already registered');
       // With confirmation on, upstream answers a look-alike user so sign-up does not reveal who has an account.
-      await audit(db, actorOf(existing), 'user_repeated_signup', call.ip, { provider: 'email' });
+      await audit(db, actorOf(existing), 'user_repeated_signup', call, { provider: 'email' });
       return { status: 200, body: { id: crypto.randomUUID(), aud: 'authenticated', role: '', email: address, phone: '', confirmation_sent_at: new Date().toISOString(), app_metadata: { provider: 'email', providers: ['email'] }, user_metadata: data, identities: [], created_at: new Date().toISOString(), updated_at: new Date().toISOString(), is_anonymous: false } };
     }
     let user = existing
       ? await updateUser(db, existing.id, { encrypted_password: passwordHash, raw_user_meta_data: { ...(existing.raw_user_meta_data ?? {}), ...data } })
       : await insertUser(db, { email: address, passwordHash, userMetadata: data, appMetadata: {}, emailConfirmed: call.config.autoconfirm, isAnonymous: false });
-    if (!existing) await audit(db, actorOf(user), 'user_signedup', call.ip, { provider: 'email' });
+    if (!existing) await audit(db, actorOf(user), 'user_signedup', call, { provider: 'email' });
     if (!call.config.autoconfirm) {
       user = await sendLinkMail(call, db, user, 'confirmation');
       return { status: 200, body: await userJson(db, user) };
     }
     user = await updateUser(db, user.id, { last_sign_in_at: new Date() });
     const session = await createSession(db, user, 'password', meta(call));
-    await audit(db, actorOf(user), 'login', call.ip, { provider: 'email' });
+    await audit(db, actorOf(user), 'login', call, { provider: 'email' });
     return { status: 200, body: await sessionAnswer(call, db, user, session.sessionId, session.refreshToken) };
   });
 }
@@ -61,14 +61,14 @@ async function anonymousSignup(call: AuthCall, data: Record<string, unknown>): P
   return inTransaction(call.pool, async (db) => {
     let user = await insertUser(db, { email: null, passwordHash: null, userMetadata: data, appMetadata: {}, emailConfirmed: false, isAnonymous: true });
     user = await updateUser(db, user.id, { last_sign_in_at: new Date() });
-    await audit(db, actorOf(user), 'user_signedup', call.ip, { provider: 'anonymous' });
+    await audit(db, actorOf(user), 'user_signedup', call, { provider: 'anonymous' });
     const session = await createSession(db, user, 'anonymous', meta(call));
     return { status: 200, body: await sessionAnswer(call, db, user, session.sessionId, session.refreshToken) };
   });
 }
 
-export function meta(call: AuthCall): { ip: string; userAgent: string } {
-  return { ip: call.ip, userAgent: call.headers['user-agent'] ?? '' };
+export function meta(call: AuthCall): RequestMeta {
+  return { ip: call.ip, userAgent: call.headers['user-agent'] ?? '', events: call.events };
 }
 
 export async function token(call: AuthCall): Promise<AuthAnswer> {
@@ -121,7 +121,7 @@ async function refreshTokenGrant(call: AuthCall): Promise<AuthAnswer> {
       return null;
     }
     const { user, sessionId, refreshToken } = result.ok;
-    await audit(db, actorOf(user), 'token_refreshed', call.ip);
+    await audit(db, actorOf(user), 'token_refreshed', call);
     const body = await sessionAnswer(call, db, user, sessionId, refreshToken);
     return { status: 200, body, headers: [['sb-auth-user-id', user.id], ['sb-auth-session-id', sessionId]] as [string, string][] };
   });

@@ -42,7 +42,7 @@ export async function putUser(call: AuthCall): Promise<AuthAnswer> {
     }
     if (passwordHash !== undefined) {
       updated = await updateUser(db, updated.id, { encrypted_password: passwordHash });
-      await audit(db, actorOf(updated), 'user_updated_password', call.ip);
+      await audit(db, actorOf(updated), 'user_updated_password', call);
     }
     const address = email?.toLowerCase();
     if (address !== undefined && address !== updated.email) {
@@ -66,7 +66,7 @@ export async function putUser(call: AuthCall): Promise<AuthAnswer> {
         updated = await sendLinkMail(call, db, updated, 'email_change', address);
       }
     }
-    await audit(db, actorOf(updated), 'user_modified', call.ip);
+    await audit(db, actorOf(updated), 'user_modified', call);
     return { status: 200, body: await userJson(db, updated) };
   });
 }
@@ -79,7 +79,7 @@ export async function logout(call: AuthCall): Promise<AuthAnswer> {
   const { user, sessionId } = await requireUser(call);
   await inTransaction(call.pool, async (db) => {
     await endSessions(db, user.id, sessionId, scope as LogoutScope);
-    await audit(db, actorOf(user), 'logout', call.ip, { scope });
+    await audit(db, actorOf(user), 'logout', call, { scope });
   });
   return { status: 204 };
 }

@@ -7,6 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Cron } from 'croner';
+import type { ModuleEvent } from '../../../http/module-events.js';
 import type { Logger } from '../../../observability/logger.js';
 import type { TenantRegistry } from '../../../tenants/registry.js';
 import type { FunctionsService } from '../service.js';
@@ -18,17 +19,8 @@ const MAX_BACKOFF_MS = 5 * 60_000;
 const POLL_MS = 1000;
 const REFRESH_MS = 10_000;
 
-/** An event another module reports: `type` as `user.created` or `object.created`, `id` unique per event. */
-export interface FunctionEvent {
-  kind: 'auth' | 'storage' | 'database';
-  type: string;
-  id?: string;
-  /** Storage: the bucket; database: `schema.table`. */
-  scope?: string;
-  record?: unknown;
-  old_record?: unknown;
-  [key: string]: unknown;
-}
+/** An event another module reports (http/module-events.ts): `type` as `user.created`, `id` unique per event. */
+export type FunctionEvent = ModuleEvent;
 
 export class TriggerEngine {
   readonly store: TriggerStore;
@@ -82,6 +74,11 @@ export class TriggerEngine {
   onChange(listener: () => void): () => void {
     this.changeListeners.add(listener);
     return () => this.changeListeners.delete(listener);
+  }
+
+  /** Whether the tenant has a trigger of `kind` (as last read), so an emitter can skip building events. */
+  wants(tenant: string, kind: FunctionEvent['kind']): boolean {
+    return (this.byTenant.get(tenant) ?? []).some((t) => t.config.type === kind);
   }
 
   /** Hands an event to the functions whose triggers match it; resolves once it is recorded (not yet delivered). */

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { errors, fromDatabaseError, isDatabaseError } from '../errors.js';
 import { mustBeValidBucketName, mustBeValidKey } from '../names.js';
-import { callerOf, jsonObject, transaction, type StorageCall } from '../service.js';
+import { callerOf, jsonObject, noteObjectEvent, transaction, type StorageCall } from '../service.js';
 import { expiresInSeconds, signToken } from '../tokens.js';
 import { transformFromBody, transformToString } from '../transform.js';
 import { removeBlobs } from './buckets.js';
@@ -57,6 +57,7 @@ export async function moveObject(call: StorageCall): Promise<void> {
     )).rows,
   ).catch(databaseError);
   if (rows.length === 0) throw errors.noSuchKey();
+  noteObjectEvent(call, 'object.moved', randomUUID(), destinationBucket, { id: rows[0].id, bucket_id: destinationBucket, name: destinationKey }, { id: rows[0].id, bucket_id: bucketId, name: sourceKey });
   call.reply.json(200, { message: 'Successfully moved', Id: rows[0].id, Key: `${destinationBucket}/${destinationKey}` });
 }
 
@@ -96,6 +97,7 @@ export async function copyObject(call: StorageCall): Promise<void> {
     await pending.discard();
     throw isDatabaseError(err) ? fromDatabaseError(err) : err;
   }
+  noteObjectEvent(call, written.old_version ? 'object.updated' : 'object.created', version, destinationBucket, { id: written.id, bucket_id: destinationBucket, name: destinationKey, owner_id: owner, version });
   if (written.old_version) await removeBlobs(call, [written.old_version]);
   call.reply.json(200, { Id: written.id, Key: `${destinationBucket}/${destinationKey}` });
 }
@@ -126,6 +128,7 @@ async function deleteRows(call: StorageCall, names: string[]): Promise<Record<st
       [call.bucket, names],
     )).rows,
   ).catch(databaseError);
+  for (const row of rows) noteObjectEvent(call, 'object.removed', String(row.version ?? row.id), call.bucket, { id: row.id, bucket_id: row.bucket_id, name: row.name }, row);
   await removeBlobs(call, rows.map((r) => r.version).filter((v): v is string => typeof v === 'string'));
   return rows;
 }

@@ -13,7 +13,7 @@ import type { Caller, Sql } from '../db.js';
 import { errors, fromDatabaseError, isDatabaseError, StorageError } from '../errors.js';
 import { MeteredBytes, RequestAborted } from '../http/body.js';
 import { mimeTypeAllowed, mustBeValidKey } from '../names.js';
-import { BUCKET_LIMITS_SQL, bucketLimits, transaction, type BucketLimits, type StorageCall } from '../service.js';
+import { BUCKET_LIMITS_SQL, bucketLimits, noteObjectEvent, transaction, type BucketLimits, type StorageCall } from '../service.js';
 import { verifyToken } from '../tokens.js';
 
 /** Multipart text fields (cacheControl, contentType, metadata) are small; anything larger is not a storage client. */
@@ -95,6 +95,7 @@ async function storeSmallUpload(call: StorageCall, target: UploadTarget, declare
   let pending: PendingBlob | null = null;
   let bucket: BucketLimits | undefined;
   let written: { id: string; old_version: string | null };
+  let stored = null as { version: string; metadata: object } | null;
   try {
     written = await transaction(
       call,
@@ -108,6 +109,7 @@ async function storeSmallUpload(call: StorageCall, target: UploadTarget, declare
         pending = blob.pending;
         const row = await writeRow(sql, target, blob.version, blob.metadata, source.userMetadata);
         await blob.pending.publish();
+        stored = { version: blob.version, metadata: blob.metadata };
         return row;
       },
       // Before the caller's role is set: the limits are read as the pool's user, as upstream reads them.
@@ -122,6 +124,10 @@ async function storeSmallUpload(call: StorageCall, target: UploadTarget, declare
     throw isDatabaseError(err) ? fromDatabaseError(err) : err;
   }
   await removeReplaced(call, tenantId, written, null);
+  const { version, metadata } = stored!;
+  noteObjectEvent(call, written.old_version === null ? 'object.created' : 'object.updated', version, target.bucket, {
+    id: written.id, bucket_id: target.bucket, name: target.key, owner_id: target.owner, version, metadata,
+  });
   return written.id;
 }
 
@@ -174,6 +180,9 @@ export async function storeStream(call: StorageCall, target: UploadTarget, sourc
     throw isDatabaseError(err) ? fromDatabaseError(err) : err;
   }
   await removeReplaced(call, tenantId, written, version);
+  noteObjectEvent(call, written.old_version === null ? 'object.created' : 'object.updated', version, target.bucket, {
+    id: written.id, bucket_id: target.bucket, name: target.key, owner_id: target.owner, version, metadata,
+  });
   return written.id;
 }
 
