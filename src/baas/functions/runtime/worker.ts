@@ -7,7 +7,7 @@
 import { parentPort } from 'node:worker_threads';
 import { CgiParseError, parseCgiOutput } from '../cgi.js';
 import { JsFunction } from './js-engine.js';
-import { fromInvokeWire, toResultWire, type FromWorker, type InvokeMessage, type LogLine, type ResultMessage, type ToWorker } from './protocol.js';
+import { fromInvokeWire, toResultWire, type FromWorker, type InvokeMessage, type LogLine, type ResultMessage, type ToWorker, type WasmWire } from './protocol.js';
 import { OutputTooLarge, ProcExit, wasiSession } from './wasi-shim.js';
 import { MEMORY_IMPORT, WASM_PAGE_BYTES } from './wasm-binary.js';
 
@@ -20,35 +20,63 @@ const scripts = new Map<string, { source: string; loaded: JsFunction | null }>()
 
 const post = (message: FromWorker) => port.postMessage(message);
 
-port.on('message', (wire: ToWorker) => {
-  if (wire.type === 'forget') {
-    modules.delete(wire.versionId);
-    scripts.get(wire.versionId)?.loaded?.dispose();
-    scripts.delete(wire.versionId);
-    return;
-  }
-  const message = fromInvokeWire(wire);
-  const logs: LogLine[] = [];
-  const run = message.kind === 'wasm' ? Promise.resolve(runWasm(message, logs)) : runJs(message, logs);
-  run
-    .catch((err: unknown): Omit<ResultMessage, 'type' | 'id' | 'logs'> => ({ outcome: 'error', response: null, message: String(err), memoryBytes: 0 }))
-    .then((result) => {
-      const out: ResultMessage = { type: 'result', id: message.id, logs, ...result };
-      post(toResultWire(out));
-    });
+/** Messages not handled yet: one invocation at a time, in order (a JavaScript one awaits its promises). */
+const inbox: ToWorker[] = [];
+let draining = false;
+
+port.on('message', (received: ToWorker | ToWorker[]) => {
+  if (Array.isArray(received)) for (const wire of received) inbox.push(wire);
+  else inbox.push(received);
+  if (!draining) void drain();
 });
+
+async function drain(): Promise<void> {
+  draining = true;
+  for (let wire = inbox.shift(); wire !== undefined; wire = inbox.shift()) {
+    if (wire.type === 'forget') {
+      modules.delete(wire.versionId);
+      scripts.get(wire.versionId)?.loaded?.dispose();
+      scripts.delete(wire.versionId);
+      continue;
+    }
+    const logs: LogLine[] = [];
+    if (wire.type === 'wasm') {
+      // Synchronous: answered at once, each on its own, so a finished invocation never waits behind the next.
+      let result: Result;
+      try {
+        result = runWasm(wire, logs);
+      } catch (err) {
+        result = { outcome: 'error', response: null, message: String(err), memoryBytes: 0 };
+      }
+      answer(wire.id, logs, result);
+      continue;
+    }
+    const message = fromInvokeWire(wire);
+    const result = await runJs(message, logs).catch((err: unknown): Result => ({ outcome: 'error', response: null, message: String(err), memoryBytes: 0 }));
+    answer(message.id, logs, result);
+  }
+  draining = false;
+}
 
 type Result = Omit<ResultMessage, 'type' | 'id' | 'logs'>;
 
-function runWasm(message: InvokeMessage, logs: LogLine[]): Result {
+function answer(id: number, logs: LogLine[], result: Result): void {
+  const { wire, transfer } = toResultWire(id, { ...result, logs });
+  port?.postMessage(wire, transfer);
+}
+
+function runWasm(message: WasmWire, logs: LogLine[]): Result {
   if (message.module) {
     const wasi = WebAssembly.Module.imports(message.module).filter((i) => i.module === 'wasi_snapshot_preview1' && i.kind === 'function').map((i) => i.name);
     modules.set(message.versionId, { module: message.module, wasi, memories: [] });
   }
   const loaded = modules.get(message.versionId);
   if (!loaded) return { outcome: 'boot', response: null, message: 'module not loaded', memoryBytes: 0 };
-  const session = wasiSession({ args: [message.name], env: message.env, stdin: message.request.body, stdoutLimit: message.responseLimit }, loaded.wasi);
-  const limits = message.wasmMemory ?? null;
+  const session = wasiSession(
+    { args: `${message.name}\0`, argCount: 1, env: message.env, envCount: message.envCount, stdin: message.body, stdoutLimit: message.responseLimit },
+    loaded.wasi,
+  );
+  const limits = message.memoryInitial === -1 ? null : { initial: message.memoryInitial, maximum: message.memoryMaximum };
   let given: WebAssembly.Memory | null = null;
   let instance: WebAssembly.Instance;
   try {
@@ -68,7 +96,7 @@ function runWasm(message: InvokeMessage, logs: LogLine[]): Result {
   }
 }
 
-function runInstance(instance: WebAssembly.Instance, session: ReturnType<typeof wasiSession>, message: InvokeMessage, logs: LogLine[]): Result {
+function runInstance(instance: WebAssembly.Instance, session: ReturnType<typeof wasiSession>, message: WasmWire, logs: LogLine[]): Result {
   const memory = instance.exports.memory;
   const start = instance.exports._start;
   if (!(memory instanceof WebAssembly.Memory) || typeof start !== 'function') {
@@ -94,7 +122,9 @@ function runInstance(instance: WebAssembly.Instance, session: ReturnType<typeof 
   }
   if (exitCode !== 0) return { outcome: 'error', response: null, message: `exited with status ${exitCode}`, memoryBytes };
   try {
-    return { outcome: 'ok', response: parseCgiOutput(session.stdout()), message: '', memoryBytes };
+    const response = parseCgiOutput(session.stdout());
+    // The body is a part of the reused stdout buffer: the answer gets its own copy.
+    return { outcome: 'ok', response: { ...response, body: new Uint8Array(response.body) }, message: '', memoryBytes };
   } catch (err) {
     if (err instanceof CgiParseError) return { outcome: 'error', response: null, message: `bad CGI output: ${err.message}`, memoryBytes };
     throw err;
