@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { fromResultWire, toInvokeWire, type FromWorker, type InvokeMessage, type ResultMessage, type ToWorker } from './protocol.js';
+import { fromResultWire, toInvokeWire, type FromWorker, type InvokeMessage, type ResultMessage, type ResultWire, type ToWorker } from './protocol.js';
 
 /** How long a thread that died while starting waits to be replaced. */
 const FAILED_START_PAUSE_MS = 1000;
@@ -38,12 +38,15 @@ interface Sent {
   id: number;
   job: Job;
   resolve: (r: JobResult) => void;
-  /** Armed when the invocation is the one the thread runs (the head of `sent`). */
+  /** The budget's timer, on the first of `sent` only (it watches whichever the thread runs). */
   timer: NodeJS.Timeout | null;
 }
 
 interface Slot {
   worker: Worker;
+  /** Written by the thread (shared memory, no message): the id of the invocation it runs and since when (Date.now()). */
+  runningId: Int32Array;
+  runningSince: Float64Array;
   ready: boolean;
   /** Invocations sent (or about to be), in the order the thread runs them; the first is running. */
   sent: Sent[];
@@ -102,25 +105,31 @@ export class WorkerPool {
 
   private spawn(): Slot {
     const { entry, eval: evaluated } = workerEntry();
+    const progress = new SharedArrayBuffer(16);
     const worker = new Worker(entry, {
       eval: evaluated,
+      workerData: { progress },
       resourceLimits: { maxOldGenerationSizeMb: this.options.heapMb, maxYoungGenerationSizeMb: 16, stackSizeMb: 4 },
       stdout: false,
       stderr: false,
     });
-    const slot: Slot = { worker, ready: false, sent: [], outbox: [], loaded: new Set(), retired: false };
-    worker.on('message', (message: FromWorker) => {
-      if (message.type === 'ready') {
+    const slot: Slot = {
+      worker, runningId: new Int32Array(progress, 0, 1), runningSince: new Float64Array(progress, 8, 1), ready: false, sent: [], outbox: [], loaded: new Set(), retired: false,
+    };
+    worker.on('message', (message: FromWorker | ResultWire[]) => {
+      if (!Array.isArray(message) && message.type === 'ready') {
         slot.ready = true;
         return this.pump();
       }
-      const done = slot.sent[0];
-      if (!done || done.id !== message.id) return;
-      if (done.timer) clearTimeout(done.timer);
-      slot.sent.shift();
-      // The thread goes on with the next one: its budget starts now.
-      if (slot.sent.length > 0) this.arm(slot, slot.sent[0]);
-      done.resolve(fromResultWire(message));
+      // Results come in the order the jobs were sent, several in one message when the thread had more queued.
+      for (const result of Array.isArray(message) ? message : [message as ResultWire]) {
+        const done = slot.sent[0];
+        if (!done || done.id !== result.id) continue;
+        if (done.timer) clearTimeout(done.timer);
+        slot.sent.shift();
+        done.resolve(fromResultWire(result));
+      }
+      if (slot.sent.length > 0 && !slot.sent[0].timer) this.arm(slot);
       this.pump();
     });
     const lost = (why: string, limit: boolean) => {
@@ -172,12 +181,11 @@ export class WorkerPool {
       slot.loaded.delete(oldest);
       slot.outbox.push({ type: 'forget', versionId: oldest });
     }
-    const sent: Sent = { id, job, resolve, timer: null };
-    slot.sent.push(sent);
+    slot.sent.push({ id, job, resolve, timer: null });
     slot.outbox.push(toInvokeWire(message));
     if (slot.sent.length === 1) {
       // An idle thread starts at once; work for a busy one is sent once this turn of the event loop is over.
-      this.arm(slot, sent);
+      this.arm(slot);
       this.flush(slot);
     } else if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -188,9 +196,27 @@ export class WorkerPool {
     }
   }
 
-  private arm(slot: Slot, sent: Sent): void {
-    const timeoutMs = sent.job.timeoutMs;
-    sent.timer = setTimeout(() => this.replace(slot, failed('limit', `time budget of ${timeoutMs} ms exceeded`)), timeoutMs);
+  /**
+   * Arms the budget's timer (on the first job not answered yet) for the job the thread runs now: its start is in the
+   * shared progress words; one not started yet gets its whole budget from now.
+   */
+  private arm(slot: Slot): void {
+    const head = slot.sent[0];
+    const running = slot.sent.find((s) => s.id === Atomics.load(slot.runningId, 0));
+    const due = running ? slot.runningSince[0] + running.job.timeoutMs : Date.now() + head.job.timeoutMs;
+    head.timer = setTimeout(() => this.overrun(slot), Math.max(1, due - Date.now()));
+  }
+
+  /** The timer fired: the job the thread runs is over its budget, or the one timed finished and another runs now. */
+  private overrun(slot: Slot): void {
+    if (slot.retired || slot.sent.length === 0) return;
+    slot.sent[0].timer = null;
+    const running = slot.sent.find((s) => s.id === Atomics.load(slot.runningId, 0));
+    if (running && Date.now() >= slot.runningSince[0] + running.job.timeoutMs) {
+      this.replace(slot, failed('limit', `time budget of ${running.job.timeoutMs} ms exceeded`));
+    } else {
+      this.arm(slot);
+    }
   }
 
   private flush(slot: Slot): void {
@@ -223,15 +249,17 @@ export class WorkerPool {
     slot.retired = true;
     slot.ready = false;
     slot.outbox = [];
-    const [head, ...behind] = slot.sent.splice(0);
-    if (head) {
-      if (head.timer) clearTimeout(head.timer);
-      head.resolve(result);
-    }
-    // Those queued behind never started (the thread runs them in order): they go first to the other threads.
-    if (this.closed) for (const s of behind) s.resolve(result);
-    else if (behind.length > 0) {
-      this.queue.unshift(...behind.map(({ job, resolve }) => ({ job, resolve })));
+    const sent = slot.sent.splice(0);
+    if (sent[0]?.timer) clearTimeout(sent[0].timer);
+    // The one the thread ran gets `result`. The others are WASI jobs (see PIPELINE_DEPTH), not started yet or done
+    // with an answer that went down with the thread: they go first to the other threads.
+    const runningId = Atomics.load(slot.runningId, 0);
+    const culprit = sent.find((s) => s.id === runningId) ?? sent[0];
+    culprit?.resolve(result);
+    const others = sent.filter((s) => s !== culprit);
+    if (this.closed) for (const s of others) s.resolve(result);
+    else if (others.length > 0) {
+      this.queue.unshift(...others.map(({ job, resolve }) => ({ job, resolve })));
       this.pump();
     }
     await slot.worker.terminate().catch(() => undefined);
