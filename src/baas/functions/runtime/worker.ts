@@ -13,7 +13,9 @@ import { MEMORY_IMPORT, WASM_PAGE_BYTES } from './wasm-binary.js';
 
 const port = parentPort;
 if (!port) throw new Error('the functions worker runs only as a worker thread');
-const modules = new Map<string, { module: WebAssembly.Module; wasi: string[]; memories: WebAssembly.Memory[] }>();
+/** `quick`: the version's last invocation here took under QUICK_MS (answers may wait for it, see drain). */
+const modules = new Map<string, { module: WebAssembly.Module; wasi: string[]; memories: WebAssembly.Memory[]; quick: boolean }>();
+const QUICK_MS = 1;
 /** Zeroed memories kept per version: a new WebAssembly memory costs more than the rest of an invocation. */
 const KEPT_MEMORIES = 2;
 const scripts = new Map<string, { source: string; loaded: JsFunction | null }>();
@@ -57,9 +59,14 @@ async function drain(): Promise<void> {
       } catch (err) {
         result = { outcome: 'error', response: null, message: String(err), memoryBytes: 0 };
       }
+      const loaded = modules.get(wire.versionId);
+      if (loaded) loaded.quick = Date.now() - runningSince[0] < QUICK_MS;
       answer(wire.id, logs, result);
-      // Held while more wait here (the pool knows from runningId which one runs, so none is judged by another's time).
-      if (outbox.length >= OUTBOX_MAX || inbox.length === 0) flush();
+      // Answers wait to go together only behind a job of a version that was quick last time: one that takes long
+      // would hold them for its whole run.
+      const next = inbox[0];
+      const holds = next !== undefined && next.type === 'wasm' && modules.get(next.versionId)?.quick === true && outbox.length < OUTBOX_MAX;
+      if (!holds) flush();
       continue;
     }
     flush();
@@ -89,7 +96,7 @@ function answer(id: number, logs: LogLine[], result: Result): void {
 function runWasm(message: WasmWire, logs: LogLine[]): Result {
   if (message.module) {
     const wasi = WebAssembly.Module.imports(message.module).filter((i) => i.module === 'wasi_snapshot_preview1' && i.kind === 'function').map((i) => i.name);
-    modules.set(message.versionId, { module: message.module, wasi, memories: [] });
+    modules.set(message.versionId, { module: message.module, wasi, memories: [], quick: false });
   }
   const loaded = modules.get(message.versionId);
   if (!loaded) return { outcome: 'boot', response: null, message: 'module not loaded', memoryBytes: 0 };
