@@ -47,7 +47,10 @@ async function wasiRunner(root: string, wasm: Buffer): Promise<Runner> {
   const { WorkerPool } = await load('runtime/pool.ts');
   const { wagiEnvironment } = await load('cgi.ts');
   const pool = new WorkerPool({ size: WORKERS, heapMb: 256, maxQueued: 10_000, cachedVersions: 64 });
-  while (pool.readyCount() < WORKERS) await new Promise((r) => setTimeout(r, 20));
+  for (let waited = 0; pool.readyCount() < WORKERS; waited += 20) {
+    if (waited > 60_000) throw new Error(`the pool under ${root} did not start`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
   const cache = new CodeCache(16);
   const fetch = { allow: [], selfOrigin: null, selfAddress: null, host: '' };
   const invoke = async () => {
@@ -119,7 +122,7 @@ async function warm(invoke: Invoke): Promise<number[]> {
 /** The runtime of `ref`, extracted once. */
 function checkoutOf(ref: string): string {
   const commit = execFileSync('git', ['rev-parse', '--short', ref], { cwd: repoRoot, encoding: 'utf8' }).trim();
-  const dir = path.join(repoRoot, 'node_modules/.cache/performer-bench-before', commit);
+  const dir = path.join(repoRoot, 'bench/.tmp/functions-before', commit);
   if (!existsSync(path.join(dir, 'src/baas/functions/runtime/pool.ts'))) {
     mkdirSync(dir, { recursive: true });
     const tar = execFileSync('git', ['archive', commit, 'src/baas/functions'], { cwd: repoRoot, maxBuffer: 64 << 20 });
