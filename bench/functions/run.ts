@@ -1,8 +1,9 @@
 /**
  * Functions runtime bench (issue 19): cold (first call of a new version) and warm invocation p50/p99 and
  * invocations/s of an echo function as a WASI module (examples/functions/echo-wasi) and as JavaScript in QuickJS,
- * beside the same echo as plain JavaScript in a Node worker thread (no sandbox, same one-at-a-time message
- * protocol), all in the same run on the same pool size. Measured at the runtime (WorkerPool.run), without HTTP.
+ * beside the same echo as plain JavaScript in a Node worker thread (no sandbox; one invocation per thread at a time,
+ * one message each way, while the pool queues WASI jobs on busy threads and batches their messages), all in the
+ * same run on the same pool size. Measured at the runtime (WorkerPool.run), without HTTP.
  * Targets: warm WASI p50 <= 1 ms, WASI throughput >= 0.5x the baseline, cold p50 <= 50 ms.
  */
 import { readFileSync } from 'node:fs';
@@ -187,7 +188,8 @@ async function main(): Promise<void> {
     `Pool of ${WORKERS} worker threads; warm = ${WARM_CALLS} sequential invocations of one version after 200 warm-up calls; cold = the first`,
     `invocation of ${COLD_CALLS} new versions each (WASI: memory cap written in, compiled, sent to the worker, instantiated;`,
     `JavaScript: a new QuickJS runtime and context, the script evaluated); invocations/s with ${IN_FLIGHT} in flight, median of ${ROUNDS} interleaved rounds of ${THROUGHPUT_MS / 1000} s each.`,
-    'Measured at the runtime (WorkerPool.run, the message round trip to a worker thread included), not through HTTP.',
+    'Measured at the runtime (WorkerPool.run, the message round trip to a worker thread included), not through HTTP; the baseline sends one',
+    'message each way per invocation, the pool queues up to 8 WASI jobs on a busy thread and batches their messages.',
     `1-minute load average at the start: ${f(loadAtStart, 1)} (other sessions' tests share the 2 cores; throughput ratios swing with it).`,
     '',
     table(

@@ -41,7 +41,8 @@ export function serveInvocation(ctx: AppContext, service: FunctionsService, res:
   body.catch(() => undefined);
   (async () => {
     if (name === null || name === '') return fail(reply, NOT_FOUND);
-    const { head, secrets } = await service.lookup(tenant.settings.externalId, name);
+    const found = service.lookup(tenant.settings.externalId, name);
+    const { head, secrets } = found instanceof Promise ? await found : found;
     if (!head) return fail(reply, NOT_FOUND);
     if (head.verifyJwt) {
       const token = tenantToken(info.headers);

@@ -55,11 +55,15 @@ export class FunctionsService {
     });
   }
 
-  /** The current version of a function with its secrets, cached for HEAD_CACHE_MS. */
-  async lookup(tenant: string, name: string): Promise<CachedHead> {
+  /** The current version of a function with its secrets, cached for HEAD_CACHE_MS (then without a promise). */
+  lookup(tenant: string, name: string): CachedHead | Promise<CachedHead> {
     const key = `${tenant}\u0000${name}`;
     const cached = this.heads.get(key);
     if (cached && Date.now() - cached.at < HEAD_CACHE_MS) return cached;
+    return this.load(key, tenant, name);
+  }
+
+  private async load(key: string, tenant: string, name: string): Promise<CachedHead> {
     const head = await this.store.head(tenant, name);
     const secrets = head ? ((await this.store.secrets(tenant, name)) ?? {}) : {};
     const entry = { head, secrets, at: Date.now() };
@@ -79,14 +83,15 @@ export class FunctionsService {
     const labels = { tenant: head.tenant, function: head.name };
     const memoryBytes = (head.memoryMb ?? this.ctx.config.functionsMemoryMb) * 1024 * 1024;
     const timeoutMs = head.timeoutMs ?? this.ctx.config.functionsTimeoutMs;
-    const ready = await this.code.get(head.versionId, head.kind, memoryBytes, () => this.store.code(head.versionId));
+    const ready = this.code.ready(head.versionId) ?? (await this.code.get(head.versionId, head.kind, memoryBytes, () => this.store.code(head.versionId)));
     let answer: InvocationAnswer;
     if (ready.kind === 'failed') {
       call.tenant.log.warn({ function: head.name, version: head.version, error_code: 'FunctionBootError', request_id: call.requestId, reason: ready.message }, 'function failed to start');
       answer = { ok: false, error: errorFor(ready.outcome), head };
     } else {
       const selfOrigin = this.ctx.selfUrl;
-      const env = this.environment(call, head, { ...(await this.tenantKeys(call.tenant)), ...secrets }, selfOrigin);
+      const keys = this.tenantKeys(call.tenant);
+      const env = this.environment(call, head, { ...(keys instanceof Promise ? await keys : keys), ...secrets }, selfOrigin);
       const result = await this.pool.run({
         versionId: head.versionId,
         kind: head.kind,
@@ -129,7 +134,8 @@ export class FunctionsService {
 
   /** Looks the function up and runs it: NOT_FOUND when there is none. */
   async invoke(call: Invocation): Promise<InvocationAnswer> {
-    const { head, secrets } = await this.lookup(call.tenant.settings.externalId, call.name);
+    const found = this.lookup(call.tenant.settings.externalId, call.name);
+    const { head, secrets } = found instanceof Promise ? await found : found;
     if (!head) return { ok: false, error: NOT_FOUND, head: null };
     return this.run(call, head, secrets);
   }
@@ -139,17 +145,19 @@ export class FunctionsService {
    * the tenant's secret (none for a tenant verified by JWKS only), so a function can call the API as anon or as
    * service_role. A function's own secrets of the same names win.
    */
-  private async tenantKeys(tenant: TenantRuntime): Promise<Record<string, string>> {
+  private tenantKeys(tenant: TenantRuntime): Record<string, string> | Promise<Record<string, string>> {
     const secret = tenant.settings.jwtSecret;
     if (secret === null) return {};
-    const id = tenant.settings.externalId;
     const now = Math.floor(Date.now() / 1000);
-    let entry = this.keys.get(id);
-    if (!entry || entry.until < now || entry.secret !== secret) {
-      const claims = { iss: 'performer', iat: now, exp: now + KEY_LIFETIME_S };
-      entry = { anon: await signHs256({ ...claims, role: 'anon' }, secret), service: await signHs256({ ...claims, role: 'service_role' }, secret), until: now + KEY_LIFETIME_S / 2, secret };
-      this.keys.set(id, entry);
-    }
+    const entry = this.keys.get(tenant.settings.externalId);
+    if (entry && entry.until >= now && entry.secret === secret) return { SUPABASE_ANON_KEY: entry.anon, SUPABASE_SERVICE_ROLE_KEY: entry.service };
+    return this.signKeys(tenant.settings.externalId, secret, now);
+  }
+
+  private async signKeys(id: string, secret: string, now: number): Promise<Record<string, string>> {
+    const claims = { iss: 'performer', iat: now, exp: now + KEY_LIFETIME_S };
+    const entry = { anon: await signHs256({ ...claims, role: 'anon' }, secret), service: await signHs256({ ...claims, role: 'service_role' }, secret), until: now + KEY_LIFETIME_S / 2, secret };
+    this.keys.set(id, entry);
     return { SUPABASE_ANON_KEY: entry.anon, SUPABASE_SERVICE_ROLE_KEY: entry.service };
   }
 

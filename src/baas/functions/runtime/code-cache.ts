@@ -14,8 +14,22 @@ export type ReadyCode =
 
 export class CodeCache {
   private readonly entries = new Map<string, Promise<ReadyCode>>();
+  /** The entries already prepared, so a warm invocation takes its code without waiting on a promise. */
+  private readonly settled = new Map<string, ReadyCode>();
 
   constructor(private readonly capacity: number) {}
+
+  /** The prepared code of a version when it is ready (and still cached), else undefined. */
+  ready(versionId: string): ReadyCode | undefined {
+    const code = this.settled.get(versionId);
+    const entry = this.entries.get(versionId);
+    if (code && entry) {
+      // Most recently used now.
+      this.entries.delete(versionId);
+      this.entries.set(versionId, entry);
+    }
+    return code;
+  }
 
   get(versionId: string, kind: 'wasm' | 'js', memoryBytes: number, load: () => Promise<Buffer | null>): Promise<ReadyCode> {
     const cached = this.entries.get(versionId);
@@ -26,9 +40,18 @@ export class CodeCache {
     }
     const ready = load().then((code) => prepare(code, kind, memoryBytes));
     this.entries.set(versionId, ready);
-    // A failed load (the database) is not remembered: the next invocation tries again.
-    ready.catch(() => this.entries.delete(versionId));
-    while (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value as string);
+    ready.then(
+      (code) => {
+        if (this.entries.get(versionId) === ready) this.settled.set(versionId, code);
+      },
+      // A failed load (the database) is not remembered: the next invocation tries again.
+      () => this.entries.delete(versionId),
+    );
+    while (this.entries.size > this.capacity) {
+      const oldest = this.entries.keys().next().value as string;
+      this.entries.delete(oldest);
+      this.settled.delete(oldest);
+    }
     return ready;
   }
 }

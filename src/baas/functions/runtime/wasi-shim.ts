@@ -21,8 +21,12 @@ export class ProcExit extends Error {
 export class OutputTooLarge extends Error {}
 
 export interface WasiIo {
-  args: string[];
-  env: Record<string, string>;
+  /** Packed: each argument followed by a NUL. */
+  args: string;
+  argCount: number;
+  /** Packed: each "NAME=value" followed by a NUL. */
+  env: string;
+  envCount: number;
   stdin: Uint8Array;
   stdoutLimit: number;
 }
@@ -31,28 +35,21 @@ export interface WasiSession {
   imports: Record<string, (...args: never[]) => number | void>;
   /** Called once the instance exists: the shim reads and writes through its exported memory. */
   bind(memory: WebAssembly.Memory): void;
+  /** What the guest wrote, valid until the next session starts (the buffer is reused). */
   stdout(): Uint8Array;
   stderr(): string;
 }
 
-/** NUL-terminated strings packed in one buffer, with where each starts: what args_get and environ_get copy out. */
+/** NUL-terminated strings packed in one string: encoded only when the guest asks for them. */
 interface Packed {
-  bytes: Buffer;
-  offsets: number[];
+  text: string;
+  count: number;
+  bytes: Buffer | null;
 }
 
-function pack(strings: string[]): Packed {
-  const bytes = Buffer.from(strings.length === 0 ? '' : `${strings.join('\0')}\0`, 'utf8');
-  const offsets: number[] = [];
-  let at = 0;
-  for (let i = 0; i < strings.length; i++) {
-    offsets.push(at);
-    at = bytes.indexOf(0, at) + 1;
-  }
-  return { bytes, offsets };
-}
+const encoded = (list: Packed): Buffer => (list.bytes ??= Buffer.from(list.text, 'utf8'));
 
-/** The invocation the shared import functions act on: a worker runs one at a time. */
+/** The invocation the shared import functions act on: a worker runs one at a time, so one state object serves all. */
 interface State {
   memory: WebAssembly.Memory | null;
   buffer: ArrayBuffer | null;
@@ -63,13 +60,28 @@ interface State {
   stdin: Uint8Array;
   stdinAt: number;
   stdoutLimit: number;
-  stdout: Uint8Array[];
+  /** Reused from one invocation to the next: only the first stdoutSize bytes are this invocation's. */
+  stdout: Uint8Array;
   stdoutSize: number;
   stderr: Uint8Array[];
   stderrSize: number;
 }
 
-let state: State | null = null;
+const state: State = {
+  memory: null,
+  buffer: null,
+  dataView: new DataView(new ArrayBuffer(0)),
+  byteView: new Uint8Array(0),
+  args: { text: '', count: 0, bytes: null },
+  env: { text: '', count: 0, bytes: null },
+  stdin: new Uint8Array(0),
+  stdinAt: 0,
+  stdoutLimit: 0,
+  stdout: new Uint8Array(64 * 1024),
+  stdoutSize: 0,
+  stderr: [],
+  stderrSize: 0,
+};
 
 // Views made again only when the buffer changed (memory.grow detaches the old one).
 function refresh(s: State): void {
@@ -81,44 +93,59 @@ function refresh(s: State): void {
   }
 }
 const view = () => {
-  refresh(state as State);
-  return (state as State).dataView;
+  refresh(state);
+  return state.dataView;
 };
 const bytes = () => {
-  refresh(state as State);
-  return (state as State).byteView;
+  refresh(state);
+  return state.byteView;
 };
 const sizes = (list: Packed, countPtr: number, sizePtr: number) => {
-  view().setUint32(countPtr, list.offsets.length, true);
-  view().setUint32(sizePtr, list.bytes.length, true);
+  view().setUint32(countPtr, list.count, true);
+  view().setUint32(sizePtr, encoded(list).length, true);
   return ERRNO.success;
 };
 const fill = (list: Packed, ptrsPtr: number, bufPtr: number) => {
-  bytes().set(list.bytes, bufPtr);
+  const packed = encoded(list);
+  bytes().set(packed, bufPtr);
   const v = view();
-  list.offsets.forEach((offset, i) => v.setUint32(ptrsPtr + i * 4, bufPtr + offset, true));
+  for (let i = 0, at = 0; i < list.count; i++) {
+    v.setUint32(ptrsPtr + i * 4, bufPtr + at, true);
+    at = packed.indexOf(0, at) + 1;
+  }
   return ERRNO.success;
+};
+/** Appends to stdout, growing its buffer (at most to the limit) when this invocation writes more than it holds. */
+const appendStdout = (from: Uint8Array, ptr: number, len: number) => {
+  const s = state;
+  const end = s.stdoutSize + len;
+  if (end > s.stdoutLimit) throw new OutputTooLarge('response body over the limit');
+  if (end > s.stdout.length) {
+    const grown = new Uint8Array(Math.min(Math.max(end, s.stdout.length * 2), s.stdoutLimit));
+    grown.set(s.stdout.subarray(0, s.stdoutSize));
+    s.stdout = grown;
+  }
+  s.stdout.set(from.subarray(ptr, ptr + len), s.stdoutSize);
+  s.stdoutSize = end;
 };
 const stdio = (fd: number) => fd >= 0 && fd <= 2;
 
 /** The preview 1 calls, made once: they act on `state`, the current invocation. */
 const calls: Record<string, (...args: never[]) => number | void> = {
-  args_sizes_get: (c: number, z: number) => sizes((state as State).args, c, z),
-  args_get: (p: number, b: number) => fill((state as State).args, p, b),
-  environ_sizes_get: (c: number, z: number) => sizes((state as State).env, c, z),
-  environ_get: (p: number, b: number) => fill((state as State).env, p, b),
+  args_sizes_get: (c: number, z: number) => sizes(state.args, c, z),
+  args_get: (p: number, b: number) => fill(state.args, p, b),
+  environ_sizes_get: (c: number, z: number) => sizes(state.env, c, z),
+  environ_get: (p: number, b: number) => fill(state.env, p, b),
   fd_write: (fd: number, iovs: number, count: number, writtenPtr: number) => {
     if (fd !== 1 && fd !== 2) return ERRNO.badf;
-    const s = state as State;
+    const s = state;
     let written = 0;
     for (let i = 0; i < count; i++) {
       const ptr = view().getUint32(iovs + i * 8, true);
       const len = view().getUint32(iovs + i * 8 + 4, true);
       written += len;
       if (fd === 1) {
-        s.stdoutSize += len;
-        if (s.stdoutSize > s.stdoutLimit) throw new OutputTooLarge('response body over the limit');
-        s.stdout.push(bytes().slice(ptr, ptr + len));
+        appendStdout(bytes(), ptr, len);
       } else if (s.stderrSize < STDERR_KEEP_BYTES) {
         s.stderrSize += len;
         s.stderr.push(bytes().slice(ptr, ptr + len));
@@ -129,7 +156,7 @@ const calls: Record<string, (...args: never[]) => number | void> = {
   },
   fd_read: (fd: number, iovs: number, count: number, readPtr: number) => {
     if (fd !== 0) return ERRNO.badf;
-    const s = state as State;
+    const s = state;
     let read = 0;
     for (let i = 0; i < count && s.stdinAt < s.stdin.length; i++) {
       const ptr = view().getUint32(iovs + i * 8, true);
@@ -186,40 +213,37 @@ const calls: Record<string, (...args: never[]) => number | void> = {
   },
 };
 const nosys = () => ERRNO.nosys;
-/** Import objects by the list of names a module imports, made once per list. */
-const importObjects = new Map<string, WasiSession['imports']>();
+/** Import objects by the list of names a module imports (the worker keeps one list per module), made once each. */
+const importObjects = new WeakMap<readonly string[], WasiSession['imports']>();
+const STDOUT_KEPT_BYTES = 1024 * 1024;
 
 /** Starts an invocation: the shared calls act on it until the next one starts. */
 export function wasiSession(io: WasiIo, importNames: readonly string[]): WasiSession {
-  const key = importNames.join(',');
-  let imports = importObjects.get(key);
+  let imports = importObjects.get(importNames);
   if (!imports) {
     imports = {};
     for (const name of importNames) imports[name] = calls[name] ?? nosys;
-    importObjects.set(key, imports);
+    importObjects.set(importNames, imports);
   }
-  const s: State = {
-    memory: null,
-    buffer: null,
-    dataView: new DataView(new ArrayBuffer(0)),
-    byteView: new Uint8Array(0),
-    args: pack(io.args),
-    env: pack(Object.entries(io.env).map(([k, v]) => `${k}=${v}`)),
-    stdin: io.stdin,
-    stdinAt: 0,
-    stdoutLimit: io.stdoutLimit,
-    stdout: [],
-    stdoutSize: 0,
-    stderr: [],
-    stderrSize: 0,
-  };
-  state = s;
+  const s = state;
+  // The views stay when the next invocation gets the same (pooled) memory: refresh compares buffers.
+  s.memory = null;
+  s.args = { text: io.args, count: io.argCount, bytes: null };
+  s.env = { text: io.env, count: io.envCount, bytes: null };
+  s.stdin = io.stdin;
+  s.stdinAt = 0;
+  s.stdoutLimit = io.stdoutLimit;
+  s.stdoutSize = 0;
+  // A large answer's buffer is not kept for all the invocations after it.
+  if (s.stdout.length > STDOUT_KEPT_BYTES) s.stdout = new Uint8Array(64 * 1024);
+  if (s.stderrSize > 0) s.stderr = [];
+  s.stderrSize = 0;
   return {
     imports,
     bind(m) {
       s.memory = m;
     },
-    stdout: () => (s.stdout.length === 1 ? s.stdout[0] : Buffer.concat(s.stdout)),
-    stderr: () => Buffer.concat(s.stderr).toString('utf8'),
+    stdout: () => s.stdout.subarray(0, s.stdoutSize),
+    stderr: () => (s.stderr.length === 0 ? '' : Buffer.concat(s.stderr).toString('utf8')),
   };
 }
