@@ -44,12 +44,7 @@ export class StorageEventGate {
     if (state.members.size === 0 && !state.running) this.keys.delete(key);
   }
 
-  /** Whether the gate serves this key (it has members here). */
-  has(key: string): boolean {
-    return this.keys.has(key);
-  }
-
-  /** Returns the number of events handed over (0 when nobody here listens). */
+  /** False when nobody here listens to the message's key (it is then not the gate's to deliver). */
   enqueue(msg: PubSubMessage): boolean {
     const state = this.keys.get(msg.key);
     if (!state || state.members.size === 0) return false;
