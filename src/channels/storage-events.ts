@@ -14,6 +14,9 @@ export interface StorageEventMember {
 /** Events checked in one transaction at most: bounds the transaction while a burst waits. */
 const MAX_BATCH = 100;
 
+/** Events waiting per topic while the database is slow; past it new ones are dropped (and logged) rather than kept. */
+const MAX_PENDING = 10_000;
+
 interface KeyState {
   members: Set<StorageEventMember>;
   pending: PubSubMessage[];
@@ -48,6 +51,10 @@ export class StorageEventGate {
   enqueue(msg: PubSubMessage): boolean {
     const state = this.keys.get(msg.key);
     if (!state || state.members.size === 0) return false;
+    if (state.pending.length >= MAX_PENDING) {
+      this.peek(msg.tenantId)?.log.warn({ topic: msg.subTopic, pending: state.pending.length }, 'storage event dropped: too many waiting for authorization');
+      return true;
+    }
     state.pending.push(msg);
     if (!state.running) void this.drain(msg.key, state);
     return true;
