@@ -77,7 +77,9 @@ export class Channel implements ChannelHandle, ChannelPort {
     // Interest: where this node has channels of a key, a cluster brings that key's messages (and limits apply).
     if (conn.tenant.addChannel(this.key, this)) conn.ctx.pubsub.subscribe(this.key);
     conn.tenant.users.add(conn);
-    if (this.policies.broadcastRead) {
+    if (this.policies.storageEvents) {
+      conn.ctx.dispatcher.storageEvents.join(this.key, this);
+    } else if (this.policies.broadcastRead) {
       const seenIds = replayed === null ? null : new Set(replayed.map((m) => m.id));
       conn.ctx.fanout.join(conn, this.key, seenIds);
     }
@@ -186,6 +188,7 @@ export class Channel implements ChannelHandle, ChannelPort {
     // Presence entries go at once, whatever the reason: the others get their leave diff now.
     this.presenceState?.close(reason);
     conn.ctx.fanout.leave(conn, this.key);
+    if (this.policies.storageEvents) conn.ctx.dispatcher.storageEvents.leave(this.key, this);
     if (reason === 'socket_closed') return;
     conn.send(conn.encode(this.joinRef, this.joinRef, this.topic, 'phx_close', '{}'));
   }

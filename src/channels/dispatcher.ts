@@ -7,6 +7,7 @@ import { shutdownTopic, trafficLimitHit } from '../tenants/limits.js';
 import type { TenantRuntime } from '../tenants/tenant.js';
 import { writeChanges, type BatchSocket, type Fanout, type FanoutSocket } from './fanout.js';
 import { encodeFor, type ChangeFrames } from './frames.js';
+import { StorageEventGate } from './storage-events.js';
 
 /** Where the dispatcher finds the tenants running on this node (the registry); it never starts one. */
 export interface RunningTenants {
@@ -21,11 +22,16 @@ export interface RunningTenants {
  * subscriber) come the same way.
  */
 export class Dispatcher implements PubSubHandler {
+  /** Subscribers of private `storage:<bucket>` topics, who get each event only if they may read its object. */
+  readonly storageEvents: StorageEventGate;
+
   constructor(
     private readonly tenants: RunningTenants,
     private readonly metrics: Metrics,
     private readonly fanout: Fanout,
-  ) {}
+  ) {
+    this.storageEvents = new StorageEventGate((id) => tenants.peek(id));
+  }
 
   /** A message for the subscribers of `msg.key` on this node; `exclude` is the sender when it must not get it. */
   deliver(msg: PubSubMessage, exclude: ConnectionId | null): void {
@@ -51,6 +57,8 @@ export class Dispatcher implements PubSubHandler {
       const hit = trafficLimitHit(tenant);
       if (hit) return shutdownTopic(tenant, msg.key, hit.message, hit.code);
     }
+    // Checked per event and subscriber, then written in order by the gate (which counts what it sends).
+    if (this.storageEvents.enqueue(msg)) return;
     const stats = fanout.deliver(msg.key, `realtime:${msg.subTopic}`, env, exclude);
     if (stats.deliveries === 0) return;
     tenant?.events.add(stats.deliveries);

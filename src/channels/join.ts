@@ -1,6 +1,7 @@
 import { jwtFailureCode, jwtFailureMessage, type Claims } from '../auth/jwt.js';
 import { replayMessages, replayRefusal, type ReplayedMessage } from '../replication/replay.js';
 import { checkRead, joinRefusal } from '../tenants/authorization.js';
+import { checkStorageJoin, isStorageTopic } from '../tenants/storage-authorization.js';
 import { Channel } from './channel.js';
 import { JoinError, MAX_SUB_TOPIC_BYTES, reasonCode } from './errors.js';
 import { ChannelPolicies } from './policies.js';
@@ -137,7 +138,13 @@ async function checkJoin(conn: SocketPort, subTopic: string, config: JoinConfig)
   }
   let policies = ChannelPolicies.public();
   const request = { topic: subTopic, claims: verified.claims, headers: conn.headers };
-  if (config.private) {
+  if (config.private && isStorageTopic(subTopic)) {
+    // Storage events: the role must be able to read storage.objects; each event is then checked per subscriber.
+    const read = await checkStorageJoin(pool, request, { latencyMs: tenant.metrics.readAuthorization });
+    if (!read.ok) return { ok: false, reason: joinRefusal(read.failure, subTopic) };
+    if (!read.value) return { ok: false, reason: JoinError.unauthorized(subTopic) };
+    policies = ChannelPolicies.storage(tenant, request);
+  } else if (config.private) {
     // Presence read is asked at join only when presence is on; otherwise at the first track.
     const presenceOn = config.presenceEnabled || tenant.settings.presenceEnabled;
     const read = await checkRead(pool, { ...request, extensions: presenceOn ? ['broadcast', 'presence'] : ['broadcast'] }, { log: tenant.log, latencyMs: tenant.metrics.readAuthorization });

@@ -1,4 +1,5 @@
 import { checkRead, checkWrite, type Extension, type RlsRequest } from '../tenants/authorization.js';
+import { checkStorageJoin } from '../tenants/storage-authorization.js';
 import type { TenantRuntime } from '../tenants/tenant.js';
 
 /**
@@ -18,6 +19,11 @@ export class ChannelPolicies {
     public broadcastRead: boolean,
     /** null: not evaluated yet (presence was off at join). */
     public presenceRead: boolean | null,
+    /**
+     * A private `storage:<bucket>` topic: admitted by the role's SELECT privilege on storage.objects, its events
+     * checked one by one against the object's RLS (channels/storage-events.ts); no presence.
+     */
+    readonly storageEvents = false,
   ) {}
 
   /** Public channels may do everything and never change their answers: one shared instance. */
@@ -29,6 +35,10 @@ export class ChannelPolicies {
 
   static private(tenant: TenantRuntime, request: RlsRequest, broadcastRead: boolean, presenceRead: boolean | null): ChannelPolicies {
     return new ChannelPolicies(tenant, request, broadcastRead, presenceRead);
+  }
+
+  static storage(tenant: TenantRuntime, request: RlsRequest): ChannelPolicies {
+    return new ChannelPolicies(tenant, request, true, false, true);
   }
 
   get isPrivate(): boolean {
@@ -75,6 +85,12 @@ export class ChannelPolicies {
     if (!this.request) return { lostBroadcastRead: false, lostPresenceRead: false };
     this.request = request;
     this.writes = null;
+    if (this.storageEvents) {
+      const pool = await this.tenant!.database().catch(() => null);
+      const r = pool ? await checkStorageJoin(pool, request) : null;
+      if (!r?.ok) return { failed: true };
+      return { lostBroadcastRead: !r.value, lostPresenceRead: false };
+    }
     const extensions: Extension[] = this.presenceRead === null ? ['broadcast'] : ['broadcast', 'presence'];
     const r = await this.read(extensions);
     if (!r) return { failed: true };

@@ -7,8 +7,9 @@
 // Storage events (Performer's, not upstream's): every object created, updated (new bytes), moved or removed is
 // broadcast to the private topic `storage:<bucket>` through realtime.send(), from a trigger, so the event is sent
 // if and only if the change commits. The trigger runs as its owner (SECURITY DEFINER) because the API roles may not
-// write realtime.messages; who may *receive* is decided at join, as for every private channel, by the SELECT
-// policies on realtime.messages. Changes that only touch bookkeeping columns are not events.
+// write realtime.messages; who may *receive* is decided per event and subscriber by the SELECT policies on
+// storage.objects (src/tenants/storage-authorization.ts), not by policies on realtime.messages. Changes that only
+// touch bookkeeping columns are not events.
 export const sql = /* sql */ `
 CREATE OR REPLACE FUNCTION storage.foldername(name text) RETURNS text[]
   LANGUAGE sql IMMUTABLE
