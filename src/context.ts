@@ -55,6 +55,7 @@ export function createContext(config: Config, log: Logger, store: TenantStore, a
     rates: { tickMs: config.rateCounterTickMs, windowMs: config.rateCounterWindowMs },
     claimValidators: config.jwtClaimValidators,
     metrics: (tenantId) => metrics.forTenant(tenantId),
+    nodeName: config.nodeName,
     supervisor: {
       backoffMinMs: config.tenantBackoffMinMs,
       backoffMaxMs: config.tenantBackoffMaxMs,

@@ -4,7 +4,7 @@ import type { TenantLimits } from '../config/index.js';
 import { withoutPoolClient } from '../db/lend.js';
 import type { Logger } from '../observability/logger.js';
 import type { TenantMetrics } from '../observability/metrics.js';
-import { TenantPresence } from '../presence/tenant-presence.js';
+import { newReplicaId, TenantPresence } from '../presence/tenant-presence.js';
 import type { ChangesEngine } from '../replication/changes-engine.js';
 import type { DatabaseBroadcast } from '../replication/db-broadcast.js';
 import type { MessagesRelay } from '../replication/messages-relay.js';
@@ -101,6 +101,8 @@ export class TenantRuntime {
     /** The tenant's labelled metric series, looked up once for the paths that run per message. */
     readonly metrics: TenantMetrics,
     private readonly rates: { tickMs: number; windowMs: number } = { tickMs: 1000, windowMs: 60_000 },
+    /** This node's name: presence replica ids start with it, so other nodes drop them when the node leaves. */
+    nodeName?: string,
   ) {
     this.log = parentLog.child({ tenant: settings.externalId });
     this.events = this.counter();
@@ -110,7 +112,7 @@ export class TenantRuntime {
     this.presenceEvents = this.counter();
     this.dbEvents = this.counter();
     this.verifier = new JwtVerifier({ secret: settings.jwtSecret, jwks: settings.jwtJwks, claimValidators: settings.claimValidators });
-    this.presence = new TenantPresence(settings.externalId);
+    this.presence = new TenantPresence(settings.externalId, newReplicaId(nodeName));
     this.replicationCheck = new ReplicationCheck(() => this.database(), this.log, REPLICATION_RECHECK_MS);
   }
 
