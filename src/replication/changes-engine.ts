@@ -14,7 +14,7 @@ import type { DatabaseBroadcast } from './db-broadcast.js';
 import { TrackedSlot, type SlotUsage } from './changes-slot.js';
 import { ReplicationStream } from './stream.js';
 import { settledWithin, untilUp } from './stream-wire.js';
-import type { ReplicationEvent } from './stream-types.js';
+import type { ReplicationEvent, StreamFence } from './stream-types.js';
 
 /** Rows of waiting transactions past which the stream waits for the dispatch under way. */
 const MAX_BATCH_ROWS = 10_000;
@@ -52,6 +52,8 @@ export interface ChangesEngineOptions {
   onStopped?: () => void;
   /** The tenant's database-broadcast pipeline: while this stream runs it reads realtime.messages for it too. */
   messages?: () => DatabaseBroadcast | null;
+  /** In a cluster: this node's ownership of the tenant; nothing is handed out or confirmed once it may have lapsed. */
+  fence?: StreamFence;
 }
 
 /** What a subscriber hears besides changes: the `system` messages of the postgres_changes extension. */
@@ -232,6 +234,7 @@ export class ChangesEngine {
       backoff: this.opts.backoff,
       prepare: carried ? async () => carried.preparePublication(await this.opts.pool()) : undefined,
       onStreamStart: (startLsn) => carried?.started(stream, startLsn),
+      fence: this.opts.fence,
     });
     this.stream = stream;
     this.carried = carried;
@@ -311,6 +314,8 @@ export class ChangesEngine {
         // Held while over the changes rate; stopped while held: the waiting transactions were not confirmed, so they
         // come again after a restart.
         if (!this.waiting.empty && !(await this.rate.pass(this.waiting.rows, () => this.stopped))) break;
+        // Not the owner any more (or not sure of it): the next owner resumes from the confirmed position.
+        if (!this.owns()) break;
         await this.admitJoiners();
         if (this.waiting.empty) break;
         const txns = this.waiting.take();
@@ -364,7 +369,18 @@ export class ChangesEngine {
     this.scheduleFlush();
   }
 
+  /** Whether this node may hand out and confirm (always, outside a cluster). */
+  private owns(): boolean {
+    return this.opts.fence?.valid() ?? true;
+  }
+
   private flushFrames(): void {
+    // Frames of commits a newer owner will hand out again from the confirmed position must not leave here too.
+    if (!this.owns()) {
+      this.unflushed.clear();
+      this.unflushedItems = 0;
+      return;
+    }
     for (const sub of this.unflushed) sub.flush();
     this.unflushed.clear();
     this.unflushedItems = 0;

@@ -9,6 +9,7 @@ import { sql as apiRoleGrants } from './008-api-role-grants.js';
 import { sql as changesSubscribersTenant } from './009-changes-subscribers-tenant.js';
 import { sql as changesVisibleKeys } from './010-changes-visible-keys.js';
 import { sql as restSchemaReload } from './011-rest-schema-reload.js';
+import { sql as streamFences } from './020-stream-fences.js';
 
 export interface TenantMigration {
   /** Recorded in realtime.schema_migrations; small integers never collide with upstream's timestamp versions. */
@@ -30,4 +31,5 @@ export const tenantMigrations: readonly TenantMigration[] = [
   { version: 9, name: 'changes_subscribers_tenant', sql: changesSubscribersTenant },
   { version: 10, name: 'changes_visible_keys', sql: changesVisibleKeys },
   { version: 11, name: 'rest_schema_reload', sql: restSchemaReload },
+  { version: 20, name: 'stream_fences', sql: streamFences },
 ];
