@@ -3,6 +3,7 @@ import type { TemplatedApp } from 'uWebSockets.js';
 import { Dispatcher } from './channels/dispatcher.js';
 import { Fanout } from './channels/fanout.js';
 import { createPubSub } from './cluster/drivers.js';
+import { createClusterNode, type ClusterNode } from './cluster/node.js';
 import type { PubSub } from './cluster/pubsub.js';
 import type { Config } from './config/index.js';
 import type { Logger } from './observability/logger.js';
@@ -22,6 +23,8 @@ export interface AppContext {
   readonly metrics: Metrics;
   readonly registry: TenantRegistry;
   readonly pubsub: PubSub;
+  /** This node's place in the cluster: Redis (or none), membership, identity. */
+  readonly cluster: ClusterNode;
   /** uWS pub/sub of this node's sockets: what channels subscribe to. */
   readonly fanout: Fanout;
   /** Where every message for this node's subscribers goes (pub/sub hands them to it). */
@@ -65,10 +68,14 @@ export function createContext(config: Config, log: Logger, store: TenantStore, a
     children: (runtime) => tenantChildren(runtime, config, pubsub, opts.moduleChildren(runtime, ctx)),
   });
   const dispatcher = new Dispatcher(registry, metrics, fanout);
-  const pubsub = createPubSub(config, dispatcher);
+  const cluster = createClusterNode(config, log, metrics.cluster, {
+    report: { connections: () => registry.running().reduce((n, tenant) => n + tenant.sockets.size, 0) },
+    tenants: () => registry.running(),
+  });
+  const pubsub = createPubSub(config, dispatcher, { redis: cluster.redis, origin: cluster.instance, metrics: metrics.cluster, log });
   metrics.tenantsRunning = () => registry.running().length;
   metrics.replicationFigures = () => registry.running().map(replicationFigures);
-  const ctx: AppContext = { config, log, metrics, registry, pubsub, fanout, dispatcher, managementSecrets: opts.managementSecrets, shuttingDown: false };
+  const ctx: AppContext = { config, log, metrics, registry, pubsub, cluster, fanout, dispatcher, managementSecrets: opts.managementSecrets, shuttingDown: false };
   return ctx;
 }
 

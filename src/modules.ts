@@ -1,4 +1,5 @@
 import { restModule } from './baas/rest/module.js';
+import { clusterApiModule } from './http/cluster-api.js';
 import { healthModule } from './http/health.js';
 import { metricsModule } from './http/metrics.js';
 import type { Module } from './http/module.js';
@@ -16,6 +17,7 @@ export const MODULES: readonly Module[] = [
   websocketModule,
   restBroadcastModule,
   tenantsApiModule,
+  clusterApiModule,
   restModule,
   healthModule,
   rootModule,

@@ -45,6 +45,8 @@ export async function startServer(config: Config, opts: ServerOptions): Promise<
   });
   const { registry } = ctx;
   await registry.load();
+  // Joins the cluster (when clustered) before serving; a Redis that is away is waited for in the background.
+  await ctx.cluster.start();
   mountApp(app, ctx, modules);
   const sweeps = startSocketSweeps(registry, config.noChannelTimeoutMs);
 
@@ -57,6 +59,8 @@ export async function startServer(config: Config, opts: ServerOptions): Promise<
   const listenSocket = await listenExclusive(app, config.host, config.port).catch(async (err: unknown) => {
     sweeps.stop();
     await registry.stop();
+    await ctx.pubsub.close();
+    await ctx.cluster.stop();
     throw err;
   });
   const port = uws.us_socket_local_port(listenSocket as never);
@@ -79,6 +83,7 @@ export async function startServer(config: Config, opts: ServerOptions): Promise<
       // Tenants stop publishing first (their streams hand out what they read), then pub/sub closes.
       await registry.stop();
       await ctx.pubsub.close();
+      await ctx.cluster.stop();
     })();
     return stopping;
   };

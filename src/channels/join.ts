@@ -111,7 +111,7 @@ async function checkJoin(conn: SocketPort, subTopic: string, config: JoinConfig)
   if (ctx.shuttingDown) return { ok: false, reason: JoinError.restarting };
   if (ctx.registry.get(tenant.id) !== tenant) return { ok: false, reason: JoinError.tenantNotFound, disconnect: true };
   if (tenant.settings.privateOnly && !config.private) return { ok: false, reason: JoinError.privateOnly };
-  if (!tenant.users.has(conn) && tenant.users.size >= limits.maxConcurrentUsers) {
+  if (!tenant.users.has(conn) && tenant.clusterUsers() >= limits.maxConcurrentUsers) {
     return { ok: false, reason: JoinError.tooManyUsers };
   }
   if (tenant.joins.rate > limits.maxJoinsPerSecond) return { ok: false, reason: JoinError.tooManyJoins, disconnect: true };

@@ -6,14 +6,13 @@ import type { SocketHandle, TenantRuntime } from '../tenants/tenant.js';
 import { JoinError, reasonCode } from './errors.js';
 import { handleJoin, refuseJoin } from './join.js';
 import type { ChannelPort, ChannelServices, SocketPort } from './ports.js';
+import { connectionIds } from '../shared/connection-ids.js';
 import type { Vsn } from '../shared/serializer.js';
 import { decodeFrame, encodeV1Raw, encodeV2Raw, FrameDecodeError, PayloadTooDeep, type Inbound } from './protocol/index.js';
 
 export interface SocketData {
   conn: Connection;
 }
-
-let nextConnectionId = 1;
 
 /** uWS send status: written (or corked) without building up backpressure. */
 const SENT = 1;
@@ -61,7 +60,8 @@ function ownCopy(text: string): string {
  * `onFrame`; everything the connection sends goes through `send`, which knows when the socket is gone.
  */
 export class Connection implements SocketHandle, SocketPort {
-  readonly id = nextConnectionId++;
+  /** Unique in the cluster: other nodes exclude the sender of a `self: false` broadcast by it. */
+  readonly id = connectionIds.next();
   /** Since when this socket has had no channel: what the no-channel sweeper looks at. */
   get idleSince(): number | null {
     return this.channels.size === 0 && this.pendingJoins === null ? this.lastChannelAt : null;

@@ -3,8 +3,8 @@ import type { ConnectionId, PubSubMessage, Publisher } from '../shared/messages.
 /** Where a driver hands the messages for this node's subscribers: the channels dispatcher. */
 export interface PubSubHandler {
   /**
-   * Called synchronously for messages published on this node, in publish order; `exclude` is only ever set for
-   * those (a sender is a connection of the node it published from).
+   * Called synchronously for messages published on this node, in publish order, and later for those of other nodes
+   * (in their publish order). `exclude` names the sender by its cluster-unique connection id wherever it arrives.
    */
   deliver(msg: PubSubMessage, exclude: ConnectionId | null): void;
 }

@@ -25,7 +25,20 @@ export interface Config {
   apiJwtSecret: string | null;
   apiJwtSecretNext: string | null;
   metricsJwtSecret: string | null;
+  /** REDIS_URL: a single Redis (or a primary) shared by the nodes of a cluster; null with no cluster nodes = run alone. */
   redisUrl: string | null;
+  /** REDIS_CLUSTER_NODES: Redis Cluster seed nodes (`host:port`); sharded pub/sub keyed by tenant. */
+  redisClusterNodes: { host: string; port: number }[];
+  /** REDIS_KEY_PREFIX: every Redis key and channel starts with it, so clusters or test runs can share one Redis. */
+  redisKeyPrefix: string;
+  /** NODE_REGION: reported in /api/cluster (upstream REGION). */
+  nodeRegion: string;
+  /** How often a node refreshes its membership entry and reads the live set. */
+  clusterHeartbeatMs: number;
+  /** A member whose entry is this old is gone (its ownerships and presence are released). */
+  clusterMemberTtlMs: number;
+  /** How often a node publishes its per-tenant counts and reads the others' (cluster-wide limits). */
+  clusterLimitsSyncMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   connectErrorBackoffMs: number;
   channelErrorBackoffMs: number;
@@ -137,6 +150,12 @@ export function loadConfig(env: Env = process.env): Config {
     apiJwtSecretNext: r.optionalString('API_JWT_SECRET_NEXT'),
     metricsJwtSecret: r.optionalString('METRICS_JWT_SECRET'),
     redisUrl: r.optionalUrl('REDIS_URL', ['redis:', 'rediss:']),
+    redisClusterNodes: r.hostPorts('REDIS_CLUSTER_NODES'),
+    redisKeyPrefix: r.keyPrefix('REDIS_KEY_PREFIX', 'performer:'),
+    nodeRegion: r.string('NODE_REGION', 'local'),
+    clusterHeartbeatMs: r.int('CLUSTER_HEARTBEAT_MS', 1000, 50, 60_000),
+    clusterMemberTtlMs: r.int('CLUSTER_MEMBER_TTL_MS', 5000, 200, 600_000),
+    clusterLimitsSyncMs: r.int('CLUSTER_LIMITS_SYNC_MS', 1000, 50, 60_000),
     logLevel: r.oneOf('LOG_LEVEL', LOG_LEVELS, 'info'),
     connectErrorBackoffMs: r.int('CONNECT_ERROR_BACKOFF_MS', 2000, 0, 60_000),
     channelErrorBackoffMs: r.int('CHANNEL_ERROR_BACKOFF_MS', 5000, 0, 60_000),
@@ -179,12 +198,15 @@ export function loadConfig(env: Env = process.env): Config {
     runJanitor: r.bool('RUN_JANITOR', true),
     janitorIntervalMs: r.int('JANITOR_INTERVAL_MS', 3_600_000, 1000, 86_400_000),
     replicationReadyTimeoutMs: r.int('REPLICATION_READY_TIMEOUT_MS', 60_000, 100, 3_600_000),
-    nodeName: r.string('NODE_NAME', `${hostname()}-${process.pid}`),
+    nodeName: r.nodeName('NODE_NAME', `${hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 100)}-${process.pid}`),
     metricsTokenBlocklist: r.list('METRICS_TOKEN_BLOCKLIST'),
     clientPresenceMaxCalls: r.int('CLIENT_PRESENCE_MAX_CALLS', 5, 1),
     clientPresenceWindowMs: r.int('CLIENT_PRESENCE_WINDOW_MS', 30_000, 1, 86_400_000),
   };
   checkManagementSecretsApart(config);
+  if (config.clusterMemberTtlMs < 2 * config.clusterHeartbeatMs) {
+    throw new ConfigError('CLUSTER_MEMBER_TTL_MS', 'must be at least twice CLUSTER_HEARTBEAT_MS, or a live node would flicker out of the cluster');
+  }
   return config;
 }
 
@@ -295,6 +317,30 @@ class Reader {
   list(name: string): string[] {
     const v = this.raw(name);
     return v === undefined ? [] : v.split(',').map((x) => x.trim()).filter(Boolean);
+  }
+
+  /** `host:port` pairs, comma-separated (REDIS_CLUSTER_NODES). */
+  hostPorts(name: string): { host: string; port: number }[] {
+    return this.list(name).map((entry) => {
+      const m = /^(\[[0-9a-fA-F:]+\]|[^:\s]+):(\d{1,5})$/.exec(entry);
+      const port = m ? Number(m[2]) : 0;
+      if (!m || port < 1 || port > 65535) throw new ConfigError(name, `expected host:port, got "${entry}"`);
+      return { host: (m[1] as string).replace(/^\[|\]$/g, ''), port };
+    });
+  }
+
+  /** A Redis key prefix: braces would move the hash tag that keeps a tenant's keys on one Redis Cluster shard. */
+  keyPrefix(name: string, fallback: string): string {
+    const v = this.env[name] ?? fallback;
+    if (v.length > 100 || /[{}\s]/.test(v)) throw new ConfigError(name, 'must be at most 100 characters, without braces or spaces');
+    return v;
+  }
+
+  /** A node name: it appears in Redis keys and metrics labels, so letters, digits and `.-_:@` only. */
+  nodeName(name: string, fallback: string): string {
+    const v = this.string(name, fallback);
+    if (!/^[A-Za-z0-9._:@-]{1,128}$/.test(v)) throw new ConfigError(name, 'may only contain letters, digits and ".-_:@" (at most 128)');
+    return v;
   }
 
   secretKey(name: string): string | null {

@@ -1,9 +1,9 @@
-import { bearerToken, cleanToken, isHmacKeyOf, JwtVerifier } from '../auth/jwt.js';
 import type { AppContext } from '../context.js';
-import { applyTenantInput, type TenantRecord } from '../tenants/record.js';
+import { applyTenantInput } from '../tenants/record.js';
 import { replicationReport } from '../tenants/replication-report.js';
 import { renderTenant } from '../tenants/store.js';
 import { openRequest, readJsonBody } from './gate.js';
+import { managementAuthorizer, signsForTenant } from './management-gate.js';
 import type { Module } from './module.js';
 import { BodyTooLarge, type Reply } from './respond.js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js';
@@ -22,28 +22,9 @@ export const tenantsApiModule: Module = { name: 'tenants-api', mount: mountTenan
 
 function mountTenantsApi(app: TemplatedApp, ctx: AppContext): void {
   const secrets = ctx.managementSecrets;
-  const verifiers = secrets.map((secret) => ({ secret, verifier: new JwtVerifier({ secret, jwks: null }) }));
-  const blocklist = new Set(ctx.config.apiTokenBlocklist.map(cleanToken));
   const registry = ctx.registry;
   const defaults = ctx.config.tenantDefaults;
-  const signsForTenant = (secret: string, record: TenantRecord) => isHmacKeyOf(secret, { secret: record.jwtSecret, jwks: record.jwtJwks });
-
-  const authorized = async (header: string | undefined): Promise<boolean> => {
-    // Blocklisted and verified in the one cleaned form, so no spelling of a listed token gets past the list.
-    const token = bearerToken(header);
-    if (token === null || blocklist.has(token)) return false;
-    for (const { secret, verifier } of verifiers) {
-      if (!(await verifier.verifyCleaned(token, { requireRoleAndExp: false })).ok) continue;
-      // Tenants written by another node, or before this check existed, may share it: fail closed, say why.
-      const sharing = registry.list().find((record) => signsForTenant(secret, record));
-      if (!sharing) return true;
-      ctx.log.error(
-        { tenant: sharing.externalId, error_code: 'ManagementSecretIsTenantKey' },
-        'management token refused: its secret is also a signing key of this tenant; change API_JWT_SECRET or the tenant secret',
-      );
-    }
-    return false;
-  };
+  const authorized = managementAuthorizer(ctx);
 
   const route = (withBody: boolean, handler: Handler) => (res: HttpResponse, req: HttpRequest) => {
     const { reply, info, requestId } = openRequest(res, req);

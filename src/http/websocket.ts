@@ -101,7 +101,7 @@ function upgrade(ctx: AppContext, res: HttpResponse, req: HttpRequest, context: 
         return fail({ status: 401, error: handshakeJwtMessage(result.error), code });
       }
       const limits = tenant.settings.limits;
-      if (tenant.users.size >= limits.maxConcurrentUsers) {
+      if (tenant.clusterUsers() >= limits.maxConcurrentUsers) {
         return fail({ status: 429, error: 'Too many connected users', code: 'ConnectionRateLimitReached' });
       }
       if (tenant.joins.rate > limits.maxJoinsPerSecond) {

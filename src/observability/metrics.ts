@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { ClusterMetrics } from './cluster-metrics.js';
 
 /** A running tenant's replication, read at scrape time. */
 export interface ReplicationFigures {
@@ -185,6 +186,9 @@ export class Metrics {
       }
     },
   });
+
+  /** Membership, Redis and cross-node traffic (src/cluster/). */
+  readonly cluster = new ClusterMetrics(this.registry);
 
   private readonly tenantCache = new Map<string, TenantMetrics>();
 

@@ -50,8 +50,8 @@ export interface PubSubMessage {
 }
 
 /**
- * A connection on this node (Connection.id). Ids are per process: a message that came from another node carries no
- * sender to exclude here.
+ * A connection (Connection.id), unique in the cluster (shared/connection-ids.ts): a message from another node
+ * carries its sender's id, which matches no connection here.
  */
 export type ConnectionId = number;
 

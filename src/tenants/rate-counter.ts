@@ -9,6 +9,11 @@ export class RateCounter {
   private timer: NodeJS.Timeout | null = null;
   /** Rolling average per second over the window; updated each tick. */
   avg = 0;
+  /**
+   * The other cluster nodes' rate for the same counter, as of the last load sync (cluster/load-sync.ts): added to
+   * `rate`, so every limit check holds for the whole cluster. 0 when the node runs alone.
+   */
+  remote = 0;
 
   constructor(
     private readonly tickMs = 1000,
@@ -32,8 +37,13 @@ export class RateCounter {
     this.current += n;
   }
 
-  /** Rate including the events of the tick in progress, so a burst trips a limit before the next tick. */
+  /** This node's rate plus the other nodes' (`remote`). */
   get rate(): number {
+    return this.localRate + this.remote;
+  }
+
+  /** This node's rate, including the events of the tick in progress, so a burst trips a limit before the next tick. */
+  get localRate(): number {
     const n = this.buckets.length;
     const perSecond = (this.current * 1000) / this.tickMs;
     return n === 0 ? perSecond : Math.max(this.avg, (this.sum + this.current) / (n + 1) * (1000 / this.tickMs));

@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { JwtVerifier } from '../auth/jwt.js';
+import type { TenantLoad } from '../cluster/load-sync.js';
 import type { TenantLimits } from '../config/index.js';
 import { withoutPoolClient } from '../db/lend.js';
 import type { Logger } from '../observability/logger.js';
@@ -63,8 +64,10 @@ export type DatabaseState = 'idle' | 'connecting' | 'ready' | 'failed';
 export class TenantRuntime {
   readonly verifier: JwtVerifier;
   readonly sockets = new Set<SocketHandle>();
-  /** Sockets with at least one joined channel: what `max_concurrent_users` counts. */
+  /** Sockets with at least one joined channel on this node: what `max_concurrent_users` counts, with `remoteUsers`. */
   readonly users = new Set<SocketHandle>();
+  /** The other cluster nodes' users of this tenant as of the last load sync (cluster/load-sync.ts); 0 when alone. */
+  remoteUsers = 0;
   readonly channelsByKey = new Map<string, Set<ChannelHandle>>();
   readonly events: RateCounter;
   readonly joins: RateCounter;
@@ -183,6 +186,31 @@ export class TenantRuntime {
     if (!set?.delete(channel) || set.size > 0) return false;
     this.channelsByKey.delete(key);
     return true;
+  }
+
+  /** Users of the tenant in the whole cluster (approximate across nodes): what `max_concurrent_users` limits. */
+  clusterUsers(): number {
+    return this.users.size + this.remoteUsers;
+  }
+
+  /** This node's own figures for the cluster-wide limits (LoadedTenant). */
+  localLoad(): TenantLoad {
+    return {
+      users: this.users.size,
+      joins: this.joins.localRate,
+      events: this.events.localRate,
+      bytes: this.bytes.localRate,
+      presence: this.presenceEvents.localRate,
+    };
+  }
+
+  /** The other nodes' figures summed (LoadedTenant): added to every limit check from now on. */
+  setRemoteLoad(load: TenantLoad): void {
+    this.remoteUsers = load.users;
+    this.joins.remote = load.joins;
+    this.events.remote = load.events;
+    this.bytes.remote = load.bytes;
+    this.presenceEvents.remote = load.presence;
   }
 
   channelCount(): number {

@@ -141,14 +141,32 @@ export function describePubSubContract(name: string, driver: DriverUnderTest): v
     if (driver.maxNodes < 2) return;
 
     describe('across nodes', () => {
-      it('reaches the other nodes with interest in the key, without a sender to exclude, and no others', async () => {
+      it('reaches the other nodes with interest in the key, with the sender to exclude (ids are cluster-unique), and no others', async () => {
         const { nodes, recorders } = await startNodes(3);
         const m = message('room', json('broadcast', { n: 1 }));
         nodes[1]!.subscribe(m.key);
         await driver.settle(nodes);
         nodes[0]!.publish(m, 9);
         await driver.settle(nodes);
-        expect(recorders.map((r) => r.take().map((x) => [comparable(x.msg), x.exclude]))).toEqual([[[comparable(m), 9]], [[comparable(m), null]], []]);
+        expect(recorders.map((r) => r.take().map((x) => [comparable(x.msg), x.exclude]))).toEqual([[[comparable(m), 9]], [[comparable(m), 9]], []]);
+      });
+
+      it('carries every envelope kind across intact, binary payloads byte for byte', async () => {
+        const { nodes, recorders } = await startNodes(2);
+        const envs: Envelope[] = [
+          json('broadcast', { text: 'ünïcödé \u2028', nested: [1, { a: null }] }),
+          { type: 'user', userEvent: 'bin', encoding: 0, payload: new Uint8Array([0, 255, 0xc3, 0x28, 10]), metaJson: '{"id":"x"}' },
+          { type: 'user', userEvent: 'text', encoding: 1, payload: Buffer.from('{"a":1}'), metaJson: null },
+          { type: 'user', userEvent: 'empty', encoding: 0, payload: new Uint8Array(0), metaJson: null },
+          { type: 'changes', legacy: false, items: [{ type: 'INSERT', data: '{"record":{"id":1}}', idsJson: '[1,2]' }] },
+          { type: 'changes', legacy: true, items: [{ type: 'UPDATE', data: '{}', idsJson: null }] },
+        ];
+        const sent = envs.map((env, i) => message('room', env, 'tenant-ü', i % 2 === 0));
+        for (const m of sent) nodes[1]!.subscribe(m.key);
+        await driver.settle(nodes);
+        for (const m of sent) nodes[0]!.publish(m, null);
+        await driver.settle(nodes);
+        expect(recorders[1]!.take().map((r) => comparable(r.msg))).toEqual(sent.map(comparable));
       });
 
       it('keeps a local publish on its node', async () => {

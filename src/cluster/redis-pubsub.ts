@@ -1,0 +1,151 @@
+import type { ClusterMetrics } from '../observability/cluster-metrics.js';
+import type { Logger } from '../observability/logger.js';
+import type { ConnectionId, PubSubMessage } from '../shared/messages.js';
+import type { PubSub, PubSubHandler } from './pubsub.js';
+import type { RedisConnections } from './redis.js';
+import { decodeWire, encodeWire, isFromOrigin, WireDecodeError } from './wire.js';
+
+/** Channels per SUBSCRIBE command when interest is announced again after a reconnect. */
+const RESUBSCRIBE_CHUNK = 1000;
+
+/**
+ * Pub/sub across nodes through Redis. Local delivery is synchronous and first, as with the local driver; the message
+ * then crosses Redis once, on the channel of its topic key, which a node subscribes only while it has local
+ * subscribers of that key. Redis hands it once to each such node, whose dispatcher encodes it once per serializer:
+ * traffic between nodes grows with the nodes that have subscribers, never with sockets.
+ *
+ * With Redis Cluster the channels are sharded (SPUBLISH / SSUBSCRIBE) and carry the tenant as hash tag, so a tenant's
+ * traffic stays on one shard. When Redis is away, publishes reach local subscribers only (the cross-node copy is
+ * dropped and counted, never queued); on reconnect the whole interest is subscribed again.
+ *
+ * Order: one node's publishes reach every other node in publish order (one command connection, one subscriber
+ * connection each); with Redis Cluster, in order per tenant.
+ */
+export class RedisPubSub implements PubSub {
+  /** Topic keys with local subscribers, counted (subscribe/unsubscribe come in pairs per key). */
+  private readonly interest = new Map<string, number>();
+  private readonly pending = new Set<Promise<unknown>>();
+  private closed = false;
+
+  constructor(
+    private readonly handler: PubSubHandler,
+    private readonly redis: RedisConnections,
+    /** This node instance's id: its own messages come back when it subscribes their channel, and are skipped. */
+    private readonly origin: Buffer,
+    private readonly metrics: ClusterMetrics,
+    private readonly log: Logger,
+  ) {
+    const event = redis.sharded ? 'smessageBuffer' : 'messageBuffer';
+    redis.subscriber.on(event, (_channel: Buffer, message: Buffer) => this.received(message));
+    redis.onReady(() => this.resubscribeAll());
+  }
+
+  publish(msg: PubSubMessage, exclude: ConnectionId | null): void {
+    if (this.closed) return;
+    this.handler.deliver(msg, exclude);
+    const command = this.redis.command;
+    if (command.status !== 'ready') {
+      this.metrics.dropped.inc({ reason: 'redis_unavailable' });
+      return;
+    }
+    const channel = this.channel(msg.tenantId, msg.key);
+    const bytes = encodeWire(this.origin, msg, exclude);
+    this.metrics.relayedOut.inc();
+    const sent = this.redis.sharded ? command.spublish(channel, bytes) : command.publish(channel, bytes);
+    sent.then(
+      (receivers) => this.metrics.redisReceivers.inc(Number(receivers)),
+      () => this.metrics.dropped.inc({ reason: 'redis_unavailable' }),
+    );
+  }
+
+  publishLocal(msg: PubSubMessage, exclude: ConnectionId | null): void {
+    if (!this.closed) this.handler.deliver(msg, exclude);
+  }
+
+  subscribe(key: string): void {
+    const count = this.interest.get(key) ?? 0;
+    this.interest.set(key, count + 1);
+    if (count === 0) this.send('subscribe', [this.channelOfKey(key)]);
+  }
+
+  unsubscribe(key: string): void {
+    const count = this.interest.get(key);
+    if (count === undefined) return;
+    if (count > 1) {
+      this.interest.set(key, count - 1);
+      return;
+    }
+    this.interest.delete(key);
+    this.send('unsubscribe', [this.channelOfKey(key)]);
+  }
+
+  /** Topic keys this node has subscribers of (what it is subscribed to in Redis while connected). */
+  keys(): string[] {
+    return [...this.interest.keys()];
+  }
+
+  /**
+   * Resolves once every SUBSCRIBE / UNSUBSCRIBE sent so far is answered and everything this node published has
+   * reached Redis (which hands a PUBLISH to subscribers before it replies). Tests and benches wait on it.
+   */
+  async flushed(): Promise<void> {
+    await Promise.allSettled([...this.pending]);
+    await this.redis.command.ping().catch(() => undefined);
+  }
+
+  /** Resolves once what Redis pushed to this node before the call has been handed to the dispatcher. */
+  async drained(): Promise<void> {
+    await this.redis.subscriber.ping().catch(() => undefined);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.interest.clear();
+  }
+
+  /** `<prefix>{t:<tenant>}<key>`: the tenant as hash tag, so its traffic stays on one Redis Cluster shard. */
+  private channel(tenantId: string, key: string): string {
+    return this.redis.key(`t:${tenantId}`, key);
+  }
+
+  private channelOfKey(key: string): string {
+    const bar = key.indexOf('|');
+    return this.channel(bar === -1 ? key : key.slice(0, bar), key);
+  }
+
+  private send(op: 'subscribe' | 'unsubscribe', channels: string[]): void {
+    if (this.closed || this.redis.subscriber.status !== 'ready') return; // announced whole on the next ready
+    const sub = this.redis.subscriber;
+    const sharded = this.redis.sharded;
+    const call =
+      op === 'subscribe' ? (sharded ? sub.ssubscribe(...channels) : sub.subscribe(...channels)) : sharded ? sub.sunsubscribe(...channels) : sub.unsubscribe(...channels);
+    const tracked: Promise<unknown> = call.then(
+      () => undefined,
+      (err: unknown) => this.log.warn({ err, error_code: 'RedisSubscribeFailed', op }, 'Redis subscription change failed; retried on reconnect'),
+    );
+    this.pending.add(tracked);
+    void tracked.finally(() => this.pending.delete(tracked));
+  }
+
+  /** A (new) subscriber connection: it has no subscriptions, so the whole interest is announced again. */
+  private resubscribeAll(): void {
+    const channels = [...this.interest.keys()].map((key) => this.channelOfKey(key));
+    // SSUBSCRIBE takes channels of one slot only: one command each (auto-pipelined by ioredis).
+    const chunk = this.redis.sharded ? 1 : RESUBSCRIBE_CHUNK;
+    for (let i = 0; i < channels.length; i += chunk) this.send('subscribe', channels.slice(i, i + chunk));
+  }
+
+  private received(bytes: Buffer): void {
+    if (this.closed || isFromOrigin(bytes, this.origin)) return;
+    let decoded;
+    try {
+      decoded = decodeWire(bytes);
+    } catch (err) {
+      if (!(err instanceof WireDecodeError)) throw err;
+      this.metrics.dropped.inc({ reason: 'undecodable' });
+      return;
+    }
+    this.metrics.relayedIn.inc();
+    this.handler.deliver(decoded.msg, decoded.exclude);
+  }
+}

@@ -1,0 +1,91 @@
+import { Registry } from 'prom-client';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Membership, type Member } from '../../src/cluster/membership.js';
+import { RedisConnections } from '../../src/cluster/redis.js';
+import { ClusterMetrics } from '../../src/observability/cluster-metrics.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { until } from '../support/channels.js';
+import { SHARED_REDIS_URL, uniquePrefix } from '../support/redis.js';
+
+const log = createLogger('silent');
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0)) await c();
+});
+
+/** A member on the shared Redis; heartbeats are driven by hand (`heartbeat()`), the timer being slow on purpose. */
+async function member(prefix: string, name: string, connections = 0) {
+  const redis = new RedisConnections({ url: SHARED_REDIS_URL }, prefix, log);
+  await new Promise<void>((resolve) => redis.onReady(resolve));
+  const events: string[] = [];
+  const m = new Membership(redis, { name, region: 'eu-west-2', instance: `${name}-${Math.random()}`, heartbeatMs: 60_000, ttlMs: 300 }, { connections: () => connections }, new ClusterMetrics(new Registry()), log);
+  m.onJoined((x: Member) => events.push(`joined ${x.name}`));
+  m.onLeft((x: Member) => events.push(`left ${x.name}`));
+  await m.start();
+  let closed = false;
+  const close = async () => {
+    if (!closed) await redis.close();
+    closed = true;
+  };
+  cleanups.push(async () => {
+    await m.stop();
+    await close();
+  });
+  return { m, redis, events, close };
+}
+
+describe('membership', () => {
+  it('sees a join at the next heartbeat, a graceful stop at once, and a death once its entry expired', async () => {
+    const prefix = uniquePrefix('members');
+    const a = await member(prefix, 'a', 3);
+    const b = await member(prefix, 'b');
+    await a.m.heartbeat();
+    expect(a.m.members().map((x) => x.name)).toEqual(['a', 'b']);
+    expect(b.m.members().map((x) => [x.name, x.connections, x.region])).toEqual([
+      ['b', 0, 'eu-west-2'],
+      ['a', 3, 'eu-west-2'],
+    ]);
+    expect(a.events).toEqual(['joined b']);
+    expect(b.events).toEqual(['joined a']);
+
+    const c = await member(prefix, 'c');
+    await a.m.heartbeat();
+    await c.m.stop();
+    await a.m.heartbeat();
+    expect(a.events).toEqual(['joined b', 'joined c', 'left c']);
+
+    // b dies without a word: its connections close, its entry stays until the TTL runs out.
+    await b.close();
+    await a.m.heartbeat();
+    expect(a.m.isLive('b')).toBe(true);
+    await until(async () => {
+      await a.m.heartbeat();
+      return !a.m.isLive('b');
+    }, 5000, 'b to expire');
+    expect(a.events.at(-1)).toBe('left b');
+    expect(a.m.members().map((x) => x.name)).toEqual(['a']);
+  });
+
+  it('tells a restart under the same name apart: the old instance left, the new one joined', async () => {
+    const prefix = uniquePrefix('restart');
+    const a = await member(prefix, 'a');
+    const b1 = await member(prefix, 'b');
+    await a.m.heartbeat();
+    await b1.close();
+    const b2 = await member(prefix, 'b');
+    await a.m.heartbeat();
+    expect(a.events).toEqual(['joined b', 'left b', 'joined b']);
+    expect(b2.m.members().map((x) => x.name)).toEqual(['b', 'a']);
+  });
+
+  it('lists only itself when it runs alone, and reports what the ownership hook says', async () => {
+    const m = new Membership(null, { name: 'solo', region: 'local', instance: 'x', heartbeatMs: 1000, ttlMs: 5000 }, { connections: () => 7 }, new ClusterMetrics(new Registry()), log);
+    m.ownedTenants = () => ['t1'];
+    await m.start();
+    const [self, ...others] = m.members();
+    expect(others).toEqual([]);
+    expect(self).toMatchObject({ name: 'solo', region: 'local', connections: 7, tenants: ['t1'] });
+    expect(Number.isNaN(Date.parse(self!.started_at))).toBe(false);
+    await m.stop();
+  });
+});
