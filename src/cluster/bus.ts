@@ -19,6 +19,8 @@ export interface ClusterMembers {
   readonly self: string;
   /** Names of the live nodes, this one included. */
   live(): readonly string[];
+  /** Whether the node of that name is live (cheaper than live() on hot paths). */
+  isLive(name: string): boolean;
   /** Called when nodes join or leave the live set; returns a function that stops the calls. */
   onChange(listener: (change: { joined: readonly string[]; left: readonly string[] }) => void): () => void;
 }

@@ -21,7 +21,7 @@ import type { Lease, LeaseHolder } from './leases.js';
 
 /** What the node runs for a tenant it owns. */
 export interface OwnedWork {
-  /** Starts the tenant's streams under `fence`; resolves once they run (or failed to start, logged). */
+  /** Makes the tenant's streams run under `fence` (called on taking the lease and at every renewal: idempotent). */
   start(tenant: string, fence: number): Promise<void>;
   /** Stops them; resolves once nothing of them runs any more. */
   stop(tenant: string): Promise<void>;
@@ -44,8 +44,8 @@ export interface OwnershipOptions {
   /** Lease time to live; renewed every third of it. */
   ttlMs: number;
   log: Logger;
-  /** A tenant's owner changed as this node saw it (this node took it or gave it up): metrics, announcements. */
-  onChange?: (tenant: string, owner: string | null, fence: number | null) => void;
+  /** This node took a tenant, gave it up (hand-over, stop) or lost it (lease expired, Redis away): metrics. */
+  onChange?: (tenant: string, event: 'acquired' | 'released' | 'lost') => void;
   /** Monotonic milliseconds (performance.now); tests pass their own. */
   clock?: () => number;
 }
@@ -150,8 +150,10 @@ export class Ownership {
       return;
     }
     // Redis extended it at some moment after sentAt: counting from sentAt is on the safe side whatever the delay.
-    if (ok) held.validUntil = sentAt + this.opts.ttlMs - this.margin;
-    else await this.giveUp(tenant, 'lost');
+    if (!ok) return this.giveUp(tenant, 'lost');
+    held.validUntil = sentAt + this.opts.ttlMs - this.margin;
+    // The tenant may have been stopped here meanwhile (idle, settings changed): its streams start again.
+    await this.opts.work.start(tenant, held.lease.fence).catch((err: unknown) => this.opts.log.error({ err, tenant }, 'running an owned tenant failed'));
   }
 
   private async take(tenant: string): Promise<void> {
@@ -166,7 +168,7 @@ export class Ownership {
     if (lease === null) return;
     this.held.set(tenant, { lease, validUntil: sentAt + this.opts.ttlMs - this.margin });
     this.opts.log.info({ tenant, fence: lease.fence }, 'this node owns the tenant\'s replication now');
-    this.opts.onChange?.(tenant, this.opts.members.self, lease.fence);
+    this.opts.onChange?.(tenant, 'acquired');
     await this.opts.work.start(tenant, lease.fence).catch((err: unknown) => this.opts.log.error({ err, tenant }, 'starting an owned tenant failed'));
   }
 
@@ -179,7 +181,7 @@ export class Ownership {
     this.held.delete(tenant);
     if (why === 'handover' || why === 'stopping') await this.opts.leases.release(tenant, held.lease).catch(() => undefined);
     this.opts.log.info({ tenant, why }, 'this node no longer owns the tenant\'s replication');
-    this.opts.onChange?.(tenant, null, null);
+    this.opts.onChange?.(tenant, why === 'handover' || why === 'stopping' ? 'released' : 'lost');
   }
 
   /** Safety margin against clock drift between this node and Redis. */

@@ -131,7 +131,7 @@ export class PresenceSync {
     if (msg.r === presence.replica.replicaId) return;
     // A node that left (or is not known to have joined yet) is not listened to: what it sent late would bring back
     // entries this node already dropped. Once it is a member, its next beacon leads to a snapshot.
-    if (!this.opts.members.live().includes(msg.n)) return;
+    if (!this.opts.members.isLive(msg.n)) return;
     if (presence.replica.isRemoved(msg.r)) {
       // Heard from a replica given up for dead while its node is a member again: accepted anew, from a snapshot.
       presence.replica.reviveReplica(msg.r);

@@ -121,6 +121,10 @@ export class ChangesEngine {
     return this.stream?.status ?? 'down';
   }
 
+  get tenantId(): string {
+    return this.opts.tenantId;
+  }
+
   /** The slot's name once start() named it. */
   get slot(): string | null {
     return this.tracked.name;
@@ -190,7 +194,7 @@ export class ChangesEngine {
     this.starts.recorded(sub, at);
     this.releaseHeldIfDone();
     this.dispatching ??= this.dispatchBatches();
-    if (claimed) {
+    if (claimed && claimed.instance !== sub.instance) {
       this.log.info({ topic: sub.topic }, 'a rejoined subscriber continues one of an earlier run');
       await this.store.remove(claimed.instance).catch((err: unknown) => this.log.warn({ err }, 'removing a claimed subscriber failed'));
     }

@@ -99,7 +99,9 @@ export class SubscriberStarts<S extends ChangesSubscriber> {
    * dispatch from now on is kept for it.
    */
   register(sub: S): PendingSubscriber | null {
-    const i = this.pending.findIndex((p) => p.claimableBy(sub));
+    // The same subscriber coming back (its node re-subscribes it with a new owner of the tenant) first.
+    let i = this.pending.findIndex((p) => p.instance === sub.instance);
+    if (i < 0) i = this.pending.findIndex((p) => p.claimableBy(sub));
     const claimed = i >= 0 ? this.pending.splice(i, 1)[0]! : null;
     this.joiners.set(sub, { from: null, owed: claimed ? this.held.snapshot() : [], claimed });
     return claimed;

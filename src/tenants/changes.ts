@@ -36,6 +36,7 @@ export function changesEngine(runtime: TenantRuntime, config: Config, pubsub: Lo
       if (runtime.changes === engine) runtime.changes = null;
     },
     messages: () => runtime.replication,
+    fence: runtime.streamOwner?.fence,
   });
   runtime.changes = engine;
   return engine;

@@ -9,6 +9,7 @@ import { newReplicaId, TenantPresence } from '../presence/tenant-presence.js';
 import type { ChangesEngine } from '../replication/changes-engine.js';
 import type { DatabaseBroadcast } from '../replication/db-broadcast.js';
 import type { MessagesRelay } from '../replication/messages-relay.js';
+import type { StreamFence } from '../replication/stream-types.js';
 import { RateCounter } from './rate-counter.js';
 import { ReplicationCheck } from './replication-check.js';
 
@@ -89,6 +90,8 @@ export class TenantRuntime {
   messagesRelay: MessagesRelay | null = null;
   /** Postgres Changes, while anyone subscribes (or an earlier run's subscribers may rejoin). */
   changes: ChangesEngine | null = null;
+  /** In a cluster, while this node owns the tenant: what guards its streams (null otherwise, and when alone). */
+  streamOwner: { fence: StreamFence; valid(): boolean } | null = null;
   /** Whether the database can do logical replication at all (wal_level and the like). */
   readonly replicationCheck: ReplicationCheck;
   /** Set by the tenant's supervisor: where an exception from this tenant's handlers is reported. */

@@ -54,6 +54,9 @@ class Members implements ClusterMembers {
   live(): readonly string[] {
     return this.all;
   }
+  isLive(name: string): boolean {
+    return this.live().includes(name);
+  }
   onChange(listener: (c: { joined: readonly string[]; left: readonly string[] }) => void): () => void {
     this.listeners.push(listener);
     return () => undefined;
