@@ -166,9 +166,10 @@ export class ChangesEngine {
 
   /**
    * Starts delivering to a subscriber: the transactions that commit after it is on record, or, for a rejoin of a
-   * subscriber of an earlier run, first what was held for that one. Resolves once it is on record.
+   * subscriber of an earlier run, first what was held for that one (past `after`, the commit it got last, when it
+   * says). Resolves once it is on record.
    */
-  async subscribe(sub: LiveSubscriber): Promise<void> {
+  async subscribe(sub: LiveSubscriber, opts: { after?: Lsn | null } = {}): Promise<void> {
     await this.start();
     if (this.stream?.status !== 'up') await untilUp(this.stream, 10_000);
     if (this.live.has(sub)) return;
@@ -191,7 +192,7 @@ export class ChangesEngine {
       await this.store.remove(sub.instance).catch((err: unknown) => this.log.warn({ err }, 'removing a subscriber failed'));
       return;
     }
-    this.starts.recorded(sub, at);
+    this.starts.recorded(sub, at, opts.after ?? null);
     this.releaseHeldIfDone();
     this.dispatching ??= this.dispatchBatches();
     if (claimed && claimed.instance !== sub.instance) {

@@ -107,11 +107,14 @@ export class SubscriberStarts<S extends ChangesSubscriber> {
     return claimed;
   }
 
-  /** It is on record, `at` read meanwhile: a new subscriber is owed the commits at or past it, a rejoin all. */
-  recorded(sub: S, at: Lsn): void {
+  /**
+   * It is on record, `at` read meanwhile: a new subscriber is owed the commits at or past it, a rejoin all, or, when
+   * it says which commit it got last (`after`: it moved here from another owner of the tenant), those past that.
+   */
+  recorded(sub: S, at: Lsn, after: Lsn | null = null): void {
     const joiner = this.joiners.get(sub);
     if (!joiner) return;
-    const from = joiner.claimed ? 0n : at;
+    const from = joiner.claimed ? (after === null ? 0n : after + 1n) : at;
     joiner.from = from;
     joiner.claimed = null;
     joiner.owed = joiner.owed.filter((t) => t.commitLsn >= from);

@@ -175,7 +175,7 @@ export class ChangesOwnerSide {
     const proxy = new RemoteSubscriber(msg.from, this.opts.self, msg.tenant, msg.instance, msg.topic, msg.legacy, msg.bindings, msg.claims, this.opts.send, this.relay);
     this.proxies.set(msg.instance, { proxy, engine });
     try {
-      await engine.subscribe(proxy);
+      await engine.subscribe(proxy, { after: msg.after === null ? null : BigInt(msg.after) });
     } catch (err) {
       this.proxies.delete(msg.instance);
       return reply(null, (err as Error).message);

@@ -12,8 +12,8 @@
  */
 import type { Logger } from '../observability/logger.js';
 import type { ChangesEngine, LiveSubscriber } from '../replication/changes-engine.js';
-import type { LocalPublisher, OutgoingChange } from '../shared/messages.js';
-import type { ToOwner, ToSubscriberNode } from './changes-wire.js';
+import type { LocalPublisher, OutgoingChange, PubSubMessage } from '../shared/messages.js';
+import { unwireChanges, type ToOwner, type ToSubscriberNode } from './changes-wire.js';
 import type { TenantRuntime } from './tenant.js';
 
 /** How long a `sub` request waits for the owner's answer. */
@@ -42,12 +42,16 @@ interface Route {
   gen: number;
   /** Group keys the channel joined through this route. */
   readonly keys: Set<string>;
+  /** The commit position of the last event it got: a new owner continues it past that. */
+  lastLsn: bigint | null;
   local: { engine: ChangesEngine; member: LiveSubscriber } | null;
   closed: boolean;
 }
 
 export class ChangesRoutes {
   private readonly routes = new Map<string, Route>();
+  /** Routes by the group keys they joined. */
+  private readonly byKey = new Map<string, Set<Route>>();
   private readonly waiting = new Map<number, (reply: Extract<ToSubscriberNode, { t: 'reply' }> | null) => void>();
   private nextId = 1;
 
@@ -55,7 +59,7 @@ export class ChangesRoutes {
 
   /** Subscribes a channel; resolves with upstream's error text (final) or null. Throws when it may work later. */
   async subscribe(runtime: TenantRuntime, sub: LiveSubscriber): Promise<string | null> {
-    const route: Route = { sub, runtime, owner: null, gen: 0, keys: new Set(), local: null, closed: false };
+    const route: Route = { sub, runtime, owner: null, gen: 0, keys: new Set(), lastLsn: null, local: null, closed: false };
     this.routes.set(sub.instance, route);
     try {
       const problem = await this.attach(route);
@@ -95,30 +99,30 @@ export class ChangesRoutes {
   receive(msg: ToSubscriberNode): void {
     if (msg.t === 'reply') return this.waiting.get(msg.id)?.(msg);
     if (msg.t === 'group') {
-      // Accepted while some subscription of the tenant here is routed to its sender.
-      for (const route of this.routes.values()) {
-        if (route.runtime.id !== msg.tenant || route.owner !== msg.from) continue;
-        const items = msg.items as OutgoingChange[];
-        this.opts.local.publishLocal({ tenantId: msg.tenant, key: msg.key, subTopic: msg.topic, env: { type: 'changes', legacy: msg.legacy, items } }, null);
-        return;
-      }
+      // For the members here that are routed to its sender.
+      const members = [...(this.byKey.get(msg.key) ?? [])].filter((r) => r.owner === msg.from && r.local === null);
+      if (members.length === 0) return;
+      const items = unwireChanges(msg.items);
+      for (const route of members) seen(route, items);
+      this.opts.local.publishLocal({ tenantId: msg.tenant, key: msg.key, subTopic: msg.topic, env: { type: 'changes', legacy: msg.legacy, items } }, null);
       return;
     }
     const route = this.routes.get(msg.instance);
     if (!route || route.owner !== msg.from || route.local !== null) return;
     const { sub } = route;
     switch (msg.t) {
-      case 'items':
-        sub.deliverMany(msg.items as OutgoingChange[]);
+      case 'items': {
+        const items = unwireChanges(msg.items);
+        seen(route, items);
+        sub.deliverMany(items);
         sub.flush();
         return;
+      }
       case 'enter':
-        route.keys.add(msg.key);
-        sub.enterFanout(msg.key);
+        this.enter(route, msg.key);
         return;
       case 'exit':
-        route.keys.delete(msg.key);
-        sub.exitFanout(msg.key);
+        this.exit(route, msg.key);
         return;
       case 'notify':
         sub.notify(msg.status, msg.message);
@@ -133,9 +137,30 @@ export class ChangesRoutes {
     this.leaveGroups(route);
   }
 
+  /** A group event of the local engine (its publisher): the members here have got it. */
+  observeLocalGroup(msg: PubSubMessage): void {
+    if (msg.env.type !== 'changes') return;
+    const routes = this.byKey.get(msg.key);
+    if (routes) for (const route of routes) seen(route, msg.env.items);
+  }
+
+  private enter(route: Route, key: string): void {
+    route.keys.add(key);
+    let routes = this.byKey.get(key);
+    if (!routes) this.byKey.set(key, (routes = new Set()));
+    routes.add(route);
+    route.sub.enterFanout(key);
+  }
+
+  private exit(route: Route, key: string): void {
+    route.keys.delete(key);
+    const routes = this.byKey.get(key);
+    if (routes?.delete(route) && routes.size === 0) this.byKey.delete(key);
+    route.sub.exitFanout(key);
+  }
+
   private leaveGroups(route: Route): void {
-    for (const key of route.keys) route.sub.exitFanout(key);
-    route.keys.clear();
+    for (const key of [...route.keys]) this.exit(route, key);
   }
 
   /** Leaves the old owner's groups and subscribes again with `node`, retrying until it works or the channel closes. */
@@ -171,9 +196,9 @@ export class ChangesRoutes {
       const engine = this.opts.engineOf(runtime);
       const problem = await engine.validate(sub.bindings, sub.claims);
       if (problem !== null || route.gen !== gen) return problem;
-      const member = localMember(route);
+      const member = this.localMember(route);
       route.local = { engine, member };
-      await engine.subscribe(member);
+      await engine.subscribe(member, { after: route.lastLsn });
       return null;
     }
     const id = this.nextId++;
@@ -183,7 +208,18 @@ export class ChangesRoutes {
         clearTimeout(timer);
         resolve(r);
       });
-      this.opts.send(owner, { t: 'sub', from: this.opts.self, tenant: runtime.id, id, instance: sub.instance, topic: sub.topic, legacy: sub.legacy, bindings: [...sub.bindings], claims: sub.claims });
+      this.opts.send(owner, {
+        t: 'sub',
+        from: this.opts.self,
+        tenant: runtime.id,
+        id,
+        instance: sub.instance,
+        topic: sub.topic,
+        legacy: sub.legacy,
+        bindings: [...sub.bindings],
+        claims: sub.claims,
+        after: route.lastLsn === null ? null : route.lastLsn.toString(),
+      });
     }).finally(() => this.waiting.delete(id));
     if (reply === null) throw new Error(`the tenant's owner (${owner}) did not answer`);
     if (reply.retry !== null) throw new Error(reply.retry);
@@ -199,40 +235,42 @@ export class ChangesRoutes {
       await new Promise((r) => setTimeout(r, 200));
     }
   }
+
+  /** The channel as the local engine sees it: group keys it joins are remembered, to leave them on a move. */
+  private localMember(route: Route): LiveSubscriber {
+    const { sub } = route;
+    return {
+      get instance() {
+        return sub.instance;
+      },
+      get topic() {
+        return sub.topic;
+      },
+      get legacy() {
+        return sub.legacy;
+      },
+      get bindings() {
+        return sub.bindings;
+      },
+      get claims() {
+        return sub.claims;
+      },
+      set claims(claims) {
+        sub.claims = claims;
+      },
+      deliverMany: (items) => {
+        seen(route, items);
+        sub.deliverMany(items);
+      },
+      flush: () => sub.flush(),
+      notify: (status, message) => sub.notify(status, message),
+      enterFanout: (key) => this.enter(route, key),
+      exitFanout: (key) => this.exit(route, key),
+    };
+  }
 }
 
-/** The channel as the local engine sees it: group keys it joins are remembered, to leave them on a move. */
-function localMember(route: Route): LiveSubscriber {
-  const { sub } = route;
-  return {
-    get instance() {
-      return sub.instance;
-    },
-    get topic() {
-      return sub.topic;
-    },
-    get legacy() {
-      return sub.legacy;
-    },
-    get bindings() {
-      return sub.bindings;
-    },
-    get claims() {
-      return sub.claims;
-    },
-    set claims(claims) {
-      sub.claims = claims;
-    },
-    deliverMany: (items) => sub.deliverMany(items),
-    flush: () => sub.flush(),
-    notify: (status, message) => sub.notify(status, message),
-    enterFanout: (key) => {
-      route.keys.add(key);
-      sub.enterFanout(key);
-    },
-    exitFanout: (key) => {
-      route.keys.delete(key);
-      sub.exitFanout(key);
-    },
-  };
+/** Remembers the newest commit among events a route's channel got. */
+function seen(route: Route, items: readonly OutgoingChange[]): void {
+  for (const item of items) if (item.commitLsn !== undefined && (route.lastLsn === null || item.commitLsn > route.lastLsn)) route.lastLsn = item.commitLsn;
 }

@@ -7,11 +7,23 @@
 import type { Binding } from '../replication/changes/index.js';
 import type { OutgoingChange } from '../shared/messages.js';
 
-/** One event as it crosses the bus: the fan-out's frame cache stays behind. */
-export type WireChange = Pick<OutgoingChange, 'type' | 'data' | 'idsJson'>;
+/** One event as it crosses the bus: the fan-out's frame cache stays behind, the commit position goes as text. */
+export type WireChange = Pick<OutgoingChange, 'type' | 'data' | 'idsJson'> & { lsn?: string };
 
 export type ToOwner =
-  | { t: 'sub'; from: string; tenant: string; id: number; instance: string; topic: string; legacy: boolean; bindings: Binding[]; claims: Record<string, unknown> }
+  | {
+      t: 'sub';
+      from: string;
+      tenant: string;
+      id: number;
+      instance: string;
+      topic: string;
+      legacy: boolean;
+      bindings: Binding[];
+      claims: Record<string, unknown>;
+      /** The commit position of the last event it got (decimal), when it moves from another owner. */
+      after: string | null;
+    }
   | { t: 'unsub'; from: string; tenant: string; instance: string; keep: boolean }
   | { t: 'claims'; from: string; tenant: string; instance: string; claims: Record<string, unknown> };
 
@@ -36,13 +48,20 @@ export interface OwnerAnnouncement {
 export type ChangesWire = ToOwner | ToSubscriberNode | OwnerAnnouncement;
 
 export function wireChanges(items: readonly OutgoingChange[]): WireChange[] {
-  return items.map((i) => ({ type: i.type, data: i.data, idsJson: i.idsJson }));
+  return items.map((i) => (i.commitLsn === undefined ? { type: i.type, data: i.data, idsJson: i.idsJson } : { type: i.type, data: i.data, idsJson: i.idsJson, lsn: i.commitLsn.toString() }));
 }
+
+/** Events as the receiving node hands them on. */
+export function unwireChanges(items: readonly WireChange[]): OutgoingChange[] {
+  return items.map((i) => (i.lsn === undefined ? { type: i.type, data: i.data, idsJson: i.idsJson } : { type: i.type, data: i.data, idsJson: i.idsJson, commitLsn: BigInt(i.lsn) }));
+}
+
+const isLsnText = (x: unknown): boolean => typeof x === 'string' && /^\d{1,20}$/.test(x);
 
 const isText = (x: unknown): x is string => typeof x === 'string';
 const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
 const isChanges = (x: unknown): x is WireChange[] =>
-  Array.isArray(x) && x.every((i) => isObject(i) && isText(i.type) && isText(i.data) && (i.idsJson === null || isText(i.idsJson)));
+  Array.isArray(x) && x.every((i) => isObject(i) && isText(i.type) && isText(i.data) && (i.idsJson === null || isText(i.idsJson)) && (i.lsn === undefined || isLsnText(i.lsn)));
 
 /** Parses a bus message; null for anything that is not one of ours (dropped by the caller). */
 export function parseChangesWire(payload: string): ChangesWire | null {
@@ -57,7 +76,7 @@ export function parseChangesWire(payload: string): ChangesWire | null {
     case 'owner':
       return m as unknown as OwnerAnnouncement;
     case 'sub':
-      return Number.isSafeInteger(m.id) && isText(m.instance) && isText(m.topic) && typeof m.legacy === 'boolean' && Array.isArray(m.bindings) && isObject(m.claims)
+      return Number.isSafeInteger(m.id) && isText(m.instance) && isText(m.topic) && typeof m.legacy === 'boolean' && Array.isArray(m.bindings) && isObject(m.claims) && (m.after === null || isLsnText(m.after))
         ? (m as unknown as ToOwner)
         : null;
     case 'unsub':

@@ -62,7 +62,14 @@ export class ClusterState {
       this.bus.publish(this.nodeChannel(node), JSON.stringify(msg));
     };
     this.ownerSide = new ChangesOwnerSide({ self, send, runTenant: (t) => this.runTenant(t), engineOf: (r) => this.engineOf(r), log: clusterLog });
-    this.changesPublisher = this.ownerSide.publisher(deps.local);
+    const relayed = this.ownerSide.publisher(deps.local);
+    this.changesPublisher = {
+      publishLocal: (msg, exclude) => {
+        relayed.publishLocal(msg, exclude);
+        // This node's own members of the group got it: what they got decides where a next owner continues them.
+        this.routes.observeLocalGroup(msg);
+      },
+    };
     this.routes = new ChangesRoutes({
       self,
       send,
