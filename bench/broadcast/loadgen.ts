@@ -184,8 +184,11 @@ async function setupSender(req: Record<string, unknown>): Promise<object> {
   const port = Number(req.port);
   const token = String(req.token ?? '');
   const probes = Number(req.probes ?? 1);
+  // The cluster bench puts the probes where the subscribers are (other nodes than the sender's): one port each, in turn.
+  const probePorts = Array.isArray(req.probePorts) && req.probePorts.length > 0 ? (req.probePorts as unknown[]).map(Number) : [port];
   for (let i = 0; i < probes; i++) {
-    const probe = await RawConn.open({ port, path: pathOf(target, token), proto: protoOf(target), index: Number(req.firstProbeIndex) + i, sink: probeSink, token });
+    const probePort = probePorts[i % probePorts.length] as number;
+    const probe = await RawConn.open({ port: probePort, path: pathOf(target, token), proto: protoOf(target), index: Number(req.firstProbeIndex) + i, sink: probeSink, token });
     watchClose(probe);
     room.probes.push(probe);
   }

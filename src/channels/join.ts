@@ -47,6 +47,13 @@ export async function handleJoin(conn: SocketPort, msg: PhoenixMessage): Promise
   conn.channels.get(topic)?.close('rejoin');
   const channel = new Channel(conn, topic, joinRef, config, outcome.token, outcome.claims, outcome.exp, outcome.policies);
   channel.start(outcome.replayed);
+  // In a cluster, the client hears it joined once this node's interest in the topic reached the other nodes, so a
+  // message they send right after is not lost on the way (bounded: a slow or absent Redis does not hold joins).
+  const interest = conn.ctx.pubsub.interestReady(channel.key);
+  if (interest !== null) {
+    await interest;
+    if (conn.closed || channel.closed) return;
+  }
   conn.ctx.metrics.channelJoins.inc({ tenant: tenant.id });
   const echoed = config.hasConfig ? config.postgresChanges.map((p) => ({ ...p.raw, id: p.id })) : legacyEcho(channel.subTopic);
   conn.reply(joinRef, ref, topic, 'ok', { postgres_changes: echoed });

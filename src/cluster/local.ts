@@ -20,6 +20,10 @@ export class LocalPubSub implements PubSub {
 
   unsubscribe(): void {}
 
+  interestReady(): null {
+    return null;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
   }

@@ -54,7 +54,8 @@ return out`;
  * the TTL plus one heartbeat, a graceful stop within one heartbeat (its entry is deleted). Listeners hear `joined`
  * and `left` once per member instance. While Redis is away the last known set stands and nothing is announced: a
  * node cannot tell a dead peer from a lost Redis; once Redis is back the node re-announces itself at once and the
- * differences are announced.
+ * differences are announced, members missing from a Redis that came back (empty, after a restart) being given one
+ * TTL to re-announce before they count as gone.
  */
 export class Membership {
   /** Where ownership code tells which tenants this node owns (shown in /api/cluster and heartbeats). */
@@ -66,6 +67,8 @@ export class Membership {
   private timer: NodeJS.Timeout | null = null;
   private beating: Promise<void> | null = null;
   private stopped = false;
+  /** When Redis last came back: members missing from it are given one TTL to re-announce before they count as gone. */
+  private reconnectedAt = 0;
 
   constructor(
     private readonly redis: RedisConnections | null,
@@ -84,7 +87,12 @@ export class Membership {
   /** Starts heartbeating; resolves after the first attempt (which fails quietly while Redis is away). */
   async start(): Promise<void> {
     if (this.redis === null) return;
-    this.redis.onReady(() => void this.heartbeat());
+    let connects = 0;
+    this.redis.onReady(() => {
+      // The first connection is no reconnection: members are read as they are.
+      if (++connects > 1) this.reconnectedAt = Date.now();
+      void this.heartbeat();
+    });
     this.timer = setInterval(() => void this.heartbeat(), this.options.heartbeatMs);
     this.timer.unref();
     await this.heartbeat();
@@ -169,6 +177,10 @@ export class Membership {
   private update(live: Member[]): void {
     const next = new Map<string, Member>();
     for (const m of live) if (m.name !== this.options.name) next.set(m.name, m);
+    // A Redis that restarted empty knows nobody until each node's next heartbeat: no one is declared gone for that.
+    if (Date.now() - this.reconnectedAt < this.options.ttlMs) {
+      for (const [name, old] of this.known) if (!next.has(name)) next.set(name, old);
+    }
     const left: Member[] = [];
     const joined: Member[] = [];
     for (const [name, old] of this.known) {

@@ -16,6 +16,8 @@ export interface ClusterNode {
   readonly membership: Membership;
   /** Announces this node, starts the heartbeats and the limit counters' sync. */
   start(): Promise<void>;
+  /** One round of the cluster-wide limit counters now (write this node's, read the others'); tests keep in step with it. */
+  syncLoad(): Promise<void>;
   /** Leaves the membership and closes Redis (after pub/sub closed). */
   stop(): Promise<void>;
 }
@@ -46,9 +48,13 @@ export function createClusterNode(config: Config, log: Logger, metrics: ClusterM
     instance,
     membership,
     async start() {
+      // Up to a few seconds for Redis, so a node starting with the cluster joins it before serving; past that it
+      // serves alone and joins when Redis answers.
+      if (redis !== null && !(await redis.whenReady(5000))) clusterLog.warn({ error_code: 'RedisUnavailable' }, 'Redis not reachable at start: serving local clients until it is');
       await membership.start();
       loadSync?.start();
     },
+    syncLoad: () => loadSync?.sync() ?? Promise.resolve(),
     async stop() {
       loadSync?.stop();
       await membership.stop();

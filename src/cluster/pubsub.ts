@@ -24,6 +24,12 @@ export interface PubSub extends Publisher {
   publishLocal(msg: PubSubMessage, exclude: ConnectionId | null): void;
   /** This node has its first subscriber of `key`: messages published for it elsewhere must reach this node now. */
   subscribe(key: string): void;
+  /**
+   * Resolves once this node's interest in `key` has taken effect cluster-wide (the Redis subscription is confirmed),
+   * so a client told it joined misses nothing published elsewhere afterwards; null when there is nothing to wait for
+   * (the local driver, or Redis away). Resolves within a bounded time whatever Redis does.
+   */
+  interestReady(key: string): Promise<void> | null;
   /** This node's last subscriber of `key` is gone. Called once per subscribe. */
   unsubscribe(key: string): void;
   /** Stops: nothing is delivered or sent once it resolves. */

@@ -5,6 +5,12 @@ import type { PubSub, PubSubHandler } from './pubsub.js';
 import type { RedisConnections } from './redis.js';
 import { decodeWire, encodeWire, isFromOrigin, WireDecodeError } from './wire.js';
 
+/** The longest a join waits for its Redis subscription to be confirmed (a slow Redis must not stall joins). */
+const INTEREST_WAIT_MS = 1000;
+
+/** First byte of a drain probe (drained()): never a wire message's version byte. */
+const DRAIN_MARK = Buffer.from([0xff]);
+
 /** Channels per SUBSCRIBE command when interest is announced again after a reconnect. */
 const RESUBSCRIBE_CHUNK = 1000;
 
@@ -25,6 +31,14 @@ export class RedisPubSub implements PubSub {
   /** Topic keys with local subscribers, counted (subscribe/unsubscribe come in pairs per key). */
   private readonly interest = new Map<string, number>();
   private readonly pending = new Set<Promise<unknown>>();
+  /** Publishes sent to Redis and not yet answered, and who waits for them to be (flushed()). */
+  private inflight = 0;
+  private idleWaiters: (() => void)[] = [];
+  /** Redis Cluster: drain probes (drained()), by token, and the channels they use (one per shard). */
+  private readonly drainWaiters = new Map<string, () => void>();
+  private drainChannels: Promise<string[]> | null = null;
+  /** Keys whose SUBSCRIBE is on its way, until Redis answers it. */
+  private readonly subscribing = new Map<string, Promise<void>>();
   private closed = false;
 
   constructor(
@@ -51,11 +65,16 @@ export class RedisPubSub implements PubSub {
     const channel = this.channel(msg.tenantId, msg.key);
     const bytes = encodeWire(this.origin, msg, exclude);
     this.metrics.relayedOut.inc();
+    this.inflight++;
     const sent = this.redis.sharded ? command.spublish(channel, bytes) : command.publish(channel, bytes);
-    sent.then(
-      (receivers) => this.metrics.redisReceivers.inc(Number(receivers)),
-      () => this.metrics.dropped.inc({ reason: 'redis_unavailable' }),
-    );
+    sent
+      .then(
+        (receivers) => this.metrics.redisReceivers.inc(Number(receivers)),
+        () => this.metrics.dropped.inc({ reason: 'redis_unavailable' }),
+      )
+      .finally(() => {
+        if (--this.inflight === 0) for (const wake of this.idleWaiters.splice(0)) wake();
+      });
   }
 
   publishLocal(msg: PubSubMessage, exclude: ConnectionId | null): void {
@@ -65,7 +84,25 @@ export class RedisPubSub implements PubSub {
   subscribe(key: string): void {
     const count = this.interest.get(key) ?? 0;
     this.interest.set(key, count + 1);
-    if (count === 0) this.send('subscribe', [this.channelOfKey(key)]);
+    if (count > 0) return;
+    const sent = this.send('subscribe', [this.channelOfKey(key)]);
+    if (sent === null) return;
+    this.subscribing.set(key, sent);
+    void sent.finally(() => {
+      if (this.subscribing.get(key) === sent) this.subscribing.delete(key);
+    });
+  }
+
+  interestReady(key: string): Promise<void> | null {
+    const sent = this.subscribing.get(key);
+    if (sent === undefined) return null;
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, INTEREST_WAIT_MS);
+      void sent.finally(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   unsubscribe(key: string): void {
@@ -76,6 +113,7 @@ export class RedisPubSub implements PubSub {
       return;
     }
     this.interest.delete(key);
+    this.subscribing.delete(key);
     this.send('unsubscribe', [this.channelOfKey(key)]);
   }
 
@@ -90,12 +128,45 @@ export class RedisPubSub implements PubSub {
    */
   async flushed(): Promise<void> {
     await Promise.allSettled([...this.pending]);
-    await this.redis.command.ping().catch(() => undefined);
+    if (this.inflight > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
   }
 
-  /** Resolves once what Redis pushed to this node before the call has been handed to the dispatcher. */
+  /**
+   * Resolves once what Redis pushed to this node before the call has been handed to the dispatcher: a PING on the
+   * subscriber connection, whose answer comes after the messages before it; with Redis Cluster, a probe message
+   * through each shard (each shard's messages come in order on one sharded subscriber connection).
+   */
   async drained(): Promise<void> {
-    await this.redis.subscriber.ping().catch(() => undefined);
+    if (!this.redis.sharded) {
+      await this.redis.subscriber.ping().catch(() => undefined);
+      return;
+    }
+    const channels = await (this.drainChannels ??= this.shardDrainChannels());
+    await Promise.all(
+      channels.map(async (channel) => {
+        const token = `${Math.random()}`;
+        const received = new Promise<void>((resolve) => this.drainWaiters.set(token, resolve));
+        await this.redis.command.spublish(channel, Buffer.concat([DRAIN_MARK, Buffer.from(token)]));
+        await received;
+      }),
+    );
+  }
+
+  /** One channel per shard, each subscribed by this node: tags `drain-<i>` tried until every primary has one. */
+  private async shardDrainChannels(): Promise<string[]> {
+    const command = this.redis.command;
+    const ranges = ((await command.call('CLUSTER', 'SLOTS')) as [number, number, [string, number, string]][]).map(([from, to, primary]) => ({ from, to, primary: primary[2] }));
+    const byPrimary = new Map<string, string>();
+    const primaries = new Set(ranges.map((r) => r.primary));
+    for (let i = 0; byPrimary.size < primaries.size && i < 10_000; i++) {
+      const channel = this.redis.key(`drain-${i}`, `:drain:${this.origin.toString('hex')}`);
+      const slot = Number(await command.call('CLUSTER', 'KEYSLOT', channel));
+      const owner = ranges.find((r) => slot >= r.from && slot <= r.to)?.primary;
+      if (owner !== undefined && !byPrimary.has(owner)) byPrimary.set(owner, channel);
+    }
+    const channels = [...byPrimary.values()];
+    for (const channel of channels) await this.redis.subscriber.ssubscribe(channel);
+    return channels;
   }
 
   async close(): Promise<void> {
@@ -113,18 +184,20 @@ export class RedisPubSub implements PubSub {
     return this.channel(bar === -1 ? key : key.slice(0, bar), key);
   }
 
-  private send(op: 'subscribe' | 'unsubscribe', channels: string[]): void {
-    if (this.closed || this.redis.subscriber.status !== 'ready') return; // announced whole on the next ready
+  /** Sends the change; resolves once Redis answered (or refused) it. Null when not sent: Redis is away. */
+  private send(op: 'subscribe' | 'unsubscribe', channels: string[]): Promise<void> | null {
+    if (this.closed || this.redis.subscriber.status !== 'ready') return null; // announced whole on the next ready
     const sub = this.redis.subscriber;
     const sharded = this.redis.sharded;
     const call =
       op === 'subscribe' ? (sharded ? sub.ssubscribe(...channels) : sub.subscribe(...channels)) : sharded ? sub.sunsubscribe(...channels) : sub.unsubscribe(...channels);
-    const tracked: Promise<unknown> = call.then(
+    const tracked: Promise<void> = call.then(
       () => undefined,
       (err: unknown) => this.log.warn({ err, error_code: 'RedisSubscribeFailed', op }, 'Redis subscription change failed; retried on reconnect'),
     );
     this.pending.add(tracked);
     void tracked.finally(() => this.pending.delete(tracked));
+    return tracked;
   }
 
   /** A (new) subscriber connection: it has no subscriptions, so the whole interest is announced again. */
@@ -136,6 +209,12 @@ export class RedisPubSub implements PubSub {
   }
 
   private received(bytes: Buffer): void {
+    if (bytes[0] === DRAIN_MARK[0]) {
+      const token = bytes.subarray(1).toString();
+      this.drainWaiters.get(token)?.();
+      this.drainWaiters.delete(token);
+      return;
+    }
     if (this.closed || isFromOrigin(bytes, this.origin)) return;
     let decoded;
     try {

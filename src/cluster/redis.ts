@@ -81,6 +81,25 @@ export class RedisConnections {
     return this.command.status === 'ready' && this.subscriber.status === 'ready';
   }
 
+  /** Resolves once both connections are up, or after `timeoutMs` (false then): a start never hangs on Redis. */
+  whenReady(timeoutMs: number): Promise<boolean> {
+    if (this.ready) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const check = () => {
+        if (!this.ready) return;
+        done(true);
+      };
+      const timer = setTimeout(() => done(false), timeoutMs);
+      const clients = [...new Set([this.command, this.subscriber])];
+      const done = (value: boolean) => {
+        clearTimeout(timer);
+        for (const c of clients) c.off('ready', check);
+        resolve(value);
+      };
+      for (const c of clients) c.on('ready', check);
+    });
+  }
+
   /** Called each time the subscriber connection is (again) ready: interest and membership are announced afresh. */
   onReady(listener: () => void): void {
     this.readyListeners.push(listener);

@@ -159,7 +159,7 @@ export function loadConfig(env: Env = process.env): Config {
     nodeRegion: r.string('NODE_REGION', 'local'),
     clusterHeartbeatMs: r.int('CLUSTER_HEARTBEAT_MS', 1000, 50, 60_000),
     clusterMemberTtlMs: r.int('CLUSTER_MEMBER_TTL_MS', 5000, 200, 600_000),
-    clusterLimitsSyncMs: r.int('CLUSTER_LIMITS_SYNC_MS', 1000, 50, 60_000),
+    clusterLimitsSyncMs: r.int('CLUSTER_LIMITS_SYNC_MS', 1000, 50, 3_600_000),
     clusterPresenceBatchMs: r.int('CLUSTER_PRESENCE_BATCH_MS', 50, 5, 10_000),
     clusterOwnershipTtlMs: r.int('CLUSTER_OWNERSHIP_TTL_MS', 5000, 300, 60_000),
     logLevel: r.oneOf('LOG_LEVEL', LOG_LEVELS, 'info'),

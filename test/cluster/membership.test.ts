@@ -16,9 +16,9 @@ afterEach(async () => {
 /** A member on the shared Redis; heartbeats are driven by hand (`heartbeat()`), the timer being slow on purpose. */
 async function member(prefix: string, name: string, connections = 0) {
   const redis = new RedisConnections({ url: SHARED_REDIS_URL }, prefix, log);
-  await new Promise<void>((resolve) => redis.onReady(resolve));
+  await redis.whenReady(5000);
   const events: string[] = [];
-  const m = new Membership(redis, { name, region: 'eu-west-2', instance: `${name}-${Math.random()}`, heartbeatMs: 60_000, ttlMs: 300 }, { connections: () => connections }, new ClusterMetrics(new Registry()), log);
+  const m = new Membership(redis, { name, region: 'eu-west-2', instance: `${name}-${Math.random()}`, heartbeatMs: 60_000, ttlMs: 2000 }, { connections: () => connections }, new ClusterMetrics(new Registry()), log);
   m.onJoined((x: Member) => events.push(`joined ${x.name}`));
   m.onLeft((x: Member) => events.push(`left ${x.name}`));
   await m.start();
@@ -61,7 +61,7 @@ describe('membership', () => {
     await until(async () => {
       await a.m.heartbeat();
       return !a.m.isLive('b');
-    }, 5000, 'b to expire');
+    }, 10_000, 'b to expire');
     expect(a.events.at(-1)).toBe('left b');
     expect(a.m.members().map((x) => x.name)).toEqual(['a']);
   });

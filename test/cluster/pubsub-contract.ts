@@ -169,6 +169,18 @@ export function describePubSubContract(name: string, driver: DriverUnderTest): v
         expect(recorders[1]!.take().map((r) => comparable(r.msg))).toEqual(sent.map(comparable));
       });
 
+      it('has a node\'s interest in effect everywhere once interestReady resolves', async () => {
+        const { nodes, recorders } = await startNodes(2);
+        for (let i = 0; i < 20; i++) {
+          const m = message(`ready-${i}`, json('broadcast', { i }));
+          nodes[1]!.subscribe(m.key);
+          await nodes[1]!.interestReady(m.key);
+          nodes[0]!.publish(m, null);
+        }
+        await driver.settle(nodes);
+        expect(recorders[1]!.take().map((r) => r.msg.subTopic)).toEqual(Array.from({ length: 20 }, (_, i) => `ready-${i}`));
+      });
+
       it('keeps a local publish on its node', async () => {
         const { nodes, recorders } = await startNodes(2);
         const m = message('room', json('presence_diff', {}));

@@ -16,8 +16,7 @@ const opened: RedisConnections[] = [];
 async function node(handler: PubSubHandler, prefix: string, metrics = new ClusterMetrics(new Registry())) {
   const redis = new RedisConnections({ url: SHARED_REDIS_URL }, prefix, log);
   opened.push(redis);
-  await new Promise<void>((resolve) => redis.onReady(resolve));
-  await redis.command.ping();
+  await redis.whenReady(5000);
   const origin = Buffer.from(Array.from({ length: 8 }, () => Math.floor(Math.random() * 256)));
   return new RedisPubSub(handler, redis, origin, metrics, log);
 }
@@ -64,5 +63,25 @@ describe('redis pub/sub: traffic between nodes', () => {
     await settle(nodes);
     expect(got).toEqual([11, 11, 11]); // node 2 still had one subscriber
     await Promise.all(nodes.map((n) => n.close()));
+  });
+});
+
+describe('redis pub/sub: interest confirmation', () => {
+  it('has a join wait for the SUBSCRIBE of a new key, and for nothing once it is confirmed or for a key it already had', async () => {
+    const prefix = uniquePrefix('ready');
+    const a = await node({ deliver: () => undefined }, prefix);
+    const key = topicKey('t1', 'room', false);
+    a.subscribe(key);
+    const waiting = a.interestReady(key);
+    expect(waiting).not.toBeNull();
+    await waiting;
+    expect(a.interestReady(key)).toBeNull();
+    a.subscribe(key);
+    expect(a.interestReady(key)).toBeNull();
+    const redis = new RedisConnections({ url: SHARED_REDIS_URL }, prefix, log);
+    opened.push(redis);
+    await redis.whenReady(5000);
+    expect(await redis.command.pubsub('NUMSUB', redis.key('t:t1', key))).toEqual([redis.key('t:t1', key), 1]);
+    await a.close();
   });
 });

@@ -26,6 +26,7 @@ const APP_ENV_VARS = [
   'API_JWT_SECRET',
   'METRICS_JWT_SECRET',
   'REDIS_URL',
+  'NODE_NAME',
   'LOG_LEVEL',
   'DB_ENC_KEY',
 ] as const;
@@ -40,6 +41,7 @@ interface Healthcheck {
   disable?: boolean;
 }
 interface Service {
+  profiles?: string[];
   image?: string;
   build?: string | { context?: string; dockerfile?: string; target?: string };
   command?: string | string[];
@@ -431,6 +433,61 @@ describe('docker-compose.yml', () => {
       expect(r.status, r.stderr).toBe(0);
     });
   }
+});
+
+describe('docker-compose.yml, profile cluster', () => {
+  const HAPROXY_FILE = join(ROOT, 'deploy/haproxy.cfg');
+  const haproxy = readFileSync(HAPROXY_FILE, 'utf8');
+  const nodes = ['performer', 'performer-2'] as const;
+
+  it('adds a second node and a load balancer only under the cluster profile', () => {
+    expect(compose.services['performer-2']?.profiles).toEqual(['cluster']);
+    expect(compose.services.lb?.profiles).toEqual(['cluster']);
+    for (const name of SERVICES) expect(compose.services[name].profiles, name).toBeUndefined();
+  });
+
+  it('runs the second node from the same image with the same settings, its own NODE_NAME and container name', () => {
+    const [one, two] = nodes.map((n) => compose.services[n]);
+    expect(two.image).toBe(one.image);
+    const env1 = environmentOf(one);
+    const env2 = environmentOf(two);
+    expect({ ...env2, NODE_NAME: null }).toEqual({ ...env1, NODE_NAME: null });
+    expect(env1.NODE_NAME).not.toBe(env2.NODE_NAME);
+    expect(env2.REDIS_URL).toBe('redis://redis:6379');
+    expect(two.container_name?.split('.')[0]).toBe(env2.TENANT_ID);
+    expect(two.container_name).not.toBe(one.container_name);
+    for (const name of Object.keys(env2)) expect(APP_ENV_VARS as readonly string[], name).toContain(name);
+  });
+
+  it('shares the data dir between the nodes (one encryption key and management secret), starting the second after the first', () => {
+    for (const n of nodes) expect(mountsOf(compose.services[n]).find((m) => m.target === '/app/.performer')?.source).toBe('performer-data');
+    const deps = compose.services['performer-2'].depends_on as Record<string, { condition?: string }>;
+    expect(deps.performer?.condition).toBe('service_healthy');
+    expect(deps.redis?.condition).toBe('service_healthy');
+  });
+
+  it('gives the nodes and the load balancer healthchecks', () => {
+    expect(healthcheckCommand(compose.services['performer-2'].healthcheck)).toBe(healthcheckCommand(compose.services.performer.healthcheck));
+    expect(healthcheckCommand(compose.services.lb.healthcheck)).toContain('/lb-health');
+    expect(haproxy).toMatch(/monitor-uri \/lb-health/);
+  });
+
+  it('balances WebSockets over both nodes, health-checked on /healthcheck, from the mounted deploy/haproxy.cfg', () => {
+    const mount = mountsOf(compose.services.lb).find((m) => m.target === '/usr/local/etc/haproxy/haproxy.cfg');
+    expect(mount?.source).toBe('./deploy/haproxy.cfg');
+    expect(publishedPorts(compose.services.lb)).toContainEqual({ published: 4100, target: 4000 });
+    expect(haproxy).toMatch(/^\s*bind :4000$/m);
+    expect(haproxy).toMatch(/^\s*mode http$/m);
+    // A tunnel timeout long enough for idle sockets between Phoenix heartbeats (30 s).
+    const tunnel = /timeout tunnel (\d+)([smh])/.exec(haproxy);
+    expect(tunnel).not.toBeNull();
+    expect(durationSeconds(`${tunnel![1]}${tunnel![2]}`)).toBeGreaterThanOrEqual(60);
+    expect(haproxy).toMatch(/http-check send meth GET uri \/healthcheck/);
+    for (const n of nodes) {
+      const port = environmentOf(compose.services[n]).PORT;
+      expect(haproxy).toMatch(new RegExp(`^\\s*server \\S+ ${n}:${port} check`, 'm'));
+    }
+  });
 });
 
 describe('deploy/prometheus.yml', () => {

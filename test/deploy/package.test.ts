@@ -66,7 +66,7 @@ describe('package.json dependencies', () => {
   it('keep the compiler and unused client libraries out of the production install the image ships', () => {
     const production = productionPackages();
     for (const name of Object.keys(pkg.dependencies)) expect(production, name).toContain(name);
-    const unwanted = production.filter((name) => name === 'typescript' || name.startsWith('@typescript/') || name === 'ioredis' || name === 'tsx');
+    const unwanted = production.filter((name) => name === 'typescript' || name.startsWith('@typescript/') || name === 'tsx');
     expect(unwanted).toEqual([]);
   });
 });

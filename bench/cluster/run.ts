@@ -1,0 +1,270 @@
+import { writeFileSync } from 'node:fs';
+import { disconnectAll, drain, startFleet, type Fleet } from '../broadcast/fleet.js';
+import { f0, f2, f3 } from '../broadcast/format.js';
+import { Args } from '../lib/args.js';
+import type { Child } from '../lib/child.js';
+import { cpuOf, machineCpuSeconds } from '../lib/cpu.js';
+import { recreateDatabase } from '../lib/db.js';
+import { runBench } from '../lib/main.js';
+import { buildPerformer, startPerformer, type PerformerBuild } from '../lib/performer.js';
+import { machine } from '../lib/report.js';
+import { median, percentile } from '../lib/stats.js';
+import { sleep } from '../lib/time.js';
+import { BenchRedis } from './redis.js';
+import { clusterReport, type ClusterRow } from './report.js';
+
+/**
+ * Cluster fan-out bench (issue 15): one sender, N subscribers, on one node (the single-node figure) and across two
+ * nodes joined by Redis, in the same run, rows alternated so drift hits them alike.
+ *
+ *   npm run bench:cluster -- [--quick] [--n=100,1000] [--payload=100] [--reps=2] [--gens=2] [--out=results.json]
+ *
+ * Scenarios: `single` (sender and subscribers on node S, no Redis), `cross` (sender on node A, subscribers on node B),
+ * `split` (sender on A, subscribers half on A, half on B). Per scenario: closed-loop deliveries/s (window of 8 in
+ * flight, paced by probe subscribers beside the others), open-loop p50/p99 at one fixed rate for all scenarios (a
+ * quarter of the single node's closed-loop rate), Redis deliveries per broadcast (node A's PUBLISH replies summed,
+ * i.e. Redis' own count of node subscriptions it handed each message to), and server CPU per delivery (every
+ * Performer process of the scenario plus redis-server).
+ */
+
+const args = new Args();
+const quick = args.quick;
+const opts = {
+  ns: args.numbers('n', quick ? [100, 1000] : [100, 1000]),
+  payload: args.number('payload', 100),
+  reps: args.number('reps', quick ? 1 : 2),
+  gens: args.number('gens', 2),
+  window: args.number('window', 8),
+  probes: args.number('probes', 8),
+  warmupMs: quick ? 300 : 500,
+  closedMs: args.number('closed-ms', quick ? 1500 : 3000),
+  openMs: args.number('open-ms', quick ? 1500 : 3000),
+  openFraction: args.number('open-fraction', 0.25),
+  out: args.option('out'),
+};
+
+type ScenarioName = 'single' | 'cross' | 'split';
+const SCENARIOS: ScenarioName[] = ['single', 'cross', 'split'];
+
+interface Node {
+  name: string;
+  proc: Child;
+  port: number;
+  token: string;
+}
+
+interface Scenario {
+  name: ScenarioName;
+  sender: Node;
+  /** Where subscribers go, in turn. */
+  subscriberNodes: Node[];
+  /** Processes whose CPU the scenario costs. */
+  pids: () => number[];
+  /** Node subscriptions Redis should hand each broadcast to: nodes with members of the topic (the sender's included). */
+  nodesWithMembers: number;
+}
+
+let redis: BenchRedis | null = null;
+const children: Child[] = [];
+
+async function startNode(build: PerformerBuild, name: string, databaseUrl: string, env: Record<string, string>): Promise<Node> {
+  const proc = startPerformer(build, { databaseUrl, dataName: `performer-bench-cluster-${name}`, env: { NODE_NAME: name, ...env } });
+  children.push(proc);
+  const ready = await proc.ready;
+  return { name, proc, port: Number(ready.port), token: String(ready.token) };
+}
+
+/** A counter of node A's /metrics (0 when absent). */
+async function metric(node: Node, name: string, labels = ''): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${node.port}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name}${labels} `) || (labels === '' && l.startsWith(`${name} `)));
+  return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
+}
+
+async function redisCounters(node: Node): Promise<{ out: number; receivers: number }> {
+  return {
+    out: await metric(node, 'performer_cluster_messages_relayed_total', '{direction="out"}'),
+    receivers: await metric(node, 'performer_cluster_redis_receivers_total'),
+  };
+}
+
+/** N subscribers: N-P in the generators (spread over the scenario's nodes), P probes in the sender process. */
+async function connect(fleet: Fleet, s: Scenario, n: number): Promise<void> {
+  const p = Math.max(1, Math.min(opts.probes, Math.floor(n / 20)));
+  const plan: { gen: Child; node: Node; first: number; count: number }[] = [];
+  let first = 0;
+  const parts = fleet.gens.length * s.subscriberNodes.length;
+  for (let i = 0; i < parts; i++) {
+    const count = Math.floor((n - p) / parts) + (i < (n - p) % parts ? 1 : 0);
+    plan.push({ gen: fleet.gens[i % fleet.gens.length]!, node: s.subscriberNodes[i % s.subscriberNodes.length]!, first, count });
+    first += count;
+  }
+  for (const x of plan) {
+    if (x.count === 0) continue;
+    await x.gen.call('connect', { tag: s.name, target: 'performer', port: x.node.port, token: x.node.token, first: x.first, count: x.count, concurrency: 50 }, 300_000);
+  }
+  await fleet.sender.call('sender', {
+    tag: s.name,
+    target: 'performer',
+    port: s.sender.port,
+    token: s.sender.token,
+    probes: p,
+    firstProbeIndex: n - p,
+    probePorts: s.subscriberNodes.map((node) => node.port),
+  });
+  // Let every node's Redis subscription settle (joins are answered after it, but the last one may still be in flight).
+  await sleep(300);
+}
+
+interface LoopResult {
+  sent: number;
+  durationS: number;
+  delivered: number;
+  spanS: number;
+  cpuS: number;
+  otherPct: number;
+  samples: number[];
+  redisPerBroadcast: number | null;
+}
+
+async function loop(fleet: Fleet, s: Scenario, n: number, kind: 'closed' | 'open', extra: Record<string, unknown>, sampleMod: number): Promise<LoopResult> {
+  await Promise.all(fleet.all.map((p) => p.call('reset', { sampleMod, sampleCap: sampleMod > 0 ? 200_000 : 0 })));
+  const countersNode = s.name === 'single' ? null : s.sender;
+  const before = countersNode ? await redisCounters(countersNode) : null;
+  const bench = () => [...s.pids(), ...fleet.all.map((c) => c.pid), process.pid];
+  let start = { at: 0, cpu: 0, busy: 0, all: 0 };
+  let end = start;
+  const read = () => ({ at: performance.now(), cpu: cpuOf(s.pids()), busy: machineCpuSeconds().busy, all: cpuOf(bench()) });
+  const offStart = fleet.sender.on('measure-start', () => (start = read()));
+  const offEnd = fleet.sender.on('measure-end', () => (end = read()));
+  const reply = await fleet.sender.call(kind, { tag: s.name, payloadBytes: opts.payload, warmupMs: opts.warmupMs, ...extra }, 120_000);
+  offStart();
+  offEnd();
+  const sent = Number(reply.sentMeasured);
+  const stats = await drain(fleet, sent * n);
+  const after = countersNode ? await redisCounters(countersNode) : null;
+  const windowS = (end.at - start.at) / 1000;
+  let samples: number[] = [];
+  if (sampleMod > 0) samples = (await Promise.all(fleet.all.map((p) => p.call('samples')))).flatMap((r) => r.samples as number[]).sort((a, b) => a - b);
+  const out = before && after ? after.out - before.out : 0;
+  return {
+    sent,
+    durationS: Number(reply.sendDurationUs) / 1e6,
+    delivered: stats.delivered,
+    spanS: Math.max(1e-6, (stats.lastUs - stats.firstUs) / 1e6),
+    cpuS: end.cpu - start.cpu,
+    otherPct: (100 * (end.busy - start.busy - (end.all - start.all))) / Math.max(1e-6, windowS),
+    samples,
+    redisPerBroadcast: before && after && out > 0 ? (after.receivers - before.receivers) / out : null,
+  };
+}
+
+async function row(fleet: Fleet, s: Scenario, n: number, openRate: number | null): Promise<{ row: ClusterRow; closedMsgsPerSec: number }> {
+  await connect(fleet, s, n);
+  try {
+    const closed = await loop(fleet, s, n, 'closed', { window: opts.window, durationMs: opts.closedMs }, 0);
+    const closedMsgsPerSec = closed.sent / closed.durationS;
+    const rate = openRate ?? Math.max(1, Math.floor(closedMsgsPerSec * opts.openFraction));
+    const sampleMod = Math.max(1, Math.round((rate * (opts.openMs / 1000) * n) / 100_000));
+    const open = await loop(fleet, s, n, 'open', { rate, durationMs: opts.openMs }, sampleMod);
+    const result: ClusterRow = {
+      scenario: s.name,
+      n,
+      payload: opts.payload,
+      deliveriesPerSec: closed.delivered / closed.spanS,
+      msgsPerSec: closedMsgsPerSec,
+      lossClosed: Math.max(0, closed.sent * n - closed.delivered),
+      cpuUsPerDelivery: (closed.cpuS * 1e6) / Math.max(1, closed.delivered),
+      openRate: rate,
+      p50Ms: percentile(open.samples, 50) / 1000,
+      p99Ms: percentile(open.samples, 99) / 1000,
+      lossOpen: Math.max(0, open.sent * n - open.delivered),
+      redisPerBroadcast: closed.redisPerBroadcast,
+      nodesWithMembers: s.nodesWithMembers,
+      otherPct: Math.max(closed.otherPct, open.otherPct),
+    };
+    return { row: result, closedMsgsPerSec };
+  } finally {
+    await disconnectAll(fleet, s.name);
+  }
+}
+
+const log = (r: ClusterRow) =>
+  console.log(
+    `${r.scenario.padEnd(6)} N=${r.n}: ${f0(r.deliveriesPerSec)} deliveries/s (${f0(r.msgsPerSec)} msg/s), ${f3(r.cpuUsPerDelivery)} µs CPU/delivery, ` +
+      `open @${r.openRate}/s p50 ${f2(r.p50Ms)} ms p99 ${f2(r.p99Ms)} ms, Redis/broadcast ${r.redisPerBroadcast === null ? '-' : f2(r.redisPerBroadcast)} ` +
+      `(nodes with members ${r.nodesWithMembers}), loss ${r.lossClosed}/${r.lossOpen}, other load ${f0(r.otherPct)}%`,
+  );
+
+async function main(): Promise<void> {
+  const t0 = Date.now();
+  console.log(`cluster bench: ${machine()}`);
+  redis = await BenchRedis.start();
+  const clusterDb = await recreateDatabase('performer_bench_cluster');
+  const singleDb = await recreateDatabase('performer_bench_cluster_single');
+  const prefix = `bench-${process.pid}:`;
+  const build = buildPerformer();
+  const single = await startNode(build, 'bench-single', singleDb, {});
+  const a = await startNode(build, 'bench-a', clusterDb, { REDIS_URL: redis.url, REDIS_KEY_PREFIX: prefix });
+  const b = await startNode(build, 'bench-b', clusterDb, { REDIS_URL: redis.url, REDIS_KEY_PREFIX: prefix });
+  const redisPid = redis.pid;
+  const scenarios: Record<ScenarioName, Scenario> = {
+    single: { name: 'single', sender: single, subscriberNodes: [single], pids: () => [single.proc.pid], nodesWithMembers: 1 },
+    cross: { name: 'cross', sender: a, subscriberNodes: [b], pids: () => [a.proc.pid, b.proc.pid, redisPid], nodesWithMembers: 2 },
+    split: { name: 'split', sender: a, subscriberNodes: [a, b], pids: () => [a.proc.pid, b.proc.pid, redisPid], nodesWithMembers: 2 },
+  };
+  const fleet = await startFleet(opts.gens);
+  const rows: ClusterRow[] = [];
+  try {
+    for (const n of opts.ns) {
+      // The open-loop rate of every scenario at this N: a quarter of the single node's first closed-loop rate.
+      let openRate: number | null = null;
+      for (let rep = 0; rep < opts.reps; rep++) {
+        const order = rep % 2 === 0 ? SCENARIOS : [...SCENARIOS].reverse();
+        const ordered = openRate === null ? ['single' as const, ...order.filter((x) => x !== 'single')] : order;
+        for (const name of ordered) {
+          const r = await row(fleet, scenarios[name], n, openRate);
+          if (openRate === null) openRate = Math.max(1, Math.floor(r.closedMsgsPerSec * opts.openFraction));
+          log(r.row);
+          rows.push(r.row);
+        }
+      }
+    }
+  } finally {
+    await Promise.all(fleet.all.map((p) => p.stop(3000)));
+  }
+  const merged = mergeRows(rows);
+  const report = clusterReport(machine(), opts, merged);
+  console.log(`\n${report}\n\ntotal ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  if (opts.out) writeFileSync(opts.out, JSON.stringify({ machine: machine(), opts, rows, merged }, null, 2));
+}
+
+/** The repetitions of each (scenario, N) as one row: medians. */
+function mergeRows(rows: ClusterRow[]): ClusterRow[] {
+  const groups = new Map<string, ClusterRow[]>();
+  for (const r of rows) groups.set(`${r.scenario}|${r.n}`, [...(groups.get(`${r.scenario}|${r.n}`) ?? []), r]);
+  return [...groups.values()].map((g) => {
+    const m = (k: keyof ClusterRow) => median(g.map((r) => Number(r[k])));
+    return {
+      ...g[0]!,
+      deliveriesPerSec: m('deliveriesPerSec'),
+      msgsPerSec: m('msgsPerSec'),
+      cpuUsPerDelivery: m('cpuUsPerDelivery'),
+      p50Ms: m('p50Ms'),
+      p99Ms: m('p99Ms'),
+      lossClosed: Math.max(...g.map((r) => r.lossClosed)),
+      lossOpen: Math.max(...g.map((r) => r.lossOpen)),
+      redisPerBroadcast: g[0]!.redisPerBroadcast === null ? null : m('redisPerBroadcast'),
+      otherPct: Math.max(...g.map((r) => r.otherPct)),
+      reps: g.length,
+    };
+  });
+}
+
+runBench('cluster', main, {
+  hardLimitMs: 3600_000,
+  cleanup: async () => {
+    for (const c of children) c.kill();
+    redis?.stop();
+  },
+});
