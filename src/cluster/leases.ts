@@ -14,9 +14,15 @@ export interface LeaseHolder {
 }
 
 // Every script touches the lease and the fencing counter of one tenant, which share a hash tag: one Cluster slot.
+// The fencing number is at least Redis' clock in milliseconds: a Redis that restarts empty (or a failover that lost
+// the counter) still hands out numbers above every earlier one, which the tenant databases remember.
 const ACQUIRE = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return false end
-local fence = redis.call('INCR', KEYS[2])
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local fence = math.max(tonumber(redis.call('GET', KEYS[2]) or '0') + 1, now)
+redis.call('SET', KEYS[2], string.format('%d', fence))
+fence = string.format('%d', fence)
 local value = ARGV[1] .. '|' .. fence .. '|' .. ARGV[2]
 redis.call('SET', KEYS[1], value, 'PX', ARGV[3])
 return value`;
@@ -29,8 +35,8 @@ return 0`;
 
 /**
  * Tenant leases in Redis: `SET NX PX` with a random token, renewed and released only by whoever shows the token,
- * and a fencing number from a per-tenant counter that only ever grows (INCR), so every new holder has a higher
- * number than all before it, across Redis failovers of the lease key alone.
+ * and a fencing number from a per-tenant counter that only ever grows, so every new holder has a higher number than
+ * all before it, even after Redis lost its data (the counter never goes below Redis' clock in milliseconds).
  */
 export class RedisLeases {
   constructor(

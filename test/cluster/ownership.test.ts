@@ -79,6 +79,22 @@ describe('Redis tenant leases', () => {
   });
 });
 
+describe('fencing numbers', () => {
+  it('keep growing after Redis lost its data (a restart without persistence)', async () => {
+    const before = await leases.acquire('t-lost', 'node-a', 5000);
+    await leases.release('t-lost', before!);
+    const again = await leases.acquire('t-lost', 'node-a', 5000);
+    expect(again!.fence).toBe(before!.fence + 1);
+    await redis.del(`${prefix}{t:t-lost}owner`, `${prefix}{t:t-lost}fence`);
+    // A restart takes longer than the millisecond of Redis' clock the numbers are counted in.
+    await new Promise((r) => setTimeout(r, 5));
+    const after = await leases.acquire('t-lost', 'node-b', 5000);
+    expect(after!.fence).toBeGreaterThan(again!.fence);
+    expect(Number.isSafeInteger(after!.fence)).toBe(true);
+    await leases.release('t-lost', after!);
+  });
+});
+
 class Members implements ClusterMembers {
   private readonly listeners: ((c: { joined: readonly string[]; left: readonly string[] }) => void)[] = [];
   constructor(
