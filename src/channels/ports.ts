@@ -25,7 +25,7 @@ export interface ChannelServices {
   readonly fanout: Fanout;
   readonly dispatcher: Dispatcher;
   /** In a cluster: where Postgres Changes subscriptions are routed to the tenant's owner. */
-  readonly clusterState: { readonly routes: ChangesRoutes } | null;
+  readonly clusterState: { readonly routes: ChangesRoutes; replicationUp(tenant: string): boolean } | null;
   /** Set when the node is stopping: new joins are refused with RealtimeRestarting. */
   readonly shuttingDown: boolean;
 }

@@ -25,8 +25,8 @@ const RETRY_MS = 1000;
 export interface ChangesRoutesOptions {
   self: string;
   send: (node: string, msg: ToOwner) => void;
-  /** The node holding the tenant's lease now, or null. */
-  holder: (tenant: string) => Promise<string | null>;
+  /** The node holding the tenant's lease now and its fencing number, or null. */
+  holder: (tenant: string) => Promise<{ node: string; fence: number } | null>;
   engineOf: (runtime: TenantRuntime) => ChangesEngine;
   /** This node's pub/sub, for group events arriving from the owner. */
   local: LocalPublisher;
@@ -36,8 +36,9 @@ export interface ChangesRoutesOptions {
 interface Route {
   readonly sub: LiveSubscriber;
   readonly runtime: TenantRuntime;
-  /** The node this subscription is routed to (null while looking for one). */
+  /** The node this subscription is routed to (null while looking for one), and its fencing number then. */
   owner: string | null;
+  fence: number | null;
   /** Bumped by every (re)attachment: answers to an older one are ignored. */
   gen: number;
   /** Group keys the channel joined through this route. */
@@ -59,7 +60,7 @@ export class ChangesRoutes {
 
   /** Subscribes a channel; resolves with upstream's error text (final) or null. Throws when it may work later. */
   async subscribe(runtime: TenantRuntime, sub: LiveSubscriber): Promise<string | null> {
-    const route: Route = { sub, runtime, owner: null, gen: 0, keys: new Set(), lastLsn: null, local: null, closed: false };
+    const route: Route = { sub, runtime, owner: null, fence: null, gen: 0, keys: new Set(), lastLsn: null, local: null, closed: false };
     this.routes.set(sub.instance, route);
     try {
       const problem = await this.attach(route);
@@ -88,10 +89,14 @@ export class ChangesRoutes {
     if (route.owner !== null) this.opts.send(route.owner, { t: 'claims', from: this.opts.self, tenant: route.runtime.id, instance: sub.instance, claims });
   }
 
-  /** A node runs a tenant's streams now: subscriptions routed elsewhere move to it. */
-  ownerAnnounced(tenant: string, node: string): void {
+  /**
+   * A node runs a tenant's streams now under `fence`: subscriptions routed elsewhere, or to an earlier ownership of the
+   * same node (its engine started afresh, after a lapsed lease say), move to it.
+   */
+  ownerAnnounced(tenant: string, node: string, fence: number): void {
     for (const route of this.routes.values()) {
-      if (route.runtime.id === tenant && route.owner !== null && route.owner !== node) this.reroute(route, node);
+      if (route.runtime.id !== tenant || route.owner === null || route.closed) continue;
+      if (route.owner !== node || (route.fence !== null && route.fence < fence)) this.reroute(route, node, fence);
     }
   }
 
@@ -164,13 +169,14 @@ export class ChangesRoutes {
   }
 
   /** Leaves the old owner's groups and subscribes again with `node`, retrying until it works or the channel closes. */
-  private reroute(route: Route, node: string): void {
+  private reroute(route: Route, node: string, fence: number): void {
     route.gen++;
     this.leaveGroups(route);
     // The old owner's engine has stopped (or is gone); the record stays for the new owner to continue.
     if (route.local) void route.local.engine.unsubscribe(route.local.member, { keepRecord: true });
     route.local = null;
     route.owner = node;
+    route.fence = fence;
     const attempt = async (): Promise<void> => {
       if (route.closed) return;
       try {
@@ -187,9 +193,11 @@ export class ChangesRoutes {
 
   private async attach(route: Route): Promise<string | null> {
     const gen = ++route.gen;
-    const owner = await this.ownerOf(route.runtime.id);
+    const holder = await this.ownerOf(route.runtime.id);
     if (route.gen !== gen || route.closed) return null;
+    const owner = holder.node;
     route.owner = owner;
+    route.fence = Math.max(route.fence ?? 0, holder.fence);
     const { sub, runtime } = route;
     if (owner === this.opts.self) {
       if (runtime.streamOwner === null || !runtime.streamOwner.valid()) throw new Error('this node does not run the tenant\'s streams yet');
@@ -226,7 +234,7 @@ export class ChangesRoutes {
     return reply.problem;
   }
 
-  private async ownerOf(tenant: string): Promise<string> {
+  private async ownerOf(tenant: string): Promise<{ node: string; fence: number }> {
     const deadline = Date.now() + OWNER_WAIT_MS;
     for (;;) {
       const node = await this.opts.holder(tenant).catch(() => null);

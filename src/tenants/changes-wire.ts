@@ -43,6 +43,10 @@ export interface OwnerAnnouncement {
   t: 'owner';
   from: string;
   tenant: string;
+  /** Its fencing number: a node that owns a tenant again after losing it is a new owner. */
+  fence: number;
+  /** Whether its stream of realtime.messages is up (what `broadcast.replication_ready` waits for on every node). */
+  up: boolean;
 }
 
 export type ChangesWire = ToOwner | ToSubscriberNode | OwnerAnnouncement;
@@ -74,7 +78,7 @@ export function parseChangesWire(payload: string): ChangesWire | null {
   if (!isObject(m) || !isText(m.from) || !isText(m.tenant)) return null;
   switch (m.t) {
     case 'owner':
-      return m as unknown as OwnerAnnouncement;
+      return typeof m.up === 'boolean' && Number.isSafeInteger(m.fence) ? (m as unknown as OwnerAnnouncement) : null;
     case 'sub':
       return Number.isSafeInteger(m.id) && isText(m.instance) && isText(m.topic) && typeof m.legacy === 'boolean' && Array.isArray(m.bindings) && isObject(m.claims) && (m.after === null || isLsnText(m.after))
         ? (m as unknown as ToOwner)

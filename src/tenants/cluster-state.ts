@@ -49,6 +49,8 @@ export class ClusterState {
   private readonly ownerSide: ChangesOwnerSide;
   private readonly leases: RedisLeases;
   private stopMembers: (() => void) | null = null;
+  /** The last announcement of each tenant's owner, as heard here. */
+  private readonly announced = new Map<string, { node: string; up: boolean; at: number }>();
 
   constructor(private readonly deps: ClusterStateDeps) {
     const { config, log, registry, redis, metrics } = deps;
@@ -73,7 +75,7 @@ export class ClusterState {
     this.routes = new ChangesRoutes({
       self,
       send,
-      holder: async (tenant) => (await this.leases.holder(tenant))?.node ?? null,
+      holder: (tenant) => this.leases.holder(tenant),
       engineOf: (r) => this.engineOf(r),
       local: deps.local,
       log: clusterLog,
@@ -138,7 +140,8 @@ export class ClusterState {
     if (msg.from !== this.deps.config.nodeName) this.deps.metrics.relayedIn.inc();
     switch (msg.t) {
       case 'owner':
-        this.routes.ownerAnnounced(msg.tenant, msg.from);
+        this.announced.set(msg.tenant, { node: msg.from, up: msg.up, at: Date.now() });
+        this.routes.ownerAnnounced(msg.tenant, msg.from, msg.fence);
         return;
       case 'sub':
       case 'unsub':
@@ -151,10 +154,22 @@ export class ClusterState {
   }
 
   private ownerRunning(tenant: string, running: boolean): void {
-    if (!running) return this.ownerSide.stopped(tenant);
+    const fence = this.ownership.fence(tenant);
+    if (!running || fence === null) return this.ownerSide.stopped(tenant);
     // Every renewal repeats it: a node that missed one hears the next.
-    this.routes.ownerAnnounced(tenant, this.deps.config.nodeName);
-    this.bus.publish(this.bus.channel('changes-owners'), JSON.stringify({ t: 'owner', from: this.deps.config.nodeName, tenant }));
+    this.routes.ownerAnnounced(tenant, this.deps.config.nodeName, fence);
+    const up = this.deps.registry.peek(tenant)?.replication?.status === 'up';
+    this.bus.publish(this.bus.channel('changes-owners'), JSON.stringify({ t: 'owner', from: this.deps.config.nodeName, tenant, fence, up }));
+  }
+
+  /**
+   * Whether the tenant's stream of realtime.messages is up somewhere in the cluster: here when this node owns the
+   * tenant, else as its owner last announced (within two lease periods).
+   */
+  replicationUp(tenant: string): boolean {
+    if (this.ownership.valid(tenant)) return this.deps.registry.peek(tenant)?.replication?.status === 'up';
+    const last = this.announced.get(tenant);
+    return last !== undefined && last.up && Date.now() - last.at < 2 * this.deps.config.clusterOwnershipTtlMs;
   }
 
   private runTenant(tenant: string): TenantRuntime | null {

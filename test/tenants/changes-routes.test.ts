@@ -40,7 +40,7 @@ function harness(holder: { node: string }) {
       // The owner answers every request at once.
       if (msg.t === 'sub') queueMicrotask(() => routes.receive({ t: 'reply', from: node, tenant: msg.tenant, id: msg.id, problem: null, retry: null }));
     },
-    holder: async () => holder.node,
+    holder: async () => ({ node: holder.node, fence: holder.node === 'node-o1' ? 1 : 2 }),
     engineOf: () => {
       throw new Error('no local engine in this test');
     },
@@ -67,12 +67,14 @@ describe('Postgres Changes routed to the tenant owner', () => {
     routes.receive({ t: 'items', from: 'node-x', tenant: 't1', instance: 'inst-1', items: [event(9, 900n)] });
     routes.receive({ t: 'group', from: 'node-x', tenant: 't1', key: 't1|pgc|g1', topic: 'room', legacy: false, items: [event(9, 900n)] });
     expect(sub.got.map((c) => c.data)).toEqual(['{"id":1}']);
-    expect(local.map((m) => (m.env as { items: OutgoingChange[] }).items.map((c) => c.data))).toEqual([['{"id":2}']]);
+    expect(local.map((m) => (m.env as unknown as { items: OutgoingChange[] }).items.map((c) => c.data))).toEqual([['{"id":2}']]);
     expect(sub.keys).toEqual(new Set(['t1|pgc|g1']));
 
     // A new owner: the old groups are left, and the subscription moves saying what it got last.
     holder.node = 'node-o2';
-    routes.ownerAnnounced('t1', 'node-o2');
+    routes.ownerAnnounced('t1', 'node-o1', 1);
+    expect(sent).toHaveLength(1);
+    routes.ownerAnnounced('t1', 'node-o2', 2);
     await new Promise((r) => setTimeout(r, 10));
     expect(sub.keys.size).toBe(0);
     expect(sent.at(-1)).toMatchObject({ node: 'node-o2', msg: { t: 'sub', instance: 'inst-1', after: '200' } });
@@ -80,6 +82,12 @@ describe('Postgres Changes routed to the tenant owner', () => {
     routes.receive({ t: 'items', from: 'node-o2', tenant: 't1', instance: 'inst-1', items: [event(3, 300n)] });
     expect(sub.got.map((c) => c.data)).toEqual(['{"id":1}', '{"id":3}']);
     expect(sub.got[1]!.commitLsn).toBe(300n);
+
+    // The same node owning the tenant again (its lease had lapsed): a new engine, so the subscription moves too.
+    const before = sent.length;
+    routes.ownerAnnounced('t1', 'node-o2', 3);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(sent.slice(before)).toMatchObject([{ node: 'node-o2', msg: { t: 'sub', instance: 'inst-1', after: '300' } }]);
 
     routes.unsubscribe(sub, false);
     expect(sent.at(-1)).toMatchObject({ node: 'node-o2', msg: { t: 'unsub', instance: 'inst-1', keep: false } });
