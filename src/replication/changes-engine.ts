@@ -211,6 +211,16 @@ export class ChangesEngine {
     await this.store.remove(sub.instance).catch((err: unknown) => this.log.warn({ err }, 'removing a subscriber failed'));
   }
 
+  /**
+   * A subscriber of an earlier run (or of another owner of the tenant) left for good before rejoining: nothing is held
+   * for it any more, and a rejoin of the same user is a new subscription.
+   */
+  async forgetPending(instance: string): Promise<void> {
+    if (this.starts.drop(instance) === null) return;
+    this.releaseHeldIfDone();
+    await this.store.remove(instance).catch((err: unknown) => this.log.warn({ err }, 'removing a subscriber failed'));
+  }
+
   /** New claims (access_token): persisted, and used by the next visibility checks. */
   async updateClaims(sub: LiveSubscriber, claims: Record<string, unknown>): Promise<void> {
     sub.claims = claims;

@@ -159,6 +159,15 @@ export class SubscriberStarts<S extends ChangesSubscriber> {
     return true;
   }
 
+  /** A held subscriber that will not rejoin (its channel left for good): returned when it was held. */
+  drop(instance: string): PendingSubscriber | null {
+    const i = this.pending.findIndex((p) => p.instance === instance);
+    if (i < 0) return null;
+    const [dropped] = this.pending.splice(i, 1);
+    this.releaseHeld();
+    return dropped!;
+  }
+
   /** The grace period is over: the held subscribers that did not rejoin are returned, their commits dropped. */
   expire(): PendingSubscriber[] {
     this.graceOver = true;

@@ -99,6 +99,8 @@ export interface ChangesOwnerOptions {
   send: Send;
   /** The tenant's runtime on this node, started if need be; null for an unknown tenant. */
   runTenant: (tenant: string) => TenantRuntime | null;
+  /** The tenant's runtime if it runs here (never starts it). */
+  peekTenant: (tenant: string) => TenantRuntime | null;
   /** The tenant's engine (created on first use, with this side's publisher). */
   engineOf: (runtime: TenantRuntime) => ChangesEngine;
   log: Logger;
@@ -149,7 +151,11 @@ export class ChangesOwnerSide {
   private async apply(msg: ToOwner): Promise<void> {
     const existing = this.proxies.get(msg.instance);
     if (msg.t === 'unsub') {
-      if (existing?.proxy.node !== msg.from) return;
+      if (existing?.proxy.node !== msg.from) {
+        // Not served here yet (this node took the tenant over, the subscriber had not moved): held no longer.
+        if (!msg.keep) await this.opts.peekTenant(msg.tenant)?.changes?.forgetPending(msg.instance);
+        return;
+      }
       this.proxies.delete(msg.instance);
       await existing.engine.unsubscribe(existing.proxy, { keepRecord: msg.keep });
       return;

@@ -76,10 +76,19 @@ export class ChangesRoutes {
     const route = this.routes.get(sub.instance);
     if (!route || route.sub !== sub) return;
     this.drop(route);
+    const tenant = route.runtime.id;
     if (route.local) void route.local.engine.unsubscribe(route.local.member, { keepRecord });
     else if (route.owner !== null && route.owner !== this.opts.self) {
-      this.opts.send(route.owner, { t: 'unsub', from: this.opts.self, tenant: route.runtime.id, instance: sub.instance, keep: keepRecord });
+      this.opts.send(route.owner, { t: 'unsub', from: this.opts.self, tenant, instance: sub.instance, keep: keepRecord });
     }
+    if (keepRecord) return;
+    // The tenant may have a newer owner that holds changes for this subscriber (it had not moved yet): it lets go.
+    void this.opts.holder(tenant).then(
+      (holder) => {
+        if (holder !== null && holder.node !== route.owner) this.opts.send(holder.node, { t: 'unsub', from: this.opts.self, tenant, instance: sub.instance, keep: false });
+      },
+      () => undefined,
+    );
   }
 
   async updateClaims(sub: LiveSubscriber, claims: Record<string, unknown>): Promise<void> {

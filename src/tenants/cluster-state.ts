@@ -63,7 +63,14 @@ export class ClusterState {
       metrics.relayedOut.inc();
       this.bus.publish(this.nodeChannel(node), JSON.stringify(msg));
     };
-    this.ownerSide = new ChangesOwnerSide({ self, send, runTenant: (t) => this.runTenant(t), engineOf: (r) => this.engineOf(r), log: clusterLog });
+    this.ownerSide = new ChangesOwnerSide({
+      self,
+      send,
+      runTenant: (t) => this.runTenant(t),
+      peekTenant: (t) => registry.peek(t),
+      engineOf: (r) => this.engineOf(r),
+      log: clusterLog,
+    });
     const relayed = this.ownerSide.publisher(deps.local);
     this.changesPublisher = {
       publishLocal: (msg, exclude) => {
@@ -85,7 +92,9 @@ export class ClusterState {
       members: this.members,
       candidates: () => this.activeTenants(),
       work: (this.owned = new OwnedStreams(
-        { fence: (t) => this.ownership.fence(t), valid: (t) => this.ownership.valid(t) },
+        // Without Redis the events for other nodes cannot leave: nothing is handed out or confirmed meanwhile, and
+        // the slot keeps it for whoever owns the tenant once Redis is back.
+        { fence: (t) => this.ownership.fence(t), valid: (t) => this.ownership.valid(t) && redis.command.status === 'ready' },
         (t) => this.runTenant(t),
         clusterLog,
         (tenant, running) => this.ownerRunning(tenant, running),

@@ -84,7 +84,7 @@ describe('fencing numbers', () => {
     const before = await leases.acquire('t-lost', 'node-a', 5000);
     await leases.release('t-lost', before!);
     const again = await leases.acquire('t-lost', 'node-a', 5000);
-    expect(again!.fence).toBe(before!.fence + 1);
+    expect(again!.fence).toBeGreaterThan(before!.fence);
     await redis.del(`${prefix}{t:t-lost}owner`, `${prefix}{t:t-lost}fence`);
     // A restart takes longer than the millisecond of Redis' clock the numbers are counted in.
     await new Promise((r) => setTimeout(r, 5));

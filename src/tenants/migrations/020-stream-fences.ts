@@ -33,12 +33,13 @@ BEGIN
     UPDATE realtime.performer_stream_fences
        SET fence = p_fence, holder_pid = pg_catalog.pg_backend_pid(), claimed_at = now()
      WHERE tenant = p_tenant;
-    -- The replaced owner's walsender (a pid of a backend that is still a walsender, never another session's).
-    PERFORM pg_catalog.pg_terminate_backend(r.pid)
+    -- The replaced owner's walsender (a pid of a backend that is still a walsender, never another session's), waited
+    -- for: the slot is free once this returns.
+    PERFORM pg_catalog.pg_terminate_backend(r.pid, 5000)
        FROM pg_catalog.pg_stat_replication r
       WHERE r.pid = previous_pid AND r.pid <> pg_catalog.pg_backend_pid();
   END IF;
-  PERFORM pg_catalog.pg_terminate_backend(s.active_pid)
+  PERFORM pg_catalog.pg_terminate_backend(s.active_pid, 5000)
      FROM pg_catalog.pg_replication_slots s
     WHERE s.slot_name = p_slot AND s.active_pid IS NOT NULL AND s.active_pid <> pg_catalog.pg_backend_pid();
 END
