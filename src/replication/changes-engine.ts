@@ -384,6 +384,11 @@ export class ChangesEngine {
     this.scheduleFlush();
   }
 
+  /** Ownership is sure again (Redis came back): what waited is handed out. */
+  resume(): void {
+    if (!this.stopped && !this.waiting.empty && this.owns()) this.dispatching ??= this.dispatchBatches();
+  }
+
   /** Whether this node may hand out and confirm (always, outside a cluster). */
   private owns(): boolean {
     return this.opts.fence?.valid() ?? true;

@@ -118,6 +118,8 @@ export class OwnedStreams implements OwnedWork {
     }
     const gate = this.gates.get(tenant);
     if (gate) await gate.sync();
+    // Commits that waited while ownership was unsure (Redis away for a moment) go out now.
+    runtime.changes?.resume();
     if (runtime.streamOwner !== null) this.onRunning(tenant, true);
   }
 
