@@ -2,6 +2,7 @@ import path from 'node:path';
 import { signHs256 } from './auth/jwt.js';
 import { MANAGEMENT_TOKEN_LIFETIME_SECONDS, signManagementToken } from './auth/management.js';
 import { formatBanner, maskedDatabaseUrl, type BannerLine } from './banner.js';
+import { redisTarget } from './cluster/redis.js';
 import { parseArgs } from './cli.js';
 import { ConfigError, DEFAULT_JWT_SECRET, jwtSecretWeakness, loadConfig, MIN_JWT_SECRET_LENGTH, type Config } from './config/index.js';
 import { createLogger } from './observability/logger.js';
@@ -73,6 +74,7 @@ async function main(): Promise<void> {
     // Running as root from a private directory: say where things are instead, and why.
     ...(embedded?.notices ?? []).map((notice): BannerLine => ['', `(${notice})`]),
     ...(replicationProblem ? ([['Replication', `UNAVAILABLE. ${replicationProblem.message}`]] as BannerLine[]) : []),
+    ...clusterLines(config, server.ctx.cluster.membership.members().length),
   ];
   const notes =
     config.jwtSecret === DEFAULT_JWT_SECRET && isLoopback(config.host)
@@ -121,3 +123,11 @@ main().catch((err: unknown) => {
   process.stderr.write(`Performer failed to start: ${text}\n`);
   process.exit(1);
 });
+
+/** The banner's cluster line: this node's name, its Redis (password masked) and the members it sees; none when alone. */
+function clusterLines(config: Config, members: number): BannerLine[] {
+  const target = redisTarget(config);
+  if (target === null) return [];
+  const where = 'url' in target ? maskedDatabaseUrl(target.url) : `Redis Cluster ${target.clusterNodes.map((n) => `${n.host}:${n.port}`).join(',')}`;
+  return [['Cluster', `node ${config.nodeName} via ${where}, ${members} live member${members === 1 ? '' : 's'}`]];
+}

@@ -8,7 +8,11 @@ import { decodeWire, encodeWire, isFromOrigin, WireDecodeError } from './wire.js
 /** The longest a join waits for its Redis subscription to be confirmed (a slow Redis must not stall joins). */
 const INTEREST_WAIT_MS = 1000;
 
-/** First byte of a drain probe (drained()): never a wire message's version byte. */
+function startsWith(buf: Buffer, head: Buffer): boolean {
+  return buf.length >= head.length && buf.compare(head, 0, head.length, 0, head.length) === 0;
+}
+
+/** First byte of a drain probe (drained()). */
 const DRAIN_MARK = Buffer.from([0xff]);
 
 /** Channels per SUBSCRIBE command when interest is announced again after a reconnect. */
@@ -50,7 +54,13 @@ export class RedisPubSub implements PubSub {
     private readonly log: Logger,
   ) {
     const event = redis.sharded ? 'smessageBuffer' : 'messageBuffer';
-    redis.subscriber.on(event, (_channel: Buffer, message: Buffer) => this.received(message));
+    // The subscriber connection is shared with other cluster parts (presence, ownership): only this driver's channels.
+    const ours = Buffer.from(redis.key('t:', '').slice(0, -1));
+    const drains = Buffer.from(redis.key('drain-', '').slice(0, -1));
+    redis.subscriber.on(event, (channel: Buffer, message: Buffer) => {
+      if (startsWith(channel, ours)) this.received(message);
+      else if (startsWith(channel, drains)) this.drainReceived(message);
+    });
     redis.onReady(() => this.resubscribeAll());
   }
 
@@ -208,13 +218,13 @@ export class RedisPubSub implements PubSub {
     for (let i = 0; i < channels.length; i += chunk) this.send('subscribe', channels.slice(i, i + chunk));
   }
 
+  private drainReceived(bytes: Buffer): void {
+    const token = bytes.subarray(DRAIN_MARK.length).toString();
+    this.drainWaiters.get(token)?.();
+    this.drainWaiters.delete(token);
+  }
+
   private received(bytes: Buffer): void {
-    if (bytes[0] === DRAIN_MARK[0]) {
-      const token = bytes.subarray(1).toString();
-      this.drainWaiters.get(token)?.();
-      this.drainWaiters.delete(token);
-      return;
-    }
     if (this.closed || isFromOrigin(bytes, this.origin)) return;
     let decoded;
     try {

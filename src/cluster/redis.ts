@@ -27,6 +27,10 @@ type Client = Redis | Cluster;
  * task simply tries again on its next tick. With Redis Cluster both roles are one ioredis Cluster, which keeps
  * sharded subscriber connections of its own per primary.
  *
+ * The subscriber connection is shared: each part subscribes its own channels (under its own tag), reads only those
+ * off the `messageBuffer` / `smessageBuffer` events, and subscribes them again in an `onReady` listener, since a new
+ * connection has none (ioredis' autoResubscribe is off, so what was subscribed during an outage is not lost track of).
+ *
  * Key layout: `<prefix>{<tag>}...`. The hash tag keeps what must meet in one command on one Redis Cluster slot:
  * `{cluster}` for membership, `{t:<tenant>}` for a tenant's channels and counters (so a tenant's traffic stays on
  * one shard).

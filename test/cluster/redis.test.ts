@@ -85,3 +85,23 @@ describe('redis pub/sub: interest confirmation', () => {
     await a.close();
   });
 });
+
+describe('redis pub/sub: a shared subscriber connection', () => {
+  it('leaves the channels of other cluster parts alone: not delivered, not counted as undecodable', async () => {
+    const prefix = uniquePrefix('shared');
+    const metrics = new ClusterMetrics(new Registry());
+    const got: string[] = [];
+    const a = await node({ deliver: (m) => got.push(m.subTopic) }, prefix, metrics);
+    const other = opened.at(-1)!;
+    const foreign = other.key('presence', ':deltas');
+    await other.subscriber.subscribe(foreign);
+    const publisher = new RedisConnections({ url: SHARED_REDIS_URL }, prefix, log);
+    opened.push(publisher);
+    await publisher.whenReady(5000);
+    expect(await publisher.command.publish(foreign, Buffer.from([1, 2, 3]))).toBe(1);
+    await a.drained();
+    expect(got).toEqual([]);
+    expect((await metrics.dropped.get()).values).toEqual([]);
+    await a.close();
+  });
+});

@@ -343,3 +343,43 @@ describe('process contract', () => {
     expect(stderr).toContain('DATABASE_URL');
   });
 });
+
+describe('cluster settings', () => {
+  it('runs alone by default, as a node named after the host and pid, keys prefixed performer:', () => {
+    const c = loadConfig({});
+    expect(c.redisUrl).toBeNull();
+    expect(c.redisClusterNodes).toEqual([]);
+    expect(c.redisKeyPrefix).toBe('performer:');
+    expect(c.nodeName).toMatch(new RegExp(`-${process.pid}$`));
+    expect(c.nodeRegion).toBe('local');
+    expect([c.clusterHeartbeatMs, c.clusterMemberTtlMs, c.clusterLimitsSyncMs]).toEqual([1000, 5000, 1000]);
+  });
+
+  it('reads REDIS_CLUSTER_NODES as host:port pairs, IPv6 in brackets', () => {
+    expect(loadConfig({ REDIS_CLUSTER_NODES: 'a:7000, 10.0.0.2:7001,[::1]:7002' }).redisClusterNodes).toEqual([
+      { host: 'a', port: 7000 },
+      { host: '10.0.0.2', port: 7001 },
+      { host: '::1', port: 7002 },
+    ]);
+  });
+
+  it.each(['a', 'a:', 'a:0', 'a:70000', ':7000', 'redis://a:7000'])('rejects REDIS_CLUSTER_NODES entry %j', (entry) => {
+    expect(configError({ REDIS_CLUSTER_NODES: entry }).variable).toBe('REDIS_CLUSTER_NODES');
+  });
+
+  it('takes a key prefix without braces (they would move the hash tag), and an empty one', () => {
+    expect(loadConfig({ REDIS_KEY_PREFIX: 'staging:' }).redisKeyPrefix).toBe('staging:');
+    expect(loadConfig({ REDIS_KEY_PREFIX: '' }).redisKeyPrefix).toBe('');
+    for (const bad of ['a{b}:', 'a b', 'x'.repeat(101)]) expect(configError({ REDIS_KEY_PREFIX: bad }).variable).toBe('REDIS_KEY_PREFIX');
+  });
+
+  it('takes a NODE_NAME of letters, digits and .-_:@ only (it lands in Redis keys and metrics)', () => {
+    expect(loadConfig({ NODE_NAME: 'eu-1.performer@host:4000' }).nodeName).toBe('eu-1.performer@host:4000');
+    for (const bad of ['a b', 'a{b}', 'ü', 'x'.repeat(129)]) expect(configError({ NODE_NAME: bad }).variable).toBe('NODE_NAME');
+  });
+
+  it('wants a member TTL of at least two heartbeats', () => {
+    expect(configError({ CLUSTER_HEARTBEAT_MS: '1000', CLUSTER_MEMBER_TTL_MS: '1500' }).variable).toBe('CLUSTER_MEMBER_TTL_MS');
+    expect(loadConfig({ CLUSTER_HEARTBEAT_MS: '100', CLUSTER_MEMBER_TTL_MS: '200' }).clusterMemberTtlMs).toBe(200);
+  });
+});
