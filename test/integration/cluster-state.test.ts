@@ -237,6 +237,8 @@ describe('a cluster of three nodes', () => {
       return now !== null && now !== owner;
     }, 'another node to take over', 15_000);
     const second = (await ownerSeenBy(node(survivors[0]!))) as Name;
+    const metrics = await (await fetch(`http://127.0.0.1:${node(second).port}/metrics`)).text();
+    expect(metrics).toMatch(/performer_cluster_ownership_changes_total\{tenant="realtime-dev",event="acquired"\} [1-9]/);
     const last = survivors.find((n) => n !== second)!;
     const mark = committed.length;
     await until(() => committed.length >= mark + 30, 'inserts after the takeover');
