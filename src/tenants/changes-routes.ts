@@ -256,6 +256,8 @@ export class ChangesRoutes {
   /** The channel as the local engine sees it: group keys it joins are remembered, to leave them on a move. */
   private localMember(route: Route): LiveSubscriber {
     const { sub } = route;
+    // Handed to the channel only when written: an engine that stops owning before its flush drops what it queued.
+    let queued: OutgoingChange[] = [];
     return {
       get instance() {
         return sub.instance;
@@ -275,11 +277,15 @@ export class ChangesRoutes {
       set claims(claims) {
         sub.claims = claims;
       },
-      deliverMany: (items) => {
+      deliverMany: (items) => void queued.push(...items),
+      flush: () => {
+        if (queued.length === 0) return;
+        const items = queued;
+        queued = [];
         seen(route, items);
         sub.deliverMany(items);
+        sub.flush();
       },
-      flush: () => sub.flush(),
       notify: (status, message) => sub.notify(status, message),
       enterFanout: (key) => this.enter(route, key),
       exitFanout: (key) => this.exit(route, key),
