@@ -14,6 +14,10 @@ export class RedisBus implements ClusterBus {
   private readonly subscriber: Redis | Cluster;
   private readonly handlers = new Map<string, (payload: string) => void>();
   private closed = false;
+  /** The reply of the last publish: Redis answers in order, so once it came, every earlier publish had reached it. */
+  private lastPublish: Promise<unknown> | null = null;
+  /** A publish was dropped (Redis away) since settled() was last asked. */
+  private lost = false;
 
   constructor(
     private readonly redis: RedisConnections,
@@ -34,8 +38,26 @@ export class RedisBus implements ClusterBus {
   }
 
   publish(channel: string, payload: string): void {
-    if (this.closed || this.redis.command.status !== 'ready') return;
-    this.redis.command.publish(channel, payload).catch((err: unknown) => this.log.debug({ err }, 'cluster bus publish failed'));
+    if (this.closed || this.redis.command.status !== 'ready') {
+      this.lost = true;
+      return;
+    }
+    const sent = this.redis.command.publish(channel, payload);
+    sent.catch((err: unknown) => this.log.debug({ err }, 'cluster bus publish failed'));
+    this.lastPublish = sent;
+  }
+
+  /** Settles once everything published so far reached Redis; rejects if something was lost; null when nothing waits. */
+  settled(): Promise<void> | null {
+    if (this.lost) {
+      this.lost = false;
+      return Promise.reject(new Error('a cluster message was dropped while Redis was away'));
+    }
+    const last = this.lastPublish;
+    if (last === null) return null;
+    return last.then(() => {
+      if (this.lastPublish === last) this.lastPublish = null;
+    });
   }
 
   async listen(channel: string, handler: (payload: string) => void): Promise<void> {

@@ -54,6 +54,11 @@ export interface ChangesEngineOptions {
   messages?: () => DatabaseBroadcast | null;
   /** In a cluster: this node's ownership of the tenant; nothing is handed out or confirmed once it may have lapsed. */
   fence?: StreamFence;
+  /**
+   * In a cluster: settles once every event sent to other nodes so far has reached Redis (rejects if one was lost).
+   * A position is confirmed only then, so an owner killed between handing out and sending loses nothing.
+   */
+  published?: () => Promise<void> | null;
 }
 
 /** What a subscriber hears besides changes: the `system` messages of the postgres_changes extension. */
@@ -98,6 +103,9 @@ export class ChangesEngine {
   private flushSoon: NodeJS.Immediate | null = null;
   private readonly unflushed = new Set<ChangesSubscriber>();
   private statusDue = false;
+  /** With `published`: the position to confirm once the frames handed out before it have left this node. */
+  private pendingAck: Lsn | null = null;
+  private acking: Promise<void> | null = null;
   private unflushedItems = 0;
   private idleSince = Date.now();
   private readonly timers: NodeJS.Timeout[] = [];
@@ -412,7 +420,8 @@ export class ChangesEngine {
       this.heldAckLsn = lsn;
       return;
     }
-    this.stream?.ack(lsn);
+    if (this.opts.published) this.pendingAck = lsn;
+    else this.stream?.ack(lsn);
     this.statusDue = true;
     this.scheduleFlush();
   }
@@ -428,8 +437,28 @@ export class ChangesEngine {
       this.flushFrames();
       if (this.statusDue) {
         this.statusDue = false;
-        this.stream?.flush();
+        this.sendAck();
       }
+    });
+  }
+
+  /** The status update; in a cluster, once what was sent to other nodes before it has reached Redis. */
+  private sendAck(): void {
+    const lsn = this.pendingAck;
+    this.pendingAck = null;
+    const send = (): void => {
+      if (lsn !== null && this.owns()) this.stream?.ack(lsn);
+      this.stream?.flush();
+    };
+    const published = lsn === null ? null : (this.opts.published?.() ?? null);
+    if (published === null) return send();
+    const acking: Promise<void> = published.then(send, (err: unknown) => {
+      // Not confirmed: whoever owns the tenant next hands these out again from the confirmed position.
+      this.log.warn({ err }, 'events for other nodes did not reach Redis; their position is not confirmed');
+    });
+    this.acking = acking;
+    void acking.finally(() => {
+      if (this.acking === acking) this.acking = null;
     });
   }
 
@@ -505,6 +534,11 @@ export class ChangesEngine {
     this.flushSoon = null;
     // Frames already handed out still go to their sockets.
     this.flushFrames();
+    if (this.statusDue) {
+      this.statusDue = false;
+      this.sendAck();
+    }
+    if (this.acking) await settledWithin(this.acking, 5000);
     if (handBack) await this.handMessagesBack();
     // stop() sends the final acknowledged position itself.
     await this.stream?.stop();

@@ -37,6 +37,7 @@ export function changesEngine(runtime: TenantRuntime, config: Config, pubsub: Lo
     },
     messages: () => runtime.replication,
     fence: runtime.streamOwner?.fence,
+    published: runtime.streamOwner?.published,
   });
   runtime.changes = engine;
   return engine;

@@ -94,7 +94,11 @@ export class ClusterState {
       work: (this.owned = new OwnedStreams(
         // Without Redis the events for other nodes cannot leave: nothing is handed out or confirmed meanwhile, and
         // the slot keeps it for whoever owns the tenant once Redis is back.
-        { fence: (t) => this.ownership.fence(t), valid: (t) => this.ownership.valid(t) && redis.command.status === 'ready' },
+        {
+          fence: (t) => this.ownership.fence(t),
+          valid: (t) => this.ownership.valid(t) && redis.command.status === 'ready',
+          published: () => this.bus.settled(),
+        },
         (t) => this.runTenant(t),
         clusterLog,
         (tenant, running) => this.ownerRunning(tenant, running),

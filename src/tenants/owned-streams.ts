@@ -15,6 +15,8 @@ export interface OwnerCheck {
   /** This node's fencing number for the tenant while its lease is surely valid; null otherwise. */
   fence(tenant: string): number | null;
   valid(tenant: string): boolean;
+  /** Settles once what this node sent to other nodes so far reached them (the bus); null when nothing waits. */
+  published?(): Promise<void> | null;
 }
 
 /** How long a gate waits before trying again to start streams that failed to start (database away). */
@@ -50,7 +52,11 @@ class StreamsGate {
     if (this.running !== null && this.running.fence !== fence) await this.stopChildren();
     if (fence === null || this.running !== null) return;
     const tenant = this.runtime.id;
-    this.runtime.streamOwner = { fence: streamFence({ tenant, fence, valid: () => this.owner.valid(tenant) }), valid: () => this.owner.valid(tenant) };
+    this.runtime.streamOwner = {
+      fence: streamFence({ tenant, fence, valid: () => this.owner.valid(tenant) }),
+      valid: () => this.owner.valid(tenant),
+      published: this.owner.published ? () => this.owner.published!() : undefined,
+    };
     const children: RunningChild[] = [];
     try {
       for (const spec of this.inner) children.push(await spec.start());

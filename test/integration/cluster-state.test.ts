@@ -217,8 +217,9 @@ describe('a cluster of three nodes', () => {
     const committed: number[] = [];
     let next = 1;
     let writing = true;
+    const deadline = Date.now() + 120_000;
     const writer = (async () => {
-      while (writing && polling) {
+      while (writing && polling && Date.now() < deadline) {
         // The test failed and the database is going away: stop writing.
         if (!(await sql.query('INSERT INTO public.events VALUES ($1)', [next]).then(() => true, () => false))) return;
         committed.push(next++);
@@ -256,12 +257,17 @@ describe('a cluster of three nodes', () => {
     writing = false;
     await writer;
     const lastWatcher = watchers.get(last)!;
-    await until(() => lastWatcher.ids.length >= committed.length, `${last} to receive every insert`, 30_000);
-    await sleep(1000);
-    if (process.env.CLUSTER_TEST_LOGS) {
+    const dump = async () => {
+      if (!process.env.CLUSTER_TEST_LOGS) return;
       const { writeFileSync } = await import('node:fs');
       writeFileSync('/tmp/cst-data.json', JSON.stringify({ owner, second, last, mark, mark2, watchers: Object.fromEntries([...watchers].map(([n, w]) => [n, { ids: w.ids, subscribed: w.subscribed() }])), committed }));
-    }
+    };
+    await until(() => lastWatcher.ids.length >= committed.length, `${last} to receive every insert`, 30_000).catch(async (err: unknown) => {
+      await dump();
+      throw err;
+    });
+    await sleep(1000);
+    await dump();
     expect(lastWatcher.ids).toEqual(committed);
     // The paused node's client may have given up on its socket and rejoined: it got nothing twice before that.
     const paused = watchers.get(second)!;
