@@ -95,7 +95,7 @@ export class LoadSync {
     const ttl = this.intervalMs * 3;
     const written = new Set<string>();
     try {
-      // Issued together: ioredis pipelines them (per shard with Redis Cluster, where each tenant is one slot).
+      // Issued together, answered in one round trip or so: the commands go out back to back on one connection.
       await Promise.all(
         this.tenants().map(async (tenant) => {
           const load = tenant.localLoad();

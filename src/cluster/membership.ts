@@ -69,6 +69,8 @@ export class Membership {
   private stopped = false;
   /** When Redis last came back: members missing from it are given one TTL to re-announce before they count as gone. */
   private reconnectedAt = 0;
+  /** Heartbeats in a row that found our entry written by another instance (see beat()). */
+  private twinBeats = 0;
 
   constructor(
     private readonly redis: RedisConnections | null,
@@ -164,6 +166,13 @@ export class Membership {
     try {
       this.metrics.redisRoundTrip.observe((await redis.roundTrip()) / 1000);
       const me = this.self();
+      // Our entry written by another instance since our last beat: once is a restart within the TTL, twice in a row
+      // is two live nodes sharing one NODE_NAME, overwriting each other (and each other's ownerships).
+      const prior = parseMember((await redis.command.get(this.memberKey(me.name))) ?? '');
+      this.twinBeats = prior !== null && prior.instance !== me.instance ? this.twinBeats + 1 : 0;
+      if (this.twinBeats === 2) {
+        this.log.error({ error_code: 'DuplicateNodeName', node: me.name }, 'another live node uses this NODE_NAME: give every node its own');
+      }
       await redis.command.set(this.memberKey(me.name), JSON.stringify(me), 'PX', this.options.ttlMs);
       await redis.command.sadd(this.namesKey(), me.name);
       const raw = (await redis.command.eval(READ_LIVE, 1, this.namesKey(), redis.key('cluster', ':member:'))) as string[];

@@ -29,7 +29,8 @@ const RESUBSCRIBE_CHUNK = 1000;
  * dropped and counted, never queued); on reconnect the whole interest is subscribed again.
  *
  * Order: one node's publishes reach every other node in publish order (one command connection, one subscriber
- * connection each); with Redis Cluster, in order per tenant.
+ * connection each); with Redis Cluster, in order per topic key only (ioredis may carry the sharded subscriptions of
+ * one shard on more than one connection).
  */
 export class RedisPubSub implements PubSub {
   /** Topic keys with local subscribers, counted (subscribe/unsubscribe come in pairs per key). */
@@ -66,17 +67,20 @@ export class RedisPubSub implements PubSub {
 
   publish(msg: PubSubMessage, exclude: ConnectionId | null): void {
     if (this.closed) return;
-    this.handler.deliver(msg, exclude);
     const command = this.redis.command;
     if (command.status !== 'ready') {
       this.metrics.dropped.inc({ reason: 'redis_unavailable' });
+      this.handler.deliver(msg, exclude);
       return;
     }
+    // The copy for other nodes leaves first (the command connection writes at once, unpipelined), so their fan-out
+    // runs while this node does its own instead of after it.
     const channel = this.channel(msg.tenantId, msg.key);
     const bytes = encodeWire(this.origin, msg, exclude);
     this.metrics.relayedOut.inc();
     this.inflight++;
     const sent = this.redis.sharded ? command.spublish(channel, bytes) : command.publish(channel, bytes);
+    this.handler.deliver(msg, exclude);
     sent
       .then(
         (receivers) => this.metrics.redisReceivers.inc(Number(receivers)),

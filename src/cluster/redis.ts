@@ -21,7 +21,8 @@ export function redisTarget(config: Config): RedisTarget | null {
 type Client = Redis | Cluster;
 
 /**
- * The one place cluster parts get Redis from: a command connection (publishes, heartbeats, counters) and a
+ * The one place cluster parts get Redis from: a command connection (publishes, heartbeats, counters; written at once,
+ * not auto-pipelined) and a
  * subscriber connection (pub/sub), both reconnecting with backoff for ever. Commands never queue while Redis is
  * away (enableOfflineQueue off): the hot path drops cross-node traffic instead of piling it up, and every periodic
  * task simply tries again on its next tick. With Redis Cluster both roles are one ioredis Cluster, which keeps
@@ -58,13 +59,13 @@ export class RedisConnections {
     };
     if ('url' in target) {
       this.sharded = false;
-      this.command = new Redis(target.url, { ...base, enableAutoPipelining: true, connectionName: 'performer-command' });
+      // Not auto-pipelined: a PUBLISH is written at once, before the local fan-out, not at the end of the loop turn.
+      this.command = new Redis(target.url, { ...base, connectionName: 'performer-command' });
       this.subscriber = new Redis(target.url, { ...base, connectionName: 'performer-subscriber' });
     } else {
       this.sharded = true;
       const options: ClusterOptions = {
         enableOfflineQueue: false,
-        enableAutoPipelining: true,
         shardedSubscribers: true,
         clusterRetryStrategy: (times) => (this.closed ? null : reconnectDelayMs(times)),
         redisOptions: { ...base },

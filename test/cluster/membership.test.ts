@@ -89,3 +89,38 @@ describe('membership', () => {
     await m.stop();
   });
 });
+
+describe('membership: two nodes under one NODE_NAME', () => {
+  it('logs DuplicateNodeName once they have overwritten each other twice in a row, not for a restart', async () => {
+    const prefix = uniquePrefix('twins');
+    const logged: string[] = [];
+    const pinoLike = createLogger('silent');
+    const recording = Object.assign(Object.create(pinoLike) as typeof pinoLike, {
+      error: (obj: { error_code?: string }) => void logged.push(obj.error_code ?? ''),
+      info: () => undefined,
+      debug: () => undefined,
+      child: () => recording,
+    });
+    const make = async (instance: string) => {
+      const redis = new RedisConnections({ url: SHARED_REDIS_URL }, prefix, log);
+      await redis.whenReady(5000);
+      const m = new Membership(redis, { name: 'twin', region: 'r', instance, heartbeatMs: 60_000, ttlMs: 5000 }, { connections: () => 0 }, new ClusterMetrics(new Registry()), recording);
+      cleanups.push(async () => {
+        await m.stop();
+        await redis.close();
+      });
+      return m;
+    };
+    const a = await make('first');
+    await a.start();
+    const restarted = await make('second'); // one overwrite: a restart under the same name
+    await restarted.start();
+    await restarted.heartbeat();
+    expect(logged).toEqual([]);
+    for (let i = 0; i < 2; i++) {
+      await a.heartbeat();
+      await restarted.heartbeat();
+    }
+    expect(logged).toContain('DuplicateNodeName');
+  });
+});

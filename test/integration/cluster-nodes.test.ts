@@ -148,9 +148,10 @@ describe('a cluster of three processes', () => {
   it('drops a node killed with SIGKILL from the membership once its heartbeat expires', async () => {
     const victim = nodes[2]!;
     await killHard(victim.proc);
-    await until(async () => (await cluster(nodes[0]!)).names.length === 2, 10_000, 'the dead node to leave');
-    expect((await cluster(nodes[0]!)).names).toEqual(['node-1', 'node-2']);
-    expect((await cluster(nodes[1]!)).names).toEqual(['node-1', 'node-2']);
+    for (const survivor of nodes.slice(0, 2)) {
+      await until(async () => (await cluster(survivor)).names.length === 2, 10_000, `${survivor.name} to see the dead node leave`);
+      expect((await cluster(survivor)).names).toEqual(['node-1', 'node-2']);
+    }
     // The survivors still carry traffic between them.
     const a = client(nodes[0]!, '2.0.0').channel('room-after');
     const b = client(nodes[1]!, '2.0.0').channel('room-after');
