@@ -9,6 +9,7 @@ import type { Config } from './config/index.js';
 import type { Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { tenantChildren } from './tenants/children.js';
+import { ClusterState } from './tenants/cluster-state.js';
 import { ensureMessagePartitions, migrateTenantDatabase } from './tenants/migrate.js';
 import { TenantRegistry } from './tenants/registry.js';
 import { replicationFigures } from './tenants/replication-report.js';
@@ -25,6 +26,8 @@ export interface AppContext {
   readonly pubsub: PubSub;
   /** This node's place in the cluster: Redis (or none), membership, identity. */
   readonly cluster: ClusterNode;
+  /** Presence, tenant ownership and Postgres Changes across nodes; null when the node runs alone. */
+  readonly clusterState: ClusterState | null;
   /** uWS pub/sub of this node's sockets: what channels subscribe to. */
   readonly fanout: Fanout;
   /** Where every message for this node's subscribers goes (pub/sub hands them to it). */
@@ -62,13 +65,15 @@ export function createContext(config: Config, log: Logger, store: TenantStore, a
     rates: { tickMs: config.rateCounterTickMs, windowMs: config.rateCounterWindowMs },
     claimValidators: config.jwtClaimValidators,
     metrics: (tenantId) => metrics.forTenant(tenantId),
+    nodeName: config.nodeName,
     supervisor: {
       backoffMinMs: config.tenantBackoffMinMs,
       backoffMaxMs: config.tenantBackoffMaxMs,
       idleStopMs: config.tenantIdleStopMs,
       idleCheckMs: Math.min(60_000, config.tenantIdleStopMs),
     },
-    children: (runtime) => tenantChildren(runtime, config, pubsub, opts.moduleChildren(runtime, ctx)),
+    children: (runtime) =>
+      tenantChildren(runtime, config, pubsub, opts.moduleChildren(runtime, ctx), clusterState?.owned ?? null, clusterState?.changesPublisher ?? pubsub),
   });
   const dispatcher = new Dispatcher(registry, metrics, fanout);
   const cluster = createClusterNode(config, log, metrics.cluster, {
@@ -76,9 +81,13 @@ export function createContext(config: Config, log: Logger, store: TenantStore, a
     tenants: () => registry.running(),
   });
   const pubsub = createPubSub(config, dispatcher, { redis: cluster.redis, origin: cluster.instance, metrics: metrics.cluster, log });
+  const clusterState =
+    cluster.redis === null
+      ? null
+      : new ClusterState({ config, log, registry, local: pubsub, redis: cluster.redis, membership: cluster.membership, metrics: metrics.cluster });
   metrics.tenantsRunning = () => registry.running().length;
   metrics.replicationFigures = () => registry.running().map(replicationFigures);
-  const ctx: AppContext = { config, log, metrics, registry, pubsub, cluster, fanout, dispatcher, control: store.control, managementSecrets: opts.managementSecrets, selfUrl: null, shuttingDown: false };
+  const ctx: AppContext = { config, log, metrics, registry, pubsub, cluster, clusterState, fanout, dispatcher, control: store.control, managementSecrets: opts.managementSecrets, selfUrl: null, shuttingDown: false };
   return ctx;
 }
 

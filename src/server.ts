@@ -47,6 +47,7 @@ export async function startServer(config: Config, opts: ServerOptions): Promise<
   await registry.load();
   // Joins the cluster (when clustered) before serving; a Redis that is away is waited for in the background.
   await ctx.cluster.start();
+  await ctx.clusterState?.start();
   mountApp(app, ctx, modules);
   const sweeps = startSocketSweeps(registry, config.noChannelTimeoutMs);
 
@@ -58,6 +59,7 @@ export async function startServer(config: Config, opts: ServerOptions): Promise<
 
   const listenSocket = await listenExclusive(app, config.host, config.port).catch(async (err: unknown) => {
     sweeps.stop();
+    await ctx.clusterState?.stop();
     await registry.stop();
     await ctx.pubsub.close();
     await ctx.cluster.stop();
@@ -82,6 +84,8 @@ export async function startServer(config: Config, opts: ServerOptions): Promise<
         for (const socket of [...tenant.sockets]) socket.disconnect(1001, null);
       }
       await waitFor(() => registry.running().every((t) => t.sockets.size === 0), 2000);
+      // Owned streams stop and their leases go, so another node takes over at once.
+      await ctx.clusterState?.stop();
       // Tenants stop publishing first (their streams hand out what they read), then pub/sub closes.
       await registry.stop();
       await ctx.pubsub.close();

@@ -106,7 +106,10 @@ export class Channel implements ChannelHandle, ChannelPort {
     const check = () => {
       this.readyTimer = null;
       if (this.closed) return;
-      if (this.conn.tenant.replication?.status === 'up') return this.pushSystem('ok', 'Replication connection established');
+      // In a cluster the stream runs on the tenant's owner, wherever that is.
+      const cluster = this.conn.ctx.clusterState;
+      const up = cluster ? cluster.replicationUp(this.conn.tenant.id) : this.conn.tenant.replication?.status === 'up';
+      if (up) return this.pushSystem('ok', 'Replication connection established');
       if (Date.now() >= deadline) return this.shutdown('Replication connection was not established in time');
       this.readyTimer = setTimeout(check, 500);
       this.readyTimer.unref();

@@ -3,6 +3,7 @@
  * postgres_changes) depend on these, not on the Channel and Connection classes, so the classes can use the handlers
  * without an import cycle.
  */
+import type { ChangesRoutes } from '../tenants/changes-routes.js';
 import type { Claims } from '../auth/jwt.js';
 import type { PubSub } from '../cluster/pubsub.js';
 import type { Config } from '../config/index.js';
@@ -23,6 +24,8 @@ export interface ChannelServices {
   readonly pubsub: PubSub;
   readonly fanout: Fanout;
   readonly dispatcher: Dispatcher;
+  /** In a cluster: where Postgres Changes subscriptions are routed to the tenant's owner. */
+  readonly clusterState: { readonly routes: ChangesRoutes; replicationUp(tenant: string): boolean } | null;
   /** Set when the node is stopping: new joins are refused with RealtimeRestarting. */
   readonly shuttingDown: boolean;
 }

@@ -4,6 +4,7 @@ import type { ChangesEngine, LiveSubscriber } from '../replication/changes-engin
 import { ChangeQueue } from '../replication/changes-subscribers.js';
 import type { OutgoingChange } from '../shared/messages.js';
 import { changesEngine } from '../tenants/changes.js';
+import type { ChangesRoutes } from '../tenants/changes-routes.js';
 import type { ChannelPort } from './ports.js';
 import { ChangeFrames } from './frames.js';
 
@@ -20,6 +21,7 @@ export class ChannelChanges implements LiveSubscriber {
   bindings: readonly Binding[] = [];
   claims: Record<string, unknown>;
   private engine: ChangesEngine | null = null;
+  private routes: ChangesRoutes | null = null;
   private closed = false;
   private retry: NodeJS.Timeout | null = null;
   /** The replication problem this subscriber was told about: it hears each one once, not once per retry. */
@@ -65,6 +67,16 @@ export class ChannelChanges implements LiveSubscriber {
         if (this.toldProblem !== unavailable.message) this.notify('error', unavailable.message);
         this.toldProblem = unavailable.message;
         return this.retryLater();
+      }
+      const routes = conn.ctx.clusterState?.routes;
+      if (routes) {
+        // In a cluster the tenant's owner serves it, wherever that is (tenants/changes-routes.ts).
+        const refused = await routes.subscribe(conn.tenant, this);
+        if (refused) return this.notify('error', refused);
+        this.routes = routes;
+        if (this.closed) return routes.unsubscribe(this, false);
+        this.notify('ok', 'Subscribed to PostgreSQL');
+        return;
       }
       const engine = changesEngine(conn.tenant, conn.ctx.config, conn.ctx.pubsub);
       const problem = await engine.validate(this.bindings, this.claims);
@@ -114,6 +126,11 @@ export class ChannelChanges implements LiveSubscriber {
 
   refreshClaims(claims: Record<string, unknown>): void {
     this.claims = claims;
+    if (this.routes) {
+      void this.routes.updateClaims(this, claims).catch((err: unknown) => {
+        this.channel.conn.log.warn({ err, error_code: 'UnableToUpdateChangesClaims', topic: this.channel.topic }, 'persisting refreshed claims failed');
+      });
+    }
     if (this.engine) {
       void this.engine.updateClaims(this, claims).catch((err: unknown) => {
         this.channel.conn.log.warn({ err, error_code: 'UnableToUpdateChangesClaims', topic: this.channel.topic }, 'persisting refreshed claims failed');
@@ -127,5 +144,6 @@ export class ChannelChanges implements LiveSubscriber {
     // Closed because the server is going away: the subscriber stays on record, so the next run holds the changes
     // committed meanwhile for its client's rejoin.
     if (this.engine) void this.engine.unsubscribe(this, { keepRecord: this.channel.conn.ctx.shuttingDown });
+    this.routes?.unsubscribe(this, this.channel.conn.ctx.shuttingDown);
   }
 }

@@ -41,6 +41,10 @@ export interface Config {
   clusterMemberTtlMs: number;
   /** How often a node publishes its per-tenant counts and reads the others' (cluster-wide limits). */
   clusterLimitsSyncMs: number;
+  /** CLUSTER_PRESENCE_BATCH_MS: presence changes of this long are sent to the other nodes as one delta per tenant. */
+  clusterPresenceBatchMs: number;
+  /** CLUSTER_OWNERSHIP_TTL_MS: lease of a tenant's replication ownership, renewed every third of it. */
+  clusterOwnershipTtlMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   connectErrorBackoffMs: number;
   channelErrorBackoffMs: number;
@@ -182,6 +186,8 @@ export function loadConfig(env: Env = process.env): Config {
     clusterHeartbeatMs: r.int('CLUSTER_HEARTBEAT_MS', 1000, 50, 60_000),
     clusterMemberTtlMs: r.int('CLUSTER_MEMBER_TTL_MS', 5000, 200, 600_000),
     clusterLimitsSyncMs: r.int('CLUSTER_LIMITS_SYNC_MS', 1000, 50, 3_600_000),
+    clusterPresenceBatchMs: r.int('CLUSTER_PRESENCE_BATCH_MS', 50, 5, 10_000),
+    clusterOwnershipTtlMs: r.int('CLUSTER_OWNERSHIP_TTL_MS', 5000, 300, 60_000),
     logLevel: r.oneOf('LOG_LEVEL', LOG_LEVELS, 'info'),
     connectErrorBackoffMs: r.int('CONNECT_ERROR_BACKOFF_MS', 2000, 0, 60_000),
     channelErrorBackoffMs: r.int('CHANNEL_ERROR_BACKOFF_MS', 5000, 0, 60_000),

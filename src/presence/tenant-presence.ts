@@ -23,10 +23,17 @@ import {
 
 /**
  * A replica id unique to this process and this tenant start: a restarted tenant or node must never reuse the dots
- * of an earlier incarnation (see the PresenceReplica header).
+ * of an earlier incarnation (see the PresenceReplica header). It starts with the node's name and a `/` (node names
+ * cannot contain one), so every node can tell which replicas die with a node (replicaNode).
  */
-export function newReplicaId(): string {
-  return `${hostname()}-${process.pid}-${randomBytes(6).toString('hex')}`;
+export function newReplicaId(node = `${hostname()}-${process.pid}`): string {
+  return `${node}/${randomBytes(6).toString('hex')}`;
+}
+
+/** The node a replica id names (see newReplicaId); null for ids made otherwise. */
+export function replicaNode(replicaId: string): string | null {
+  const slash = replicaId.lastIndexOf('/');
+  return slash > 0 ? replicaId.slice(0, slash) : null;
 }
 
 /** The CRDT topic of a channel: private and public channels of the same name are different rooms. */

@@ -19,6 +19,8 @@ export interface BatchHost {
   /** One batch's checks may start while the one before waits for its own (see BatchLoop). */
   pipeline: boolean;
   stopped(): boolean;
+  /** In a cluster: whether this node still owns the tenant; nothing is prepared or handed out while it may not. */
+  owns(): boolean;
   /** Between batches, nothing under way: joiners whose start has come go live (see BatchLoop.nextCommitLsn). */
   betweenBatches(): Promise<void>;
   /** A batch was taken: whoever may be owed its commits keeps them. Returns the live subscribers it goes to. */
@@ -48,6 +50,11 @@ export class BatchLoop {
   private dispatching: Promise<void> | null = null;
   /** Wakes the loop when a commit joins the queue while a batch's visibility is asked. */
   private arrival: (() => void) | null = null;
+  /**
+   * Batches prepared but not handed out because ownership lapsed meanwhile, in commit order: handed out first if it
+   * is sure again (a Redis blip), dropped with the engine otherwise (the next owner starts from the confirmed position).
+   */
+  private parked: Batch[] = [];
 
   constructor(private readonly host: BatchHost) {}
 
@@ -56,9 +63,19 @@ export class BatchLoop {
     return this.dispatching;
   }
 
-  /** The first waiting commit's position; null when none waits. */
+  /** The first commit not handed out yet; null when none waits. */
   get nextCommitLsn(): Lsn | null {
-    return this.waiting.nextCommitLsn;
+    return this.parked[0]?.txns[0]?.commitLsn ?? this.waiting.nextCommitLsn;
+  }
+
+  /** Nothing under way and nothing waiting: a commit with nothing to hand out may be confirmed at once. */
+  get idle(): boolean {
+    return this.dispatching === null && this.waiting.empty && this.parked.length === 0;
+  }
+
+  /** Commits wait (over the rate, or while ownership was unsure). */
+  get hasWork(): boolean {
+    return !this.waiting.empty || this.parked.length > 0;
   }
 
   /** A committed transaction joins the queue; returns a promise to wait for when the stream must hold back. */
@@ -78,6 +95,7 @@ export class BatchLoop {
   /** The slot was recreated: what waited is gone with it. */
   clear(): void {
     this.waiting.clear();
+    this.parked = [];
   }
 
   /** Hands a batch to the given subscribers (queued; the frames leave at the end of the loop turn). */
@@ -92,18 +110,26 @@ export class BatchLoop {
     let ahead: Batch | null = null;
     try {
       for (;;) {
-        let batch = ahead;
+        let batch = ahead ?? this.parked.shift() ?? null;
         ahead = null;
         if (batch === null) {
           // Held while over the changes rate; stopped while held: the waiting transactions were not confirmed, so
           // they come again after a restart.
           if (!this.waiting.empty && !(await host.rate.pass(this.waiting.rows, () => host.stopped()))) break;
+          // Not the owner any more (or not sure of it): the next owner resumes from the confirmed position.
+          if (!host.owns()) break;
           await host.betweenBatches();
           if (this.waiting.empty) break;
           batch = this.take();
         }
-        if (host.pipeline) ahead = await this.takeAhead(batch);
-        this.handOut(await batch.prepared);
+        if (host.pipeline && this.parked.length === 0) ahead = await this.takeAhead(batch);
+        const prepared = await batch.prepared;
+        // Ownership lapsed while its visibility was asked: it waits (with the batch ahead) for ownership to be sure.
+        if (!host.owns()) {
+          this.parked.unshift(...(ahead ? [batch, ahead] : [batch]));
+          break;
+        }
+        this.handOut(prepared);
         let ackLsn: Lsn | null = null;
         for (const t of batch.txns) if (t.ackLsn !== null) ackLsn = t.ackLsn;
         if (ackLsn !== null) host.confirm(ackLsn);
@@ -130,7 +156,7 @@ export class BatchLoop {
       ready = true;
     });
     while (!ready) {
-      if (!host.stopped() && !this.waiting.empty && host.mayRunAhead() && host.rate.allowsNow()) return this.take();
+      if (!host.stopped() && !this.waiting.empty && host.owns() && host.mayRunAhead() && host.rate.allowsNow()) return this.take();
       await Promise.race([settled, new Promise<void>((resolve) => (this.arrival = resolve))]);
       this.arrival = null;
     }

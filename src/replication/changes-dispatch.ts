@@ -51,6 +51,8 @@ export interface CommittedChanges {
   commitTime: PgTimestamp;
   /** The transaction's id (pgoutput's 32-bit xid); 0 when unknown. */
   xid?: number;
+  /** Where its commit record is (known once streamed): carried by its events, so a subscriber can say what it got. */
+  commitLsn?: Lsn;
 }
 
 /** A committed transaction waiting for dispatch: where its commit record is, and the position that confirms it. */
@@ -146,7 +148,7 @@ export class ChangesDispatcher {
         const state = this.relations.get(change.relation.relationId) ?? (await this.relationState(change.relation));
         if (!state) continue;
         const matches = this.match(change, state, subscribers, asks, fixed);
-        if (matches.length > 0) planned.push({ change, state, matches, commitTimestamp, xid: txn.xid ?? 0 });
+        if (matches.length > 0) planned.push({ change, state, matches, commitTimestamp, xid: txn.xid ?? 0, commitLsn: txn.commitLsn });
       }
     }
     if (planned.length === 0) return null;
@@ -161,7 +163,7 @@ export class ChangesDispatcher {
     // Frames are collected per subscriber and handed over together: one socket write per subscriber and transaction.
     const outbox = new Map<ChangesSubscriber, OutgoingChange[]>();
     for (let rowIndex = 0; rowIndex < planned.length; rowIndex++) {
-      const { change, state, matches, commitTimestamp } = planned[rowIndex]!;
+      const { change, state, matches, commitTimestamp, commitLsn } = planned[rowIndex]!;
       const record = change.newTuple ? renderTuple(state.plan, change.newTuple) : undefined;
       const oldRow = change.old ? { kind: change.old.kind, row: renderTuple(state.plan, change.old.tuple) } : null;
       const full: Change = {
@@ -186,7 +188,7 @@ export class ChangesDispatcher {
         let item: OutgoingChange;
         if (byView === null) {
           // One subscriber for this row (the common case): nothing to share.
-          item = { type: change.type, data: buildPreparedChangeData(full, preparedView(m, vis)), idsJson };
+          item = { type: change.type, data: buildPreparedChangeData(full, preparedView(m, vis)), idsJson, commitLsn };
         } else {
           let views = byView.get(m.ask);
           if (!views) byView.set(m.ask, (views = new Map()));
@@ -198,7 +200,7 @@ export class ChangesDispatcher {
           }
           const idsKey = idsJson ?? 'legacy';
           let shared = view.payloads.get(idsKey);
-          if (!shared) view.payloads.set(idsKey, (shared = { type: change.type, data: view.data, idsJson }));
+          if (!shared) view.payloads.set(idsKey, (shared = { type: change.type, data: view.data, idsJson, commitLsn }));
           item = shared;
         }
         if (payloadBytes && !sized) {
@@ -345,6 +347,7 @@ interface FixedMatches {
 }
 
 interface Planned {
+  commitLsn: Lsn | undefined;
   change: RowChange;
   state: RelationState;
   matches: Match[];

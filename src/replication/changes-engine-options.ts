@@ -4,6 +4,7 @@ import type { LocalPublisher } from '../shared/messages.js';
 import type { ChangesMetrics } from './changes-dispatch.js';
 import type { FanoutMember } from './changes-groups.js';
 import type { DatabaseBroadcast } from './db-broadcast.js';
+import type { StreamFence } from './stream-types.js';
 
 /** How a tenant's changes engine is set up (src/tenants/changes.ts makes one from the configuration). */
 export interface ChangesEngineOptions {
@@ -39,6 +40,13 @@ export interface ChangesEngineOptions {
   onStopped?: () => void;
   /** The tenant's database-broadcast pipeline: while this stream runs it reads realtime.messages for it too. */
   messages?: () => DatabaseBroadcast | null;
+  /** In a cluster: this node's ownership of the tenant; nothing is handed out or confirmed once it may have lapsed. */
+  fence?: StreamFence;
+  /**
+   * In a cluster: settles once every event sent to other nodes so far has reached Redis (rejects if one was lost).
+   * A position is confirmed only then, so an owner killed between handing out and sending loses nothing.
+   */
+  published?: () => Promise<void> | null;
 }
 
 /** What a subscriber hears besides changes: the `system` messages of the postgres_changes extension. */

@@ -10,6 +10,7 @@ import { SubscriberStarts } from './changes-starts.js';
 import { SubscriberStore } from './changes-subscribers.js';
 import type { Lsn, PgTimestamp } from './pgoutput/index.js';
 import { CarriedMessages } from './changes-messages.js';
+import { ClusterAck } from './changes-ack.js';
 import { FrameFlusher } from './changes-flush.js';
 import { checkSlotLag, IdleClock } from './changes-lag-guard.js';
 import { TrackedSlot, type SlotUsage } from './changes-slot.js';
@@ -51,8 +52,10 @@ export class ChangesEngine {
   private heldAckLsn: Lsn | null = null;
   /** Holds (never drops) what committed while the tenant is over its changes rate. */
   private readonly rate: ChangesRateGate;
-  /** Frames leave once per loop turn, then the status update confirms them. */
-  private readonly flusher = new FrameFlusher(() => this.stream?.flush());
+  /** Confirmations; in a cluster, once what went to other nodes reached Redis. */
+  private readonly acks: ClusterAck;
+  /** Frames leave once per loop turn (none once ownership may have lapsed), then the status update confirms them. */
+  private readonly flusher: FrameFlusher;
   private readonly idle: IdleClock;
   private readonly timers: NodeJS.Timeout[] = [];
   private started: Promise<void> | null = null;
@@ -70,6 +73,11 @@ export class ChangesEngine {
     this.groups = new SubscriberGroups(opts.tenantId, opts.pubsub);
     this.rate = new ChangesRateGate(opts.allow, this.log);
     this.idle = new IdleClock(opts.idleDropMs);
+    this.acks = new ClusterAck({ stream: () => this.stream, owns: () => this.owns(), published: opts.published, log: this.log });
+    this.flusher = new FrameFlusher(
+      () => this.acks.sendStatus(),
+      () => this.owns(),
+    );
     this.batches = new BatchLoop({
       dispatcher: this.dispatcher,
       flusher: this.flusher,
@@ -77,6 +85,7 @@ export class ChangesEngine {
       log: this.log,
       pipeline: opts.pipeline ?? true,
       stopped: () => this.stopped,
+      owns: () => this.owns(),
       betweenBatches: () => this.admitJoiners(),
       taken: (txns) => {
         this.starts.taken(txns);
@@ -90,6 +99,10 @@ export class ChangesEngine {
 
   get status(): string {
     return this.stream?.status ?? 'down';
+  }
+
+  get tenantId(): string {
+    return this.opts.tenantId;
   }
 
   /** The slot's name once start() named it. */
@@ -133,9 +146,10 @@ export class ChangesEngine {
 
   /**
    * Starts delivering to a subscriber: the transactions that commit after it is on record, or, for a rejoin of a
-   * subscriber of an earlier run, first what was held for that one. Resolves once it is on record.
+   * subscriber of an earlier run, first what was held for that one (past `after`, the commit it got last, when it
+   * says). Resolves once it is on record.
    */
-  async subscribe(sub: LiveSubscriber): Promise<void> {
+  async subscribe(sub: LiveSubscriber, opts: { after?: Lsn | null } = {}): Promise<void> {
     await this.start();
     if (this.stream?.status !== 'up') await untilUp(this.stream, 10_000);
     if (this.live.has(sub)) return;
@@ -158,10 +172,10 @@ export class ChangesEngine {
       await this.store.remove(sub.instance).catch((err: unknown) => this.log.warn({ err }, 'removing a subscriber failed'));
       return;
     }
-    this.starts.recorded(sub, at);
+    this.starts.recorded(sub, at, opts.after ?? null);
     this.releaseHeldIfDone();
     this.batches.kick();
-    if (claimed) {
+    if (claimed && claimed.instance !== sub.instance) {
       this.log.info({ topic: sub.topic }, 'a rejoined subscriber continues one of an earlier run');
       await this.store.remove(claimed.instance).catch((err: unknown) => this.log.warn({ err }, 'removing a claimed subscriber failed'));
     }
@@ -175,6 +189,16 @@ export class ChangesEngine {
     if (this.live.size === 0) this.idle.reset();
     if (keepRecord) return;
     await this.store.remove(sub.instance).catch((err: unknown) => this.log.warn({ err }, 'removing a subscriber failed'));
+  }
+
+  /**
+   * A subscriber of an earlier run (or of another owner of the tenant) left for good before rejoining: nothing is held
+   * for it any more, and a rejoin of the same user is a new subscription.
+   */
+  async forgetPending(instance: string): Promise<void> {
+    if (this.starts.drop(instance) === null) return;
+    this.releaseHeldIfDone();
+    await this.store.remove(instance).catch((err: unknown) => this.log.warn({ err }, 'removing a subscriber failed'));
   }
 
   /** New claims (access_token): persisted, and used by the next visibility checks. */
@@ -205,6 +229,7 @@ export class ChangesEngine {
       backoff: this.opts.backoff,
       prepare: carried ? async () => carried.preparePublication(await this.opts.pool()) : undefined,
       onStreamStart: (startLsn) => carried?.started(stream, startLsn),
+      fence: this.opts.fence,
     });
     this.stream = stream;
     this.carried = carried;
@@ -256,7 +281,7 @@ export class ChangesEngine {
         if (changes.length > 0 && this.subscriberCount === 0) changes = [];
         // Nothing to hand out and nothing ahead of it: confirm at once. Otherwise it joins the next batch, so its
         // position is confirmed only after the changes committed before it.
-        if (changes.length === 0 && this.batches.running === null) {
+        if (changes.length === 0 && this.batches.idle) {
           if (event.ackLsn !== null) this.confirm(event.ackLsn);
           return;
         }
@@ -293,8 +318,18 @@ export class ChangesEngine {
       this.heldAckLsn = lsn;
       return;
     }
-    this.stream?.ack(lsn);
+    this.acks.confirm(lsn);
     this.flusher.confirmed();
+  }
+
+  /** Ownership is sure again (Redis came back): what waited is handed out. */
+  resume(): void {
+    if (!this.stopped && this.batches.hasWork && this.owns()) this.batches.kick();
+  }
+
+  /** Whether this node may hand out and confirm (always, outside a cluster). */
+  private owns(): boolean {
+    return this.opts.fence?.valid() ?? true;
   }
 
   private releaseHeldIfDone(): void {
@@ -363,8 +398,10 @@ export class ChangesEngine {
     // What was read is handed out and confirmed before the final status update, so a restart does not repeat it.
     const running = this.batches.running;
     if (running) await settledWithin(running, 5000);
-    // Frames already handed out still go to their sockets.
+    // Frames already handed out still go to their sockets (and, in a cluster, their position to the stream).
     this.flusher.stop();
+    const acking = this.acks.acking;
+    if (acking) await settledWithin(acking, 5000);
     if (handBack) await this.handMessagesBack();
     // stop() sends the final acknowledged position itself.
     await this.stream?.stop();

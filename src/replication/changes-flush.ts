@@ -15,8 +15,14 @@ export class FrameFlusher {
   private items = 0;
   private statusDue = false;
 
-  /** sendStatus: the stream's standby status update with the position acknowledged so far. */
-  constructor(private readonly sendStatus: () => void) {}
+  /**
+   * sendStatus: the stream's standby status update with the position acknowledged so far (see ClusterAck). owns: in
+   * a cluster, whether this node still owns the tenant.
+   */
+  constructor(
+    private readonly sendStatus: () => void,
+    private readonly owns: () => boolean = () => true,
+  ) {}
 
   /** Subscribers got `queued` frames: they leave at the end of this loop turn, or now past a bound. */
   written(touched: Iterable<ChangesSubscriber>, queued: number): void {
@@ -38,16 +44,29 @@ export class FrameFlusher {
   }
 
   flushFrames(): void {
+    // Frames of commits a newer owner will hand out again from the confirmed position must not leave here too.
+    if (!this.owns()) {
+      this.unflushed.clear();
+      this.items = 0;
+      return;
+    }
     for (const sub of this.unflushed) sub.flush();
     this.unflushed.clear();
     this.items = 0;
   }
 
-  /** Stopping: what is queued leaves now, without a status update (the stream's stop sends the last one). */
+  /**
+   * Stopping: what is queued leaves now, and a due status update is sent (in a cluster it is what hands the
+   * position to the stream, whose stop sends the last one).
+   */
   stop(): void {
     if (this.soon) clearImmediate(this.soon);
     this.soon = null;
     this.flushFrames();
+    if (this.statusDue) {
+      this.statusDue = false;
+      this.sendStatus();
+    }
   }
 
   private schedule(): void {

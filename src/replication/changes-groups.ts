@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { LocalPublisher, OutgoingChange } from '../shared/messages.js';
 import { changesTopicKey } from '../shared/topic-keys.js';
 import type { Binding } from './changes/index.js';
@@ -15,6 +16,8 @@ export interface FanoutMember extends ChangesSubscriber {
 }
 
 let groupsMade = 0;
+/** Group keys travel to other nodes (the owner relays a group's events): unique to this process. */
+const PROCESS_TAG = randomBytes(6).toString('hex');
 
 /**
  * Live subscribers whose events are always identical: the same topic, bindings and claims. The dispatcher
@@ -38,7 +41,7 @@ export class SubscriberGroup<M extends FanoutMember> implements ChangesSubscribe
     private readonly tenantId: string,
     private readonly pubsub: LocalPublisher,
   ) {
-    this.instance = `group-${++groupsMade}`;
+    this.instance = `group-${PROCESS_TAG}-${++groupsMade}`;
     this.topic = first.topic;
     this.legacy = first.legacy;
     this.bindings = first.bindings;

@@ -99,17 +99,22 @@ export class SubscriberStarts<S extends ChangesSubscriber> {
    * dispatch from now on is kept for it.
    */
   register(sub: S): PendingSubscriber | null {
-    const i = this.pending.findIndex((p) => p.claimableBy(sub));
+    // The same subscriber coming back (its node re-subscribes it with a new owner of the tenant) first.
+    let i = this.pending.findIndex((p) => p.instance === sub.instance);
+    if (i < 0) i = this.pending.findIndex((p) => p.claimableBy(sub));
     const claimed = i >= 0 ? this.pending.splice(i, 1)[0]! : null;
     this.joiners.set(sub, { from: null, owed: claimed ? this.held.snapshot() : [], claimed });
     return claimed;
   }
 
-  /** It is on record, `at` read meanwhile: a new subscriber is owed the commits at or past it, a rejoin all. */
-  recorded(sub: S, at: Lsn): void {
+  /**
+   * It is on record, `at` read meanwhile: a new subscriber is owed the commits at or past it, a rejoin all, or, when
+   * it says which commit it got last (`after`: it moved here from another owner of the tenant), those past that.
+   */
+  recorded(sub: S, at: Lsn, after: Lsn | null = null): void {
     const joiner = this.joiners.get(sub);
     if (!joiner) return;
-    const from = joiner.claimed ? 0n : at;
+    const from = joiner.claimed ? (after === null ? 0n : after + 1n) : at;
     joiner.from = from;
     joiner.claimed = null;
     joiner.owed = joiner.owed.filter((t) => t.commitLsn >= from);
@@ -152,6 +157,15 @@ export class SubscriberStarts<S extends ChangesSubscriber> {
     if (this.joiners.get(sub)?.owed !== owed) return false;
     this.joiners.delete(sub);
     return true;
+  }
+
+  /** A held subscriber that will not rejoin (its channel left for good): returned when it was held. */
+  drop(instance: string): PendingSubscriber | null {
+    const i = this.pending.findIndex((p) => p.instance === instance);
+    if (i < 0) return null;
+    const [dropped] = this.pending.splice(i, 1);
+    this.releaseHeld();
+    return dropped!;
   }
 
   /** The grace period is over: the held subscribers that did not rejoin are returned, their commits dropped. */

@@ -41,6 +41,8 @@ export interface ReplicationStreamOptions {
   prepare?: () => Promise<void>;
   /** Called with the position streaming starts from, just before START_REPLICATION (every connection). */
   onStreamStart?: (startLsn: Lsn) => void;
+  /** Guards a stream run by a cluster's owner of the slot (see StreamFence). */
+  fence?: StreamFence;
   log?: Logger;
   applicationName?: string;
   /** Reconnect delays: initialMs doubling up to maxMs. Defaults 500 ms and 30 s. */
@@ -54,4 +56,15 @@ export interface ReplicationStreamOptions {
   lowWaterMark?: number;
   /** How long stop() waits for a running handler before closing. Default 5 s. */
   stopTimeoutMs?: number;
+}
+
+/**
+ * A cluster node may run a slot's stream only while it owns the tenant (a Redis lease with a fencing number).
+ * `claim` runs on the replication connection before START_REPLICATION and throws when a newer owner holds the slot;
+ * `valid` turns false as soon as the lease may have lapsed (a paused process included): from then on no position
+ * is confirmed.
+ */
+export interface StreamFence {
+  claim(client: pg.Client, slot: string): Promise<void>;
+  valid(): boolean;
 }

@@ -251,6 +251,8 @@ export class ReplicationStream {
       options: {},
       parse: (data: Buffer) => data,
       start: async (client: pg.Client) => {
+        // A newer owner's claim ends this connection; a stale one must not stream at all.
+        await this.opts.fence?.claim(client, this.slot);
         const version = await negotiateVersion(client, this.opts.protoVersion);
         const slotLsn = await ensureSlot(client, this.slot, this.opts.temporary);
         if (session !== this.session || this.stopping) throw new Error('replication stream stopped');
@@ -385,6 +387,8 @@ export class ReplicationStream {
   private sendStatus(replyRequested: boolean): void {
     const wire = this.wire;
     if (!wire || this.state !== 'up') return;
+    // An owner whose lease may have lapsed confirms nothing: a newer owner may be streaming the slot already.
+    if (this.opts.fence && !this.opts.fence.valid()) return;
     const flush = this.confirmable();
     const write = this.received > flush ? this.received : flush;
     try {

@@ -24,6 +24,8 @@ export interface OutgoingChange {
   readonly data: string;
   /** The `ids` array as JSON text; null for the legacy topic form, whose payload is the bare data object. */
   readonly idsJson: string | null;
+  /** The commit record's WAL position of the event's transaction, when known (what a subscriber got so far). */
+  readonly commitLsn?: bigint;
   frames?: { key: string; frame: string | Uint8Array }[];
 }
 

@@ -37,6 +37,8 @@ export function changesEngine(runtime: TenantRuntime, config: Config, pubsub: Lo
       if (runtime.changes === engine) runtime.changes = null;
     },
     messages: () => runtime.replication,
+    fence: runtime.streamOwner?.fence,
+    published: runtime.streamOwner?.published,
   });
   runtime.changes = engine;
   return engine;

@@ -19,6 +19,8 @@ export interface RegistryOptions {
   claimValidators: Record<string, unknown>;
   /** A tenant's metric series (the server's Metrics.forTenant). */
   metrics: (tenantId: string) => TenantMetrics;
+  /** This node's name (NODE_NAME): presence replica ids start with it. */
+  nodeName?: string;
 }
 
 /** Changes that invalidate every connected socket's authorization: upstream disconnects them (close 1012). */
@@ -81,7 +83,7 @@ export class TenantRegistry {
     if (running) return running.runtime;
     const record = this.records.get(tenantId);
     if (!record) return null;
-    const runtime = new TenantRuntime(toRuntimeSettings(record, this.opts.dbPoolSize, this.opts.claimValidators), this.log, this.prepareDatabase, this.opts.metrics(tenantId), this.opts.rates);
+    const runtime = new TenantRuntime(toRuntimeSettings(record, this.opts.dbPoolSize, this.opts.claimValidators), this.log, this.prepareDatabase, this.opts.metrics(tenantId), this.opts.rates, this.opts.nodeName);
     const supervisor = new TenantSupervisor(runtime, this.opts.supervisor, (s) => {
       if (this.supervisors.get(tenantId) === s) this.supervisors.delete(tenantId);
     });

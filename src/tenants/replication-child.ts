@@ -31,6 +31,8 @@ export function replicationChild(runtime: TenantRuntime, config: Config, publish
         runtime.messagesRelay ??= new MessagesRelay({
           tenantId: runtime.id,
           publish: (msg) => {
+            // An owner whose lease may have lapsed (a paused process) leaves the broadcast to the next owner.
+            if (runtime.streamOwner !== null && !runtime.streamOwner.valid()) return;
             runtime.events.add(1);
             runtime.metrics.events.inc();
             publish(msg);

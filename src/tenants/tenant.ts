@@ -6,10 +6,11 @@ import type { TenantLimits } from '../config/index.js';
 import { withoutPoolClient } from '../db/lend.js';
 import type { Logger } from '../observability/logger.js';
 import type { TenantMetrics } from '../observability/metrics.js';
-import { TenantPresence } from '../presence/tenant-presence.js';
+import { newReplicaId, TenantPresence } from '../presence/tenant-presence.js';
 import type { ChangesEngine } from '../replication/changes-engine.js';
 import type { DatabaseBroadcast } from '../replication/db-broadcast.js';
 import type { MessagesRelay } from '../replication/messages-relay.js';
+import type { StreamFence } from '../replication/stream-types.js';
 import { RateCounter } from './rate-counter.js';
 import { ReplicationCheck } from './replication-check.js';
 
@@ -92,6 +93,8 @@ export class TenantRuntime {
   messagesRelay: MessagesRelay | null = null;
   /** Postgres Changes, while anyone subscribes (or an earlier run's subscribers may rejoin). */
   changes: ChangesEngine | null = null;
+  /** In a cluster, while this node owns the tenant: what guards its streams (null otherwise, and when alone). */
+  streamOwner: { fence: StreamFence; valid(): boolean; published?: () => Promise<void> | null } | null = null;
   /** Whether the database can do logical replication at all (wal_level and the like). */
   readonly replicationCheck: ReplicationCheck;
   /** Set by the tenant's supervisor: where an exception from this tenant's handlers is reported. */
@@ -107,6 +110,8 @@ export class TenantRuntime {
     /** The tenant's labelled metric series, looked up once for the paths that run per message. */
     readonly metrics: TenantMetrics,
     private readonly rates: { tickMs: number; windowMs: number } = { tickMs: 1000, windowMs: 60_000 },
+    /** This node's name: presence replica ids start with it, so other nodes drop them when the node leaves. */
+    nodeName?: string,
   ) {
     this.log = parentLog.child({ tenant: settings.externalId });
     this.events = this.counter();
@@ -116,7 +121,7 @@ export class TenantRuntime {
     this.presenceEvents = this.counter();
     this.dbEvents = this.counter();
     this.verifier = new JwtVerifier({ secret: settings.jwtSecret, jwks: settings.jwtJwks, claimValidators: settings.claimValidators });
-    this.presence = new TenantPresence(settings.externalId);
+    this.presence = new TenantPresence(settings.externalId, newReplicaId(nodeName));
     this.replicationCheck = new ReplicationCheck(() => this.database(), this.log, REPLICATION_RECHECK_MS);
   }
 

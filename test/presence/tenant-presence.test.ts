@@ -30,7 +30,7 @@ describe('presence topic keys', () => {
 
   it('replica ids differ per instance', () => {
     expect(newReplicaId()).not.toBe(newReplicaId());
-    expect(newReplicaId()).toContain(`-${process.pid}-`);
+    expect(newReplicaId()).toContain(`-${process.pid}/`);
   });
 });
 

@@ -20,6 +20,7 @@ function harness(opts: { pipeline: boolean }) {
   const asked: Asked[] = [];
   const events: string[] = [];
   let joining = false;
+  let owns = true;
   const dispatcher = {
     prepare: (txns: readonly PendingCommit[]) =>
       new Promise<PreparedDispatch | null>((resolve, reject) => {
@@ -39,6 +40,7 @@ function harness(opts: { pipeline: boolean }) {
     log: createLogger('silent'),
     pipeline: opts.pipeline,
     stopped: () => false,
+    owns: () => owns,
     betweenBatches: async () => void events.push('between'),
     taken: () => [],
     mayRunAhead: () => !joining,
@@ -46,7 +48,7 @@ function harness(opts: { pipeline: boolean }) {
   };
   const loop = new BatchLoop(host);
   const commit = (lsn: bigint): PendingCommit => ({ changes: [{} as never], commitTime: 0n, xid: Number(lsn), commitLsn: lsn, ackLsn: lsn });
-  return { loop, asked, events, commit, setJoining: (v: boolean) => void (joining = v) };
+  return { loop, asked, events, commit, setJoining: (v: boolean) => void (joining = v), setOwns: (v: boolean) => void (owns = v) };
 }
 
 const turn = () => new Promise((resolve) => setImmediate(resolve));
@@ -118,5 +120,34 @@ describe('the batch loop of Postgres Changes', () => {
     h.asked[1]!.answer();
     await h.loop.running;
     expect(h.events).toEqual(['between', 'ask 1', 'ask 2', 'confirm 1', 'out 2', 'confirm 2', 'between']);
+  });
+
+  it('hands out and confirms nothing while ownership is unsure: batches prepared before it lapsed wait, in order, for it to be sure again', async () => {
+    const h = harness({ pipeline: true });
+    h.loop.push(h.commit(1n));
+    await turn();
+    h.loop.push(h.commit(2n));
+    await turn();
+    expect(h.asked.map((a) => a.lsns)).toEqual([[1n], [2n]]);
+    h.setOwns(false);
+    h.loop.push(h.commit(3n));
+    await turn();
+    // No batch is prepared once ownership may have lapsed.
+    expect(h.asked).toHaveLength(2);
+    h.asked[1]!.answer();
+    h.asked[0]!.answer();
+    await h.loop.running;
+    expect(h.events.filter((e) => !e.startsWith('ask') && e !== 'between')).toEqual([]);
+    expect(h.loop.idle).toBe(false);
+    expect(h.loop.nextCommitLsn).toBe(1n);
+    // Sure again (a Redis blip without lease loss): the parked batches go first, then what waited.
+    h.setOwns(true);
+    h.loop.kick();
+    await turn();
+    await turn();
+    h.asked[2]?.answer();
+    await h.loop.running;
+    expect(h.events.filter((e) => e.startsWith('out') || e.startsWith('confirm'))).toEqual(['out 1', 'confirm 1', 'out 2', 'confirm 2', 'out 3', 'confirm 3']);
+    expect(h.loop.idle).toBe(true);
   });
 });

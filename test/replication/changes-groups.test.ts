@@ -42,7 +42,7 @@ describe('subscriber groups', () => {
     const [shared, alone] = groups.list();
     expect(shared!.weight).toBe(3);
     expect(alone!.weight).toBe(1);
-    expect(shared!.fanoutKey).toMatch(/^t1\|pgc\|group-\d+$/);
+    expect(shared!.fanoutKey).toMatch(/^t1\|pgc\|group-[0-9a-f]+-\d+$/);
     expect(alone!.fanoutKey).not.toBe(shared!.fanoutKey);
     expect(log).toEqual([...['a', 'b', 'c'].map((n) => `${n} enter ${shared!.fanoutKey}`), `o enter ${alone!.fanoutKey}`]);
     const items = [{ type: 'INSERT', data: 'x', idsJson: '[7]' }, { type: 'INSERT', data: 'y', idsJson: '[7]' }];

@@ -14,6 +14,7 @@ import { sql as authSessions } from './013-auth-sessions.js';
 import { sql as authMfaTokens } from './014-auth-mfa-tokens.js';
 import { sql as storageSchema } from './016-storage-schema.js';
 import { sql as storageFunctions } from './017-storage-functions.js';
+import { sql as streamFences } from './020-stream-fences.js';
 import { sql as restAuthenticator } from './021-rest-authenticator.js';
 
 export interface TenantMigration {
@@ -41,5 +42,6 @@ export const tenantMigrations: readonly TenantMigration[] = [
   { version: 14, name: 'auth_mfa_tokens', sql: authMfaTokens },
   { version: 16, name: 'storage_schema', sql: storageSchema },
   { version: 17, name: 'storage_functions', sql: storageFunctions },
+  { version: 20, name: 'stream_fences', sql: streamFences },
   { version: 21, name: 'rest_authenticator', sql: restAuthenticator },
 ];
