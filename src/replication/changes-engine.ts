@@ -147,12 +147,13 @@ export class ChangesEngine {
   /**
    * Starts delivering to a subscriber: the transactions that commit after it is on record, or, for a rejoin of a
    * subscriber of an earlier run, first what was held for that one (past `after`, the commit it got last, when it
-   * says). Resolves once it is on record.
+   * says). Resolves once it is on record, with where its commits start (the first commit position it is owed; null
+   * when already live or gone meanwhile): a node that moves it to another owner later says it got everything before.
    */
-  async subscribe(sub: LiveSubscriber, opts: { after?: Lsn | null } = {}): Promise<void> {
+  async subscribe(sub: LiveSubscriber, opts: { after?: Lsn | null } = {}): Promise<Lsn | null> {
     await this.start();
     if (this.stream?.status !== 'up') await untilUp(this.stream, 10_000);
-    if (this.live.has(sub)) return;
+    if (this.live.has(sub)) return null;
     // Synchronous: every commit taken for dispatch from here on is kept for it until it goes live.
     const claimed = this.starts.register(sub);
     this.live.add(sub);
@@ -170,15 +171,16 @@ export class ChangesEngine {
     if (!this.live.has(sub)) {
       // It left while being recorded.
       await this.store.remove(sub.instance).catch((err: unknown) => this.log.warn({ err }, 'removing a subscriber failed'));
-      return;
+      return null;
     }
-    this.starts.recorded(sub, at, opts.after ?? null);
+    const start = this.starts.recorded(sub, at, opts.after ?? null);
     this.releaseHeldIfDone();
     this.batches.kick();
     if (claimed && claimed.instance !== sub.instance) {
       this.log.info({ topic: sub.topic }, 'a rejoined subscriber continues one of an earlier run');
       await this.store.remove(claimed.instance).catch((err: unknown) => this.log.warn({ err }, 'removing a claimed subscriber failed'));
     }
+    return start;
   }
 
   /** With keepRecord (shutdown), the subscriber stays on record for the next run to hold its changes. */

@@ -110,15 +110,17 @@ export class SubscriberStarts<S extends ChangesSubscriber> {
   /**
    * It is on record, `at` read meanwhile: a new subscriber is owed the commits at or past it, a rejoin all, or, when
    * it says which commit it got last (`after`: it moved here from another owner of the tenant), those past that.
+   * Returns where its commits start (the first position it is owed), null if it is not joining.
    */
-  recorded(sub: S, at: Lsn, after: Lsn | null = null): void {
+  recorded(sub: S, at: Lsn, after: Lsn | null = null): Lsn | null {
     const joiner = this.joiners.get(sub);
-    if (!joiner) return;
+    if (!joiner) return null;
     const from = joiner.claimed ? (after === null ? 0n : after + 1n) : at;
     joiner.from = from;
     joiner.claimed = null;
     joiner.owed = joiner.owed.filter((t) => t.commitLsn >= from);
     this.releaseHeld();
+    return from;
   }
 
   /**

@@ -164,8 +164,8 @@ export class ChangesOwnerSide {
       if (existing?.proxy.node === msg.from) await existing.engine.updateClaims(existing.proxy, msg.claims);
       return;
     }
-    const reply = (problem: string | null, retry: string | null) =>
-      this.opts.send(msg.from, { t: 'reply', from: this.opts.self, tenant: msg.tenant, id: msg.id, problem, retry });
+    const reply = (problem: string | null, retry: string | null, start: bigint | null = null) =>
+      this.opts.send(msg.from, { t: 'reply', from: this.opts.self, tenant: msg.tenant, id: msg.id, problem, retry, start: start === null ? null : start.toString() });
     const runtime = this.opts.runTenant(msg.tenant);
     if (runtime === null) return reply(null, 'unknown tenant');
     if (runtime.streamOwner === null || !runtime.streamOwner.valid()) return reply(null, 'this node does not run the tenant\'s streams');
@@ -180,12 +180,13 @@ export class ChangesOwnerSide {
     if (problem) return reply(problem, null);
     const proxy = new RemoteSubscriber(msg.from, this.opts.self, msg.tenant, msg.instance, msg.topic, msg.legacy, msg.bindings, msg.claims, this.opts.send, this.relay);
     this.proxies.set(msg.instance, { proxy, engine });
+    let start: bigint | null;
     try {
-      await engine.subscribe(proxy, { after: msg.after === null ? null : BigInt(msg.after) });
+      start = await engine.subscribe(proxy, { after: msg.after === null ? null : BigInt(msg.after) });
     } catch (err) {
       this.proxies.delete(msg.instance);
       return reply(null, (err as Error).message);
     }
-    reply(null, null);
+    reply(null, null, start);
   }
 }

@@ -215,7 +215,7 @@ export class ChangesRoutes {
       if (problem !== null || route.gen !== gen) return problem;
       const member = this.localMember(route);
       route.local = { engine, member };
-      await engine.subscribe(member, { after: route.lastLsn });
+      started(route, await engine.subscribe(member, { after: route.lastLsn }));
       return null;
     }
     const id = this.nextId++;
@@ -240,6 +240,7 @@ export class ChangesRoutes {
     }).finally(() => this.waiting.delete(id));
     if (reply === null) throw new Error(`the tenant's owner (${owner}) did not answer`);
     if (reply.retry !== null) throw new Error(reply.retry);
+    if (reply.problem === null && route.gen === gen) started(route, reply.start === null ? null : BigInt(reply.start));
     return reply.problem;
   }
 
@@ -291,6 +292,16 @@ export class ChangesRoutes {
       exitFanout: (key) => this.exit(route, key),
     };
   }
+}
+
+/**
+ * The owner put it on record owing it the commits from `start` on: nothing before is its own, so a move to another
+ * owner before any event arrived says so (else the new owner would hand it everything it holds, older commits too).
+ */
+function started(route: Route, start: bigint | null): void {
+  if (start === null || start === 0n) return;
+  const before = start - 1n;
+  if (route.lastLsn === null || before > route.lastLsn) route.lastLsn = before;
 }
 
 /** Remembers the newest commit among events a route's channel got. */

@@ -28,8 +28,12 @@ export type ToOwner =
   | { t: 'claims'; from: string; tenant: string; instance: string; claims: Record<string, unknown> };
 
 export type ToSubscriberNode =
-  /** The answer to `sub`: ok, or `problem` (upstream's text, final) or `retry` (not the owner, database away...). */
-  | { t: 'reply'; from: string; tenant: string; id: number; problem: string | null; retry: string | null }
+  /**
+   * The answer to `sub`: ok, or `problem` (upstream's text, final) or `retry` (not the owner, database away...). When
+   * ok, `start` (decimal) is the first commit position the subscription is owed: everything before it is not its own,
+   * so a move to another owner before any event arrived continues from there, not from what that owner holds.
+   */
+  | { t: 'reply'; from: string; tenant: string; id: number; problem: string | null; retry: string | null; start: string | null }
   /** Events owed to one subscriber before it joins its group. */
   | { t: 'items'; from: string; tenant: string; instance: string; items: WireChange[] }
   /** A subscriber starts (stops) receiving a group's events: `key` is the group's topic key. */
@@ -88,7 +92,9 @@ export function parseChangesWire(payload: string): ChangesWire | null {
     case 'claims':
       return isText(m.instance) && isObject(m.claims) ? (m as unknown as ToOwner) : null;
     case 'reply':
-      return Number.isSafeInteger(m.id) && (m.problem === null || isText(m.problem)) && (m.retry === null || isText(m.retry)) ? (m as unknown as ToSubscriberNode) : null;
+      return Number.isSafeInteger(m.id) && (m.problem === null || isText(m.problem)) && (m.retry === null || isText(m.retry)) && (m.start === null || isLsnText(m.start))
+        ? (m as unknown as ToSubscriberNode)
+        : null;
     case 'items':
       return isText(m.instance) && isChanges(m.items) ? (m as unknown as ToSubscriberNode) : null;
     case 'enter':

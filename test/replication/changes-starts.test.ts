@@ -89,6 +89,22 @@ describe('subscriber starts', () => {
     expect(lsns(starts.ready(31n)[0]!.owed)).toEqual([10n, 20n, 30n]);
   });
 
+  it('tells where a subscriber starts, and a move before any event, saying so, is owed none of the older commits held', () => {
+    // The first owner: it is recorded at 25, owed commits from 25 on.
+    const first = new SubscriberStarts<ChangesSubscriber>();
+    const s = sub('00000000-0000-4000-8000-000000000001');
+    first.register(s);
+    expect(first.recorded(s, 25n)).toBe(25n);
+    expect(first.recorded(sub('other'), 25n)).toBeNull();
+    // The next owner holds everything since its stream started (confirmation held back for a dead node's subscribers).
+    const next = new SubscriberStarts<ChangesSubscriber>();
+    next.hold([held({ role: 'anon' })]);
+    next.taken([commit(10n), commit(20n), commit(30n)]);
+    expect(next.register(s)).not.toBeNull();
+    expect(next.recorded(s, 99n, 24n)).toBe(25n);
+    expect(lsns(next.ready(31n)[0]!.owed)).toEqual([30n]);
+  });
+
   it('a subscriber of another role starts fresh and leaves the held one to its own rejoin', () => {
     const starts = new SubscriberStarts<ChangesSubscriber>();
     starts.hold([held({ role: 'service_role' })]);

@@ -30,7 +30,7 @@ function subscriber(): LiveSubscriber & { got: OutgoingChange[]; keys: Set<strin
   };
 }
 
-function harness(holder: { node: string }) {
+function harness(holder: { node: string }, start: string | null = null) {
   const sent: { node: string; msg: ToOwner }[] = [];
   const local: PubSubMessage[] = [];
   const routes = new ChangesRoutes({
@@ -38,7 +38,7 @@ function harness(holder: { node: string }) {
     send: (node, msg) => {
       sent.push({ node, msg });
       // The owner answers every request at once.
-      if (msg.t === 'sub') queueMicrotask(() => routes.receive({ t: 'reply', from: node, tenant: msg.tenant, id: msg.id, problem: null, retry: null }));
+      if (msg.t === 'sub') queueMicrotask(() => routes.receive({ t: 'reply', from: node, tenant: msg.tenant, id: msg.id, problem: null, retry: null, start }));
     },
     holder: async () => ({ node: holder.node, fence: holder.node === 'node-o1' ? 1 : 2 }),
     engineOf: () => {
@@ -93,10 +93,29 @@ describe('Postgres Changes routed to the tenant owner', () => {
     expect(sent.at(-1)).toMatchObject({ node: 'node-o2', msg: { t: 'unsub', instance: 'inst-1', keep: false } });
   });
 
+  it('moves a subscription that got nothing yet saying where it started, not as owed everything held', async () => {
+    const holder = { node: 'node-o1' };
+    // The owner recorded it owing it the commits from 500 on.
+    const { routes, sent } = harness(holder, '500');
+    const sub = subscriber();
+    expect(await routes.subscribe(runtime, sub)).toBeNull();
+    holder.node = 'node-o2';
+    routes.ownerAnnounced('t1', 'node-o2', 2);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(sent.at(-1)).toMatchObject({ node: 'node-o2', msg: { t: 'sub', instance: 'inst-1', after: '499' } });
+    // Events got meanwhile still count: the newest one wins.
+    routes.receive({ t: 'items', from: 'node-o2', tenant: 't1', instance: 'inst-1', items: [event(7, 700n)] });
+    routes.ownerAnnounced('t1', 'node-o2', 3);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(sent.at(-1)).toMatchObject({ node: 'node-o2', msg: { t: 'sub', instance: 'inst-1', after: '700' } });
+  });
+
   it('drops malformed bus messages', () => {
     expect(parseChangesWire('nope')).toBeNull();
     expect(parseChangesWire('{"t":"items","from":"a","tenant":"t","instance":"i","items":[{"type":"INSERT","data":"{}","idsJson":null,"lsn":"x1"}]}')).toBeNull();
     expect(parseChangesWire('{"t":"sub","from":"a","tenant":"t","id":1,"instance":"i","topic":"r","legacy":false,"bindings":[],"claims":{},"after":"12"}')).not.toBeNull();
     expect(parseChangesWire('{"t":"sub","from":"a","tenant":"t","id":1,"instance":"i","topic":"r","legacy":false,"bindings":[],"claims":{}}')).toBeNull();
+    expect(parseChangesWire('{"t":"reply","from":"a","tenant":"t","id":1,"problem":null,"retry":null,"start":"42"}')).not.toBeNull();
+    expect(parseChangesWire('{"t":"reply","from":"a","tenant":"t","id":1,"problem":null,"retry":null,"start":"-1"}')).toBeNull();
   });
 });
