@@ -47,6 +47,7 @@ export class TenantRegistry {
   private readonly records = new Map<string, TenantRecord>();
   private readonly supervisors = new Map<string, TenantSupervisor>();
   private refreshTimer: NodeJS.Timeout | null = null;
+  private readonly keepAlivePredicates: ((tenantId: string) => boolean)[] = [];
 
   constructor(
     private readonly store: TenantStore,
@@ -84,12 +85,22 @@ export class TenantRegistry {
     const record = this.records.get(tenantId);
     if (!record) return null;
     const runtime = new TenantRuntime(toRuntimeSettings(record, this.opts.dbPoolSize, this.opts.claimValidators), this.log, this.prepareDatabase, this.opts.metrics(tenantId), this.opts.rates, this.opts.nodeName);
-    const supervisor = new TenantSupervisor(runtime, this.opts.supervisor, (s) => {
-      if (this.supervisors.get(tenantId) === s) this.supervisors.delete(tenantId);
-    });
+    const supervisor = new TenantSupervisor(
+      runtime,
+      this.opts.supervisor,
+      (s) => {
+        if (this.supervisors.get(tenantId) === s) this.supervisors.delete(tenantId);
+      },
+      () => this.keepAlivePredicates.some((wanted) => wanted(tenantId)),
+    );
     this.supervisors.set(tenantId, supervisor);
     for (const child of this.opts.children(runtime)) supervisor.supervise(child);
     return runtime;
+  }
+
+  /** A running tenant for which `wanted` is true is not stopped when idle (a module's background work needs it). */
+  keepRunning(wanted: (tenantId: string) => boolean): void {
+    this.keepAlivePredicates.push(wanted);
   }
 
   /** The tenant's runtime if it is running here; never starts one. */

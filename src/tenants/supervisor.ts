@@ -49,6 +49,8 @@ export class TenantSupervisor {
     readonly runtime: TenantRuntime,
     private readonly opts: SupervisorOptions,
     private readonly onStopped: (sup: TenantSupervisor) => void,
+    /** True while something other than sockets needs the tenant running (e.g. its database triggers). */
+    private readonly keepAlive: () => boolean = () => false,
   ) {
     this.log = runtime.log;
     runtime.onFault = (err, where) => this.fault(err, where);
@@ -132,7 +134,7 @@ export class TenantSupervisor {
   }
 
   private checkIdle(): void {
-    if (this.runtime.sockets.size > 0) {
+    if (this.runtime.sockets.size > 0 || this.keepAlive()) {
       this.idleSince = Date.now();
       return;
     }

@@ -40,6 +40,8 @@ export class TriggerEngine {
     private readonly timeoutMs: number,
   ) {
     this.store = new TriggerStore(service.store.pool);
+    // Database triggers read a slot from inside the tenant's runtime: it must run without clients.
+    registry.keepRunning((tenant) => !this.stopped && this.wants(tenant, 'database'));
   }
 
   async start(): Promise<void> {
@@ -107,6 +109,9 @@ export class TriggerEngine {
       next.set(r.tenant_external_id, list);
     }
     this.byTenant = next;
+    // Starts the runtimes database triggers need (after a restart nobody may call them); cron and event
+    // triggers need none, their deliveries start the tenant.
+    for (const tenant of next.keys()) if (this.wants(tenant, 'database')) this.registry.get(tenant);
     for (const listener of this.changeListeners) listener();
     const wanted = new Map(rows.filter((r) => r.config.type === 'cron').map((r) => [`${r.id}|${JSON.stringify(r.config)}`, r]));
     for (const [key, job] of this.crons) {
