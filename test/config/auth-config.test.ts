@@ -1,15 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config/index.js';
-
-function configError(env: Record<string, string>): ConfigError {
-  try {
-    loadConfig(env);
-  } catch (err) {
-    if (err instanceof ConfigError) return err;
-    throw err;
-  }
-  throw new Error('expected a ConfigError');
-}
+import { loadConfig } from '../../src/config/index.js';
+import { configError } from './config-error.js';
 
 describe('auth configuration', () => {
   it("defaults as a local supabase start: 1 h tokens, 10 s reuse, 6 characters, autoconfirm, anonymous sign-ins, GoTrue's limits", () => {

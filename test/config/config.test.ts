@@ -2,20 +2,10 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, DEFAULT_JWT_SECRET, jwtSecretWeakness, loadConfig } from '../../src/config/index.js';
+import { DEFAULT_JWT_SECRET, jwtSecretWeakness, loadConfig } from '../../src/config/index.js';
+import { configError } from './config-error.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-
-/** The ConfigError loadConfig throws for `env`, or a failure if it does not throw one. */
-function configError(env: Record<string, string>): ConfigError {
-  try {
-    loadConfig(env);
-  } catch (err) {
-    if (err instanceof ConfigError) return err;
-    throw new Error(`expected a ConfigError, got ${String(err)}`);
-  }
-  throw new Error(`expected ${JSON.stringify(env)} to be rejected`);
-}
 
 describe('defaults', () => {
   it('gives upstream defaults for an empty environment', () => {

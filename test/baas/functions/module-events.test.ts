@@ -5,9 +5,8 @@
 import { createClient } from '@supabase/supabase-js';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sleep } from '../../support/server.js';
 import { startStorageWorld, type StorageWorld } from '../storage/support.js';
-import { FunctionsAdmin } from './support.js';
+import { FunctionsAdmin, waitUntil } from './support.js';
 
 const RECEIVER = `
 export default {
@@ -21,15 +20,6 @@ interface Delivery {
   event_id: string;
   state: string;
   payload: { kind: string; type: string; id: string; scope?: string; record: Record<string, unknown>; old_record?: Record<string, unknown> };
-}
-
-async function waitUntil<T>(read: () => Promise<T>, done: (value: T) => boolean, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await read();
-    if (done(value) || Date.now() > deadline) return value;
-    await sleep(100);
-  }
 }
 
 describe('auth and storage events fire function triggers', () => {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import wabt from 'wabt';
 import { signManagementToken } from '../../../src/auth/management.js';
-import type { TestServer } from '../../support/server.js';
+import { sleep, type TestServer } from '../../support/server.js';
 
 let wabtModule: Awaited<ReturnType<typeof wabt>> | null = null;
 
@@ -54,5 +54,15 @@ export class FunctionsAdmin {
     const res = await this.request('PUT', `/functions/${name}${query}`, code, { 'content-type': type });
     if (res.status !== 200 && res.status !== 201) throw new Error(`deploy ${name}: ${res.status} ${await res.text()}`);
     return (await res.json()) as { name: string; version: number; verify_jwt: boolean };
+  }
+}
+
+/** Reads until `done` holds or `ms` passes, then returns the last value read (the caller's assertion says what failed). */
+export async function waitUntil<T>(read: () => Promise<T> | T, done: (value: T) => boolean, ms = 15_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await read();
+    if (done(value) || Date.now() > deadline) return value;
+    await sleep(100);
   }
 }

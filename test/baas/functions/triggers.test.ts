@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { emitFunctionEvent } from '../../../src/baas/functions/events.js';
 import { parseTriggers } from '../../../src/baas/functions/triggers/config.js';
 import { sleep, startTestServer, type TestServer } from '../../support/server.js';
-import { FunctionsAdmin } from './support.js';
+import { FunctionsAdmin, waitUntil } from './support.js';
 
 /** Answers 2xx only when the delivery carries its event id and the event; fails the first attempt when asked. */
 const RECEIVER = `
@@ -17,15 +17,6 @@ export default {
     return Response.json({ id, attempt, kind: event.kind });
   },
 };`;
-
-async function waitUntil<T>(read: () => Promise<T>, done: (value: T) => boolean, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await read();
-    if (done(value) || Date.now() > deadline) return value;
-    await sleep(100);
-  }
-}
 
 describe('function triggers', () => {
   let t: TestServer;
