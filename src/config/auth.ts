@@ -1,4 +1,5 @@
 import { ConfigError } from './errors.js';
+import { Reader, type Env } from './reader.js';
 
 /**
  * The auth module's settings (AUTH_*), GoTrue's names and defaults where it has them; a local `supabase start`
@@ -31,56 +32,24 @@ export interface AuthConfig {
   emailMaxFrequency: number;
 }
 
-type Env = Record<string, string | undefined>;
-
 export function loadAuthConfig(env: Env): AuthConfig {
-  const raw = (name: string): string | undefined => {
-    const v = env[name];
-    return v === undefined || v.trim() === '' ? undefined : v.trim();
-  };
-  const int = (name: string, fallback: number, min: number, max: number): number => {
-    const v = raw(name);
-    if (v === undefined) return fallback;
-    if (!/^\d+$/.test(v)) throw new ConfigError(name, `expected an integer, got "${v}"`);
-    const n = Number(v);
-    if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
-    return n;
-  };
-  const bool = (name: string, fallback: boolean): boolean => {
-    const v = raw(name)?.toLowerCase();
-    if (v === undefined) return fallback;
-    if (v === 'true' || v === '1') return true;
-    if (v === 'false' || v === '0') return false;
-    throw new ConfigError(name, `expected true or false, got "${v}"`);
-  };
-  const url = (name: string, protocols: string[]): string | null => {
-    const v = raw(name);
-    if (v === undefined) return null;
-    let parsed: URL;
-    try {
-      parsed = new URL(v);
-    } catch {
-      throw new ConfigError(name, 'is not a valid URL');
-    }
-    if (!protocols.includes(parsed.protocol)) throw new ConfigError(name, `expected a ${protocols.join(' or ')} URL`);
-    return v;
-  };
+  const r = new Reader(env);
   return {
-    siteUrl: url('AUTH_SITE_URL', ['http:', 'https:']),
-    jwtExpiry: int('AUTH_JWT_EXPIRY', 3600, 30, 604_800),
-    refreshTokenReuseInterval: int('AUTH_REFRESH_TOKEN_REUSE_INTERVAL', 10, 0, 86_400),
-    minPasswordLength: int('AUTH_MIN_PASSWORD_LENGTH', 6, 6, 72),
-    autoconfirm: bool('AUTH_AUTOCONFIRM', true),
-    anonymousSignIns: bool('AUTH_ANONYMOUS_SIGN_INS', true),
-    uriAllowList: (raw('AUTH_URI_ALLOW_LIST') ?? '').split(',').map((x) => x.trim()).filter(Boolean),
-    smtpUrl: url('AUTH_SMTP_URL', ['smtp:', 'smtps:']),
-    smtpSender: raw('AUTH_SMTP_SENDER') ?? 'Performer <noreply@performer.local>',
-    signingKeys: signingKeys(raw('AUTH_SIGNING_KEYS')),
-    rateLimitToken: int('AUTH_RATE_LIMIT_TOKEN', 150, 1, 1_000_000_000),
-    rateLimitOtp: int('AUTH_RATE_LIMIT_OTP', 30, 1, 1_000_000_000),
-    rateLimitVerify: int('AUTH_RATE_LIMIT_VERIFY', 30, 1, 1_000_000_000),
-    rateLimitAnonymous: int('AUTH_RATE_LIMIT_ANONYMOUS_USERS', 30, 1, 1_000_000_000),
-    emailMaxFrequency: int('AUTH_EMAIL_MAX_FREQUENCY', 60, 0, 86_400),
+    siteUrl: r.optionalUrl('AUTH_SITE_URL', ['http:', 'https:']),
+    jwtExpiry: r.int('AUTH_JWT_EXPIRY', 3600, 30, 604_800),
+    refreshTokenReuseInterval: r.int('AUTH_REFRESH_TOKEN_REUSE_INTERVAL', 10, 0, 86_400),
+    minPasswordLength: r.int('AUTH_MIN_PASSWORD_LENGTH', 6, 6, 72),
+    autoconfirm: r.bool('AUTH_AUTOCONFIRM', true),
+    anonymousSignIns: r.bool('AUTH_ANONYMOUS_SIGN_INS', true),
+    uriAllowList: r.list('AUTH_URI_ALLOW_LIST'),
+    smtpUrl: r.optionalUrl('AUTH_SMTP_URL', ['smtp:', 'smtps:']),
+    smtpSender: r.string('AUTH_SMTP_SENDER', 'Performer <noreply@performer.local>'),
+    signingKeys: signingKeys(r.optionalString('AUTH_SIGNING_KEYS') ?? undefined),
+    rateLimitToken: r.int('AUTH_RATE_LIMIT_TOKEN', 150, 1, 1_000_000_000),
+    rateLimitOtp: r.int('AUTH_RATE_LIMIT_OTP', 30, 1, 1_000_000_000),
+    rateLimitVerify: r.int('AUTH_RATE_LIMIT_VERIFY', 30, 1, 1_000_000_000),
+    rateLimitAnonymous: r.int('AUTH_RATE_LIMIT_ANONYMOUS_USERS', 30, 1, 1_000_000_000),
+    emailMaxFrequency: r.int('AUTH_EMAIL_MAX_FREQUENCY', 60, 0, 86_400),
   };
 }
 
