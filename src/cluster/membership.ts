@@ -1,6 +1,6 @@
 import type { ClusterMetrics } from '../observability/cluster-metrics.js';
 import type { Logger } from '../observability/logger.js';
-import type { RedisConnections } from './redis.js';
+import { MAX_RECONNECT_DELAY_MS, type RedisConnections } from './redis.js';
 
 /** One live node as /api/cluster shows it, plus the instance id that tells a restart under the same name apart. */
 export interface Member {
@@ -54,8 +54,9 @@ return out`;
  * the TTL plus one heartbeat, a graceful stop within one heartbeat (its entry is deleted). Listeners hear `joined`
  * and `left` once per member instance. While Redis is away the last known set stands and nothing is announced: a
  * node cannot tell a dead peer from a lost Redis; once Redis is back the node re-announces itself at once and the
- * differences are announced, members missing from a Redis that came back (empty, after a restart) being given one
- * TTL to re-announce before they count as gone.
+ * differences are announced, members missing from a Redis that came back (empty, after a restart) being given time
+ * to re-announce before they count as gone: each peer reconnects on its own backoff, up to MAX_RECONNECT_DELAY_MS after
+ * this node did, and beats as soon as it is back (a TTL covers a beat that fails), so the grace is that plus one TTL.
  */
 export class Membership {
   /** Where ownership code tells which tenants this node owns (shown in /api/cluster and heartbeats). */
@@ -67,8 +68,8 @@ export class Membership {
   private timer: NodeJS.Timeout | null = null;
   private beating: Promise<void> | null = null;
   private stopped = false;
-  /** When Redis last came back: members missing from it are given one TTL to re-announce before they count as gone. */
-  private reconnectedAt = 0;
+  /** Until when members missing from a Redis that came back are kept (see the class comment). */
+  private graceUntil = 0;
   /** Heartbeats in a row that found our entry written by another instance (see beat()). */
   private twinBeats = 0;
 
@@ -92,7 +93,7 @@ export class Membership {
     let connects = 0;
     this.redis.onReady(() => {
       // The first connection is no reconnection: members are read as they are.
-      if (++connects > 1) this.reconnectedAt = Date.now();
+      if (++connects > 1) this.graceUntil = Date.now() + MAX_RECONNECT_DELAY_MS + this.options.ttlMs;
       void this.heartbeat();
     });
     this.timer = setInterval(() => void this.heartbeat(), this.options.heartbeatMs);
@@ -186,8 +187,8 @@ export class Membership {
   private update(live: Member[]): void {
     const next = new Map<string, Member>();
     for (const m of live) if (m.name !== this.options.name) next.set(m.name, m);
-    // A Redis that restarted empty knows nobody until each node's next heartbeat: no one is declared gone for that.
-    if (Date.now() - this.reconnectedAt < this.options.ttlMs) {
+    // A Redis that restarted empty knows nobody until each node has reconnected and beaten: no one is gone for that.
+    if (Date.now() < this.graceUntil) {
       for (const [name, old] of this.known) if (!next.has(name)) next.set(name, old);
     }
     const left: Member[] = [];

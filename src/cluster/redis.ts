@@ -2,6 +2,9 @@ import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
 import type { Config } from '../config/index.js';
 import type { Logger } from '../observability/logger.js';
 
+/** The longest wait between two reconnect attempts (5 s plus the most jitter adds). */
+export const MAX_RECONNECT_DELAY_MS = 6250;
+
 /** Reconnect delays: 100 ms doubling to 5 s, with jitter so a fleet does not reconnect in step after a Redis restart. */
 export function reconnectDelayMs(attempt: number): number {
   const base = Math.min(5000, 100 * 2 ** Math.min(attempt, 6));

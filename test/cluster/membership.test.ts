@@ -1,11 +1,11 @@
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Membership, type Member } from '../../src/cluster/membership.js';
-import { RedisConnections } from '../../src/cluster/redis.js';
+import { MAX_RECONNECT_DELAY_MS, RedisConnections, reconnectDelayMs } from '../../src/cluster/redis.js';
 import { ClusterMetrics } from '../../src/observability/cluster-metrics.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { until } from '../support/channels.js';
-import { SHARED_REDIS_URL, uniquePrefix } from '../support/redis.js';
+import { PrivateRedis, SHARED_REDIS_URL, uniquePrefix } from '../support/redis.js';
 
 const log = createLogger('silent');
 const cleanups: (() => Promise<void>)[] = [];
@@ -14,8 +14,8 @@ afterEach(async () => {
 });
 
 /** A member on the shared Redis; heartbeats are driven by hand (`heartbeat()`), the timer being slow on purpose. */
-async function member(prefix: string, name: string, connections = 0) {
-  const redis = new RedisConnections({ url: SHARED_REDIS_URL }, prefix, log);
+async function member(prefix: string, name: string, connections = 0, url = SHARED_REDIS_URL) {
+  const redis = new RedisConnections({ url }, prefix, log);
   await redis.whenReady(5000);
   const events: string[] = [];
   const m = new Membership(redis, { name, region: 'eu-west-2', instance: `${name}-${Math.random()}`, heartbeatMs: 60_000, ttlMs: 2000 }, { connections: () => connections }, new ClusterMetrics(new Registry()), log);
@@ -87,6 +87,36 @@ describe('membership', () => {
     expect(self).toMatchObject({ name: 'solo', region: 'local', connections: 7, tenants: ['t1'] });
     expect(Number.isNaN(Date.parse(self!.started_at))).toBe(false);
     await m.stop();
+  });
+});
+
+describe('membership across a Redis restart', () => {
+  it('waits for peers that reconnect later than this node before declaring them gone', async () => {
+    const redis = await PrivateRedis.start();
+    cleanups.push(() => redis.stop());
+    const a = await member('late:', 'a', 0, redis.url);
+    const b = await member('late:', 'b', 0, redis.url);
+    await a.m.heartbeat();
+    expect(a.events).toEqual(['joined b']);
+    // Redis restarts empty and b does not come back with it: from a, that is a peer still on its reconnect backoff.
+    await redis.halt();
+    await b.close();
+    await redis.resume();
+    await until(() => a.redis.command.status === 'ready', 10_000, 'a to reconnect');
+    // A TTL (2 s) and then some after a's reconnect: b could still be waiting out its backoff, so it is kept.
+    await new Promise((r) => setTimeout(r, 2500));
+    await a.m.heartbeat();
+    expect([a.m.isLive('b'), a.events]).toEqual([true, ['joined b']]);
+    // Past every peer's longest backoff plus a TTL, b is gone.
+    await until(async () => {
+      await a.m.heartbeat();
+      return !a.m.isLive('b');
+    }, MAX_RECONNECT_DELAY_MS + 10_000, 'b to be declared gone');
+    expect(a.events).toEqual(['joined b', 'left b']);
+  }, 30_000);
+
+  it('never waits longer between reconnect attempts than MAX_RECONNECT_DELAY_MS', () => {
+    for (let attempt = 1; attempt < 100; attempt++) expect(reconnectDelayMs(attempt)).toBeLessThanOrEqual(MAX_RECONNECT_DELAY_MS);
   });
 });
 

@@ -4,6 +4,7 @@
  */
 import type { RealtimeChannel } from '@supabase/supabase-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_RECONNECT_DELAY_MS } from '../../src/cluster/redis.js';
 import { subscribed, until } from '../support/channels.js';
 import { scrape, value } from '../support/metrics.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
@@ -90,8 +91,8 @@ describe('Redis faults', () => {
       const n = await redis.client().pubsub('NUMSUB', 'performer:{t:realtime-dev}realtime-dev|public|room');
       return n[1] === 2;
     }, 10_000, 'interest subscribed again');
-    // Two TTLs after the restart, heartbeats have run long past the grace a returning Redis gives: still nobody left.
-    await new Promise((r) => setTimeout(r, 2 * MEMBER_TTL_MS));
+    // Past the grace a returning Redis gives (the longest reconnect backoff plus a TTL): still nobody left.
+    await new Promise((r) => setTimeout(r, MAX_RECONNECT_DELAY_MS + MEMBER_TTL_MS + 500));
     expect(left).toEqual([]);
     await onA.send({ type: 'broadcast', event: 'after', payload: {} });
     await until(() => got.every((g) => g.includes('after')), 10_000, 'the broadcast after the restart everywhere');
