@@ -174,6 +174,25 @@ describe('cached write statements', () => {
     ]);
   });
 
+  it('take a body that arrives in many pieces, chunked or not', async () => {
+    const rows = (from: number) => Array.from({ length: 3000 }, (_, i) => ({ id: from + i, body: `${from + i}`.padEnd(300, 'x') }));
+    const whole = await raw('/notes', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(rows(10_000)) });
+    expect(whole.status).toBe(201);
+    // The same shape again, sent chunked (no Content-Length) in small pieces.
+    const text = new TextEncoder().encode(JSON.stringify(rows(20_000)));
+    const pieces = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let i = 0; i < text.length; i += 7_000) controller.enqueue(text.subarray(i, i + 7_000));
+        controller.close();
+      },
+    });
+    const chunked = await raw('/notes', { method: 'POST', headers: { 'content-type': 'application/json' }, body: pieces, duplex: 'half' } as RequestInit);
+    expect(chunked.status).toBe(201);
+    const { rows: counted } = await w.admin.query(`select count(*)::int as n, min(id) as lo, max(id) as hi from notes where id >= 10000`);
+    expect(counted).toEqual([{ n: 6000, lo: 10_000, hi: 22_999 }]);
+    await w.admin.query('delete from notes where id >= 10000');
+  });
+
   it('are built again after a schema reload', async () => {
     await w.admin.query(`create table shaped (id int primary key, a text)`);
     await until(async () => (await w.svc.from('shaped').select()).status === 200, 'the new table');
