@@ -186,7 +186,8 @@ describe('cached write statements', () => {
         controller.close();
       },
     });
-    const chunked = await raw('/notes', { method: 'POST', headers: { 'content-type': 'application/json' }, body: pieces, duplex: 'half' } as RequestInit);
+    const streamed = { method: 'POST', headers: { 'content-type': 'application/json' }, body: pieces, duplex: 'half' };
+    const chunked = await raw('/notes', streamed as RequestInit & { headers: Record<string, string> });
     expect(chunked.status).toBe(201);
     const { rows: counted } = await w.admin.query(`select count(*)::int as n, min(id) as lo, max(id) as hi from notes where id >= 10000`);
     expect(counted).toEqual([{ n: 6000, lo: 10_000, hi: 22_999 }]);
