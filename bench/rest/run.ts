@@ -298,16 +298,20 @@ function report(rows: Row[], load: [number, number], compared: { rev: string; ta
       'number of rows it touched, known only from the result. An error inside an explicit transaction adds a ROLLBACK.',
     '',
     "Where the rest of the gap goes: the floor makes the same exchange, so the difference is the API's own work in Node. " +
-      'A request shape seen before (GET, HEAD, DELETE: same method, path, query string, profile, Range, Prefer and Accept ' +
-      'headers) takes its parsed request and built statement from a cache hanging off the schema cache ' +
-      '(`src/baas/rest/http/statement-cache.ts`), and a token verified before, the loaded pool and schema cache are taken ' +
-      'without awaiting, so such a request runs synchronously from the handler to the pool checkout. Timed step by step in a ' +
+      'A request shape seen before (same method, path, query string, profile, Range, Prefer and Accept headers, and for ' +
+      'POST/PATCH the same Content-Type and the same body shape: array or object, same set of keys) takes its parsed request ' +
+      'and built statement from a cache hanging off the schema cache (`src/baas/rest/http/statement-cache.ts`; a body is ' +
+      "the statement's one JSON parameter, as received, parsed by Postgres, so only the body's keys are read in Node), and a " +
+      'token verified before, the loaded pool and schema cache are taken without awaiting, and a body is read with uWS ' +
+      'callbacks, not a promise, so such a request runs synchronously from the handler (or the body\'s last data callback) ' +
+      'to the pool checkout. Timed step by step in a ' +
       'bench run (wall µs on the loaded machine, so upper bounds) for a select by primary key: request facts, request id and ' +
       'CORS headers ~5-11, tenant and rate headers ~2-3, the token check ~5-10, the statement lookup ~2-5, the settings ' +
       '~2-4, the first row ~3, and the answer with its 10 more headers than the floor ~40-50 where the floor\'s takes ' +
-      '~30-35 (mostly the write to the socket). An insert still parses its payload and builds its statement (~15-35 µs) ' +
-      "and reads its body through a promise; and on writes Performer also reads the tenant's replication stream " +
-      '(keepalives after each commit), which the floor has no part of. Prepared statements (PostgREST prepares by default) ' +
+      '~30-35 (mostly the write to the socket). An insert still parses its body with JSON.parse for its keys (PGRST102 ' +
+      "for a body that is not JSON, as upstream); and on writes Performer also reads the tenant's database-broadcast " +
+      'replication stream (a keepalive after each commit), which the floor has no part of: ~1-3 µs of JS per insert in ' +
+      'profiles, not measurable in CPU per request next to the noise. Prepared statements (PostgREST prepares by default) ' +
       'are used by neither side: they would cut Postgres\'s work for both, not the API\'s share in Node, and they need ' +
       'invalidating on every schema reload.',
   ].join('\n');

@@ -137,32 +137,51 @@ export function refusedByContentLength(reply: Reply, headers: Record<string, str
 }
 
 function boundedRead(res: HttpResponse, reply: Reply, headers: Record<string, string>, limit: number, keepLimit: number): Promise<Buffer | null> {
-  return new Promise((resolve, reject) => {
-    if (refusedByContentLength(reply, headers, limit)) return reject(new BodyTooLarge());
-    // One copy of each chunk as it comes, one concatenation at the end; null once past keepLimit.
-    let chunks: Buffer[] | null = [];
-    let size = 0;
-    let settled = false;
-    reply.onAbort(() => {
-      if (!settled) reject(new Error('request aborted'));
+  return new Promise((resolve, reject) => collectBody(res, reply, headers, limit, keepLimit, resolve, reject));
+}
+
+/**
+ * As {@link readBody}, without a promise: `done` runs inside uWS's last data callback, so a handler can go on
+ * synchronously (no microtask hop, no promise per request). On a refusal (413, already answered) or an abort,
+ * `done` is never called. Must be called synchronously inside the handler.
+ */
+export function readBodyThen(res: HttpResponse, reply: Reply, headers: Record<string, string>, limit: number, done: (body: Buffer) => void): void {
+  collectBody(res, reply, headers, limit, limit, done as (body: Buffer | null) => void, () => undefined);
+}
+
+function collectBody(
+  res: HttpResponse,
+  reply: Reply,
+  headers: Record<string, string>,
+  limit: number,
+  keepLimit: number,
+  done: (body: Buffer | null) => void,
+  fail: (err: Error) => void,
+): void {
+  if (refusedByContentLength(reply, headers, limit)) return fail(new BodyTooLarge());
+  // One copy of each chunk as it comes, one concatenation at the end; null once past keepLimit.
+  let chunks: Buffer[] | null = [];
+  let size = 0;
+  let settled = false;
+  reply.onAbort(() => {
+    if (!settled) fail(new Error('request aborted'));
+    settled = true;
+  });
+  res.onData((chunk, isLast) => {
+    if (settled) return;
+    size += chunk.byteLength;
+    if (size > limit) {
       settled = true;
-    });
-    res.onData((chunk, isLast) => {
-      if (settled) return;
-      size += chunk.byteLength;
-      if (size > limit) {
-        settled = true;
-        chunks = null;
-        refuseTooLarge(reply, headers);
-        return reject(new BodyTooLarge());
-      }
-      if (chunks !== null && size > keepLimit) chunks = null;
-      // uWS reuses the chunk's memory after this callback returns: one copy (ArrayBuffer.slice), wrapped as is.
-      if (chunks !== null) chunks.push(Buffer.from(chunk.slice(0)));
-      if (!isLast) return;
-      settled = true;
-      resolve(chunks === null ? null : chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
-    });
+      chunks = null;
+      refuseTooLarge(reply, headers);
+      return fail(new BodyTooLarge());
+    }
+    if (chunks !== null && size > keepLimit) chunks = null;
+    // uWS reuses the chunk's memory after this callback returns: one copy (ArrayBuffer.slice), wrapped as is.
+    if (chunks !== null) chunks.push(Buffer.from(chunk.slice(0)));
+    if (!isLast) return;
+    settled = true;
+    done(chunks === null ? null : chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
   });
 }
 

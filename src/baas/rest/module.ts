@@ -9,7 +9,7 @@
 import type { AppContext } from '../../context.js';
 import { openRequest, tenantGate } from '../../http/gate.js';
 import type { Module } from '../../http/module.js';
-import { BodyTooLarge, MAX_REQUEST_BODY_BYTES, readBody, refusedByContentLength, type Reply } from '../../http/respond.js';
+import { MAX_REQUEST_BODY_BYTES, readBodyThen, refusedByContentLength, type Reply, type RequestInfo } from '../../http/respond.js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from '../../http/uws.js';
 import type { TenantRuntime } from '../../tenants/tenant.js';
 import type { Pool } from 'pg';
@@ -27,7 +27,6 @@ import { buildStatement, type BuiltStatement } from './sql/statement.js';
 
 const PREFIX = '/rest/v1';
 const BODY_METHODS = new Set(['POST', 'PATCH', 'PUT', 'DELETE']);
-const EMPTY_BODY = Promise.resolve(Buffer.alloc(0));
 /** Requests waiting for a pool client per pooled connection before new ones are shed with 503 + Retry-After. */
 const WAITING_PER_CONNECTION = 4;
 
@@ -68,9 +67,29 @@ function serve(ctx: AppContext, caches: SchemaCaches, config: RestConfig, res: H
   const tenant = tenantGate(ctx, reply, info);
   if (!tenant) return;
   const method = info.method.toUpperCase();
-  const hasBody = BODY_METHODS.has(method);
-  const body = hasBody ? readBody(res, reply, info.headers, MAX_REQUEST_BODY_BYTES) : EMPTY_BODY;
-  body.catch(() => undefined);
+  const incoming: Incoming = { ctx, caches, config, reply, info, requestId, tenant, method, rawQuery };
+  if (!BODY_METHODS.has(method)) return handle(incoming, '', false);
+  // The body is read with callbacks, not a promise: when it comes in one piece (the common case) the request goes
+  // on synchronously from uWS's data callback. A refused (413) or aborted body never gets here.
+  readBodyThen(res, reply, info.headers, MAX_REQUEST_BODY_BYTES, (body) => handle(incoming, body.toString('utf8'), method === 'POST' || method === 'PATCH'));
+}
+
+/** One request's facts, copied out of uWS's request in the handler. */
+interface Incoming {
+  ctx: AppContext;
+  caches: SchemaCaches;
+  config: RestConfig;
+  reply: Reply;
+  info: RequestInfo;
+  requestId: string;
+  tenant: TenantRuntime;
+  method: string;
+  rawQuery: string;
+}
+
+/** `payloadBody`: the body is the statement's payload (POST, PATCH), so it is part of the cache lookup. */
+function handle(x: Incoming, text: string, payloadBody: boolean): void {
+  const { ctx, caches, config, reply, info, requestId, tenant, method, rawQuery } = x;
   let identity: RequestIdentity | null = null;
   let writer: AnswerWriter | null = null;
   const path = info.url.slice(PREFIX.length);
@@ -79,10 +98,9 @@ function serve(ctx: AppContext, caches: SchemaCaches, config: RestConfig, res: H
     // statement): every await is a promise and a microtask hop more per request.
     identity = identifyKnown(tenant, info.headers) ?? (await identify(tenant, info.headers));
     if (tenant.settings.suspend) throw new AuthRefusal(403, { message: 'Tenant is suspended' });
-    const text = hasBody ? (await body).toString('utf8') : '';
     const key = statementKey(method, path, rawQuery, info.headers);
     let cache = caches.loaded(tenant);
-    let cached = cache && key !== null ? cachedStatement(cache, key) : undefined;
+    let cached = cache && key !== null ? cachedStatement(cache, key, payloadBody ? text : undefined) : undefined;
     const prepared =
       cached?.prepared ??
       prepareRequest({ method, path, query: rawQuery, header: (name) => (info.headers[name] !== undefined ? [info.headers[name]] : []), body: text }, config);
@@ -100,7 +118,7 @@ function serve(ctx: AppContext, caches: SchemaCaches, config: RestConfig, res: H
     writer = new AnswerWriter(reply, built.readOnly);
     await execute(pool, built, prepared, settingsFor(ctx, identity, prepared, method, path, info.headers), reply, writer);
   })().catch((err: unknown) => {
-    if (err instanceof BodyTooLarge || reply.aborted) return;
+    if (reply.aborted) return;
     if (writer?.started) {
       tenant.log.warn({ err, error_code: 'RestStreamFailed', request_id: requestId }, 'REST answer failed while streaming');
       return writer.cut();

@@ -1,7 +1,8 @@
 /**
- * The statement cache of body-less requests (src/baas/rest/http/statement-cache.ts) and the shortcuts of the token
- * path: a cached entry must be found only for a request whose every input to prepareRequest is the same, and the
- * fast path of cleanToken must give what the full cleaning gives.
+ * The statement cache of body-less requests (src/baas/rest/http/statement-cache.ts; requests with a body:
+ * statement-cache-writes.test.ts) and the shortcuts of the token path: a cached entry must be found only for a
+ * request whose every input to prepareRequest is the same, and the fast path of cleanToken must give what the full
+ * cleaning gives.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -12,9 +13,9 @@ import type { SchemaCache } from '../../../src/baas/rest/schema/types.js';
 const base = { accept: 'application/json', prefer: 'count=exact', range: '0-9', 'accept-profile': 'public', 'content-profile': 'private' };
 
 describe('statementKey', () => {
-  it('keys GET, HEAD and DELETE; never a method whose body is part of the statement', () => {
-    for (const m of ['GET', 'HEAD', 'DELETE']) expect(statementKey(m, '/t', 'id=eq.1', {})).not.toBeNull();
-    for (const m of ['POST', 'PATCH', 'PUT']) expect(statementKey(m, '/t', 'id=eq.1', {})).toBeNull();
+  it('keys the methods the API serves (POST and PATCH by body shape too: statement-cache-writes.test.ts), not others', () => {
+    for (const m of ['GET', 'HEAD', 'DELETE', 'POST', 'PATCH']) expect(statementKey(m, '/t', 'id=eq.1', {})).not.toBeNull();
+    for (const m of ['PUT', 'OPTIONS', 'TRACE']) expect(statementKey(m, '/t', 'id=eq.1', {})).toBeNull();
   });
 
   it('differs whenever an input of prepareRequest differs', () => {
@@ -64,7 +65,8 @@ describe('the cache', () => {
   it('is per schema cache (a reload starts empty) and bounded', () => {
     const one = {} as SchemaCache;
     const two = {} as SchemaCache;
-    const entry = {} as CachedStatement;
+    // A body-less request's entry (no payload): kept as it is.
+    const entry = { prepared: {}, built: {} } as CachedStatement;
     rememberStatement(one, 'k', entry);
     expect(cachedStatement(one, 'k')).toBe(entry);
     expect(cachedStatement(two, 'k')).toBeUndefined();

@@ -45,12 +45,12 @@ export function callSql(routine: Routine, args: CallArguments, params: Params): 
   let argsSql: string;
   const single = routine.params.length === 1 && routine.params[0].name === '';
   if (args.kind === 'json' && single) {
-    argsSql = `${params.add(args.json)}::${routine.params[0].type}`;
+    argsSql = `${params.body(args.json)}::${routine.params[0].type}`;
   } else if (args.kind === 'json') {
     const used = routine.params.filter((p) => args.keys.includes(p.name));
     if (used.length > 0) {
       const columns = used.map((p) => `${quoteIdent(p.name)} ${p.type}`).join(', ');
-      const record = `json_to_record${args.isArray ? 'set' : ''}(${params.add(args.json)}::json) AS "pgrst_args"(${columns})`;
+      const record = `json_to_record${args.isArray ? 'set' : ''}(${params.body(args.json)}::json) AS "pgrst_args"(${columns})`;
       from = args.isArray ? ` FROM (SELECT * FROM ${record} LIMIT 1) AS "pgrst_args"` : ` FROM ${record}`;
     }
     argsSql = used.map((p) => `${p.variadic ? 'VARIADIC ' : ''}${quoteIdent(p.name)} := "pgrst_args".${quoteIdent(p.name)}`).join(', ');

@@ -16,6 +16,8 @@ export const qualified = (schema: string, name: string): string => `${quoteIdent
 /** The statement's parameters: each value is appended and referenced as `$n`. */
 export class Params {
   readonly values: Array<string | null> = [];
+  /** Indexes in `values` of the request body (the only values a cached write statement changes per request). */
+  readonly bodyIndexes: number[] = [];
 
   /** An untyped parameter: Postgres infers its type from where it is used (like PostgREST's unknown literals). */
   add(value: string | null): string {
@@ -25,6 +27,12 @@ export class Params {
 
   text(value: string): string {
     return `${this.add(value)}::text`;
+  }
+
+  /** The request body (JSON text Postgres parses), as an untyped parameter marked as the body. */
+  body(json: string): string {
+    this.bodyIndexes.push(this.values.length);
+    return this.add(json);
   }
 }
 

@@ -47,7 +47,7 @@ function checkKeys(table: Table, keys: readonly string[]): void {
  */
 function bodyRowsSql(table: Table, payload: Payload, applyDefaults: boolean, params: Params): string {
   const tbl = qualified(table.schema, table.name);
-  const p = params.add(payload.json);
+  const p = params.body(payload.json);
   const withDefaults = applyDefaults ? payload.keys.map((k) => table.columnsByName.get(k)!).filter((c) => c.defaultExpr !== null) : [];
   if (withDefaults.length === 0) {
     return `json_populate_record${payload.isArray ? 'set' : ''}(NULL::${tbl}, ${p}::json) AS ${quoteIdent(BODY)}`;
@@ -116,7 +116,7 @@ export function mutationSql(input: MutationInput, params: Params): string {
   if (cols.length > 0) {
     source = `SELECT ${cols.map((c) => `${quoteIdent(BODY)}.${c}`).join(', ')} FROM ${bodyRowsSql(table, payload, applyDefaults, params)}`;
   } else if (payload.isArray) {
-    source = `SELECT FROM json_array_elements(${params.add(payload.json)}::json)`;
+    source = `SELECT FROM json_array_elements(${params.body(payload.json)}::json)`;
   } else {
     source = 'SELECT';
   }

@@ -45,6 +45,8 @@ export interface BuildInput {
 export interface BuiltStatement {
   text: string;
   values: Array<string | null>;
+  /** Indexes in `values` that hold the request body's JSON (http/statement-cache.ts puts each request's body there). */
+  bodyParams: readonly number[];
   /** Run it in a READ ONLY transaction (GET/HEAD, and POST rpc of a stable or immutable function). */
   readOnly: boolean;
   /** What the request was, for the response: a read, a mutation, or a call (void calls answer 204). */
@@ -133,7 +135,7 @@ function buildRead(input: BuildInput, table: Table): BuiltStatement {
   const params = new Params();
   const { ctes, total } = sourceAndCount(root, input, params, null);
   const { sql, layout } = readSelect(readShape(input), root, input, total, params);
-  return { text: `WITH ${ctes} ${sql}`, values: params.values, readOnly: true, kind: 'read', returnsVoid: false, layout };
+  return { text: `WITH ${ctes} ${sql}`, values: params.values, bodyParams: params.bodyIndexes, readOnly: true, kind: 'read', returnsVoid: false, layout };
 }
 
 /** Columns the representation needs from the mutated rows (PostgREST's inferColsEmbedNeeds), or all. */
@@ -177,7 +179,7 @@ function buildMutation(input: BuildInput, table: Table, kind: MutationKind): Bui
       ...(input.preferences.resolution === 'merge-duplicates' && kind === 'insert' ? { inserted: INSERTED_SQL } : {}),
       ...(location ? { location } : {}),
     });
-  return { text, values: params.values, readOnly: false, kind, returnsVoid: false, layout: { kind: 'whole', shape } };
+  return { text, values: params.values, bodyParams: params.bodyIndexes, readOnly: false, kind, returnsVoid: false, layout: { kind: 'whole', shape } };
 }
 
 function buildCall(input: BuildInput, name: string): BuiltStatement {
@@ -203,7 +205,7 @@ function buildCall(input: BuildInput, name: string): BuiltStatement {
   const { ctes, total } = sourceAndCount(root, input, params, base);
   const shape = returns.kind === 'void' ? 'none' : readShape(input, routine);
   const { sql, layout } = readSelect(shape, root, input, total, params);
-  return { text: `WITH ${ctes} ${sql}`, values: params.values, readOnly: read || routine.volatility !== 'volatile', kind: 'call', returnsVoid: returns.kind === 'void', layout };
+  return { text: `WITH ${ctes} ${sql}`, values: params.values, bodyParams: params.bodyIndexes, readOnly: read || routine.volatility !== 'volatile', kind: 'call', returnsVoid: returns.kind === 'void', layout };
 }
 
 /** Builds the statement of one request; throws RestError for anything the schema cache cannot back. */

@@ -1,6 +1,6 @@
 /** /rest/v1 beyond the §9.2 list: schema reloads on DDL, headers, transactions, timeouts, injection attempts. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRestWorld, until, U1, type RestWorld } from './support.js';
+import { startRestWorld, until, U1, U2, type RestWorld } from './support.js';
 
 let w: RestWorld;
 beforeAll(async () => {
@@ -156,5 +156,54 @@ describe('cached statements', () => {
       expect((await w.anon.from('todos').select('title').like('title', 'shape-%').order('title')).data).toEqual([]);
       expect((await w.svc.from('todos').select('title').like('title', 'shape-%').order('title')).data).toEqual([{ title: 'shape-1' }, { title: 'shape-2' }]);
     }
+  });
+});
+
+describe('cached write statements', () => {
+  it('serve one insert shape to every caller with their own values, role and RLS', async () => {
+    const insert = (client: RestWorld['anon'], title: string) => client.from('todos').insert({ title }).select('title, owner');
+    // The second and later inserts of this shape take the statement the first one built.
+    expect((await insert(w.u1, 'cw-1')).data).toEqual([{ title: 'cw-1', owner: U1 }]);
+    expect((await insert(w.u2, 'cw-2')).data).toEqual([{ title: 'cw-2', owner: U2 }]);
+    const anon = await insert(w.anon, 'cw-3');
+    expect(anon.status).toBe(401);
+    expect(anon.error?.code).toBe('42501');
+    expect((await w.admin.query(`select title, owner from todos where title like 'cw-%' order by title`)).rows).toEqual([
+      { title: 'cw-1', owner: U1 },
+      { title: 'cw-2', owner: U2 },
+    ]);
+  });
+
+  it('take a body that arrives in many pieces, chunked or not', async () => {
+    const rows = (from: number) => Array.from({ length: 3000 }, (_, i) => ({ id: from + i, body: `${from + i}`.padEnd(300, 'x') }));
+    const whole = await raw('/notes', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(rows(10_000)) });
+    expect(whole.status).toBe(201);
+    // The same shape again, sent chunked (no Content-Length) in small pieces.
+    const text = new TextEncoder().encode(JSON.stringify(rows(20_000)));
+    const pieces = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let i = 0; i < text.length; i += 7_000) controller.enqueue(text.subarray(i, i + 7_000));
+        controller.close();
+      },
+    });
+    const streamed = { method: 'POST', headers: { 'content-type': 'application/json' }, body: pieces, duplex: 'half' };
+    const chunked = await raw('/notes', streamed as RequestInit & { headers: Record<string, string> });
+    expect(chunked.status).toBe(201);
+    const { rows: counted } = await w.admin.query(`select count(*)::int as n, min(id) as lo, max(id) as hi from notes where id >= 10000`);
+    expect(counted).toEqual([{ n: 6000, lo: 10_000, hi: 22_999 }]);
+    await w.admin.query('delete from notes where id >= 10000');
+  });
+
+  it('are built again after a schema reload', async () => {
+    await w.admin.query(`create table shaped (id int primary key, a text)`);
+    await until(async () => (await w.svc.from('shaped').select()).status === 200, 'the new table');
+    let id = 0;
+    const insert = async () => (await w.svc.from('shaped').insert({ id: ++id, a: `v${id}` }).select()).data as Array<Record<string, unknown>>;
+    expect(await insert()).toEqual([{ id: 1, a: 'v1' }]);
+    expect(await insert()).toEqual([{ id: 2, a: 'v2' }]);
+    await w.admin.query(`alter table shaped add column b text default 'dflt'`);
+    // Same request shape: once the reload is in, its statement returns the new column.
+    await until(async () => (await insert())[0]?.b === 'dflt', 'the new column in the representation');
+    expect(await insert()).toEqual([{ id, a: `v${id}`, b: 'dflt' }]);
   });
 });
