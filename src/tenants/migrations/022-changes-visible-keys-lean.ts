@@ -7,7 +7,10 @@
 //   changed: the plan cache notices) is made without a viewer's claims, as before. Past 30, a session's are dropped.
 //   The lookup collects the rows with an ARRAY(subquery) rather than array_agg: an aggregate costs more to set up.
 // - performer_policy_reads and performer_auth_functions are PL/pgSQL, so their queries are planned once per session
-//   rather than at every call (the SQL functions were planned again in each call: about 1 ms).
+//   rather than at every call (the SQL functions were planned again in each call: about 1 ms); and what the policies
+//   of a table read is remembered in the session (a prepared statement's name: callers roll back) under the row
+//   versions of the table's policies, of the functions they call and of auth.uid() / auth.role(): any change to
+//   those reads the policies again.
 // - Settings are made by assignment (a plain expression) rather than PERFORM (a query each); the claims JSON is not
 //   parsed to find the sub: a non-empty sub setting is what auth.uid() reads first, so viewers with the same role
 //   and sub share a lookup (callers sort viewers by role, then sub: a group is a run of neighbours). A viewer without
