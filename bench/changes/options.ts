@@ -38,6 +38,8 @@ export const opts = {
   pacedRate: args.number('paced-rate', scale ? 1000 : 500),
   pacedMs: args.number('paced-ms', scale ? 10_000 : 2000),
   profile: scale ? args.flag('profile') : args.fullOnly('profile'),
+  /** --scale: V8's sampling profiler in Performer during each RLS steady-rate row (where its time goes per call). */
+  profilePaced: scale && args.flag('profile-paced'),
   /** pg_recvlogical rows (live reference, ceilings per row): off in --scale mode. */
   recv: !args.flag('no-recv') && !scale,
   /** --scale: how the RLS rows check visibility, each variant in its own Performer process (CHANGES_RLS_BATCH). */

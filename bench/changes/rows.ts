@@ -297,16 +297,18 @@ async function visibilityCalls(system: System | null): Promise<{ count: number; 
   }
 }
 
-export async function pacedRow(b: Bench, set: SubSet, rate: number): Promise<Row> {
+export async function pacedRow(b: Bench, set: SubSet, rate: number, hooks: Hooks = {}): Promise<Row> {
   await b.quiet.wait();
   await resetRlsTable(b, set);
   resetTally(b, 1);
   if (set.target === 'notify') await b.peer!.call('reset');
   const checksBefore = set.rls ? await visibilityCalls(set.system) : null;
   const a = await snap(b, set.system);
+  hooks.onStart?.();
   const p = await b.producers.paced(set.table, rate, b.o.pacedMs, set.expectedFor);
   const endLsn = await lsnNow(b);
   const drained = await drain(b, p.expected, b.o.drainCapMs);
+  hooks.onEnd?.();
   const z = await snap(b, set.system);
   const row = finish(b, set, 'paced', 'single', p, drained, p.firstCommitUs, a, z);
   row.rate = rate;

@@ -111,7 +111,8 @@ export function scaleSection(res: Results): string {
   }
 
   // Targets, each judged within one repetition (same Performer build, minutes apart), for each build.
-  const builds = [...new Set(live.filter((r) => r.target === 'performer').map((r) => r.system))];
+  // (From the steady-rate rows too: a run of those alone, --shapes=, judges target 2 for each build.)
+  const builds = [...new Set([...live, ...paced].filter((r) => r.target === 'performer').map((r) => r.system))];
   L.push('**Targets (issue 14)**, per repetition:', '');
   for (const build of builds) {
     const name = build === 'performer' ? '' : `${build}: `;
@@ -133,6 +134,7 @@ export function scaleSection(res: Results): string {
         const b = perf(rep, false, shape);
         return a && b ? a.changesPerSec / b.changesPerSec : NaN;
       });
+      if (!ratios.some(Number.isFinite) && !before.some(Number.isFinite) && !serial.some(Number.isFinite)) continue;
       L.push(
         `- ${name}RLS with 100 distinct users >= 0.5x the same row without RLS, ${shapeText(shape)}: ${range(ratios, (x) => ratio(x, 1))} (${verdict(ratios, (x) => x >= 0.5)})` +
           (serial.some(Number.isFinite) ? `; one batch at a time: ${range(serial, (x) => ratio(x, 1))}` : '') +

@@ -45,7 +45,7 @@ export async function scaleRows(run: Run): Promise<void> {
         // No walsender of a Performer decodes the forwarder's rows meanwhile.
         for (const s of systems) await s.child.stop();
         const { port, table } = forwarder!;
-        await measure(b, () => connectSubs(b, null, n, false, port, table), rep, results.rows, (row) => row, rep === 0);
+        await measure(run, b, () => connectSubs(b, null, n, false, port, table), rep, (row) => row, rep === 0);
         closeSubs();
         await sleep(200);
         continue;
@@ -56,7 +56,7 @@ export async function scaleRows(run: Run): Promise<void> {
       // Rows without RLS run with the batched variant only (the flag does not change them).
       const withoutRls = check === (opts.rlsChecks.includes('batch') ? 'batch' : opts.rlsChecks[0]);
       for (const rls of opts.rls ? (withoutRls ? [false, true] : [true]) : [false]) {
-        await measure(sb, () => connectSubs(sb, system, n, rls), rep, results.rows, (row) => ((row.rlsCheck = check), row), true);
+        await measure(run, sb, () => connectSubs(sb, system, n, rls), rep, (row) => ((row.rlsCheck = check), row), true);
         closeSubs();
         await sleep(200);
       }
@@ -77,8 +77,12 @@ export async function scaleRows(run: Run): Promise<void> {
   b.peer = null;
 }
 
-/** The closed-loop rows of both shapes and, when `paced`, the steady-rate row, on subscribers `open` connects. */
-async function measure(b: Run['b'], open: () => Promise<SubSet>, rep: number, out: Row[], tag: (row: Row) => Row, paced: boolean): Promise<void> {
+/**
+ * The closed-loop rows of both shapes and, when `paced`, the steady-rate row, on subscribers `open` connects (with
+ * --profile-paced, an RLS steady-rate row runs with V8's sampling profiler in Performer).
+ */
+async function measure(run: Run, b: Run['b'], open: () => Promise<SubSet>, rep: number, tag: (row: Row) => Row, paced: boolean): Promise<void> {
+  const out = run.results.rows;
   let set = await open();
   await warmUp(b, set);
   for (const shape of opts.shapes) {
@@ -91,9 +95,21 @@ async function measure(b: Run['b'], open: () => Promise<SubSet>, rep: number, ou
     }
   }
   if (paced && opts.paced) {
-    const row = await pacedRow(b, set, opts.pacedRate);
+    const system = set.system;
+    const file = path.join(run.dir, `performer-paced-rls-${rep + 1}-${system?.label.replace(/[^a-z0-9]+/gi, '-')}.cpuprofile`);
+    const profiler = opts.profilePaced && set.rls && system ? profileWindow(system.child, file, 250) : null;
+    const row = await pacedRow(b, set, opts.pacedRate, profiler ?? {});
     row.repetition = rep + 1;
     out.push(tag(row));
+    if (profiler && system) {
+      const { summary: raw, cpuMs } = await profiler.done();
+      const summary = withoutProfilerOverhead(raw);
+      const label = `${system.label}, RLS (${row.rlsCheck ?? 'batch'}), paced ${opts.pacedRate}/s, repetition ${rep + 1}`;
+      run.results.profiles.push({ label, summary, row, cpuMs });
+      console.log(`\nprofile (${label}, profiler on):`);
+      console.log(formatSummary(summary, 25, cpuMs));
+      if (process.env.BENCH_KEEP_PROFILES) writeFileSync(path.join(process.env.BENCH_KEEP_PROFILES, path.basename(file)), readFileSync(file));
+    }
   }
 }
 

@@ -176,8 +176,9 @@ export class ChangesDispatcher {
         old: oldRow,
         rlsEnabled: state.meta.rlsEnabled,
       };
-      // Built once per distinct view of the row, and each payload once per distinct ids list of that view.
-      const byView = matches.length > 1 ? new Map<Ask, Map<string, { data: string; payloads: Map<string, OutgoingChange> }>>() : null;
+      // Built once per distinct view of the row (viewers whose column privileges are the same share one), and each
+      // payload once per distinct ids list of that view.
+      const byView = matches.length > 1 ? new Map<PreparedView, { data: string; payloads: Map<string, OutgoingChange> }>() : null;
       let sized = false;
       for (const m of matches) {
         const vis = m.ask.visibility;
@@ -190,14 +191,9 @@ export class ChangesDispatcher {
           // One subscriber for this row (the common case): nothing to share.
           item = { type: change.type, data: buildPreparedChangeData(full, preparedView(m, vis)), idsJson, commitLsn };
         } else {
-          let views = byView.get(m.ask);
-          if (!views) byView.set(m.ask, (views = new Map()));
-          const selectKey = m.select ? m.select.join('\u0000') : '*';
-          let view = views.get(selectKey);
-          if (!view) {
-            const data = buildPreparedChangeData(full, preparedView(m, vis));
-            views.set(selectKey, (view = { data, payloads: new Map() }));
-          }
+          const prepared = preparedView(m, vis);
+          let view = byView.get(prepared);
+          if (!view) byView.set(prepared, (view = { data: buildPreparedChangeData(full, prepared), payloads: new Map() }));
           const idsKey = idsJson ?? 'legacy';
           let shared = view.payloads.get(idsKey);
           if (!shared) view.payloads.set(idsKey, (shared = { type: change.type, data: view.data, idsJson, commitLsn }));
@@ -319,12 +315,21 @@ export class ChangesDispatcher {
   }
 }
 
-/** What a match's viewer sees of its table: built once per (table, claims, select) and batch. */
+/**
+ * What a match's viewer sees of its table: built once per (row plan, column privileges, select). Viewers of one
+ * role get the same `columns` set from a visibility check, so they share a view, and a row's payload for that view is
+ * built once for all of them.
+ */
+const views = new WeakMap<RowPlan, WeakMap<ReadonlySet<string>, Map<string, PreparedView>>>();
 function preparedView(m: Match, vis: Visibility): PreparedView {
-  const views = (m.ask.views ??= new Map());
+  const plan = m.ask.state.plan;
+  let byColumns = views.get(plan);
+  if (!byColumns) views.set(plan, (byColumns = new WeakMap()));
+  let bySelect = byColumns.get(vis.columns);
+  if (!bySelect) byColumns.set(vis.columns, (bySelect = new Map()));
   const key = m.select ? m.select.join('\u0000') : '*';
-  let view = views.get(key);
-  if (!view) views.set(key, (view = prepareView(m.ask.state.plan, { select: m.select, selectable: (c) => vis.columns.has(c) })));
+  let view = bySelect.get(key);
+  if (!view) bySelect.set(key, (view = prepareView(plan, { select: m.select, selectable: (c) => vis.columns.has(c) })));
   return view;
 }
 

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { Logger } from '../observability/logger.js';
 import type { Observer } from '../observability/metrics.js';
-import type { PreparedView, RowPlan } from './changes/index.js';
+import type { RowPlan } from './changes/index.js';
 import type { TableMeta } from './changes-catalog.js';
 import type { TupleData } from './pgoutput/index.js';
 import { checkVisibilityBatch, type ViewerOutcome } from './rls-batch.js';
@@ -40,8 +40,6 @@ export interface Ask {
   /** Positions (into the dispatch's rows) this viewer asks about, ascending. */
   rows: number[];
   visibility: Visibility | null;
-  /** The answer's column privileges resolved against the table's plan, per `select`. */
-  views?: Map<string, PreparedView>;
 }
 
 export interface VisibilityOptions {

@@ -1,4 +1,4 @@
-import type pg from 'pg';
+import pg from 'pg';
 import { BEGIN_WITH_TIMEOUT, classify, inRolledBackTransaction, sqlState, type RlsFailure, type RlsOptions } from '../db/rls.js';
 import type { TableIdentity, Visibility } from './visibility.js';
 
@@ -113,13 +113,17 @@ async function visibleCall(
 
 const NOT_VISIBLE = Symbol('not visible yet');
 
+/** Arrays come as their text: viewers of one role have the same columns, and viewers of one group the same keys. */
 interface Row {
   viewer: number;
-  columns: string[] | null;
-  keys_found: string[] | null;
+  columns: string | null;
+  keys_found: string | null;
   error_state: string | null;
   error_message: string | null;
 }
+
+/** node-postgres' parser of text[] (type 1009), as it would have parsed these columns. */
+const parseTextArray = pg.types.getTypeParser(1009 as Parameters<typeof pg.types.getTypeParser>[0]) as (text: string) => string[];
 
 async function call(
   pool: pg.Pool,
@@ -139,7 +143,10 @@ async function call(
     async (client) => {
       try {
         return (
-          await client.query<Row>(`SELECT * FROM realtime.performer_visible_keys($1::oid::regclass, $2, $3, $4, $5, $6, $7, $8)`, [
+          await client.query<Row>(
+            `SELECT viewer, columns::text, keys_found::text, error_state, error_message
+               FROM realtime.performer_visible_keys($1::oid::regclass, $2, $3, $4, $5, $6, $7, $8)`,
+            [
             table.relationId,
             lookup ? table.primaryKey.map((pk) => pk.name) : [],
             keys,
@@ -166,13 +173,18 @@ async function call(
   let at = 0;
   if (lookup) {
     const header = rows[at++];
-    if (header?.viewer !== -1 || header.keys_found?.length !== keys.length) throw new Error('realtime.performer_visible_keys: unexpected answer');
-    header.keys_found.forEach((text, i) => {
+    const all = header?.keys_found ? parseTextArray(header.keys_found) : null;
+    if (header?.viewer !== -1 || all?.length !== keys.length) throw new Error('realtime.performer_visible_keys: unexpected answer');
+    all.forEach((text, i) => {
       const list = positions.get(text);
       if (list) list.push(i);
       else positions.set(text, [i]);
     });
   }
+  // Viewers with the same answer (a role's columns, a group's keys) share one value: one parse, and the dispatcher
+  // builds a row's payload once per columns set.
+  const answers = new Map<string, Visibility>();
+  const columnSets = new Map<string, Set<string>>();
   const out: ViewerOutcome[] = [];
   for (let v = 0; v < viewers.length; v++) {
     const row = rows[at + v];
@@ -185,16 +197,22 @@ async function call(
       out.push({ ok: true, value: DENIED });
       continue;
     }
-    const columns = new Set(row.columns);
-    const pkReadable = table.primaryKey.every((pk) => columns.has(pk.name));
-    let visible: Set<number>;
-    if (!pkReadable) visible = new Set();
-    else if (!rlsEnabled || !lookup) visible = everyKey();
-    else {
-      visible = new Set();
-      for (const text of row.keys_found ?? []) for (const i of positions.get(text) ?? []) visible.add(i);
+    const answerKey = `${row.columns}\u0000${row.keys_found ?? ''}`;
+    let value = answers.get(answerKey);
+    if (!value) {
+      let columns = columnSets.get(row.columns);
+      if (!columns) columnSets.set(row.columns, (columns = new Set(parseTextArray(row.columns))));
+      const pkReadable = table.primaryKey.every((pk) => columns.has(pk.name));
+      let visible: Set<number>;
+      if (!pkReadable) visible = new Set();
+      else if (!rlsEnabled || !lookup) visible = everyKey();
+      else {
+        visible = new Set();
+        for (const text of row.keys_found === null ? [] : parseTextArray(row.keys_found)) for (const i of positions.get(text) ?? []) visible.add(i);
+      }
+      answers.set(answerKey, (value = { visible, columns, pkReadable }));
     }
-    out.push({ ok: true, value: { visible, columns, pkReadable } });
+    out.push({ ok: true, value });
   }
   return { ok: true, value: out };
 }
