@@ -134,7 +134,9 @@ export class TenantSupervisor {
   }
 
   private checkIdle(): void {
-    if (this.runtime.sockets.size > 0 || this.keepAlive()) {
+    // A tenant still starting counts as used: the connection that started it may not be among its sockets yet (its
+    // token is being checked), and a start slower than the idle period must not end in a stop under that connection.
+    if (this.runtime.sockets.size > 0 || (this.state === 'starting' && this.children.size > 0) || this.keepAlive()) {
       this.idleSince = Date.now();
       return;
     }
