@@ -3,7 +3,8 @@ import { median } from '../lib/stats.js';
 
 /** One scenario at one N in one repetition. */
 export interface ClusterRow {
-  scenario: 'single' | 'cross' | 'split';
+  /** single, cross, split; cross@<rev>, split@<rev> with --compare. */
+  scenario: string;
   /** Repetition (1-based): rows of one repetition ran next to each other and are compared as pairs. */
   rep: number;
   n: number;
@@ -97,15 +98,20 @@ export function clusterReport(machineLine: string, opts: ReportOpts, rows: Clust
     ),
   );
   lines.push('');
-  lines.push(`Medians of ${opts.reps} repetition(s). Against single, paired by repetition (per repetition / median):`);
+  lines.push(`Medians of ${opts.reps} repetition(s). Against single (and this tree against --compare's build), paired by repetition (per repetition / median):`);
   lines.push('');
   const versus: string[][] = [];
+  const names = [...new Set(rows.map((r) => r.scenario))];
+  const comparisons: [string, string][] = [
+    ...names.filter((x) => x !== 'single').map((x): [string, string] => [x, 'single']),
+    ...names.filter((x) => x.includes('@')).map((x): [string, string] => [x.slice(0, x.indexOf('@')), x]),
+  ];
   for (const n of [...new Set(rows.map((r) => r.n))]) {
-    for (const scenario of ['cross', 'split'] as const) {
+    for (const [scenario, base] of comparisons) {
       const pairs: [ClusterRow, ClusterRow][] = [];
       for (const r of rows.filter((x) => x.n === n && x.scenario === scenario)) {
-        const single = rows.find((x) => x.n === n && x.scenario === 'single' && x.rep === r.rep);
-        if (single) pairs.push([r, single]);
+        const other = rows.find((x) => x.n === n && x.scenario === base && x.rep === r.rep);
+        if (other) pairs.push([r, other]);
       }
       if (pairs.length === 0) continue;
       const d = pairs.map(([r, s]) => r.deliveriesPerSec / s.deliveriesPerSec);
@@ -113,13 +119,14 @@ export function clusterReport(machineLine: string, opts: ReportOpts, rows: Clust
       const c = pairs.map(([r, s]) => r.cpuUsPerDelivery / s.cpuUsPerDelivery);
       const o = pairs.map(([r, s]) => r.openCpuUsPerDelivery / s.openCpuUsPerDelivery);
       const all = pairs.map(([r, s]) => (r.cpuUsPerDelivery + r.genUsPerDelivery) / (s.cpuUsPerDelivery + s.genUsPerDelivery));
+      const target = base === 'single';
       versus.push([
-        `${scenario} vs single`,
+        `${scenario} vs ${base}`,
         f(n),
         `${list(d, 2)} / **${ratio(median(d), 1)}**`,
-        median(d) >= TARGET_DELIVERIES ? 'met' : 'MISSED',
+        target ? (median(d) >= TARGET_DELIVERIES ? 'met' : 'MISSED') : '',
         `${list(p, 2)} / **${ratio(median(p), 1)}**`,
-        median(p) <= TARGET_P99 ? 'met' : 'MISSED',
+        target ? (median(p) <= TARGET_P99 ? 'met' : 'MISSED') : '',
         ratio(median(c), 1),
         ratio(median(all), 1),
         ratio(median(o), 1),

@@ -7,7 +7,7 @@ import { Args } from '../lib/args.js';
 import type { Child } from '../lib/child.js';
 import { recreateDatabase } from '../lib/db.js';
 import { runBench } from '../lib/main.js';
-import { buildPerformer, startPerformer, type PerformerBuild } from '../lib/performer.js';
+import { buildPerformer, buildPerformerAt, startPerformer, type PerformerBuild } from '../lib/performer.js';
 import { machine } from '../lib/report.js';
 import { percentile } from '../lib/stats.js';
 import { sleep } from '../lib/time.js';
@@ -20,7 +20,7 @@ import { clusterReport, type ClusterRow } from './report.js';
  * nodes joined by Redis, in the same run, rows alternated so drift hits them alike.
  *
  *   npm run bench:cluster -- [--quick] [--n=100,1000] [--payload=100] [--reps=2] [--gens=2] [--out=results.json]
- *     [--open-rate=<msg/s>] [--profile[=dir]]
+ *     [--open-rate=<msg/s per N>] [--compare=<rev>] [--profile[=dir]]
  *
  * Scenarios: `single` (sender and subscribers on node S, no Redis), `cross` (sender on node A, subscribers on node B),
  * `split` (sender on A, subscribers half on A, half on B). Per scenario: closed-loop deliveries/s (window of 8 in
@@ -29,7 +29,8 @@ import { clusterReport, type ClusterRow } from './report.js';
  * i.e. Redis' own count of node subscriptions it handed each message to), and server CPU per delivery (every
  * Performer process of the scenario plus redis-server), by process, next to the generators' CPU (a generator near
  * 100 % of a core, or a machine near 200 %, caps every scenario alike) and the frames per read at the receivers.
- * Ratios against single pair the rows of one repetition (adjacent in time). `--profile` runs V8's profiler in every
+ * Ratios against single pair the rows of one repetition (adjacent in time). `--compare=<rev>` adds a second A and B
+ * built from that revision (own database and key prefix, same redis-server): `cross@<rev>`, `split@<rev>`. `--profile` runs V8's profiler in every
  * node, the first generator and the sender during each closed-loop window and prints where the time goes (the
  * profiler costs CPU: figures of a profiled run are not the bench's).
  */
@@ -48,13 +49,15 @@ const opts = {
   openMs: args.number('open-ms', quick ? 1500 : 3000),
   idleMs: args.number('idle-ms', quick ? 1000 : 2000),
   openFraction: args.number('open-fraction', 0.25),
-  openRate: args.option('open-rate') === undefined ? null : args.number('open-rate', 0),
+  /** --open-rate=<msg/s>[,<msg/s>...]: one per --n (the last one for the rest). */
+  openRates: args.numbers('open-rate', []),
   out: args.option('out'),
+  compare: args.option('compare') ?? null,
   profile: args.option('profile') ?? (args.flag('profile') ? mkdtempSync(path.join(os.tmpdir(), 'bench-cluster-prof-')) : null),
 };
 
-type ScenarioName = 'single' | 'cross' | 'split';
-const SCENARIOS: ScenarioName[] = ['single', 'cross', 'split'];
+/** `single`, `cross`, `split`, and with --compare=<rev> `cross@<rev>` and `split@<rev>` (that revision's A and B). */
+type ScenarioName = string;
 
 interface Node {
   name: string;
@@ -274,18 +277,31 @@ async function main(): Promise<void> {
     cross: { name: 'cross', sender: a, subscriberNodes: [b], parts: { A: [a.proc.pid], B: [b.proc.pid], redis: [redisPid] }, nodes: { A: a.proc, B: b.proc }, nodesWithMembers: 2 },
     split: { name: 'split', sender: a, subscriberNodes: [a, b], parts: { A: [a.proc.pid], B: [b.proc.pid], redis: [redisPid] }, nodes: { A: a.proc, B: b.proc }, nodesWithMembers: 2 },
   };
+  if (opts.compare) {
+    const cmpBuild = buildPerformerAt(opts.compare);
+    const cmpDb = await recreateDatabase('performer_bench_cluster_cmp');
+    const env = { REDIS_URL: redis.url, REDIS_KEY_PREFIX: `${prefix}cmp:` };
+    const ca = await startNode(cmpBuild, 'bench-a-cmp', cmpDb, env);
+    const cb = await startNode(cmpBuild, 'bench-b-cmp', cmpDb, env);
+    const parts = { A: [ca.proc.pid], B: [cb.proc.pid], redis: [redisPid] };
+    const cross = `cross@${opts.compare}`;
+    const split = `split@${opts.compare}`;
+    scenarios[cross] = { name: cross, sender: ca, subscriberNodes: [cb], parts, nodes: { A: ca.proc, B: cb.proc }, nodesWithMembers: 2 };
+    scenarios[split] = { name: split, sender: ca, subscriberNodes: [ca, cb], parts, nodes: { A: ca.proc, B: cb.proc }, nodesWithMembers: 2 };
+  }
+  const names = Object.keys(scenarios);
   const fleet = await startFleet(opts.gens);
   const rows: ClusterRow[] = [];
   try {
-    for (const n of opts.ns) {
+    for (const [i, n] of opts.ns.entries()) {
       // The open-loop rate of every scenario at this N: --open-rate, else a quarter of the single node's first
       // closed-loop rate (on a loaded machine that first row may be slow: give --open-rate for comparable runs).
-      let openRate: number | null = opts.openRate;
+      let openRate: number | null = opts.openRates[Math.min(i, opts.openRates.length - 1)] ?? null;
       for (let rep = 0; rep < opts.reps; rep++) {
-        const order = rep % 2 === 0 ? SCENARIOS : [...SCENARIOS].reverse();
-        const ordered = openRate === null ? ['single' as const, ...order.filter((x) => x !== 'single')] : order;
+        const order = rep % 2 === 0 ? names : [...names].reverse();
+        const ordered = openRate === null ? ['single', ...order.filter((x) => x !== 'single')] : order;
         for (const name of ordered) {
-          const r = await row(fleet, scenarios[name], n, openRate, rep + 1);
+          const r = await row(fleet, scenarios[name]!, n, openRate, rep + 1);
           if (openRate === null) openRate = Math.max(1, Math.floor(r.closedMsgsPerSec * opts.openFraction));
           log(r.row);
           rows.push(r.row);
