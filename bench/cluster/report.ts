@@ -43,6 +43,8 @@ export interface ClusterRow {
 }
 
 const TARGET_DELIVERIES = 0.8;
+/** A pair counts as quiet when outside load took under this much of a core during both rows. */
+const QUIET_OTHER_PCT = 50;
 const TARGET_P99 = 2;
 
 interface ReportOpts {
@@ -98,8 +100,7 @@ export function clusterReport(machineLine: string, opts: ReportOpts, rows: Clust
     ),
   );
   lines.push('');
-  lines.push(`Medians of ${opts.reps} repetition(s). Against single (and this tree against --compare's build), paired by repetition (per repetition / median):`);
-  lines.push('');
+  lines.push(`Medians of ${opts.reps} repetition(s) above. Below, each scenario against single (and this tree against --compare's build), paired by repetition.`);
   const versus: string[][] = [];
   const names = [...new Set(rows.map((r) => r.scenario))];
   const comparisons: [string, string][] = [
@@ -114,6 +115,11 @@ export function clusterReport(machineLine: string, opts: ReportOpts, rows: Clust
         if (other) pairs.push([r, other]);
       }
       if (pairs.length === 0) continue;
+      // The verdict is taken on the quiet pairs when there are any: outside load moves a row more than the code does.
+      const quiet = pairs.filter(([r, s]) => r.otherPct < QUIET_OTHER_PCT && s.otherPct < QUIET_OTHER_PCT);
+      const judged = quiet.length > 0 ? quiet : pairs;
+      const dj = median(judged.map(([r, s]) => r.deliveriesPerSec / s.deliveriesPerSec));
+      const pj = median(judged.map(([r, s]) => r.p99Ms / s.p99Ms));
       const d = pairs.map(([r, s]) => r.deliveriesPerSec / s.deliveriesPerSec);
       const p = pairs.map(([r, s]) => r.p99Ms / s.p99Ms);
       const c = pairs.map(([r, s]) => r.cpuUsPerDelivery / s.cpuUsPerDelivery);
@@ -123,16 +129,21 @@ export function clusterReport(machineLine: string, opts: ReportOpts, rows: Clust
       versus.push([
         `${scenario} vs ${base}`,
         f(n),
-        `${list(d, 2)} / **${ratio(median(d), 1)}**`,
-        target ? (median(d) >= TARGET_DELIVERIES ? 'met' : 'MISSED') : '',
-        `${list(p, 2)} / **${ratio(median(p), 1)}**`,
-        target ? (median(p) <= TARGET_P99 ? 'met' : 'MISSED') : '',
+        `${list(d, 2)} / ${ratio(median(d), 1)}`,
+        `${quiet.length} of ${pairs.length}`,
+        `**${ratio(dj, 1)}**${target ? (dj >= TARGET_DELIVERIES ? ' met' : ' MISSED') : ''}`,
+        `${list(p, 2)} / ${ratio(median(p), 1)}`,
+        `**${ratio(pj, 1)}**${target ? (pj <= TARGET_P99 ? ' met' : ' MISSED') : ''}`,
         ratio(median(c), 1),
         ratio(median(all), 1),
         ratio(median(o), 1),
       ]);
     }
   }
-  lines.push(table(['comparison', 'N', 'deliveries/s', `>= ${TARGET_DELIVERIES}x`, 'p99', `<= ${TARGET_P99}x`, 'server CPU/delivery', 'all CPU/delivery (with generators)', 'open-loop server CPU/delivery'], versus));
+  lines.push(
+    `Quiet pairs: outside load under ${QUIET_OTHER_PCT} % of a core in both rows; the verdict columns take the median of the quiet pairs, or of all when none was quiet.`,
+  );
+  lines.push('');
+  lines.push(table(['comparison', 'N', 'deliveries/s per pair / median', 'quiet pairs', `verdict (>= ${TARGET_DELIVERIES}x)`, 'p99 per pair / median', `verdict (<= ${TARGET_P99}x)`, 'server CPU/delivery', 'all CPU/delivery (with generators)', 'open-loop server CPU/delivery'], versus));
   return lines.join('\n');
 }
