@@ -224,6 +224,8 @@ export class RedisPubSub implements PubSub {
   }
 
   async close(): Promise<void> {
+    // Publishes of this turn still go out: they were made before the close.
+    this.flushOut();
     this.closed = true;
     this.interest.clear();
   }
