@@ -1,8 +1,8 @@
+import { Redis } from 'ioredis';
 import type { ClusterMetrics } from '../observability/cluster-metrics.js';
 import type { Logger } from '../observability/logger.js';
 import type { ConnectionId, PubSubMessage } from '../shared/messages.js';
 import type { PubSub, PubSubHandler } from './pubsub.js';
-import { Redis } from 'ioredis';
 import type { RedisConnections } from './redis.js';
 import { decodeWire, encodeWire, isFromOrigin, WireDecodeError } from './wire.js';
 
@@ -91,7 +91,10 @@ export class RedisPubSub implements PubSub {
     this.handler.deliver(msg, exclude);
   }
 
-  /** Writes the queued publishes (channel, bytes pairs) in order, corked into one write on a single Redis. */
+  /**
+   * Writes the queued publishes (channel, bytes pairs) in order, corked into one write on a single Redis (with Redis
+   * Cluster each goes to its shard's connection as ioredis routes it).
+   */
   private readonly flushOut = (): void => {
     this.flushScheduled = false;
     const out = this.outbox;

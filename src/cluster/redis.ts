@@ -26,8 +26,9 @@ type Client = Redis | Cluster;
 /**
  * The one place cluster parts get Redis from: a command connection (publishes, heartbeats, counters; not
  * auto-pipelined: the pub/sub driver batches its publishes per loop turn itself) and a subscriber connection
- * (pub/sub), both reconnecting with backoff for ever. Commands never queue while Redis is away (enableOfflineQueue off): the hot path drops cross-node traffic instead of piling it up, and every periodic
- * task simply tries again on its next tick. With Redis Cluster both roles are one ioredis Cluster, which keeps
+ * (pub/sub), both reconnecting with backoff for ever. Commands never queue while Redis is away (enableOfflineQueue
+ * off): the hot path drops cross-node traffic instead of piling it up, and every periodic task simply tries again on
+ * its next tick. With Redis Cluster both roles are one ioredis Cluster, which keeps
  * sharded subscriber connections of its own per primary.
  *
  * The subscriber connection is shared: each part subscribes its own channels (under its own tag), reads only those
