@@ -1,6 +1,6 @@
 import { io as sioConnect, type Socket as SioSocket } from 'socket.io-client';
 import { connectMany, encodeClientFrame } from '../lib/raw-ws.js';
-import { serveRequests } from '../lib/serve.js';
+import { profilerHandlers, serveRequests } from '../lib/serve.js';
 import { PHASE_MEASURE, PHASE_WARM, readDigits } from '../lib/stamp.js';
 import { nowUs } from '../lib/time.js';
 import { EVENT, pathOf, PHASE_OFF, payloadTemplate, protoOf, ROOM, SEQ_OFF, stamp, TS_OFF, type Target } from './common.js';
@@ -342,6 +342,7 @@ function openLoop(req: Record<string, unknown>): Promise<object> {
 }
 
 serveRequests({
+  ...profilerHandlers(),
   connect,
   sender: setupSender,
   reset: (req) => {

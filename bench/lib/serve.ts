@@ -50,19 +50,14 @@ export async function settledMemory(): Promise<NodeJS.MemoryUsage & { gc: boolea
   return { gc: gc(), ...process.memoryUsage() };
 }
 
-/**
- * Server children: `gc` (two full GCs when started with --expose-gc, then process memory), `settled`
- * ({@link settledMemory}), `mem` (memory as it is, with V8's heap spaces), `heap` (a heap summary), V8 CPU profiling
- * (`profileStart` / `profileStop`), allocation sampling (`allocStart` / `allocStop`) and `stop`; `extra` adds or
- * replaces commands.
- */
-export function serveServerRequests(stop: () => Promise<void>, extra: Record<string, Handler> = {}): void {
+/** V8's sampling CPU profiler over IPC (`profileStart` / `profileStop` to a file): servers and load generators alike. */
+export function profilerHandlers(): Record<string, Handler> {
   let session: inspector.Session | null = null;
   const post = (method: string, params?: object) =>
     new Promise<unknown>((resolve, reject) =>
       (session as inspector.Session).post(method, params ?? {}, (err, result) => (err ? reject(err) : resolve(result))),
     );
-  serveRequests({
+  return {
     profileStart: async (req) => {
       session = new inspector.Session();
       session.connect();
@@ -78,6 +73,23 @@ export function serveServerRequests(stop: () => Promise<void>, extra: Record<str
       writeFileSync(String(req.file), JSON.stringify(profile));
       return { file: req.file };
     },
+  };
+}
+
+/**
+ * Server children: `gc` (two full GCs when started with --expose-gc, then process memory), `settled`
+ * ({@link settledMemory}), `mem` (memory as it is, with V8's heap spaces), `heap` (a heap summary), V8 CPU profiling
+ * (`profileStart` / `profileStop`), allocation sampling (`allocStart` / `allocStop`) and `stop`; `extra` adds or
+ * replaces commands.
+ */
+export function serveServerRequests(stop: () => Promise<void>, extra: Record<string, Handler> = {}): void {
+  let session: inspector.Session | null = null;
+  const post = (method: string, params?: object) =>
+    new Promise<unknown>((resolve, reject) =>
+      (session as inspector.Session).post(method, params ?? {}, (err, result) => (err ? reject(err) : resolve(result))),
+    );
+  serveRequests({
+    ...profilerHandlers(),
     /** Sampling allocation profiler (garbage included): where a phase allocates, not what it keeps. */
     allocStart: async () => {
       session = new inspector.Session();

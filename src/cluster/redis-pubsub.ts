@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis';
 import type { ClusterMetrics } from '../observability/cluster-metrics.js';
 import type { Logger } from '../observability/logger.js';
 import type { ConnectionId, PubSubMessage } from '../shared/messages.js';
@@ -36,7 +37,10 @@ export class RedisPubSub implements PubSub {
   /** Topic keys with local subscribers, counted (subscribe/unsubscribe come in pairs per key). */
   private readonly interest = new Map<string, number>();
   private readonly pending = new Set<Promise<unknown>>();
-  /** Publishes sent to Redis and not yet answered, and who waits for them to be (flushed()). */
+  /** Publishes not yet written to Redis: channel, bytes, channel, bytes... (flushOut). */
+  private outbox: (string | Buffer)[] = [];
+  private flushScheduled = false;
+  /** Publishes queued or sent to Redis and not yet answered, and who waits for them to be (flushed()). */
   private inflight = 0;
   private idleWaiters: (() => void)[] = [];
   /** Redis Cluster: drain probes (drained()), by token, and the channels they use (one per shard). */
@@ -67,28 +71,67 @@ export class RedisPubSub implements PubSub {
 
   publish(msg: PubSubMessage, exclude: ConnectionId | null): void {
     if (this.closed) return;
-    const command = this.redis.command;
-    if (command.status !== 'ready') {
+    if (this.redis.command.status !== 'ready') {
       this.metrics.dropped.inc({ reason: 'redis_unavailable' });
       this.handler.deliver(msg, exclude);
       return;
     }
-    // The copy for other nodes leaves first (the command connection writes at once, unpipelined), so their fan-out
-    // runs while this node does its own instead of after it.
-    const channel = this.channel(msg.tenantId, msg.key);
-    const bytes = encodeWire(this.origin, msg, exclude);
-    this.metrics.relayedOut.inc();
+    // The copy for other nodes is queued and written with the others of this loop turn in one write (flushOut, an
+    // immediate): Redis then hands a receiving node the turn's messages in one read, and that node's fan-out writes
+    // them to each socket in one write, as a single node does with the messages it reads at once (written one by
+    // one, they reached the other node one by one, costing a socket write per message and subscriber there). For a
+    // publish made while handling socket input (client frames, Postgres) the write still leaves before the local
+    // fan-out: uWS writes that out when it drains its topics, just before the loop next polls.
+    this.outbox.push(this.channel(msg.tenantId, msg.key), encodeWire(this.origin, msg, exclude));
     this.inflight++;
-    const sent = this.redis.sharded ? command.spublish(channel, bytes) : command.publish(channel, bytes);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flushOut);
+    }
     this.handler.deliver(msg, exclude);
-    sent
-      .then(
-        (receivers) => this.metrics.redisReceivers.inc(Number(receivers)),
-        () => this.metrics.dropped.inc({ reason: 'redis_unavailable' }),
-      )
-      .finally(() => {
-        if (--this.inflight === 0) for (const wake of this.idleWaiters.splice(0)) wake();
-      });
+  }
+
+  /**
+   * Writes the queued publishes (channel, bytes pairs) in order, corked into one write on a single Redis (with Redis
+   * Cluster each goes to its shard's connection as ioredis routes it).
+   */
+  private readonly flushOut = (): void => {
+    this.flushScheduled = false;
+    const out = this.outbox;
+    if (out.length === 0) return;
+    this.outbox = [];
+    const command = this.redis.command;
+    const count = out.length / 2;
+    if (this.closed || command.status !== 'ready') {
+      this.metrics.dropped.inc({ reason: 'redis_unavailable' }, count);
+      this.settle(count);
+      return;
+    }
+    this.metrics.relayedOut.inc(count);
+    const stream = command instanceof Redis ? command.stream : null;
+    stream?.cork();
+    for (let i = 0; i < out.length; i += 2) {
+      const channel = out[i] as string;
+      const bytes = out[i + 1] as Buffer;
+      const sent = this.redis.sharded ? command.spublish(channel, bytes) : command.publish(channel, bytes);
+      sent.then(this.published, this.publishFailed);
+    }
+    stream?.uncork();
+  };
+
+  private readonly published = (receivers: unknown): void => {
+    this.metrics.redisReceivers.inc(Number(receivers));
+    this.settle(1);
+  };
+
+  private readonly publishFailed = (): void => {
+    this.metrics.dropped.inc({ reason: 'redis_unavailable' });
+    this.settle(1);
+  };
+
+  private settle(count: number): void {
+    this.inflight -= count;
+    if (this.inflight === 0) for (const wake of this.idleWaiters.splice(0)) wake();
   }
 
   publishLocal(msg: PubSubMessage, exclude: ConnectionId | null): void {
@@ -184,6 +227,8 @@ export class RedisPubSub implements PubSub {
   }
 
   async close(): Promise<void> {
+    // Publishes of this turn still go out: they were made before the close.
+    this.flushOut();
     this.closed = true;
     this.interest.clear();
   }

@@ -24,11 +24,11 @@ export function redisTarget(config: Config): RedisTarget | null {
 type Client = Redis | Cluster;
 
 /**
- * The one place cluster parts get Redis from: a command connection (publishes, heartbeats, counters; written at once,
- * not auto-pipelined) and a
- * subscriber connection (pub/sub), both reconnecting with backoff for ever. Commands never queue while Redis is
- * away (enableOfflineQueue off): the hot path drops cross-node traffic instead of piling it up, and every periodic
- * task simply tries again on its next tick. With Redis Cluster both roles are one ioredis Cluster, which keeps
+ * The one place cluster parts get Redis from: a command connection (publishes, heartbeats, counters; not
+ * auto-pipelined: the pub/sub driver batches its publishes per loop turn itself) and a subscriber connection
+ * (pub/sub), both reconnecting with backoff for ever. Commands never queue while Redis is away (enableOfflineQueue
+ * off): the hot path drops cross-node traffic instead of piling it up, and every periodic task simply tries again on
+ * its next tick. With Redis Cluster both roles are one ioredis Cluster, which keeps
  * sharded subscriber connections of its own per primary.
  *
  * The subscriber connection is shared: each part subscribes its own channels (under its own tag), reads only those
@@ -62,7 +62,7 @@ export class RedisConnections {
     };
     if ('url' in target) {
       this.sharded = false;
-      // Not auto-pipelined: a PUBLISH is written at once, before the local fan-out, not at the end of the loop turn.
+      // Not auto-pipelined (a Pipeline and its promises per batch): RedisPubSub corks its publishes of a turn itself.
       this.command = new Redis(target.url, { ...base, connectionName: 'performer-command' });
       this.subscriber = new Redis(target.url, { ...base, connectionName: 'performer-subscriber' });
     } else {
