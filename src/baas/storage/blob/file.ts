@@ -1,35 +1,43 @@
 /**
  * The default blob backend: files under STORAGE_DIR, `<tenant>/<2 hex>/<key>`. A write goes to
- * `<tenant>/.tmp/<uuid>` and is renamed into place on publish (a rename within one file system is atomic), so a
- * reader sees a whole blob or none.
+ * `<tenant>/.tmp/<key>` and is renamed into place on publish (a rename within one file system is atomic), so a
+ * reader sees a whole blob or none. A file's mtime is when its bytes were last written (rename keeps it, copyFile
+ * sets it), which is what the sweeper ages leftovers by.
  */
-import { randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { copyFile, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { BlobBackend, ByteRange, PendingBlob } from './backend.js';
+import type { BlobBackend, ByteRange, PendingBlob, StoredBlob } from './backend.js';
+import { InFlight } from './in-flight.js';
 
 /** Read in large chunks: fewer syscalls and socket writes for big objects. */
 const READ_CHUNK_BYTES = 256 * 1024;
 
 export class FileBlobBackend implements BlobBackend {
   readonly kind = 'file';
+  private readonly inFlight = new InFlight();
 
   constructor(private readonly root: string) {}
 
   async write(tenant: string, key: string, source: Readable): Promise<PendingBlob> {
     // The source may fail before pipeline() listens (while the directory is made); pipeline still sees it errored.
     source.on('error', () => undefined);
-    const temp = await this.tempPath(tenant);
+    this.inFlight.add(tenant, key);
     try {
-      await pipeline(source, createWriteStream(temp, { highWaterMark: READ_CHUNK_BYTES }));
+      const temp = await this.tempPath(tenant, key);
+      try {
+        await pipeline(source, createWriteStream(temp, { highWaterMark: READ_CHUNK_BYTES }));
+      } catch (err) {
+        await rm(temp, { force: true });
+        throw err;
+      }
+      return this.pending(tenant, key, temp);
     } catch (err) {
-      await rm(temp, { force: true });
+      this.inFlight.delete(tenant, key);
       throw err;
     }
-    return this.pending(temp, this.blobPath(tenant, key));
   }
 
   async read(tenant: string, key: string, range?: ByteRange): Promise<Readable> {
@@ -43,33 +51,63 @@ export class FileBlobBackend implements BlobBackend {
   }
 
   async copy(tenant: string, fromKey: string, toKey: string): Promise<PendingBlob> {
-    const temp = await this.tempPath(tenant);
-    await copyFile(this.blobPath(tenant, fromKey), temp);
-    return this.pending(temp, this.blobPath(tenant, toKey));
+    this.inFlight.add(tenant, toKey);
+    try {
+      const temp = await this.tempPath(tenant, toKey);
+      await copyFile(this.blobPath(tenant, fromKey), temp).catch(async (err: unknown) => {
+        await rm(temp, { force: true });
+        throw err;
+      });
+      return this.pending(tenant, toKey, temp);
+    } catch (err) {
+      this.inFlight.delete(tenant, toKey);
+      throw err;
+    }
   }
 
   async remove(tenant: string, keys: readonly string[]): Promise<void> {
     await Promise.all(keys.map((key) => rm(this.blobPath(tenant, key), { force: true })));
   }
 
-  async sweep(tenant: string, olderThanMs: number): Promise<number> {
+  async sweepTemps(tenant: string, before: number, limit: number): Promise<number> {
     const dir = path.join(this.root, safeSegment(tenant), '.tmp');
     const names = await readdir(dir).catch(() => [] as string[]);
     let removed = 0;
     for (const name of names) {
-      const file = path.join(dir, name);
-      const info = await stat(file).catch(() => null);
-      if (info && Date.now() - info.mtimeMs > olderThanMs) {
-        await rm(file, { force: true });
+      if (removed >= limit) break;
+      if (this.inFlight.has(tenant, name)) continue;
+      const info = await stat(path.join(dir, name)).catch(() => null);
+      if (info && info.mtimeMs < before) {
+        await rm(path.join(dir, name), { force: true });
         removed++;
       }
     }
     return removed;
   }
 
+  /** Walks the 2-character fan-out directories in order; only names that belong in their directory are blobs. */
+  async list(tenant: string, after: string | null, limit: number): Promise<StoredBlob[]> {
+    const root = path.join(this.root, safeSegment(tenant));
+    const dirs = (await readdir(root).catch(() => [] as string[])).filter((d) => d.length === 2 && !d.startsWith('.')).sort();
+    const out: StoredBlob[] = [];
+    for (const dir of dirs) {
+      if (after !== null && dir < after.slice(0, 2)) continue;
+      const names = (await readdir(path.join(root, dir)).catch(() => [] as string[]))
+        .filter((name) => name.slice(0, 2) === dir && (after === null || name > after) && !this.inFlight.has(tenant, name))
+        .sort();
+      for (const name of names) {
+        const info = await stat(path.join(root, dir, name)).catch(() => null);
+        if (info?.isFile()) out.push({ key: name, modifiedMs: info.mtimeMs });
+        if (out.length >= limit) return out;
+      }
+    }
+    return out;
+  }
+
   async close(): Promise<void> {}
 
-  private pending(temp: string, final: string): PendingBlob {
+  private pending(tenant: string, key: string, temp: string): PendingBlob {
+    const final = this.blobPath(tenant, key);
     return {
       publish: async () => {
         await mkdir(path.dirname(final), { recursive: true });
@@ -78,14 +116,17 @@ export class FileBlobBackend implements BlobBackend {
       discard: async () => {
         await rm(temp, { force: true }).catch(() => undefined);
         await rm(final, { force: true }).catch(() => undefined);
+        this.inFlight.delete(tenant, key);
       },
+      settle: () => this.inFlight.delete(tenant, key),
     };
   }
 
-  private async tempPath(tenant: string): Promise<string> {
+  /** Named by the key (a fresh UUID per write), so the sweeper can tell a temp file of a write in flight. */
+  private async tempPath(tenant: string, key: string): Promise<string> {
     const dir = path.join(this.root, safeSegment(tenant), '.tmp');
     await mkdir(dir, { recursive: true });
-    return path.join(dir, randomUUID());
+    return path.join(dir, safeSegment(key));
   }
 
   private blobPath(tenant: string, key: string): string {

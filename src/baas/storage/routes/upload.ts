@@ -123,6 +123,7 @@ async function storeSmallUpload(call: StorageCall, target: UploadTarget, declare
     await (pending as PendingBlob | null)?.discard();
     throw isDatabaseError(err) ? fromDatabaseError(err) : err;
   }
+  (pending as PendingBlob | null)?.settle();
   await removeReplaced(call, tenantId, written, null);
   const { version, metadata } = stored!;
   noteObjectEvent(call, written.old_version === null ? 'object.created' : 'object.updated', version, target.bucket, {
@@ -179,6 +180,7 @@ export async function storeStream(call: StorageCall, target: UploadTarget, sourc
     await pending.discard();
     throw isDatabaseError(err) ? fromDatabaseError(err) : err;
   }
+  pending.settle();
   await removeReplaced(call, tenantId, written, version);
   noteObjectEvent(call, written.old_version === null ? 'object.created' : 'object.updated', version, target.bucket, {
     id: written.id, bucket_id: target.bucket, name: target.key, owner_id: target.owner, version, metadata,
