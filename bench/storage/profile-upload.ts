@@ -43,6 +43,9 @@ try {
     { name: 'performer', pid: child.pid, url: (o: string) => `${base}/object/p/${o}`, headers },
     { name: 'uws floor', pid: floor.pid, url: (o: string) => `http://127.0.0.1:${floorPort}/${o}`, headers: {} },
   ];
+  const idle0 = procCpuSeconds(child.pid);
+  await new Promise((r) => setTimeout(r, 5000));
+  console.log(`performer idle: ${((procCpuSeconds(child.pid) - idle0) / 5).toFixed(3)} CPU s/s`);
   for (const round of [0, 1]) {
     for (const s of round === 0 ? systems : [...systems].reverse()) {
       let cpu = procCpuSeconds(s.pid);

@@ -8,7 +8,8 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { copyFile, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import type { WriteStream } from 'node:fs';
+import { chunkPool } from '../chunks.js';
 import type { BlobBackend, ByteRange, PendingBlob, StoredBlob } from './backend.js';
 import { InFlight } from './in-flight.js';
 
@@ -28,7 +29,7 @@ export class FileBlobBackend implements BlobBackend {
     try {
       const temp = await this.tempPath(tenant, key);
       try {
-        await pipeline(source, createWriteStream(temp, { highWaterMark: READ_CHUNK_BYTES }));
+        await writeAll(source, createWriteStream(temp, { highWaterMark: READ_CHUNK_BYTES }));
       } catch (err) {
         await rm(temp, { force: true });
         throw err;
@@ -133,6 +134,40 @@ export class FileBlobBackend implements BlobBackend {
     const name = safeSegment(key);
     return path.join(this.root, safeSegment(tenant), name.slice(0, 2), name);
   }
+}
+
+/**
+ * pipeline(source, file), and each chunk handed back to the pool once it is on disk (the write's own callback, which
+ * runs after the write or writev that took it). Either side failing destroys both and rejects; so does a source that
+ * closes before its end (a request aborted without an error), as pipeline would.
+ */
+function writeAll(source: Readable, file: WriteStream): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let failed = false;
+    const fail = (err: unknown) => {
+      if (failed) return;
+      failed = true;
+      source.destroy();
+      file.destroy();
+      reject(err);
+    };
+    if (source.destroyed) return fail(source.errored ?? new Error('upload source closed before its end'));
+    source.on('error', fail);
+    file.on('error', fail);
+    source.on('close', () => {
+      if (!source.readableEnded) fail(source.errored ?? new Error('upload source closed before its end'));
+    });
+    source.on('data', (chunk: Buffer) => {
+      if (!file.write(chunk, () => chunkPool.giveBack(chunk))) source.pause();
+    });
+    file.on('drain', () => source.resume());
+    source.on('end', () => file.end());
+    // 'close' after 'finish': the descriptor is closed, so the temp file can be renamed or removed.
+    file.on('close', () => {
+      if (file.writableFinished) resolve();
+      else fail(new Error('blob file closed before its end'));
+    });
+  });
 }
 
 /** Keys and tenant ids are generated or validated upstream of here; this refuses anything that could leave the root. */
