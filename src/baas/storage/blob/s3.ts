@@ -7,7 +7,7 @@
  * row names (found through `list`, aged by its LastModified, which is when the upload completed).
  * Credentials come from the SDK's usual chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, profiles, roles).
  */
-import { AbortMultipartUploadCommand, CopyObjectCommand, DeleteObjectsCommand, GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { AbortMultipartUploadCommand, CopyObjectCommand, DeleteObjectsCommand, GetObjectCommand, ListMultipartUploadsCommand, ListObjectsCommand, S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { Readable } from 'node:stream';
 import type { BlobBackend, ByteRange, PendingBlob, StoredBlob } from './backend.js';
@@ -119,10 +119,11 @@ export class S3BlobBackend implements BlobBackend {
     return removed;
   }
 
+  /** ListObjects (v1) with a Marker: every S3 server pages it alike (s3rver fails on a truncated v2 listing). */
   async list(tenant: string, after: string | null, limit: number): Promise<StoredBlob[]> {
     const prefix = this.objectKey(tenant, '');
     const out = await this.client.send(
-      new ListObjectsV2Command({ Bucket: this.settings.bucket, Prefix: prefix, MaxKeys: limit, ...(after !== null ? { StartAfter: this.objectKey(tenant, after) } : {}) }),
+      new ListObjectsCommand({ Bucket: this.settings.bucket, Prefix: prefix, MaxKeys: limit, ...(after !== null ? { Marker: this.objectKey(tenant, after) } : {}) }),
     );
     const blobs: StoredBlob[] = [];
     for (const object of out.Contents ?? []) {
