@@ -4,11 +4,10 @@
  * reader sees a whole blob or none. A file's mtime is when its bytes were last written (rename keeps it, copyFile
  * sets it), which is what the sweeper ages leftovers by.
  */
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { copyFile, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import type { WriteStream } from 'node:fs';
 import { chunkPool } from '../chunks.js';
 import type { BlobBackend, ByteRange, PendingBlob, StoredBlob } from './backend.js';
 import { InFlight } from './in-flight.js';
@@ -23,7 +22,7 @@ export class FileBlobBackend implements BlobBackend {
   constructor(private readonly root: string) {}
 
   async write(tenant: string, key: string, source: Readable): Promise<PendingBlob> {
-    // The source may fail before pipeline() listens (while the directory is made); pipeline still sees it errored.
+    // The source may fail before writeAll() listens (while the directory is made); writeAll still sees it errored.
     source.on('error', () => undefined);
     this.inFlight.add(tenant, key);
     try {

@@ -10,6 +10,7 @@ import { Readable } from 'node:stream';
 import busboy from 'busboy';
 import type { PendingBlob } from '../blob/backend.js';
 import type { Caller, Sql } from '../db.js';
+import { chunkPool } from '../chunks.js';
 import { errors, fromDatabaseError, isDatabaseError, StorageError } from '../errors.js';
 import { MeteredBytes, RequestAborted } from '../http/body.js';
 import { mimeTypeAllowed, mustBeValidKey } from '../names.js';
@@ -143,7 +144,12 @@ function readSmallBody(body: Readable, declared: number): Promise<Buffer> {
       if (size > declared) body.destroy(errors.entityTooLarge());
       else chunks.push(chunk);
     });
-    body.once('end', () => resolve(Buffer.concat(chunks, size)));
+    body.once('end', () => {
+      const whole = Buffer.concat(chunks, size);
+      // Copied: the body's (possibly pooled, ../chunks.ts) chunks are read by no one else.
+      for (const chunk of chunks) chunkPool.giveBack(chunk);
+      resolve(whole);
+    });
     body.once('error', reject);
     body.once('close', () => {
       if (!body.readableEnded) reject(body.errored ?? new RequestAborted());
