@@ -1,4 +1,4 @@
-/** The upload chunk pool: reuse only of buffers given back, never of views; and a file write that gives back. */
+/** The chunk pool: reuse only of buffers given back, never of views; file writes and reads that give back. */
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -39,7 +39,7 @@ describe('chunkPool', () => {
     expect(chunkPool.copy(filled(512 * 1024, 1)).buffer).not.toBe(small.buffer);
   });
 
-  it('keeps every byte of an upload whose chunks are reused as soon as they are on disk', async () => {
+  it('keeps every byte of an upload and a download whose chunks are reused as soon as they are on disk or sent', async () => {
     const root = await mkdtemp(path.join(tmpdir(), 'performer-chunks-'));
     try {
       const backend = new FileBlobBackend(root);
@@ -60,6 +60,26 @@ describe('chunkPool', () => {
       await pending.publish();
       const stored = await readFile(path.join(root, 't', key.slice(0, 2), key));
       expect(createHash('sha256').update(stored).digest('hex')).toBe(sent.digest('hex'));
+
+      // Read back in pooled chunks, each handed back as soon as it is seen (as the response writer does), whole
+      // and in ranges that start and end inside chunks; bytes must not change under a reader that is done with them.
+      const readBack = async (range?: { start: number; end: number }) => {
+        const hash = createHash('sha256');
+        let n = 0;
+        for await (const chunk of await backend.read('t', key, range)) {
+          hash.update(chunk as Buffer);
+          n += (chunk as Buffer).length;
+          chunkPool.giveBack(chunk as Buffer);
+        }
+        return { hash: hash.digest('hex'), n };
+      };
+      const whole = createHash('sha256').update(stored).digest('hex');
+      expect(await readBack()).toEqual({ hash: whole, n: stored.length });
+      for (const range of [{ start: 1000, end: 3 * 512 * 1024 + 77 }, { start: stored.length - 70_000, end: stored.length - 1 }, { start: 5, end: 5 }]) {
+        const expected = createHash('sha256').update(stored.subarray(range.start, range.end + 1)).digest('hex');
+        expect(await readBack(range)).toEqual({ hash: expected, n: range.end - range.start + 1 });
+      }
+      await expect(backend.read('t', '51111111-2222-3333-4444-555555555555')).rejects.toThrow(/ENOENT/);
     } finally {
       await rm(root, { recursive: true, force: true });
     }

@@ -4,16 +4,17 @@
  * reader sees a whole blob or none. A file's mtime is when its bytes were last written (rename keeps it, copyFile
  * sets it), which is what the sweeper ages leftovers by.
  */
-import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
+import { createWriteStream, type WriteStream } from 'node:fs';
 import { copyFile, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { chunkPool } from '../chunks.js';
 import type { BlobBackend, ByteRange, PendingBlob, StoredBlob } from './backend.js';
+import { openBlob } from './file-reader.js';
 import { InFlight } from './in-flight.js';
 
-/** Read in large chunks: fewer syscalls and socket writes for big objects. */
-const READ_CHUNK_BYTES = 256 * 1024;
+/** The temp file's write buffer: a body chunk (up to 512 KiB) is written as it comes, several at once when they wait. */
+const WRITE_HIGH_WATER_BYTES = 256 * 1024;
 
 export class FileBlobBackend implements BlobBackend {
   readonly kind = 'file';
@@ -28,7 +29,7 @@ export class FileBlobBackend implements BlobBackend {
     try {
       const temp = await this.tempPath(tenant, key);
       try {
-        await writeAll(source, createWriteStream(temp, { highWaterMark: READ_CHUNK_BYTES }));
+        await writeAll(source, createWriteStream(temp, { highWaterMark: WRITE_HIGH_WATER_BYTES }));
       } catch (err) {
         await rm(temp, { force: true });
         throw err;
@@ -41,13 +42,7 @@ export class FileBlobBackend implements BlobBackend {
   }
 
   async read(tenant: string, key: string, range?: ByteRange): Promise<Readable> {
-    const stream = createReadStream(this.blobPath(tenant, key), { highWaterMark: READ_CHUNK_BYTES, ...(range ? { start: range.start, end: range.end } : {}) });
-    // Opening fails asynchronously; wait for it so a missing blob is an error here, not mid-response.
-    await new Promise<void>((resolve, reject) => {
-      stream.once('open', () => resolve());
-      stream.once('error', reject);
-    });
-    return stream;
+    return openBlob(this.blobPath(tenant, key), range);
   }
 
   async copy(tenant: string, fromKey: string, toKey: string): Promise<PendingBlob> {
