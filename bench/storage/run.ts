@@ -4,7 +4,7 @@ import path from 'node:path';
 import { signHs256 } from '../../src/auth/jwt.js';
 import { Args } from '../lib/args.js';
 import { Child } from '../lib/child.js';
-import { procMem, resetPeakRss } from '../lib/cpu.js';
+import { procCpuSeconds, procMem, resetPeakRss } from '../lib/cpu.js';
 import { startBenchPostgres, type BenchPostgres } from '../lib/db.js';
 import { runBench } from '../lib/main.js';
 import { performerBuilds, startPerformer, type PerformerBuild } from '../lib/performer.js';
@@ -15,12 +15,15 @@ import { f, runLine, table, writeSection } from '../lib/report.js';
  * requests/s, beside the floor of the same bytes copied to the same disk by bare handlers (uWebSockets.js and
  * node:http, bench/storage/floor-server.ts) in the same run. Target: >= 0.8x the uWS floor for large objects.
  *
- *   npm run bench:storage -- [--quick] [--large-only] [--reps=2] [--no-write] [--before=<rev>]
+ *   npm run bench:storage -- [--quick] [--large-only] [--reps=2] [--no-write] [--before=<rev>] [--cpu-prof=<dir>]
  *
  * `--before=<rev>` adds Performer as built at that revision, on the same Postgres (its own blob directory), as a second
  * system in the same run ("performer@<rev>"): before/after figures under the same load. `--streamed-too` adds this build
  * with STORAGE_SMALL_UPLOAD_BYTES=0 (every upload streamed). Systems run in a rotated order each rep, so none is always
- * measured right after another.
+ * measured right after another. `--cpu-prof=<dir>` writes V8 CPU profiles of the Performer children there (on exit).
+ *
+ * Besides MB/s (which swing with the machine's load), each row has the server's CPU seconds per GB moved, read from
+ * /proc before and after the phase: the figure that holds up on a shared machine.
  *
  * Performer runs as `npm start` does (dist/, a child process) on an embedded Postgres; the floor in another child;
  * the client (node fetch) in this process. Every system stores into its own directory of one scratch dir. Rows are
@@ -30,6 +33,7 @@ import { f, runLine, table, writeSection } from '../lib/report.js';
 const args = new Args();
 const reps = args.number('reps', 2);
 const SECRET = 'storage-bench-secret-with-at-least-32-characters';
+const cpuProfDir = args.option('cpu-prof') ?? '';
 
 interface Shape {
   label: string;
@@ -66,6 +70,9 @@ interface Row {
   upRps: number;
   downRps: number;
   peakRssMb: number | null;
+  /** Server CPU seconds per GB uploaded / downloaded (NaN for the node:http floor, which shares the uWS floor's process). */
+  upCpuPerGb: number;
+  downCpuPerGb: number;
 }
 
 let scratch = '';
@@ -84,6 +91,7 @@ async function main(): Promise<void> {
     startPerformer(build, {
       databaseUrl: db!.server.url,
       dataName: `performer-bench-storage-data-${label.replace(/[^a-z0-9]+/gi, '-')}`,
+      ...(cpuProfDir ? { execArgv: ['--cpu-prof', `--cpu-prof-dir=${path.resolve(cpuProfDir)}`] } : {}),
       env: { STORAGE_DIR: path.join(scratch, label.replace(/[^a-z0-9]+/gi, '-')), STORAGE_FILE_SIZE_LIMIT: String(200 * 1024 * 1024), JWT_SECRET: SECRET, PERFORMER_DATA_DIR: path.join(scratch, `data-${label.replace(/[^a-z0-9]+/gi, '-')}`), ...env },
     }),
   );
@@ -99,7 +107,7 @@ async function main(): Promise<void> {
   const key = await signHs256({ role: 'service_role', exp: Math.floor(Date.now() / 1000) + 3 * 3600 }, SECRET);
   const headers = { apikey: key, authorization: `Bearer ${key}` };
   const systems: System[] = [
-    { name: 'uws floor', url: (o) => `http://127.0.0.1:${floorReady.uwsPort as number}/${o}`, headers: {}, pid: null },
+    { name: 'uws floor', url: (o) => `http://127.0.0.1:${floorReady.uwsPort as number}/${o}`, headers: {}, pid: floor.pid },
     { name: 'node:http floor', url: (o) => `http://127.0.0.1:${floorReady.nodePort as number}/${o}`, headers: {}, pid: null },
   ];
   for (const [i, ready] of readies.entries()) {
@@ -120,7 +128,7 @@ async function main(): Promise<void> {
         const row = await measure(system, shape, rep);
         console.log(`${system.name} ${shape.label}: up ${f(row.upMBs, 1)} MB/s (${f(row.upRps)} req/s), down ${f(row.downMBs, 1)} MB/s (${f(row.downRps)} req/s)${row.peakRssMb !== null ? `, peak RSS ${f(row.peakRssMb)} MB` : ''}`);
         const prev = best.get(system.name);
-        best.set(system.name, prev ? { ...row, upMBs: Math.max(prev.upMBs, row.upMBs), downMBs: Math.max(prev.downMBs, row.downMBs), upRps: Math.max(prev.upRps, row.upRps), downRps: Math.max(prev.downRps, row.downRps), peakRssMb: Math.max(prev.peakRssMb ?? 0, row.peakRssMb ?? 0) || null } : row);
+        best.set(system.name, prev ? { ...row, upCpuPerGb: Math.min(prev.upCpuPerGb, row.upCpuPerGb), downCpuPerGb: Math.min(prev.downCpuPerGb, row.downCpuPerGb), upMBs: Math.max(prev.upMBs, row.upMBs), downMBs: Math.max(prev.downMBs, row.downMBs), upRps: Math.max(prev.upRps, row.upRps), downRps: Math.max(prev.downRps, row.downRps), peakRssMb: Math.max(prev.peakRssMb ?? 0, row.peakRssMb ?? 0) || null } : row);
       }
     }
     rows.push(...best.values());
@@ -132,12 +140,15 @@ async function main(): Promise<void> {
 async function measure(system: System, shape: Shape, rep: number): Promise<Row> {
   const body = Buffer.alloc(shape.size, 0x5a);
   const names = Array.from({ length: shape.count }, (_, i) => `s${shape.size}-r${rep}-${i}`);
-  if (system.pid) resetPeakRss(system.pid);
+  const performer = system.pid !== null && system.name !== 'uws floor';
+  if (performer) resetPeakRss(system.pid!);
+  const cpu0 = system.pid ? procCpuSeconds(system.pid) : NaN;
   const upSeconds = await inParallel(names, shape.concurrency, async (name) => {
     const res = await fetch(system.url(name), { method: 'POST', headers: { ...system.headers, 'content-type': 'application/octet-stream' }, body });
     if (!res.ok) throw new Error(`${system.name} upload ${res.status}: ${await res.text()}`);
     await res.arrayBuffer();
   });
+  const cpu1 = system.pid ? procCpuSeconds(system.pid) : NaN;
   const downSeconds = await inParallel(names, shape.concurrency, async (name) => {
     const res = await fetch(system.url(name), { headers: system.headers });
     if (!res.ok || !res.body) throw new Error(`${system.name} download ${res.status}`);
@@ -145,15 +156,19 @@ async function measure(system: System, shape: Shape, rep: number): Promise<Row> 
     for await (const chunk of res.body) n += (chunk as Uint8Array).length;
     if (n !== shape.size) throw new Error(`${system.name} download: ${n} of ${shape.size} bytes`);
   });
+  const cpu2 = system.pid ? procCpuSeconds(system.pid) : NaN;
   const bytes = shape.size * shape.count;
+  const gb = bytes / 2 ** 30;
   return {
+    upCpuPerGb: (cpu1 - cpu0) / gb,
+    downCpuPerGb: (cpu2 - cpu1) / gb,
     system: system.name,
     shape: shape.label,
     upMBs: bytes / 2 ** 20 / upSeconds,
     downMBs: bytes / 2 ** 20 / downSeconds,
     upRps: shape.count / upSeconds,
     downRps: shape.count / downSeconds,
-    peakRssMb: system.pid ? procMem(system.pid).hwmKb / 1024 : null,
+    peakRssMb: performer ? procMem(system.pid!).hwmKb / 1024 : null,
   };
 }
 
@@ -174,7 +189,7 @@ function report(rows: Row[]): void {
       const u = floorOf(label);
       const n = rows.find((r) => r.shape === label && r.system === 'node:http floor')!;
       const object = performerNames.length > 1 ? `${label} (${name})` : label;
-      return [object, f(p.upMBs, 1), f(u.upMBs, 1), f(n.upMBs, 1), `${f(p.upMBs / u.upMBs, 2)}x`, f(p.downMBs, 1), f(u.downMBs, 1), f(n.downMBs, 1), `${f(p.downMBs / u.downMBs, 2)}x`, `${f(p.upRps)} / ${f(p.downRps)}`, `${f(u.upRps)} / ${f(u.downRps)}`, f(p.peakRssMb ?? NaN)];
+      return [object, f(p.upMBs, 1), f(u.upMBs, 1), f(n.upMBs, 1), `${f(p.upMBs / u.upMBs, 2)}x`, f(p.downMBs, 1), f(u.downMBs, 1), f(n.downMBs, 1), `${f(p.downMBs / u.downMBs, 2)}x`, `${f(p.upRps)} / ${f(p.downRps)}`, `${f(u.upRps)} / ${f(u.downRps)}`, `${f(p.upCpuPerGb, 1)} / ${f(p.downCpuPerGb, 1)}`, `${f(u.upCpuPerGb, 1)} / ${f(u.downCpuPerGb, 1)}`, f(p.peakRssMb ?? NaN)];
     }),
   );
   const text = [
@@ -186,10 +201,11 @@ function report(rows: Row[]): void {
     `Rows: ${SHAPES.map((s) => `${s.label} x ${s.count} at concurrency ${s.concurrency}`).join(', ')}. Upload = POST of a fresh object each time`,
     `(Performer: up to STORAGE_SMALL_UPLOAD_BYTES one transaction with bucket limits, RLS insert and blob write; larger: bucket limits,`,
     `RLS probe, streamed blob write, one transaction with the row); download = GET of each.`,
+    `CPU s/GB: the server process's user+system CPU seconds per GB moved (/proc; best rep), less swayed by the load than MB/s.`,
     `1-minute load average at the start: ${f(loadAtStart, 1)} (other work on the same 2 cores; figures swing with it, ratios less).`,
     '',
     table(
-      ['object', 'up MB/s', 'uws floor', 'node floor', 'up vs uws', 'down MB/s', 'uws floor', 'node floor', 'down vs uws', 'performer req/s up / down', 'uws floor req/s', 'Performer peak RSS MB'],
+      ['object', 'up MB/s', 'uws floor', 'node floor', 'up vs uws', 'down MB/s', 'uws floor', 'node floor', 'down vs uws', 'performer req/s up / down', 'uws floor req/s', 'performer CPU s/GB up / down', 'uws floor CPU s/GB', 'Performer peak RSS MB'],
       lines,
     ),
   ].join('\n');

@@ -5,7 +5,10 @@
  *
  * Visibility: `write` stores the bytes where no reader looks (a temp name); `publish` moves them to their key, and
  * the module calls it just before the row's transaction commits, `discard` when the transaction fails. An upload
- * that dies half-way therefore leaves neither a visible object nor a blob.
+ * that dies half-way therefore leaves neither a visible object nor a blob. A process that dies half-way can: a temp
+ * file (or an unfinished S3 multipart upload) mid-write, or a published blob whose row never committed. The sweeper
+ * (../sweeper.ts) collects both with `sweepTemps`, `list` and `remove`; a write stays "in flight" (never collected)
+ * from `write`/`copy` until its PendingBlob is settled or discarded.
  */
 import type { Readable } from 'node:stream';
 
@@ -18,8 +21,16 @@ export interface ByteRange {
 export interface PendingBlob {
   /** Makes the bytes readable at their key. */
   publish(): Promise<void>;
-  /** Removes the bytes, published or not; never throws. */
+  /** Removes the bytes, published or not; never throws. Settles too. */
   discard(): Promise<void>;
+  /** The row naming the blob committed (or never will): from now on the sweeper may judge the blob by its row. */
+  settle(): void;
+}
+
+export interface StoredBlob {
+  key: string;
+  /** When its bytes were last written (epoch ms). */
+  modifiedMs: number;
 }
 
 export interface BlobBackend {
@@ -33,9 +44,12 @@ export interface BlobBackend {
   /** Deletes published blobs; missing ones are fine. */
   remove(tenant: string, keys: readonly string[]): Promise<void>;
   /**
-   * Deletes unpublished bytes older than `olderThanMs` that a crash left behind (a request that fails cleans up after
-   * itself; a process killed mid-upload cannot). Returns how many went.
+   * Deletes at most `limit` unpublished leftovers of writes last touched before `before` (epoch ms) that a crash
+   * left behind (a request that fails cleans up after itself; a process killed mid-upload cannot), never one of a
+   * write in flight in this process. Returns how many went.
    */
-  sweep(tenant: string, olderThanMs: number): Promise<number>;
+  sweepTemps(tenant: string, before: number, limit: number): Promise<number>;
+  /** Published blobs in key order after `after` (null: from the first), at most `limit`, none in flight here. */
+  list(tenant: string, after: string | null, limit: number): Promise<StoredBlob[]>;
   close(): Promise<void>;
 }

@@ -1,12 +1,13 @@
 /**
- * Request bodies as Node streams, straight from the uWS socket: each chunk is copied once (uWS reuses its memory)
- * and pushed on; when the consumer falls behind (push returns false) the socket is paused, and resumed when the
+ * Request bodies as Node streams, straight from the uWS socket: each chunk is copied once (uWS reuses its memory),
+ * into a pooled buffer when it is large (../chunks.ts), and pushed on; when the consumer falls behind (push returns false) the socket is paused, and resumed when the
  * consumer reads again, so an upload of any size holds only a few chunks in memory. An aborted request errors the
  * stream, which makes whatever it is piped into fail and clean up.
  */
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import type { Reply } from '../../../http/respond.js';
 import type { HttpResponse } from '../../../http/uws.js';
+import { chunkPool } from '../chunks.js';
 import { errors } from '../errors.js';
 
 /** Node's default is 16 KiB; uWS hands chunks of up to 512 KiB, so a larger mark avoids pausing on every chunk. */
@@ -36,7 +37,7 @@ export function bodyStream(res: HttpResponse, reply: Reply): Readable {
   reply.onAbort(() => stream.destroy(new RequestAborted()));
   res.onData((chunk, isLast) => {
     if (stream.destroyed) return;
-    const more = stream.push(Buffer.from(new Uint8Array(chunk)));
+    const more = stream.push(chunkPool.copy(new Uint8Array(chunk)));
     if (isLast) stream.push(null);
     else if (!more && !paused) {
       paused = true;

@@ -97,6 +97,7 @@ export async function copyObject(call: StorageCall): Promise<void> {
     await pending.discard();
     throw isDatabaseError(err) ? fromDatabaseError(err) : err;
   }
+  pending.settle();
   noteObjectEvent(call, written.old_version ? 'object.updated' : 'object.created', version, destinationBucket, { id: written.id, bucket_id: destinationBucket, name: destinationKey, owner_id: owner, version });
   if (written.old_version) await removeBlobs(call, [written.old_version]);
   call.reply.json(200, { Id: written.id, Key: `${destinationBucket}/${destinationKey}` });

@@ -10,6 +10,7 @@ import { Readable } from 'node:stream';
 import busboy from 'busboy';
 import type { PendingBlob } from '../blob/backend.js';
 import type { Caller, Sql } from '../db.js';
+import { chunkPool } from '../chunks.js';
 import { errors, fromDatabaseError, isDatabaseError, StorageError } from '../errors.js';
 import { MeteredBytes, RequestAborted } from '../http/body.js';
 import { mimeTypeAllowed, mustBeValidKey } from '../names.js';
@@ -123,6 +124,7 @@ async function storeSmallUpload(call: StorageCall, target: UploadTarget, declare
     await (pending as PendingBlob | null)?.discard();
     throw isDatabaseError(err) ? fromDatabaseError(err) : err;
   }
+  (pending as PendingBlob | null)?.settle();
   await removeReplaced(call, tenantId, written, null);
   const { version, metadata } = stored!;
   noteObjectEvent(call, written.old_version === null ? 'object.created' : 'object.updated', version, target.bucket, {
@@ -142,7 +144,12 @@ function readSmallBody(body: Readable, declared: number): Promise<Buffer> {
       if (size > declared) body.destroy(errors.entityTooLarge());
       else chunks.push(chunk);
     });
-    body.once('end', () => resolve(Buffer.concat(chunks, size)));
+    body.once('end', () => {
+      const whole = Buffer.concat(chunks, size);
+      // Copied: the body's (possibly pooled, ../chunks.ts) chunks are read by no one else.
+      for (const chunk of chunks) chunkPool.giveBack(chunk);
+      resolve(whole);
+    });
     body.once('error', reject);
     body.once('close', () => {
       if (!body.readableEnded) reject(body.errored ?? new RequestAborted());
@@ -179,6 +186,7 @@ export async function storeStream(call: StorageCall, target: UploadTarget, sourc
     await pending.discard();
     throw isDatabaseError(err) ? fromDatabaseError(err) : err;
   }
+  pending.settle();
   await removeReplaced(call, tenantId, written, version);
   noteObjectEvent(call, written.old_version === null ? 'object.created' : 'object.updated', version, target.bucket, {
     id: written.id, bucket_id: target.bucket, name: target.key, owner_id: target.owner, version, metadata,

@@ -1,0 +1,3 @@
+import { storageCrashes } from './crash.suite.js';
+
+storageCrashes('s3');
