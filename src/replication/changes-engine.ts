@@ -161,8 +161,9 @@ export class ChangesEngine {
     let at: Lsn;
     try {
       // Positions are not confirmed until it is on record: a crash before that would leave a restart nobody to
-      // hold its changes for.
-      at = await this.store.save(sub);
+      // hold its changes for. The record keeps where its commits start, for a next owner of the tenant whose
+      // subscriber node cannot say (it never heard this answer).
+      at = await this.store.save(sub, this.starts.continuedFrom(sub, opts.after ?? null) ?? 'now');
     } catch (err) {
       this.live.delete(sub);
       this.leaveStarts(sub);

@@ -48,4 +48,23 @@ describe('persisted changes subscribers', () => {
     expect(at).toBeGreaterThanOrEqual(before);
     expect(at).toBeLessThanOrEqual(after);
   });
+
+  it('keeps where a subscriber starts: set when it is new or continued from a known position, kept by a claims update', async () => {
+    const store = new SubscriberStore(async () => pool, 'node-1', 'tenant-c');
+    const s = subscriber('00000000-0000-4000-8000-00000000000c', { role: 'anon' });
+    const startOf = async () => (await store.loadPending()).find((p) => p.instance === s.instance)!.start;
+    const before = await insertPosition();
+    const first = await store.save(s, 'now');
+    expect(first).toBeGreaterThanOrEqual(before);
+    expect(await startOf()).toBe(first);
+    await store.save({ ...s, claims: { role: 'anon', sub: 'u1' } });
+    expect(await startOf()).toBe(first);
+    await store.save(s, 42n);
+    expect(await startOf()).toBe(42n);
+    // Put on record again as new (a newer owner that had not loaded it): it starts where that one read.
+    const again = await store.save(s, 'now');
+    expect(again).toBeGreaterThan(first);
+    expect(await startOf()).toBe(again);
+    await store.remove(s.instance);
+  });
 });

@@ -16,6 +16,7 @@ import { sql as storageSchema } from './016-storage-schema.js';
 import { sql as storageFunctions } from './017-storage-functions.js';
 import { sql as streamFences } from './020-stream-fences.js';
 import { sql as restAuthenticator } from './021-rest-authenticator.js';
+import { sql as changesSubscribersStart } from './023-changes-subscribers-start.js';
 
 export interface TenantMigration {
   /** Recorded in realtime.schema_migrations; small integers never collide with upstream's timestamp versions. */
@@ -44,4 +45,5 @@ export const tenantMigrations: readonly TenantMigration[] = [
   { version: 17, name: 'storage_functions', sql: storageFunctions },
   { version: 20, name: 'stream_fences', sql: streamFences },
   { version: 21, name: 'rest_authenticator', sql: restAuthenticator },
+  { version: 23, name: 'changes_subscribers_start', sql: changesSubscribersStart },
 ];
