@@ -108,6 +108,8 @@ export class SubscriberStore {
     private readonly pool: () => Promise<pg.Pool>,
     private readonly node: string,
     private readonly tenant: string,
+    /** In a cluster, the owner's fence row and number: a record is written only while no newer owner claimed. */
+    private readonly fence: { key: string; fence: number } | null = null,
   ) {}
 
   /**
@@ -119,15 +121,20 @@ export class SubscriberStore {
     const pool = await this.pool();
     const sub = typeof s.claims.sub === 'string' ? s.claims.sub : null;
     const given = typeof start === 'bigint' ? formatLsn(start) : null;
+    // The fence row is share-locked: a newer owner's claim waits for this write (and then loads it), or this write
+    // waits for the claim and sees the newer number (and writes nothing).
     const { rows } = await pool.query<{ at: string; start: string }>(
-      `INSERT INTO realtime.performer_changes_subscribers (instance, topic, bindings, claims, sub, node, tenant, start_lsn)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, COALESCE($8::pg_lsn, pg_catalog.pg_current_wal_insert_lsn()))
+      `WITH f AS (SELECT fence FROM realtime.performer_stream_fences WHERE tenant = $10 FOR SHARE)
+       INSERT INTO realtime.performer_changes_subscribers (instance, topic, bindings, claims, sub, node, tenant, start_lsn)
+       SELECT $1, $2, $3, $4, $5, $6, $7, COALESCE($8::pg_lsn, pg_catalog.pg_current_wal_insert_lsn())
+        WHERE $10::text IS NULL OR COALESCE((SELECT max(fence) FROM f), 0) <= $11::bigint
        ON CONFLICT (instance) DO UPDATE SET claims = EXCLUDED.claims, sub = EXCLUDED.sub,
          start_lsn = CASE WHEN $9 THEN realtime.performer_changes_subscribers.start_lsn ELSE EXCLUDED.start_lsn END
        RETURNING pg_catalog.pg_current_wal_insert_lsn()::text AS at, start_lsn::text AS start`,
-      [s.instance, s.topic, JSON.stringify({ legacy: s.legacy, list: s.bindings }), JSON.stringify(s.claims), sub, this.node, this.tenant, given, start === 'keep'],
+      [s.instance, s.topic, JSON.stringify({ legacy: s.legacy, list: s.bindings }), JSON.stringify(s.claims), sub, this.node, this.tenant, given, start === 'keep', this.fence?.key ?? null, this.fence?.fence ?? 0],
     );
-    const row = rows[0]!;
+    const row = rows[0];
+    if (!row) throw new Error('a newer owner of the tenant runs its streams');
     return parseLsn(start === 'now' ? row.start : row.at);
   }
 

@@ -34,7 +34,8 @@ export function fenceKey(tenant: string, stream: OwnedStream): string {
 export function streamFence(owner: OwnerFence, stream: OwnedStream = 'changes'): StreamFence {
   const key = fenceKey(owner.tenant, stream);
   return {
-    async claim(client: pg.Client, slot: string): Promise<void> {
+    held: { key, fence: owner.fence },
+    async claim(client: pg.ClientBase, slot: string): Promise<void> {
       if (!owner.valid()) throw new Error('this node no longer owns the tenant');
       // A replication connection speaks the simple query protocol only: the values go in as quoted literals.
       if (!Number.isSafeInteger(owner.fence) || owner.fence < 1) throw new Error('invalid fencing number');
