@@ -105,11 +105,11 @@ describe('handing a tenant over while its owner is paused', () => {
     await until(() => survivors.every((n) => got.get(n)!.some((v) => sent.indexOf(v) >= mark)), 'broadcasts through the new owner while the old one is paused', 25_000);
     const woken = sent.length;
     cluster.node(owner).proc.kill('SIGCONT');
-    await until(() => sent.length >= woken + 60, 'broadcasts after the old owner woke up');
+    // Ownership may move back to the woken node, whose new temporary slot misses what is sent meanwhile: rows keep
+    // going out until every node has one sent well after the wake-up.
+    await until(() => sent.length > woken + 60 && [...got.values()].every((ids) => ids.some((v) => v > sent[woken + 60]!)), 'broadcasts after the old owner woke up on every node', 60_000);
     sending = false;
     await sender;
-    const last = sent.at(-1)!;
-    await until(() => [...got.values()].every((ids) => ids.includes(last)), 'the last broadcast on every node', 30_000);
     await sleep(1000);
 
     // Nothing twice and nothing late on any node: the woken owner delivered none of what it had read before pausing
