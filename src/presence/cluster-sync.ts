@@ -35,8 +35,8 @@ const MAX_PIECES = 100_000;
 export interface PresenceSyncOptions {
   bus: ClusterBus;
   members: ClusterMembers;
-  /** The Redis channel (with the cluster's key prefix). */
-  channel: string;
+  /** A tenant's Redis channel (with the cluster's key prefix), listened to while the tenant runs here. */
+  channel: (tenant: string) => string;
   /** The presence replicas of the tenants running on this node. */
   running: () => Iterable<TenantPresence>;
   /** Where the diffs of merged changes go (this node's members). */
@@ -82,7 +82,6 @@ export class PresenceSync {
   constructor(private readonly opts: PresenceSyncOptions) {}
 
   async start(): Promise<void> {
-    await this.opts.bus.listen(this.opts.channel, (payload) => this.receive(payload));
     this.stopMembers = this.opts.members.onChange(({ left }) => {
       for (const node of left) this.nodeLeft(node);
     });
@@ -96,7 +95,7 @@ export class PresenceSync {
     this.stopMembers?.();
     // Last operations go out, so other nodes do not wait for this node's death to see them.
     this.tick();
-    await this.opts.bus.unlisten(this.opts.channel).catch(() => undefined);
+    await Promise.all([...this.tenants.keys()].map((tenant) => this.opts.bus.unlisten(this.opts.channel(tenant)).catch(() => undefined)));
   }
 
   /** Ships every running tenant's delta; asks for catch-up for tenants new here; beacons now and then. */
@@ -108,7 +107,14 @@ export class PresenceSync {
       seen.add(presence.tenantId);
       let sync = this.tenants.get(presence.tenantId);
       if (sync?.presence !== presence) {
-        // A tenant (re)started here: a new replica, which learns the others' state from their snapshots.
+        // A tenant (re)started here: a new replica, which learns the others' state from their snapshots. Its channel's
+        // SUBSCRIBE is written before the request (answers come a round trip later; one missed is asked for again
+        // when a beacon shows it).
+        if (!this.tenants.has(presence.tenantId)) {
+          this.opts.bus.listen(this.opts.channel(presence.tenantId), (payload) => this.receive(payload)).catch((err: unknown) =>
+            this.opts.log.debug({ err }, 'presence channel not listened to yet (Redis away): on reconnect'),
+          );
+        }
         this.tenants.set(presence.tenantId, (sync = new TenantSync(presence)));
         this.want(sync, null, now);
       }
@@ -120,7 +126,11 @@ export class PresenceSync {
         this.send({ t: 'beacon', n: this.self, tenant: presence.tenantId, r: presence.replica.replicaId, seq: sync.seq });
       }
     }
-    for (const tenant of [...this.tenants.keys()]) if (!seen.has(tenant)) this.tenants.delete(tenant);
+    for (const tenant of [...this.tenants.keys()]) {
+      if (seen.has(tenant)) continue;
+      this.tenants.delete(tenant);
+      void this.opts.bus.unlisten(this.opts.channel(tenant)).catch(() => undefined);
+    }
   }
 
   /** Handles one message from the bus (public for tests that carry messages themselves). */
@@ -215,7 +225,7 @@ export class PresenceSync {
 
   private send(msg: Message): void {
     this.opts.onMessage?.('out');
-    this.opts.bus.publish(this.opts.channel, JSON.stringify(msg));
+    this.opts.bus.publish(this.opts.channel(msg.tenant), JSON.stringify(msg));
   }
 }
 

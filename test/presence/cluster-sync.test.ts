@@ -79,7 +79,7 @@ function cluster(n: number, snapshotPieceBytes?: number): { bus: HeldBus; nodes:
     const sync = new PresenceSync({
       bus: bus.forNode(name),
       members: new Members(name, names),
-      channel: 'presence',
+      channel: () => 'presence',
       running: () => [presence],
       publisher: { publishLocal: (msg) => void diffs.push(msg) },
       batchMs: 10,
@@ -207,7 +207,7 @@ describe('presence replicated across nodes', () => {
     expect(b.diffs.map((d) => JSON.parse((d.env as { payloadJson: string }).payloadJson).joins)).toEqual([expect.objectContaining({ alice: expect.anything() })]);
     // A third node starts late: its first tick asks for snapshots.
     const late = new TenantPresence('t1', newReplicaId('node-late'));
-    const sync = new PresenceSync({ bus: bus.forNode('node-late'), members: new Members('node-late', ['node-0', 'node-1', 'node-late']), channel: 'presence', running: () => [late], publisher: { publishLocal: () => undefined }, batchMs: 10, log });
+    const sync = new PresenceSync({ bus: bus.forNode('node-late'), members: new Members('node-late', ['node-0', 'node-1', 'node-late']), channel: () => 'presence', running: () => [late], publisher: { publishLocal: () => undefined }, batchMs: 10, log });
     void sync.start();
     sync.tick(5);
     bus.drain();
