@@ -4,18 +4,29 @@ import type { ClusterBus, ClusterMembers } from './bus.js';
 import type { Membership } from './membership.js';
 import type { RedisConnections } from './redis.js';
 
+/** How long before a refused SUBSCRIBE is sent again. */
+const SUBSCRIBE_RETRY_MS = 200;
+
 /**
  * The state layers' bus (presence deltas, ownership announcements, Postgres Changes between owner and subscriber
  * nodes) on a subscriber connection of its own: the pub/sub driver's connection decodes everything it receives as
- * broadcast wire frames. Publishes go through the node's command connection, so one node's messages reach each
- * other node in order. Classic pub/sub, which Redis Cluster also carries to every node.
+ * broadcast wire frames. Publishes go through the node's command connection, so one node's messages on a channel
+ * reach each other node in order.
+ *
+ * Its channels are keyed by what they serve (a node's inbox, a tenant's presence), so with Redis Cluster they are
+ * sharded (SPUBLISH / SSUBSCRIBE): each message crosses the one shard of its channel's slot, where classic pub/sub
+ * would be carried to every node of the Redis Cluster.
  */
 export class RedisBus implements ClusterBus {
   private readonly subscriber: Redis | Cluster;
   private readonly handlers = new Map<string, (payload: string) => void>();
+  private readonly sharded: boolean;
   private closed = false;
-  /** The reply of the last publish: Redis answers in order, so once it came, every earlier publish had reached it. */
-  private lastPublish: Promise<unknown> | null = null;
+  /**
+   * Publishes not answered yet. On one Redis the last reply would tell of all before it; with Redis Cluster the
+   * shards answer independently.
+   */
+  private readonly inflight = new Set<Promise<unknown>>();
   /** A publish was dropped (Redis away) since settled() was last asked. */
   private lost = false;
 
@@ -23,18 +34,42 @@ export class RedisBus implements ClusterBus {
     private readonly redis: RedisConnections,
     private readonly log: Logger,
   ) {
+    this.sharded = redis.sharded;
     this.subscriber = redis.command.duplicate();
     this.subscriber.on('error', (err: Error) => log.debug({ err: { message: err.message } }, 'cluster bus connection error'));
-    this.subscriber.on('message', (channel: string, payload: string) => this.handlers.get(channel)?.(payload));
-    // A new connection has no subscriptions: every channel is listened to again.
+    this.subscriber.on(this.sharded ? 'smessage' : 'message', (channel: string, payload: string) => this.handlers.get(channel)?.(payload));
+    // A new connection has no subscriptions: every channel is listened to again (SSUBSCRIBE: one slot per command).
     this.subscriber.on('ready', () => {
-      if (this.handlers.size > 0) void this.subscriber.subscribe(...this.handlers.keys()).catch(() => undefined);
+      for (const channel of this.handlers.keys()) void this.subscribe(channel);
     });
   }
 
-  /** `<prefix>{cluster}:<name>`. */
-  channel(name: string): string {
-    return this.redis.key('cluster', `:${name}`);
+  /**
+   * Subscribes a channel that has a handler; settles once Redis confirmed it, or at once while the connection is
+   * down (the 'ready' listener subscribes it then). A refusal is tried again: with Redis Cluster a shard's subscriber
+   * connection may not be up yet when the cluster is.
+   */
+  private subscribe(channel: string): Promise<void> {
+    if (this.closed || !this.handlers.has(channel) || this.subscriber.status !== 'ready') return Promise.resolve();
+    const call = this.sharded ? this.subscriber.ssubscribe(channel) : this.subscriber.subscribe(channel);
+    return call.then(
+      () => undefined,
+      async (err: unknown) => {
+        this.log.debug({ err, channel }, 'cluster bus subscription refused; trying again');
+        await new Promise((r) => setTimeout(r, SUBSCRIBE_RETRY_MS).unref());
+        return this.subscribe(channel);
+      },
+    );
+  }
+
+  /** `<prefix>{n:<node>}:bus`: a node's inbox, on the shard of its own slot. */
+  nodeChannel(node: string): string {
+    return this.redis.key(`n:${node}`, ':bus');
+  }
+
+  /** `<prefix>{t:<tenant>}:bus:<name>`: one tenant's channel, on the shard of the tenant's other channels. */
+  tenantChannel(tenant: string, name: string): string {
+    return this.redis.key(`t:${tenant}`, `:bus:${name}`);
   }
 
   publish(channel: string, payload: string): void {
@@ -42,9 +77,12 @@ export class RedisBus implements ClusterBus {
       this.lost = true;
       return;
     }
-    const sent = this.redis.command.publish(channel, payload);
+    const command = this.redis.command;
+    const sent = this.sharded ? command.spublish(channel, payload) : command.publish(channel, payload);
     sent.catch((err: unknown) => this.log.debug({ err }, 'cluster bus publish failed'));
-    this.lastPublish = sent;
+    this.inflight.add(sent);
+    const done = () => void this.inflight.delete(sent);
+    sent.then(done, done);
   }
 
   /** Settles once everything published so far reached Redis; rejects if something was lost; null when nothing waits. */
@@ -53,21 +91,19 @@ export class RedisBus implements ClusterBus {
       this.lost = false;
       return Promise.reject(new Error('a cluster message was dropped while Redis was away'));
     }
-    const last = this.lastPublish;
-    if (last === null) return null;
-    return last.then(() => {
-      if (this.lastPublish === last) this.lastPublish = null;
-    });
+    if (this.inflight.size === 0) return null;
+    return Promise.all([...this.inflight]).then(() => undefined);
   }
 
   async listen(channel: string, handler: (payload: string) => void): Promise<void> {
     this.handlers.set(channel, handler);
-    if (this.subscriber.status === 'ready') await this.subscriber.subscribe(channel);
+    await this.subscribe(channel);
   }
 
   async unlisten(channel: string): Promise<void> {
     this.handlers.delete(channel);
-    if (this.subscriber.status === 'ready') await this.subscriber.unsubscribe(channel);
+    if (this.subscriber.status !== 'ready') return;
+    await (this.sharded ? this.subscriber.sunsubscribe(channel) : this.subscriber.unsubscribe(channel));
   }
 
   async close(): Promise<void> {

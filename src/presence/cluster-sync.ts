@@ -6,7 +6,9 @@
  * - Gaps: a receiver that sees a replica's number jump (a lost message), or hears of a replica first in the middle
  *   of its numbers, asks that node for a snapshot; a beacon of each replica's last number every BEACON_MS reveals a
  *   lost last delta of a replica that went quiet.
- * - Catch-up: a tenant that starts on a node asks every node running it for a snapshot.
+ * - Catch-up: a tenant that starts on a node asks every node running it for a snapshot. A snapshot goes out in pieces
+ *   of bounded size (crdt-chunks.ts), so thousands of presences never make one multi-megabyte message; a receiver
+ *   merges each piece as it comes and counts the snapshot's number as merged only once it has every piece.
  * - Death: when membership says a node left, the replicas whose ids name it (newReplicaId) are removed here, so
  *   their entries leave as presence_diff on this node. A removed replica heard from again while its node is live
  *   is accepted again and asked for a snapshot.
@@ -18,18 +20,23 @@ import type { ClusterBus, ClusterMembers } from '../cluster/bus.js';
 import type { Logger } from '../observability/logger.js';
 import type { LocalPublisher } from '../shared/messages.js';
 import { parsePresenceState, type PresenceState } from './crdt.js';
+import { splitState } from './crdt-chunks.js';
 import { replicaNode, type TenantPresence } from './tenant-presence.js';
 
 /** How often each replica's last delta number is announced, so a lost last delta is noticed. */
 const BEACON_MS = 2000;
 /** A snapshot asked of a node for a tenant is not asked again sooner than this. */
 const WANT_AGAIN_MS = 1000;
+/** Bytes of presence state (JSON) per snapshot message, about. */
+const SNAPSHOT_PIECE_BYTES = 64 * 1024;
+/** Most pieces a snapshot is accepted in (a bound on what a receiver keeps track of). */
+const MAX_PIECES = 100_000;
 
 export interface PresenceSyncOptions {
   bus: ClusterBus;
   members: ClusterMembers;
-  /** The Redis channel (with the cluster's key prefix). */
-  channel: string;
+  /** A tenant's Redis channel (with the cluster's key prefix), listened to while the tenant runs here. */
+  channel: (tenant: string) => string;
   /** The presence replicas of the tenants running on this node. */
   running: () => Iterable<TenantPresence>;
   /** Where the diffs of merged changes go (this node's members). */
@@ -39,10 +46,14 @@ export interface PresenceSyncOptions {
   log: Logger;
   /** Counts messages sent and received (metrics). */
   onMessage?: (direction: 'out' | 'in') => void;
+  /** Bytes of state per snapshot message, about (default 64 KiB; tests use less). */
+  snapshotPieceBytes?: number;
 }
 
 type Message =
-  | { t: 'delta' | 'snap'; n: string; tenant: string; r: string; seq: number; s: PresenceState }
+  | { t: 'delta'; n: string; tenant: string; r: string; seq: number; s: PresenceState }
+  /** Piece `part` (from 0) of `parts` of the snapshot `id` of replica `r`. */
+  | { t: 'snap'; n: string; tenant: string; r: string; seq: number; s: PresenceState; id: string; part: number; parts: number }
   | { t: 'want'; n: string; tenant: string; to: string | null }
   | { t: 'beacon'; n: string; tenant: string; r: string; seq: number };
 
@@ -54,6 +65,8 @@ class TenantSync {
   readonly peers = new Map<string, number>();
   /** node -> when a snapshot was last asked of it (`*` = of every node). */
   readonly asked = new Map<string, number>();
+  /** Snapshots of other replicas being received in pieces: which pieces were merged. */
+  readonly pieces = new Map<string, { id: string; got: Set<number> }>();
 
   constructor(readonly presence: TenantPresence) {}
 }
@@ -63,11 +76,12 @@ export class PresenceSync {
   private timer: NodeJS.Timeout | null = null;
   private lastBeacon = 0;
   private stopMembers: (() => void) | null = null;
+  /** Snapshots sent by this node: makes each one's id unique. */
+  private snapshots = 0;
 
   constructor(private readonly opts: PresenceSyncOptions) {}
 
   async start(): Promise<void> {
-    await this.opts.bus.listen(this.opts.channel, (payload) => this.receive(payload));
     this.stopMembers = this.opts.members.onChange(({ left }) => {
       for (const node of left) this.nodeLeft(node);
     });
@@ -81,7 +95,7 @@ export class PresenceSync {
     this.stopMembers?.();
     // Last operations go out, so other nodes do not wait for this node's death to see them.
     this.tick();
-    await this.opts.bus.unlisten(this.opts.channel).catch(() => undefined);
+    await Promise.all([...this.tenants.keys()].map((tenant) => this.opts.bus.unlisten(this.opts.channel(tenant)).catch(() => undefined)));
   }
 
   /** Ships every running tenant's delta; asks for catch-up for tenants new here; beacons now and then. */
@@ -93,7 +107,14 @@ export class PresenceSync {
       seen.add(presence.tenantId);
       let sync = this.tenants.get(presence.tenantId);
       if (sync?.presence !== presence) {
-        // A tenant (re)started here: a new replica, which learns the others' state from their snapshots.
+        // A tenant (re)started here: a new replica, which learns the others' state from their snapshots. Its channel's
+        // SUBSCRIBE is written before the request (answers come a round trip later; one missed is asked for again
+        // when a beacon shows it).
+        if (!this.tenants.has(presence.tenantId)) {
+          this.opts.bus.listen(this.opts.channel(presence.tenantId), (payload) => this.receive(payload)).catch((err: unknown) =>
+            this.opts.log.debug({ err }, 'presence channel not listened to yet (Redis away): on reconnect'),
+          );
+        }
         this.tenants.set(presence.tenantId, (sync = new TenantSync(presence)));
         this.want(sync, null, now);
       }
@@ -105,7 +126,11 @@ export class PresenceSync {
         this.send({ t: 'beacon', n: this.self, tenant: presence.tenantId, r: presence.replica.replicaId, seq: sync.seq });
       }
     }
-    for (const tenant of [...this.tenants.keys()]) if (!seen.has(tenant)) this.tenants.delete(tenant);
+    for (const tenant of [...this.tenants.keys()]) {
+      if (seen.has(tenant)) continue;
+      this.tenants.delete(tenant);
+      void this.opts.bus.unlisten(this.opts.channel(tenant)).catch(() => undefined);
+    }
   }
 
   /** Handles one message from the bus (public for tests that carry messages themselves). */
@@ -125,7 +150,7 @@ export class PresenceSync {
     const { presence } = sync;
     if (msg.t === 'want') {
       if (msg.to !== null && msg.to !== this.self) return;
-      this.send({ t: 'snap', n: this.self, tenant: msg.tenant, r: presence.replica.replicaId, seq: sync.seq, s: presence.snapshot() });
+      this.sendSnapshot(sync);
       return;
     }
     if (msg.r === presence.replica.replicaId) return;
@@ -148,8 +173,30 @@ export class PresenceSync {
       if ((known ?? 0) + 1 !== msg.seq) this.want(sync, msg.n, now);
     }
     presence.mergeRemote(msg.s, this.opts.publisher);
+    if (msg.t === 'snap' && !this.wholeSnapshot(sync, msg)) return;
     // A snapshot covers every delta its replica had sent when it was taken.
     sync.peers.set(msg.r, Math.max(known ?? 0, msg.seq));
+  }
+
+  /** Whether a snapshot piece completes its snapshot (every piece of it merged here). */
+  private wholeSnapshot(sync: TenantSync, msg: Extract<Message, { t: 'snap' }>): boolean {
+    if (msg.parts === 1) return true;
+    let pending = sync.pieces.get(msg.r);
+    // A newer snapshot of the replica replaces one still missing pieces (lost: a later beacon asks again).
+    if (pending?.id !== msg.id) sync.pieces.set(msg.r, (pending = { id: msg.id, got: new Set() }));
+    pending.got.add(msg.part);
+    if (pending.got.size < msg.parts) return false;
+    sync.pieces.delete(msg.r);
+    return true;
+  }
+
+  private sendSnapshot(sync: TenantSync): void {
+    const { presence } = sync;
+    const pieces = splitState(presence.snapshot(), this.opts.snapshotPieceBytes ?? SNAPSHOT_PIECE_BYTES);
+    const id = `${this.self}:${++this.snapshots}`;
+    pieces.forEach((s, part) =>
+      this.send({ t: 'snap', n: this.self, tenant: presence.tenantId, r: presence.replica.replicaId, seq: sync.seq, s, id, part, parts: pieces.length }),
+    );
   }
 
   /** A node left the cluster: the entries of its replicas leave every tenant here. */
@@ -178,7 +225,7 @@ export class PresenceSync {
 
   private send(msg: Message): void {
     this.opts.onMessage?.('out');
-    this.opts.bus.publish(this.opts.channel, JSON.stringify(msg));
+    this.opts.bus.publish(this.opts.channel(msg.tenant), JSON.stringify(msg));
   }
 }
 
@@ -197,9 +244,14 @@ export function parseMessage(payload: string): Message {
       if (!isName(m.r) || !isSeq(m.seq)) throw new TypeError('presence beacon without replica or number');
       return { t: 'beacon', n: m.n, tenant: m.tenant, r: m.r, seq: m.seq };
     case 'delta':
-    case 'snap':
       if (!isName(m.r) || !isSeq(m.seq)) throw new TypeError('presence state without replica or number');
       return { t: m.t, n: m.n, tenant: m.tenant, r: m.r, seq: m.seq, s: parsePresenceState(m.s) };
+    case 'snap': {
+      if (!isName(m.r) || !isSeq(m.seq)) throw new TypeError('presence state without replica or number');
+      const parts = m.parts;
+      if (!isName(m.id) || !isSeq(m.part) || !isSeq(parts) || parts < 1 || parts > MAX_PIECES || m.part >= parts) throw new TypeError('presence snapshot piece without id or position');
+      return { t: 'snap', n: m.n, tenant: m.tenant, r: m.r, seq: m.seq, s: parsePresenceState(m.s), id: m.id, part: m.part, parts };
+    }
     default:
       throw new TypeError('unknown presence message');
   }

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { withLentClient } from '../db/lend.js';
 import type { Logger } from '../observability/logger.js';
 import type { Binding } from './changes/index.js';
 import { ChangesCatalog } from './changes-catalog.js';
@@ -69,7 +70,7 @@ export class ChangesEngine {
     this.tracked = new TrackedSlot(opts.tenantId, opts.slotWarnBytes, this.log);
     this.catalog = new ChangesCatalog(opts.pool);
     this.dispatcher = new ChangesDispatcher(this.catalog, opts.pool, this.log, opts.metrics, { rlsBatch: opts.rlsBatch });
-    this.store = new SubscriberStore(opts.pool, opts.node, opts.tenantId);
+    this.store = new SubscriberStore(opts.pool, opts.node, opts.tenantId, opts.fence?.held ?? null);
     this.groups = new SubscriberGroups(opts.tenantId, opts.pubsub);
     this.rate = new ChangesRateGate(opts.allow, this.log);
     this.idle = new IdleClock(opts.idleDropMs);
@@ -122,7 +123,10 @@ export class ChangesEngine {
   /** Loads the subscribers an earlier run persisted, then streams. Idempotent. */
   start(): Promise<void> {
     this.started ??= (async () => {
-      await this.tracked.prepare(await this.opts.pool());
+      const pool = await this.opts.pool();
+      await this.tracked.prepare(pool);
+      // Claimed first in a cluster: a former owner's later records are refused (SubscriberStore.save), earlier ones load.
+      if (this.opts.fence) await withLentClient(pool, (client) => this.opts.fence!.claim(client, this.tracked.requireName()));
       const pending = await this.store.loadPending();
       this.starts.hold(pending);
       if (pending.length > 0) {
@@ -160,9 +164,9 @@ export class ChangesEngine {
     this.idle.reset();
     let at: Lsn;
     try {
-      // Positions are not confirmed until it is on record: a crash before that would leave a restart nobody to
-      // hold its changes for.
-      at = await this.store.save(sub);
+      // Positions are not confirmed until it is on record (a restart must know whom to hold changes for). The record
+      // keeps where its commits start, for a next owner whose subscriber node cannot say (it missed this answer).
+      at = await this.store.save(sub, this.starts.continuedFrom(sub, opts.after ?? null) ?? 'now');
     } catch (err) {
       this.live.delete(sub);
       this.leaveStarts(sub);

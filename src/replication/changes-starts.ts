@@ -108,14 +108,27 @@ export class SubscriberStarts<S extends ChangesSubscriber> {
   }
 
   /**
-   * It is on record, `at` read meanwhile: a new subscriber is owed the commits at or past it, a rejoin all, or, when
-   * it says which commit it got last (`after`: it moved here from another owner of the tenant), those past that.
-   * Returns where its commits start (the first position it is owed), null if it is not joining.
+   * Where a registered subscriber that continues a record starts (the first position it is owed): past `after`, the
+   * commit it says it got last (it moved here from another owner of the tenant), else where the record says it
+   * starts (0 for a record that does not say: everything held). Null for a new subscription, which starts where it is
+   * put on record.
+   */
+  continuedFrom(sub: S, after: Lsn | null): Lsn | null {
+    const claimed = this.joiners.get(sub)?.claimed;
+    if (!claimed) return null;
+    if (after !== null) return after + 1n;
+    return claimed.start ?? 0n;
+  }
+
+  /**
+   * It is on record, `at` read meanwhile: a new subscriber is owed the commits at or past it, one that continues a
+   * record those from where that one starts (see continuedFrom). Returns where its commits start (the first position
+   * it is owed), null if it is not joining.
    */
   recorded(sub: S, at: Lsn, after: Lsn | null = null): Lsn | null {
     const joiner = this.joiners.get(sub);
     if (!joiner) return null;
-    const from = joiner.claimed ? (after === null ? 0n : after + 1n) : at;
+    const from = this.continuedFrom(sub, after) ?? at;
     joiner.from = from;
     joiner.claimed = null;
     joiner.owed = joiner.owed.filter((t) => t.commitLsn >= from);

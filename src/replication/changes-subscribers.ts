@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { Binding } from './changes/index.js';
-import { parseLsn, type Lsn } from './pgoutput/index.js';
+import { formatLsn, parseLsn, type Lsn } from './pgoutput/index.js';
 import type { OutgoingChange } from '../shared/messages.js';
 
 /** Events queued for a subscriber until its next flush, in order. */
@@ -52,6 +52,8 @@ export class PendingSubscriber {
     readonly legacy: boolean,
     readonly bindings: readonly Binding[],
     readonly claims: Record<string, unknown>,
+    /** The first commit position it is owed, as put on record (null for records of runs before it was kept). */
+    readonly start: Lsn | null = null,
   ) {}
 
   /**
@@ -87,7 +89,15 @@ interface StoredRow {
   topic: string;
   bindings: { legacy?: boolean; list: Binding[] };
   claims: Record<string, unknown>;
+  start: string | null;
 }
+
+/**
+ * Where a saved record's commits start: the WAL insert position read while saving it (a new subscription), a known
+ * position (a subscriber continued from a record, or moved from another owner), or, for a claims update, what the
+ * record says already.
+ */
+export type RecordStart = 'now' | 'keep' | Lsn;
 
 /**
  * Persistence of subscribers in the tenant database (realtime.performer_changes_subscribers), per tenant: several
@@ -98,23 +108,34 @@ export class SubscriberStore {
     private readonly pool: () => Promise<pg.Pool>,
     private readonly node: string,
     private readonly tenant: string,
+    /** In a cluster, the owner's fence row and number: a record is written only while no newer owner claimed. */
+    private readonly fence: { key: string; fence: number } | null = null,
   ) {}
 
   /**
-   * Puts a subscriber on record (or updates its claims) and returns the WAL insert position read while doing so:
-   * every transaction that commits after the subscription was confirmed has its commit record at or past it.
+   * Puts a subscriber on record (or updates its claims) with where its commits start, and returns the WAL insert
+   * position read while doing so (with `start` 'now', the start it was given): every transaction that commits after
+   * the subscription was confirmed has its commit record at or past it.
    */
-  async save(s: ChangesSubscriber): Promise<Lsn> {
+  async save(s: ChangesSubscriber, start: RecordStart = 'keep'): Promise<Lsn> {
     const pool = await this.pool();
     const sub = typeof s.claims.sub === 'string' ? s.claims.sub : null;
-    const { rows } = await pool.query<{ at: string }>(
-      `INSERT INTO realtime.performer_changes_subscribers (instance, topic, bindings, claims, sub, node, tenant)
-       VALUES ($1, $2, $3, $4, $5, $6, $7)
-       ON CONFLICT (instance) DO UPDATE SET claims = EXCLUDED.claims, sub = EXCLUDED.sub
-       RETURNING pg_catalog.pg_current_wal_insert_lsn()::text AS at`,
-      [s.instance, s.topic, JSON.stringify({ legacy: s.legacy, list: s.bindings }), JSON.stringify(s.claims), sub, this.node, this.tenant],
+    const given = typeof start === 'bigint' ? formatLsn(start) : null;
+    // The fence row is share-locked: a newer owner's claim waits for this write (and then loads it), or this write
+    // waits for the claim and sees the newer number (and writes nothing).
+    const { rows } = await pool.query<{ at: string; start: string }>(
+      `WITH f AS (SELECT fence FROM realtime.performer_stream_fences WHERE tenant = $10 FOR SHARE)
+       INSERT INTO realtime.performer_changes_subscribers (instance, topic, bindings, claims, sub, node, tenant, start_lsn)
+       SELECT $1, $2, $3, $4, $5, $6, $7, COALESCE($8::pg_lsn, pg_catalog.pg_current_wal_insert_lsn())
+        WHERE $10::text IS NULL OR COALESCE((SELECT max(fence) FROM f), 0) <= $11::bigint
+       ON CONFLICT (instance) DO UPDATE SET claims = EXCLUDED.claims, sub = EXCLUDED.sub,
+         start_lsn = CASE WHEN $9 THEN realtime.performer_changes_subscribers.start_lsn ELSE EXCLUDED.start_lsn END
+       RETURNING pg_catalog.pg_current_wal_insert_lsn()::text AS at, start_lsn::text AS start`,
+      [s.instance, s.topic, JSON.stringify({ legacy: s.legacy, list: s.bindings }), JSON.stringify(s.claims), sub, this.node, this.tenant, given, start === 'keep', this.fence?.key ?? null, this.fence?.fence ?? 0],
     );
-    return parseLsn(rows[0]!.at);
+    const row = rows[0];
+    if (!row) throw new Error('a newer owner of the tenant runs its streams');
+    return parseLsn(start === 'now' ? row.start : row.at);
   }
 
   async remove(instance: string): Promise<void> {
@@ -126,9 +147,9 @@ export class SubscriberStore {
   async loadPending(): Promise<PendingSubscriber[]> {
     const pool = await this.pool();
     const { rows } = await pool.query<StoredRow>(
-      'SELECT instance::text, topic, bindings, claims FROM realtime.performer_changes_subscribers WHERE tenant = $1 ORDER BY created_at, instance',
+      'SELECT instance::text, topic, bindings, claims, start_lsn::text AS start FROM realtime.performer_changes_subscribers WHERE tenant = $1 ORDER BY created_at, instance',
       [this.tenant],
     );
-    return rows.map((r) => new PendingSubscriber(r.instance, r.topic, r.bindings.legacy === true, r.bindings.list, r.claims));
+    return rows.map((r) => new PendingSubscriber(r.instance, r.topic, r.bindings.legacy === true, r.bindings.list, r.claims, r.start === null ? null : parseLsn(r.start)));
   }
 }

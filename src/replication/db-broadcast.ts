@@ -21,6 +21,11 @@ export interface PipelineOptions {
   slotSuffix?: string;
   /** Stream tuning (tests use short backoffs). */
   replication?: Pick<ReplicationStreamOptions, 'backoff' | 'statusIntervalMs' | 'receiveTimeoutMs'>;
+  /**
+   * In a cluster, the owner's fence: claimed before every connection streams, which ends a paused former owner's
+   * walsender (its temporary slot goes with it, so this one can be made) and refuses a stale owner.
+   */
+  fence?: ReplicationStreamOptions['fence'];
 }
 
 export interface DatabaseBroadcastOptions extends PipelineOptions {
@@ -93,6 +98,7 @@ export function startBroadcastPipeline(opts: PipelineOptions, relay: MessagesRel
       autoAck: true,
       log,
       ...opts.replication,
+      fence: opts.fence,
       prepare: () => prepareMessagesPublication(opts.databaseUrl, log),
       onStreamStart: (lsn) => {
         relay.startsAt(lsn);

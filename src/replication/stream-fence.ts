@@ -15,16 +15,31 @@ export function isFencedError(err: unknown): boolean {
 }
 
 /**
- * The StreamFence of an owner: its fencing number is claimed in the tenant database on the replication connection
- * itself (tenant migration 20), which also ends the walsender of any owner it replaces.
+ * A tenant's streams an owner runs, each fenced on its own: both claim the owner's number, and a claim ends the
+ * walsender of whoever claimed the same stream before, so they must not share a row.
  */
-export function streamFence(owner: OwnerFence): StreamFence {
+export type OwnedStream = 'changes' | 'broadcast';
+
+/** The row of realtime.performer_stream_fences a stream claims (the changes stream's is the tenant's id, as before). */
+export function fenceKey(tenant: string, stream: OwnedStream): string {
+  // Tenant ids are [a-z0-9_-]: a key with a slash is no tenant's.
+  return stream === 'changes' ? tenant : `${tenant}/${stream}`;
+}
+
+/**
+ * The StreamFence of an owner: its fencing number is claimed in the tenant database on the replication connection
+ * itself (tenant migration 20), which also ends the walsender of any owner it replaces and of whatever holds the
+ * slot (a temporary slot of a paused owner included, which its end drops).
+ */
+export function streamFence(owner: OwnerFence, stream: OwnedStream = 'changes'): StreamFence {
+  const key = fenceKey(owner.tenant, stream);
   return {
-    async claim(client: pg.Client, slot: string): Promise<void> {
+    held: { key, fence: owner.fence },
+    async claim(client: pg.ClientBase, slot: string): Promise<void> {
       if (!owner.valid()) throw new Error('this node no longer owns the tenant');
       // A replication connection speaks the simple query protocol only: the values go in as quoted literals.
       if (!Number.isSafeInteger(owner.fence) || owner.fence < 1) throw new Error('invalid fencing number');
-      await client.query(`SELECT realtime.performer_claim_stream_fence(${client.escapeLiteral(owner.tenant)}, ${owner.fence}, ${client.escapeLiteral(slot)})`);
+      await client.query(`SELECT realtime.performer_claim_stream_fence(${client.escapeLiteral(key)}, ${owner.fence}, ${client.escapeLiteral(slot)})`);
     },
     valid: () => owner.valid(),
   };

@@ -65,6 +65,12 @@ export interface ReplicationStreamOptions {
  * is confirmed.
  */
 export interface StreamFence {
-  claim(client: pg.Client, slot: string): Promise<void>;
+  /** `client` may also be an ordinary connection: the claim is the same (an owner claims before it reads its records). */
+  claim(client: pg.ClientBase, slot: string): Promise<void>;
   valid(): boolean;
+  /**
+   * The row of realtime.performer_stream_fences and the number this owner claims: a write made on its behalf (a
+   * subscriber put on record) is refused once a newer owner's number is there.
+   */
+  readonly held?: { key: string; fence: number };
 }

@@ -56,6 +56,8 @@ class GroupRelay {
 /** A subscriber on another node, as this node's engine sees it. */
 class RemoteSubscriber implements LiveSubscriber {
   private readonly queued = new ChangeQueue();
+  /** Where its commits start, as the engine put it on record (what a repeated request is answered with). */
+  start: bigint | null = null;
 
   constructor(
     readonly node: string,
@@ -171,8 +173,8 @@ export class ChangesOwnerSide {
     if (runtime.streamOwner === null || !runtime.streamOwner.valid()) return reply(null, 'this node does not run the tenant\'s streams');
     const engine = this.opts.engineOf(runtime);
     if (existing) {
-      // Asked again by the same node of the same engine: it is served already.
-      if (existing.engine === engine && existing.proxy.node === msg.from) return reply(null, null);
+      // Asked again by the same node of the same engine (its first answer was late): it is served already.
+      if (existing.engine === engine && existing.proxy.node === msg.from) return reply(null, null, existing.proxy.start);
       this.proxies.delete(msg.instance);
       if (existing.engine === engine) await engine.unsubscribe(existing.proxy, { keepRecord: true });
     }
@@ -180,13 +182,14 @@ export class ChangesOwnerSide {
     if (problem) return reply(problem, null);
     const proxy = new RemoteSubscriber(msg.from, this.opts.self, msg.tenant, msg.instance, msg.topic, msg.legacy, msg.bindings, msg.claims, this.opts.send, this.relay);
     this.proxies.set(msg.instance, { proxy, engine });
-    let start: bigint | null;
     try {
-      start = await engine.subscribe(proxy, { after: msg.after === null ? null : BigInt(msg.after) });
+      proxy.start = await engine.subscribe(proxy, { after: msg.after === null ? null : BigInt(msg.after) });
     } catch (err) {
       this.proxies.delete(msg.instance);
       return reply(null, (err as Error).message);
     }
-    reply(null, null, start);
+    // A lease that lapsed meanwhile (a paused process): a newer owner serves it, this answer would be stale.
+    if (!runtime.streamOwner?.valid()) return reply(null, 'this node does not run the tenant\'s streams');
+    reply(null, null, proxy.start);
   }
 }

@@ -47,6 +47,8 @@ interface Route {
   lastLsn: bigint | null;
   local: { engine: ChangesEngine; member: LiveSubscriber } | null;
   closed: boolean;
+  /** Until the subscription is confirmed: settles subscribe() with the outcome of the latest attachment. */
+  pending: ((outcome: { problem: string | null } | { error: unknown }) => void) | null;
 }
 
 export class ChangesRoutes {
@@ -58,18 +60,22 @@ export class ChangesRoutes {
 
   constructor(private readonly opts: ChangesRoutesOptions) {}
 
-  /** Subscribes a channel; resolves with upstream's error text (final) or null. Throws when it may work later. */
+  /**
+   * Subscribes a channel; resolves with upstream's error text (final) or null. Throws when it may work later. When
+   * the tenant's owner changes before the answer, the answer of the owner it moved to decides (the first one's is
+   * stale): the channel is confirmed only once the owner that serves it has it on record.
+   */
   async subscribe(runtime: TenantRuntime, sub: LiveSubscriber): Promise<string | null> {
-    const route: Route = { sub, runtime, owner: null, fence: null, gen: 0, keys: new Set(), lastLsn: null, local: null, closed: false };
+    const route: Route = { sub, runtime, owner: null, fence: null, gen: 0, keys: new Set(), lastLsn: null, local: null, closed: false, pending: null };
     this.routes.set(sub.instance, route);
-    try {
-      const problem = await this.attach(route);
-      if (problem !== null) this.drop(route);
-      return problem;
-    } catch (err) {
-      this.drop(route);
-      throw err;
-    }
+    const outcome = new Promise<{ problem: string | null } | { error: unknown }>((resolve) => (route.pending = resolve));
+    this.attempt(route);
+    const result = await outcome;
+    if ('problem' in result && result.problem === null) return null;
+    // Not served: whoever may have it on record (an owner that answered late, a newer one) lets it go.
+    this.unsubscribe(sub, false);
+    if ('error' in result) throw result.error;
+    return result.problem;
   }
 
   unsubscribe(sub: LiveSubscriber, keepRecord: boolean): void {
@@ -147,6 +153,9 @@ export class ChangesRoutes {
   private drop(route: Route): void {
     route.closed = true;
     route.gen++;
+    const pending = route.pending;
+    route.pending = null;
+    pending?.({ error: new Error('the channel left before its subscription was confirmed') });
     if (this.routes.get(route.sub.instance) === route) this.routes.delete(route.sub.instance);
     this.leaveGroups(route);
   }
@@ -179,29 +188,42 @@ export class ChangesRoutes {
 
   /** Leaves the old owner's groups and subscribes again with `node`, retrying until it works or the channel closes. */
   private reroute(route: Route, node: string, fence: number): void {
-    route.gen++;
     this.leaveGroups(route);
     // The old owner's engine has stopped (or is gone); the record stays for the new owner to continue.
     if (route.local) void route.local.engine.unsubscribe(route.local.member, { keepRecord: true });
     route.local = null;
     route.owner = node;
     route.fence = fence;
-    const attempt = async (): Promise<void> => {
-      if (route.closed) return;
-      try {
-        const problem = await this.attach(route);
-        if (problem !== null && !route.closed) route.sub.notify('error', problem);
-      } catch (err) {
-        if (route.closed) return;
-        this.opts.log.debug({ err, tenant: route.runtime.id }, 'moving a postgres_changes subscription to the new owner failed; retrying');
-        setTimeout(() => void attempt(), RETRY_MS).unref();
-      }
-    };
-    void attempt();
+    this.attempt(route);
   }
 
-  private async attach(route: Route): Promise<string | null> {
+  /**
+   * Attaches the route to the tenant's owner; only the latest attachment's outcome counts. Before the channel is
+   * confirmed it settles subscribe(); after, a failure is retried until it works or the channel closes.
+   */
+  private attempt(route: Route): void {
     const gen = ++route.gen;
+    const latest = () => route.gen === gen && !route.closed;
+    this.attach(route, gen).then(
+      (problem) => {
+        if (!latest()) return;
+        const pending = route.pending;
+        route.pending = null;
+        if (pending) pending({ problem });
+        else if (problem !== null) route.sub.notify('error', problem);
+      },
+      (err: unknown) => {
+        if (!latest()) return;
+        const pending = route.pending;
+        route.pending = null;
+        if (pending) return pending({ error: err });
+        this.opts.log.debug({ err, tenant: route.runtime.id }, 'moving a postgres_changes subscription to the new owner failed; retrying');
+        setTimeout(() => latest() && this.attempt(route), RETRY_MS).unref();
+      },
+    );
+  }
+
+  private async attach(route: Route, gen: number): Promise<string | null> {
     const holder = await this.ownerOf(route.runtime.id);
     if (route.gen !== gen || route.closed) return null;
     const owner = holder.node;

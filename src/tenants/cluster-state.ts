@@ -61,7 +61,7 @@ export class ClusterState {
     const self = config.nodeName;
     const send = (node: string, msg: ToOwner | ToSubscriberNode) => {
       metrics.relayedOut.inc();
-      this.bus.publish(this.nodeChannel(node), JSON.stringify(msg));
+      this.bus.publish(this.bus.nodeChannel(node), JSON.stringify(msg));
     };
     this.ownerSide = new ChangesOwnerSide({
       self,
@@ -110,7 +110,7 @@ export class ClusterState {
     this.presence = new PresenceSync({
       bus: this.bus,
       members: this.members,
-      channel: this.bus.channel('presence'),
+      channel: (tenant) => this.bus.tenantChannel(tenant, 'presence'),
       running: () => registry.running().map((t) => t.presence),
       publisher: deps.local,
       batchMs: config.clusterPresenceBatchMs,
@@ -121,7 +121,7 @@ export class ClusterState {
 
   async start(): Promise<void> {
     const receive = (payload: string) => this.receive(payload);
-    await Promise.all([this.bus.listen(this.nodeChannel(this.deps.config.nodeName), receive), this.bus.listen(this.bus.channel('changes-owners'), receive)]).catch((err: unknown) =>
+    await this.bus.listen(this.bus.nodeChannel(this.deps.config.nodeName), receive).catch((err: unknown) =>
       this.deps.log.warn({ err }, 'cluster bus not listening yet (Redis away); it will on reconnect'),
     );
     this.stopMembers = this.members.onChange(({ left }) => {
@@ -138,10 +138,6 @@ export class ClusterState {
     await this.ownership.stop();
     await this.presence.stop();
     await this.bus.close();
-  }
-
-  private nodeChannel(node: string): string {
-    return this.bus.channel(`changes:${node}`);
   }
 
   private receive(payload: string): void {
@@ -172,7 +168,10 @@ export class ClusterState {
     // Every renewal repeats it: a node that missed one hears the next.
     this.routes.ownerAnnounced(tenant, this.deps.config.nodeName, fence);
     const up = this.deps.registry.peek(tenant)?.replication?.status === 'up';
-    this.bus.publish(this.bus.channel('changes-owners'), JSON.stringify({ t: 'owner', from: this.deps.config.nodeName, tenant, fence, up }));
+    // To each node's own channel, where this owner's events for it go too: a node hears of the new owner only after
+    // everything the one before sent it (one channel keeps its order, also across Redis Cluster shards).
+    const announcement = JSON.stringify({ t: 'owner', from: this.deps.config.nodeName, tenant, fence, up });
+    for (const node of this.members.live()) if (node !== this.deps.config.nodeName) this.bus.publish(this.bus.nodeChannel(node), announcement);
   }
 
   /**

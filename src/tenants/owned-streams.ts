@@ -52,8 +52,10 @@ class StreamsGate {
     if (this.running !== null && this.running.fence !== fence) await this.stopChildren();
     if (fence === null || this.running !== null) return;
     const tenant = this.runtime.id;
+    const owner = { tenant, fence, valid: () => this.owner.valid(tenant) };
     this.runtime.streamOwner = {
-      fence: streamFence({ tenant, fence, valid: () => this.owner.valid(tenant) }),
+      fence: streamFence(owner, 'changes'),
+      broadcastFence: streamFence(owner, 'broadcast'),
       valid: () => this.owner.valid(tenant),
       published: this.owner.published ? () => this.owner.published!() : undefined,
     };

@@ -54,6 +54,8 @@ export function replicationChild(runtime: TenantRuntime, config: Config, publish
             // distinct slots.
             slotSuffix: [config.slotNameSuffix, broadcastSlotTag(runtime.id, oid)].filter(Boolean).join('_'),
             replication: { backoff: { initialMs: config.tenantBackoffMinMs, maxMs: config.tenantBackoffMaxMs } },
+            // Started by the owned-streams gate after it set the owner: in a cluster the stream claims its fence.
+            fence: runtime.streamOwner?.broadcastFence,
           },
           runtime.messagesRelay,
         );

@@ -94,7 +94,13 @@ export class TenantRuntime {
   /** Postgres Changes, while anyone subscribes (or an earlier run's subscribers may rejoin). */
   changes: ChangesEngine | null = null;
   /** In a cluster, while this node owns the tenant: what guards its streams (null otherwise, and when alone). */
-  streamOwner: { fence: StreamFence; valid(): boolean; published?: () => Promise<void> | null } | null = null;
+  streamOwner: {
+    /** Postgres Changes' stream's fence, and the database-broadcast stream's (each claims its own row). */
+    fence: StreamFence;
+    broadcastFence: StreamFence;
+    valid(): boolean;
+    published?: () => Promise<void> | null;
+  } | null = null;
   /** Whether the database can do logical replication at all (wal_level and the like). */
   readonly replicationCheck: ReplicationCheck;
   /** Set by the tenant's supervisor: where an exception from this tenant's handlers is reported. */

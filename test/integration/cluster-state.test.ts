@@ -3,135 +3,21 @@
  * nodes, Postgres Changes on every node with RLS per user, and the tenant's replication surviving its owner's
  * `kill -9` and `SIGSTOP` with every committed insert delivered exactly once, never two walsenders at a time.
  */
-import type { ChildProcess } from 'node:child_process';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { createClient, type RealtimeChannel, type SupabaseClient } from '@supabase/supabase-js';
+import type { RealtimeChannel, SupabaseClient } from '@supabase/supabase-js';
 import pg from 'pg';
-import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { signHs256 } from '../../src/auth/jwt.js';
-import { findFreePort } from '../../src/db/embedded-postgres.js';
-import { startPerformerProcess } from '../support/performer-process.js';
-import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
-import { PrivateRedis } from '../support/redis.js';
-import { sleep, TEST_API_SECRET, TEST_SECRET } from '../support/server.js';
+import { changesChannel, ProcessCluster, token, until, USER_1, USER_2 } from '../support/cluster-processes.js';
+import { sleep } from '../support/server.js';
 
 const NAMES = ['node-a', 'node-b', 'node-c'] as const;
 type Name = (typeof NAMES)[number];
-const USER_1 = '11111111-1111-4111-8111-111111111111';
-const USER_2 = '22222222-2222-4222-8222-222222222222';
 
-interface Node {
-  name: Name;
-  port: number;
-  proc: ChildProcess;
-  dir: string;
-}
-
-let db: TestDatabase;
-let redis: PrivateRedis;
+let cluster: ProcessCluster;
 let sql: pg.Client;
-const nodes = new Map<Name, Node>();
-const clients: SupabaseClient[] = [];
-/** Most walsenders of one application streaming at once (a new owner's connection claiming its fence not counted), polled all along. */
-const maxWalsenders = new Map<string, number>();
-let polling = true;
-let poller: Promise<void> = Promise.resolve();
-
-const until = async (cond: () => boolean | Promise<boolean>, what: string, ms = 30_000): Promise<void> => {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-};
-
-async function startNode(name: Name, port?: number): Promise<Node> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), `performer-${name}-`));
-  await chmod(dir, 0o755);
-  const p = port ?? (await findFreePort());
-  const proc = await startPerformerProcess(p, db.url, dir, {
-    NODE_NAME: name,
-    REDIS_URL: redis.url,
-    REDIS_KEY_PREFIX: 'cluster-state-test:',
-    API_JWT_SECRET: TEST_API_SECRET,
-    CLUSTER_HEARTBEAT_MS: '200',
-    CLUSTER_MEMBER_TTL_MS: '1500',
-    CLUSTER_OWNERSHIP_TTL_MS: '1500',
-    CLUSTER_PRESENCE_BATCH_MS: '20',
-    CHANGES_GRACE_MS: '60000',
-    LOG_LEVEL: process.env.CLUSTER_TEST_LOGS ?? 'warn',
-  });
-  if (process.env.CLUSTER_TEST_LOGS) {
-    const { createWriteStream } = await import('node:fs');
-    const out = createWriteStream(`/tmp/cluster-${name}-${p}.log`);
-    proc.stdout?.pipe(out);
-    proc.stderr?.pipe(out);
-  }
-  const node = { name, port: p, proc, dir };
-  nodes.set(name, node);
-  return node;
-}
-
-async function token(claims: Record<string, unknown>, secret = TEST_SECRET): Promise<string> {
-  return signHs256({ exp: Math.floor(Date.now() / 1000) + 3600, ...claims }, secret);
-}
-
-async function client(node: Node, claims: Record<string, unknown> = { role: 'authenticated', sub: USER_1 }): Promise<SupabaseClient> {
-  const c = createClient(`http://127.0.0.1:${node.port}`, await token(claims), {
-    realtime: { transport: WebSocket as never, heartbeatIntervalMs: 1000 } as never,
-    auth: { persistSession: false },
-  });
-  clients.push(c);
-  return c;
-}
-
-/** The node that owns the default tenant's replication, as /api/cluster on `via` says. */
-async function ownerSeenBy(via: Node): Promise<string | null> {
-  const res = await fetch(`http://127.0.0.1:${via.port}/api/cluster`, { headers: { authorization: `Bearer ${await token({ role: 'admin' }, TEST_API_SECRET)}` } });
-  const body = (await res.json()) as { nodes: { name: string; tenants: string[] }[] };
-  return body.nodes.find((n) => n.tenants.includes('realtime-dev'))?.name ?? null;
-}
-
-/** A postgres_changes channel counting the ids it receives and its `Subscribed to PostgreSQL`. */
-function changesChannel(c: SupabaseClient, topic: string, table: string): { ids: number[]; subscribed: () => number; channel: RealtimeChannel } {
-  const ids: number[] = [];
-  let subscribed = 0;
-  const channel = c
-    .channel(topic)
-    .on('postgres_changes', { event: 'INSERT', schema: 'public', table }, (p) => ids.push((p.new as { id: number }).id))
-    .on('system', {}, (m: { extension?: string; status: string }) => {
-      if (m.extension === 'postgres_changes' && m.status === 'ok') subscribed++;
-    });
-  channel.subscribe();
-  return { ids, subscribed: () => subscribed, channel };
-}
-
-async function pollWalsenders(): Promise<void> {
-  const probe = new pg.Client({ connectionString: db.url });
-  probe.on('error', () => undefined);
-  await probe.connect();
-  try {
-    while (polling) {
-      const { rows } = await probe.query<{ app: string; n: number }>(
-        `SELECT r.application_name AS app, count(*)::int AS n FROM pg_stat_replication r JOIN pg_stat_activity a USING (pid)
-          WHERE a.datname = current_database() AND r.state IN ('catchup', 'streaming') GROUP BY 1`,
-      );
-      for (const { app, n } of rows) maxWalsenders.set(app, Math.max(maxWalsenders.get(app) ?? 0, n));
-      await sleep(20);
-    }
-  } finally {
-    await probe.end().catch(() => undefined);
-  }
-}
 
 beforeAll(async () => {
-  db = await createTestDatabase('cluster_state');
-  redis = await PrivateRedis.start();
-  for (const name of NAMES) await startNode(name);
-  sql = new pg.Client({ connectionString: db.url });
+  cluster = await ProcessCluster.start('cluster_state', NAMES);
+  sql = new pg.Client({ connectionString: cluster.db.url });
   sql.on('error', () => undefined);
   await sql.connect();
   await sql.query(`
@@ -141,35 +27,25 @@ beforeAll(async () => {
     CREATE TABLE public.events (id int PRIMARY KEY);
     ALTER PUBLICATION supabase_realtime ADD TABLE public.todos, public.events;
   `);
-  poller = pollWalsenders();
+  cluster.pollWalsenders();
   serviceKey = await token({ role: 'service_role' });
 }, 120_000);
 
 afterAll(async () => {
-  polling = false;
-  await poller.catch(() => undefined);
-  for (const c of clients) c.realtime.disconnect();
-  for (const node of nodes.values()) {
-    if (node.proc.signalCode === null && node.proc.exitCode === null) {
-      node.proc.kill('SIGCONT');
-      node.proc.kill('SIGKILL');
-    }
-    await rm(node.dir, { recursive: true, force: true });
-  }
   await sql?.end().catch(() => undefined);
-  await redis?.stop();
-  await db?.drop();
+  await cluster?.stop();
 });
 
-const node = (name: Name): Node => nodes.get(name)!;
+const node = (name: Name) => cluster.node(name);
+const client = (n: ReturnType<typeof node>, claims?: Record<string, unknown>) => cluster.client(n, claims);
+const ownerSeenBy = (via: ReturnType<typeof node>) => cluster.ownerSeenBy(via);
 /** One supabase-js client per node for the Redis restart test, as the service role. */
 const perNode = new Map<Name, SupabaseClient>();
 let serviceKey = '';
 const nodeClientOf = (name: Name): SupabaseClient => {
   let c = perNode.get(name);
   if (!c) {
-    c = createClient(`http://127.0.0.1:${node(name).port}`, serviceKey, { realtime: { transport: WebSocket as never, heartbeatIntervalMs: 1000 } as never, auth: { persistSession: false } });
-    clients.push(c);
+    c = cluster.clientWithKey(node(name), serviceKey);
     perNode.set(name, c);
   }
   return c;
@@ -219,7 +95,7 @@ describe('a cluster of three nodes', () => {
     let writing = true;
     const deadline = Date.now() + 120_000;
     const writer = (async () => {
-      while (writing && polling && Date.now() < deadline) {
+      while (writing && cluster.running && Date.now() < deadline) {
         // The test failed and the database is going away: stop writing.
         if (!(await sql.query('INSERT INTO public.events VALUES ($1)', [next]).then(() => true, () => false))) return;
         committed.push(next++);
@@ -272,12 +148,12 @@ describe('a cluster of three nodes', () => {
     // The paused node's client may have given up on its socket and rejoined: it got nothing twice before that.
     const paused = watchers.get(second)!;
     if (paused.subscribed() === 1) expect(paused.ids).toEqual(committed.slice(0, paused.ids.length));
-    expect(maxWalsenders.get('performer_postgres_changes')).toBe(1);
-    for (const [app, n] of maxWalsenders) expect([app, n]).toEqual([app, 1]);
+    expect(cluster.maxWalsenders.get('performer_postgres_changes')).toBe(1);
+    for (const [app, n] of cluster.maxWalsenders) expect([app, n]).toEqual([app, 1]);
   }, 180_000);
 
   it('keeps presence and Postgres Changes through a Redis restart', async () => {
-    const live = NAMES.filter((n) => node(n).proc.exitCode === null && node(n).proc.signalCode === null);
+    const live = NAMES.filter((n) => cluster.alive(n));
     const [x, y] = live as [Name, Name];
     const watchers = [x, y].map((name) => changesChannel(nodeClient(name), `outage-${name}`, 'events'));
     await until(() => watchers.every((w) => w.subscribed() === 1), 'subscriptions before the outage');
@@ -301,7 +177,7 @@ describe('a cluster of three nodes', () => {
       }
     };
     await insert(10);
-    await redis.halt();
+    await cluster.redis.halt();
     await insert(10);
     // Tracked while Redis is away: its delta is lost, and a snapshot brings it over afterwards.
     const during = lobby(x, 'during-outage', await client(node(x), { role: 'service_role' }));
@@ -309,7 +185,7 @@ describe('a cluster of three nodes', () => {
     // Longer than a lease: the owner lets go of the tenant's streams.
     await sleep(2500);
     await insert(10);
-    await redis.resume();
+    await cluster.redis.resume();
     await insert(10);
     for (const w of watchers) await until(() => w.ids.length >= committed.length, 'every insert after the outage', 30_000);
     await sleep(1000);

@@ -70,7 +70,7 @@ interface Node {
   diffs: PubSubMessage[];
 }
 
-function cluster(n: number): { bus: HeldBus; nodes: Node[]; names: string[] } {
+function cluster(n: number, snapshotPieceBytes?: number): { bus: HeldBus; nodes: Node[]; names: string[] } {
   const bus = new HeldBus();
   const names = Array.from({ length: n }, (_, i) => `node-${i}`);
   const nodes = names.map((name) => {
@@ -79,11 +79,12 @@ function cluster(n: number): { bus: HeldBus; nodes: Node[]; names: string[] } {
     const sync = new PresenceSync({
       bus: bus.forNode(name),
       members: new Members(name, names),
-      channel: 'presence',
+      channel: () => 'presence',
       running: () => [presence],
       publisher: { publishLocal: (msg) => void diffs.push(msg) },
       batchMs: 10,
       log,
+      snapshotPieceBytes,
     });
     return { name, presence, sync, diffs };
   });
@@ -155,10 +156,10 @@ function run(ops: Op[], bus: HeldBus, nodes: Node[]): void {
 }
 
 describe('presence replicated across nodes', () => {
-  it('converges on every node under reordering, duplication and loss, once messages flow again', () => {
+  it('converges on every node under reordering, duplication and loss, once messages flow again (snapshots whole or in pieces)', () => {
     fc.assert(
-      fc.property(fc.array(op, { maxLength: 80 }), (ops) => {
-        const { bus, nodes } = cluster(N);
+      fc.property(fc.array(op, { maxLength: 80 }), fc.constantFrom(undefined, 150, 400), (ops, pieceBytes) => {
+        const { bus, nodes } = cluster(N, pieceBytes);
         run(ops, bus, nodes);
         heal(bus, nodes, 1_000_000);
         const first = view(nodes[0]!);
@@ -206,7 +207,7 @@ describe('presence replicated across nodes', () => {
     expect(b.diffs.map((d) => JSON.parse((d.env as { payloadJson: string }).payloadJson).joins)).toEqual([expect.objectContaining({ alice: expect.anything() })]);
     // A third node starts late: its first tick asks for snapshots.
     const late = new TenantPresence('t1', newReplicaId('node-late'));
-    const sync = new PresenceSync({ bus: bus.forNode('node-late'), members: new Members('node-late', ['node-0', 'node-1', 'node-late']), channel: 'presence', running: () => [late], publisher: { publishLocal: () => undefined }, batchMs: 10, log });
+    const sync = new PresenceSync({ bus: bus.forNode('node-late'), members: new Members('node-late', ['node-0', 'node-1', 'node-late']), channel: () => 'presence', running: () => [late], publisher: { publishLocal: () => undefined }, batchMs: 10, log });
     void sync.start();
     sync.tick(5);
     bus.drain();
@@ -215,6 +216,47 @@ describe('presence replicated across nodes', () => {
     b.sync.nodeLeft('node-0');
     expect(b.presence.replica.list(TOPIC)).toEqual({});
     expect(JSON.parse((b.diffs.at(-1)!.env as { payloadJson: string }).payloadJson).leaves).toHaveProperty('alice');
+  });
+
+  it('sends a large snapshot in bounded pieces, and counts it as merged only once every piece arrived', () => {
+    const { bus, nodes } = cluster(2, 16 * 1024);
+    const [a, b] = nodes as [Node, Node];
+    /** Hands a node what waits for it, as received at `now`. */
+    const deliverAt = (node: Node, now: number) => {
+      const box = bus.inbox.get(node.name)!;
+      while (box.length > 0) node.sync.receive(box.shift()!, now);
+    };
+    a.sync.tick(0);
+    b.sync.tick(0);
+    deliverAt(a, 0);
+    deliverAt(b, 0);
+    deliverAt(a, 0);
+    deliverAt(b, 0);
+    for (let i = 0; i < 3000; i++) a.presence.track(TOPIC, `p${i}`, `user-${i}`, { name: `user number ${i}` });
+    // Its delta is lost: b learns of a's state from a snapshot, asked for when a's beacon shows what it missed.
+    a.sync.tick(10);
+    bus.drop(b.name, 0);
+    a.sync.tick(5000);
+    deliverAt(b, 5000);
+    expect(bus.inbox.get(a.name)!.map((m) => JSON.parse(m).t)).toEqual(['want']);
+    deliverAt(a, 5000);
+    const pieces = bus.inbox.get(b.name)!;
+    expect(pieces.length).toBeGreaterThan(3);
+    for (const m of pieces) expect(JSON.parse(m)).toMatchObject({ t: 'snap', parts: pieces.length });
+    for (const m of pieces) expect(m.length).toBeLessThanOrEqual(16 * 1024 + 300);
+    // One piece is lost: b has the others' presences, and does not count a's number as merged.
+    bus.drop(b.name, 1);
+    deliverAt(b, 5000);
+    expect(b.presence.size).toBeGreaterThan(0);
+    expect(b.presence.size).toBeLessThan(3000);
+    // a's next beacon still shows b it lacks a's number: it asks again and gets every piece.
+    a.sync.tick(10_000);
+    deliverAt(b, 10_000);
+    expect(bus.inbox.get(a.name)!.map((m) => JSON.parse(m).t)).toEqual(['want']);
+    deliverAt(a, 10_000);
+    deliverAt(b, 10_000);
+    expect(view(b)).toBe(view(a));
+    expect(b.presence.size).toBe(3000);
   });
 
   it('refuses malformed messages whole', () => {

@@ -105,6 +105,29 @@ describe('subscriber starts', () => {
     expect(lsns(next.ready(31n)[0]!.owed)).toEqual([30n]);
   });
 
+  it('a move whose node cannot say where it started (the first answer never reached it) starts where the record says', () => {
+    const s = sub('00000000-0000-4000-8000-000000000001');
+    const next = new SubscriberStarts<ChangesSubscriber>();
+    // Its record, written by the owner that answered too late, says it starts at 25.
+    next.hold([new PendingSubscriber(s.instance, 'room', false, [binding('t')], { role: 'anon' }, 25n)]);
+    next.taken([commit(10n), commit(20n), commit(30n)]);
+    expect(next.register(s)).not.toBeNull();
+    expect(next.continuedFrom(s, null)).toBe(25n);
+    expect(next.continuedFrom(s, 27n)).toBe(28n);
+    expect(next.recorded(s, 99n, null)).toBe(25n);
+    expect(lsns(next.ready(31n)[0]!.owed)).toEqual([30n]);
+    // A record of a run before starts were kept: everything held.
+    const old = new SubscriberStarts<ChangesSubscriber>();
+    old.hold([held({ role: 'anon' })]);
+    old.taken([commit(10n)]);
+    old.register(s);
+    expect(old.recorded(s, 99n, null)).toBe(0n);
+    // A new subscription has no start before it is on record.
+    const fresh = new SubscriberStarts<ChangesSubscriber>();
+    fresh.register(s);
+    expect(fresh.continuedFrom(s, 27n)).toBeNull();
+  });
+
   it('a subscriber of another role starts fresh and leaves the held one to its own rejoin', () => {
     const starts = new SubscriberStarts<ChangesSubscriber>();
     starts.hold([held({ role: 'service_role' })]);

@@ -48,4 +48,41 @@ describe('persisted changes subscribers', () => {
     expect(at).toBeGreaterThanOrEqual(before);
     expect(at).toBeLessThanOrEqual(after);
   });
+
+  it('keeps where a subscriber starts: set when it is new or continued from a known position, kept by a claims update', async () => {
+    const store = new SubscriberStore(async () => pool, 'node-1', 'tenant-c');
+    const s = subscriber('00000000-0000-4000-8000-00000000000c', { role: 'anon' });
+    const startOf = async () => (await store.loadPending()).find((p) => p.instance === s.instance)!.start;
+    const before = await insertPosition();
+    const first = await store.save(s, 'now');
+    expect(first).toBeGreaterThanOrEqual(before);
+    expect(await startOf()).toBe(first);
+    await store.save({ ...s, claims: { role: 'anon', sub: 'u1' } });
+    expect(await startOf()).toBe(first);
+    await store.save(s, 42n);
+    expect(await startOf()).toBe(42n);
+    // Put on record again as new (a newer owner that had not loaded it): it starts where that one read.
+    const again = await store.save(s, 'now');
+    expect(again).toBeGreaterThan(first);
+    expect(await startOf()).toBe(again);
+    await store.remove(s.instance);
+  });
+
+  it("refuses to put a subscriber on record for an owner once a newer owner's number is claimed", async () => {
+    const store = new SubscriberStore(async () => pool, 'node-1', 'tenant-f', { key: 'tenant-f', fence: 5 });
+    const s = subscriber('00000000-0000-4000-8000-00000000000f', { role: 'anon' });
+    // No owner claimed yet, then this one: written.
+    await store.save(s, 'now');
+    await pool.query(`SELECT realtime.performer_claim_stream_fence('tenant-f', 5, 'no_such_slot')`);
+    await store.save(s, 'keep');
+    await store.remove(s.instance);
+    // A newer owner claims: the former one writes nothing more.
+    await pool.query(`SELECT realtime.performer_claim_stream_fence('tenant-f', 6, 'no_such_slot')`);
+    await expect(store.save(s, 'now')).rejects.toThrow('a newer owner of the tenant runs its streams');
+    expect(await store.loadPending()).toEqual([]);
+    // Another tenant's row is not this one's fence.
+    const other = new SubscriberStore(async () => pool, 'node-1', 'tenant-g', { key: 'tenant-g', fence: 1 });
+    await other.save(subscriber('00000000-0000-4000-8000-0000000000f1', { role: 'anon' }), 'now');
+    expect((await other.loadPending()).length).toBe(1);
+  });
 });

@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseLsn } from '../../src/replication/pgoutput/index.js';
-import { isFencedError, streamFence } from '../../src/replication/stream-fence.js';
+import { isFencedError, streamFence, type OwnedStream } from '../../src/replication/stream-fence.js';
 import { ReplicationStream, type ReplicationEvent } from '../../src/replication/stream.js';
 import { migrateTenantDatabase } from '../../src/tenants/migrate.js';
 import { createTestDatabase, withClient, type TestDatabase } from '../support/postgres.js';
@@ -35,19 +35,24 @@ const slotRow = (slot: string) =>
   withClient(db.url, async (c) => (await c.query<{ lsn: string; pid: number | null }>('SELECT confirmed_flush_lsn::text AS lsn, active_pid AS pid FROM pg_replication_slots WHERE slot_name = $1', [slot])).rows[0]!);
 const ids = (events: ReplicationEvent[]) => events.flatMap((e) => (e.message.tag === 'insert' && e.message.new[0]?.kind === 'text' ? [Number(e.message.new[0].value)] : []));
 
-function owner(fence: number, slot: string, valid: { ok: boolean }): { stream: ReplicationStream; events: ReplicationEvent[] } {
+function owner(
+  fence: number,
+  slot: string,
+  valid: { ok: boolean },
+  { tenant = 'tenant-a', stream: which = 'changes' as OwnedStream, temporary = false } = {},
+): { stream: ReplicationStream; events: ReplicationEvent[] } {
   const events: ReplicationEvent[] = [];
 
   const stream = new ReplicationStream({
     connection: db.url,
     publications: ['fence_pub'],
     slot,
-    temporary: false,
+    temporary,
     autoAck: true,
     statusIntervalMs: 100,
     backoff: { initialMs: 50, maxMs: 200 },
     handler: (e) => void events.push(e),
-    fence: streamFence({ tenant: 'tenant-a', fence, valid: () => valid.ok }),
+    fence: streamFence({ tenant, fence, valid: () => valid.ok }, which),
   });
   streams.push(stream);
   stream.start();
@@ -108,5 +113,32 @@ describe('a fenced replication stream', () => {
     expect((await slotRow(slot)).lsn).toBe(frozen);
     await o.stream.stop();
     expect((await slotRow(slot)).lsn).toBe(frozen);
+  });
+
+  it("keeps an owner's two streams apart, and a newer owner's broadcast stream takes a paused one's temporary slot", async () => {
+    const changes = owner(20, 'fence_two_changes', { ok: true }, { tenant: 'tenant-b' });
+    await until(() => changes.stream.status === 'up', 'the changes stream to stream');
+    const changesPid = (await slotRow('fence_two_changes')).pid;
+    const pausedValid = { ok: true };
+    const paused = owner(20, 'fence_two_msgs', pausedValid, { tenant: 'tenant-b', stream: 'broadcast', temporary: true });
+    await until(() => paused.stream.status === 'up', 'the broadcast stream to stream');
+    await insert(200);
+    await until(() => ids(changes.events).includes(200) && ids(paused.events).includes(200), 'both streams to read row 200');
+    // Claiming the same number for its other stream did not end the first one's walsender.
+    expect(changes.stream.status).toBe('up');
+    expect((await slotRow('fence_two_changes')).pid).toBe(changesPid);
+
+    // Paused past its lease (its connection still open, holding the temporary slot): the next owner takes it over.
+    pausedValid.ok = false;
+    const pausedPid = (await slotRow('fence_two_msgs')).pid;
+    const next = owner(21, 'fence_two_msgs', { ok: true }, { tenant: 'tenant-b', stream: 'broadcast', temporary: true });
+    await until(() => next.stream.status === 'up', "the next owner's broadcast stream to stream");
+    expect((await slotRow('fence_two_msgs')).pid).not.toBe(pausedPid);
+    await insert(201);
+    await until(() => ids(next.events).includes(201), 'the next owner to read row 201');
+    expect(ids(paused.events)).not.toContain(201);
+    // The first owner's changes stream is another row: untouched by the broadcast takeover.
+    expect((await slotRow('fence_two_changes')).pid).toBe(changesPid);
+    await Promise.all([paused.stream.stop(), changes.stream.stop(), next.stream.stop()]);
   });
 });

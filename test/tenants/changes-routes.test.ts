@@ -110,6 +110,70 @@ describe('Postgres Changes routed to the tenant owner', () => {
     expect(sent.at(-1)).toMatchObject({ node: 'node-o2', msg: { t: 'sub', instance: 'inst-1', after: '700' } });
   });
 
+  it('is confirmed by the owner it moved to when the owner changes before the first answer, whose late answer is ignored', async () => {
+    const sent: { node: string; msg: ToOwner }[] = [];
+    let holderNode = 'node-o1';
+    const routes = new ChangesRoutes({
+      self: 'node-s',
+      // Nobody answers by itself: the test does, in the order it wants.
+      send: (node, msg) => void sent.push({ node, msg }),
+      holder: async () => ({ node: holderNode, fence: holderNode === 'node-o1' ? 1 : 2 }),
+      engineOf: () => {
+        throw new Error('no local engine in this test');
+      },
+      local: { publishLocal: () => undefined },
+      log,
+    });
+    const sub = subscriber();
+    let outcome: string | null | undefined;
+    const subscribing = routes.subscribe(runtime, sub).then((r) => (outcome = r));
+    await new Promise((r) => setTimeout(r, 10));
+    const first = sent[0]!.msg as Extract<ToOwner, { t: 'sub' }>;
+    expect(sent[0]!.node).toBe('node-o1');
+    // The owner (paused) has not answered; another takes over.
+    holderNode = 'node-o2';
+    routes.ownerAnnounced('t1', 'node-o2', 2);
+    await new Promise((r) => setTimeout(r, 10));
+    const second = sent.at(-1)!.msg as Extract<ToOwner, { t: 'sub' }>;
+    expect(sent.at(-1)!.node).toBe('node-o2');
+    expect(second.after).toBeNull();
+    // The first owner wakes up and answers (as a stale owner would, or even as if it had served it): not confirmed.
+    routes.receive({ t: 'reply', from: 'node-o1', tenant: 't1', id: first.id, problem: null, retry: null, start: '100' });
+    routes.receive({ t: 'reply', from: 'node-o1', tenant: 't1', id: first.id, problem: null, retry: 'this node does not run the tenant\'s streams', start: null });
+    await new Promise((r) => setTimeout(r, 10));
+    expect(outcome).toBeUndefined();
+    routes.receive({ t: 'reply', from: 'node-o2', tenant: 't1', id: second.id, problem: null, retry: null, start: '500' });
+    await subscribing;
+    expect(outcome).toBeNull();
+    // Where it starts is the answer of the owner that serves it.
+    routes.ownerAnnounced('t1', 'node-o2', 3);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(sent.at(-1)).toMatchObject({ node: 'node-o2', msg: { t: 'sub', after: '499' } });
+  });
+
+  it('lets every owner that may hold it go when a subscription fails before it is confirmed', async () => {
+    const sent: { node: string; msg: ToOwner }[] = [];
+    const routes = new ChangesRoutes({
+      self: 'node-s',
+      send: (node, msg) => {
+        sent.push({ node, msg });
+        if (msg.t === 'sub') queueMicrotask(() => routes.receive({ t: 'reply', from: node, tenant: msg.tenant, id: msg.id, problem: null, retry: 'database away', start: null }));
+      },
+      holder: async () => ({ node: 'node-o1', fence: 1 }),
+      engineOf: () => {
+        throw new Error('no local engine in this test');
+      },
+      local: { publishLocal: () => undefined },
+      log,
+    });
+    await expect(routes.subscribe(runtime, subscriber())).rejects.toThrow('database away');
+    expect(sent.map((m) => [m.node, m.msg.t])).toEqual([
+      ['node-o1', 'sub'],
+      ['node-o1', 'unsub'],
+    ]);
+    expect(sent[1]!.msg).toMatchObject({ keep: false });
+  });
+
   it('drops malformed bus messages', () => {
     expect(parseChangesWire('nope')).toBeNull();
     expect(parseChangesWire('{"t":"items","from":"a","tenant":"t","instance":"i","items":[{"type":"INSERT","data":"{}","idsJson":null,"lsn":"x1"}]}')).toBeNull();

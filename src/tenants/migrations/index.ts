@@ -17,6 +17,7 @@ import { sql as storageFunctions } from './017-storage-functions.js';
 import { sql as streamFences } from './020-stream-fences.js';
 import { sql as restAuthenticator } from './021-rest-authenticator.js';
 import { sql as changesVisibleKeysLean } from './022-changes-visible-keys-lean.js';
+import { sql as changesSubscribersStart } from './023-changes-subscribers-start.js';
 import { sql as storageObjectVersions } from './024-storage-object-versions.js';
 
 export interface TenantMigration {
@@ -47,5 +48,6 @@ export const tenantMigrations: readonly TenantMigration[] = [
   { version: 20, name: 'stream_fences', sql: streamFences },
   { version: 21, name: 'rest_authenticator', sql: restAuthenticator },
   { version: 22, name: 'changes_visible_keys_lean', sql: changesVisibleKeysLean },
+  { version: 23, name: 'changes_subscribers_start', sql: changesSubscribersStart },
   { version: 24, name: 'storage_object_versions', sql: storageObjectVersions },
 ];
