@@ -69,7 +69,10 @@ export function buildPerformerAt(rev: string): PerformerBuild {
   const label = `performer@${rev}`;
   const dir = path.join(os.tmpdir(), `performer-bench-at-${commit.slice(0, 12)}`);
   const flags = () => startFlags(readFileSync(path.join(dir, 'package.json'), 'utf8'));
-  if (existsSync(path.join(dir, 'dist', 'server.js'))) return { label, dist: path.join(dir, 'dist'), flags: flags() };
+  // A kept build whose node_modules link points into a checkout since removed (another worktree's) is built again.
+  if (existsSync(path.join(dir, 'dist', 'server.js')) && existsSync(path.join(dir, 'node_modules', 'jose'))) {
+    return { label, dist: path.join(dir, 'dist'), flags: flags() };
+  }
   const tree = mkdtempSync(path.join(os.tmpdir(), 'performer-bench-tree-'));
   rmSync(tree, { recursive: true });
   run('git', ['worktree', 'add', '--detach', tree, commit], repoRoot);
