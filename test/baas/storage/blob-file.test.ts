@@ -48,6 +48,18 @@ describe('FileBlobBackend', () => {
     expect(await readdir(path.join(root, 't1', '.tmp'))).toEqual([]);
   });
 
+  it('leaves no temp file when the source has failed before the file was even open (its removal waits for the close)', async () => {
+    // A write stream destroyed while its open() is pending still creates the file: the removal must come after.
+    for (let i = 0; i < 200; i++) {
+      const failed = new Readable({ read() {} });
+      failed.on('error', () => undefined);
+      failed.destroy(new Error('gone'));
+      const key = `41111111-2222-3333-4444-${String(i).padStart(12, '0')}`;
+      await expect(backend.write('t3', key, failed)).rejects.toThrow('gone');
+    }
+    expect(await readdir(path.join(root, 't3', '.tmp'))).toEqual([]);
+  });
+
   it('sweeps temp files older than the bound, at most `limit` a pass, and keeps fresh ones and those of writes in flight', async () => {
     const dir = path.join(root, 't2', '.tmp');
     await mkdir(dir, { recursive: true });

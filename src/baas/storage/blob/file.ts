@@ -142,8 +142,13 @@ function writeAll(source: Readable, file: WriteStream): Promise<void> {
       if (failed) return;
       failed = true;
       source.destroy();
-      file.destroy();
-      reject(err);
+      // Settled only once the file is closed: a stream destroyed while its open() is pending still creates the file,
+      // and the caller's removal of the temp file must come after that, not before.
+      if (file.closed) reject(err);
+      else {
+        file.once('close', () => reject(err));
+        file.destroy();
+      }
     };
     if (source.destroyed) return fail(source.errored ?? new Error('upload source closed before its end'));
     source.on('error', fail);
