@@ -77,6 +77,9 @@ interface Match {
   ids: number[];
   select: readonly string[] | null;
   ask: Ask;
+  /** The view last prepared for this match and the visibility it was for (a batch's rows share the match). */
+  view?: PreparedView;
+  viewFor?: Visibility;
 }
 
 /**
@@ -322,6 +325,14 @@ export class ChangesDispatcher {
  */
 const views = new WeakMap<RowPlan, WeakMap<ReadonlySet<string>, Map<string, PreparedView>>>();
 function preparedView(m: Match, vis: Visibility): PreparedView {
+  // Matches without filters are shared by every row of their table in a batch: the view is found once for them.
+  if (m.viewFor === vis) return m.view!;
+  m.view = findView(m, vis);
+  m.viewFor = vis;
+  return m.view;
+}
+
+function findView(m: Match, vis: Visibility): PreparedView {
   const plan = m.ask.state.plan;
   let byColumns = views.get(plan);
   if (!byColumns) views.set(plan, (byColumns = new WeakMap()));
