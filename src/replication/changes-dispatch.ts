@@ -293,7 +293,7 @@ export class ChangesDispatcher {
         // Several matching bindings with different column selections: the widest wins.
         select = select === undefined ? binding.select : select === null || binding.select === null ? null : [...new Set([...select, ...binding.select])];
       }
-      return ids ? { subscriber, ids: ids.reverse(), select: select ?? null, ask: askFor(asks, state, subscriber.claims) } : null;
+      return ids ? { subscriber, ids: ids.reverse(), select: select ?? null, ask: askFor(asks, state, subscriber.claims), view: undefined, viewFor: undefined } : null;
     }
   }
 
