@@ -29,8 +29,6 @@ export interface BatchSocket extends FanoutSocket {
   /** Writes a text frame (as text, or as UTF-8 bytes); returns its size, 0 when the socket is gone. */
   sendUncounted(frame: string | Uint8Array): number;
   cork(fn: () => void): void;
-  /** Writes UTF-8 text frames in one cork; returns how many were written (a prefix once found too slow). */
-  sendFrames(frames: readonly Uint8Array[]): number;
   /**
    * False when the socket has fallen too far behind: it has then been told, and its channels are leaving, so it gets
    * nothing more instead of a silent subset (uWS's own publish skips such a socket without a word).
@@ -65,12 +63,12 @@ export function writeChanges(socket: BatchSocket, frames: ChangeFrames, items: r
   return bytes;
 }
 
-/** Writes frames already encoded (of `total` bytes) to one socket in one corked write; returns the bytes written. */
-function writeFrames(socket: BatchSocket, frames: readonly Uint8Array[], total: number): number {
-  const sent = socket.sendFrames(frames);
-  if (sent === frames.length) return total;
+/** Writes frames already encoded to one socket in one corked write; returns the bytes written. */
+function writeFrames(socket: BatchSocket, frames: readonly Uint8Array[]): number {
   let bytes = 0;
-  for (let i = 0; i < sent; i++) bytes += frames[i]!.length;
+  socket.cork(() => {
+    for (const frame of frames) bytes += socket.sendUncounted(frame);
+  });
   return bytes;
 }
 
@@ -192,10 +190,8 @@ export class Fanout {
     let bytes = 0;
     if (env.items.length > PUBLISH_MAX_EVENTS) {
       const encoded = env.items.map((item) => frames.bytes(item));
-      let total = 0;
-      for (const frame of encoded) total += frame.length;
-      // One found too slow while written to gets nothing more (sendFrames): what it got is a gap-free prefix.
-      for (const socket of keepingUp) bytes += writeFrames(socket, encoded, total);
+      // One found too slow while written to gets nothing more (sendUncounted): what it got is a gap-free prefix.
+      for (const socket of keepingUp) bytes += writeFrames(socket, encoded);
       return bytes;
     }
     for (const item of env.items) bytes += this.publishText(members.uwsTopic, frames.frame(item));

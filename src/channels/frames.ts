@@ -1,4 +1,4 @@
-import { changePayloadText } from '../replication/changes/index.js';
+import { changePayloadParts } from '../replication/changes/index.js';
 import type { BroadcastEnvelope, OutgoingChange } from '../shared/messages.js';
 import type { Vsn } from '../shared/serializer.js';
 import { encodeUserBroadcast, encodeV1Raw, encodeV2Raw } from './protocol/index.js';
@@ -69,8 +69,8 @@ export class ChangeFrames {
 
   /**
    * The item's frame, encoded by the first subscriber that needs it: as text the first time (uWS converts it on
-   * send), as UTF-8 bytes once a second one wants it. The text is a concatenation of the envelope and the event's
-   * pieces: converted once (to bytes here, or by uWS), so it is flattened once, without an array of pieces per event.
+   * send), as UTF-8 bytes once a second one wants it. The frame is joined in one go from the envelope and the
+   * event's parts, so it is a flat string, not a rope that every conversion would first have to flatten.
    */
   frame(item: OutgoingChange): string | Uint8Array {
     return this.lookup(item, false);
@@ -89,8 +89,10 @@ export class ChangeFrames {
       if (typeof f.frame === 'string') f.frame = Buffer.from(f.frame);
       return f.frame;
     }
-    // One concatenation (a rope, flattened once by the UTF-8 conversion or by uWS), no array of pieces per frame.
-    const text = item.idsJson === null ? parts.head + item.data + parts.tail : parts.head + changePayloadText(item.idsJson, item.data) + parts.tail;
+    const text =
+      item.idsJson === null
+        ? parts.head + item.data + parts.tail
+        : [parts.head, ...changePayloadParts(item.idsJson, item.data), parts.tail].join('');
     const frame = asBytes ? Buffer.from(text) : text;
     frames.push({ key: parts.key, frame });
     return frame;

@@ -149,26 +149,6 @@ export class Connection implements SocketHandle, SocketPort {
   }
 
   /**
-   * UTF-8 text frames in one cork, written by one loop (no call per frame besides uWS's); returns how many were
-   * written: all, or the prefix written before the socket was found too slow (it gets nothing more).
-   */
-  sendFrames(frames: readonly Uint8Array[]): number {
-    const ws = this.ws;
-    if (this.closed || ws === null || this.tooSlow) return 0;
-    let sent = 0;
-    ws.cork(() => {
-      while (sent < frames.length) {
-        if (ws.send(frames[sent++]!, false) === SENT) continue;
-        this.keepsUp();
-        if (this.tooSlow !== null || this.closed) break;
-      }
-    });
-    // The corked bytes are written on leaving the cork, where no send status reports what stayed behind.
-    this.keepsUp();
-    return sent;
-  }
-
-  /**
    * Whether the socket keeps up with what is written to it. One whose unsent bytes passed WEBSOCKET_MAX_BUFFERED_BYTES
    * is told so on every channel (a `system` error after everything it was sent so far: what it got is a gap-free
    * prefix), its channels are closed so it gets nothing more, and the socket closes with 1008 once it has read that.

@@ -77,9 +77,6 @@ interface Match {
   ids: number[];
   select: readonly string[] | null;
   ask: Ask;
-  /** The view last prepared for this match and the visibility it was for (a batch's rows share the match). */
-  view?: PreparedView;
-  viewFor?: Visibility;
 }
 
 /**
@@ -293,7 +290,7 @@ export class ChangesDispatcher {
         // Several matching bindings with different column selections: the widest wins.
         select = select === undefined ? binding.select : select === null || binding.select === null ? null : [...new Set([...select, ...binding.select])];
       }
-      return ids ? { subscriber, ids: ids.reverse(), select: select ?? null, ask: askFor(asks, state, subscriber.claims), view: undefined, viewFor: undefined } : null;
+      return ids ? { subscriber, ids: ids.reverse(), select: select ?? null, ask: askFor(asks, state, subscriber.claims) } : null;
     }
   }
 
@@ -325,14 +322,6 @@ export class ChangesDispatcher {
  */
 const views = new WeakMap<RowPlan, WeakMap<ReadonlySet<string>, Map<string, PreparedView>>>();
 function preparedView(m: Match, vis: Visibility): PreparedView {
-  // Matches without filters are shared by every row of their table in a batch: the view is found once for them.
-  if (m.viewFor === vis) return m.view!;
-  m.view = findView(m, vis);
-  m.viewFor = vis;
-  return m.view;
-}
-
-function findView(m: Match, vis: Visibility): PreparedView {
   const plan = m.ask.state.plan;
   let byColumns = views.get(plan);
   if (!byColumns) views.set(plan, (byColumns = new WeakMap()));

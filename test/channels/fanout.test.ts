@@ -46,10 +46,6 @@ async function connect(vsn: Vsn): Promise<Peer> {
       return typeof frame === 'string' ? Buffer.byteLength(frame) : frame.length;
     },
     cork: (fn) => void ws.cork(fn),
-    sendFrames: (frames) => {
-      ws.cork(() => frames.forEach((frame) => ws.send(frame, false)));
-      return frames.length;
-    },
     keepsUp: () => peer.keepsUp,
   };
   return peer;

@@ -166,11 +166,6 @@ export function changePayloadParts(idsJson: string, data: string): string[] {
   return ['{"ids":', idsJson, ',"data":', data, '}'];
 }
 
-/** {@link changePayloadParts} as one string (a concatenation: no array per event). */
-export function changePayloadText(idsJson: string, data: string): string {
-  return '{"ids":' + idsJson + ',"data":' + data + '}';
-}
-
 // Under 413 upstream keeps a field only when octet_length(value::text) <= 64, and that is NULL (so dropped) for
 // SQL NULLs and for values filled in from the old image.
 const fitsOversize = (value: string): boolean => value !== 'null' && jsonbTextLength(value) <= OVERSIZE_FIELD_BYTES;
