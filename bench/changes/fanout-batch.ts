@@ -14,6 +14,7 @@ import { sleep } from '../lib/time.js';
  * process, which only counts bytes). Strategies alternate within each repetition; the median is reported.
  *
  *   node --import tsx bench/changes/fanout-batch.ts [--n=100] [--bytes=545] [--batches=1,10,30,33,100,300] [--reps=5]
+ *        [--strategies=publish,cork,cork-16k,cork-text] (see fanout-batch-server.ts; ratios are to the first)
  *
  * Used for src/channels/fanout.ts PUBLISH_MAX_EVENTS.
  */
@@ -22,7 +23,7 @@ const n = args.number('n', 100);
 const bytes = args.number('bytes', 545);
 const batches = args.numbers('batches', [1, 10, 30, 33, 100, 300]);
 const reps = args.number('reps', 5);
-const strategies = ['publish', 'cork'] as const;
+const strategies = args.list('strategies') ?? ['publish', 'cork', 'cork-16k', 'cork-text'];
 
 let server: Child | null = null;
 const clients: net.Socket[] = [];
@@ -83,14 +84,18 @@ async function main(): Promise<void> {
   }
   const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
   const rows = batches.map((batch) => {
-    const p = results.get(`${batch}|publish`)!;
-    const c = results.get(`${batch}|cork`)!;
-    const pm = med(p.map((x) => x.us));
-    const cm = med(c.map((x) => x.us));
-    return [String(batch), `${f(pm, 3)} (kernel ${f(med(p.map((x) => x.sys)), 3)})`, `${f(cm, 3)} (kernel ${f(med(c.map((x) => x.sys)), 3)})`, f(cm / pm, 2)];
+    const pm = med(results.get(`${batch}|${strategies[0]}`)!.map((x) => x.us));
+    return [
+      String(batch),
+      ...strategies.map((strategy) => {
+        const r = results.get(`${batch}|${strategy}`)!;
+        const m = med(r.map((x) => x.us));
+        return `${f(m, 3)} (kernel ${f(med(r.map((x) => x.sys)), 3)})${strategy === strategies[0] ? '' : `, ${f(m / pm, 2)}x`}`;
+      }),
+    ];
   });
-  console.log(`\nserver µs CPU per delivered frame, median of ${reps}; load average at the end ${f(os.loadavg()[0]!, 1)}\n`);
-  console.log(table(['frames per batch', 'one publish per frame', 'one cork per socket', 'cork / publish'], rows));
+  console.log(`\nserver µs CPU per delivered frame, median of ${reps}; ratios to ${strategies[0]}; load average at the end ${f(os.loadavg()[0]!, 1)}\n`);
+  console.log(table(['frames per batch', ...strategies], rows));
 }
 
 async function cleanup(): Promise<void> {

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type pg from 'pg';
 import type { Child } from '../lib/child.js';
-import { machineCpuSeconds, procCpuSeconds } from '../lib/cpu.js';
+import { machineCpuSeconds, procCpuSeconds, procKernelSeconds } from '../lib/cpu.js';
 import type { QuietMachine } from '../lib/quiet.js';
 import type { Tally } from '../lib/tally.js';
 import { nowUs, sleep, waitForCount } from '../lib/time.js';
@@ -80,6 +80,7 @@ export async function snap(b: Bench, system: System | null): Promise<Snap> {
     atUs: nowUs(),
     performer: system ? procCpuSeconds(system.child.pid) : 0,
     peer: b.peer ? procCpuSeconds(b.peer.pid) : 0,
+    fanoutKernel: system ? procKernelSeconds(system.child.pid) : b.peer ? procKernelSeconds(b.peer.pid) : 0,
     gen: procCpuSeconds(process.pid),
     machine: machineCpuSeconds().busy,
     pg: pgSnap(b.pgPid, labels),
@@ -95,6 +96,7 @@ export function usage(a: Snap, b: Snap): Usage {
     windowS,
     performerPct: pct(b.performer - a.performer),
     peerPct: pct(b.peer - a.peer),
+    fanoutKernelPct: pct(b.fanoutKernel - a.fanoutKernel),
     pgPct: pct(d.total),
     pgBy,
     genPct: pct(b.gen - a.gen),

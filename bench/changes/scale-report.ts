@@ -83,13 +83,13 @@ export function scaleSection(res: Results): string {
     `${f(r.lat.c50, 1)} / ${f(r.lat.c99, 1)}`,
     `${f(r.lat.p50, 1)} / ${f(r.lat.p99, 1)}`,
     f(r.target === 'notify' ? r.usage.peerPct : r.usage.performerPct),
-    f(cpuPerChange(r), 1),
+    `${f(cpuPerChange(r), 1)} (${f(kernelPerChange(r), 1)})`,
     pgText(r.usage),
     f(r.usage.genPct),
     `${f(r.usage.machinePct)} (${f(r.usage.otherPct)})`,
     r.usage.saturated,
   ];
-  const head = ['rep', 'rows', 'transactions / rate', 'changes/s', 'deliveries/s', 'frame B', 'delivered', 'commit ack -> callback p50 / p99 ms', 'send -> callback p50 / p99 ms', 'Performer (forwarder) CPU %', 'its µs CPU / change', 'Postgres CPU % (by process)', 'load gen %', 'machine % (other)', 'saturated'];
+  const head = ['rep', 'rows', 'transactions / rate', 'changes/s', 'deliveries/s', 'frame B', 'delivered', 'commit ack -> callback p50 / p99 ms', 'send -> callback p50 / p99 ms', 'Performer (forwarder) CPU %', 'its µs CPU / change (kernel)', 'Postgres CPU % (by process)', 'load gen %', 'machine % (other)', 'saturated'];
   L.push('**Closed loop, N=100** (as fast as the producers go):', '', table(head, live.map(rowCells)), '');
   if (paced.length) L.push(`**Steady rate, N=100** (${f(info.pacedMs / 1000)} s):`, '', table(head, paced.map(rowCells)), '');
   // Where a batch's RLS wait goes: Postgres working inside the call, or round trips (what pipelining would hide).
@@ -159,10 +159,12 @@ export function scaleSection(res: Results): string {
         const pairs = reps.map((rep) => [notify.find((r) => r.shape === shape && (r.repetition ?? 1) === rep), perf(rep, false, shape)] as const);
         const ratios = pairs.map(([nt, ours]) => (nt && ours ? ours.changesPerSec / nt.changesPerSec : NaN));
         const cpu = pairs.map(([nt, ours]) => (nt && ours ? cpuPerChange(nt) / cpuPerChange(ours) : NaN));
+        const user = pairs.map(([nt, ours]) => (nt && ours ? (cpuPerChange(nt) - kernelPerChange(nt)) / (cpuPerChange(ours) - kernelPerChange(ours)) : NaN));
+        const kernel = pairs.map(([nt, ours]) => (nt && ours ? kernelPerChange(nt) / kernelPerChange(ours) : NaN));
         L.push(
           `- ${name}No RLS, N=100, ${shapeText(shape)}, >= 1.0x LISTEN/NOTIFY sending ${payload === 'envelope' ? "Performer's frame (the same bytes per change)" : 'the bare row JSON (fewer bytes)'}: ` +
             `${range(ratios, (x) => ratio(x, 1))}, median ${ratio(median(ratios), 1)}${payload === 'envelope' ? ` (${verdict(ratios, (x) => x >= 1)})` : ''}; ` +
-            `forwarder's CPU per change / Performer's: ${range(cpu, (x) => ratio(x, 1))}.`,
+            `forwarder's CPU per change / Performer's: ${range(cpu, (x) => ratio(x, 1))} (user ${range(user, (x) => ratio(x, 1))}, kernel ${range(kernel, (x) => ratio(x, 1))}).`,
         );
       }
     }
@@ -192,6 +194,11 @@ export function writeScaleResults(text: string): void {
 function cpuPerChange(r: Row): number {
   const pct = r.target === 'notify' ? r.usage.peerPct : r.usage.performerPct;
   return (pct / 100) * (1e6 / r.changesPerSec);
+}
+
+/** The kernel part of {@link cpuPerChange} (socket writes on loopback include the receivers' TCP work). */
+function kernelPerChange(r: Row): number {
+  return (r.usage.fanoutKernelPct / 100) * (1e6 / r.changesPerSec);
 }
 
 function median(xs: number[]): number {

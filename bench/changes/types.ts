@@ -11,6 +11,8 @@ export interface Snap {
   atUs: number;
   performer: number;
   peer: number;
+  /** Kernel seconds of the fan-out process (Performer or the forwarder), part of `performer` / `peer`. */
+  fanoutKernel: number;
   gen: number;
   machine: number;
   pg: PgSnap;
@@ -21,6 +23,8 @@ export interface Usage {
   windowS: number;
   performerPct: number;
   peerPct: number;
+  /** Kernel share of the fan-out process's CPU (Performer's or the forwarder's), in % of a core. */
+  fanoutKernelPct: number;
   pgPct: number;
   pgBy: Record<PgLabel, number>;
   genPct: number;

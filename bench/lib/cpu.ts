@@ -15,6 +15,16 @@ export function procCpuSeconds(pid: number): number {
   }
 }
 
+/** Kernel (system) CPU seconds of a process, all its threads; NaN when it is gone. */
+export function procKernelSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[12]) / CLK_TCK;
+  } catch {
+    return NaN;
+  }
+}
+
 /** Machine-wide busy and steal CPU seconds (all cores) from /proc/stat. */
 export function machineCpuSeconds(): { busy: number; steal: number } {
   try {
