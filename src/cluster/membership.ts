@@ -70,6 +70,8 @@ export class Membership {
   private stopped = false;
   /** Until when members missing from a Redis that came back are kept (see the class comment). */
   private graceUntil = 0;
+  /** Redis was lost since the last heartbeat that read the members: the next one that does starts the grace. */
+  private redisAway = false;
   /** Heartbeats in a row that found our entry written by another instance (see beat()). */
   private twinBeats = 0;
 
@@ -90,12 +92,10 @@ export class Membership {
   /** Starts heartbeating; resolves after the first attempt (which fails quietly while Redis is away). */
   async start(): Promise<void> {
     if (this.redis === null) return;
-    let connects = 0;
-    this.redis.onReady(() => {
-      // The first connection is no reconnection: members are read as they are.
-      if (++connects > 1) this.graceUntil = Date.now() + MAX_RECONNECT_DELAY_MS + this.options.ttlMs;
-      void this.heartbeat();
-    });
+    // The grace is started by the heartbeat that reads members again, on the command connection, which may be back
+    // before the subscriber connection (whose readiness only triggers an early heartbeat here).
+    this.redis.command.on('close', () => (this.redisAway = true));
+    this.redis.onReady(() => void this.heartbeat());
     this.timer = setInterval(() => void this.heartbeat(), this.options.heartbeatMs);
     this.timer.unref();
     await this.heartbeat();
@@ -163,7 +163,11 @@ export class Membership {
 
   private async beat(): Promise<void> {
     const redis = this.redis;
-    if (redis === null || this.stopped || redis.command.status !== 'ready') return;
+    if (redis === null || this.stopped) return;
+    if (redis.command.status !== 'ready') {
+      this.redisAway = true;
+      return;
+    }
     try {
       this.metrics.redisRoundTrip.observe((await redis.roundTrip()) / 1000);
       const me = this.self();
@@ -177,8 +181,13 @@ export class Membership {
       await redis.command.set(this.memberKey(me.name), JSON.stringify(me), 'PX', this.options.ttlMs);
       await redis.command.sadd(this.namesKey(), me.name);
       const raw = (await redis.command.eval(READ_LIVE, 1, this.namesKey(), redis.key('cluster', ':member:'))) as string[];
+      if (this.redisAway) {
+        this.redisAway = false;
+        this.graceUntil = Date.now() + MAX_RECONNECT_DELAY_MS + this.options.ttlMs;
+      }
       if (!this.stopped) this.update(raw.map(parseMember).filter((m): m is Member => m !== null));
     } catch (err) {
+      this.redisAway = true;
       this.log.debug({ err }, 'cluster heartbeat failed; next one on schedule');
     }
   }

@@ -98,6 +98,9 @@ describe('membership across a Redis restart', () => {
     const b = await member('late:', 'b', 0, redis.url);
     await a.m.heartbeat();
     expect(a.events).toEqual(['joined b']);
+    // a's subscriber connection stays away: its command connection, on which it beats, is back first (the grace must
+    // start from the heartbeat that reads members again, not from the subscriber's return).
+    a.redis.subscriber.disconnect();
     // Redis restarts empty and b does not come back with it: from a, that is a peer still on its reconnect backoff.
     await redis.halt();
     await b.close();
