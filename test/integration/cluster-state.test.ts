@@ -86,7 +86,7 @@ describe('a cluster of three nodes', () => {
     const watchers = new Map<Name, ReturnType<typeof changesChannel>>();
     for (const name of NAMES) watchers.set(name, changesChannel(await client(node(name), { role: 'service_role' }), `events-${name}`, 'events'));
     await until(() => [...watchers.values()].every((w) => w.subscribed() === 1), 'subscriptions on every node');
-    const owner = (await ownerSeenBy(node('node-a'))) as Name;
+    const owner = (await cluster.ownerReportedBy(node('node-a'))) as Name;
     expect(NAMES).toContain(owner);
     const survivors = NAMES.filter((n) => n !== owner);
 

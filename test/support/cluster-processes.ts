@@ -125,6 +125,20 @@ export class ProcessCluster {
     return body.nodes.find((n) => n.tenants.includes('realtime-dev'))?.name ?? null;
   }
 
+  /**
+   * The owner as `via` reports it, waited for: a member's tenants are those of its last heartbeat, so for a moment
+   * after an ownership is taken (or moved when a node joins) no member may report it yet.
+   */
+  async ownerReportedBy(via: ClusterNode, timeoutMs = 20_000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const owner = await this.ownerSeenBy(via);
+      if (owner !== null) return owner;
+      if (Date.now() > deadline) throw new Error(`no owner of realtime-dev reported by ${via.name} within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
   /** Polls pg_stat_replication until stop(). */
   pollWalsenders(): void {
     this.polling = true;
