@@ -69,8 +69,9 @@ export function buildPerformerAt(rev: string): PerformerBuild {
   const label = `performer@${rev}`;
   const dir = path.join(os.tmpdir(), `performer-bench-at-${commit.slice(0, 12)}`);
   const flags = () => startFlags(readFileSync(path.join(dir, 'package.json'), 'utf8'));
-  // A kept build whose node_modules link points into a checkout since removed (another worktree's) is built again.
-  if (existsSync(path.join(dir, 'dist', 'server.js')) && existsSync(path.join(dir, 'node_modules', 'jose'))) {
+  // A kept build whose node_modules link points into a checkout since removed (another worktree's) is built again
+  // (existsSync follows the link, so a dangling one reads as absent).
+  if (existsSync(path.join(dir, 'dist', 'server.js')) && existsSync(path.join(dir, 'node_modules'))) {
     return { label, dist: path.join(dir, 'dist'), flags: flags() };
   }
   const tree = mkdtempSync(path.join(os.tmpdir(), 'performer-bench-tree-'));

@@ -20,7 +20,6 @@ const SUBSCRIBE_RETRY_MS = 200;
 export class RedisBus implements ClusterBus {
   private readonly subscriber: Redis | Cluster;
   private readonly handlers = new Map<string, (payload: string) => void>();
-  private readonly sharded: boolean;
   private closed = false;
   /**
    * Publishes not answered yet. On one Redis the last reply would tell of all before it; with Redis Cluster the
@@ -34,10 +33,9 @@ export class RedisBus implements ClusterBus {
     private readonly redis: RedisConnections,
     private readonly log: Logger,
   ) {
-    this.sharded = redis.sharded;
     this.subscriber = redis.command.duplicate();
     this.subscriber.on('error', (err: Error) => log.debug({ err: { message: err.message } }, 'cluster bus connection error'));
-    this.subscriber.on(this.sharded ? 'smessage' : 'message', (channel: string, payload: string) => this.handlers.get(channel)?.(payload));
+    this.subscriber.on(redis.sharded ? 'smessage' : 'message', (channel: string, payload: string) => this.handlers.get(channel)?.(payload));
     // A new connection has no subscriptions: every channel is listened to again (SSUBSCRIBE: one slot per command).
     this.subscriber.on('ready', () => {
       for (const channel of this.handlers.keys()) void this.subscribe(channel);
@@ -51,7 +49,7 @@ export class RedisBus implements ClusterBus {
    */
   private subscribe(channel: string): Promise<void> {
     if (this.closed || !this.handlers.has(channel) || this.subscriber.status !== 'ready') return Promise.resolve();
-    const call = this.sharded ? this.subscriber.ssubscribe(channel) : this.subscriber.subscribe(channel);
+    const call = this.redis.sharded ? this.subscriber.ssubscribe(channel) : this.subscriber.subscribe(channel);
     return call.then(
       () => undefined,
       async (err: unknown) => {
@@ -77,8 +75,7 @@ export class RedisBus implements ClusterBus {
       this.lost = true;
       return;
     }
-    const command = this.redis.command;
-    const sent = this.sharded ? command.spublish(channel, payload) : command.publish(channel, payload);
+    const sent = this.redis.publish(channel, payload);
     sent.catch((err: unknown) => this.log.debug({ err }, 'cluster bus publish failed'));
     this.inflight.add(sent);
     const done = () => void this.inflight.delete(sent);
@@ -103,7 +100,7 @@ export class RedisBus implements ClusterBus {
   async unlisten(channel: string): Promise<void> {
     this.handlers.delete(channel);
     if (this.subscriber.status !== 'ready') return;
-    await (this.sharded ? this.subscriber.sunsubscribe(channel) : this.subscriber.unsubscribe(channel));
+    await (this.redis.sharded ? this.subscriber.sunsubscribe(channel) : this.subscriber.unsubscribe(channel));
   }
 
   async close(): Promise<void> {

@@ -113,8 +113,7 @@ export class RedisPubSub implements PubSub {
     for (let i = 0; i < out.length; i += 2) {
       const channel = out[i] as string;
       const bytes = out[i + 1] as Buffer;
-      const sent = this.redis.sharded ? command.spublish(channel, bytes) : command.publish(channel, bytes);
-      sent.then(this.published, this.publishFailed);
+      this.redis.publish(channel, bytes).then(this.published, this.publishFailed);
     }
     stream?.uncork();
   };

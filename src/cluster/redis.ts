@@ -114,6 +114,11 @@ export class RedisConnections {
     if (this.subscriber.status === 'ready') listener();
   }
 
+  /** PUBLISH on one Redis, SPUBLISH (the shard of the channel's slot) on Redis Cluster; resolves to the receivers. */
+  publish(channel: string, payload: string | Buffer): Promise<unknown> {
+    return this.sharded ? this.command.spublish(channel, payload) : this.command.publish(channel, payload);
+  }
+
   /** Milliseconds of one PING on the command connection; rejects while Redis is away. */
   async roundTrip(): Promise<number> {
     const start = performance.now();
