@@ -68,6 +68,10 @@ export class Dispatcher implements PubSubHandler {
     series.outputBytes.inc(stats.bytes);
   }
 
+  changesRoom(): Promise<void> | null {
+    return this.fanout.changes.room();
+  }
+
   /**
    * Broadcasts replayed to a channel that just joined, oldest first; binary ones are skipped for V1 sockets. Returns
    * how many went out.

@@ -15,6 +15,10 @@ export class LocalPubSub implements PubSub {
     if (!this.closed) this.handler.deliver(msg, exclude);
   }
 
+  changesRoom(): Promise<void> | null {
+    return this.handler.changesRoom?.() ?? null;
+  }
+
   // No other node to tell: local subscribers are found by the dispatcher whatever the interest.
   subscribe(): void {}
 

@@ -7,6 +7,8 @@ export interface PubSubHandler {
    * (in their publish order). `exclude` names the sender by its cluster-unique connection id wherever it arrives.
    */
   deliver(msg: PubSubMessage, exclude: ConnectionId | null): void;
+  /** See LocalPublisher.changesRoom. */
+  changesRoom?(): Promise<void> | null;
 }
 
 /**

@@ -137,6 +137,10 @@ export class RedisPubSub implements PubSub {
     if (!this.closed) this.handler.deliver(msg, exclude);
   }
 
+  changesRoom(): Promise<void> | null {
+    return this.handler.changesRoom?.() ?? null;
+  }
+
   subscribe(key: string): void {
     const count = this.interest.get(key) ?? 0;
     this.interest.set(key, count + 1);

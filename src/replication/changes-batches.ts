@@ -29,6 +29,8 @@ export interface BatchHost {
   mayRunAhead(): boolean;
   /** Every change of the batch up to this position was handed out. */
   confirm(lsn: Lsn): void;
+  /** Settles when the node's fan-out can take the next batch (null: now); see LocalPublisher.changesRoom. */
+  room?(): Promise<void> | null;
   onDeliveries?: (n: number) => void;
 }
 
@@ -123,6 +125,10 @@ export class BatchLoop {
           batch = this.take();
         }
         if (host.pipeline && this.parked.length === 0) ahead = await this.takeAhead(batch);
+        // The fan-out paces what it got over loop turns: the stream holds back (its queue pauses the connection)
+        // rather than the frames piling up in memory.
+        const room = host.room?.();
+        if (room) await room;
         const prepared = await batch.prepared;
         // Ownership lapsed while its visibility was asked: it waits (with the batch ahead) for ownership to be sure.
         if (!host.owns()) {

@@ -94,6 +94,7 @@ export class ChangesEngine {
       },
       mayRunAhead: () => !this.starts.holding && this.starts.joining === 0,
       confirm: (lsn) => this.confirm(lsn),
+      room: () => opts.pubsub.changesRoom?.() ?? null,
       onDeliveries: opts.onDeliveries,
     });
   }

@@ -63,6 +63,11 @@ export type ConnectionId = number;
  */
 export interface LocalPublisher {
   publishLocal(msg: PubSubMessage, exclude: ConnectionId | null): void;
+  /**
+   * Null when this node's fan-out takes Postgres Changes as they come; else settles once the frames it paces over
+   * loop turns are back under their bound (a changes engine waits for it before handing out its next batch).
+   */
+  changesRoom?(): Promise<void> | null;
 }
 
 /** Where messages are published: to every node with subscribers, or to this node only. Every pub/sub driver is one. */

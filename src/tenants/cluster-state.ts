@@ -78,6 +78,7 @@ export class ClusterState {
         // This node's own members of the group got it: what they got decides where a next owner continues them.
         this.routes.observeLocalGroup(msg);
       },
+      changesRoom: () => deps.local.changesRoom?.() ?? null,
     };
     this.routes = new ChangesRoutes({
       self,

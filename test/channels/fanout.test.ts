@@ -5,7 +5,8 @@
 import type { TemplatedApp, us_listen_socket, WebSocket as UwsSocket } from 'uWebSockets.js';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Fanout, PUBLISH_MAX_EVENTS, type BatchSocket } from '../../src/channels/fanout.js';
+import { framedSize, PACE_BACKLOG_FRAMES, PACE_ROOM_FRAMES, TURN_MAX_FRAMES } from '../../src/channels/changes-fanout.js';
+import { Fanout, type BatchSocket } from '../../src/channels/fanout.js';
 import { encodeV1Raw, encodeV2Raw } from '../../src/channels/protocol/index.js';
 import { uws } from '../../src/http/uws.js';
 import type { ChangesEnvelope } from '../../src/shared/messages.js';
@@ -17,6 +18,8 @@ let app: TemplatedApp;
 let listenSocket: us_listen_socket;
 let port: number;
 const opened: ((ws: UwsSocket<unknown>) => void)[] = [];
+/** Server-side sockets that closed: uWS has dropped them, and the fan-out must no longer touch them. */
+const closedSockets = new Set<UwsSocket<unknown>>();
 let nextId = 1;
 
 /** A server-side socket as the fan-out sees it, and the frames its client received. */
@@ -26,6 +29,8 @@ interface Peer {
   frames: string[];
   /** What the socket answers when asked whether it keeps up with its writes. */
   keepsUp: boolean;
+  /** Runs when it is asked and does not keep up: a real socket is then told, and its channels leave. */
+  behind?: () => void;
 }
 
 async function connect(vsn: Vsn): Promise<Peer> {
@@ -39,21 +44,30 @@ async function connect(vsn: Vsn): Promise<Peer> {
     id: nextId++,
     vsn,
     ws,
-    closed: false,
+    get closed() {
+      return closedSockets.has(ws);
+    },
     send: (frame) => void ws.send(frame, typeof frame !== 'string'),
     sendUncounted: (frame) => {
       ws.send(frame, false);
       return typeof frame === 'string' ? Buffer.byteLength(frame) : frame.length;
     },
     cork: (fn) => void ws.cork(fn),
-    keepsUp: () => peer.keepsUp,
+    keepsUp: () => {
+      if (!peer.keepsUp && peer.behind) {
+        const behind = peer.behind;
+        peer.behind = undefined;
+        behind();
+      }
+      return peer.keepsUp;
+    },
   };
   return peer;
 }
 
 beforeAll(async () => {
   app = uws.App();
-  app.ws('/*', { open: (ws) => opened.shift()!(ws) });
+  app.ws('/*', { open: (ws) => opened.shift()!(ws), close: (ws) => void closedSockets.add(ws) });
   listenSocket = await new Promise((resolve) => app.listen('127.0.0.1', 0, (s) => resolve(s)));
   port = uws.us_socket_local_port(listenSocket as never);
 });
@@ -85,7 +99,8 @@ describe('fan-out of Postgres Changes groups', () => {
     fanout.deliverChanges('t1|pgc|g1', 'room', { type: 'changes', legacy: false, items: [change(3)] });
     fanout.deliverChanges('t1|pgc|legacy', 'room', { type: 'changes', legacy: true, items: [{ type: 'UPDATE', data: '{"id":4}', idsJson: null }] });
     await until(() => a.frames.length === 4 && c.frames.length === 3, 5000, 'frames');
-    expect(a.frames.slice(2)).toEqual([v2Change(3), encodeV2Raw(null, null, 'realtime:room', 'UPDATE', '{"id":4}')]);
+    // Two groups (two channels in life): each in order, not one before the other.
+    expect(a.frames.slice(2).sort()).toEqual([v2Change(3), encodeV2Raw(null, null, 'realtime:room', 'UPDATE', '{"id":4}')].sort());
     expect(c.frames[2]).toBe(v1Change(3));
 
     for (const p of [a, c]) fanout.leaveChanges(p.socket, 't1|pgc|g1');
@@ -118,27 +133,134 @@ describe('fan-out of Postgres Changes groups', () => {
     expect(b.frames).toEqual([]);
     for (const p of [a, b, c]) p.client.close();
   });
-  it('writes a batch larger than one publish per event suits to each member in order, after what was published before', async () => {
+  it('paces a batch larger than a loop turn takes over several turns: every member gets each event in order, after what was published before', async () => {
     const fanout = new Fanout(app);
     const [a, b, c, slow] = [await connect('2.0.0'), await connect('2.0.0'), await connect('1.0.0'), await connect('2.0.0')];
     for (const p of [a, b, c, slow]) fanout.joinChanges(p.socket, 't1|pgc|big');
-    const count = PUBLISH_MAX_EVENTS * 2 + 5;
+    const count = TURN_MAX_FRAMES * 3 + 5;
     const ids = Array.from({ length: count }, (_, i) => i + 2);
-    // A small batch first (published), then a large one (written per socket) in the same loop turn, once one member
-    // fell behind (it was told and is leaving).
+    // A small batch first, then a large one in the same loop turn, once one member fell behind (it is told and its
+    // channel leaves when asked).
     let bytes = fanout.deliverChanges('t1|pgc|big', 'room', { type: 'changes', legacy: false, items: [change(1)] });
     slow.keepsUp = false;
+    // As a real socket: told first (its send drains what uWS holds for it), then its channel leaves.
+    slow.behind = () => {
+      slow.socket.send('told');
+      fanout.leaveChanges(slow.socket, 't1|pgc|big');
+    };
     bytes += fanout.deliverChanges('t1|pgc|big', 'room', { type: 'changes', legacy: false, items: ids.map(change) });
+    // The member leaving waits until this turn's frame is written (uWS forgets what it holds for a socket leaving its
+    // last topic), so the large batch queues behind its leaving, for the next turns.
+    expect(fanout.changes.waitingFrames).toBe(count);
     await until(() => a.frames.length === count + 1 && b.frames.length === count + 1 && c.frames.length === count + 1, 5000, 'frames');
     expect(a.frames).toEqual([1, ...ids].map(v2Change));
     expect(b.frames).toEqual(a.frames);
     expect(c.frames).toEqual([1, ...ids].map(v1Change));
     const size = (frames: string[]) => frames.reduce((n, f) => n + Buffer.byteLength(f), 0);
-    await until(() => slow.frames.length === 1, 5000, 'frames');
-    expect(bytes).toBe(size(a.frames) + size(b.frames) + size(c.frames) + size(slow.frames));
-    // The member that fell behind got nothing of the large batch.
-    expect(slow.frames).toEqual([v2Change(1)]);
+    await until(() => slow.frames.length === 2, 5000, 'frames');
+    // The member that fell behind got what came before it was told, and nothing of the large batch.
+    expect(slow.frames).toEqual([v2Change(1), 'told']);
+    expect(bytes).toBe(size(a.frames) + size(b.frames) + size(c.frames) + size(slow.frames.slice(0, 1)));
     for (const p of [a, b, c, slow]) p.client.close();
+  });
+});
+
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+const batch = (ids: number[]): ChangesEnvelope => ({ type: 'changes', legacy: false, items: ids.map(change) });
+const range = (from: number, n: number) => Array.from({ length: n }, (_, i) => from + i);
+
+describe('pacing of Postgres Changes over loop turns', () => {
+  it('publishes one turn of a group per loop turn: at most TURN_MAX_FRAMES frames, and less than the cork buffer', async () => {
+    const fanout = new Fanout(app);
+    const [a, b] = [await connect('2.0.0'), await connect('2.0.0')];
+    for (const p of [a, b]) fanout.joinChanges(p.socket, 't1|pgc|pace');
+    const count = TURN_MAX_FRAMES * 2 + 7;
+    fanout.deliverChanges('t1|pgc|pace', 'room', batch(range(1, count)));
+    expect(fanout.changes.waitingFrames).toBe(count - TURN_MAX_FRAMES);
+    await nextTurn();
+    expect(fanout.changes.waitingFrames).toBe(count - 2 * TURN_MAX_FRAMES);
+    await nextTurn();
+    expect(fanout.changes.waitingFrames).toBe(0);
+
+    // Large frames: as many as fit under uWS's 16 KiB cork buffer go in one turn.
+    const big = (id: number) => ({ type: 'INSERT', data: `{"record":{"id":${id},"text":"${'x'.repeat(2000)}"}}`, idsJson: '[7]' });
+    const bigFrame = (id: number) => encodeV2Raw(null, null, 'realtime:room', 'postgres_changes', `{"ids":[7],"data":${big(id).data}}`);
+    const perTurn = Math.floor((16 * 1024 - 1) / framedSize(Buffer.byteLength(bigFrame(1))));
+    expect(perTurn).toBeLessThan(TURN_MAX_FRAMES);
+    fanout.deliverChanges('t1|pgc|pace', 'room', { type: 'changes', legacy: false, items: range(100, 20).map(big) });
+    expect(fanout.changes.waitingFrames).toBe(20 - perTurn);
+    await nextTurn();
+    expect(fanout.changes.waitingFrames).toBe(20 - 2 * perTurn);
+    await nextTurn();
+    expect(fanout.changes.waitingFrames).toBe(Math.max(0, 20 - 3 * perTurn));
+    await until(() => a.frames.length === count + 20 && b.frames.length === count + 20, 5000, 'frames');
+    expect(a.frames).toEqual([...range(1, count).map(v2Change), ...range(100, 20).map(bigFrame)]);
+    expect(b.frames).toEqual(a.frames);
+    for (const p of [a, b]) p.client.close();
+  });
+
+  it('gives a member that joins while frames wait only what was delivered after, and one that leaves all that was delivered before', async () => {
+    const fanout = new Fanout(app);
+    const [stays, leaves, joins] = [await connect('2.0.0'), await connect('2.0.0'), await connect('2.0.0')];
+    for (const p of [stays, leaves]) fanout.joinChanges(p.socket, 't1|pgc|moves');
+    const first = range(1, TURN_MAX_FRAMES * 3);
+    fanout.deliverChanges('t1|pgc|moves', 'room', batch(first));
+    expect(fanout.changes.waitingFrames).toBeGreaterThan(0);
+    fanout.joinChanges(joins.socket, 't1|pgc|moves');
+    fanout.leaveChanges(leaves.socket, 't1|pgc|moves');
+    // With frames waiting, even a small batch (and one for a single member) queues behind them.
+    fanout.deliverChanges('t1|pgc|moves', 'room', batch([500]));
+    fanout.leaveChanges(stays.socket, 't1|pgc|moves');
+    fanout.deliverChanges('t1|pgc|moves', 'room', batch([501]));
+    expect(fanout.changes.waitingFrames).toBeGreaterThan(2);
+    await until(() => joins.frames.length === 2 && stays.frames.length === first.length + 1 && leaves.frames.length === first.length, 5000, 'frames');
+    expect(stays.frames).toEqual([...first, 500].map(v2Change));
+    expect(leaves.frames).toEqual(first.map(v2Change));
+    expect(joins.frames).toEqual([500, 501].map(v2Change));
+    // Once nothing waits, a member alone is written to directly, and the one that left gets nothing more.
+    fanout.deliverChanges('t1|pgc|moves', 'room', batch([502]));
+    expect(fanout.changes.waitingFrames).toBe(0);
+    await until(() => joins.frames.length === 3, 5000, 'frames');
+    await nextTurn();
+    expect(stays.frames).toHaveLength(first.length + 1);
+    for (const p of [stays, leaves, joins]) p.client.close();
+  });
+
+  it('has no room for more changes while PACE_ROOM_FRAMES frames wait, and room again once paced under it', async () => {
+    const fanout = new Fanout(app);
+    const [a, b] = [await connect('2.0.0'), await connect('2.0.0')];
+    for (const p of [a, b]) fanout.joinChanges(p.socket, 't1|pgc|room');
+    expect(fanout.changes.room()).toBeNull();
+    const ids = range(1, PACE_ROOM_FRAMES + TURN_MAX_FRAMES * 2);
+    fanout.deliverChanges('t1|pgc|room', 'room', batch(ids));
+    const room = fanout.changes.room();
+    expect(room).not.toBeNull();
+    let settled = false;
+    void room!.then(() => (settled = true));
+    await nextTurn();
+    expect(settled).toBe(false);
+    await room;
+    expect(fanout.changes.waitingFrames).toBeLessThan(PACE_ROOM_FRAMES);
+    expect(fanout.changes.waitingFrames).toBeGreaterThan(0);
+    await until(() => a.frames.length === ids.length && b.frames.length === ids.length, 10_000, 'frames');
+    expect(a.frames).toEqual(ids.map(v2Change));
+    expect(fanout.changes.room()).toBeNull();
+    for (const p of [a, b]) p.client.close();
+  });
+
+  it('publishes a backlog past PACE_BACKLOG_FRAMES at once, in order', async () => {
+    const fanout = new Fanout(app);
+    const [a, b] = [await connect('2.0.0'), await connect('1.0.0')];
+    const c = await connect('1.0.0');
+    for (const p of [a, b, c]) fanout.joinChanges(p.socket, 't1|pgc|backlog');
+    const ids = range(1, PACE_BACKLOG_FRAMES + TURN_MAX_FRAMES + 1);
+    fanout.deliverChanges('t1|pgc|backlog', 'room', batch(ids));
+    expect(fanout.changes.waitingFrames).toBe(0);
+    await until(() => a.frames.length === ids.length && b.frames.length === ids.length && c.frames.length === ids.length, 5000, 'frames');
+    expect(b.frames).toEqual(ids.map(v1Change));
+    expect(c.frames).toEqual(b.frames);
+    expect(a.frames).toEqual(ids.map(v2Change));
+    for (const p of [a, b, c]) p.client.close();
   });
 });
 

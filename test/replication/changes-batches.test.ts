@@ -16,7 +16,7 @@ interface Asked {
   answer(ok?: boolean): void;
 }
 
-function harness(opts: { pipeline: boolean }) {
+function harness(opts: { pipeline: boolean; room?: () => Promise<void> | null }) {
   const asked: Asked[] = [];
   const events: string[] = [];
   let joining = false;
@@ -45,6 +45,7 @@ function harness(opts: { pipeline: boolean }) {
     taken: () => [],
     mayRunAhead: () => !joining,
     confirm: (lsn) => void events.push(`confirm ${lsn}`),
+    room: opts.room,
   };
   const loop = new BatchLoop(host);
   const commit = (lsn: bigint): PendingCommit => ({ changes: [{} as never], commitTime: 0n, xid: Number(lsn), commitLsn: lsn, ackLsn: lsn });
@@ -54,6 +55,31 @@ function harness(opts: { pipeline: boolean }) {
 const turn = () => new Promise((resolve) => setImmediate(resolve));
 
 describe('the batch loop of Postgres Changes', () => {
+  it('hands out no batch while the fan-out has no room, and goes on in order once it has', async () => {
+    let full: { promise: Promise<void>; open(): void } | null = null;
+    const h = harness({ pipeline: false, room: () => full?.promise ?? null });
+    h.loop.push(h.commit(1n));
+    await turn();
+    h.asked[0]!.answer();
+    await turn();
+    expect(h.events.filter((e) => e.startsWith('out'))).toEqual(['out 1']);
+    let open = () => undefined as void;
+    full = { promise: new Promise<void>((resolve) => (open = resolve)), open: () => open() };
+    h.loop.push(h.commit(2n));
+    await turn();
+    h.asked[1]?.answer();
+    for (let i = 0; i < 5; i++) await turn();
+    // Held: neither handed out nor confirmed while the fan-out is over its bound.
+    expect(h.events.filter((e) => e.startsWith('out') || e.startsWith('confirm'))).toEqual(['out 1', 'confirm 1']);
+    h.loop.push(h.commit(3n));
+    full.open();
+    full = null;
+    for (let i = 0; i < 5 && h.asked.length < 3; i++) await turn();
+    h.asked[2]?.answer();
+    await h.loop.running;
+    expect(h.events.filter((e) => e.startsWith('out') || e.startsWith('confirm'))).toEqual(['out 1', 'confirm 1', 'out 2', 'confirm 2', 'out 3', 'confirm 3']);
+  });
+
   it('asks for the next batch while one waits, and hands both out in commit order whichever answer comes first', async () => {
     const h = harness({ pipeline: true });
     h.loop.push(h.commit(1n));
