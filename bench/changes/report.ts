@@ -184,7 +184,7 @@ export function section(res: Results): string {
     `loops, the backlog. Without RLS the N subscribers use the anon key (identical claims); with RLS each has its own user token (own \`session_id\`):`,
     `N=1 is the owner of 1 row in ${context().K}; at N=100, 50 subscribers are owners (5 per owner, so a row reaches 5 of them) and 50 own nothing (see nothing).`,
     `Every RLS row starts from an empty bench_rls (TRUNCATE): Performer's RLS check costs more as the table grows (see the probe below).`,
-    `Before the first no-RLS row of each N (Performer and LISTEN/NOTIFY alike), ${f(context().JIT_WARM_ROWS)} unmeasured rows in transactions of 100 warm the JIT up.`,
+    `Before the first row of each N and table (Performer, with and without RLS, and LISTEN/NOTIFY alike), ${f(context().JIT_WARM_ROWS)} unmeasured rows in transactions of 100 warm the JIT up.`,
     `Rows owned by someone else never arrived (sampled check of \`owner\` in delivered records${live.some((r) => r.foreignOwner > 0) ? ': LEAKS FOUND, see the log' : ': none'}).`,
     '',
     `**pg_recvlogical ceiling**: ${context().RECV_RUNS} fresh pgoutput slots are created just before each Performer row; after the row (Performer caught up and idle),`,
