@@ -109,6 +109,11 @@ export class ChangesFanout {
     this.dropIfIdle(members);
   }
 
+  /** Groups (by key) with members or queued frames on this node. */
+  get groupCount(): number {
+    return this.groups.size;
+  }
+
   /** Frames waiting for later loop turns, over all groups. */
   get waitingFrames(): number {
     return this.waiting;
@@ -246,6 +251,8 @@ export class ChangesFanout {
       for (const socket of [...members.sockets]) socket.keepsUp();
       this.publishPending(members, TURN_MAX_FRAMES);
       if (members.pending.length > 0) this.markActive(members);
+      // Its last members may have left with what waited (their leaving was queued).
+      else this.dropIfIdle(members);
     }
     if (this.waiting < PACE_ROOM_FRAMES && this.roomWaiters.length > 0) for (const wake of this.roomWaiters.splice(0)) wake();
   }

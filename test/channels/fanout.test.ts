@@ -223,6 +223,12 @@ describe('pacing of Postgres Changes over loop turns', () => {
     await until(() => joins.frames.length === 3, 5000, 'frames');
     await nextTurn();
     expect(stays.frames).toHaveLength(first.length + 1);
+    // The last member leaving right after a publish (its leaving waits for that turn's write) drops the group.
+    fanout.deliverChanges('t1|pgc|moves', 'room', batch([503, 504]));
+    fanout.leaveChanges(joins.socket, 't1|pgc|moves');
+    expect(fanout.changes.groupCount).toBe(1);
+    await until(() => joins.frames.length === 5, 5000, 'frames');
+    await until(() => fanout.changes.groupCount === 0, 5000, 'the group to be dropped');
     for (const p of [stays, leaves, joins]) p.client.close();
   });
 
