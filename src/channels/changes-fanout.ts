@@ -47,6 +47,9 @@ interface ChangesMembers {
   frames: ChangeFrames | null;
   readonly pending: Pending[];
   pendingFrames: number;
+  /** Frames ever queued, and ever published from the queue: what drained() compares. */
+  queuedTotal: number;
+  sentTotal: number;
   /** Published in the current loop turn: what uWS will drain for each member at the end of it. */
   turnFrames: number;
   turnBytes: number;
@@ -61,7 +64,8 @@ interface ChangesMembers {
  * per socket, and each member's write is one full cork, where publishing a whole batch would make uWS drain every
  * member each 32 frames with a spilled cork, and writing each member in its own cork costs a call per frame and
  * socket (bench/RESULTS.md, "Target 3"). Members joining or leaving while frames wait are queued with them, so a member
- * gets exactly the batches delivered while it was one. Queued frames are in memory as uWS's own buffers are.
+ * gets exactly the batches delivered while it was one. A position is confirmed only once the frames before it left the
+ * queue (drained()), and the engine holds its next batch while the queue is over its bound (room()).
  */
 export class ChangesFanout {
   private readonly groups = new Map<string, Record<Vsn, ChangesMembers | null>>();
@@ -78,6 +82,8 @@ export class ChangesFanout {
   /** Frames waiting, over all groups. */
   private waiting = 0;
   private roomWaiters: (() => void)[] = [];
+  /** drained() callers, each with the queued totals of the groups that held frames when it asked. */
+  private drainWaiters: { marks: [ChangesMembers, number][]; done: () => void }[] = [];
   /** True until the callback that scheduled the pace turn returns. */
   private freshPace = false;
 
@@ -125,6 +131,14 @@ export class ChangesFanout {
     return new Promise((resolve) => this.roomWaiters.push(resolve));
   }
 
+  /** Null when no frames wait; else settles once every frame waiting now has been published. */
+  drained(): Promise<void> | null {
+    if (this.waiting === 0) return null;
+    const marks: [ChangesMembers, number][] = [];
+    for (const members of this.active) if (members.pendingFrames > 0) marks.push([members, members.queuedTotal]);
+    return new Promise((done) => this.drainWaiters.push({ marks, done }));
+  }
+
   /**
    * The events of one batch for a group, each frame encoded once per serializer; a member alone in keeping up with
    * nothing queued before it is written to directly. Returns the bytes sent or queued for the members.
@@ -157,9 +171,13 @@ export class ChangesFanout {
     if (next < encoded.length) {
       members.pending.push({ kind: 'frames', frames: encoded, next });
       members.pendingFrames += encoded.length - next;
+      members.queuedTotal += encoded.length - next;
       this.waiting += encoded.length - next;
       this.markActive(members);
-      if (members.pendingFrames > PACE_BACKLOG_FRAMES) this.publishPending(members, Infinity);
+      if (members.pendingFrames > PACE_BACKLOG_FRAMES) {
+        this.publishPending(members, Infinity);
+        this.wakeWaiters();
+      }
     }
     return size * keepingUp;
   }
@@ -192,6 +210,7 @@ export class ChangesFanout {
       if (head.kind === 'frames') {
         const next = this.publishRun(members, head.frames, head.next, limit);
         members.pendingFrames -= next - head.next;
+        members.sentTotal += next - head.next;
         this.waiting -= next - head.next;
         head.next = next;
         if (next < head.frames.length) return;
@@ -254,7 +273,17 @@ export class ChangesFanout {
       // Its last members may have left with what waited (their leaving was queued).
       else this.dropIfIdle(members);
     }
+    this.wakeWaiters();
+  }
+
+  private wakeWaiters(): void {
     if (this.waiting < PACE_ROOM_FRAMES && this.roomWaiters.length > 0) for (const wake of this.roomWaiters.splice(0)) wake();
+    if (this.drainWaiters.length === 0) return;
+    this.drainWaiters = this.drainWaiters.filter((w) => {
+      if (w.marks.some(([members, mark]) => members.sentTotal < mark)) return true;
+      w.done();
+      return false;
+    });
   }
 
   private dropIfIdle(members: ChangesMembers): void {
@@ -276,6 +305,8 @@ function newMembers(key: string, vsn: Vsn): ChangesMembers {
     frames: null,
     pending: [],
     pendingFrames: 0,
+    queuedTotal: 0,
+    sentTotal: 0,
     turnFrames: 0,
     turnBytes: 0,
     drainedFrom: 0,

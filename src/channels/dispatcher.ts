@@ -72,6 +72,10 @@ export class Dispatcher implements PubSubHandler {
     return this.fanout.changes.room();
   }
 
+  changesDrained(): Promise<void> | null {
+    return this.fanout.changes.drained();
+  }
+
   /**
    * Broadcasts replayed to a channel that just joined, oldest first; binary ones are skipped for V1 sockets. Returns
    * how many went out.

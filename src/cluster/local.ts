@@ -19,6 +19,10 @@ export class LocalPubSub implements PubSub {
     return this.handler.changesRoom?.() ?? null;
   }
 
+  changesDrained(): Promise<void> | null {
+    return this.handler.changesDrained?.() ?? null;
+  }
+
   // No other node to tell: local subscribers are found by the dispatcher whatever the interest.
   subscribe(): void {}
 

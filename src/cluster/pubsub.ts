@@ -7,8 +7,9 @@ export interface PubSubHandler {
    * (in their publish order). `exclude` names the sender by its cluster-unique connection id wherever it arrives.
    */
   deliver(msg: PubSubMessage, exclude: ConnectionId | null): void;
-  /** See LocalPublisher.changesRoom. */
+  /** See LocalPublisher.changesRoom and changesDrained. */
   changesRoom?(): Promise<void> | null;
+  changesDrained?(): Promise<void> | null;
 }
 
 /**

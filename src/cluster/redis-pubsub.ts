@@ -141,6 +141,10 @@ export class RedisPubSub implements PubSub {
     return this.handler.changesRoom?.() ?? null;
   }
 
+  changesDrained(): Promise<void> | null {
+    return this.handler.changesDrained?.() ?? null;
+  }
+
   subscribe(key: string): void {
     const count = this.interest.get(key) ?? 0;
     this.interest.set(key, count + 1);

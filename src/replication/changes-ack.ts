@@ -9,34 +9,37 @@ export interface AckHost {
   owns(): boolean;
   /** In a cluster: settles once the events sent to other nodes so far reached Redis (see ChangesEngineOptions). */
   published?: () => Promise<void> | null;
+  /** Settles once the frames this node's fan-out holds for later loop turns left (LocalPublisher.changesDrained). */
+  drained?: () => Promise<void> | null;
   log: Logger;
 }
 
 /**
- * How a changes engine confirms a handed-out position. Alone, at once (the status update that reports it follows
- * the frames, see FrameFlusher). In a cluster (`published`), the position waits until the events sent to other
- * nodes before it have reached Redis, and is confirmed only if this node still owns the tenant then: an owner killed
- * between handing out and publishing must leave those commits to the next owner.
+ * How a changes engine confirms a handed-out position: with the status update that follows the frames (see
+ * FrameFlusher), once they have left this node. The fan-out may pace a batch over a few loop turns (`drained`), and in
+ * a cluster (`published`) the events sent to other nodes before it must have reached Redis; the position is
+ * confirmed only if this node still owns the tenant then: an owner killed between handing out and publishing must
+ * leave those commits to the next owner.
  */
 export class ClusterAck {
-  /** With `published`: the position to confirm once the frames handed out before it have left this node. */
+  /** The position to confirm once the frames handed out before it have left this node. */
   private pending: Lsn | null = null;
   private sending: Promise<void> | null = null;
 
   constructor(private readonly host: AckHost) {}
 
-  /** The confirmation waiting for Redis, if any (stop waits for it before the stream's last status update). */
+  /** The confirmation waiting for the frames to leave, if any (stop waits for it before the stream's last status update). */
   get acking(): Promise<void> | null {
     return this.sending;
   }
 
-  /** Every change up to `lsn` was handed out (its frames leave this loop turn). */
+  /** Every change up to `lsn` was handed out (its frames leave this loop turn, or paced over the next few). */
   confirm(lsn: Lsn): void {
-    if (this.host.published) this.pending = lsn;
+    if (this.host.published || this.host.drained) this.pending = lsn;
     else this.host.stream()?.ack(lsn);
   }
 
-  /** The status update, after this turn's frames left; in a cluster, once what went to other nodes reached Redis. */
+  /** The status update, after this turn's frames left; once the paced ones left too and, in a cluster, reached Redis. */
   sendStatus(): void {
     const lsn = this.pending;
     this.pending = null;
@@ -45,8 +48,9 @@ export class ClusterAck {
       this.host.stream()?.flush();
     };
     const published = lsn === null ? null : (this.host.published?.() ?? null);
-    if (published === null) return send();
-    const sending: Promise<void> = published.then(send, (err: unknown) => {
+    const drained = lsn === null ? null : (this.host.drained?.() ?? null);
+    if (published === null && drained === null) return send();
+    const sending: Promise<void> = Promise.all([published, drained]).then(send, (err: unknown) => {
       // Not confirmed: whoever owns the tenant next hands these out again from the confirmed position.
       this.host.log.warn({ err }, 'events for other nodes did not reach Redis; their position is not confirmed');
     });

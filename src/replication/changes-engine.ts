@@ -74,7 +74,7 @@ export class ChangesEngine {
     this.groups = new SubscriberGroups(opts.tenantId, opts.pubsub);
     this.rate = new ChangesRateGate(opts.allow, this.log);
     this.idle = new IdleClock(opts.idleDropMs);
-    this.acks = new ClusterAck({ stream: () => this.stream, owns: () => this.owns(), published: opts.published, log: this.log });
+    this.acks = new ClusterAck({ stream: () => this.stream, owns: () => this.owns(), published: opts.published, drained: () => opts.pubsub.changesDrained?.() ?? null, log: this.log });
     this.flusher = new FrameFlusher(
       () => this.acks.sendStatus(),
       () => this.owns(),

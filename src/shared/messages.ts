@@ -68,6 +68,11 @@ export interface LocalPublisher {
    * loop turns are back under their bound (a changes engine waits for it before handing out its next batch).
    */
   changesRoom?(): Promise<void> | null;
+  /**
+   * Null when this node's fan-out holds no Postgres Changes frames for later loop turns; else settles once the ones it
+   * holds now are published (a position is confirmed to Postgres only after its frames left, see ClusterAck).
+   */
+  changesDrained?(): Promise<void> | null;
 }
 
 /** Where messages are published: to every node with subscribers, or to this node only. Every pub/sub driver is one. */

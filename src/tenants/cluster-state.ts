@@ -79,6 +79,7 @@ export class ClusterState {
         this.routes.observeLocalGroup(msg);
       },
       changesRoom: () => deps.local.changesRoom?.() ?? null,
+      changesDrained: () => deps.local.changesDrained?.() ?? null,
     };
     this.routes = new ChangesRoutes({
       self,

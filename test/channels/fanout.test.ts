@@ -254,6 +254,35 @@ describe('pacing of Postgres Changes over loop turns', () => {
     for (const p of [a, b]) p.client.close();
   });
 
+  it('says when the frames waiting now have been published, not waiting for those queued after', async () => {
+    const fanout = new Fanout(app);
+    const [a, b] = [await connect('2.0.0'), await connect('1.0.0')];
+    const c = await connect('1.0.0');
+    for (const p of [a, b, c]) fanout.joinChanges(p.socket, 't1|pgc|drained');
+    expect(fanout.changes.drained()).toBeNull();
+    const first = range(1, TURN_MAX_FRAMES * 3);
+    fanout.deliverChanges('t1|pgc|drained', 'room', batch(first));
+    const waitingFirst = fanout.changes.waitingFrames;
+    expect(waitingFirst).toBeGreaterThan(0);
+    const drained = fanout.changes.drained();
+    let done = false;
+    void drained!.then(() => (done = true));
+    const second = range(1000, TURN_MAX_FRAMES * 4);
+    fanout.deliverChanges('t1|pgc|drained', 'room', batch(second));
+    await nextTurn();
+    expect(done).toBe(false);
+    await drained;
+    // The first batch has left (the second waits behind it in the same group); the second is still partly waiting.
+    expect(fanout.changes.waitingFrames).toBeGreaterThan(0);
+    expect(fanout.changes.waitingFrames).toBeLessThanOrEqual(second.length);
+    await until(() => b.frames.length === first.length + second.length && c.frames.length === b.frames.length, 5000, 'frames');
+    expect(b.frames).toEqual([...first, ...second].map(v1Change));
+    // a is alone with its serializer: written to directly, nothing of it waits.
+    expect(a.frames).toEqual([...first, ...second].map(v2Change));
+    expect(fanout.changes.drained()).toBeNull();
+    for (const p of [a, b, c]) p.client.close();
+  });
+
   it('publishes a backlog past PACE_BACKLOG_FRAMES at once, in order', async () => {
     const fanout = new Fanout(app);
     const [a, b] = [await connect('2.0.0'), await connect('1.0.0')];
