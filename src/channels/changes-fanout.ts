@@ -53,7 +53,7 @@ interface ChangesMembers {
   /** Published in the current loop turn: what uWS will drain for each member at the end of it. */
   turnFrames: number;
   turnBytes: number;
-  /** The first pace turn that may count the turn's frames as drained (see Pacer.markPublished). */
+  /** The first pace turn that may count the turn's frames as drained by uWS (set by publishRun). */
   drainedFrom: number;
 }
 
