@@ -5,11 +5,12 @@ import type { Binding } from './changes/index.js';
 import { ChangesCatalog } from './changes-catalog.js';
 import { ChangesRateGate } from './changes-rate.js';
 import { BatchLoop } from './changes-batches.js';
-import { ChangesDispatcher, type RowChange } from './changes-dispatch.js';
+import { CommitAssembler } from './changes-commits.js';
+import { ChangesDispatcher } from './changes-dispatch.js';
 import { SubscriberGroups } from './changes-groups.js';
 import { SubscriberStarts } from './changes-starts.js';
 import { SubscriberStore } from './changes-subscribers.js';
-import type { Lsn, PgTimestamp } from './pgoutput/index.js';
+import type { Lsn } from './pgoutput/index.js';
 import { CarriedMessages } from './changes-messages.js';
 import { ClusterAck } from './changes-ack.js';
 import { FrameFlusher } from './changes-flush.js';
@@ -17,7 +18,6 @@ import { checkSlotLag, IdleClock } from './changes-lag-guard.js';
 import { TrackedSlot, type SlotUsage } from './changes-slot.js';
 import { ReplicationStream } from './stream.js';
 import { settledWithin, untilUp } from './stream-wire.js';
-import type { ReplicationEvent } from './stream-types.js';
 import type { ChangesEngineOptions, LiveSubscriber } from './changes-engine-options.js';
 
 export type { ChangesEngineOptions, LiveSubscriber, SubscriberNotices } from './changes-engine-options.js';
@@ -39,16 +39,13 @@ export class ChangesEngine {
   private readonly groups: SubscriberGroups<LiveSubscriber>;
   /** Subscribers of an earlier run and subscribers on their way in: what each is owed before it goes live. */
   private readonly starts = new SubscriberStarts<LiveSubscriber>();
-  /** The commit record of the last transaction the stream delivered in this run. */
-  private lastCommitLsn: Lsn = 0n;
+  /** The stream's messages, made into committed transactions for the batches. */
+  private readonly commits: CommitAssembler;
   private stream: ReplicationStream | null = null;
   /** realtime.messages this stream reads for the database-broadcast pipeline, if it does. */
   private carried: CarriedMessages | null = null;
-  private txn: RowChange[] | null = null;
   /** Committed transactions on their way out, in batches. */
   private readonly batches: BatchLoop;
-  private commitTime: PgTimestamp = 0n;
-  private xid = 0;
   /** The newest commit handled while changes were held: confirmed once nothing is held any more. */
   private heldAckLsn: Lsn | null = null;
   /** Holds (never drops) what committed while the tenant is over its changes rate. */
@@ -96,6 +93,15 @@ export class ChangesEngine {
       confirm: (lsn) => this.confirm(lsn),
       room: () => opts.pubsub.changesRoom?.() ?? null,
       onDeliveries: opts.onDeliveries,
+    });
+    this.commits = new CommitAssembler({
+      relation: (id) => this.stream?.relations.get(id),
+      carried: () => this.carried,
+      relationChanged: (m) => this.dispatcher.relationChanged(m),
+      hasSubscribers: () => this.subscriberCount > 0,
+      batchesIdle: () => this.batches.idle,
+      confirm: (lsn) => this.confirm(lsn),
+      push: (commit) => this.batches.push(commit),
     });
   }
 
@@ -230,7 +236,7 @@ export class ChangesEngine {
       publications: carried ? carried.publications(this.opts.publication) : [this.opts.publication],
       slot,
       temporary: false,
-      handler: (event) => this.onEvent(event),
+      handler: (event) => this.commits.onEvent(event),
       log: this.log,
       applicationName: 'performer_postgres_changes',
       backoff: this.opts.backoff,
@@ -250,62 +256,13 @@ export class ChangesEngine {
     this.carried = null;
   }
 
-  /** Synchronous for every message but a commit with changes to hand out: the queue then runs them inline. */
-  private onEvent(event: ReplicationEvent): void | Promise<void> {
-    const m = event.message;
-    switch (m.tag) {
-      case 'begin':
-        this.txn = [];
-        this.commitTime = m.commitTime;
-        this.xid = m.xid;
-        this.carried?.begin(m.finalLsn, m.commitTime);
-        return;
-      case 'relation':
-        this.dispatcher.relationChanged(m);
-        return;
-      case 'insert':
-      case 'update':
-      case 'delete': {
-        const relation = this.stream?.relations.get(m.relationId);
-        if (!relation || !this.txn) return;
-        if (this.carried?.take(relation, m.tag, m.tag === 'delete' ? null : m.new)) return;
-        const type = m.tag === 'insert' ? 'INSERT' : m.tag === 'update' ? 'UPDATE' : 'DELETE';
-        this.txn.push({
-          relation,
-          type,
-          newTuple: m.tag === 'delete' ? null : m.new,
-          old: m.tag === 'insert' ? null : m.old,
-        });
-        return;
-      }
-      case 'commit': {
-        this.carried?.commit();
-        let changes = this.txn ?? [];
-        this.txn = null;
-        // A reconnected stream starts again at the confirmed position: what this run took already is not taken twice.
-        if (m.commitLsn <= this.lastCommitLsn) changes = [];
-        else this.lastCommitLsn = m.commitLsn;
-        if (changes.length > 0 && this.subscriberCount === 0) changes = [];
-        // Nothing to hand out and nothing ahead of it: confirm at once. Otherwise it joins the next batch, so its
-        // position is confirmed only after the changes committed before it.
-        if (changes.length === 0 && this.batches.idle) {
-          if (event.ackLsn !== null) this.confirm(event.ackLsn);
-          return;
-        }
-        return this.batches.push({ changes, commitTime: this.commitTime, xid: this.xid, commitLsn: m.commitLsn, ackLsn: event.ackLsn });
-      }
-      default:
-        return;
-    }
-  }
-
   /**
    * Joiners go live once every commit before their start has been taken: first what they are owed, checked
    * against their own claims, then they join the groups every later batch is dispatched to.
    */
   private async admitJoiners(): Promise<void> {
     for (;;) {
-      const ready = this.starts.ready(this.batches.nextCommitLsn ?? this.lastCommitLsn + 1n);
+      const ready = this.starts.ready(this.batches.nextCommitLsn ?? this.commits.lastCommitLsn + 1n);
       if (ready.length === 0) return;
       for (const { sub, owed } of ready) {
         if (owed.length > 0) await this.batches.deliver(owed, [sub]);
