@@ -16,7 +16,7 @@ import { sleep } from '../lib/time.js';
  *   node --import tsx bench/changes/fanout-batch.ts [--n=100] [--bytes=545] [--batches=1,10,30,33,100,300] [--reps=5]
  *        [--strategies=publish,cork,cork-16k,cork-text] (see fanout-batch-server.ts; ratios are to the first)
  *
- * Used for src/channels/fanout.ts PUBLISH_MAX_EVENTS.
+ * Used for the pacing of src/channels/changes-fanout.ts (TURN_MAX_FRAMES and the cork buffer bound).
  */
 const args = new Args();
 const n = args.number('n', 100);
