@@ -46,8 +46,7 @@ interface ChangesMembers {
   /** Made on the first delivery, which names the channel topic and form (the same for the whole group). */
   frames: ChangeFrames | null;
   readonly pending: Pending[];
-  pendingFrames: number;
-  /** Frames ever queued, and ever published from the queue: what drained() compares. */
+  /** Frames ever queued, and ever published from the queue (their difference is what waits; drained() compares them). */
   queuedTotal: number;
   sentTotal: number;
   /** Published in the current loop turn: what uWS will drain for each member at the end of it. */
@@ -135,7 +134,7 @@ export class ChangesFanout {
   drained(): Promise<void> | null {
     if (this.waiting === 0) return null;
     const marks: [ChangesMembers, number][] = [];
-    for (const members of this.active) if (members.pendingFrames > 0) marks.push([members, members.queuedTotal]);
+    for (const members of this.active) if (members.queuedTotal > members.sentTotal) marks.push([members, members.queuedTotal]);
     return new Promise((done) => this.drainWaiters.push({ marks, done }));
   }
 
@@ -169,12 +168,12 @@ export class ChangesFanout {
     for (const frame of encoded) size += frame.length;
     const next = members.pending.length === 0 ? this.publishRun(members, encoded, 0) : 0;
     if (next < encoded.length) {
+      const queued = encoded.length - next;
       members.pending.push({ kind: 'frames', frames: encoded, next });
-      members.pendingFrames += encoded.length - next;
-      members.queuedTotal += encoded.length - next;
-      this.waiting += encoded.length - next;
+      members.queuedTotal += queued;
+      this.waiting += queued;
       this.markActive(members);
-      if (members.pendingFrames > PACE_BACKLOG_FRAMES) {
+      if (members.queuedTotal - members.sentTotal > PACE_BACKLOG_FRAMES) {
         this.publishPending(members, Infinity);
         this.wakeWaiters();
       }
@@ -209,7 +208,6 @@ export class ChangesFanout {
       const head = pending[0]!;
       if (head.kind === 'frames') {
         const next = this.publishRun(members, head.frames, head.next, limit);
-        members.pendingFrames -= next - head.next;
         members.sentTotal += next - head.next;
         this.waiting -= next - head.next;
         head.next = next;
@@ -304,7 +302,6 @@ function newMembers(key: string, vsn: Vsn): ChangesMembers {
     sockets: new Set(),
     frames: null,
     pending: [],
-    pendingFrames: 0,
     queuedTotal: 0,
     sentTotal: 0,
     turnFrames: 0,
